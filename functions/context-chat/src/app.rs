@@ -1,0 +1,205 @@
+//! The application: built once per process, it holds the settings and everything made
+//! from them (verifier with its caches, access-token minter), and answers the operations.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::context_token::{JwksCache, JwksPolicy, Verifier, jwks, now_unix};
+use crate::error::{ChatError, Result};
+use crate::settings::{Settings, SettingsSource};
+use crate::twilio::access_token::{AccessTokenMinter, Grant};
+
+#[derive(Debug, Clone, Copy)]
+pub struct AppOptions {
+    /// How long loaded settings are used before they are read again.
+    pub settings_max_age: Duration,
+    /// After a failed reload, how long the previous settings are kept before trying again.
+    pub settings_retry: Duration,
+    pub jwks: JwksPolicy,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            settings_max_age: Duration::from_secs(300),
+            settings_retry: Duration::from_secs(30),
+            jwks: JwksPolicy::default(),
+        }
+    }
+}
+
+/// Everything made from one load of the settings.
+#[derive(Clone)]
+pub struct Runtime {
+    pub settings: Arc<Settings>,
+    pub verifier: Arc<Verifier>,
+    pub minter: Arc<AccessTokenMinter>,
+    reload_at: Instant,
+}
+
+/// The answer to `verifyToken`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub identity: String,
+    pub contexts: Vec<String>,
+}
+
+pub struct App {
+    source: SettingsSource,
+    options: AppOptions,
+    http: reqwest::Client,
+    current: RwLock<Option<Runtime>>,
+    reload: tokio::sync::Mutex<()>,
+}
+
+/// Longest `deviceId` accepted; it becomes part of the token's endpoint id.
+const MAX_DEVICE_ID_CHARS: usize = 128;
+
+impl App {
+    pub fn new(source: SettingsSource, options: AppOptions) -> Self {
+        Self {
+            source,
+            options,
+            http: jwks::http_client(),
+            current: RwLock::new(None),
+            reload: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Settings from SSM under `STACK_NAME` when it is set (the AWS SDK's standard chain,
+    /// so `AWS_ENDPOINT_URL` can point it elsewhere), otherwise from environment variables.
+    pub async fn settings_source_from_env() -> SettingsSource {
+        match std::env::var("STACK_NAME") {
+            Ok(stack) if !stack.trim().is_empty() => {
+                let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .load()
+                    .await;
+                SettingsSource::Ssm {
+                    client: aws_sdk_ssm::Client::new(&config),
+                    stack: stack.trim().to_owned(),
+                }
+            }
+            _ => SettingsSource::from_process_env(),
+        }
+    }
+
+    pub fn settings_source(&self) -> &SettingsSource {
+        &self.source
+    }
+
+    /// The current runtime, reloading settings when they are older than their maximum age.
+    /// A failed reload keeps the previous settings (and logs); a failed first load is an error.
+    pub async fn runtime(&self) -> Result<Runtime> {
+        if let Some(runtime) = self.fresh_runtime() {
+            return Ok(runtime);
+        }
+        let _one_reload = self.reload.lock().await;
+        if let Some(runtime) = self.fresh_runtime() {
+            return Ok(runtime);
+        }
+        let previous = self.current.read().ok().and_then(|c| c.clone());
+        let runtime = match (self.source.load().await, previous) {
+            (Ok(settings), previous) => self.build(settings, previous.as_ref()),
+            (Err(err), Some(previous)) => {
+                tracing::error!(error = %err, "reloading settings failed; keeping the previous ones");
+                Runtime {
+                    reload_at: Instant::now() + self.options.settings_retry,
+                    ..previous
+                }
+            }
+            (Err(err), None) => {
+                tracing::error!(error = %err, "loading settings failed");
+                return Err(err);
+            }
+        };
+        if let Ok(mut slot) = self.current.write() {
+            *slot = Some(runtime.clone());
+        }
+        Ok(runtime)
+    }
+
+    fn fresh_runtime(&self) -> Option<Runtime> {
+        let current = self.current.read().ok()?;
+        current
+            .as_ref()
+            .filter(|r| Instant::now() < r.reload_at)
+            .cloned()
+    }
+
+    /// Keeps the previous verifier, and so its key and token caches, when the settings it
+    /// depends on did not change.
+    fn build(&self, settings: Settings, previous: Option<&Runtime>) -> Runtime {
+        let verifier = match previous {
+            Some(prev) if prev.settings.chat == settings.chat => prev.verifier.clone(),
+            _ => Arc::new(Verifier::new(
+                JwksCache::new(
+                    settings.chat.jwks_url.clone(),
+                    self.http.clone(),
+                    self.options.jwks,
+                ),
+                settings.chat.issuer.clone(),
+                settings.chat.audience.clone(),
+            )),
+        };
+        let twilio = &settings.twilio;
+        let minter = Arc::new(AccessTokenMinter::new(
+            &twilio.account_sid,
+            &twilio.api_key_sid,
+            &twilio.api_secret,
+            &twilio.chat_service_sid,
+            twilio.access_token_ttl_secs,
+        ));
+        Runtime {
+            settings: Arc::new(settings),
+            verifier,
+            minter,
+            reload_at: Instant::now() + self.options.settings_max_age,
+        }
+    }
+
+    /// `verifyToken`: who the token names and which contexts it carries.
+    pub async fn verify_token(&self, token: &str) -> Result<TokenInfo> {
+        let token = required(token, "token")?;
+        let runtime = self.runtime().await?;
+        let verified = runtime.verifier.verify(token).await?;
+        Ok(TokenInfo {
+            identity: verified.identity.clone(),
+            contexts: verified.contexts.clone(),
+        })
+    }
+
+    /// `createChatToken`: a Twilio access token for the token's identity.
+    pub async fn create_chat_token(&self, device_id: &str, token: &str) -> Result<String> {
+        let token = required(token, "token")?;
+        let device_id = required(device_id, "deviceId")?;
+        if device_id.chars().count() > MAX_DEVICE_ID_CHARS
+            || device_id
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(ChatError::bad_request(format!(
+                "deviceId must be at most {MAX_DEVICE_ID_CHARS} characters, without spaces or control characters."
+            )));
+        }
+        let runtime = self.runtime().await?;
+        let verified = runtime.verifier.verify(token).await?;
+        // The old integration's endpoint id, kept so tokens look as they did.
+        let endpoint_id = format!("dachat:{}:{device_id}", verified.identity);
+        Ok(runtime.minter.mint(
+            Grant {
+                identity: &verified.identity,
+                endpoint_id: Some(&endpoint_id),
+            },
+            now_unix(),
+        ))
+    }
+}
+
+fn required<'a>(value: &'a str, name: &str) -> Result<&'a str> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        Err(ChatError::bad_request(format!("{name} is required.")))
+    } else {
+        Ok(trimmed)
+    }
+}

@@ -1,0 +1,9 @@
+//! Context tokens: the platform's signed statement of who a user is and which contexts
+//! (chat rooms) they may use.
+
+pub mod jwks;
+pub mod keys;
+pub mod verifier;
+
+pub use jwks::{JwksCache, JwksPolicy};
+pub use verifier::{LEEWAY_SECS, MAX_TOKEN_BYTES, VerifiedToken, Verifier, now_unix};

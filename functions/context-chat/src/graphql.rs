@@ -1,0 +1,113 @@
+//! The GraphQL API: the single definition of the contract's operations. The local server
+//! executes it; the AppSync schema file is exported from it (`chatctl schema`).
+
+use std::sync::Arc;
+
+use async_graphql::{
+    Context, EmptySubscription, ErrorExtensions, ID, Object, Schema, SimpleObject,
+};
+
+use crate::app::App;
+use crate::error::ChatError;
+
+pub type ChatSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// The schema, executing against `app`.
+pub fn schema(app: Arc<App>) -> ChatSchema {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .data(app)
+        .limit_depth(8)
+        .limit_complexity(64)
+        .finish()
+}
+
+/// The SDL, as committed in `infra/schema.graphql` for AppSync.
+pub fn sdl() -> String {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .finish()
+        .sdl()
+}
+
+impl ErrorExtensions for ChatError {
+    fn extend(&self) -> async_graphql::Error {
+        async_graphql::Error::new(self.message.clone())
+            .extend_with(|_, ext| ext.set("errorType", self.kind.as_str()))
+    }
+}
+
+fn app<'a>(ctx: &Context<'a>) -> &'a Arc<App> {
+    ctx.data_unchecked::<Arc<App>>()
+}
+
+/// Who a context token names, and the contexts it carries.
+#[derive(SimpleObject)]
+pub struct TokenInfo {
+    pub identity: ID,
+    pub contexts: Vec<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct SubscriptionResult {
+    pub email_verified: bool,
+}
+
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// Verifies a context token and says whom it names and which contexts it carries.
+    async fn verify_token(&self, ctx: &Context<'_>, token: ID) -> async_graphql::Result<TokenInfo> {
+        let info = app(ctx)
+            .verify_token(&token)
+            .await
+            .map_err(|e| e.extend())?;
+        Ok(TokenInfo {
+            identity: ID(info.identity),
+            contexts: info.contexts,
+        })
+    }
+}
+
+pub struct Mutation;
+
+#[Object]
+impl Mutation {
+    /// Exchanges a context token for a Twilio access token for the Conversations SDK.
+    async fn create_chat_token(
+        &self,
+        ctx: &Context<'_>,
+        device_id: ID,
+        token: ID,
+    ) -> async_graphql::Result<ID> {
+        app(ctx)
+            .create_chat_token(&device_id, &token)
+            .await
+            .map(ID)
+            .map_err(|e| e.extend())
+    }
+
+    /// Subscribes an email address to a context's new messages.
+    async fn enable_channel_notifications(
+        &self,
+        channel: ID,
+        email: String,
+        token: ID,
+    ) -> async_graphql::Result<SubscriptionResult> {
+        let _ = (channel, email, token);
+        Err(not_yet_available())
+    }
+
+    /// Confirms an email address with the code sent to it.
+    async fn verify_email(
+        &self,
+        email: String,
+        code: String,
+    ) -> async_graphql::Result<Option<bool>> {
+        let _ = (email, code);
+        Err(not_yet_available())
+    }
+}
+
+fn not_yet_available() -> async_graphql::Error {
+    ChatError::internal("Email notifications are not yet available.").extend()
+}

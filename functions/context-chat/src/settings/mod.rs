@@ -1,0 +1,225 @@
+//! Settings: the Twilio credentials and the context-token issuer, read from SSM by path
+//! or from environment variables, and checked once when loaded.
+
+mod params;
+mod source;
+
+pub use params::Param;
+pub use source::SettingsSource;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use secrecy::SecretString;
+use url::Url;
+
+use crate::error::{ChatError, Result};
+use crate::names::looks_like_sid;
+use crate::twilio::access_token::{DEFAULT_TTL_SECS, MAX_TTL_SECS};
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub twilio: TwilioSettings,
+    pub chat: ChatSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct TwilioSettings {
+    pub account_sid: String,
+    pub api_key_sid: String,
+    pub api_secret: SecretString,
+    pub chat_service_sid: String,
+    /// Only the webhook receiver needs it; absent is fine for the token path.
+    pub auth_token: Option<SecretString>,
+    pub access_token_ttl_secs: u64,
+}
+
+/// Everything the context-token verifier depends on. When a reload leaves it unchanged,
+/// the verifier and its caches are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatSettings {
+    pub jwks_url: Url,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+/// Raw parameter values by [`Param`], as a source found them.
+pub(crate) type RawParams = HashMap<Param, String>;
+
+impl Settings {
+    /// Checks raw values. `describe` names a parameter the way its source does
+    /// (an SSM name or an environment variable), for error messages; values never appear.
+    pub(crate) fn from_raw(raw: &RawParams, describe: &dyn Fn(Param) -> String) -> Result<Self> {
+        let required = |p: Param| -> Result<&str> {
+            raw.get(&p)
+                .map(String::as_str)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| {
+                    ChatError::not_found(format!("The setting {} is missing.", describe(p)))
+                })
+        };
+        let optional = |p: Param| {
+            raw.get(&p)
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let invalid = |p: Param, what: &str| {
+            ChatError::internal(format!("The setting {} {what}.", describe(p)))
+        };
+        let sid = |p: Param, prefix: &str| -> Result<String> {
+            let value = required(p)?.trim();
+            if looks_like_sid(value, prefix) {
+                Ok(value.to_owned())
+            } else {
+                Err(invalid(
+                    p,
+                    &format!("is not a Twilio SID ({prefix} followed by 32 hex digits)"),
+                ))
+            }
+        };
+
+        let ttl = match optional(Param::AccessTokenTtl) {
+            None => DEFAULT_TTL_SECS,
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|t| (1..=MAX_TTL_SECS).contains(t))
+                .ok_or_else(|| {
+                    invalid(
+                        Param::AccessTokenTtl,
+                        &format!("must be a number of seconds from 1 to {MAX_TTL_SECS}"),
+                    )
+                })?,
+        };
+
+        let jwks_url = Url::parse(required(Param::JwksUrl)?.trim())
+            .map_err(|_| invalid(Param::JwksUrl, "is not a URL"))?;
+        if !is_allowed_jwks_url(&jwks_url) {
+            return Err(invalid(
+                Param::JwksUrl,
+                "must use https (plain http is allowed only for loopback hosts)",
+            ));
+        }
+
+        Ok(Settings {
+            twilio: TwilioSettings {
+                account_sid: sid(Param::AccountSid, "AC")?,
+                api_key_sid: sid(Param::ApiKey, "SK")?,
+                api_secret: SecretString::from(required(Param::ApiSecret)?.to_owned()),
+                chat_service_sid: sid(Param::ChatServiceSid, "IS")?,
+                auth_token: optional(Param::AuthToken).map(SecretString::from),
+                access_token_ttl_secs: ttl,
+            },
+            chat: ChatSettings {
+                jwks_url,
+                issuer: optional(Param::Issuer),
+                audience: optional(Param::Audience),
+            },
+        })
+    }
+}
+
+/// HTTPS anywhere; plain HTTP only to this machine, for local mode and tests.
+pub fn is_allowed_jwks_url(url: &Url) -> bool {
+    match url.scheme() {
+        "https" => url.host().is_some(),
+        "http" => match url.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+            Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use secrecy::ExposeSecret;
+
+    fn good() -> RawParams {
+        [
+            (Param::AccountSid, "AC0123456789abcdef0123456789abcdef"),
+            (Param::ApiKey, "SKfedcba9876543210fedcba9876543210"),
+            (Param::ApiSecret, "s3cr3t-value"),
+            (Param::ChatServiceSid, "IS00112233445566778899aabbccddeeff"),
+            (
+                Param::JwksUrl,
+                "https://issuer.example/.well-known/jwks.json",
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v.to_owned()))
+        .collect()
+    }
+
+    fn describe(p: Param) -> String {
+        p.ssm_name("stack")
+    }
+
+    #[test]
+    fn complete_parameters_load_with_defaults() {
+        let s = Settings::from_raw(&good(), &describe).unwrap();
+        assert_eq!(s.twilio.access_token_ttl_secs, 86_400);
+        assert_eq!(s.twilio.api_secret.expose_secret(), "s3cr3t-value");
+        assert_eq!(s.chat.issuer, None);
+        assert!(s.twilio.auth_token.is_none());
+    }
+
+    #[test]
+    fn a_missing_parameter_is_named_and_no_value_is_shown() {
+        let mut raw = good();
+        raw.remove(&Param::ApiSecret);
+        let err = Settings::from_raw(&raw, &describe).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::EntityNotFound);
+        assert!(
+            err.message.contains("/stack/twilio/apiSecret"),
+            "{}",
+            err.message
+        );
+
+        let mut raw = good();
+        raw.insert(Param::AccountSid, "not-a-sid-but-secret-looking".into());
+        let err = Settings::from_raw(&raw, &describe).unwrap_err();
+        assert!(err.message.contains("/stack/twilio/accountSID"));
+        assert!(!err.message.contains("secret-looking"));
+    }
+
+    #[test]
+    fn ttl_is_bounded_by_a_day() {
+        let mut raw = good();
+        raw.insert(Param::AccessTokenTtl, "3600".into());
+        assert_eq!(
+            Settings::from_raw(&raw, &describe)
+                .unwrap()
+                .twilio
+                .access_token_ttl_secs,
+            3600
+        );
+        for bad in ["0", "86401", "-5", "1h"] {
+            raw.insert(Param::AccessTokenTtl, bad.into());
+            assert!(Settings::from_raw(&raw, &describe).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn jwks_url_must_be_https_unless_loopback() {
+        for (url, ok) in [
+            ("https://issuer.example/jwks.json", true),
+            ("http://127.0.0.1:4000/.well-known/jwks.json", true),
+            ("http://localhost:4000/jwks.json", true),
+            ("http://[::1]:4000/jwks.json", true),
+            ("http://issuer.example/jwks.json", false),
+            ("http://10.0.0.1/jwks.json", false),
+            ("ftp://issuer.example/jwks.json", false),
+            ("not a url", false),
+        ] {
+            let mut raw = good();
+            raw.insert(Param::JwksUrl, url.into());
+            assert_eq!(Settings::from_raw(&raw, &describe).is_ok(), ok, "{url}");
+        }
+    }
+}

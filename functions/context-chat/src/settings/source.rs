@@ -1,0 +1,88 @@
+//! Where settings come from: SSM by path, environment variables, or fixed values.
+
+use std::collections::HashMap;
+
+use aws_sdk_ssm::error::DisplayErrorContext;
+
+use super::{Param, RawParams, Settings};
+use crate::error::{ChatError, Result};
+
+/// The SSM paths read, below `/STACK/`.
+const SSM_PATHS: [&str; 2] = ["twilio", "chat"];
+
+pub enum SettingsSource {
+    /// `GetParametersByPath` under `/STACK/twilio` and `/STACK/chat`.
+    Ssm {
+        client: aws_sdk_ssm::Client,
+        stack: String,
+    },
+    /// Values as environment variables name them, captured once at start.
+    Env(HashMap<String, String>),
+    /// Settings made in-process (local mode's embedded defaults, benchmarks).
+    Fixed(Box<Settings>),
+}
+
+impl SettingsSource {
+    /// Captures the process environment's setting variables.
+    pub fn from_process_env() -> Self {
+        SettingsSource::Env(
+            Param::ALL
+                .iter()
+                .filter_map(|p| Some((p.env_var().to_owned(), std::env::var(p.env_var()).ok()?)))
+                .collect(),
+        )
+    }
+
+    /// Where a setting lives, for messages.
+    pub fn describe(&self, param: Param) -> String {
+        match self {
+            SettingsSource::Ssm { stack, .. } => format!("SSM parameter {}", param.ssm_name(stack)),
+            SettingsSource::Env(_) => format!("environment variable {}", param.env_var()),
+            SettingsSource::Fixed(_) => format!("embedded setting {}", param.ssm_suffix()),
+        }
+    }
+
+    pub async fn load(&self) -> Result<Settings> {
+        let raw = match self {
+            SettingsSource::Fixed(settings) => return Ok((**settings).clone()),
+            SettingsSource::Env(vars) => Param::ALL
+                .iter()
+                .filter_map(|p| Some((*p, vars.get(p.env_var())?.clone())))
+                .collect(),
+            SettingsSource::Ssm { client, stack } => load_ssm(client, stack).await?,
+        };
+        Settings::from_raw(&raw, &|p| self.describe(p))
+    }
+}
+
+async fn load_ssm(client: &aws_sdk_ssm::Client, stack: &str) -> Result<RawParams> {
+    let prefix = format!("/{stack}/");
+    let mut raw = RawParams::new();
+    for path in SSM_PATHS {
+        let path = format!("{prefix}{path}");
+        let mut pages = client
+            .get_parameters_by_path()
+            .path(&path)
+            .recursive(true)
+            .with_decryption(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                tracing::error!(path = %path, error = %DisplayErrorContext(&e), "reading SSM parameters failed");
+                ChatError::internal(format!(
+                    "Could not read the settings from SSM under {path}; see the logs for the cause."
+                ))
+            })?;
+            for parameter in page.parameters.unwrap_or_default() {
+                let (Some(name), Some(value)) = (parameter.name, parameter.value) else {
+                    continue;
+                };
+                if let Some(param) = name.strip_prefix(&prefix).and_then(Param::from_ssm_suffix) {
+                    raw.insert(param, value);
+                }
+            }
+        }
+    }
+    Ok(raw)
+}

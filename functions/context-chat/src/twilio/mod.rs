@@ -1,0 +1,3 @@
+//! Twilio: access tokens for the Conversations SDK.
+
+pub mod access_token;

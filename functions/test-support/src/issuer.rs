@@ -1,0 +1,118 @@
+//! A platform's JWKS endpoint on loopback, over real HTTP, whose behaviour a test can
+//! change while it runs: rotate keys, answer slowly, go down, redirect, grow too large.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+/// How the issuer answers.
+#[derive(Clone, Debug)]
+pub enum Behaviour {
+    /// 200 with the current document.
+    Serve,
+    /// This status, no keys.
+    Status(u16),
+    /// A redirect to this absolute URL.
+    RedirectTo(String),
+    /// Any body, as is.
+    Body(String),
+}
+
+struct Inner {
+    jwks: Mutex<Value>,
+    behaviour: Mutex<Behaviour>,
+    delay: Mutex<Duration>,
+    fetches: AtomicUsize,
+}
+
+/// The running issuer. It stops when dropped.
+pub struct Issuer {
+    addr: SocketAddr,
+    inner: Arc<Inner>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Issuer {
+    pub async fn start(jwks: Value) -> Self {
+        let inner = Arc::new(Inner {
+            jwks: Mutex::new(jwks),
+            behaviour: Mutex::new(Behaviour::Serve),
+            delay: Mutex::new(Duration::ZERO),
+            fetches: AtomicUsize::new(0),
+        });
+        let app = Router::new()
+            .route("/.well-known/jwks.json", get(serve_jwks))
+            .with_state(inner.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, inner, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/.well-known/jwks.json", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Publishes another document (a key rotation).
+    pub fn set_jwks(&self, jwks: Value) {
+        *self.inner.jwks.lock().unwrap() = jwks;
+    }
+
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        *self.inner.behaviour.lock().unwrap() = behaviour;
+    }
+
+    pub fn set_delay(&self, delay: Duration) {
+        *self.inner.delay.lock().unwrap() = delay;
+    }
+
+    /// How many requests reached the JWKS endpoint.
+    pub fn fetches(&self) -> usize {
+        self.inner.fetches.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Issuer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve_jwks(State(inner): State<Arc<Inner>>) -> Response {
+    inner.fetches.fetch_add(1, Ordering::SeqCst);
+    let delay = *inner.delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let behaviour = inner.behaviour.lock().unwrap().clone();
+    match behaviour {
+        Behaviour::Serve => {
+            let body = inner.jwks.lock().unwrap().to_string();
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        Behaviour::Status(code) => StatusCode::from_u16(code).unwrap().into_response(),
+        Behaviour::RedirectTo(url) => {
+            let mut response = StatusCode::FOUND.into_response();
+            response
+                .headers_mut()
+                .insert(header::LOCATION, HeaderValue::from_str(&url).unwrap());
+            response
+        }
+        Behaviour::Body(body) => body.into_response(),
+    }
+}

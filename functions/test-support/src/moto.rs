@@ -1,0 +1,103 @@
+//! moto's server on loopback, standing in for AWS. `scripts/test` starts one and exports
+//! `MOTO_URL`; without it, a test starts its own from the project's venv and stops it on drop.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_ssm::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_ssm::types::ParameterType;
+
+pub struct Moto {
+    url: String,
+    child: Option<Child>,
+}
+
+impl Moto {
+    pub fn start() -> Self {
+        if let Ok(url) = std::env::var("MOTO_URL") {
+            return Self { url, child: None };
+        }
+        let binary = std::env::var("MOTO_SERVER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| crate::workspace_root().join(".venv/bin/moto_server"));
+        let port = crate::free_port();
+        let child = Command::new(&binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "could not start moto ({}): {e}. Run the tests with scripts/test, which installs it",
+                    binary.display()
+                )
+            });
+        let moto = Self {
+            url: format!("http://127.0.0.1:{port}"),
+            child: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not start listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        moto
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Environment variables that point the AWS SDK's standard chain at this moto.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.url.clone()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+
+    pub async fn ssm(&self) -> aws_sdk_ssm::Client {
+        ssm_client(&self.url).await
+    }
+}
+
+/// An SSM client for an endpoint, with test credentials.
+pub async fn ssm_client(endpoint: &str) -> aws_sdk_ssm::Client {
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .endpoint_url(endpoint)
+        .load()
+        .await;
+    aws_sdk_ssm::Client::new(&config)
+}
+
+/// Puts a parameter, as an operator would.
+pub async fn put_parameter(ssm: &aws_sdk_ssm::Client, name: &str, value: &str, secure: bool) {
+    ssm.put_parameter()
+        .name(name)
+        .value(value)
+        .r#type(if secure {
+            ParameterType::SecureString
+        } else {
+            ParameterType::String
+        })
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {name}: {e:?}"));
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
