@@ -55,13 +55,9 @@ impl TestKey {
     }
 
     pub fn rs256(kid: &str) -> Self {
-        Self::rsa(kid, KeySize::Rsa2048)
-    }
-
-    pub fn rsa(kid: &str, size: KeySize) -> Self {
         Self {
             kid: kid.into(),
-            pair: Pair::Rs256(RsaKeyPair::generate(size).unwrap()),
+            pair: Pair::Rs256(RsaKeyPair::generate(KeySize::Rsa2048).unwrap()),
         }
     }
 
