@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_graphql::{
-    Context, EmptySubscription, ErrorExtensions, ID, Object, Schema, SimpleObject,
+    Context, EmptySubscription, ErrorExtensions, ID, Object, SDLExportOptions, Schema, SimpleObject,
 };
 
 use crate::app::App;
@@ -21,11 +21,29 @@ pub fn schema(app: Arc<App>) -> ChatSchema {
         .finish()
 }
 
-/// The SDL, as committed in `infra/schema.graphql` for AppSync.
+/// The SDL, as committed in `infra/schema.graphql` for AppSync. AppSync refuses a schema
+/// that redefines the built-in `@include` and `@skip`, so their definitions are left out.
 pub fn sdl() -> String {
-    Schema::build(Query, Mutation, EmptySubscription)
+    let full = Schema::build(Query, Mutation, EmptySubscription)
         .finish()
-        .sdl()
+        .sdl_with_options(
+            SDLExportOptions::new()
+                .prefer_single_line_descriptions()
+                .use_space_ident(),
+        );
+    let mut kept: Vec<&str> = Vec::new();
+    for line in full.lines() {
+        if line.starts_with("directive @include") || line.starts_with("directive @skip") {
+            if kept.last().is_some_and(|l| l.starts_with('"')) {
+                kept.pop();
+            }
+            continue;
+        }
+        kept.push(line);
+    }
+    let mut sdl = kept.join("\n");
+    sdl.push('\n');
+    sdl
 }
 
 impl ErrorExtensions for ChatError {
@@ -110,4 +128,16 @@ impl Mutation {
 
 fn not_yet_available() -> async_graphql::Error {
     ChatError::internal("Email notifications are not yet available.").extend()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sdl_leaves_out_built_in_directives_and_keeps_the_schema_block() {
+        let sdl = super::sdl();
+        assert!(!sdl.contains("@include"));
+        assert!(!sdl.contains("@skip"));
+        assert!(sdl.contains("schema {"));
+        assert!(sdl.contains("type TokenInfo {"));
+    }
 }

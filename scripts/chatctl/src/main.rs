@@ -1,1 +1,114 @@
-fn main() {}
+//! `chatctl`: run Context Chat on one machine, make development keys and tokens, export
+//! the GraphQL schema.
+
+mod dev;
+mod local;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "chatctl",
+    version,
+    about = "Context Chat: serve locally, keys, tokens, schema"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the GraphQL API on this machine (settings: SSM under STACK_NAME, environment
+    /// variables, or embedded development defaults).
+    Serve(serve::ServeArgs),
+    /// Make an ES256 key pair as PEM files, with a kid.
+    Keygen {
+        /// The key id; the key's RFC 7638 thumbprint when not given.
+        #[arg(long)]
+        kid: Option<String>,
+        /// Where to write ecdsa-p256-KID-private.pem and ecdsa-p256-KID-public.pem.
+        #[arg(long, default_value = ".")]
+        out_dir: PathBuf,
+    },
+    /// Print the JWKS of a public key (P-256 or Ed25519 PEM).
+    Jwks {
+        #[arg(long)]
+        public_key: PathBuf,
+        /// The key id; the key's RFC 7638 thumbprint when not given.
+        #[arg(long)]
+        kid: Option<String>,
+        /// The old integration's shape: the PEM under "key".
+        #[arg(long)]
+        legacy: bool,
+    },
+    /// Sign a context token, as the platform would.
+    Token {
+        #[arg(long)]
+        private_key: PathBuf,
+        /// The key id; the key's RFC 7638 thumbprint when not given.
+        #[arg(long)]
+        kid: Option<String>,
+        /// The user's chat identity (sub).
+        #[arg(long)]
+        identity: String,
+        /// The contexts, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        context: Vec<String>,
+        /// Lifetime: seconds, or a number with s, m, h or d.
+        #[arg(long, default_value = "1h", value_parser = dev::parse_duration_secs)]
+        ttl: u64,
+        #[arg(long)]
+        issuer: Option<String>,
+        #[arg(long)]
+        audience: Option<String>,
+    },
+    /// Print the GraphQL schema (SDL) that AppSync serves.
+    Schema,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let outcome = match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Keygen { kid, out_dir } => dev::keygen(kid, &out_dir),
+        Command::Jwks {
+            public_key,
+            kid,
+            legacy,
+        } => dev::jwks(&public_key, kid, legacy),
+        Command::Token {
+            private_key,
+            kid,
+            identity,
+            context,
+            ttl,
+            issuer,
+            audience,
+        } => dev::token(&private_key, kid, identity, context, ttl, issuer, audience),
+        Command::Schema => {
+            print!("{}", context_chat::graphql::sdl());
+            Ok(())
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("chatctl: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! `keygen`, `jwks` and `token`: what the old `generateToken` script and README key steps did.
+
+use std::path::Path;
+
+use context_chat::context_token::now_unix;
+use context_chat::dev_keys::{self, ContextClaims, ContextTokenSigner, JwksShape};
+
+type Outcome = Result<(), String>;
+
+pub fn keygen(kid: Option<String>, out_dir: &Path) -> Outcome {
+    let key = dev_keys::generate_es256().map_err(|e| e.message)?;
+    let kid = kid.unwrap_or(key.kid);
+    check_kid(&kid)?;
+    std::fs::create_dir_all(out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let private = out_dir.join(format!("ecdsa-p256-{kid}-private.pem"));
+    let public = out_dir.join(format!("ecdsa-p256-{kid}-public.pem"));
+    write_private(&private, &key.private_pem)?;
+    std::fs::write(&public, &key.public_pem).map_err(|e| format!("{}: {e}", public.display()))?;
+    println!("kid: {kid}");
+    println!("private key: {}", private.display());
+    println!("public key: {}", public.display());
+    Ok(())
+}
+
+pub fn jwks(public_key: &Path, kid: Option<String>, legacy: bool) -> Outcome {
+    let pem = read(public_key)?;
+    let kid = match kid {
+        Some(kid) => kid,
+        None => dev_keys::thumbprint(&pem).map_err(|e| e.message)?,
+    };
+    let shape = if legacy {
+        JwksShape::Legacy
+    } else {
+        JwksShape::Rfc7517
+    };
+    let doc = dev_keys::jwks_json(&pem, &kid, shape).map_err(|e| e.message)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn token(
+    private_key: &Path,
+    kid: Option<String>,
+    identity: String,
+    contexts: Vec<String>,
+    ttl: u64,
+    issuer: Option<String>,
+    audience: Option<String>,
+) -> Outcome {
+    let pem = read(private_key)?;
+    let kid = match kid {
+        Some(kid) => kid,
+        None => dev_keys::public_pem_of(&pem)
+            .and_then(|public| dev_keys::thumbprint(&public))
+            .map_err(|e| e.message)?,
+    };
+    // Refuse here what the API would refuse, so the mistake shows where it was made.
+    context_chat::names::check_identity(&identity).map_err(|e| e.message)?;
+    let contexts = context_chat::names::check_contexts(contexts).map_err(|e| e.message)?;
+    let signer = ContextTokenSigner::from_pem(&pem, &kid).map_err(|e| e.message)?;
+    let now = now_unix();
+    let token = signer
+        .sign(&ContextClaims {
+            sub: identity,
+            contexts,
+            iat: now,
+            exp: now + ttl,
+            iss: issuer,
+            aud: audience,
+        })
+        .map_err(|e| e.message)?;
+    println!("{token}");
+    Ok(())
+}
+
+/// `90`, `90s`, `15m`, `12h` or `1d`, as seconds.
+pub fn parse_duration_secs(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], &text[i..]),
+        _ => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 3600, 15m, 12h or 1d"))?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
+    };
+    n.checked_mul(scale)
+        .filter(|s| *s > 0)
+        .ok_or_else(|| format!("{text:?} is out of range"))
+}
+
+fn check_kid(kid: &str) -> Outcome {
+    if kid.is_empty()
+        || kid.len() > 128
+        || !kid
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err("a kid is 1 to 128 letters, digits, - _ or .".into());
+    }
+    Ok(())
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Writes a private key readable by its owner only.
+pub fn write_private(path: &Path, contents: &str) -> Outcome {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    file.write_all(contents.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration_secs;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_secs("90"), Ok(90));
+        assert_eq!(parse_duration_secs("15m"), Ok(900));
+        assert_eq!(parse_duration_secs("12h"), Ok(43_200));
+        assert_eq!(parse_duration_secs("1d"), Ok(86_400));
+        for bad in ["", "h", "0", "-1h", "5w", "1.5h"] {
+            assert!(parse_duration_secs(bad).is_err(), "{bad}");
+        }
+    }
+}

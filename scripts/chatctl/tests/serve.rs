@@ -1,0 +1,513 @@
+//! `chatctl serve` as a user runs it: a real process on loopback, sent the exact documents
+//! the existing widget sends (`fixtures/operations.graphql`, a copy of `shared/contract/`).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use context_chat::dev_keys::{ContextClaims, ContextTokenSigner};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Value, json};
+use test_support::{Issuer, Moto, TestKey, claims, jwks, put_parameter, unique};
+
+const OPERATIONS: &str = include_str!("fixtures/operations.graphql");
+const LOCAL_SECRET: &str = "local-development-only-not-a-twilio-secret";
+
+/// A running `chatctl serve`, stopped when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    /// The sample token, in local mode.
+    token: Option<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique(name));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The command with none of the setting variables of the surrounding environment.
+fn chatctl(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatctl"));
+    cmd.args(args);
+    for var in [
+        "STACK_NAME",
+        "CHAT_API_KEY",
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_API_KEY",
+        "TWILIO_API_SECRET",
+        "TWILIO_CHAT_SERVICE_SID",
+        "TWILIO_AUTH_TOKEN",
+        "TWILIO_ACCESS_TOKEN_TTL",
+        "CHAT_JWKS_URL",
+        "CHAT_ISSUER",
+        "CHAT_AUDIENCE",
+        "PORT",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn serve(data_dir: &Path, env: &[(&str, String)]) -> Server {
+    let mut cmd = chatctl(&[
+        "serve",
+        "--port",
+        "0",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ]);
+    cmd.envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut base = None;
+    let mut token = None;
+    let mut next_is_token = false;
+    loop {
+        let line = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => line,
+            Err(_) => break,
+        };
+        if let Some(rest) = line.strip_prefix("Context Chat is listening on ") {
+            base = Some(rest.split("/graphql").next().unwrap().to_owned());
+        } else if line.starts_with("Sample context token") {
+            next_is_token = true;
+        } else if next_is_token {
+            token = Some(line.trim().to_owned());
+            next_is_token = false;
+        } else if line.starts_with("Settings:") && !env.is_empty() {
+            break;
+        } else if line.starts_with("Try it:") {
+            break;
+        }
+    }
+    let base = base.expect("the server announced its address");
+    Server { child, base, token }
+}
+
+async fn post(server: &Server, body: Value, api_key: Option<&str>) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/graphql", server.base))
+        .json(&body);
+    if let Some(key) = api_key {
+        request = request.header("x-api-key", key);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// One contract operation, by name, with variables.
+async fn operation(server: &Server, name: &str, variables: Value) -> Value {
+    let (status, body) = post(
+        server,
+        json!({"query": OPERATIONS, "operationName": name, "variables": variables}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    body
+}
+
+fn error_type(body: &Value) -> &str {
+    body["errors"][0]["errorType"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no errorType in {body}"))
+}
+
+fn twilio_claims(token: &str, secret: &str) -> Value {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.validate_aud = false;
+    jsonwebtoken::decode::<Value>(
+        token,
+        &DecodingKey::from_secret(secret.as_bytes()),
+        &validation,
+    )
+    .expect("the access token verifies with the API key secret")
+    .claims
+}
+
+#[tokio::test]
+async fn local_mode_answers_the_widgets_operations_from_the_printed_token() {
+    let data = temp_dir("serve-local");
+    let server = serve(&data, &[]);
+    let token = server.token.clone().expect("a sample token is printed");
+
+    let body = operation(&server, "verifyToken", json!({"token": token})).await;
+    assert_eq!(
+        body["data"]["verifyToken"],
+        json!({"identity": "alex", "contexts": ["general", "random"]})
+    );
+
+    let body = operation(
+        &server,
+        "createChatToken",
+        json!({"deviceId": "device-1", "token": token}),
+    )
+    .await;
+    let access = body["data"]["createChatToken"].as_str().unwrap();
+    let claims = twilio_claims(access, LOCAL_SECRET);
+    assert_eq!(claims["grants"]["identity"], "alex");
+    assert_eq!(
+        claims["grants"]["chat"]["service_sid"],
+        format!("IS{}", "0".repeat(32))
+    );
+    assert_eq!(
+        claims["grants"]["chat"]["endpoint_id"],
+        "dachat:alex:device-1"
+    );
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(access.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["cty"], "twilio-fpa;v=1");
+
+    // Not yet built: a clear InternalError, not a crash or a silent success.
+    let body = operation(
+        &server,
+        "enableChannelNotifications",
+        json!({"channel": "general", "email": "alex@example.com", "token": token}),
+    )
+    .await;
+    assert_eq!(error_type(&body), "InternalError");
+    let body = operation(
+        &server,
+        "verifyEmail",
+        json!({"email": "alex@example.com", "code": "123456"}),
+    )
+    .await;
+    assert_eq!(error_type(&body), "InternalError");
+
+    // The development key survives a restart: the same kid is published again.
+    let jwks: Value = reqwest::get(format!("{}/.well-known/jwks.json", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kid = jwks["keys"][0]["kid"].as_str().unwrap().to_owned();
+    drop(server);
+    let again = serve(&data, &[]);
+    let jwks: Value = reqwest::get(format!("{}/.well-known/jwks.json", again.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"][0]["kid"], kid);
+    let body = operation(&again, "verifyToken", json!({"token": token})).await;
+    assert_eq!(body["data"]["verifyToken"]["identity"], "alex");
+}
+
+#[tokio::test]
+async fn bad_requests_get_appsync_shaped_errors() {
+    let data = temp_dir("serve-errors");
+    let server = serve(&data, &[]);
+    let pem = std::fs::read_to_string(data.join("dev-issuer-private.pem")).unwrap();
+    let kid = std::fs::read_to_string(data.join("dev-issuer.kid")).unwrap();
+    let signer = ContextTokenSigner::from_pem(&pem, kid.trim()).unwrap();
+    let now = test_support::now();
+    let sign = |sub: &str, contexts: &[&str], exp: u64| {
+        signer
+            .sign(&ContextClaims {
+                sub: sub.into(),
+                contexts: contexts.iter().map(|c| c.to_string()).collect(),
+                iat: now - 7200,
+                exp,
+                iss: None,
+                aud: None,
+            })
+            .unwrap()
+    };
+    let cases = [
+        (sign("alex", &["general"], now - 3600), "AccessDenied"),
+        (sign("alex", &["not allowed!"], now + 3600), "BadRequest"),
+        (
+            TestKey::es256("stranger").token(&claims("alex", &["general"])),
+            "AccessDenied",
+        ),
+        ("not-a-token".to_owned(), "BadRequest"),
+        (String::new(), "BadRequest"),
+    ];
+    for (token, expected) in cases {
+        for name in ["verifyToken", "createChatToken"] {
+            let body = operation(&server, name, json!({"deviceId": "d", "token": token})).await;
+            assert_eq!(error_type(&body), expected, "{name}: {body}");
+            assert!(body["data"].is_null());
+            let message = body["errors"][0]["message"].as_str().unwrap();
+            assert!(token.is_empty() || !message.contains(&token));
+        }
+    }
+    // A missing variable is the caller's mistake.
+    let body = operation(&server, "createChatToken", json!({"token": "x"})).await;
+    assert_eq!(error_type(&body), "BadRequest");
+    let body = operation(
+        &server,
+        "createChatToken",
+        json!({"deviceId": "has space", "token": sign("alex", &["general"], now + 60)}),
+    )
+    .await;
+    assert_eq!(error_type(&body), "BadRequest");
+
+    let health: Value = reqwest::get(format!("{}/healthz", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    let page = reqwest::get(format!("{}/graphql", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("graphiql"),
+        "GraphiQL is served on GET /graphql"
+    );
+}
+
+#[tokio::test]
+async fn an_api_key_is_required_when_one_is_set() {
+    let data = temp_dir("serve-key");
+    let server = serve(&data, &[("CHAT_API_KEY", "da2-local-key".into())]);
+    let body = json!({"query": "query { __typename }"});
+    let (status, answer) = post(&server, body.clone(), None).await;
+    assert_eq!(status, 401);
+    assert_eq!(answer["errors"][0]["errorType"], "UnauthorizedException");
+    let (status, _) = post(&server, body.clone(), Some("da2-wrong")).await;
+    assert_eq!(status, 401);
+    let (status, answer) = post(&server, body, Some("da2-local-key")).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["data"]["__typename"], "Query");
+}
+
+const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+const API_KEY: &str = "SKfedcba9876543210fedcba9876543210";
+const SERVICE: &str = "IS00112233445566778899aabbccddeeff";
+
+#[tokio::test]
+async fn with_stack_name_settings_come_from_ssm() {
+    let moto = Moto::start();
+    let ssm = moto.ssm().await;
+    let stack = unique("serve");
+    let key = TestKey::es256("platform-2026");
+    let issuer = Issuer::start(jwks(&[&key])).await;
+    for (name, value, secure) in [
+        ("twilio/accountSID", ACCOUNT, false),
+        ("twilio/apiKey", API_KEY, false),
+        ("twilio/apiSecret", "ssm-api-secret", true),
+        ("twilio/chatServiceSID", SERVICE, false),
+        ("chat/jwks.json", issuer.url().as_str(), false),
+    ] {
+        put_parameter(&ssm, &format!("/{stack}/{name}"), value, secure).await;
+    }
+    let mut env = moto.env();
+    env.push(("STACK_NAME", stack));
+    let server = serve(&temp_dir("serve-ssm"), &env);
+    assert!(
+        server.token.is_none(),
+        "no development issuer outside local mode"
+    );
+
+    let token = key.token(&claims("sam", &["SHIPMENT-42"]));
+    let body = operation(
+        &server,
+        "createChatToken",
+        json!({"deviceId": "phone", "token": token}),
+    )
+    .await;
+    let access = body["data"]["createChatToken"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"));
+    let claims = twilio_claims(access, "ssm-api-secret");
+    assert_eq!(claims["sub"], ACCOUNT);
+    assert_eq!(claims["iss"], API_KEY);
+    assert_eq!(claims["grants"]["identity"], "sam");
+    assert_eq!(claims["grants"]["chat"]["service_sid"], SERVICE);
+    assert_eq!(
+        claims["exp"].as_u64().unwrap() - claims["nbf"].as_u64().unwrap(),
+        86_400
+    );
+}
+
+#[tokio::test]
+async fn environment_settings_work_and_a_missing_one_stops_the_start() {
+    let key = TestKey::rs256("platform-rsa");
+    let issuer = Issuer::start(jwks(&[&key])).await;
+    let mut env = vec![
+        ("TWILIO_ACCOUNT_SID", ACCOUNT.to_owned()),
+        ("TWILIO_API_KEY", API_KEY.to_owned()),
+        ("TWILIO_API_SECRET", "env-api-secret".to_owned()),
+        ("TWILIO_CHAT_SERVICE_SID", SERVICE.to_owned()),
+        ("TWILIO_ACCESS_TOKEN_TTL", "3600".to_owned()),
+        ("CHAT_JWKS_URL", issuer.url()),
+        ("CHAT_AUDIENCE", "context-chat".to_owned()),
+    ];
+    let server = serve(&temp_dir("serve-env"), &env);
+    let mut c = claims("kim", &["general"]);
+    c["aud"] = json!("context-chat");
+    let body = operation(
+        &server,
+        "createChatToken",
+        json!({"deviceId": "d", "token": key.token(&c)}),
+    )
+    .await;
+    let access = body["data"]["createChatToken"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"));
+    let claims = twilio_claims(access, "env-api-secret");
+    assert_eq!(
+        claims["exp"].as_u64().unwrap() - claims["nbf"].as_u64().unwrap(),
+        3600
+    );
+    let wrong_audience = key.token(&test_support::claims("kim", &["general"]));
+    let body = operation(&server, "verifyToken", json!({"token": wrong_audience})).await;
+    assert_eq!(error_type(&body), "AccessDenied");
+    drop(server);
+
+    env.retain(|(k, _)| *k != "TWILIO_API_SECRET");
+    let output = chatctl(&["serve", "--port", "0"])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("TWILIO_API_SECRET"), "{stderr}");
+    assert!(!stderr.contains("env-api-secret"));
+}
+
+#[test]
+fn the_committed_schema_is_the_exported_one() {
+    let output = chatctl(&["schema"]).output().unwrap();
+    assert!(output.status.success());
+    let exported = String::from_utf8(output.stdout).unwrap();
+    let committed =
+        std::fs::read_to_string(test_support::workspace_root().join("infra/schema.graphql"))
+            .unwrap();
+    assert_eq!(
+        exported, committed,
+        "infra/schema.graphql is stale: run `cargo run -p chatctl -- schema > infra/schema.graphql`"
+    );
+    for field in [
+        "createChatToken(deviceId: ID!, token: ID!): ID!",
+        "verifyToken(token: ID!): TokenInfo!",
+        "enableChannelNotifications(channel: ID!, email: String!, token: ID!): SubscriptionResult!",
+        "verifyEmail(email: String!, code: String!): Boolean",
+    ] {
+        assert!(exported.contains(field), "the contract's {field}");
+    }
+}
+
+#[tokio::test]
+async fn keygen_jwks_and_token_make_tokens_the_verifier_accepts() {
+    let dir = temp_dir("keys");
+    let out = chatctl(&[
+        "keygen",
+        "--kid",
+        "toolbox-1",
+        "--out-dir",
+        dir.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let private = dir.join("ecdsa-p256-toolbox-1-private.pem");
+    let public = dir.join("ecdsa-p256-toolbox-1-public.pem");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&private).unwrap().permissions().mode() & 0o077,
+            0
+        );
+    }
+    let token = String::from_utf8(
+        chatctl(&[
+            "token",
+            "--private-key",
+            private.to_str().unwrap(),
+            "--kid",
+            "toolbox-1",
+            "--identity",
+            "alex",
+            "--context",
+            "general,SHIPMENT-42",
+            "--ttl",
+            "10m",
+        ])
+        .output()
+        .unwrap()
+        .stdout,
+    )
+    .unwrap();
+    for legacy in [false, true] {
+        let mut args = vec![
+            "jwks",
+            "--public-key",
+            public.to_str().unwrap(),
+            "--kid",
+            "toolbox-1",
+        ];
+        if legacy {
+            args.push("--legacy");
+        }
+        let doc: Value = serde_json::from_slice(&chatctl(&args).output().unwrap().stdout).unwrap();
+        assert_eq!(doc["keys"][0].get("key").is_some(), legacy);
+        let issuer = Issuer::start(doc).await;
+        let verifier = context_chat::context_token::Verifier::new(
+            context_chat::context_token::JwksCache::new(
+                issuer.url().parse().unwrap(),
+                context_chat::context_token::jwks::http_client(),
+                Default::default(),
+            ),
+            None,
+            None,
+        );
+        let verified = verifier.verify(token.trim()).await.unwrap();
+        assert_eq!(verified.identity, "alex");
+        assert_eq!(verified.contexts, ["general", "SHIPMENT-42"]);
+        assert!(verified.expires_at <= test_support::now() + 600);
+    }
+    // A context the API would refuse is refused where it is typed.
+    let bad = chatctl(&[
+        "token",
+        "--private-key",
+        private.to_str().unwrap(),
+        "--identity",
+        "alex",
+        "--context",
+        "no spaces",
+    ])
+    .output()
+    .unwrap();
+    assert!(!bad.status.success());
+}
