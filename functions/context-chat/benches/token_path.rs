@@ -1,1 +1,201 @@
-fn main() {}
+//! The `createChatToken` hot path with settings and keys cached: a first-seen token (one
+//! ES256 verification) and a repeated one (the verified-token cache), beside the cost of one
+//! bare ES256 verification measured in the same run.
+//!
+//! Targets (issue 2): first-seen at most 1.15 × the bare verification; repeated at most 5 µs.
+//! Run: `cargo bench -p context-chat --bench token_path`.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use context_chat::settings::{ChatSettings, Settings, SettingsSource, TwilioSettings};
+use context_chat::{App, AppOptions};
+use criterion::{BatchSize, Criterion};
+use secrecy::SecretString;
+use test_support::{Issuer, TestKey, claims, jwks};
+use tokio::runtime::Runtime;
+
+struct Bench {
+    rt: Runtime,
+    app: App,
+    key: TestKey,
+    point: Vec<u8>,
+    _issuer: Issuer,
+}
+
+fn setup() -> Bench {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let key = TestKey::es256("bench");
+    let issuer = rt.block_on(Issuer::start(jwks(&[&key])));
+    let settings = Settings {
+        twilio: TwilioSettings {
+            account_sid: "AC0123456789abcdef0123456789abcdef".into(),
+            api_key_sid: "SKfedcba9876543210fedcba9876543210".into(),
+            api_secret: SecretString::from("bench-secret"),
+            chat_service_sid: "IS00112233445566778899aabbccddeeff".into(),
+            auth_token: None,
+            access_token_ttl_secs: 86_400,
+        },
+        chat: ChatSettings {
+            jwks_url: issuer.url().parse().unwrap(),
+            issuer: None,
+            audience: None,
+        },
+    };
+    let app = App::new(
+        SettingsSource::Fixed(Box::new(settings)),
+        AppOptions::default(),
+    );
+    // Warm: settings loaded, keys fetched.
+    let warm = key.token(&claims("warm", &["general"]));
+    rt.block_on(app.create_chat_token("device", &warm)).unwrap();
+    let jwk = key.jwk();
+    let mut point = vec![4u8];
+    for c in ["x", "y"] {
+        point.extend(URL_SAFE_NO_PAD.decode(jwk[c].as_str().unwrap()).unwrap());
+    }
+    Bench {
+        rt,
+        app,
+        key,
+        point,
+        _issuer: issuer,
+    }
+}
+
+fn fresh_token(b: &Bench, n: &mut u64) -> String {
+    *n += 1;
+    b.key.token(&claims(
+        &format!("user-{n}"),
+        &["general", "SHIPMENT-42", "GROUP-PRIVATE-7"],
+    ))
+}
+
+/// The signed message and signature of a token, for the bare verification.
+fn split(token: &str) -> (Vec<u8>, Vec<u8>) {
+    let cut = token.rfind('.').unwrap();
+    (
+        token[..cut].as_bytes().to_vec(),
+        URL_SAFE_NO_PAD.decode(&token[cut + 1..]).unwrap(),
+    )
+}
+
+fn bare_verify(point: &[u8], message: &[u8], signature: &[u8]) {
+    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+        .verify(message, signature)
+        .unwrap();
+}
+
+fn criterion_benches(c: &mut Criterion, b: &Bench) {
+    let mut group = c.benchmark_group("token_path");
+    group.measurement_time(Duration::from_secs(4));
+    let reference = b.key.token(&claims("reference", &["general"]));
+    let (message, signature) = split(&reference);
+    group.bench_function("reference: bare ES256 verify (aws-lc-rs)", |bench| {
+        bench.iter(|| {
+            bare_verify(
+                black_box(&b.point),
+                black_box(&message),
+                black_box(&signature),
+            )
+        })
+    });
+    let mut n = 0;
+    group.bench_function("createChatToken: first-seen token", |bench| {
+        bench.iter_batched(
+            || fresh_token(b, &mut n),
+            |t| {
+                b.rt.block_on(b.app.create_chat_token("device", &t))
+                    .unwrap()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    let repeated = b.key.token(&claims(
+        "repeat",
+        &["general", "SHIPMENT-42", "GROUP-PRIVATE-7"],
+    ));
+    b.rt.block_on(b.app.create_chat_token("device", &repeated))
+        .unwrap();
+    group.bench_function("createChatToken: repeated token", |bench| {
+        bench.iter(|| {
+            b.rt.block_on(b.app.create_chat_token("device", black_box(&repeated)))
+                .unwrap()
+        })
+    });
+    group.finish();
+}
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(|a, b| a.total_cmp(b));
+    samples[samples.len() / 2]
+}
+
+/// Medians from interleaved rounds, so that both sides see the same machine state.
+fn summary(b: &Bench) {
+    const ROUNDS: usize = 15;
+    const PER_ROUND: usize = 200;
+    let mut n = 1_000_000;
+    let (mut bare, mut first, mut repeated) = (Vec::new(), Vec::new(), Vec::new());
+    let again = b.key.token(&claims("again", &["general"]));
+    b.rt.block_on(b.app.create_chat_token("device", &again))
+        .unwrap();
+    for _ in 0..ROUNDS {
+        let tokens: Vec<String> = (0..PER_ROUND).map(|_| fresh_token(b, &mut n)).collect();
+        let parts: Vec<(Vec<u8>, Vec<u8>)> = tokens.iter().map(|t| split(t)).collect();
+
+        let start = Instant::now();
+        for (m, s) in &parts {
+            bare_verify(&b.point, m, s);
+        }
+        bare.push(start.elapsed().as_secs_f64() / PER_ROUND as f64);
+
+        let start = Instant::now();
+        for t in &tokens {
+            black_box(b.rt.block_on(b.app.create_chat_token("device", t)).unwrap());
+        }
+        first.push(start.elapsed().as_secs_f64() / PER_ROUND as f64);
+
+        let start = Instant::now();
+        for _ in 0..PER_ROUND * 10 {
+            black_box(
+                b.rt.block_on(b.app.create_chat_token("device", &again))
+                    .unwrap(),
+            );
+        }
+        repeated.push(start.elapsed().as_secs_f64() / (PER_ROUND * 10) as f64);
+    }
+    let (bare, first, repeated) = (median(bare), median(first), median(repeated));
+    let us = |s: f64| s * 1e6;
+    println!("\ntoken path summary (medians of {ROUNDS} interleaved rounds, same run):");
+    println!("  reference: bare ES256 verify     {:>8.2} µs", us(bare));
+    println!(
+        "  createChatToken, first-seen      {:>8.2} µs = {:.3} × bare (target ≤ 1.15) {}",
+        us(first),
+        first / bare,
+        if first / bare <= 1.15 {
+            "MET"
+        } else {
+            "MISSED"
+        }
+    );
+    println!(
+        "  createChatToken, repeated        {:>8.2} µs (target ≤ 5 µs) {}",
+        us(repeated),
+        if us(repeated) <= 5.0 { "MET" } else { "MISSED" }
+    );
+}
+
+fn main() {
+    let bench = setup();
+    let mut c = Criterion::default().configure_from_args();
+    criterion_benches(&mut c, &bench);
+    c.final_summary();
+    summary(&bench);
+}

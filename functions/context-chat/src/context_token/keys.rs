@@ -7,19 +7,50 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use aws_lc_rs::signature::{self, ParsedPublicKey, VerificationAlgorithm};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
 /// Keys beyond this many are ignored; real issuers publish a handful.
 const MAX_KEYS: usize = 100;
 const MIN_RSA_BITS: usize = 2048;
 
-/// A public key and the one algorithm tokens signed with it must name.
+/// A public key and the one algorithm tokens signed with it must name. The key is parsed
+/// once, when the JWKS is read, not on every verification.
 pub struct VerifyKey {
     pub alg: Algorithm,
-    pub key: DecodingKey,
+    key: ParsedPublicKey,
+}
+
+impl VerifyKey {
+    fn new(alg: Algorithm, bytes: &[u8]) -> Result<Self, String> {
+        let verification =
+            verification_algorithm(alg).ok_or_else(|| format!("alg {alg:?} is not accepted"))?;
+        let key = ParsedPublicKey::new(verification, bytes)
+            .map_err(|e| format!("the key is not a valid {alg:?} public key ({e})"))?;
+        Ok(Self { alg, key })
+    }
+
+    /// Whether `signature` (JWS form: fixed-size r||s for ECDSA) signs `message`.
+    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.key.verify_sig(message, signature).is_ok()
+    }
+}
+
+fn verification_algorithm(alg: Algorithm) -> Option<&'static dyn VerificationAlgorithm> {
+    Some(match alg {
+        Algorithm::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
+        Algorithm::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+        Algorithm::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+        Algorithm::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
+        Algorithm::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
+        Algorithm::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
+        Algorithm::EdDSA => &signature::ED25519,
+        _ => return None,
+    })
 }
 
 /// The usable keys of one JWKS document, by kid.
@@ -170,10 +201,7 @@ fn parse_key(jwk: &Map<String, Value>) -> Result<VerifyKey, String> {
             point.push(0x04);
             point.extend_from_slice(&x);
             point.extend_from_slice(&y);
-            Ok(VerifyKey {
-                alg: Algorithm::ES256,
-                key: DecodingKey::from_ec_der(&point),
-            })
+            VerifyKey::new(Algorithm::ES256, &point)
         }
         "RSA" => {
             let alg = declared.unwrap_or(Algorithm::RS256);
@@ -187,10 +215,7 @@ fn parse_key(jwk: &Map<String, Value>) -> Result<VerifyKey, String> {
                     "RSA key of {bits} bits is too short (at least {MIN_RSA_BITS})"
                 ));
             }
-            Ok(VerifyKey {
-                alg,
-                key: DecodingKey::from_rsa_raw_components(&n, &e),
-            })
+            VerifyKey::new(alg, &rsa_public_key_der(&n, &e))
         }
         "OKP" => {
             let crv = str_field(jwk, "crv")?.unwrap_or_default();
@@ -202,10 +227,7 @@ fn parse_key(jwk: &Map<String, Value>) -> Result<VerifyKey, String> {
             if x.len() != 32 {
                 return Err("an Ed25519 key must be 32 bytes".into());
             }
-            Ok(VerifyKey {
-                alg: Algorithm::EdDSA,
-                key: DecodingKey::from_ed_der(&x),
-            })
+            VerifyKey::new(Algorithm::EdDSA, &x)
         }
         other => Err(format!("kty {other:?} is not accepted")),
     }
@@ -213,31 +235,33 @@ fn parse_key(jwk: &Map<String, Value>) -> Result<VerifyKey, String> {
 
 /// The old integration published `{"alg":"ES256","key":"-----BEGIN PUBLIC KEY-----…"}`.
 /// Without `alg`, ES256 is assumed: it is the only algorithm the old scripts made.
-fn legacy_key(pem: &str, declared: Option<Algorithm>) -> Result<VerifyKey, String> {
+fn legacy_key(pem_text: &str, declared: Option<Algorithm>) -> Result<VerifyKey, String> {
     let alg = declared.unwrap_or(Algorithm::ES256);
-    let bad_pem = |_| format!("key is not a PEM public key for {alg:?}");
-    let key = match alg {
-        Algorithm::ES256 => DecodingKey::from_ec_pem(pem.as_bytes()).map_err(bad_pem)?,
-        Algorithm::EdDSA => DecodingKey::from_ed_pem(pem.as_bytes()).map_err(bad_pem)?,
+    let parsed = pem::parse(pem_text).map_err(|_| "key is not PEM".to_owned())?;
+    if parsed.tag() != "PUBLIC KEY" {
+        return Err(format!("key is a PEM {:?}, not a PUBLIC KEY", parsed.tag()));
+    }
+    let spki = parsed.contents();
+    match alg {
+        Algorithm::ES256
+            if !(spki.len() == P256_SPKI_PREFIX.len() + 65
+                && spki.starts_with(&P256_SPKI_PREFIX)) =>
+        {
+            return Err("key is not a P-256 public key".into());
+        }
         alg if is_rsa(alg) => {
-            let bits = pem::parse(pem)
-                .ok()
-                .and_then(|p| aws_lc_rs::rsa::PublicEncryptingKey::from_der(p.contents()).ok())
+            let bits = aws_lc_rs::rsa::PublicEncryptingKey::from_der(spki)
                 .map(|k| k.key_size_bits())
-                .ok_or_else(|| format!("key is not a PEM public key for {alg:?}"))?;
+                .map_err(|_| "key is not an RSA public key".to_owned())?;
             if bits < MIN_RSA_BITS {
                 return Err(format!(
                     "RSA key of {bits} bits is too short (at least {MIN_RSA_BITS})"
                 ));
             }
-            DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(bad_pem)?
         }
-        other => return Err(format!("alg {other:?} is not accepted")),
-    };
-    if alg == Algorithm::ES256 && !is_p256_spki_pem(pem) {
-        return Err("key is not a P-256 public key".into());
+        _ => {}
     }
-    Ok(VerifyKey { alg, key })
+    VerifyKey::new(alg, spki)
 }
 
 /// The DER prefix of a P-256 SubjectPublicKeyInfo with an uncompressed point.
@@ -246,11 +270,38 @@ pub(crate) const P256_SPKI_PREFIX: [u8; 26] = [
     0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
 ];
 
-fn is_p256_spki_pem(pem_text: &str) -> bool {
-    pem::parse(pem_text).is_ok_and(|p| {
-        let der = p.contents();
-        der.len() == P256_SPKI_PREFIX.len() + 65 && der.starts_with(&P256_SPKI_PREFIX)
-    })
+/// PKCS#1 `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }`, the form
+/// aws-lc reads an RSA key in, made from a JWK's `n` and `e`.
+fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
+    fn integer(big_endian: &[u8]) -> Vec<u8> {
+        let digits: Vec<u8> = big_endian.iter().copied().skip_while(|b| *b == 0).collect();
+        let mut content = Vec::with_capacity(digits.len() + 1);
+        if digits.first().is_none_or(|b| b & 0x80 != 0) {
+            content.push(0); // Keep it positive (and non-empty).
+        }
+        content.extend(digits);
+        tagged(0x02, &content)
+    }
+    fn tagged(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let len = content.len();
+        if len < 0x80 {
+            out.push(len as u8);
+        } else {
+            let bytes: Vec<u8> = len
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|b| *b == 0)
+                .collect();
+            out.push(0x80 | bytes.len() as u8);
+            out.extend(bytes);
+        }
+        out.extend_from_slice(content);
+        out
+    }
+    let mut body = integer(n);
+    body.extend(integer(e));
+    tagged(0x30, &body)
 }
 
 fn expect_alg(declared: Option<Algorithm>, implied: Algorithm) -> Result<(), String> {
@@ -291,6 +342,21 @@ mod tests {
     fn not_a_jwks_is_an_error() {
         assert!(parse_jwks(b"<html>").is_err());
         assert!(parse_jwks(br#"{"nokeys":[]}"#).is_err());
+    }
+
+    #[test]
+    fn rsa_public_key_der_is_pkcs1() {
+        // SEQUENCE { INTEGER 0x00 0x80 (kept positive), INTEGER 0x01 0x00 0x01 }
+        assert_eq!(
+            rsa_public_key_der(&[0, 0x80], &[1, 0, 1]),
+            [
+                0x30, 0x09, 0x02, 0x02, 0x00, 0x80, 0x02, 0x03, 0x01, 0x00, 0x01
+            ]
+        );
+        // Long-form lengths for a 2048-bit modulus.
+        let der = rsa_public_key_der(&[0xff; 256], &[1, 0, 1]);
+        assert_eq!(&der[..4], &[0x30, 0x82, 0x01, 0x0a]);
+        assert_eq!(&der[4..8], &[0x02, 0x82, 0x01, 0x01]);
     }
 
     #[test]
