@@ -81,7 +81,7 @@ fn fresh_token(b: &Bench, n: &mut u64) -> String {
 fn split(token: &str) -> (Vec<u8>, Vec<u8>) {
     let cut = token.rfind('.').unwrap();
     (
-        token[..cut].as_bytes().to_vec(),
+        token.as_bytes()[..cut].to_vec(),
         URL_SAFE_NO_PAD.decode(&token[cut + 1..]).unwrap(),
     )
 }

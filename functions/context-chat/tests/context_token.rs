@@ -99,7 +99,7 @@ async fn bad_tokens_get_the_right_error_type() {
         b64(claims("mallory", &["general"]).to_string()),
         parts[2]
     );
-    let short_sig = format!("{}.{}.{}", parts[0], parts[1], b64(&[1u8; 63]));
+    let short_sig = format!("{}.{}.{}", parts[0], parts[1], b64([1u8; 63]));
     let der_sig = {
         let message = format!("{}.{}", parts[0], parts[1]);
         format!("{message}.{}", b64(key.sign_der(message.as_bytes())))

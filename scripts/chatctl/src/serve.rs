@@ -83,6 +83,8 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         );
     }
 
+    println!("Ready.");
+
     axum::serve(listener, router)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

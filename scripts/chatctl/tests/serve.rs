@@ -85,11 +85,7 @@ fn serve(data_dir: &Path, env: &[(&str, String)]) -> Server {
     let mut base = None;
     let mut token = None;
     let mut next_is_token = false;
-    loop {
-        let line = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(line) => line,
-            Err(_) => break,
-        };
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
         if let Some(rest) = line.strip_prefix("Context Chat is listening on ") {
             base = Some(rest.split("/graphql").next().unwrap().to_owned());
         } else if line.starts_with("Sample context token") {
@@ -97,9 +93,7 @@ fn serve(data_dir: &Path, env: &[(&str, String)]) -> Server {
         } else if next_is_token {
             token = Some(line.trim().to_owned());
             next_is_token = false;
-        } else if line.starts_with("Settings:") && !env.is_empty() {
-            break;
-        } else if line.starts_with("Try it:") {
+        } else if line == "Ready." {
             break;
         }
     }

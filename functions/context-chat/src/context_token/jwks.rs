@@ -220,7 +220,7 @@ impl JwksCache {
             .timeout(self.policy.timeout)
             .send()
             .await
-            .map_err(|e| describe_reqwest_error(e))?;
+            .map_err(describe_reqwest_error)?;
         if !response.status().is_success() {
             return Err(format!(
                 "the issuer answered HTTP {}",
@@ -237,11 +237,7 @@ impl JwksCache {
             return Err(too_big());
         }
         let mut body = Vec::with_capacity(declared.unwrap_or(4096).min(self.policy.max_bytes));
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| describe_reqwest_error(e))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(describe_reqwest_error)? {
             if body.len() + chunk.len() > self.policy.max_bytes {
                 return Err(too_big());
             }
