@@ -4,7 +4,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::context_token::{JwksCache, JwksPolicy, Verifier, jwks, now_unix};
+use crate::context_token::{JwksCache, JwksPolicy, VerifiedToken, Verifier, jwks, now_unix};
 use crate::error::{ChatError, Result};
 use crate::settings::{Settings, SettingsSource};
 use crate::twilio::access_token::{AccessTokenMinter, Grant};
@@ -157,11 +157,18 @@ impl App {
         }
     }
 
+    /// Verifies a context token, logging a refusal (its reason, never the token).
+    async fn verified(&self, runtime: &Runtime, token: &str) -> Result<Arc<VerifiedToken>> {
+        runtime.verifier.verify(token).await.inspect_err(|err| {
+            tracing::info!(error_type = %err.kind, reason = %err.message, "context token refused");
+        })
+    }
+
     /// `verifyToken`: who the token names and which contexts it carries.
     pub async fn verify_token(&self, token: &str) -> Result<TokenInfo> {
         let token = required(token, "token")?;
         let runtime = self.runtime().await?;
-        let verified = runtime.verifier.verify(token).await?;
+        let verified = self.verified(&runtime, token).await?;
         Ok(TokenInfo {
             identity: verified.identity.clone(),
             contexts: verified.contexts.clone(),
@@ -182,16 +189,22 @@ impl App {
             )));
         }
         let runtime = self.runtime().await?;
-        let verified = runtime.verifier.verify(token).await?;
+        let verified = self.verified(&runtime, token).await?;
         // The old integration's endpoint id, kept so tokens look as they did.
         let endpoint_id = format!("dachat:{}:{device_id}", verified.identity);
-        Ok(runtime.minter.mint(
+        let access_token = runtime.minter.mint(
             Grant {
                 identity: &verified.identity,
                 endpoint_id: Some(&endpoint_id),
             },
             now_unix(),
-        ))
+        );
+        tracing::info!(
+            identity = %verified.identity,
+            contexts = verified.contexts.len(),
+            "chat token issued"
+        );
+        Ok(access_token)
     }
 }
 
