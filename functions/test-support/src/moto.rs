@@ -16,7 +16,7 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Self {
-        if let Ok(url) = std::env::var("MOTO_URL") {
+        if let Some(url) = std::env::var("MOTO_URL").ok().filter(|u| !u.is_empty()) {
             return Self { url, child: None };
         }
         let binary = std::env::var("MOTO_SERVER")
