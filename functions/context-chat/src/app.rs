@@ -164,6 +164,12 @@ impl App {
         })
     }
 
+    /// Loads the settings and fetches the issuer's keys now, so that the first request does
+    /// not wait for them (a Lambda's init phase).
+    pub async fn warm_up(&self) -> Result<()> {
+        self.runtime().await?.verifier.prefetch_keys().await
+    }
+
     /// `verifyToken`: who the token names and which contexts it carries.
     pub async fn verify_token(&self, token: &str) -> Result<TokenInfo> {
         let token = required(token, "token")?;

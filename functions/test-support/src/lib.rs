@@ -3,14 +3,23 @@
 
 pub mod issuer;
 pub mod keys;
+pub mod lambda;
 pub mod moto;
+pub mod proxy;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
 
 pub use issuer::{Behaviour, Issuer};
 pub use keys::{TestKey, claims, jwks, legacy_jwks, now};
-pub use moto::{Moto, put_parameter, ssm_client};
+pub use lambda::{Emulator, Function, Invocation, appsync_event};
+pub use moto::{Moto, put_parameter, put_settings, ssm_client};
+pub use proxy::CountingProxy;
+
+/// Twilio identifiers of the same shape as real ones, for settings in tests.
+pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
+pub const API_KEY_SID: &str = "SKfedcba9876543210fedcba9876543210";
+pub const CHAT_SERVICE_SID: &str = "IS00112233445566778899aabbccddeeff";
 
 /// The repository's root.
 pub fn workspace_root() -> PathBuf {

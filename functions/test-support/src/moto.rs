@@ -101,3 +101,22 @@ impl Drop for Moto {
         }
     }
 }
+
+/// Puts the settings a stack needs under `/{stack}/`, as an operator would: the test Twilio
+/// identifiers, `api_secret` as a SecureString, and the JWKS URL.
+pub async fn put_settings(
+    ssm: &aws_sdk_ssm::Client,
+    stack: &str,
+    jwks_url: &str,
+    api_secret: &str,
+) {
+    for (name, value, secure) in [
+        ("twilio/accountSID", crate::ACCOUNT_SID, false),
+        ("twilio/apiKey", crate::API_KEY_SID, false),
+        ("twilio/apiSecret", api_secret, true),
+        ("twilio/chatServiceSID", crate::CHAT_SERVICE_SID, false),
+        ("chat/jwks.json", jwks_url, false),
+    ] {
+        put_parameter(ssm, &format!("/{stack}/{name}"), value, secure).await;
+    }
+}

@@ -100,6 +100,15 @@ impl JwksCache {
         self.state.read().map(|s| s.clone()).unwrap_or_default()
     }
 
+    /// Fetches the key set if it has never been fetched.
+    pub async fn prefetch(&self) -> Result<()> {
+        let state = self.snapshot();
+        if state.fetched_at.is_some() {
+            return Ok(());
+        }
+        self.refresh(state.generation).await
+    }
+
     /// The key for `kid`, fetching the key set when it is missing, old, or lacks that kid.
     pub async fn key(&self, kid: &str) -> Result<Arc<VerifyKey>> {
         let state = self.snapshot();

@@ -83,6 +83,11 @@ impl Verifier {
         }
     }
 
+    /// Fetches the issuer's keys unless they are already cached.
+    pub async fn prefetch_keys(&self) -> Result<()> {
+        self.jwks.prefetch().await
+    }
+
     pub async fn verify(&self, token: &str) -> Result<Arc<VerifiedToken>> {
         self.verify_at(token, now_unix()).await
     }

@@ -1,0 +1,18 @@
+//! AppSync direct resolver for `Mutation.createChatToken(deviceId: ID!, token: ID!): ID!`.
+
+use lambda_adapter::{Error, build_app, init_tracing, serve, string_argument};
+use serde_json::Value;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let app = build_app().await;
+    serve(app, |app, call| async move {
+        let device_id = string_argument(&call, "deviceId")?;
+        let token = string_argument(&call, "token")?;
+        Ok(Value::String(
+            app.create_chat_token(device_id, token).await?,
+        ))
+    })
+    .await
+}

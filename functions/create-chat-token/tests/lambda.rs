@@ -1,0 +1,88 @@
+//! The create-chat-token function under cargo lambda's local runtime, with its settings in
+//! SSM on moto and the issuer's JWKS on loopback.
+
+use std::path::Path;
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Value, json};
+use test_support::{
+    ACCOUNT_SID, API_KEY_SID, CHAT_SERVICE_SID, Emulator, Function, Issuer, Moto, TestKey,
+    appsync_event, claims, jwks, put_settings, unique,
+};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_create-chat-token");
+
+fn event(arguments: Value) -> Value {
+    appsync_event("Mutation", "createChatToken", arguments)
+}
+
+#[tokio::test]
+async fn mints_a_twilio_token_for_a_good_context_token_and_refuses_the_rest() {
+    let moto = Moto::start();
+    let key = TestKey::eddsa("platform-ed");
+    let issuer = Issuer::start(jwks(&[&key])).await;
+    let stack = unique("create");
+    put_settings(
+        &moto.ssm().await,
+        &stack,
+        &issuer.url(),
+        "lambda-api-secret",
+    )
+    .await;
+    let emulator = Emulator::start();
+    let mut env = moto.env();
+    env.push(("STACK_NAME", stack));
+    let function = Function::start(Path::new(BINARY), "create-chat-token", &emulator, &env);
+
+    let token = key.token(&claims("alex", &["general"]));
+    let answer = emulator
+        .invoke(
+            "create-chat-token",
+            &event(json!({"deviceId": "phone-1", "token": token})),
+        )
+        .await
+        .value();
+    let access = answer
+        .as_str()
+        .expect("the field's value is the token string");
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.validate_aud = false;
+    let minted = jsonwebtoken::decode::<Value>(
+        access,
+        &DecodingKey::from_secret(b"lambda-api-secret"),
+        &validation,
+    )
+    .expect("signed with the API key secret from SSM")
+    .claims;
+    assert_eq!(minted["sub"], ACCOUNT_SID);
+    assert_eq!(minted["iss"], API_KEY_SID);
+    assert_eq!(minted["grants"]["identity"], "alex");
+    assert_eq!(minted["grants"]["chat"]["service_sid"], CHAT_SERVICE_SID);
+    assert_eq!(
+        minted["grants"]["chat"]["endpoint_id"],
+        "dachat:alex:phone-1"
+    );
+
+    let (error_type, message) = emulator
+        .invoke("create-chat-token", &event(json!({"token": token})))
+        .await
+        .error();
+    assert_eq!(error_type, "BadRequest");
+    assert!(message.contains("deviceId"), "{message}");
+
+    // Same kid, another key: a forgery.
+    let forged = TestKey::eddsa("platform-ed").token(&claims("alex", &["general"]));
+    let (error_type, message) = emulator
+        .invoke(
+            "create-chat-token",
+            &event(json!({"deviceId": "d", "token": forged})),
+        )
+        .await
+        .error();
+    assert_eq!(error_type, "AccessDenied", "{message}");
+
+    let logs = function.output();
+    assert!(!logs.contains(access), "the access token is never logged");
+    assert!(!logs.contains(&token) && !logs.contains("lambda-api-secret"));
+    assert!(logs.contains("chat token issued"), "{logs}");
+}

@@ -1,0 +1,154 @@
+//! What every Context Chat Lambda shares, so that each handler crate is only its field's
+//! mapping: AppSync direct resolver events in, the contract's errors out, JSON logs that
+//! carry the request id, and one [`App`] per process.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use aws_lambda_events::appsync::AppSyncDirectResolverEvent;
+use context_chat::{App, AppOptions, ChatError};
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde_json::Value;
+use tracing::Instrument;
+
+pub use lambda_runtime::Error;
+
+/// An AppSync direct resolver event, arguments and all.
+pub type ResolverEvent = AppSyncDirectResolverEvent<Value>;
+
+/// A failed resolution. AppSync reports the function error's type as `errorType` and its
+/// message as `message`, which is what the widget reads.
+#[derive(Debug)]
+pub struct ResolverError(pub ChatError);
+
+impl From<ChatError> for ResolverError {
+    fn from(err: ChatError) -> Self {
+        Self(err)
+    }
+}
+
+impl From<ResolverError> for Diagnostic {
+    fn from(ResolverError(err): ResolverError) -> Self {
+        Diagnostic {
+            error_type: err.kind.as_str().to_owned(),
+            error_message: err.message,
+        }
+    }
+}
+
+/// JSON log lines on stdout, for CloudWatch. Every line inside an invocation carries the
+/// runtime's span, so its `requestId`. The level comes from `RUST_LOG`, else Lambda's
+/// `AWS_LAMBDA_LOG_LEVEL`, else `info`.
+pub fn init_tracing() {
+    let filter = std::env::var("RUST_LOG")
+        .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL"))
+        .unwrap_or_else(|_| "info".into())
+        .to_lowercase();
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_target(false)
+        .with_current_span(false)
+        .with_span_list(true)
+        .with_ansi(false)
+        .init();
+}
+
+/// Builds the process's one [`App`]: aws-config and the settings source (SSM under
+/// `STACK_NAME`), then settings and the issuer's keys, fetched during init rather than on
+/// the first invocation. A failure here is logged; invocations retry and report it.
+pub async fn build_app() -> Arc<App> {
+    let source = App::settings_source_from_env().await;
+    let app = Arc::new(App::new(source, AppOptions::default()));
+    if let Err(err) = app.warm_up().await {
+        tracing::error!(error_type = %err.kind, reason = %err.message, "warm-up failed; invocations will retry");
+    }
+    app
+}
+
+/// Serves invocations until the runtime stops: each AppSync event goes to `resolve`, whose
+/// value is the field's value and whose error is the contract's error.
+pub async fn serve<F, Fut>(app: Arc<App>, resolve: F) -> Result<(), Error>
+where
+    F: Fn(Arc<App>, ResolverEvent) -> Fut,
+    Fut: Future<Output = Result<Value, ChatError>>,
+{
+    let resolve = &resolve;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let app = app.clone();
+        async move {
+            let call = resolver_event(event.payload)?;
+            let span = tracing::info_span!(
+                "resolver",
+                field = %call.info.field_name,
+                appsync_request_id = call
+                    .request
+                    .headers
+                    .get("x-amzn-requestid")
+                    .and_then(|v| v.as_deref())
+                    .unwrap_or_default(),
+            );
+            resolve(app, call)
+                .instrument(span)
+                .await
+                .map_err(ResolverError)
+        }
+    }))
+    .await
+}
+
+/// The event as an AppSync direct resolver event, or `BadRequest`.
+pub fn resolver_event(payload: Value) -> Result<ResolverEvent, ResolverError> {
+    serde_json::from_value(payload).map_err(|_| {
+        ResolverError(ChatError::bad_request(
+            "The event is not an AppSync direct resolver event.",
+        ))
+    })
+}
+
+/// A string argument of the field, or `BadRequest` naming it.
+pub fn string_argument<'a>(event: &'a ResolverEvent, name: &str) -> Result<&'a str, ChatError> {
+    match event.arguments.as_ref().and_then(|args| args.get(name)) {
+        Some(Value::String(value)) => Ok(value),
+        Some(Value::Null) | None => Err(ChatError::bad_request(format!("{name} is required."))),
+        Some(_) => Err(ChatError::bad_request(format!("{name} must be a string."))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use context_chat::ErrorKind;
+
+    fn appsync_event(arguments: Value) -> Value {
+        let mut event: Value = serde_json::from_str(include_str!(
+            "../../test-support/fixtures/appsync-direct-resolver.json"
+        ))
+        .unwrap();
+        event["arguments"] = arguments;
+        event
+    }
+
+    #[test]
+    fn arguments_are_read_by_name() {
+        let event =
+            resolver_event(appsync_event(serde_json::json!({"token": "t", "n": 1}))).unwrap();
+        assert_eq!(string_argument(&event, "token").unwrap(), "t");
+        assert_eq!(
+            string_argument(&event, "n").unwrap_err().kind,
+            ErrorKind::BadRequest
+        );
+        let err = string_argument(&event, "deviceId").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::BadRequest);
+        assert!(err.message.contains("deviceId"));
+    }
+
+    #[test]
+    fn errors_become_diagnostics_with_the_contract_error_type() {
+        let diagnostic = Diagnostic::from(ResolverError(ChatError::access_denied("no")));
+        assert_eq!(diagnostic.error_type, "AccessDenied");
+        assert_eq!(diagnostic.error_message, "no");
+        let not_appsync = resolver_event(serde_json::json!({"hello": "world"})).unwrap_err();
+        assert_eq!(Diagnostic::from(not_appsync).error_type, "BadRequest");
+    }
+}

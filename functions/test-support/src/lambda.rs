@@ -1,0 +1,206 @@
+//! Lambda functions under cargo lambda's local runtime: its Runtime API emulator
+//! (`cargo lambda watch --only-lambda-apis`), the function binary started against it, and
+//! invocations sent the way `cargo lambda invoke` sends them.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The Runtime API emulator. It stops when dropped.
+pub struct Emulator {
+    child: Child,
+    port: u16,
+}
+
+/// cargo-lambda from the project's venv (as `scripts/test` installs it), else from PATH.
+fn cargo_lambda() -> PathBuf {
+    if let Ok(path) = std::env::var("CARGO_LAMBDA") {
+        return path.into();
+    }
+    let venv = crate::workspace_root().join(".venv/bin/cargo-lambda");
+    if venv.exists() {
+        venv
+    } else {
+        "cargo-lambda".into()
+    }
+}
+
+impl Emulator {
+    pub fn start() -> Self {
+        let port = crate::free_port();
+        let child = Command::new(cargo_lambda())
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "-A",
+                "127.0.0.1",
+                "-P",
+            ])
+            .arg(port.to_string())
+            .current_dir(crate::workspace_root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("could not start cargo lambda ({e}); run the tests with scripts/test")
+            });
+        let emulator = Self { child, port };
+        wait_for_port(port, Duration::from_secs(30));
+        emulator
+    }
+
+    /// `AWS_LAMBDA_RUNTIME_API` for a function of this name.
+    pub fn runtime_api(&self, function: &str) -> String {
+        format!("http://127.0.0.1:{}/.rt/{function}", self.port)
+    }
+
+    /// Invokes `function` and waits for its answer.
+    pub async fn invoke(&self, function: &str, payload: &Value) -> Invocation {
+        let url = format!(
+            "http://127.0.0.1:{}/2015-03-31/functions/{function}/invocations",
+            self.port
+        );
+        let response = reqwest::Client::new()
+            .post(url)
+            .json(payload)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .expect("the emulator answers");
+        let failed = response.headers().contains_key("x-amz-function-error");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.expect("a JSON answer");
+        if failed || status >= 400 {
+            Invocation::Failed {
+                error_type: body["errorType"].as_str().unwrap_or_default().to_owned(),
+                error_message: body["errorMessage"].as_str().unwrap_or_default().to_owned(),
+            }
+        } else {
+            Invocation::Answered(body)
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Invocation {
+    Answered(Value),
+    Failed {
+        error_type: String,
+        error_message: String,
+    },
+}
+
+impl Invocation {
+    pub fn value(self) -> Value {
+        match self {
+            Invocation::Answered(v) => v,
+            failed => panic!("expected an answer, got {failed:?}"),
+        }
+    }
+
+    pub fn error(self) -> (String, String) {
+        match self {
+            Invocation::Failed {
+                error_type,
+                error_message,
+            } => (error_type, error_message),
+            answered => panic!("expected a function error, got {answered:?}"),
+        }
+    }
+}
+
+/// A function process and everything it printed. It stops when dropped.
+pub struct Function {
+    child: Child,
+    output: Arc<Mutex<String>>,
+}
+
+impl Function {
+    /// Starts `binary` as the Lambda service would, against the emulator.
+    pub fn start(binary: &Path, name: &str, emulator: &Emulator, env: &[(&str, String)]) -> Self {
+        let mut child = Command::new(binary)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_RUNTIME_API", emulator.runtime_api(name))
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the function binary starts");
+        let output = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut out = output.lock().unwrap();
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+            });
+        }
+        Self { child, output }
+    }
+
+    /// What the function has printed so far (its logs).
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Waits until the output holds `needle`.
+    pub fn wait_for_output(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.output().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub(crate) fn wait_for_port(port: u16, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on port {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An AppSync direct resolver event for `parent.field` with these arguments, shaped like
+/// aws-lambda-events' `example-appsync-direct-resolver.json` with an API-key request.
+pub fn appsync_event(parent: &str, field: &str, arguments: Value) -> Value {
+    let mut event: Value =
+        serde_json::from_str(include_str!("../fixtures/appsync-direct-resolver.json")).unwrap();
+    event["info"]["parentTypeName"] = parent.into();
+    event["info"]["fieldName"] = field.into();
+    event["info"]["variables"] = arguments.clone();
+    event["arguments"] = arguments;
+    event
+}

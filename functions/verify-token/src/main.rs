@@ -1,0 +1,15 @@
+//! AppSync direct resolver for `Query.verifyToken(token: ID!): TokenInfo!`.
+
+use lambda_adapter::{Error, build_app, init_tracing, serve, string_argument};
+use serde_json::json;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let app = build_app().await;
+    serve(app, |app, call| async move {
+        let info = app.verify_token(string_argument(&call, "token")?).await?;
+        Ok(json!({ "identity": info.identity, "contexts": info.contexts }))
+    })
+    .await
+}

@@ -1,0 +1,188 @@
+//! The verify-token function under cargo lambda's local runtime, with its settings in SSM on
+//! moto (behind a counting proxy) and the issuer's JWKS on loopback.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use test_support::{
+    CountingProxy, Emulator, Function, Issuer, Moto, TestKey, appsync_event, claims, jwks,
+    put_settings, unique,
+};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_verify-token");
+
+fn event(arguments: Value) -> Value {
+    appsync_event("Query", "verifyToken", arguments)
+}
+
+fn aws_env(endpoint: &str, stack: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("STACK_NAME", stack.to_owned()),
+        ("AWS_ENDPOINT_URL", endpoint.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        // Fail fast against an unreachable SSM: the SDK's standard retries, no long waits.
+        ("AWS_MAX_ATTEMPTS", "2".into()),
+    ]
+}
+
+#[tokio::test]
+async fn answers_good_and_bad_tokens_and_reads_settings_and_keys_once() {
+    let moto = Moto::start();
+    let proxy = CountingProxy::start(moto.url()).await;
+    let key = TestKey::es256("platform-1");
+    let issuer = Issuer::start(jwks(&[&key])).await;
+    let stack = unique("verify");
+    put_settings(
+        &moto.ssm().await,
+        &stack,
+        &issuer.url(),
+        "lambda-api-secret",
+    )
+    .await;
+    let emulator = Emulator::start();
+    let function = Function::start(
+        Path::new(BINARY),
+        "verify-token",
+        &emulator,
+        &aws_env(&proxy.url(), &stack),
+    );
+
+    let token = key.token(&claims("alex", &["general", "SHIPMENT-42"]));
+    let answer = emulator
+        .invoke("verify-token", &event(json!({"token": token})))
+        .await
+        .value();
+    assert_eq!(
+        answer,
+        json!({"identity": "alex", "contexts": ["general", "SHIPMENT-42"]})
+    );
+    let (ssm_calls, jwks_calls) = (proxy.requests(), issuer.fetches());
+    assert!(ssm_calls >= 1, "settings came from SSM");
+    assert_eq!(jwks_calls, 1);
+
+    // A second invocation, with another user's token: no SSM and no JWKS request.
+    let other = key.token(&claims("sam", &["general"]));
+    let answer = emulator
+        .invoke("verify-token", &event(json!({"token": other})))
+        .await
+        .value();
+    assert_eq!(answer["identity"], "sam");
+    assert_eq!(
+        proxy.requests(),
+        ssm_calls,
+        "no SSM request on the second invocation"
+    );
+    assert_eq!(
+        issuer.fetches(),
+        jwks_calls,
+        "no JWKS request on the second invocation"
+    );
+
+    // Bad tokens: the contract's error type, a readable message.
+    let mut expired = claims("alex", &["general"]);
+    expired["exp"] = json!(test_support::now() - 600);
+    for (token, expected) in [
+        (key.token(&expired), "AccessDenied"),
+        (
+            TestKey::es256("stranger").token(&claims("eve", &["general"])),
+            "AccessDenied",
+        ),
+        (key.token(&claims("alex", &["bad context"])), "BadRequest"),
+        ("not.a.token".to_owned(), "BadRequest"),
+    ] {
+        let (error_type, message) = emulator
+            .invoke("verify-token", &event(json!({"token": token})))
+            .await
+            .error();
+        assert_eq!(error_type, expected, "{message}");
+        assert!(!message.is_empty() && !message.contains(&token));
+    }
+
+    // Missing or mistyped arguments, and an event that is not AppSync's.
+    for arguments in [json!({}), json!({"token": null}), json!({"token": 42})] {
+        let (error_type, message) = emulator
+            .invoke("verify-token", &event(arguments))
+            .await
+            .error();
+        assert_eq!(error_type, "BadRequest");
+        assert!(message.contains("token"), "{message}");
+    }
+    let (error_type, _) = emulator
+        .invoke("verify-token", &json!({"hello": "world"}))
+        .await
+        .error();
+    assert_eq!(error_type, "BadRequest");
+
+    // Logs: JSON lines, the request id on invocation lines, never a token or the secret.
+    let logs = function.output();
+    assert!(!logs.contains(&token) && !logs.contains(&other));
+    assert!(!logs.contains("lambda-api-secret"));
+    let refused: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == "context token refused")
+        .collect();
+    assert!(!refused.is_empty(), "refusals are logged:\n{logs}");
+    for line in refused {
+        assert!(
+            line["spans"][0]["requestId"].is_string(),
+            "request id on {line}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_missing_parameter_is_entity_not_found_naming_it() {
+    let moto = Moto::start();
+    let ssm = moto.ssm().await;
+    let stack = unique("verify-missing");
+    put_settings(&ssm, &stack, "https://toolbox.example/jwks.json", "secret").await;
+    ssm.delete_parameter()
+        .name(format!("/{stack}/chat/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    let emulator = Emulator::start();
+    let function = Function::start(
+        Path::new(BINARY),
+        "verify-token",
+        &emulator,
+        &aws_env(moto.url(), &stack),
+    );
+    let token = TestKey::es256("k").token(&claims("alex", &["general"]));
+    for _ in 0..2 {
+        let (error_type, message) = emulator
+            .invoke("verify-token", &event(json!({"token": token})))
+            .await
+            .error();
+        assert_eq!(error_type, "EntityNotFound");
+        assert!(
+            message.contains(&format!("/{stack}/chat/jwks.json")),
+            "{message}"
+        );
+    }
+    assert!(function.wait_for_output("warm-up failed", Duration::from_secs(5)));
+}
+
+#[tokio::test]
+async fn unreachable_ssm_is_an_internal_error() {
+    let port = test_support::free_port();
+    let emulator = Emulator::start();
+    let _function = Function::start(
+        Path::new(BINARY),
+        "verify-token",
+        &emulator,
+        &aws_env(&format!("http://127.0.0.1:{port}"), "nowhere"),
+    );
+    let token = TestKey::es256("k").token(&claims("alex", &["general"]));
+    let (error_type, message) = emulator
+        .invoke("verify-token", &event(json!({"token": token})))
+        .await
+        .error();
+    assert_eq!(error_type, "InternalError");
+    assert!(message.contains("/nowhere/"), "{message}");
+}
