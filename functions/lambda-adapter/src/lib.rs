@@ -10,6 +10,7 @@ use context_chat::{App, AppOptions, ChatError};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 use tracing::Instrument;
+use tracing_subscriber::filter::LevelFilter;
 
 pub use lambda_runtime::Error;
 
@@ -37,16 +38,18 @@ impl From<ResolverError> for Diagnostic {
 }
 
 /// JSON log lines on stdout, for CloudWatch. Every line inside an invocation carries the
-/// runtime's span, so its `requestId`. The level comes from `RUST_LOG`, else Lambda's
-/// `AWS_LAMBDA_LOG_LEVEL`, else `info`.
+/// runtime's span, so its `requestId`. The level (`error` … `trace`) comes from Lambda's
+/// `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else `info`. A plain level rather than an
+/// `EnvFilter` keeps the regex engine out of the binary.
 pub fn init_tracing() {
-    let filter = std::env::var("RUST_LOG")
-        .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL"))
-        .unwrap_or_else(|_| "info".into())
-        .to_lowercase();
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|l| l.trim().parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
     tracing_subscriber::fmt()
         .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_max_level(level)
         .with_target(false)
         .with_current_span(false)
         .with_span_list(true)
