@@ -19,8 +19,14 @@ pub type ResolverEvent = AppSyncDirectResolverEvent<Value>;
 
 /// A failed resolution. AppSync reports the function error's type as `errorType` and its
 /// message as `message`, which is what the widget reads.
-#[derive(Debug)]
 pub struct ResolverError(pub ChatError);
+
+/// The runtime logs a failed invocation with this: `errorType: message`, nothing more.
+impl std::fmt::Debug for ResolverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.0.kind, self.0.message)
+    }
+}
 
 impl From<ChatError> for ResolverError {
     fn from(err: ChatError) -> Self {
