@@ -42,11 +42,7 @@ async fn cold_start(
     // The invocation waits in the emulator until the function asks for it.
     let pending = {
         let event = event.clone();
-        let url = emulator.runtime_api(name);
-        let invoke_url = url.replace(
-            &format!("/.rt/{name}"),
-            &format!("/2015-03-31/functions/{name}/invocations"),
-        );
+        let invoke_url = emulator.invocations_url(name);
         tokio::spawn(async move {
             reqwest::Client::new()
                 .post(invoke_url)

@@ -60,14 +60,18 @@ impl Emulator {
         format!("http://127.0.0.1:{}/.rt/{function}", self.port)
     }
 
-    /// Invokes `function` and waits for its answer.
-    pub async fn invoke(&self, function: &str, payload: &Value) -> Invocation {
-        let url = format!(
+    /// Where `cargo lambda invoke` sends an invocation of `function`.
+    pub fn invocations_url(&self, function: &str) -> String {
+        format!(
             "http://127.0.0.1:{}/2015-03-31/functions/{function}/invocations",
             self.port
-        );
+        )
+    }
+
+    /// Invokes `function` and waits for its answer.
+    pub async fn invoke(&self, function: &str, payload: &Value) -> Invocation {
         let response = reqwest::Client::new()
-            .post(url)
+            .post(self.invocations_url(function))
             .json(payload)
             .timeout(Duration::from_secs(30))
             .send()
