@@ -352,3 +352,34 @@ async fn a_repeated_token_skips_the_key_lookup_and_expires_with_the_token() {
         .unwrap();
     assert_eq!(issuer.fetches(), 3);
 }
+
+#[tokio::test]
+async fn every_single_character_change_is_refused_cleanly() {
+    let key = TestKey::es256("ec-1");
+    let issuer = Issuer::start(jwks(&[&key])).await;
+    let v = verifier(&issuer, JwksPolicy::default(), None, None);
+    let token = key.token(&claims("alex", &["general"]));
+    v.verify(&token).await.unwrap();
+    let alphabet = ['A', 'z', '0', '-', '_', '.', '=', ' ', 'é', '\u{0}'];
+    let mut tried = 0;
+    for (i, original) in token.char_indices() {
+        for (n, replacement) in alphabet.iter().enumerate() {
+            // A few replacements per position keep the run short while covering every part.
+            if *replacement == original || (i + n) % 3 != 0 {
+                continue;
+            }
+            let mut mutated = token.clone();
+            mutated.replace_range(i..i + original.len_utf8(), &replacement.to_string());
+            tried += 1;
+            match v.verify(&mutated).await {
+                Err(e) => assert!(
+                    matches!(e.kind, ErrorKind::BadRequest | ErrorKind::AccessDenied),
+                    "position {i}: {e}"
+                ),
+                // Not even a change in base64's unused low bits: non-canonical encodings are refused.
+                Ok(_) => panic!("position {i}: a changed token was accepted"),
+            }
+        }
+    }
+    assert!(tried > 300, "{tried}");
+}
