@@ -68,6 +68,31 @@ impl Emulator {
         )
     }
 
+    /// Invokes `function` with the `cargo lambda invoke` command itself: its exit status
+    /// and what it printed (the answer on stdout, the error type and message on stderr).
+    pub fn invoke_with_cli(&self, function: &str, payload: &Value) -> (bool, String, String) {
+        let output = Command::new(cargo_lambda())
+            .args([
+                "lambda",
+                "invoke",
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+            ])
+            .arg(self.port.to_string())
+            .args(["--output-format", "json", "--data-ascii"])
+            .arg(payload.to_string())
+            .arg(function)
+            .current_dir(crate::workspace_root())
+            .output()
+            .expect("cargo lambda invoke runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
     /// Invokes `function` and waits for its answer.
     pub async fn invoke(&self, function: &str, payload: &Value) -> Invocation {
         let response = reqwest::Client::new()

@@ -186,3 +186,45 @@ async fn unreachable_ssm_is_an_internal_error() {
     assert_eq!(error_type, "InternalError");
     assert!(message.contains("/nowhere/"), "{message}");
 }
+
+#[tokio::test]
+async fn answers_cargo_lambda_invoke() {
+    let moto = Moto::start();
+    let key = TestKey::rs256("platform-rsa");
+    let issuer = Issuer::start(jwks(&[&key])).await;
+    let stack = unique("verify-cli");
+    put_settings(&moto.ssm().await, &stack, &issuer.url(), "secret").await;
+    let emulator = Emulator::start();
+    let _function = Function::start(
+        Path::new(BINARY),
+        "verify-token",
+        &emulator,
+        &aws_env(moto.url(), &stack),
+    );
+
+    let token = key.token(&claims("kim", &["GROUP-PRIVATE-7"]));
+    let (good, bad) = (event(json!({"token": token})), event(json!({"token": "x"})));
+    // The command blocks until the function answers; keep it off the async runtime.
+    let (answered, refused) = tokio::task::spawn_blocking(move || {
+        (
+            emulator.invoke_with_cli("verify-token", &good),
+            emulator.invoke_with_cli("verify-token", &bad),
+        )
+    })
+    .await
+    .unwrap();
+
+    let (ok, stdout, stderr) = answered;
+    assert!(ok, "{stderr}");
+    let answer: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        answer,
+        json!({"identity": "kim", "contexts": ["GROUP-PRIVATE-7"]})
+    );
+    let (ok, _, stderr) = refused;
+    assert!(!ok, "a function error fails the command");
+    assert!(
+        stderr.contains("BadRequest"),
+        "the error type is shown: {stderr}"
+    );
+}
