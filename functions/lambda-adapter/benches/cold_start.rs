@@ -6,11 +6,12 @@
 //! Run it with `scripts/bench-cold-start`, which builds the release binaries first.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use test_support::{Emulator, Issuer, Moto, TestKey, appsync_event, claims, jwks, put_settings};
+use test_support::{
+    Emulator, Function, Issuer, Moto, TestKey, appsync_event, claims, jwks, put_settings,
+};
 
 const RUNS: usize = 15;
 
@@ -33,7 +34,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 async fn cold_start(
-    binary: &PathBuf,
+    binary: &std::path::Path,
     name: &str,
     emulator: &Emulator,
     env: &[(&str, String)],
@@ -57,24 +58,13 @@ async fn cold_start(
     tokio::time::sleep(Duration::from_millis(50)).await;
 
     let started = Instant::now();
-    let mut child = Command::new(binary)
-        .env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", emulator.runtime_api(name))
-        .env("AWS_LAMBDA_FUNCTION_NAME", name)
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the release binary starts (build it with scripts/bench-cold-start)");
+    let function = Function::start(binary, name, emulator, env);
     let answered = pending
         .await
         .unwrap()
         .expect("the first invocation is answered");
-    let peak_kib = peak_rss_kib(child.id());
-    let _ = child.kill();
-    let _ = child.wait();
+    let peak_kib = peak_rss_kib(function.pid());
+    drop(function);
     Sample {
         millis: answered.duration_since(started).as_secs_f64() * 1000.0,
         peak_kib,

@@ -12,7 +12,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::Value;
-use tokio::net::TcpListener;
 
 /// How the issuer answers.
 #[derive(Clone, Debug)]
@@ -52,11 +51,7 @@ impl Issuer {
         let app = Router::new()
             .route("/.well-known/jwks.json", get(serve_jwks))
             .with_state(inner.clone());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (addr, task) = crate::serve_on_loopback(app).await;
         Self { addr, inner, task }
     }
 

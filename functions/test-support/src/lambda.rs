@@ -189,6 +189,10 @@ impl Function {
         Self { child, output }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// What the function has printed so far (its logs).
     pub fn output(&self) -> String {
         self.output.lock().unwrap().clone()

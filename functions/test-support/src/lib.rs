@@ -13,7 +13,7 @@ use std::path::PathBuf;
 pub use issuer::{Behaviour, Issuer};
 pub use keys::{TestKey, claims, jwks, legacy_jwks, now};
 pub use lambda::{Emulator, Function, Invocation, appsync_event};
-pub use moto::{Moto, put_parameter, put_settings, ssm_client};
+pub use moto::{Moto, aws_env, put_parameter, put_settings, ssm_client};
 pub use proxy::CountingProxy;
 
 /// Twilio identifiers of the same shape as real ones, for settings in tests.
@@ -24,6 +24,18 @@ pub const CHAT_SERVICE_SID: &str = "IS00112233445566778899aabbccddeeff";
 /// The repository's root.
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Serves `app` on a free loopback port; the task stops when its handle is aborted.
+pub async fn serve_on_loopback(
+    app: axum::Router,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, task)
 }
 
 /// A port free on loopback right now.

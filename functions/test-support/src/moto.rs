@@ -52,18 +52,25 @@ impl Moto {
 
     /// Environment variables that point the AWS SDK's standard chain at this moto.
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ENDPOINT_URL", self.url.clone()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_EC2_METADATA_DISABLED", "true".into()),
-        ]
+        aws_env(&self.url)
     }
 
     pub async fn ssm(&self) -> aws_sdk_ssm::Client {
         ssm_client(&self.url).await
     }
+}
+
+/// Environment variables that point the AWS SDK's standard chain at `endpoint`, with test
+/// credentials and few retries, so that an unreachable endpoint fails fast.
+pub fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("AWS_MAX_ATTEMPTS", "2".into()),
+    ]
 }
 
 /// An SSM client for an endpoint, with test credentials.

@@ -10,7 +10,6 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use tokio::net::TcpListener;
 
 struct Inner {
     target: String,
@@ -33,11 +32,7 @@ impl CountingProxy {
             requests: AtomicUsize::new(0),
         });
         let app = Router::new().fallback(forward).with_state(inner.clone());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (addr, task) = crate::serve_on_loopback(app).await;
         Self { addr, inner, task }
     }
 

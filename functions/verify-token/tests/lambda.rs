@@ -16,17 +16,11 @@ fn event(arguments: Value) -> Value {
     appsync_event("Query", "verifyToken", arguments)
 }
 
-fn aws_env(endpoint: &str, stack: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("STACK_NAME", stack.to_owned()),
-        ("AWS_ENDPOINT_URL", endpoint.to_owned()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_EC2_METADATA_DISABLED", "true".into()),
-        // Fail fast against an unreachable SSM: the SDK's standard retries, no long waits.
-        ("AWS_MAX_ATTEMPTS", "2".into()),
-    ]
+/// The function's environment: SSM under `stack` at `endpoint`.
+fn lambda_env(endpoint: &str, stack: &str) -> Vec<(&'static str, String)> {
+    let mut env = test_support::aws_env(endpoint);
+    env.push(("STACK_NAME", stack.to_owned()));
+    env
 }
 
 #[tokio::test]
@@ -48,7 +42,7 @@ async fn answers_good_and_bad_tokens_and_reads_settings_and_keys_once() {
         Path::new(BINARY),
         "verify-token",
         &emulator,
-        &aws_env(&proxy.url(), &stack),
+        &lambda_env(&proxy.url(), &stack),
     );
 
     let token = key.token(&claims("alex", &["general", "SHIPMENT-42"]));
@@ -151,7 +145,7 @@ async fn a_missing_parameter_is_entity_not_found_naming_it() {
         Path::new(BINARY),
         "verify-token",
         &emulator,
-        &aws_env(moto.url(), &stack),
+        &lambda_env(moto.url(), &stack),
     );
     let token = TestKey::es256("k").token(&claims("alex", &["general"]));
     for _ in 0..2 {
@@ -176,7 +170,7 @@ async fn unreachable_ssm_is_an_internal_error() {
         Path::new(BINARY),
         "verify-token",
         &emulator,
-        &aws_env(&format!("http://127.0.0.1:{port}"), "nowhere"),
+        &lambda_env(&format!("http://127.0.0.1:{port}"), "nowhere"),
     );
     let token = TestKey::es256("k").token(&claims("alex", &["general"]));
     let (error_type, message) = emulator
@@ -199,7 +193,7 @@ async fn answers_cargo_lambda_invoke() {
         Path::new(BINARY),
         "verify-token",
         &emulator,
-        &aws_env(moto.url(), &stack),
+        &lambda_env(moto.url(), &stack),
     );
 
     let token = key.token(&claims("kim", &["GROUP-PRIVATE-7"]));
