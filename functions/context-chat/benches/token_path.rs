@@ -41,6 +41,7 @@ fn setup() -> Bench {
             chat_service_sid: "IS00112233445566778899aabbccddeeff".into(),
             auth_token: None,
             access_token_ttl_secs: 86_400,
+            api_base_url: None,
         },
         chat: ChatSettings {
             jwks_url: issuer.url().parse().unwrap(),

@@ -7,7 +7,11 @@ use std::time::{Duration, Instant};
 use crate::context_token::{JwksCache, JwksPolicy, VerifiedToken, Verifier, jwks, now_unix};
 use crate::error::{ChatError, Result};
 use crate::settings::{Settings, SettingsSource};
+use crate::settings::TwilioSettings;
 use crate::twilio::access_token::{AccessTokenMinter, Grant};
+use crate::twilio::conversations::ConversationsApi;
+use crate::twilio::provisioning::{Provisioned, Provisioner, ProvisioningOptions};
+use crate::twilio::rest::{RestClient, RetryPolicy};
 
 #[derive(Debug, Clone, Copy)]
 pub struct AppOptions {
@@ -16,6 +20,8 @@ pub struct AppOptions {
     /// After a failed reload, how long the previous settings are kept before trying again.
     pub settings_retry: Duration,
     pub jwks: JwksPolicy,
+    pub twilio: RetryPolicy,
+    pub provisioning: ProvisioningOptions,
 }
 
 impl Default for AppOptions {
@@ -24,6 +30,8 @@ impl Default for AppOptions {
             settings_max_age: Duration::from_secs(300),
             settings_retry: Duration::from_secs(30),
             jwks: JwksPolicy::default(),
+            twilio: RetryPolicy::default(),
+            provisioning: ProvisioningOptions::default(),
         }
     }
 }
@@ -34,6 +42,8 @@ pub struct Runtime {
     pub settings: Arc<Settings>,
     pub verifier: Arc<Verifier>,
     pub minter: Arc<AccessTokenMinter>,
+    /// `None` when the settings have no Conversations API (local mode on fake credentials).
+    pub provisioner: Option<Arc<Provisioner>>,
     reload_at: Instant,
 }
 
@@ -48,6 +58,7 @@ pub struct App {
     source: SettingsSource,
     options: AppOptions,
     http: reqwest::Client,
+    twilio_http: reqwest::Client,
     current: RwLock<Option<Runtime>>,
     reload: tokio::sync::Mutex<()>,
 }
@@ -61,6 +72,7 @@ impl App {
             source,
             options,
             http: jwks::http_client(),
+            twilio_http: RestClient::http_client(),
             current: RwLock::new(None),
             reload: tokio::sync::Mutex::new(()),
         }
@@ -149,12 +161,33 @@ impl App {
             &twilio.chat_service_sid,
             twilio.access_token_ttl_secs,
         ));
+        let provisioner = match previous {
+            Some(prev) if prev.settings.twilio.same_api(twilio) => prev.provisioner.clone(),
+            _ => self.provisioner(twilio),
+        };
         Runtime {
             settings: Arc::new(settings),
             verifier,
             minter,
+            provisioner,
             reload_at: Instant::now() + self.options.settings_max_age,
         }
+    }
+
+    fn provisioner(&self, twilio: &TwilioSettings) -> Option<Arc<Provisioner>> {
+        let base_url = twilio.api_base_url.as_ref()?;
+        let rest = RestClient::new(
+            self.twilio_http.clone(),
+            base_url,
+            &twilio.chat_service_sid,
+            &twilio.api_key_sid,
+            &twilio.api_secret,
+            self.options.twilio,
+        );
+        Some(Arc::new(Provisioner::new(
+            ConversationsApi::new(rest),
+            self.options.provisioning,
+        )))
     }
 
     /// Verifies a context token, logging a refusal (its reason, never the token).
@@ -181,7 +214,8 @@ impl App {
         })
     }
 
-    /// `createChatToken`: a Twilio access token for the token's identity.
+    /// `createChatToken`: a Twilio access token for the token's identity, handed out once
+    /// the identity's Conversations memberships match the token's contexts.
     pub async fn create_chat_token(&self, device_id: &str, token: &str) -> Result<String> {
         let token = required(token, "token")?;
         let device_id = required(device_id, "deviceId")?;
@@ -196,6 +230,27 @@ impl App {
         }
         let runtime = self.runtime().await?;
         let verified = self.verified(&runtime, token).await?;
+        let provisioned = match &runtime.provisioner {
+            Some(provisioner) => match provisioner
+                .ensure(&verified.identity, &verified.contexts)
+                .await?
+            {
+                Provisioned::Remembered => "remembered",
+                Provisioned::Checked(changes) => {
+                    tracing::info!(
+                        identity = %verified.identity,
+                        user_created = changes.user_created,
+                        conversations_created = changes.conversations_created,
+                        conversations_adopted = changes.conversations_adopted,
+                        joined = changes.joined,
+                        left = changes.left,
+                        "conversations provisioned"
+                    );
+                    "checked"
+                }
+            },
+            None => "off",
+        };
         // The old integration's endpoint id, kept so tokens look as they did.
         let endpoint_id = format!("dachat:{}:{device_id}", verified.identity);
         let access_token = runtime.minter.mint(
@@ -208,6 +263,7 @@ impl App {
         tracing::info!(
             identity = %verified.identity,
             contexts = verified.contexts.len(),
+            provisioning = provisioned,
             "chat token issued"
         );
         Ok(access_token)

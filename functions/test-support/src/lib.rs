@@ -5,7 +5,9 @@ pub mod issuer;
 pub mod keys;
 pub mod lambda;
 pub mod moto;
+pub mod prism;
 pub mod proxy;
+pub mod twilio;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -15,6 +17,7 @@ pub use keys::{TestKey, claims, jwks, legacy_jwks, now};
 pub use lambda::{Emulator, Function, Invocation, appsync_event};
 pub use moto::{Moto, aws_env, put_parameter, put_settings, ssm_client};
 pub use proxy::CountingProxy;
+pub use twilio::{API_SECRET, Fault, TwilioStandIn};
 
 /// Twilio identifiers of the same shape as real ones, for settings in tests.
 pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";

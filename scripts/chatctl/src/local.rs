@@ -81,6 +81,8 @@ pub fn embedded_settings(jwks_url: Url) -> Settings {
                 "local-development-only-not-a-twilio-token",
             )),
             access_token_ttl_secs: context_chat::twilio::access_token::DEFAULT_TTL_SECS,
+            // No account, so nothing to provision in.
+            api_base_url: None,
         },
         chat: ChatSettings {
             jwks_url,

@@ -11,7 +11,7 @@ use url::Url;
 
 use super::keys::{KeySet, VerifyKey, parse_jwks};
 use crate::error::{ChatError, Result};
-use crate::settings::is_allowed_jwks_url;
+use crate::settings::is_allowed_remote_url;
 
 #[derive(Debug, Clone, Copy)]
 pub struct JwksPolicy {
@@ -50,7 +50,7 @@ pub fn http_client() -> reqwest::Client {
             attempt.error("too many redirects")
         } else if attempt.url().host_str().map(str::to_owned) != first_host {
             attempt.error("redirect to another host")
-        } else if !is_allowed_jwks_url(attempt.url()) {
+        } else if !is_allowed_remote_url(attempt.url()) {
             attempt.error("redirect to a disallowed scheme")
         } else {
             attempt.follow()

@@ -10,7 +10,7 @@ pub use source::SettingsSource;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::error::{ChatError, Result};
@@ -32,6 +32,9 @@ pub struct TwilioSettings {
     /// Only the webhook receiver needs it; absent is fine for the token path.
     pub auth_token: Option<SecretString>,
     pub access_token_ttl_secs: u64,
+    /// The Conversations API. `None` turns provisioning off: local mode on embedded fake
+    /// credentials, where there is no Twilio account to provision in.
+    pub api_base_url: Option<Url>,
 }
 
 /// Everything the context-token verifier depends on. When a reload leaves it unchanged,
@@ -46,82 +49,131 @@ pub struct ChatSettings {
 /// Raw parameter values by [`Param`], as a source found them.
 pub(crate) type RawParams = HashMap<Param, String>;
 
-impl Settings {
-    /// Checks raw values. `describe` names a parameter the way its source does
-    /// (an SSM name or an environment variable), for error messages; values never appear.
-    pub(crate) fn from_raw(raw: &RawParams, describe: &dyn Fn(Param) -> String) -> Result<Self> {
-        let required = |p: Param| -> Result<&str> {
-            raw.get(&p)
-                .map(String::as_str)
-                .filter(|v| !v.trim().is_empty())
-                .ok_or_else(|| {
-                    ChatError::not_found(format!("The setting {} is missing.", describe(p)))
-                })
-        };
-        let optional = |p: Param| {
-            raw.get(&p)
-                .map(|v| v.trim())
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-        };
-        let invalid = |p: Param, what: &str| {
-            ChatError::internal(format!("The setting {} {what}.", describe(p)))
-        };
-        let sid = |p: Param, prefix: &str| -> Result<String> {
-            let value = required(p)?.trim();
-            if looks_like_sid(value, prefix) {
-                Ok(value.to_owned())
-            } else {
-                Err(invalid(
-                    p,
-                    &format!("is not a Twilio SID ({prefix} followed by 32 hex digits)"),
-                ))
-            }
-        };
+/// Where Twilio's Conversations API answers, unless `TWILIO_API_BASE_URL` says otherwise.
+pub const DEFAULT_TWILIO_API_BASE_URL: &str = "https://conversations.twilio.com";
 
-        let ttl = match optional(Param::AccessTokenTtl) {
+/// Reads raw values. `describe` names a parameter the way its source does (an SSM name or
+/// an environment variable), for error messages; values never appear in them.
+struct Reader<'a> {
+    raw: &'a RawParams,
+    describe: &'a dyn Fn(Param) -> String,
+}
+
+impl Reader<'_> {
+    fn required(&self, p: Param) -> Result<&str> {
+        self.raw
+            .get(&p)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                ChatError::not_found(format!("The setting {} is missing.", (self.describe)(p)))
+            })
+    }
+
+    fn optional(&self, p: Param) -> Option<String> {
+        self.raw
+            .get(&p)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    }
+
+    fn invalid(&self, p: Param, what: &str) -> ChatError {
+        ChatError::internal(format!("The setting {} {what}.", (self.describe)(p)))
+    }
+
+    fn sid(&self, p: Param, prefix: &str) -> Result<String> {
+        let value = self.required(p)?;
+        if looks_like_sid(value, prefix) {
+            Ok(value.to_owned())
+        } else {
+            Err(self.invalid(
+                p,
+                &format!("is not a Twilio SID ({prefix} followed by 32 hex digits)"),
+            ))
+        }
+    }
+
+    /// https anywhere; http only to loopback.
+    fn url(&self, p: Param, value: &str) -> Result<Url> {
+        let url = Url::parse(value).map_err(|_| self.invalid(p, "is not a URL"))?;
+        if is_allowed_remote_url(&url) {
+            Ok(url)
+        } else {
+            Err(self.invalid(
+                p,
+                "must use https (plain http is allowed only for loopback hosts)",
+            ))
+        }
+    }
+}
+
+impl Settings {
+    pub(crate) fn from_raw(raw: &RawParams, describe: &dyn Fn(Param) -> String) -> Result<Self> {
+        Ok(Settings {
+            twilio: TwilioSettings::from_raw(raw, describe)?,
+            chat: ChatSettings::from_raw(raw, describe)?,
+        })
+    }
+}
+
+impl TwilioSettings {
+    pub(crate) fn from_raw(raw: &RawParams, describe: &dyn Fn(Param) -> String) -> Result<Self> {
+        let r = Reader { raw, describe };
+        let ttl = match r.optional(Param::AccessTokenTtl) {
             None => DEFAULT_TTL_SECS,
             Some(v) => v
                 .parse::<u64>()
                 .ok()
                 .filter(|t| (1..=MAX_TTL_SECS).contains(t))
                 .ok_or_else(|| {
-                    invalid(
+                    r.invalid(
                         Param::AccessTokenTtl,
                         &format!("must be a number of seconds from 1 to {MAX_TTL_SECS}"),
                     )
                 })?,
         };
+        let api_base_url = r.url(
+            Param::ApiBaseUrl,
+            r.optional(Param::ApiBaseUrl)
+                .as_deref()
+                .unwrap_or(DEFAULT_TWILIO_API_BASE_URL),
+        )?;
+        Ok(TwilioSettings {
+            account_sid: r.sid(Param::AccountSid, "AC")?,
+            api_key_sid: r.sid(Param::ApiKey, "SK")?,
+            api_secret: SecretString::from(r.required(Param::ApiSecret)?.to_owned()),
+            chat_service_sid: r.sid(Param::ChatServiceSid, "IS")?,
+            auth_token: r.optional(Param::AuthToken).map(SecretString::from),
+            access_token_ttl_secs: ttl,
+            api_base_url: Some(api_base_url),
+        })
+    }
 
-        let jwks_url = Url::parse(required(Param::JwksUrl)?.trim())
-            .map_err(|_| invalid(Param::JwksUrl, "is not a URL"))?;
-        if !is_allowed_jwks_url(&jwks_url) {
-            return Err(invalid(
-                Param::JwksUrl,
-                "must use https (plain http is allowed only for loopback hosts)",
-            ));
-        }
+    /// Whether `other` talks to the same Conversation Service with the same credentials, so
+    /// that a client (and what it remembers) made for one serves the other.
+    pub fn same_api(&self, other: &TwilioSettings) -> bool {
+        self.api_base_url == other.api_base_url
+            && self.api_key_sid == other.api_key_sid
+            && self.chat_service_sid == other.chat_service_sid
+            && self.api_secret.expose_secret() == other.api_secret.expose_secret()
+    }
+}
 
-        Ok(Settings {
-            twilio: TwilioSettings {
-                account_sid: sid(Param::AccountSid, "AC")?,
-                api_key_sid: sid(Param::ApiKey, "SK")?,
-                api_secret: SecretString::from(required(Param::ApiSecret)?.to_owned()),
-                chat_service_sid: sid(Param::ChatServiceSid, "IS")?,
-                auth_token: optional(Param::AuthToken).map(SecretString::from),
-                access_token_ttl_secs: ttl,
-            },
-            chat: ChatSettings {
-                jwks_url,
-                issuer: optional(Param::Issuer),
-                audience: optional(Param::Audience),
-            },
+impl ChatSettings {
+    pub(crate) fn from_raw(raw: &RawParams, describe: &dyn Fn(Param) -> String) -> Result<Self> {
+        let r = Reader { raw, describe };
+        Ok(ChatSettings {
+            jwks_url: r.url(Param::JwksUrl, r.required(Param::JwksUrl)?)?,
+            issuer: r.optional(Param::Issuer),
+            audience: r.optional(Param::Audience),
         })
     }
 }
 
-/// HTTPS anywhere; plain HTTP only to this machine, for local mode and tests.
-pub fn is_allowed_jwks_url(url: &Url) -> bool {
+/// HTTPS anywhere; plain HTTP only to this machine, for local mode and tests (issuer
+/// keys, Twilio stand-ins).
+pub fn is_allowed_remote_url(url: &Url) -> bool {
     match url.scheme() {
         "https" => url.host().is_some(),
         "http" => match url.host() {
@@ -138,7 +190,6 @@ pub fn is_allowed_jwks_url(url: &Url) -> bool {
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
-    use secrecy::ExposeSecret;
 
     fn good() -> RawParams {
         [
@@ -167,6 +218,10 @@ mod tests {
         assert_eq!(s.twilio.api_secret.expose_secret(), "s3cr3t-value");
         assert_eq!(s.chat.issuer, None);
         assert!(s.twilio.auth_token.is_none());
+        assert_eq!(
+            s.twilio.api_base_url.unwrap().as_str(),
+            "https://conversations.twilio.com/"
+        );
     }
 
     #[test]
@@ -202,6 +257,24 @@ mod tests {
         for bad in ["0", "86401", "-5", "1h"] {
             raw.insert(Param::AccessTokenTtl, bad.into());
             assert!(Settings::from_raw(&raw, &describe).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn twilio_base_url_must_be_https_unless_loopback() {
+        for (url, ok) in [
+            ("https://conversations.dublin.ie1.twilio.com", true),
+            ("http://127.0.0.1:4010", true),
+            ("http://conversations.twilio.com", false),
+            ("conversations.twilio.com", false),
+        ] {
+            let mut raw = good();
+            raw.insert(Param::ApiBaseUrl, url.into());
+            let loaded = Settings::from_raw(&raw, &describe);
+            assert_eq!(loaded.is_ok(), ok, "{url}");
+            if let Err(err) = loaded {
+                assert!(err.message.contains("/stack/twilio/apiBaseURL"), "{}", err.message);
+            }
         }
     }
 

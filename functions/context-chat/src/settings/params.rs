@@ -9,19 +9,21 @@ pub enum Param {
     ChatServiceSid,
     AuthToken,
     AccessTokenTtl,
+    ApiBaseUrl,
     JwksUrl,
     Issuer,
     Audience,
 }
 
 impl Param {
-    pub const ALL: [Param; 9] = [
+    pub const ALL: [Param; 10] = [
         Param::AccountSid,
         Param::ApiKey,
         Param::ApiSecret,
         Param::ChatServiceSid,
         Param::AuthToken,
         Param::AccessTokenTtl,
+        Param::ApiBaseUrl,
         Param::JwksUrl,
         Param::Issuer,
         Param::Audience,
@@ -36,6 +38,7 @@ impl Param {
             Param::ChatServiceSid => "twilio/chatServiceSID",
             Param::AuthToken => "twilio/authToken",
             Param::AccessTokenTtl => "twilio/accessTokenTTL",
+            Param::ApiBaseUrl => "twilio/apiBaseURL",
             Param::JwksUrl => "chat/jwks.json",
             Param::Issuer => "chat/issuer",
             Param::Audience => "chat/audience",
@@ -54,6 +57,7 @@ impl Param {
             Param::ChatServiceSid => "TWILIO_CHAT_SERVICE_SID",
             Param::AuthToken => "TWILIO_AUTH_TOKEN",
             Param::AccessTokenTtl => "TWILIO_ACCESS_TOKEN_TTL",
+            Param::ApiBaseUrl => "TWILIO_API_BASE_URL",
             Param::JwksUrl => "CHAT_JWKS_URL",
             Param::Issuer => "CHAT_ISSUER",
             Param::Audience => "CHAT_AUDIENCE",

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use aws_sdk_ssm::error::DisplayErrorContext;
 
-use super::{Param, RawParams, Settings};
+use super::{Param, RawParams, Settings, TwilioSettings};
 use crate::error::{ChatError, Result};
 
 /// The SSM paths read, below `/STACK/`.
@@ -36,6 +36,9 @@ impl SettingsSource {
     /// Where a setting lives, for messages.
     pub fn describe(&self, param: Param) -> String {
         match self {
+            SettingsSource::Ssm { .. } if param == Param::ApiBaseUrl && api_base_url_override().is_some() => {
+                format!("environment variable {}", param.env_var())
+            }
             SettingsSource::Ssm { stack, .. } => format!("SSM parameter {}", param.ssm_name(stack)),
             SettingsSource::Env(_) => format!("environment variable {}", param.env_var()),
             SettingsSource::Fixed(_) => format!("embedded setting {}", param.ssm_suffix()),
@@ -43,16 +46,43 @@ impl SettingsSource {
     }
 
     pub async fn load(&self) -> Result<Settings> {
-        let raw = match self {
-            SettingsSource::Fixed(settings) => return Ok((**settings).clone()),
+        if let SettingsSource::Fixed(settings) = self {
+            return Ok((**settings).clone());
+        }
+        Settings::from_raw(&self.load_raw().await?, &|p| self.describe(p))
+    }
+
+    /// Only the Twilio settings: what `chatctl configure-twilio` needs.
+    pub async fn load_twilio(&self) -> Result<TwilioSettings> {
+        if let SettingsSource::Fixed(settings) = self {
+            return Ok(settings.twilio.clone());
+        }
+        TwilioSettings::from_raw(&self.load_raw().await?, &|p| self.describe(p))
+    }
+
+    async fn load_raw(&self) -> Result<RawParams> {
+        Ok(match self {
+            SettingsSource::Fixed(_) => RawParams::new(),
             SettingsSource::Env(vars) => Param::ALL
                 .iter()
                 .filter_map(|p| Some((*p, vars.get(p.env_var())?.clone())))
                 .collect(),
-            SettingsSource::Ssm { client, stack } => load_ssm(client, stack).await?,
-        };
-        Settings::from_raw(&raw, &|p| self.describe(p))
+            SettingsSource::Ssm { client, stack } => {
+                let mut raw = load_ssm(client, stack).await?;
+                if let Some(url) = api_base_url_override() {
+                    raw.insert(Param::ApiBaseUrl, url);
+                }
+                raw
+            }
+        })
     }
+}
+
+/// `TWILIO_API_BASE_URL` wins over SSM: it points one process at a stand-in or a region.
+fn api_base_url_override() -> Option<String> {
+    std::env::var(Param::ApiBaseUrl.env_var())
+        .ok()
+        .filter(|u| !u.trim().is_empty())
 }
 
 /// Reads both paths at once: the two round trips overlap, which matters during a cold start.

@@ -1,3 +1,8 @@
-//! Twilio: access tokens for the Conversations SDK.
+//! Twilio: access tokens for the Conversations SDK, and the Conversations REST API that
+//! makes a user's memberships follow its context token.
 
 pub mod access_token;
+pub mod conversations;
+pub mod provisioning;
+pub mod rest;
+pub mod service_setup;

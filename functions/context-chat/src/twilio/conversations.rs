@@ -1,0 +1,322 @@
+//! The Conversations v1 resources Context Chat uses (`shared/twilio/twilio.md` section 2),
+//! each call one request (pages followed where a list has them). A missing resource is
+//! `Ok(None)`, not an error: callers decide what absence means.
+
+use std::time::Instant;
+
+use serde::Deserialize;
+use url::Url;
+
+use super::rest::{Form, RestClient, TwilioError};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct User {
+    pub sid: String,
+    pub identity: String,
+    /// Known only on fetch, and only when the service has reachability on.
+    #[serde(default)]
+    pub is_online: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Conversation {
+    pub sid: String,
+    #[serde(default)]
+    pub unique_name: Option<String>,
+    #[serde(default)]
+    pub attributes: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Participant {
+    pub sid: String,
+    #[serde(default)]
+    pub identity: Option<String>,
+}
+
+/// A conversation a user is a participant of, as the user's conversation list shows it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserConversation {
+    pub conversation_sid: String,
+    #[serde(default)]
+    pub participant_sid: Option<String>,
+    #[serde(default)]
+    pub unique_name: Option<String>,
+    /// The conversation's attributes.
+    #[serde(default)]
+    pub attributes: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Role {
+    pub sid: String,
+    pub friendly_name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub permissions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ServiceConfiguration {
+    #[serde(default)]
+    pub default_chat_service_role_sid: Option<String>,
+    #[serde(default)]
+    pub default_conversation_role_sid: Option<String>,
+    #[serde(default)]
+    pub default_conversation_creator_role_sid: Option<String>,
+    #[serde(default)]
+    pub reachability_enabled: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct WebhookConfiguration {
+    #[serde(default)]
+    pub post_webhook_url: Option<String>,
+    #[serde(default)]
+    pub filters: Vec<String>,
+    #[serde(default)]
+    pub method: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Page<T> {
+    #[serde(rename = "conversations", alias = "roles", alias = "users")]
+    items: Vec<T>,
+    #[serde(default)]
+    meta: Option<PageMeta>,
+}
+
+#[derive(Deserialize)]
+struct PageMeta {
+    #[serde(default)]
+    next_page_url: Option<String>,
+}
+
+/// Twilio's largest page for user conversations and roles.
+const PAGE_SIZE: &str = "50";
+/// A user is in at most 1000 conversations; this bounds a misbehaving pager.
+const MAX_PAGES: usize = 40;
+
+/// Absence as `None`; any 404 counts, whatever its code (20404, 50350, 50432, …).
+fn found<T>(result: Result<T, TwilioError>) -> Result<Option<T>, TwilioError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// One Conversation Service.
+pub struct ConversationsApi {
+    rest: RestClient,
+}
+
+impl ConversationsApi {
+    pub fn new(rest: RestClient) -> Self {
+        Self { rest }
+    }
+
+    /// The client's backoff, for callers that wait before trying a step again.
+    pub(crate) fn backoff(&self, attempt: u32) -> std::time::Duration {
+        self.rest.backoff(attempt)
+    }
+
+    pub async fn fetch_user(&self, identity: &str, deadline: Instant) -> Result<Option<User>, TwilioError> {
+        found(self.rest.get(self.rest.url(&["Users", identity]), deadline).await)
+    }
+
+    pub async fn create_user(&self, identity: &str, deadline: Instant) -> Result<User, TwilioError> {
+        let form = Form::new().with("Identity", identity);
+        self.rest.post(self.rest.url(&["Users"]), form, deadline).await
+    }
+
+    /// Every conversation the user is in, or `None` when there is no such user.
+    pub async fn user_conversations(
+        &self,
+        identity: &str,
+        deadline: Instant,
+    ) -> Result<Option<Vec<UserConversation>>, TwilioError> {
+        let mut url = self.rest.url(&["Users", identity, "Conversations"]);
+        url.query_pairs_mut().append_pair("PageSize", PAGE_SIZE);
+        let Some(first) = found(self.rest.get::<Page<UserConversation>>(url, deadline).await)? else {
+            return Ok(None);
+        };
+        self.rest_of_pages(first, deadline).await.map(Some)
+    }
+
+    pub async fn fetch_conversation(
+        &self,
+        unique_name: &str,
+        deadline: Instant,
+    ) -> Result<Option<Conversation>, TwilioError> {
+        found(
+            self.rest
+                .get(self.rest.url(&["Conversations", unique_name]), deadline)
+                .await,
+        )
+    }
+
+    pub async fn create_conversation(
+        &self,
+        unique_name: &str,
+        friendly_name: &str,
+        attributes: &str,
+        deadline: Instant,
+    ) -> Result<Conversation, TwilioError> {
+        let form = Form::new()
+            .with("UniqueName", unique_name)
+            .with("FriendlyName", friendly_name)
+            .with("Attributes", attributes);
+        self.rest
+            .post(self.rest.url(&["Conversations"]), form, deadline)
+            .await
+    }
+
+    pub async fn update_conversation_attributes(
+        &self,
+        conversation_sid: &str,
+        attributes: &str,
+        deadline: Instant,
+    ) -> Result<Conversation, TwilioError> {
+        let form = Form::new().with("Attributes", attributes);
+        self.rest
+            .post(self.rest.url(&["Conversations", conversation_sid]), form, deadline)
+            .await
+    }
+
+    pub async fn fetch_participant(
+        &self,
+        conversation_sid: &str,
+        identity: &str,
+        deadline: Instant,
+    ) -> Result<Option<Participant>, TwilioError> {
+        let url = self
+            .rest
+            .url(&["Conversations", conversation_sid, "Participants", identity]);
+        found(self.rest.get(url, deadline).await)
+    }
+
+    pub async fn add_participant(
+        &self,
+        conversation_sid: &str,
+        identity: &str,
+        deadline: Instant,
+    ) -> Result<Participant, TwilioError> {
+        let url = self
+            .rest
+            .url(&["Conversations", conversation_sid, "Participants"]);
+        self.rest
+            .post(url, Form::new().with("Identity", identity), deadline)
+            .await
+    }
+
+    /// Removing a participant that is already gone is success.
+    pub async fn remove_participant(
+        &self,
+        conversation_sid: &str,
+        participant_sid: &str,
+        deadline: Instant,
+    ) -> Result<(), TwilioError> {
+        let url = self
+            .rest
+            .url(&["Conversations", conversation_sid, "Participants", participant_sid]);
+        found(self.rest.delete(url, deadline).await).map(drop)
+    }
+
+    pub async fn roles(&self, deadline: Instant) -> Result<Vec<Role>, TwilioError> {
+        let mut url = self.rest.url(&["Roles"]);
+        url.query_pairs_mut().append_pair("PageSize", PAGE_SIZE);
+        let first = self.rest.get::<Page<Role>>(url, deadline).await?;
+        self.rest_of_pages(first, deadline).await
+    }
+
+    pub async fn create_role(
+        &self,
+        friendly_name: &str,
+        kind: &str,
+        permissions: &[&str],
+        deadline: Instant,
+    ) -> Result<Role, TwilioError> {
+        let form = Form::new()
+            .with("FriendlyName", friendly_name)
+            .with("Type", kind)
+            .with_all("Permission", permissions.iter().copied());
+        self.rest.post(self.rest.url(&["Roles"]), form, deadline).await
+    }
+
+    /// Replaces the role's whole permission set.
+    pub async fn update_role(
+        &self,
+        role_sid: &str,
+        permissions: &[&str],
+        deadline: Instant,
+    ) -> Result<Role, TwilioError> {
+        let form = Form::new().with_all("Permission", permissions.iter().copied());
+        self.rest
+            .post(self.rest.url(&["Roles", role_sid]), form, deadline)
+            .await
+    }
+
+    pub async fn configuration(&self, deadline: Instant) -> Result<ServiceConfiguration, TwilioError> {
+        self.rest.get(self.rest.url(&["Configuration"]), deadline).await
+    }
+
+    pub async fn update_configuration(
+        &self,
+        form: Form,
+        deadline: Instant,
+    ) -> Result<ServiceConfiguration, TwilioError> {
+        self.rest
+            .post(self.rest.url(&["Configuration"]), form, deadline)
+            .await
+    }
+
+    pub async fn webhooks(&self, deadline: Instant) -> Result<WebhookConfiguration, TwilioError> {
+        self.rest
+            .get(self.rest.url(&["Configuration", "Webhooks"]), deadline)
+            .await
+    }
+
+    pub async fn update_webhooks(
+        &self,
+        post_webhook_url: &str,
+        filters: &[&str],
+        deadline: Instant,
+    ) -> Result<WebhookConfiguration, TwilioError> {
+        let form = Form::new()
+            .with("PostWebhookUrl", post_webhook_url)
+            .with("Method", "POST")
+            .with_all("Filters", filters.iter().copied());
+        self.rest
+            .post(self.rest.url(&["Configuration", "Webhooks"]), form, deadline)
+            .await
+    }
+
+    /// Follows `next_page_url` from a first page, but only to this service's own URLs.
+    async fn rest_of_pages<T: serde::de::DeserializeOwned>(
+        &self,
+        first: Page<T>,
+        deadline: Instant,
+    ) -> Result<Vec<T>, TwilioError> {
+        let mut items = first.items;
+        let mut next = first.meta.and_then(|m| m.next_page_url);
+        let mut pages = 1;
+        while let Some(link) = next.take() {
+            let url = Url::parse(&link).ok().filter(|u| self.rest.is_own(u));
+            let Some(url) = url else {
+                tracing::warn!("Twilio's next page link points elsewhere; not followed");
+                break;
+            };
+            if pages >= MAX_PAGES {
+                tracing::warn!(pages, "stopped following Twilio's pages");
+                break;
+            }
+            let page = self.rest.get::<Page<T>>(url, deadline).await?;
+            pages += 1;
+            items.extend(page.items);
+            next = page.meta.and_then(|m| m.next_page_url);
+        }
+        Ok(items)
+    }
+}
