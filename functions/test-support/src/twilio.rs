@@ -81,8 +81,8 @@ pub struct Recorded {
     pub query: String,
     pub body: String,
     pub status: u16,
-    started: Instant,
-    ended: Instant,
+    pub started: Instant,
+    pub ended: Instant,
 }
 
 #[derive(Debug, Clone)]
@@ -226,6 +226,10 @@ impl TwilioStandIn {
         self.inner.faults.lock().unwrap().push(fault);
     }
 
+    pub fn clear_faults(&self) {
+        self.inner.faults.lock().unwrap().clear();
+    }
+
     /// Each request waits a random time up to this before it is answered, so that
     /// concurrent requests interleave as they would over the internet.
     pub fn set_latency(&self, latency: Duration) {
@@ -269,6 +273,11 @@ impl TwilioStandIn {
 
     pub fn violations(&self) -> Vec<String> {
         self.inner.violations.lock().unwrap().clone()
+    }
+
+    /// The violations so far, forgotten: for a test that sends bad requests on purpose.
+    pub fn take_violations(&self) -> Vec<String> {
+        std::mem::take(&mut *self.inner.violations.lock().unwrap())
     }
 
     pub fn user_identities(&self) -> Vec<String> {
