@@ -377,6 +377,22 @@ impl TwilioStandIn {
             .map(|r| (r.kind.clone(), r.permissions.clone()))
     }
 
+    /// Changes a role as someone in Twilio's console would.
+    pub fn set_role_permissions(&self, friendly_name: &str, permissions: &[&str]) {
+        let mut state = self.inner.state.lock().unwrap();
+        let role = state
+            .roles
+            .iter_mut()
+            .find(|r| r.friendly_name == friendly_name)
+            .expect("no such role");
+        role.permissions = permissions.iter().map(|p| p.to_string()).collect();
+    }
+
+    pub fn set_webhook_filters(&self, filters: &[&str]) {
+        let mut state = self.inner.state.lock().unwrap();
+        state.webhook_filters = filters.iter().map(|f| f.to_string()).collect();
+    }
+
     pub fn role_count(&self) -> usize {
         self.inner.state.lock().unwrap().roles.len()
     }

@@ -1,6 +1,7 @@
 //! `chatctl`: run Context Chat on one machine, make development keys and tokens, export
-//! the GraphQL schema.
+//! the GraphQL schema, set up the Twilio Conversation Service.
 
+mod configure;
 mod dev;
 mod local;
 mod serve;
@@ -14,7 +15,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "chatctl",
     version,
-    about = "Context Chat: serve locally, keys, tokens, schema"
+    about = "Context Chat: serve locally, keys, tokens, schema, Twilio setup"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -69,6 +70,9 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL) that AppSync serves.
     Schema,
+    /// Set up the Twilio Conversation Service for this product: roles, default roles,
+    /// reachability, and the onMessageAdded webhook. Safe to run again.
+    ConfigureTwilio(configure::ConfigureArgs),
 }
 
 #[tokio::main]
@@ -99,6 +103,7 @@ async fn main() -> ExitCode {
             issuer,
             audience,
         } => dev::token(&private_key, kid, identity, context, ttl, issuer, audience),
+        Command::ConfigureTwilio(args) => configure::run(args).await,
         Command::Schema => {
             print!("{}", context_chat::graphql::sdl());
             Ok(())

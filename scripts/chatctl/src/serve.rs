@@ -54,7 +54,8 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     let mode = describe(&source, local.is_some());
     let app = Arc::new(App::new(source, AppOptions::default()));
     // Load now, so a configuration mistake shows at start rather than at the first request.
-    app.runtime()
+    let runtime = app
+        .runtime()
         .await
         .map_err(|e| format!("settings: {}", e.message))?;
 
@@ -70,10 +71,16 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     if state.api_key.is_some() {
         println!("API key: required in the x-api-key header (CHAT_API_KEY)");
     }
+    match &runtime.settings.twilio.api_base_url {
+        Some(url) => println!(
+            "Twilio: Conversations API at {url}; memberships follow the tokens (provisioning is on)"
+        ),
+        None => println!(
+            "Twilio: fake credentials, so provisioning is off (no Twilio users or conversations \
+             are made) and Twilio will not accept the tokens"
+        ),
+    }
     if let Some(local) = &local {
-        println!(
-            "Twilio: fake credentials; tokens are well-formed but Twilio will not accept them"
-        );
         let token = local.sign("alex", &["general", "random"], 12 * 3600)?;
         println!("Sample context token (alex; contexts general, random; 12 h):");
         println!("{token}");
@@ -113,8 +120,10 @@ async fn choose_settings(
     args: &ServeArgs,
     addr: SocketAddr,
 ) -> Result<(SettingsSource, Option<LocalIssuer>), String> {
+    // TWILIO_API_BASE_URL alone only redirects; it does not leave local mode.
     let from_env = Param::ALL
         .iter()
+        .filter(|p| **p != Param::ApiBaseUrl)
         .any(|p| std::env::var(p.env_var()).is_ok_and(|v| !v.is_empty()));
     if std::env::var("STACK_NAME").is_ok_and(|v| !v.trim().is_empty()) || from_env {
         return Ok((App::settings_source_from_env().await, None));

@@ -2,7 +2,7 @@
 //! the existing widget sends (`fixtures/operations.graphql`, a copy of `shared/contract/`).
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -12,7 +12,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use context_chat::dev_keys::{ContextClaims, ContextTokenSigner};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
-use test_support::{Issuer, Moto, TestKey, claims, jwks, put_parameter, unique};
+use test_support::{
+    API_SECRET, Issuer, Moto, TestKey, TwilioStandIn, claims, jwks, put_parameter, unique,
+};
+
+mod common;
+use common::{chatctl, temp_dir};
 
 const OPERATIONS: &str = include_str!("fixtures/operations.graphql");
 const LOCAL_SECRET: &str = "local-development-only-not-a-twilio-secret";
@@ -23,6 +28,8 @@ struct Server {
     base: String,
     /// The sample token, in local mode.
     token: Option<String>,
+    /// What it printed up to "Ready.".
+    banner: Vec<String>,
 }
 
 impl Drop for Server {
@@ -30,35 +37,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(unique(name));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// The command with none of the setting variables of the surrounding environment.
-fn chatctl(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatctl"));
-    cmd.args(args);
-    for var in [
-        "STACK_NAME",
-        "CHAT_API_KEY",
-        "TWILIO_ACCOUNT_SID",
-        "TWILIO_API_KEY",
-        "TWILIO_API_SECRET",
-        "TWILIO_CHAT_SERVICE_SID",
-        "TWILIO_AUTH_TOKEN",
-        "TWILIO_ACCESS_TOKEN_TTL",
-        "CHAT_JWKS_URL",
-        "CHAT_ISSUER",
-        "CHAT_AUDIENCE",
-        "PORT",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
 }
 
 fn serve(data_dir: &Path, env: &[(&str, String)]) -> Server {
@@ -85,7 +63,9 @@ fn serve(data_dir: &Path, env: &[(&str, String)]) -> Server {
     let mut base = None;
     let mut token = None;
     let mut next_is_token = false;
+    let mut banner = Vec::new();
     while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
+        banner.push(line.clone());
         if let Some(rest) = line.strip_prefix("Context Chat is listening on ") {
             base = Some(rest.split("/graphql").next().unwrap().to_owned());
         } else if line.starts_with("Sample context token") {
@@ -98,7 +78,12 @@ fn serve(data_dir: &Path, env: &[(&str, String)]) -> Server {
         }
     }
     let base = base.expect("the server announced its address");
-    Server { child, base, token }
+    Server {
+        child,
+        base,
+        token,
+        banner,
+    }
 }
 
 async fn post(server: &Server, body: Value, api_key: Option<&str>) -> (u16, Value) {
@@ -147,6 +132,14 @@ async fn local_mode_answers_the_widgets_operations_from_the_printed_token() {
     let data = temp_dir("serve-local");
     let server = serve(&data, &[]);
     let token = server.token.clone().expect("a sample token is printed");
+    assert!(
+        server
+            .banner
+            .iter()
+            .any(|l| l.starts_with("Twilio:") && l.contains("provisioning is off")),
+        "{:#?}",
+        server.banner
+    );
 
     let body = operation(&server, "verifyToken", json!({"token": token})).await;
     assert_eq!(
@@ -318,9 +311,9 @@ async fn an_api_key_is_required_when_one_is_set() {
     assert_eq!(answer["data"]["__typename"], "Query");
 }
 
-const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
-const API_KEY: &str = "SKfedcba9876543210fedcba9876543210";
-const SERVICE: &str = "IS00112233445566778899aabbccddeeff";
+const ACCOUNT: &str = test_support::ACCOUNT_SID;
+const API_KEY: &str = test_support::API_KEY_SID;
+const SERVICE: &str = test_support::CHAT_SERVICE_SID;
 
 #[tokio::test]
 async fn with_stack_name_settings_come_from_ssm() {
@@ -329,10 +322,11 @@ async fn with_stack_name_settings_come_from_ssm() {
     let stack = unique("serve");
     let key = TestKey::es256("platform-2026");
     let issuer = Issuer::start(jwks(&[&key])).await;
+    let twilio = TwilioStandIn::start().await;
     for (name, value, secure) in [
         ("twilio/accountSID", ACCOUNT, false),
         ("twilio/apiKey", API_KEY, false),
-        ("twilio/apiSecret", "ssm-api-secret", true),
+        ("twilio/apiSecret", API_SECRET, true),
         ("twilio/chatServiceSID", SERVICE, false),
         ("chat/jwks.json", issuer.url().as_str(), false),
     ] {
@@ -340,10 +334,19 @@ async fn with_stack_name_settings_come_from_ssm() {
     }
     let mut env = moto.env();
     env.push(("STACK_NAME", stack));
+    env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
     let server = serve(&temp_dir("serve-ssm"), &env);
     assert!(
         server.token.is_none(),
         "no development issuer outside local mode"
+    );
+    assert!(
+        server
+            .banner
+            .iter()
+            .any(|l| l.starts_with("Twilio:") && l.contains("provisioning is on")),
+        "{:#?}",
+        server.banner
     );
 
     let token = key.token(&claims("sam", &["SHIPMENT-42"]));
@@ -356,8 +359,9 @@ async fn with_stack_name_settings_come_from_ssm() {
     let access = body["data"]["createChatToken"]
         .as_str()
         .unwrap_or_else(|| panic!("{body}"));
-    let claims = twilio_claims(access, "ssm-api-secret");
+    let claims = twilio_claims(access, API_SECRET);
     assert_eq!(claims["sub"], ACCOUNT);
+    assert_eq!(twilio.participants("SHIPMENT-42"), ["sam"]);
     assert_eq!(claims["iss"], API_KEY);
     assert_eq!(claims["grants"]["identity"], "sam");
     assert_eq!(claims["grants"]["chat"]["service_sid"], SERVICE);
@@ -371,15 +375,13 @@ async fn with_stack_name_settings_come_from_ssm() {
 async fn environment_settings_work_and_a_missing_one_stops_the_start() {
     let key = TestKey::rs256("platform-rsa");
     let issuer = Issuer::start(jwks(&[&key])).await;
-    let mut env = vec![
-        ("TWILIO_ACCOUNT_SID", ACCOUNT.to_owned()),
-        ("TWILIO_API_KEY", API_KEY.to_owned()),
-        ("TWILIO_API_SECRET", "env-api-secret".to_owned()),
-        ("TWILIO_CHAT_SERVICE_SID", SERVICE.to_owned()),
+    let twilio = TwilioStandIn::start().await;
+    let mut env = twilio.env();
+    env.extend([
         ("TWILIO_ACCESS_TOKEN_TTL", "3600".to_owned()),
         ("CHAT_JWKS_URL", issuer.url()),
         ("CHAT_AUDIENCE", "context-chat".to_owned()),
-    ];
+    ]);
     let server = serve(&temp_dir("serve-env"), &env);
     let mut c = claims("kim", &["general"]);
     c["aud"] = json!("context-chat");
@@ -392,11 +394,12 @@ async fn environment_settings_work_and_a_missing_one_stops_the_start() {
     let access = body["data"]["createChatToken"]
         .as_str()
         .unwrap_or_else(|| panic!("{body}"));
-    let claims = twilio_claims(access, "env-api-secret");
+    let claims = twilio_claims(access, API_SECRET);
     assert_eq!(
         claims["exp"].as_u64().unwrap() - claims["nbf"].as_u64().unwrap(),
         3600
     );
+    assert_eq!(twilio.memberships("kim"), ["general"]);
     let wrong_audience = key.token(&test_support::claims("kim", &["general"]));
     let body = operation(&server, "verifyToken", json!({"token": wrong_audience})).await;
     assert_eq!(error_type(&body), "AccessDenied");
@@ -410,7 +413,7 @@ async fn environment_settings_work_and_a_missing_one_stops_the_start() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("TWILIO_API_SECRET"), "{stderr}");
-    assert!(!stderr.contains("env-api-secret"));
+    assert!(!stderr.contains(API_SECRET));
 }
 
 #[test]

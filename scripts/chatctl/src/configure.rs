@@ -1,0 +1,89 @@
+//! `chatctl configure-twilio`: sets up the Conversation Service for this product, with the
+//! Twilio settings the deployment uses (SSM under STACK_NAME, or environment variables).
+
+use std::time::{Duration, Instant};
+
+use context_chat::App;
+use context_chat::settings::{Param, SettingsSource, is_allowed_remote_url};
+use context_chat::twilio::conversations::ConversationsApi;
+use context_chat::twilio::rest::{RestClient, RetryPolicy};
+use context_chat::twilio::service_setup::Setup;
+
+#[derive(clap::Args)]
+pub struct ConfigureArgs {
+    /// Where Twilio posts onMessageAdded: the deployment's webhook receiver
+    /// (the stack output twilioWebhookReceiverURL). Without it the webhook is left as it is.
+    #[arg(long, env = "TWILIO_WEBHOOK_URL")]
+    webhook_url: Option<String>,
+    /// Print what would change, and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// The whole run, retries included.
+const BUDGET: Duration = Duration::from_secs(60);
+
+pub async fn run(args: ConfigureArgs) -> Result<(), String> {
+    if let Some(url) = &args.webhook_url {
+        let parsed = url::Url::parse(url).map_err(|_| format!("--webhook-url {url:?} is not a URL"))?;
+        if !is_allowed_remote_url(&parsed) {
+            return Err("--webhook-url must use https (http only for loopback)".into());
+        }
+    }
+    let source = settings_source().await?;
+    let twilio = source.load_twilio().await.map_err(|e| e.message)?;
+    let base_url = twilio
+        .api_base_url
+        .as_ref()
+        .ok_or("these settings have no Conversations API")?;
+    let api = ConversationsApi::new(RestClient::new(
+        RestClient::http_client(),
+        base_url,
+        &twilio.chat_service_sid,
+        &twilio.api_key_sid,
+        &twilio.api_secret,
+        RetryPolicy::default(),
+    ));
+    println!(
+        "Conversation Service {} at {}{}",
+        twilio.chat_service_sid,
+        base_url,
+        if args.dry_run { " (dry run: nothing is changed)" } else { "" }
+    );
+    let report = Setup {
+        api: &api,
+        webhook_url: args.webhook_url.as_deref(),
+        dry_run: args.dry_run,
+        deadline: Instant::now() + BUDGET,
+    }
+    .apply()
+    .await
+    .map_err(|e| e.message)?;
+    for step in &report {
+        println!("{step}");
+    }
+    let changes = report.iter().filter(|s| s.is_change()).count();
+    match (changes, args.dry_run) {
+        (0, _) => println!("Nothing to change."),
+        (n, true) => println!("{n} change(s) would be made; run without --dry-run to make them."),
+        (n, false) => println!("{n} change(s) made."),
+    }
+    Ok(())
+}
+
+/// SSM under STACK_NAME, else the TWILIO_* variables; never the embedded fake credentials.
+async fn settings_source() -> Result<SettingsSource, String> {
+    let stack = std::env::var("STACK_NAME").is_ok_and(|v| !v.trim().is_empty());
+    let twilio_vars = [Param::AccountSid, Param::ApiKey, Param::ApiSecret, Param::ChatServiceSid]
+        .iter()
+        .any(|p| std::env::var(p.env_var()).is_ok_and(|v| !v.is_empty()));
+    if !stack && !twilio_vars {
+        return Err(
+            "configure-twilio needs the Twilio credentials of a deployment: set STACK_NAME (read \
+             from SSM) or TWILIO_ACCOUNT_SID, TWILIO_API_KEY, TWILIO_API_SECRET and \
+             TWILIO_CHAT_SERVICE_SID"
+                .into(),
+        );
+    }
+    Ok(App::settings_source_from_env().await)
+}

@@ -1,0 +1,132 @@
+//! `chatctl configure-twilio` against the Twilio stand-in: a dry run changes nothing, the
+//! first run sets the service up, the second finds nothing to change.
+
+use std::process::Output;
+
+use context_chat::twilio::service_setup::{
+    PARTICIPANT_PERMISSIONS, PARTICIPANT_ROLE, USER_PERMISSIONS, USER_ROLE,
+};
+use test_support::TwilioStandIn;
+
+mod common;
+use common::chatctl;
+
+const WEBHOOK: &str = "https://chat.example.org/twilio/webhook";
+
+async fn configure(twilio: &TwilioStandIn, args: &[&str]) -> Output {
+    let mut all = vec!["configure-twilio"];
+    all.extend_from_slice(args);
+    let mut cmd = chatctl(&all);
+    cmd.envs(twilio.env());
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn sorted(items: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = items.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn a_dry_run_changes_nothing_then_setup_is_applied_once() {
+    let twilio = TwilioStandIn::start().await;
+    let configuration_before = twilio.configuration();
+
+    let dry = stdout(&configure(&twilio, &["--webhook-url", WEBHOOK, "--dry-run"]).await);
+    assert!(dry.contains("dry run"), "{dry}");
+    assert_eq!(dry.lines().filter(|l| l.starts_with("would")).count(), 4, "{dry}");
+    assert!(twilio.requests().iter().all(|r| r.method == "GET"));
+    assert_eq!(twilio.role_count(), 4);
+    assert_eq!(twilio.configuration(), configuration_before);
+
+    let first = stdout(&configure(&twilio, &["--webhook-url", WEBHOOK]).await);
+    assert_eq!(first.lines().filter(|l| l.starts_with("changed")).count(), 4, "{first}");
+    let (kind, mut permissions) = twilio.role(USER_ROLE).unwrap();
+    permissions.sort();
+    assert_eq!((kind.as_str(), permissions), ("service", sorted(USER_PERMISSIONS)));
+    let (kind, mut permissions) = twilio.role(PARTICIPANT_ROLE).unwrap();
+    permissions.sort();
+    assert_eq!(
+        (kind.as_str(), permissions),
+        ("conversation", sorted(PARTICIPANT_PERMISSIONS))
+    );
+    let configuration = twilio.configuration();
+    assert_eq!(configuration["reachability_enabled"], true);
+    assert_ne!(
+        configuration["default_chat_service_role_sid"],
+        configuration_before["default_chat_service_role_sid"]
+    );
+    assert_eq!(
+        configuration["default_conversation_role_sid"],
+        configuration["default_conversation_creator_role_sid"]
+    );
+    let webhooks = twilio.webhooks();
+    assert_eq!(webhooks["post_webhook_url"], WEBHOOK);
+    assert_eq!(webhooks["method"], "POST");
+    assert_eq!(webhooks["filters"], serde_json::json!(["onMessageAdded"]));
+
+    twilio.clear_log();
+    let second = stdout(&configure(&twilio, &["--webhook-url", WEBHOOK]).await);
+    assert!(second.contains("Nothing to change."), "{second}");
+    assert_eq!(second.lines().filter(|l| l.starts_with("ok")).count(), 4, "{second}");
+    assert!(twilio.requests().iter().all(|r| r.method == "GET"));
+    assert_eq!(twilio.role_count(), 6);
+}
+
+#[tokio::test]
+async fn permissions_someone_changed_are_put_back_and_other_webhook_filters_kept() {
+    let twilio = TwilioStandIn::start().await;
+    stdout(&configure(&twilio, &["--webhook-url", WEBHOOK]).await);
+    // An operator widened the participant role and added a filter of their own in the console.
+    let mut widened: Vec<&str> = PARTICIPANT_PERMISSIONS.to_vec();
+    widened.push("addParticipant");
+    twilio.set_role_permissions(PARTICIPANT_ROLE, &widened);
+    twilio.set_webhook_filters(&["onConversationAdded"]);
+
+    let out = stdout(&configure(&twilio, &["--webhook-url", WEBHOOK]).await);
+
+    assert_eq!(out.lines().filter(|l| l.starts_with("changed")).count(), 2, "{out}");
+    let (_, mut permissions) = twilio.role(PARTICIPANT_ROLE).unwrap();
+    permissions.sort();
+    assert_eq!(permissions, sorted(PARTICIPANT_PERMISSIONS));
+    assert_eq!(
+        twilio.webhooks()["filters"],
+        serde_json::json!(["onConversationAdded", "onMessageAdded"])
+    );
+
+    // Without --webhook-url the webhook is reported, not touched.
+    let out = stdout(&configure(&twilio, &[]).await);
+    assert!(out.lines().any(|l| l.starts_with("skipped") && l.contains(WEBHOOK)), "{out}");
+    assert!(out.contains("Nothing to change."), "{out}");
+}
+
+#[tokio::test]
+async fn without_twilio_settings_it_refuses_clearly() {
+    let output = tokio::task::spawn_blocking(|| chatctl(&["configure-twilio"]).output().unwrap())
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("STACK_NAME") && stderr.contains("TWILIO_API_KEY"), "{stderr}");
+
+    let output = tokio::task::spawn_blocking(|| {
+        chatctl(&["configure-twilio", "--webhook-url", "http://example.org/hook"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("https"));
+}
