@@ -1,8 +1,12 @@
 //! The `createChatToken` hot path with settings and keys cached: a first-seen token (one
 //! ES256 verification) and a repeated one (the verified-token cache), beside the cost of one
-//! bare ES256 verification measured in the same run.
+//! bare ES256 verification measured in the same run; a returning user with provisioning on
+//! (this process remembers its memberships) beside the repeated token with it off; and the
+//! sequential round trips a first-time user costs against the Twilio stand-in (counted).
 //!
-//! Targets (issue 2): first-seen at most 1.15 × the bare verification; repeated at most 5 µs.
+//! Targets: first-seen at most 1.15 × the bare verification; repeated at most 5 µs (issue 2);
+//! returning user at most 1.2 × repeated; a first-time user with 3 contexts at most 3
+//! sequential round trips (issue 4).
 //! Run: `cargo bench -p context-chat --bench token_path`.
 
 use std::hint::black_box;
@@ -15,12 +19,16 @@ use context_chat::settings::{ChatSettings, Settings, SettingsSource, TwilioSetti
 use context_chat::{App, AppOptions};
 use criterion::{BatchSize, Criterion};
 use secrecy::SecretString;
-use test_support::{Issuer, TestKey, claims, jwks};
+use test_support::{API_SECRET, Issuer, TestKey, TwilioStandIn, claims, jwks};
 use tokio::runtime::Runtime;
 
 struct Bench {
     rt: Runtime,
+    /// Provisioning off: the token path alone.
     app: App,
+    /// Provisioning on, against the Twilio stand-in.
+    provisioning: App,
+    twilio: TwilioStandIn,
     key: TestKey,
     point: Vec<u8>,
     _issuer: Issuer,
@@ -49,13 +57,23 @@ fn setup() -> Bench {
             audience: None,
         },
     };
+    let twilio = rt.block_on(TwilioStandIn::start());
+    let mut with_twilio = settings.clone();
+    with_twilio.twilio.api_secret = SecretString::from(API_SECRET);
+    with_twilio.twilio.api_base_url = Some(twilio.base_url().parse().unwrap());
     let app = App::new(
         SettingsSource::Fixed(Box::new(settings)),
+        AppOptions::default(),
+    );
+    let provisioning = App::new(
+        SettingsSource::Fixed(Box::new(with_twilio)),
         AppOptions::default(),
     );
     // Warm: settings loaded, keys fetched.
     let warm = key.token(&claims("warm", &["general"]));
     rt.block_on(app.create_chat_token("device", &warm)).unwrap();
+    rt.block_on(provisioning.create_chat_token("device", &warm))
+        .unwrap();
     let jwk = key.jwk();
     let mut point = vec![4u8];
     for c in ["x", "y"] {
@@ -64,6 +82,8 @@ fn setup() -> Bench {
     Bench {
         rt,
         app,
+        provisioning,
+        twilio,
         key,
         point,
         _issuer: issuer,
@@ -130,6 +150,20 @@ fn criterion_benches(c: &mut Criterion, b: &Bench) {
                 .unwrap()
         })
     });
+    b.rt.block_on(b.provisioning.create_chat_token("device", &repeated))
+        .unwrap();
+    group.bench_function(
+        "createChatToken: returning user, provisioning on (remembered)",
+        |bench| {
+            bench.iter(|| {
+                b.rt.block_on(
+                    b.provisioning
+                        .create_chat_token("device", black_box(&repeated)),
+                )
+                .unwrap()
+            })
+        },
+    );
     group.finish();
 }
 
@@ -143,9 +177,15 @@ fn summary(b: &Bench) {
     const ROUNDS: usize = 15;
     const PER_ROUND: usize = 200;
     let mut n = 1_000_000;
-    let (mut bare, mut first, mut repeated) = (Vec::new(), Vec::new(), Vec::new());
-    let again = b.key.token(&claims("again", &["general"]));
+    let (mut bare, mut first, mut repeated, mut returning) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let again = b.key.token(&claims(
+        "again",
+        &["general", "SHIPMENT-42", "GROUP-PRIVATE-7"],
+    ));
     b.rt.block_on(b.app.create_chat_token("device", &again))
+        .unwrap();
+    b.rt.block_on(b.provisioning.create_chat_token("device", &again))
         .unwrap();
     for _ in 0..ROUNDS {
         let tokens: Vec<String> = (0..PER_ROUND).map(|_| fresh_token(b, &mut n)).collect();
@@ -171,8 +211,22 @@ fn summary(b: &Bench) {
             );
         }
         repeated.push(start.elapsed().as_secs_f64() / (PER_ROUND * 10) as f64);
+
+        let start = Instant::now();
+        for _ in 0..PER_ROUND * 10 {
+            black_box(
+                b.rt.block_on(b.provisioning.create_chat_token("device", &again))
+                    .unwrap(),
+            );
+        }
+        returning.push(start.elapsed().as_secs_f64() / (PER_ROUND * 10) as f64);
     }
-    let (bare, first, repeated) = (median(bare), median(first), median(repeated));
+    let (bare, first, repeated, returning) = (
+        median(bare),
+        median(first),
+        median(repeated),
+        median(returning),
+    );
     let us = |s: f64| s * 1e6;
     println!("\ntoken path summary (medians of {ROUNDS} interleaved rounds, same run):");
     println!("  reference: bare ES256 verify     {:>8.2} µs", us(bare));
@@ -191,6 +245,53 @@ fn summary(b: &Bench) {
         us(repeated),
         if us(repeated) <= 5.0 { "MET" } else { "MISSED" }
     );
+    println!(
+        "  createChatToken, returning user  {:>8.2} µs = {:.3} × repeated (target ≤ 1.2) {}",
+        us(returning),
+        returning / repeated,
+        if returning / repeated <= 1.2 {
+            "MET"
+        } else {
+            "MISSED"
+        }
+    );
+}
+
+/// Sequential round trips to the Twilio stand-in: counted from the requests it received
+/// (each one sent after the previous was answered adds one), not timed.
+fn round_trips(b: &Bench) {
+    let contexts = ["SHIPMENT-1001", "GROUP-PRIVATE-1001", "general-1001"];
+    println!(
+        "
+Twilio round trips for createChatToken (counted at the stand-in):"
+    );
+    for (case, identity, contexts) in [
+        ("first-time user, 3 new contexts", "newcomer-1", &contexts),
+        (
+            "first-time user, 3 existing contexts",
+            "newcomer-2",
+            &contexts,
+        ),
+    ] {
+        b.twilio.clear_log();
+        let token = b.key.token(&claims(identity, contexts));
+        b.rt.block_on(b.provisioning.create_chat_token("device", &token))
+            .unwrap();
+        let trips = b.twilio.sequential_round_trips();
+        println!(
+            "  {case:<38} {trips} sequential, {} requests (target ≤ 3) {}",
+            b.twilio.request_count(),
+            if trips <= 3 { "MET" } else { "MISSED" }
+        );
+    }
+    b.twilio.clear_log();
+    let token = b.key.token(&claims("newcomer-1", &contexts));
+    b.rt.block_on(b.provisioning.create_chat_token("device-2", &token))
+        .unwrap();
+    println!(
+        "  returning user, same process           {} requests",
+        b.twilio.request_count()
+    );
 }
 
 fn main() {
@@ -199,4 +300,5 @@ fn main() {
     criterion_benches(&mut c, &bench);
     c.final_summary();
     summary(&bench);
+    round_trips(&bench);
 }

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::context_token::{JwksCache, JwksPolicy, VerifiedToken, Verifier, jwks, now_unix};
 use crate::error::{ChatError, Result};
-use crate::settings::{Settings, SettingsSource};
 use crate::settings::TwilioSettings;
+use crate::settings::{Settings, SettingsSource};
 use crate::twilio::access_token::{AccessTokenMinter, Grant};
 use crate::twilio::conversations::ConversationsApi;
 use crate::twilio::provisioning::{Provisioned, Provisioner, ProvisioningOptions};

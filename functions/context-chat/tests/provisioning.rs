@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::Method;
 use context_chat::settings::SettingsSource;
 use context_chat::twilio::provisioning::{MANAGED_BY, ProvisioningOptions};
 use context_chat::twilio::rest::RetryPolicy;
 use context_chat::{App, AppOptions, ErrorKind};
+use reqwest::Method;
 use test_support::{Fault, Issuer, TestKey, TwilioStandIn, claims, jwks};
 
 /// Fast retries, so that tests of giving up do not wait for production's budget.
@@ -93,9 +93,12 @@ async fn a_first_token_makes_the_user_its_conversations_and_memberships_in_three
 
     // The same user again: this process remembers, and Twilio is not asked.
     let before = w.twilio.request_count();
-    app.create_chat_token("device-2", &w.token("alex", &["SHIPMENT-42", "general", "GROUP-PRIVATE-7"]))
-        .await
-        .unwrap();
+    app.create_chat_token(
+        "device-2",
+        &w.token("alex", &["SHIPMENT-42", "general", "GROUP-PRIVATE-7"]),
+    )
+    .await
+    .unwrap();
     assert_eq!(w.twilio.request_count(), before);
 
     // Another process (a fresh Lambda instance) checks with one round trip and changes nothing.
@@ -103,7 +106,10 @@ async fn a_first_token_makes_the_user_its_conversations_and_memberships_in_three
     w.app().create_chat_token("device-3", &token).await.unwrap();
     assert_eq!(w.twilio.sequential_round_trips(), 1);
     assert!(w.twilio.requests().iter().all(|r| r.method == Method::GET));
-    assert_eq!(w.twilio.memberships("alex"), ["GROUP-PRIVATE-7", "SHIPMENT-42", "general"]);
+    assert_eq!(
+        w.twilio.memberships("alex"),
+        ["GROUP-PRIVATE-7", "SHIPMENT-42", "general"]
+    );
 }
 
 #[tokio::test]
@@ -134,7 +140,10 @@ async fn twenty_concurrent_first_calls_end_with_one_user_one_conversation_one_pa
         .iter()
         .filter(|r| r.status == 409)
         .count();
-    assert!(conflicts > 0, "the racers never met: the test proves nothing");
+    assert!(
+        conflicts > 0,
+        "the racers never met: the test proves nothing"
+    );
 
     // Twenty concurrent calls in one process share one provisioning.
     let token = w.token("second", &["SHIPMENT-8"]);
@@ -163,8 +172,11 @@ async fn twenty_concurrent_first_calls_end_with_one_user_one_conversation_one_pa
 #[tokio::test]
 async fn a_rate_limit_is_waited_out_as_twilio_asks_then_the_call_succeeds() {
     let w = World::new().await;
-    w.twilio
-        .fail(Fault::new(429, 20429).on(Method::POST, "/Users").retry_after(1));
+    w.twilio.fail(
+        Fault::new(429, 20429)
+            .on(Method::POST, "/Users")
+            .retry_after(1),
+    );
     let app = w.app();
 
     app.create_chat_token("d", &w.token("alex", &["general"]))
@@ -178,7 +190,10 @@ async fn a_rate_limit_is_waited_out_as_twilio_asks_then_the_call_succeeds() {
         .into_iter()
         .filter(|r| r.method == Method::POST && r.path == "Users")
         .collect();
-    assert_eq!(creates.iter().map(|r| r.status).collect::<Vec<_>>(), [429, 201]);
+    assert_eq!(
+        creates.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [429, 201]
+    );
     // Retry-After: 1 was honoured (a lower bound, not a timing).
     assert!(creates[1].started.duration_since(creates[0].ended) >= Duration::from_secs(1));
     assert_eq!(w.twilio.participants("general"), ["alex"]);
@@ -198,7 +213,12 @@ async fn server_errors_until_the_retries_run_out_are_an_internal_error_naming_th
     let err = app.create_chat_token("d", &token).await.unwrap_err();
 
     assert_eq!(err.kind, ErrorKind::InternalError);
-    assert!(err.message.contains("adding alex to the conversation of context general"), "{}", err.message);
+    assert!(
+        err.message
+            .contains("adding alex to the conversation of context general"),
+        "{}",
+        err.message
+    );
     assert!(err.message.contains("HTTP 503"), "{}", err.message);
     assert!(!err.message.contains(test_support::API_SECRET));
     let attempts = w
@@ -232,7 +252,9 @@ async fn an_error_twilio_will_not_take_back_is_not_retried() {
 
     assert_eq!(err.kind, ErrorKind::InternalError);
     assert!(
-        err.message.contains("creating the conversation of context general") && err.message.contains("50350"),
+        err.message
+            .contains("creating the conversation of context general")
+            && err.message.contains("50350"),
         "{}",
         err.message
     );
@@ -248,8 +270,12 @@ async fn an_error_twilio_will_not_take_back_is_not_retried() {
 #[tokio::test]
 async fn wrong_credentials_are_an_internal_error_and_nothing_is_retried() {
     let w = World::new().await;
-    let mut env: std::collections::HashMap<String, String> =
-        w.twilio.env().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let mut env: std::collections::HashMap<String, String> = w
+        .twilio
+        .env()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
     env.insert("TWILIO_API_SECRET".into(), "not-the-secret".into());
     env.insert("CHAT_JWKS_URL".into(), w.issuer.url());
     let app = App::new(SettingsSource::Env(env), options(Duration::from_secs(5)));
@@ -260,7 +286,11 @@ async fn wrong_credentials_are_an_internal_error_and_nothing_is_retried() {
         .unwrap_err();
 
     assert_eq!(err.kind, ErrorKind::InternalError);
-    assert!(err.message.contains("HTTP 401") && err.message.contains("20003"), "{}", err.message);
+    assert!(
+        err.message.contains("HTTP 401") && err.message.contains("20003"),
+        "{}",
+        err.message
+    );
     assert!(!err.message.contains("not-the-secret"));
     assert!(w.twilio.requests().iter().all(|r| r.status == 401));
     assert!(w.twilio.requests().len() <= 2);
@@ -270,7 +300,8 @@ async fn wrong_credentials_are_an_internal_error_and_nothing_is_retried() {
 async fn a_context_dropped_from_the_token_is_left_and_others_are_untouched() {
     let w = World::new().await;
     // Someone else's conversation on the same service, with alex in it.
-    w.twilio.add_conversation("watercooler", r#"{"team":"ops"}"#);
+    w.twilio
+        .add_conversation("watercooler", r#"{"team":"ops"}"#);
     w.twilio.add_participant("watercooler", "alex");
     let app = w.app();
     app.create_chat_token("d", &w.token("alex", &["general", "SHIPMENT-42"]))
@@ -279,7 +310,10 @@ async fn a_context_dropped_from_the_token_is_left_and_others_are_untouched() {
     app.create_chat_token("d", &w.token("bob", &["SHIPMENT-42"]))
         .await
         .unwrap();
-    assert_eq!(w.twilio.memberships("alex"), ["SHIPMENT-42", "general", "watercooler"]);
+    assert_eq!(
+        w.twilio.memberships("alex"),
+        ["SHIPMENT-42", "general", "watercooler"]
+    );
 
     app.create_chat_token("d", &w.token("alex", &["general"]))
         .await
@@ -293,13 +327,17 @@ async fn a_context_dropped_from_the_token_is_left_and_others_are_untouched() {
     app.create_chat_token("d", &w.token("alex", &["general", "SHIPMENT-42"]))
         .await
         .unwrap();
-    assert_eq!(w.twilio.memberships("alex"), ["SHIPMENT-42", "general", "watercooler"]);
+    assert_eq!(
+        w.twilio.memberships("alex"),
+        ["SHIPMENT-42", "general", "watercooler"]
+    );
 }
 
 #[tokio::test]
 async fn a_conversation_the_old_integration_made_is_adopted_not_duplicated() {
     let w = World::new().await;
-    w.twilio.add_conversation("general", r#"{"topic":"everyone"}"#);
+    w.twilio
+        .add_conversation("general", r#"{"topic":"everyone"}"#);
     w.twilio.add_conversation("odd", "not json");
     let app = w.app();
 
@@ -315,7 +353,10 @@ async fn a_conversation_the_old_integration_made_is_adopted_not_duplicated() {
     assert_eq!(attributes["managedBy"], MANAGED_BY);
     assert_eq!(w.twilio.participants("general"), ["alex"]);
     // Attributes that are not a JSON object are not overwritten.
-    assert_eq!(w.twilio.conversation_attributes("odd"), Some(serde_json::Value::Null));
+    assert_eq!(
+        w.twilio.conversation_attributes("odd"),
+        Some(serde_json::Value::Null)
+    );
     assert_eq!(w.twilio.participants("odd"), ["alex"]);
 }
 
@@ -325,19 +366,27 @@ async fn many_conversations_are_read_across_pages_and_left_together() {
     let contexts: Vec<String> = (0..60).map(|i| format!("ctx-{i:02}")).collect();
     let refs: Vec<&str> = contexts.iter().map(String::as_str).collect();
     let app = w.app();
-    app.create_chat_token("d", &w.token("alex", &refs)).await.unwrap();
+    app.create_chat_token("d", &w.token("alex", &refs))
+        .await
+        .unwrap();
     assert_eq!(w.twilio.memberships("alex").len(), 60);
 
     w.twilio.clear_log();
     let other = w.app();
-    other.create_chat_token("d", &w.token("alex", &["ctx-59"])).await.unwrap();
+    other
+        .create_chat_token("d", &w.token("alex", &["ctx-59"]))
+        .await
+        .unwrap();
 
     assert_eq!(w.twilio.memberships("alex"), ["ctx-59"]);
     let pages = w
         .twilio
         .requests()
         .iter()
-        .filter(|r| r.path == format!("Users/{}/Conversations", "alex") || r.path.ends_with("/Conversations") && r.path.starts_with("Users/US"))
+        .filter(|r| {
+            r.path == format!("Users/{}/Conversations", "alex")
+                || r.path.ends_with("/Conversations") && r.path.starts_with("Users/US")
+        })
         .count();
     assert_eq!(pages, 2, "60 memberships are two pages of 50");
 }
@@ -359,7 +408,9 @@ async fn identities_that_need_escaping_stay_one_path_segment() {
 async fn verify_token_never_calls_twilio() {
     let w = World::new().await;
     let app = w.app();
-    app.verify_token(&w.token("alex", &["general"])).await.unwrap();
+    app.verify_token(&w.token("alex", &["general"]))
+        .await
+        .unwrap();
     assert_eq!(w.twilio.request_count(), 0);
 }
 

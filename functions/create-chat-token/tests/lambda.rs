@@ -1,13 +1,13 @@
 //! The create-chat-token function under cargo lambda's local runtime, with its settings in
-//! SSM on moto and the issuer's JWKS on loopback.
+//! SSM on moto, the issuer's JWKS on loopback and Twilio's stand-in for Conversations.
 
 use std::path::Path;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 use test_support::{
-    ACCOUNT_SID, API_KEY_SID, CHAT_SERVICE_SID, Emulator, Function, Issuer, Moto, TestKey,
-    appsync_event, claims, jwks, put_settings, unique,
+    ACCOUNT_SID, API_KEY_SID, API_SECRET, CHAT_SERVICE_SID, Emulator, Fault, Function, Issuer,
+    Moto, TestKey, TwilioStandIn, appsync_event, claims, jwks, put_settings, unique,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_create-chat-token");
@@ -22,16 +22,12 @@ async fn mints_a_twilio_token_for_a_good_context_token_and_refuses_the_rest() {
     let key = TestKey::eddsa("platform-ed");
     let issuer = Issuer::start(jwks(&[&key])).await;
     let stack = unique("create");
-    put_settings(
-        &moto.ssm().await,
-        &stack,
-        &issuer.url(),
-        "lambda-api-secret",
-    )
-    .await;
+    put_settings(&moto.ssm().await, &stack, &issuer.url(), API_SECRET).await;
+    let twilio = TwilioStandIn::start().await;
     let emulator = Emulator::start();
     let mut env = moto.env();
     env.push(("STACK_NAME", stack));
+    env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
     let function = Function::start(Path::new(BINARY), "create-chat-token", &emulator, &env);
 
     let token = key.token(&claims("alex", &["general"]));
@@ -49,7 +45,7 @@ async fn mints_a_twilio_token_for_a_good_context_token_and_refuses_the_rest() {
     validation.validate_aud = false;
     let minted = jsonwebtoken::decode::<Value>(
         access,
-        &DecodingKey::from_secret(b"lambda-api-secret"),
+        &DecodingKey::from_secret(API_SECRET.as_bytes()),
         &validation,
     )
     .expect("signed with the API key secret from SSM")
@@ -62,6 +58,8 @@ async fn mints_a_twilio_token_for_a_good_context_token_and_refuses_the_rest() {
         minted["grants"]["chat"]["endpoint_id"],
         "dachat:alex:phone-1"
     );
+    // By the time the token is returned, alex is in the conversation of its context.
+    assert_eq!(twilio.memberships("alex"), ["general"]);
 
     let (error_type, message) = emulator
         .invoke("create-chat-token", &event(json!({"token": token})))
@@ -81,8 +79,24 @@ async fn mints_a_twilio_token_for_a_good_context_token_and_refuses_the_rest() {
         .error();
     assert_eq!(error_type, "AccessDenied", "{message}");
 
+    // Twilio refuses a step: an InternalError naming it, and no token.
+    twilio.fail(Fault::new(400, 50350).on(test_support::Method::POST, "/Conversations"));
+    let (error_type, message) = emulator
+        .invoke(
+            "create-chat-token",
+            &event(json!({"deviceId": "d", "token": key.token(&claims("alex", &["SHIPMENT-9"]))})),
+        )
+        .await
+        .error();
+    assert_eq!(error_type, "InternalError", "{message}");
+    assert!(
+        message.contains("conversation of context SHIPMENT-9"),
+        "{message}"
+    );
+
     let logs = function.output();
     assert!(!logs.contains(access), "the access token is never logged");
-    assert!(!logs.contains(&token) && !logs.contains("lambda-api-secret"));
+    assert!(!logs.contains(&token) && !logs.contains(API_SECRET));
     assert!(logs.contains("chat token issued"), "{logs}");
+    assert!(logs.contains("conversations provisioned"), "{logs}");
 }

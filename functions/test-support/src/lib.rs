@@ -12,6 +12,7 @@ pub mod twilio;
 use std::net::TcpListener;
 use std::path::PathBuf;
 
+pub use axum::http::Method;
 pub use issuer::{Behaviour, Issuer};
 pub use keys::{TestKey, claims, jwks, legacy_jwks, now};
 pub use lambda::{Emulator, Function, Invocation, appsync_event};

@@ -27,7 +27,8 @@ impl Prism {
         if let Some(url) = std::env::var("PRISM_URL").ok().filter(|u| !u.is_empty()) {
             return Self { url, child: None };
         }
-        let binary = crate::workspace_root().join("functions/test-support/prism/node_modules/.bin/prism");
+        let binary =
+            crate::workspace_root().join("functions/test-support/prism/node_modules/.bin/prism");
         let port = crate::free_port();
         let child = Command::new(&binary)
             .arg("mock")

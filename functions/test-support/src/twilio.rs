@@ -159,8 +159,8 @@ impl TwilioStandIn {
         let prism = tokio::task::spawn_blocking(Prism::start).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let credentials = base64::engine::general_purpose::STANDARD
-            .encode(format!("{API_KEY_SID}:{API_SECRET}"));
+        let credentials =
+            base64::engine::general_purpose::STANDARD.encode(format!("{API_KEY_SID}:{API_SECRET}"));
         let inner = Arc::new(Inner {
             authorization: format!("Basic {credentials}"),
             prism_url: prism.url().to_owned(),
@@ -360,7 +360,9 @@ impl TwilioStandIn {
         self.add_user(identity);
         let sid = self.inner.sid("MB");
         let mut state = self.inner.state.lock().unwrap();
-        let conversation = state.conversation_mut(unique_name).expect("no such conversation");
+        let conversation = state
+            .conversation_mut(unique_name)
+            .expect("no such conversation");
         conversation.participants.push(ParticipantRec {
             sid,
             identity: identity.into(),
@@ -542,7 +544,10 @@ async fn handle(
 
 impl Inner {
     fn sid(&self, prefix: &str) -> String {
-        format!("{prefix}{:032x}", self.next_sid.fetch_add(1, Ordering::SeqCst))
+        format!(
+            "{prefix}{:032x}",
+            self.next_sid.fetch_add(1, Ordering::SeqCst)
+        )
     }
 
     async fn answer(
@@ -556,7 +561,11 @@ impl Inner {
         if let Some(violation) = self.check_with_prism(method, uri, headers, body).await {
             let message = format!("{method} {}: {violation}", uri.path());
             self.violations.lock().unwrap().push(message.clone());
-            return twilio_error(400, 0, &format!("not allowed by Twilio's OpenAPI spec: {message}"));
+            return twilio_error(
+                400,
+                0,
+                &format!("not allowed by Twilio's OpenAPI spec: {message}"),
+            );
         }
         let authorized = headers
             .get(header::AUTHORIZATION)
@@ -588,9 +597,10 @@ impl Inner {
             tokio::time::sleep(latency.mul_f64(random_fraction())).await;
         }
         let form = form(body);
-        let query: Vec<(String, String)> = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-            .into_owned()
-            .collect();
+        let query: Vec<(String, String)> =
+            url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
         let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
         match (method.as_str(), rest.as_slice()) {
             ("POST", ["Users"]) => self.create_user(&form).await,
@@ -601,7 +611,9 @@ impl Inner {
                     None => not_found(&path),
                 }
             }
-            ("GET", ["Users", user, "Conversations"]) => self.user_conversations(user, &query, &path),
+            ("GET", ["Users", user, "Conversations"]) => {
+                self.user_conversations(user, &query, &path)
+            }
             ("POST", ["Conversations"]) => self.create_conversation(&form).await,
             ("GET", ["Conversations", conversation]) => {
                 let state = self.state.lock().unwrap();
@@ -629,8 +641,15 @@ impl Inner {
                 let Some(c) = state.conversation(conversation) else {
                     return not_found(&path);
                 };
-                let participants: Vec<Value> = c.participants.iter().map(|p| self.participant_json(c, p)).collect();
-                json_response(200, json!({"participants": participants, "meta": self.meta(&path, "participants", None)}))
+                let participants: Vec<Value> = c
+                    .participants
+                    .iter()
+                    .map(|p| self.participant_json(c, p))
+                    .collect();
+                json_response(
+                    200,
+                    json!({"participants": participants, "meta": self.meta(&path, "participants", None)}),
+                )
             }
             ("POST", ["Conversations", conversation, "Participants"]) => {
                 self.add_participant(conversation, &form, &path).await
@@ -640,7 +659,11 @@ impl Inner {
                 let Some(c) = state.conversation(conversation) else {
                     return not_found(&path);
                 };
-                match c.participants.iter().find(|p| p.sid == *participant || p.identity == *participant) {
+                match c
+                    .participants
+                    .iter()
+                    .find(|p| p.sid == *participant || p.identity == *participant)
+                {
                     Some(p) => json_response(200, self.participant_json(c, p)),
                     None => twilio_error(404, 50432, "Participant not found"),
                 }
@@ -661,17 +684,24 @@ impl Inner {
             ("GET", ["Roles"]) => {
                 let state = self.state.lock().unwrap();
                 let roles: Vec<Value> = state.roles.iter().map(|r| self.role_json(r)).collect();
-                json_response(200, json!({"roles": roles, "meta": self.meta(&path, "roles", None)}))
+                json_response(
+                    200,
+                    json!({"roles": roles, "meta": self.meta(&path, "roles", None)}),
+                )
             }
             ("POST", ["Roles"]) => {
-                let (Some(name), Some(kind)) = (field(&form, "FriendlyName"), field(&form, "Type")) else {
+                let (Some(name), Some(kind)) = (field(&form, "FriendlyName"), field(&form, "Type"))
+                else {
                     return twilio_error(400, 20001, "Missing required parameter");
                 };
                 let role = RoleRec {
                     sid: self.sid("RL"),
                     friendly_name: name.into(),
                     kind: kind.into(),
-                    permissions: fields(&form, "Permission").into_iter().map(str::to_owned).collect(),
+                    permissions: fields(&form, "Permission")
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect(),
                 };
                 let body = self.role_json(&role);
                 self.state.lock().unwrap().roles.push(role);
@@ -682,7 +712,10 @@ impl Inner {
                 let Some(r) = state.roles.iter_mut().find(|r| r.sid == *role) else {
                     return not_found(&path);
                 };
-                r.permissions = fields(&form, "Permission").into_iter().map(str::to_owned).collect();
+                r.permissions = fields(&form, "Permission")
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect();
                 let r = r.clone();
                 json_response(200, self.role_json(&r))
             }
@@ -695,8 +728,14 @@ impl Inner {
                 let state = &mut *guard;
                 for (name, slot) in [
                     ("DefaultChatServiceRoleSid", &mut state.default_service_role),
-                    ("DefaultConversationRoleSid", &mut state.default_conversation_role),
-                    ("DefaultConversationCreatorRoleSid", &mut state.default_creator_role),
+                    (
+                        "DefaultConversationRoleSid",
+                        &mut state.default_conversation_role,
+                    ),
+                    (
+                        "DefaultConversationCreatorRoleSid",
+                        &mut state.default_creator_role,
+                    ),
                 ] {
                     if let Some(value) = field(&form, name) {
                         *slot = Some(value.into());
@@ -742,10 +781,7 @@ impl Inner {
             self.prism_url,
             uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
         );
-        let mut request = self
-            .http
-            .request(method.clone(), url)
-            .body(body.to_vec());
+        let mut request = self.http.request(method.clone(), url).body(body.to_vec());
         for name in [header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT] {
             if let Some(value) = headers.get(&name) {
                 request = request.header(name, value.clone());
@@ -821,7 +857,10 @@ impl Inner {
     async fn create_conversation(&self, form: &[(String, String)]) -> Response {
         let unique_name = field(form, "UniqueName").map(str::to_owned);
         if let Some(name) = &unique_name {
-            if name.len() == 34 && name.starts_with("CH") && name[2..].chars().all(|c| c.is_ascii_hexdigit()) {
+            if name.len() == 34
+                && name.starts_with("CH")
+                && name[2..].chars().all(|c| c.is_ascii_hexdigit())
+            {
                 return twilio_error(400, 50390, "Unique name cannot be a SID");
             }
         }
@@ -856,7 +895,12 @@ impl Inner {
         json_response(201, self.conversation_json(&conversation))
     }
 
-    async fn add_participant(&self, conversation: &str, form: &[(String, String)], path: &str) -> Response {
+    async fn add_participant(
+        &self,
+        conversation: &str,
+        form: &[(String, String)],
+        path: &str,
+    ) -> Response {
         let Some(identity) = field(form, "Identity").map(str::to_owned) else {
             return twilio_error(400, 50404, "Identity or MessagingBinding must be provided");
         };
@@ -866,7 +910,9 @@ impl Inner {
                 return not_found(path);
             };
             let key = format!("participant:{}:{identity}", c.sid);
-            if c.participants.iter().any(|p| p.identity == identity) || state.creating.contains(&key) {
+            if c.participants.iter().any(|p| p.identity == identity)
+                || state.creating.contains(&key)
+            {
                 return twilio_error(409, 50433, "Participant already exists");
             }
             state.creating.insert(key.clone());
@@ -971,7 +1017,10 @@ impl Inner {
     }
 
     fn user_json(&self, u: &UserRec) -> Value {
-        let url = format!("{}/v1/Services/{CHAT_SERVICE_SID}/Users/{}", self.base_url, u.sid);
+        let url = format!(
+            "{}/v1/Services/{CHAT_SERVICE_SID}/Users/{}",
+            self.base_url, u.sid
+        );
         json!({
             "sid": u.sid,
             "account_sid": ACCOUNT_SID,
@@ -990,7 +1039,10 @@ impl Inner {
     }
 
     fn conversation_json(&self, c: &ConversationRec) -> Value {
-        let url = format!("{}/v1/Services/{CHAT_SERVICE_SID}/Conversations/{}", self.base_url, c.sid);
+        let url = format!(
+            "{}/v1/Services/{CHAT_SERVICE_SID}/Conversations/{}",
+            self.base_url, c.sid
+        );
         json!({
             "sid": c.sid,
             "account_sid": ACCOUNT_SID,

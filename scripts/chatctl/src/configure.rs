@@ -25,7 +25,8 @@ const BUDGET: Duration = Duration::from_secs(60);
 
 pub async fn run(args: ConfigureArgs) -> Result<(), String> {
     if let Some(url) = &args.webhook_url {
-        let parsed = url::Url::parse(url).map_err(|_| format!("--webhook-url {url:?} is not a URL"))?;
+        let parsed =
+            url::Url::parse(url).map_err(|_| format!("--webhook-url {url:?} is not a URL"))?;
         if !is_allowed_remote_url(&parsed) {
             return Err("--webhook-url must use https (http only for loopback)".into());
         }
@@ -48,7 +49,11 @@ pub async fn run(args: ConfigureArgs) -> Result<(), String> {
         "Conversation Service {} at {}{}",
         twilio.chat_service_sid,
         base_url,
-        if args.dry_run { " (dry run: nothing is changed)" } else { "" }
+        if args.dry_run {
+            " (dry run: nothing is changed)"
+        } else {
+            ""
+        }
     );
     let report = Setup {
         api: &api,
@@ -74,9 +79,14 @@ pub async fn run(args: ConfigureArgs) -> Result<(), String> {
 /// SSM under STACK_NAME, else the TWILIO_* variables; never the embedded fake credentials.
 async fn settings_source() -> Result<SettingsSource, String> {
     let stack = std::env::var("STACK_NAME").is_ok_and(|v| !v.trim().is_empty());
-    let twilio_vars = [Param::AccountSid, Param::ApiKey, Param::ApiSecret, Param::ChatServiceSid]
-        .iter()
-        .any(|p| std::env::var(p.env_var()).is_ok_and(|v| !v.is_empty()));
+    let twilio_vars = [
+        Param::AccountSid,
+        Param::ApiKey,
+        Param::ApiSecret,
+        Param::ChatServiceSid,
+    ]
+    .iter()
+    .any(|p| std::env::var(p.env_var()).is_ok_and(|v| !v.is_empty()));
     if !stack && !twilio_vars {
         return Err(
             "configure-twilio needs the Twilio credentials of a deployment: set STACK_NAME (read \

@@ -45,16 +45,27 @@ async fn a_dry_run_changes_nothing_then_setup_is_applied_once() {
 
     let dry = stdout(&configure(&twilio, &["--webhook-url", WEBHOOK, "--dry-run"]).await);
     assert!(dry.contains("dry run"), "{dry}");
-    assert_eq!(dry.lines().filter(|l| l.starts_with("would")).count(), 4, "{dry}");
+    assert_eq!(
+        dry.lines().filter(|l| l.starts_with("would")).count(),
+        4,
+        "{dry}"
+    );
     assert!(twilio.requests().iter().all(|r| r.method == "GET"));
     assert_eq!(twilio.role_count(), 4);
     assert_eq!(twilio.configuration(), configuration_before);
 
     let first = stdout(&configure(&twilio, &["--webhook-url", WEBHOOK]).await);
-    assert_eq!(first.lines().filter(|l| l.starts_with("changed")).count(), 4, "{first}");
+    assert_eq!(
+        first.lines().filter(|l| l.starts_with("changed")).count(),
+        4,
+        "{first}"
+    );
     let (kind, mut permissions) = twilio.role(USER_ROLE).unwrap();
     permissions.sort();
-    assert_eq!((kind.as_str(), permissions), ("service", sorted(USER_PERMISSIONS)));
+    assert_eq!(
+        (kind.as_str(), permissions),
+        ("service", sorted(USER_PERMISSIONS))
+    );
     let (kind, mut permissions) = twilio.role(PARTICIPANT_ROLE).unwrap();
     permissions.sort();
     assert_eq!(
@@ -79,7 +90,11 @@ async fn a_dry_run_changes_nothing_then_setup_is_applied_once() {
     twilio.clear_log();
     let second = stdout(&configure(&twilio, &["--webhook-url", WEBHOOK]).await);
     assert!(second.contains("Nothing to change."), "{second}");
-    assert_eq!(second.lines().filter(|l| l.starts_with("ok")).count(), 4, "{second}");
+    assert_eq!(
+        second.lines().filter(|l| l.starts_with("ok")).count(),
+        4,
+        "{second}"
+    );
     assert!(twilio.requests().iter().all(|r| r.method == "GET"));
     assert_eq!(twilio.role_count(), 6);
 }
@@ -96,7 +111,11 @@ async fn permissions_someone_changed_are_put_back_and_other_webhook_filters_kept
 
     let out = stdout(&configure(&twilio, &["--webhook-url", WEBHOOK]).await);
 
-    assert_eq!(out.lines().filter(|l| l.starts_with("changed")).count(), 2, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("changed")).count(),
+        2,
+        "{out}"
+    );
     let (_, mut permissions) = twilio.role(PARTICIPANT_ROLE).unwrap();
     permissions.sort();
     assert_eq!(permissions, sorted(PARTICIPANT_PERMISSIONS));
@@ -107,7 +126,11 @@ async fn permissions_someone_changed_are_put_back_and_other_webhook_filters_kept
 
     // Without --webhook-url the webhook is reported, not touched.
     let out = stdout(&configure(&twilio, &[]).await);
-    assert!(out.lines().any(|l| l.starts_with("skipped") && l.contains(WEBHOOK)), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("skipped") && l.contains(WEBHOOK)),
+        "{out}"
+    );
     assert!(out.contains("Nothing to change."), "{out}");
 }
 
@@ -118,12 +141,19 @@ async fn without_twilio_settings_it_refuses_clearly() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("STACK_NAME") && stderr.contains("TWILIO_API_KEY"), "{stderr}");
+    assert!(
+        stderr.contains("STACK_NAME") && stderr.contains("TWILIO_API_KEY"),
+        "{stderr}"
+    );
 
     let output = tokio::task::spawn_blocking(|| {
-        chatctl(&["configure-twilio", "--webhook-url", "http://example.org/hook"])
-            .output()
-            .unwrap()
+        chatctl(&[
+            "configure-twilio",
+            "--webhook-url",
+            "http://example.org/hook",
+        ])
+        .output()
+        .unwrap()
     })
     .await
     .unwrap();

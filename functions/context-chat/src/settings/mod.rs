@@ -273,7 +273,11 @@ mod tests {
             let loaded = Settings::from_raw(&raw, &describe);
             assert_eq!(loaded.is_ok(), ok, "{url}");
             if let Err(err) = loaded {
-                assert!(err.message.contains("/stack/twilio/apiBaseURL"), "{}", err.message);
+                assert!(
+                    err.message.contains("/stack/twilio/apiBaseURL"),
+                    "{}",
+                    err.message
+                );
             }
         }
     }

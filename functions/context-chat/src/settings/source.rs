@@ -36,7 +36,9 @@ impl SettingsSource {
     /// Where a setting lives, for messages.
     pub fn describe(&self, param: Param) -> String {
         match self {
-            SettingsSource::Ssm { .. } if param == Param::ApiBaseUrl && api_base_url_override().is_some() => {
+            SettingsSource::Ssm { .. }
+                if param == Param::ApiBaseUrl && api_base_url_override().is_some() =>
+            {
                 format!("environment variable {}", param.env_var())
             }
             SettingsSource::Ssm { stack, .. } => format!("SSM parameter {}", param.ssm_name(stack)),

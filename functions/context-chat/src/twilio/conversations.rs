@@ -122,13 +122,27 @@ impl ConversationsApi {
         self.rest.backoff(attempt)
     }
 
-    pub async fn fetch_user(&self, identity: &str, deadline: Instant) -> Result<Option<User>, TwilioError> {
-        found(self.rest.get(self.rest.url(&["Users", identity]), deadline).await)
+    pub async fn fetch_user(
+        &self,
+        identity: &str,
+        deadline: Instant,
+    ) -> Result<Option<User>, TwilioError> {
+        found(
+            self.rest
+                .get(self.rest.url(&["Users", identity]), deadline)
+                .await,
+        )
     }
 
-    pub async fn create_user(&self, identity: &str, deadline: Instant) -> Result<User, TwilioError> {
+    pub async fn create_user(
+        &self,
+        identity: &str,
+        deadline: Instant,
+    ) -> Result<User, TwilioError> {
         let form = Form::new().with("Identity", identity);
-        self.rest.post(self.rest.url(&["Users"]), form, deadline).await
+        self.rest
+            .post(self.rest.url(&["Users"]), form, deadline)
+            .await
     }
 
     /// Every conversation the user is in, or `None` when there is no such user.
@@ -139,7 +153,8 @@ impl ConversationsApi {
     ) -> Result<Option<Vec<UserConversation>>, TwilioError> {
         let mut url = self.rest.url(&["Users", identity, "Conversations"]);
         url.query_pairs_mut().append_pair("PageSize", PAGE_SIZE);
-        let Some(first) = found(self.rest.get::<Page<UserConversation>>(url, deadline).await)? else {
+        let Some(first) = found(self.rest.get::<Page<UserConversation>>(url, deadline).await)?
+        else {
             return Ok(None);
         };
         self.rest_of_pages(first, deadline).await.map(Some)
@@ -181,7 +196,11 @@ impl ConversationsApi {
     ) -> Result<Conversation, TwilioError> {
         let form = Form::new().with("Attributes", attributes);
         self.rest
-            .post(self.rest.url(&["Conversations", conversation_sid]), form, deadline)
+            .post(
+                self.rest.url(&["Conversations", conversation_sid]),
+                form,
+                deadline,
+            )
             .await
     }
 
@@ -218,9 +237,12 @@ impl ConversationsApi {
         participant_sid: &str,
         deadline: Instant,
     ) -> Result<(), TwilioError> {
-        let url = self
-            .rest
-            .url(&["Conversations", conversation_sid, "Participants", participant_sid]);
+        let url = self.rest.url(&[
+            "Conversations",
+            conversation_sid,
+            "Participants",
+            participant_sid,
+        ]);
         found(self.rest.delete(url, deadline).await).map(drop)
     }
 
@@ -242,7 +264,9 @@ impl ConversationsApi {
             .with("FriendlyName", friendly_name)
             .with("Type", kind)
             .with_all("Permission", permissions.iter().copied());
-        self.rest.post(self.rest.url(&["Roles"]), form, deadline).await
+        self.rest
+            .post(self.rest.url(&["Roles"]), form, deadline)
+            .await
     }
 
     /// Replaces the role's whole permission set.
@@ -258,8 +282,13 @@ impl ConversationsApi {
             .await
     }
 
-    pub async fn configuration(&self, deadline: Instant) -> Result<ServiceConfiguration, TwilioError> {
-        self.rest.get(self.rest.url(&["Configuration"]), deadline).await
+    pub async fn configuration(
+        &self,
+        deadline: Instant,
+    ) -> Result<ServiceConfiguration, TwilioError> {
+        self.rest
+            .get(self.rest.url(&["Configuration"]), deadline)
+            .await
     }
 
     pub async fn update_configuration(
@@ -289,7 +318,11 @@ impl ConversationsApi {
             .with("Method", "POST")
             .with_all("Filters", filters.iter().copied());
         self.rest
-            .post(self.rest.url(&["Configuration", "Webhooks"]), form, deadline)
+            .post(
+                self.rest.url(&["Configuration", "Webhooks"]),
+                form,
+                deadline,
+            )
             .await
     }
 

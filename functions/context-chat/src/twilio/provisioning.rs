@@ -116,12 +116,20 @@ impl Provisioner {
 
     /// Makes Twilio match the token, unless this process did so for the same identity and
     /// contexts within `remember_for`. `contexts` are checked and free of repeats.
-    pub async fn ensure(self: &Arc<Self>, identity: &str, contexts: &[String]) -> Result<Provisioned> {
+    pub async fn ensure(
+        self: &Arc<Self>,
+        identity: &str,
+        contexts: &[String],
+    ) -> Result<Provisioned> {
         let mut sorted: Vec<&str> = contexts.iter().map(String::as_str).collect();
         sorted.sort_unstable();
         if let Some(known) = self.remembered.get(identity)
             && known.until > Instant::now()
-            && known.contexts.iter().map(String::as_str).eq(sorted.iter().copied())
+            && known
+                .contexts
+                .iter()
+                .map(String::as_str)
+                .eq(sorted.iter().copied())
         {
             return Ok(Provisioned::Remembered);
         }
@@ -184,7 +192,12 @@ impl Provisioner {
         let lookups = self.each(contexts, |context| async move {
             api.fetch_conversation(context, deadline)
                 .await
-                .map_err(|e| step_failed(&format!("looking up the conversation of context {context}"), e))
+                .map_err(|e| {
+                    step_failed(
+                        &format!("looking up the conversation of context {context}"),
+                        e,
+                    )
+                })
         });
         let (memberships, lookups) = tokio::join!(memberships, lookups);
         let memberships = memberships?;
@@ -217,7 +230,9 @@ impl Provisioner {
             .filter(|(_, found)| found.is_none())
             .map(|(c, _)| c.as_str())
             .collect();
-        let created = self.each(&missing, |context| self.ensure_conversation(context, deadline));
+        let created = self.each(&missing, |context| {
+            self.ensure_conversation(context, deadline)
+        });
         let left = self.each(&to_leave, |m| self.leave(identity, m, deadline));
         let (user, created, left) = tokio::join!(user, created, left);
         changes.user_created = user?;
@@ -247,7 +262,9 @@ impl Provisioner {
             .iter()
             .filter(|(_, c)| !is_managed(c.attributes.as_deref()))
             .collect();
-        let joins = self.each(&to_join, |(context, c)| self.join(identity, context, &c.sid, deadline));
+        let joins = self.each(&to_join, |(context, c)| {
+            self.join(identity, context, &c.sid, deadline)
+        });
         let adoptions = self.each(&to_adopt, |(context, c)| self.adopt(context, c, deadline));
         let (joins, adoptions) = tokio::join!(joins, adoptions);
         changes.joined = joins?.into_iter().filter(|j| *j).count();
@@ -304,7 +321,11 @@ impl Provisioner {
     /// The context's conversation, and whether it had to be created. A create that loses a
     /// race (50353), or meets one still under way (50391), ends with a fetch, or with
     /// another try when the winner has not finished yet.
-    async fn ensure_conversation(&self, context: &str, deadline: Instant) -> Result<(Conversation, bool)> {
+    async fn ensure_conversation(
+        &self,
+        context: &str,
+        deadline: Instant,
+    ) -> Result<(Conversation, bool)> {
         let step = || format!("creating the conversation of context {context}");
         let attributes = managed_attributes(context, None);
         let mut attempt = 0;
@@ -333,8 +354,18 @@ impl Provisioner {
     }
 
     /// Whether the user was added now (false: it already was a participant).
-    async fn join(&self, identity: &str, context: &str, conversation_sid: &str, deadline: Instant) -> Result<bool> {
-        let error = match self.api.add_participant(conversation_sid, identity, deadline).await {
+    async fn join(
+        &self,
+        identity: &str,
+        context: &str,
+        conversation_sid: &str,
+        deadline: Instant,
+    ) -> Result<bool> {
+        let error = match self
+            .api
+            .add_participant(conversation_sid, identity, deadline)
+            .await
+        {
             Ok(_) => return Ok(true),
             Err(e) => e,
         };
@@ -353,7 +384,12 @@ impl Provisioner {
         }
     }
 
-    async fn leave(&self, identity: &str, membership: &UserConversation, deadline: Instant) -> Result<()> {
+    async fn leave(
+        &self,
+        identity: &str,
+        membership: &UserConversation,
+        deadline: Instant,
+    ) -> Result<()> {
         let name = membership
             .unique_name
             .as_deref()
@@ -380,21 +416,37 @@ impl Provisioner {
     /// Marks a conversation that has the context's unique name but not the product's mark
     /// (one the old integration made, say) as managed, keeping its other attributes.
     /// Attributes that are not a JSON object are left alone.
-    async fn adopt(&self, context: &str, conversation: &Conversation, deadline: Instant) -> Result<bool> {
-        let Some(attributes) = adopted_attributes(context, conversation.attributes.as_deref()) else {
-            tracing::warn!(context, "conversation attributes are not a JSON object; not marked as managed");
+    async fn adopt(
+        &self,
+        context: &str,
+        conversation: &Conversation,
+        deadline: Instant,
+    ) -> Result<bool> {
+        let Some(attributes) = adopted_attributes(context, conversation.attributes.as_deref())
+        else {
+            tracing::warn!(
+                context,
+                "conversation attributes are not a JSON object; not marked as managed"
+            );
             return Ok(false);
         };
         self.api
             .update_conversation_attributes(&conversation.sid, &attributes, deadline)
             .await
             .map(|_| true)
-            .map_err(|e| step_failed(&format!("marking the conversation of context {context} as managed"), e))
+            .map_err(|e| {
+                step_failed(
+                    &format!("marking the conversation of context {context} as managed"),
+                    e,
+                )
+            })
     }
 }
 
 fn flight_key(identity: &str, sorted_contexts: &[&str]) -> String {
-    let mut key = String::with_capacity(identity.len() + sorted_contexts.iter().map(|c| c.len() + 1).sum::<usize>());
+    let mut key = String::with_capacity(
+        identity.len() + sorted_contexts.iter().map(|c| c.len() + 1).sum::<usize>(),
+    );
     key.push_str(identity);
     for context in sorted_contexts {
         key.push('\n');
@@ -412,7 +464,9 @@ pub fn managed_attributes(context: &str, others: Option<Map<String, Value>>) -> 
 }
 
 fn adopted_attributes(context: &str, current: Option<&str>) -> Option<String> {
-    let current = current.map(str::trim).filter(|a| !a.is_empty() && *a != "null");
+    let current = current
+        .map(str::trim)
+        .filter(|a| !a.is_empty() && *a != "null");
     let others = match current {
         None => Map::new(),
         Some(text) => match serde_json::from_str::<Value>(text).ok()? {
@@ -445,14 +499,22 @@ mod tests {
     #[test]
     fn managed_conversations_are_told_apart_by_their_attributes() {
         assert!(is_managed(Some(&managed_attributes("general", None))));
-        for other in [None, Some(""), Some("{}"), Some("not json"), Some(r#"{"managedBy":"someone-else"}"#), Some("[1]")] {
+        for other in [
+            None,
+            Some(""),
+            Some("{}"),
+            Some("not json"),
+            Some(r#"{"managedBy":"someone-else"}"#),
+            Some("[1]"),
+        ] {
             assert!(!is_managed(other), "{other:?}");
         }
     }
 
     #[test]
     fn adoption_keeps_other_attributes_and_leaves_non_objects_alone() {
-        let adopted = adopted_attributes("general", Some(r#"{"topic":"aid","context":"old"}"#)).unwrap();
+        let adopted =
+            adopted_attributes("general", Some(r#"{"topic":"aid","context":"old"}"#)).unwrap();
         let value: Value = serde_json::from_str(&adopted).unwrap();
         assert_eq!(value["topic"], "aid");
         assert_eq!(value["context"], "general");

@@ -167,10 +167,7 @@ impl RestClient {
                 .pop_if_empty()
                 .extend(["v1", "Services", chat_service_sid, ""]);
         }
-        let credentials = STANDARD.encode(format!(
-            "{api_key_sid}:{}",
-            api_secret.expose_secret()
-        ));
+        let credentials = STANDARD.encode(format!("{api_key_sid}:{}", api_secret.expose_secret()));
         let mut authorization = HeaderValue::from_str(&format!("Basic {credentials}"))
             .unwrap_or_else(|_| HeaderValue::from_static(""));
         authorization.set_sensitive(true);
@@ -208,11 +205,14 @@ impl RestClient {
     /// Whether `url` (a `next_page_url` from Twilio) points at the same origin as the
     /// service, so that following it sends the credentials nowhere else.
     pub fn is_own(&self, url: &Url) -> bool {
-        url.origin() == self.service_url.origin()
-            && url.path().starts_with(self.service_url.path())
+        url.origin() == self.service_url.origin() && url.path().starts_with(self.service_url.path())
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, url: Url, deadline: Instant) -> Result<T, TwilioError> {
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        url: Url,
+        deadline: Instant,
+    ) -> Result<T, TwilioError> {
         let body = self.send(Method::Get, url, None, deadline).await?;
         parse(&body)
     }
@@ -223,12 +223,16 @@ impl RestClient {
         form: Form,
         deadline: Instant,
     ) -> Result<T, TwilioError> {
-        let body = self.send(Method::Post, url, Some(form.finish()), deadline).await?;
+        let body = self
+            .send(Method::Post, url, Some(form.finish()), deadline)
+            .await?;
         parse(&body)
     }
 
     pub async fn delete(&self, url: Url, deadline: Instant) -> Result<(), TwilioError> {
-        self.send(Method::Delete, url, None, deadline).await.map(drop)
+        self.send(Method::Delete, url, None, deadline)
+            .await
+            .map(drop)
     }
 
     /// Sends until success, a failure not worth retrying, or the deadline.
@@ -251,8 +255,13 @@ impl RestClient {
             }
             let outcome = {
                 let _permit = self.in_flight.acquire().await;
-                self.once(method, &url, body.as_deref(), remaining.min(self.policy.attempt_timeout))
-                    .await
+                self.once(
+                    method,
+                    &url,
+                    body.as_deref(),
+                    remaining.min(self.policy.attempt_timeout),
+                )
+                .await
             };
             let failure = match outcome {
                 Ok(bytes) => return Ok(bytes),
@@ -409,7 +418,8 @@ mod tests {
             "https://conversations.twilio.com/v1/Services/IS00112233445566778899aabbccddeeff/Users/alex@example.com%2Fx%20y"
         );
         assert_eq!(
-            c.url(&["Conversations", "shipment:42", "Participants"]).as_str(),
+            c.url(&["Conversations", "shipment:42", "Participants"])
+                .as_str(),
             "https://conversations.twilio.com/v1/Services/IS00112233445566778899aabbccddeeff/Conversations/shipment:42/Participants"
         );
         // A base with a path prefix (a proxy) keeps it.
@@ -474,7 +484,10 @@ mod tests {
             let d = c.backoff(attempt);
             let cap = (Duration::from_millis(200) * 2u32.pow((attempt - 1).min(16)))
                 .min(Duration::from_secs(2));
-            assert!(d >= cap / 2 && d <= cap, "attempt {attempt}: {d:?} vs cap {cap:?}");
+            assert!(
+                d >= cap / 2 && d <= cap,
+                "attempt {attempt}: {d:?} vs cap {cap:?}"
+            );
         }
     }
 
@@ -486,13 +499,19 @@ mod tests {
             message: "User already exists".into(),
             attempts: 1,
         };
-        assert_eq!(e.to_string(), "HTTP 409, Twilio error 50201: User already exists");
+        assert_eq!(
+            e.to_string(),
+            "HTTP 409, Twilio error 50201: User already exists"
+        );
         let e = TwilioError {
             status: Some(503),
             code: None,
             message: "Service Unavailable".into(),
             attempts: 4,
         };
-        assert_eq!(e.to_string(), "HTTP 503: Service Unavailable (after 4 attempts)");
+        assert_eq!(
+            e.to_string(),
+            "HTTP 503: Service Unavailable (after 4 attempts)"
+        );
     }
 }

@@ -91,8 +91,12 @@ impl Setup<'_> {
                 &mut report,
             )
             .await?;
-        self.configuration(user_role.as_deref(), participant_role.as_deref(), &mut report)
-            .await?;
+        self.configuration(
+            user_role.as_deref(),
+            participant_role.as_deref(),
+            &mut report,
+        )
+        .await?;
         self.webhooks(&mut report).await?;
         Ok(report)
     }
@@ -108,7 +112,9 @@ impl Setup<'_> {
     ) -> Result<Option<String>> {
         let wanted: BTreeSet<&str> = permissions.iter().copied().collect();
         let listed = permissions.join(", ");
-        let existing = roles.iter().find(|r| r.friendly_name == name && r.kind == kind);
+        let existing = roles
+            .iter()
+            .find(|r| r.friendly_name == name && r.kind == kind);
         match existing {
             None if self.dry_run => {
                 report.push(Step::WouldChange(format!(
@@ -128,7 +134,14 @@ impl Setup<'_> {
                 )));
                 Ok(Some(role.sid))
             }
-            Some(role) if role.permissions.iter().map(String::as_str).collect::<BTreeSet<_>>() == wanted => {
+            Some(role)
+                if role
+                    .permissions
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<BTreeSet<_>>()
+                    == wanted =>
+            {
                 report.push(Step::Unchanged(format!(
                     "the {kind} role \"{name}\" ({}) has {listed}",
                     role.sid
@@ -180,7 +193,9 @@ impl Setup<'_> {
             report.push(Step::Unchanged(text));
             return Ok(());
         }
-        let (Some(user_role), Some(participant_role), false) = (user_role, participant_role, self.dry_run) else {
+        let (Some(user_role), Some(participant_role), false) =
+            (user_role, participant_role, self.dry_run)
+        else {
             report.push(Step::WouldChange(format!("set {text}")));
             return Ok(());
         };
@@ -223,10 +238,7 @@ impl Setup<'_> {
                 .as_deref()
                 .is_some_and(|m| m.eq_ignore_ascii_case("POST"))
             && filters.len() == current.filters.len();
-        let text = format!(
-            "post-event webhook POST {url} with {}",
-            filters.join(", ")
-        );
+        let text = format!("post-event webhook POST {url} with {}", filters.join(", "));
         if right {
             report.push(Step::Unchanged(text));
         } else if self.dry_run {

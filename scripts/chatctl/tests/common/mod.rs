@@ -1,4 +1,5 @@
 //! What every chatctl test needs: the command with a clean environment, a scratch folder.
+#![allow(dead_code)] // each test binary uses a part
 
 use std::path::PathBuf;
 use std::process::Command;
