@@ -744,7 +744,7 @@ impl Inner {
                 if let Some(value) = field(&form, "ReachabilityEnabled") {
                     state.reachability = value == "true";
                 }
-                json_response(200, self.configuration_json(&state))
+                json_response(200, self.configuration_json(state))
             }
             ("GET", ["Configuration", "Webhooks"]) => {
                 let state = self.state.lock().unwrap();
@@ -856,13 +856,12 @@ impl Inner {
 
     async fn create_conversation(&self, form: &[(String, String)]) -> Response {
         let unique_name = field(form, "UniqueName").map(str::to_owned);
-        if let Some(name) = &unique_name {
-            if name.len() == 34
-                && name.starts_with("CH")
-                && name[2..].chars().all(|c| c.is_ascii_hexdigit())
-            {
-                return twilio_error(400, 50390, "Unique name cannot be a SID");
-            }
+        if let Some(name) = &unique_name
+            && name.len() == 34
+            && name.starts_with("CH")
+            && name[2..].chars().all(|c| c.is_ascii_hexdigit())
+        {
+            return twilio_error(400, 50390, "Unique name cannot be a SID");
         }
         let key = unique_name.as_ref().map(|n| format!("conversation:{n}"));
         if let (Some(name), Some(key)) = (&unique_name, &key) {
