@@ -6,3 +6,4 @@ pub mod conversations;
 pub mod provisioning;
 pub mod rest;
 pub mod service_setup;
+pub mod webhook_signature;
