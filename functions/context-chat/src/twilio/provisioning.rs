@@ -302,20 +302,37 @@ impl Provisioner {
         Ok(values)
     }
 
-    /// Whether the user had to be created.
+    /// Whether the user had to be created. "Already exists" ends with a fetch; when the
+    /// fetch does not see the user yet (another create still under way), it tries again.
     async fn ensure_user(&self, identity: &str, deadline: Instant) -> Result<bool> {
         let step = || format!("creating the Twilio user {identity}");
-        match self.api.create_user(identity, deadline).await {
-            Ok(_) => Ok(true),
-            Err(e) if e.has_code(&[USER_EXISTS]) || e.status == Some(409) => {
-                match self.api.fetch_user(identity, deadline).await {
-                    Ok(Some(_)) => Ok(false),
-                    Ok(None) => Err(step_failed(&step(), e)),
-                    Err(fetch) => Err(step_failed(&step(), fetch)),
-                }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let e = match self.api.create_user(identity, deadline).await {
+                Ok(_) => return Ok(true),
+                Err(e) if e.has_code(&[USER_EXISTS]) || e.status == Some(409) => e,
+                Err(e) => return Err(step_failed(&step(), e)),
+            };
+            match self.api.fetch_user(identity, deadline).await {
+                Ok(Some(_)) => return Ok(false),
+                Ok(None) => {}
+                Err(fetch) => return Err(step_failed(&step(), fetch)),
             }
-            Err(e) => Err(step_failed(&step(), e)),
+            if !self.pause(attempt, deadline).await {
+                return Err(step_failed(&step(), e));
+            }
         }
+    }
+
+    /// Waits before trying a step again; false when the budget has no room for it.
+    async fn pause(&self, attempt: u32, deadline: Instant) -> bool {
+        let delay = self.api.backoff(attempt);
+        if Instant::now() + delay >= deadline {
+            return false;
+        }
+        tokio::time::sleep(delay).await;
+        true
     }
 
     /// The context's conversation, and whether it had to be created. A create that loses a
@@ -345,11 +362,9 @@ impl Provisioner {
                 Ok(None) => {}
                 Err(fetch) => return Err(step_failed(&step(), fetch)),
             }
-            let delay = self.api.backoff(attempt);
-            if Instant::now() + delay >= deadline {
+            if !self.pause(attempt, deadline).await {
                 return Err(step_failed(&step(), e));
             }
-            tokio::time::sleep(delay).await;
         }
     }
 
@@ -361,26 +376,34 @@ impl Provisioner {
         conversation_sid: &str,
         deadline: Instant,
     ) -> Result<bool> {
-        let error = match self
-            .api
-            .add_participant(conversation_sid, identity, deadline)
-            .await
-        {
-            Ok(_) => return Ok(true),
-            Err(e) => e,
-        };
-        // 50433 says it already is one. After any other error Twilio may have added it all the
-        // same (a known glitch answers 404 to a re-add), so look before failing.
-        match self
-            .api
-            .fetch_participant(conversation_sid, identity, deadline)
-            .await
-        {
-            Ok(Some(_)) => Ok(!error.has_code(&[PARTICIPANT_EXISTS])),
-            _ => Err(step_failed(
-                &format!("adding {identity} to the conversation of context {context}"),
-                error,
-            )),
+        let step = || format!("adding {identity} to the conversation of context {context}");
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let error = match self
+                .api
+                .add_participant(conversation_sid, identity, deadline)
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(e) => e,
+            };
+            // 50433 says it already is one. After any other error Twilio may have added it all
+            // the same (a known glitch answers 404 to a re-add), so look before failing.
+            let exists = error.has_code(&[PARTICIPANT_EXISTS]);
+            match self
+                .api
+                .fetch_participant(conversation_sid, identity, deadline)
+                .await
+            {
+                Ok(Some(_)) => return Ok(!exists),
+                // Another add still under way: it will be visible shortly.
+                Ok(None) if exists => {}
+                _ => return Err(step_failed(&step(), error)),
+            }
+            if !self.pause(attempt, deadline).await {
+                return Err(step_failed(&step(), error));
+            }
         }
     }
 
