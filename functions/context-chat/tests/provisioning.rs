@@ -63,6 +63,13 @@ impl World {
     fn token(&self, identity: &str, contexts: &[&str]) -> String {
         self.key.token(&claims(identity, contexts))
     }
+
+    /// createChatToken through `app` for a fresh context token, which must succeed.
+    async fn chat_token(&self, app: &App, identity: &str, contexts: &[&str]) {
+        app.create_chat_token("d", &self.token(identity, contexts))
+            .await
+            .unwrap();
+    }
 }
 
 #[tokio::test]
@@ -179,9 +186,7 @@ async fn a_rate_limit_is_waited_out_as_twilio_asks_then_the_call_succeeds() {
     );
     let app = w.app();
 
-    app.create_chat_token("d", &w.token("alex", &["general"]))
-        .await
-        .unwrap();
+    w.chat_token(&app, "alex", &["general"]).await;
 
     assert_eq!(w.twilio.user_identities(), ["alex"]);
     let creates: Vec<_> = w
@@ -304,29 +309,23 @@ async fn a_context_dropped_from_the_token_is_left_and_others_are_untouched() {
         .add_conversation("watercooler", r#"{"team":"ops"}"#);
     w.twilio.add_participant("watercooler", "alex");
     let app = w.app();
-    app.create_chat_token("d", &w.token("alex", &["general", "SHIPMENT-42"]))
-        .await
-        .unwrap();
-    app.create_chat_token("d", &w.token("bob", &["SHIPMENT-42"]))
-        .await
-        .unwrap();
+    w.chat_token(&app, "alex", &["general", "SHIPMENT-42"])
+        .await;
+    w.chat_token(&app, "bob", &["SHIPMENT-42"]).await;
     assert_eq!(
         w.twilio.memberships("alex"),
         ["SHIPMENT-42", "general", "watercooler"]
     );
 
-    app.create_chat_token("d", &w.token("alex", &["general"]))
-        .await
-        .unwrap();
+    w.chat_token(&app, "alex", &["general"]).await;
 
     assert_eq!(w.twilio.memberships("alex"), ["general", "watercooler"]);
     assert_eq!(w.twilio.participants("SHIPMENT-42"), ["bob"]);
     assert_eq!(w.twilio.conversation_names().len(), 3);
 
     // The older token again: access follows it back, though this process saw it before.
-    app.create_chat_token("d", &w.token("alex", &["general", "SHIPMENT-42"]))
-        .await
-        .unwrap();
+    w.chat_token(&app, "alex", &["general", "SHIPMENT-42"])
+        .await;
     assert_eq!(
         w.twilio.memberships("alex"),
         ["SHIPMENT-42", "general", "watercooler"]
@@ -341,9 +340,7 @@ async fn a_conversation_the_old_integration_made_is_adopted_not_duplicated() {
     w.twilio.add_conversation("odd", "not json");
     let app = w.app();
 
-    app.create_chat_token("d", &w.token("alex", &["general", "odd"]))
-        .await
-        .unwrap();
+    w.chat_token(&app, "alex", &["general", "odd"]).await;
 
     let mut names = w.twilio.conversation_names();
     names.sort();
@@ -373,10 +370,7 @@ async fn many_conversations_are_read_across_pages_and_left_together() {
 
     w.twilio.clear_log();
     let other = w.app();
-    other
-        .create_chat_token("d", &w.token("alex", &["ctx-59"]))
-        .await
-        .unwrap();
+    w.chat_token(&other, "alex", &["ctx-59"]).await;
 
     assert_eq!(w.twilio.memberships("alex"), ["ctx-59"]);
     let pages = w
@@ -396,9 +390,7 @@ async fn identities_that_need_escaping_stay_one_path_segment() {
     let w = World::new().await;
     let app = w.app();
 
-    app.create_chat_token("d", &w.token("zoë+1@example.org", &["general"]))
-        .await
-        .unwrap();
+    w.chat_token(&app, "zoë+1@example.org", &["general"]).await;
 
     assert_eq!(w.twilio.user_identities(), ["zoë+1@example.org"]);
     assert_eq!(w.twilio.participants("general"), ["zoë+1@example.org"]);

@@ -9,8 +9,10 @@ pub mod prism;
 pub mod proxy;
 pub mod twilio;
 
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 pub use axum::http::Method;
 pub use issuer::{Behaviour, Issuer};
@@ -60,4 +62,46 @@ pub fn unique(prefix: &str) -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::SeqCst)
     )
+}
+
+/// A server process a test started on a loopback port (moto, Prism); killed when dropped.
+pub(crate) struct LocalServer {
+    child: Child,
+}
+
+impl LocalServer {
+    /// Starts `command`, which listens on `port`, and waits until it does. `what` names it
+    /// and `install` says how to get it, for the panic a missing program causes.
+    pub(crate) fn start(
+        mut command: Command,
+        port: u16,
+        what: &str,
+        install: &str,
+        within: Duration,
+    ) -> Self {
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "could not start {what} ({}): {e}. {install}",
+                    command.get_program().to_string_lossy()
+                )
+            });
+        let server = Self { child };
+        let deadline = Instant::now() + within;
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "{what} did not start listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,49 +1,40 @@
 //! moto's server on loopback, standing in for AWS. `scripts/test` starts one and exports
 //! `MOTO_URL`; without it, a test starts its own from the project's venv and stops it on drop.
 
-use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use aws_sdk_ssm::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_ssm::types::ParameterType;
 
 pub struct Moto {
     url: String,
-    child: Option<Child>,
+    _server: Option<crate::LocalServer>,
 }
 
 impl Moto {
     pub fn start() -> Self {
         if let Some(url) = std::env::var("MOTO_URL").ok().filter(|u| !u.is_empty()) {
-            return Self { url, child: None };
+            return Self { url, _server: None };
         }
         let binary = std::env::var("MOTO_SERVER")
             .map(PathBuf::from)
             .unwrap_or_else(|_| crate::workspace_root().join(".venv/bin/moto_server"));
         let port = crate::free_port();
-        let child = Command::new(&binary)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "could not start moto ({}): {e}. Run the tests with scripts/test, which installs it",
-                    binary.display()
-                )
-            });
-        let moto = Self {
+        let mut command = Command::new(&binary);
+        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        let server = crate::LocalServer::start(
+            command,
+            port,
+            "moto",
+            "Run the tests with scripts/test, which installs it",
+            Duration::from_secs(30),
+        );
+        Self {
             url: format!("http://127.0.0.1:{port}"),
-            child: Some(child),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto did not start listening");
-            std::thread::sleep(Duration::from_millis(50));
+            _server: Some(server),
         }
-        moto
     }
 
     pub fn url(&self) -> &str {
@@ -98,15 +89,6 @@ pub async fn put_parameter(ssm: &aws_sdk_ssm::Client, name: &str, value: &str, s
         .send()
         .await
         .unwrap_or_else(|e| panic!("put {name}: {e:?}"));
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 /// Puts the settings a stack needs under `/{stack}/`, as an operator would: the test Twilio

@@ -302,25 +302,46 @@ impl Provisioner {
         Ok(values)
     }
 
-    /// Whether the user had to be created. "Already exists" ends with a fetch; when the
-    /// fetch does not see the user yet (another create still under way), it tries again.
-    async fn ensure_user(&self, identity: &str, deadline: Instant) -> Result<bool> {
-        let step = || format!("creating the Twilio user {identity}");
+    /// Creates something, or finds the one a racing request made. A create answered
+    /// "already exists" (`exists` says which answers mean that) ends with `find`; when the
+    /// winner is not visible yet (its create still under way), it waits and tries again.
+    /// With `look_after_any_error`, other failures also `find` before failing, for Twilio's
+    /// re-add glitch. Answers the thing and whether this call made it.
+    async fn create_or_find<T, C, CF, F, FF>(
+        &self,
+        step: &str,
+        deadline: Instant,
+        exists: impl Fn(&TwilioError) -> bool,
+        look_after_any_error: bool,
+        create: C,
+        find: F,
+    ) -> Result<(T, bool)>
+    where
+        C: Fn() -> CF,
+        CF: Future<Output = std::result::Result<T, TwilioError>>,
+        F: Fn() -> FF,
+        FF: Future<Output = std::result::Result<Option<T>, TwilioError>>,
+    {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let e = match self.api.create_user(identity, deadline).await {
-                Ok(_) => return Ok(true),
-                Err(e) if e.has_code(&[USER_EXISTS]) || e.status == Some(409) => e,
-                Err(e) => return Err(step_failed(&step(), e)),
+            let error = match create().await {
+                Ok(made) => return Ok((made, true)),
+                Err(e) => e,
             };
-            match self.api.fetch_user(identity, deadline).await {
-                Ok(Some(_)) => return Ok(false),
-                Ok(None) => {}
-                Err(fetch) => return Err(step_failed(&step(), fetch)),
+            let already = exists(&error);
+            if !already && !look_after_any_error {
+                return Err(step_failed(step, error));
+            }
+            match find().await {
+                Ok(Some(found)) => return Ok((found, !already)),
+                Ok(None) if already => {}
+                Ok(None) => return Err(step_failed(step, error)),
+                // The create's own failure says more, unless it was only "already exists".
+                Err(fetch) => return Err(step_failed(step, if already { fetch } else { error })),
             }
             if !self.pause(attempt, deadline).await {
-                return Err(step_failed(&step(), e));
+                return Err(step_failed(step, error));
             }
         }
     }
@@ -335,37 +356,40 @@ impl Provisioner {
         true
     }
 
-    /// The context's conversation, and whether it had to be created. A create that loses a
-    /// race (50353), or meets one still under way (50391), ends with a fetch, or with
-    /// another try when the winner has not finished yet.
+    /// Whether the user had to be created.
+    async fn ensure_user(&self, identity: &str, deadline: Instant) -> Result<bool> {
+        self.create_or_find(
+            &format!("creating the Twilio user {identity}"),
+            deadline,
+            |e| e.has_code(&[USER_EXISTS]) || e.status == Some(409),
+            false,
+            || self.api.create_user(identity, deadline),
+            || self.api.fetch_user(identity, deadline),
+        )
+        .await
+        .map(|(_, created)| created)
+    }
+
+    /// The context's conversation, and whether it had to be created. 50391 means a create
+    /// of the same unique name is still under way.
     async fn ensure_conversation(
         &self,
         context: &str,
         deadline: Instant,
     ) -> Result<(Conversation, bool)> {
-        let step = || format!("creating the conversation of context {context}");
         let attributes = managed_attributes(context, None);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let e = match self
-                .api
-                .create_conversation(context, context, &attributes, deadline)
-                .await
-            {
-                Ok(conversation) => return Ok((conversation, true)),
-                Err(e) if e.has_code(&[CONVERSATION_EXISTS, CONFLICTING_MODIFICATION]) => e,
-                Err(e) => return Err(step_failed(&step(), e)),
-            };
-            match self.api.fetch_conversation(context, deadline).await {
-                Ok(Some(conversation)) => return Ok((conversation, false)),
-                Ok(None) => {}
-                Err(fetch) => return Err(step_failed(&step(), fetch)),
-            }
-            if !self.pause(attempt, deadline).await {
-                return Err(step_failed(&step(), e));
-            }
-        }
+        self.create_or_find(
+            &format!("creating the conversation of context {context}"),
+            deadline,
+            |e| e.has_code(&[CONVERSATION_EXISTS, CONFLICTING_MODIFICATION]),
+            false,
+            || {
+                self.api
+                    .create_conversation(context, context, &attributes, deadline)
+            },
+            || self.api.fetch_conversation(context, deadline),
+        )
+        .await
     }
 
     /// Whether the user was added now (false: it already was a participant).
@@ -376,35 +400,22 @@ impl Provisioner {
         conversation_sid: &str,
         deadline: Instant,
     ) -> Result<bool> {
-        let step = || format!("adding {identity} to the conversation of context {context}");
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let error = match self
-                .api
-                .add_participant(conversation_sid, identity, deadline)
-                .await
-            {
-                Ok(_) => return Ok(true),
-                Err(e) => e,
-            };
-            // 50433 says it already is one. After any other error Twilio may have added it all
-            // the same (a known glitch answers 404 to a re-add), so look before failing.
-            let exists = error.has_code(&[PARTICIPANT_EXISTS]);
-            match self
-                .api
-                .fetch_participant(conversation_sid, identity, deadline)
-                .await
-            {
-                Ok(Some(_)) => return Ok(!exists),
-                // Another add still under way: it will be visible shortly.
-                Ok(None) if exists => {}
-                _ => return Err(step_failed(&step(), error)),
-            }
-            if !self.pause(attempt, deadline).await {
-                return Err(step_failed(&step(), error));
-            }
-        }
+        self.create_or_find(
+            &format!("adding {identity} to the conversation of context {context}"),
+            deadline,
+            |e| e.has_code(&[PARTICIPANT_EXISTS]),
+            true,
+            || {
+                self.api
+                    .add_participant(conversation_sid, identity, deadline)
+            },
+            || {
+                self.api
+                    .fetch_participant(conversation_sid, identity, deadline)
+            },
+        )
+        .await
+        .map(|(_, joined)| joined)
     }
 
     async fn leave(
