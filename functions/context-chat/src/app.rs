@@ -6,12 +6,16 @@ use std::time::{Duration, Instant};
 
 use crate::context_token::{JwksCache, JwksPolicy, VerifiedToken, Verifier, jwks, now_unix};
 use crate::error::{ChatError, Result};
+use crate::notifications::mailer::{Mailer, SendGrid};
+use crate::notifications::notifier::NotifyOptions;
+use crate::notifications::operations::NotificationPorts;
 use crate::settings::TwilioSettings;
 use crate::settings::{Settings, SettingsSource};
 use crate::twilio::access_token::{AccessTokenMinter, Grant};
 use crate::twilio::conversations::ConversationsApi;
 use crate::twilio::provisioning::{Provisioned, Provisioner, ProvisioningOptions};
 use crate::twilio::rest::{RestClient, RetryPolicy};
+use crate::twilio::webhook_signature::SignatureChecker;
 
 #[derive(Debug, Clone, Copy)]
 pub struct AppOptions {
@@ -22,6 +26,7 @@ pub struct AppOptions {
     pub jwks: JwksPolicy,
     pub twilio: RetryPolicy,
     pub provisioning: ProvisioningOptions,
+    pub notify: NotifyOptions,
 }
 
 impl Default for AppOptions {
@@ -32,6 +37,7 @@ impl Default for AppOptions {
             jwks: JwksPolicy::default(),
             twilio: RetryPolicy::default(),
             provisioning: ProvisioningOptions::default(),
+            notify: NotifyOptions::default(),
         }
     }
 }
@@ -44,6 +50,10 @@ pub struct Runtime {
     pub minter: Arc<AccessTokenMinter>,
     /// `None` when the settings have no Conversations API (local mode on fake credentials).
     pub provisioner: Option<Arc<Provisioner>>,
+    /// SendGrid, when its settings are there.
+    pub mailer: Option<Arc<dyn Mailer>>,
+    /// Checks Twilio's webhook signatures, when the auth token is there.
+    pub webhook_checker: Option<Arc<SignatureChecker>>,
     reload_at: Instant,
 }
 
@@ -61,6 +71,10 @@ pub struct App {
     twilio_http: reqwest::Client,
     current: RwLock<Option<Runtime>>,
     reload: tokio::sync::Mutex<()>,
+    pub(crate) notifications: Option<NotificationPorts>,
+    pub(crate) notify_options: NotifyOptions,
+    /// Conversation SID → its context (unique name), or `None` for one that has none.
+    pub(crate) channel_names: quick_cache::sync::Cache<String, Option<String>>,
 }
 
 /// Longest `deviceId` accepted; it becomes part of the token's endpoint id.
@@ -75,7 +89,17 @@ impl App {
             twilio_http: RestClient::http_client(),
             current: RwLock::new(None),
             reload: tokio::sync::Mutex::new(()),
+            notifications: None,
+            notify_options: options.notify,
+            channel_names: quick_cache::sync::Cache::new(10_000),
         }
+    }
+
+    /// Adds what the notification operations need: the store, the queue to the notifier
+    /// and, for local mode, a mailer used when SendGrid is not set up.
+    pub fn with_notifications(mut self, ports: NotificationPorts) -> Self {
+        self.notifications = Some(ports);
+        self
     }
 
     /// Settings from SSM under `STACK_NAME` when it is set (the AWS SDK's standard chain,
@@ -165,11 +189,25 @@ impl App {
             Some(prev) if prev.settings.twilio.same_api(twilio) => prev.provisioner.clone(),
             _ => self.provisioner(twilio),
         };
+        let mailer = settings.sendgrid.as_ref().map(|sendgrid| {
+            Arc::new(SendGrid::new(
+                self.twilio_http.clone(),
+                &sendgrid.api_base_url,
+                sendgrid.api_key.clone(),
+                &sendgrid.domain,
+            )) as Arc<dyn Mailer>
+        });
+        let webhook_checker = twilio
+            .auth_token
+            .as_ref()
+            .map(|token| Arc::new(SignatureChecker::new(token)));
         Runtime {
             settings: Arc::new(settings),
             verifier,
             minter,
             provisioner,
+            mailer,
+            webhook_checker,
             reload_at: Instant::now() + self.options.settings_max_age,
         }
     }

@@ -105,30 +105,35 @@ impl Mutation {
             .map_err(|e| e.extend())
     }
 
-    /// Subscribes an email address to a context's new messages.
+    /// Subscribes an email address to a context's new messages; an unconfirmed address
+    /// gets a confirmation code.
     async fn enable_channel_notifications(
         &self,
+        ctx: &Context<'_>,
         channel: ID,
         email: String,
         token: ID,
     ) -> async_graphql::Result<SubscriptionResult> {
-        let _ = (channel, email, token);
-        Err(not_yet_available())
+        app(ctx)
+            .enable_channel_notifications(&channel, &email, &token)
+            .await
+            .map(|email_verified| SubscriptionResult { email_verified })
+            .map_err(|e| e.extend())
     }
 
     /// Confirms an email address with the code sent to it.
     async fn verify_email(
         &self,
+        ctx: &Context<'_>,
         email: String,
         code: String,
     ) -> async_graphql::Result<Option<bool>> {
-        let _ = (email, code);
-        Err(not_yet_available())
+        app(ctx)
+            .verify_email(&email, &code)
+            .await
+            .map(Some)
+            .map_err(|e| e.extend())
     }
-}
-
-fn not_yet_available() -> async_graphql::Error {
-    ChatError::internal("Email notifications are not yet available.").extend()
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod error;
 #[cfg(feature = "graphql")]
 pub mod graphql;
 pub mod names;
+pub mod notifications;
 pub mod settings;
 pub mod twilio;
 

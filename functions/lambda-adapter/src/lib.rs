@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use aws_lambda_events::appsync::AppSyncDirectResolverEvent;
+use context_chat::notifications::operations::NotificationPorts;
 use context_chat::{App, AppOptions, ChatError};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -67,9 +68,41 @@ pub fn init_tracing() {
 /// `STACK_NAME`), then settings and the issuer's keys, fetched during init rather than on
 /// the first invocation. A failure here is logged; invocations retry and report it.
 pub async fn build_app() -> Arc<App> {
+    build_app_with(None, Warm::SettingsAndKeys).await
+}
+
+/// What a function loads during init, so that its first invocation does not wait for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Warm {
+    /// Settings and the issuer's keys: the functions that verify context tokens.
+    SettingsAndKeys,
+    /// Settings only.
+    Settings,
+    /// Nothing: a function that needs no settings (and may not read SSM).
+    Nothing,
+}
+
+/// [`build_app`] with the notification ports.
+pub async fn build_app_with(
+    ports: Option<context_chat::Result<NotificationPorts>>,
+    warm: Warm,
+) -> Arc<App> {
     let source = App::settings_source_from_env().await;
-    let app = Arc::new(App::new(source, AppOptions::default()));
-    if let Err(err) = app.warm_up().await {
+    let mut app = App::new(source, AppOptions::default());
+    match ports {
+        Some(Ok(ports)) => app = app.with_notifications(ports),
+        Some(Err(err)) => {
+            tracing::error!(reason = %err.message, "notifications are not set up; their calls will fail")
+        }
+        None => {}
+    }
+    let app = Arc::new(app);
+    let warmed = match warm {
+        Warm::SettingsAndKeys => app.warm_up().await,
+        Warm::Settings => app.runtime().await.map(|_| ()),
+        Warm::Nothing => Ok(()),
+    };
+    if let Err(err) = warmed {
         tracing::error!(error_type = %err.kind, reason = %err.message, "warm-up failed; invocations will retry");
     }
     app

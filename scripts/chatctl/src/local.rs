@@ -89,5 +89,6 @@ pub fn embedded_settings(jwks_url: Url) -> Settings {
             issuer: None,
             audience: None,
         },
+        sendgrid: None,
     }
 }

@@ -4,6 +4,7 @@
 mod configure;
 mod dev;
 mod local;
+mod notifications;
 mod serve;
 
 use std::path::PathBuf;

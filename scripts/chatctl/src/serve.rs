@@ -9,7 +9,7 @@ use async_graphql_axum::GraphQLRequest;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use context_chat::graphql::{ChatSchema, schema};
 use context_chat::settings::{Param, SettingsSource};
@@ -21,6 +21,7 @@ use tower_http::cors::{Any, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::local::{LocalIssuer, embedded_settings};
+use crate::notifications::{OUTBOX_PATH, WEBHOOK_PATH, WebhookState, outbox, webhook};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -41,6 +42,7 @@ struct ServerState {
 /// A widget's requests are small; this is far above the 8 KiB token limit.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 const JWKS_PATH: &str = "/.well-known/jwks.json";
+const WEBHOOK_MAX_BODY_BYTES: usize = context_chat::notifications::webhook::MAX_BODY_BYTES;
 
 pub async fn run(args: ServeArgs) -> Result<(), String> {
     let listener = TcpListener::bind(("127.0.0.1", args.port))
@@ -52,19 +54,32 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
 
     let (source, local) = choose_settings(&args, addr).await?;
     let mode = describe(&source, local.is_some());
-    let app = Arc::new(App::new(source, AppOptions::default()));
+    let local_notifications = crate::notifications::LocalNotifications::open(&args.data_dir)?;
+    let store_path = local_notifications.store_path.clone();
+    let app = Arc::new(
+        App::new(source, AppOptions::default())
+            .with_notifications(local_notifications.ports.clone()),
+    );
+    let (_, outbox_dir) = local_notifications.start_worker(app.clone());
     // Load now, so a configuration mistake shows at start rather than at the first request.
     let runtime = app
         .runtime()
         .await
         .map_err(|e| format!("settings: {}", e.message))?;
 
+    let webhook_state = Arc::new(WebhookState {
+        app: app.clone(),
+        public_url: std::env::var("WEBHOOK_PUBLIC_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty()),
+        outbox_dir: outbox_dir.clone(),
+    });
     let state = Arc::new(ServerState {
         schema: schema(app),
         api_key: std::env::var("CHAT_API_KEY").ok().filter(|k| !k.is_empty()),
         local_jwks: local.as_ref().map(|l| l.jwks.clone()),
     });
-    let router = router(state.clone());
+    let router = router(state.clone(), webhook_state);
 
     println!("Context Chat is listening on http://{addr}/graphql (GraphiQL: open it in a browser)");
     println!("Settings: {mode}");
@@ -80,6 +95,22 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
              are made) and Twilio will not accept the tokens"
         ),
     }
+    match &runtime.settings.sendgrid {
+        Some(sendgrid) => println!("Email: SendGrid, from notifications@{}", sendgrid.domain),
+        None => println!(
+            "Email: written to the outbox, {} (list: http://{addr}{OUTBOX_PATH})",
+            outbox_dir.display()
+        ),
+    }
+    println!(
+        "Notifications: subscriptions in {}; Twilio webhook at http://{addr}{WEBHOOK_PATH}{}",
+        store_path.display(),
+        if runtime.settings.twilio.auth_token.is_some() {
+            ""
+        } else {
+            " (off: no TWILIO_AUTH_TOKEN)"
+        }
+    );
     if let Some(local) = &local {
         let token = local.sign("alex", &["general", "random"], 12 * 3600)?;
         println!("Sample context token (alex; contexts general, random; 12 h):");
@@ -100,19 +131,25 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("server: {e}"))
 }
 
-fn router(state: Arc<ServerState>) -> Router {
+fn router(state: Arc<ServerState>, webhook_state: Arc<WebhookState>) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers([header::CONTENT_TYPE, HeaderName::from_static("x-api-key")]);
+    let notifications = Router::new()
+        .route(WEBHOOK_PATH, post(webhook))
+        .route(OUTBOX_PATH, get(outbox))
+        .layer(DefaultBodyLimit::max(WEBHOOK_MAX_BODY_BYTES))
+        .with_state(webhook_state);
     Router::new()
         .route("/graphql", get(graphiql).post(graphql))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route(JWKS_PATH, get(local_jwks))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+        .merge(notifications)
         .layer(cors)
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
 }
 
 /// SSM when `STACK_NAME` is set; environment variables when any is set; else embedded.

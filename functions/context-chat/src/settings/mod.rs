@@ -21,6 +21,16 @@ use crate::twilio::access_token::{DEFAULT_TTL_SECS, MAX_TTL_SECS};
 pub struct Settings {
     pub twilio: TwilioSettings,
     pub chat: ChatSettings,
+    /// `None` when no SendGrid API key is set: only the notification functions need it.
+    pub sendgrid: Option<SendGridSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SendGridSettings {
+    pub api_key: SecretString,
+    /// Emails come from `notifications@DOMAIN`, a domain authenticated in SendGrid.
+    pub domain: String,
+    pub api_base_url: Url,
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +123,7 @@ impl Settings {
         Ok(Settings {
             twilio: TwilioSettings::from_raw(raw, describe)?,
             chat: ChatSettings::from_raw(raw, describe)?,
+            sendgrid: SendGridSettings::from_raw(raw, describe)?,
         })
     }
 }
@@ -157,6 +168,40 @@ impl TwilioSettings {
             && self.api_key_sid == other.api_key_sid
             && self.chat_service_sid == other.chat_service_sid
             && self.api_secret.expose_secret() == other.api_secret.expose_secret()
+    }
+}
+
+impl SendGridSettings {
+    pub(crate) fn from_raw(
+        raw: &RawParams,
+        describe: &dyn Fn(Param) -> String,
+    ) -> Result<Option<Self>> {
+        let r = Reader { raw, describe };
+        let Some(api_key) = r.optional(Param::SendGridApiKey) else {
+            return Ok(None);
+        };
+        let domain = r.required(Param::SendGridDomain)?.to_ascii_lowercase();
+        let domain_ok = domain.contains('.')
+            && domain.split('.').all(|label| {
+                !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if !domain_ok {
+            return Err(r.invalid(
+                Param::SendGridDomain,
+                "is not a domain name like example.org",
+            ));
+        }
+        let api_base_url = r.url(
+            Param::SendGridApiBaseUrl,
+            r.optional(Param::SendGridApiBaseUrl)
+                .as_deref()
+                .unwrap_or(crate::notifications::mailer::DEFAULT_SENDGRID_API_BASE_URL),
+        )?;
+        Ok(Some(SendGridSettings {
+            api_key: SecretString::from(api_key),
+            domain,
+            api_base_url,
+        }))
     }
 }
 

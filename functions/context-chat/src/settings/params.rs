@@ -13,10 +13,13 @@ pub enum Param {
     JwksUrl,
     Issuer,
     Audience,
+    SendGridApiKey,
+    SendGridDomain,
+    SendGridApiBaseUrl,
 }
 
 impl Param {
-    pub const ALL: [Param; 10] = [
+    pub const ALL: [Param; 13] = [
         Param::AccountSid,
         Param::ApiKey,
         Param::ApiSecret,
@@ -27,6 +30,9 @@ impl Param {
         Param::JwksUrl,
         Param::Issuer,
         Param::Audience,
+        Param::SendGridApiKey,
+        Param::SendGridDomain,
+        Param::SendGridApiBaseUrl,
     ];
 
     /// The name below `/STACK/`.
@@ -42,6 +48,9 @@ impl Param {
             Param::JwksUrl => "chat/jwks.json",
             Param::Issuer => "chat/issuer",
             Param::Audience => "chat/audience",
+            Param::SendGridApiKey => "sendgrid/apiKey",
+            Param::SendGridDomain => "sendgrid/domain",
+            Param::SendGridApiBaseUrl => "sendgrid/apiBaseURL",
         }
     }
 
@@ -61,12 +70,23 @@ impl Param {
             Param::JwksUrl => "CHAT_JWKS_URL",
             Param::Issuer => "CHAT_ISSUER",
             Param::Audience => "CHAT_AUDIENCE",
+            Param::SendGridApiKey => "SENDGRID_API_KEY",
+            Param::SendGridDomain => "SENDGRID_DOMAIN",
+            Param::SendGridApiBaseUrl => "SENDGRID_API_BASE_URL",
         }
     }
 
     /// SecureString in SSM.
     pub fn is_secret(self) -> bool {
-        matches!(self, Param::ApiSecret | Param::AuthToken)
+        matches!(
+            self,
+            Param::ApiSecret | Param::AuthToken | Param::SendGridApiKey
+        )
+    }
+
+    /// Where an environment variable wins over SSM: it points one process at a stand-in.
+    pub fn env_overrides_ssm(self) -> bool {
+        matches!(self, Param::ApiBaseUrl | Param::SendGridApiBaseUrl)
     }
 
     pub fn from_ssm_suffix(suffix: &str) -> Option<Param> {

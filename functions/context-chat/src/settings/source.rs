@@ -8,10 +8,10 @@ use super::{Param, RawParams, Settings, TwilioSettings};
 use crate::error::{ChatError, Result};
 
 /// The SSM paths read, below `/STACK/`.
-const SSM_PATHS: [&str; 2] = ["twilio", "chat"];
+const SSM_PATHS: [&str; 3] = ["twilio", "chat", "sendgrid"];
 
 pub enum SettingsSource {
-    /// `GetParametersByPath` under `/STACK/twilio` and `/STACK/chat`.
+    /// `GetParametersByPath` under `/STACK/twilio`, `/STACK/chat` and `/STACK/sendgrid`.
     Ssm {
         client: aws_sdk_ssm::Client,
         stack: String,
@@ -36,9 +36,7 @@ impl SettingsSource {
     /// Where a setting lives, for messages.
     pub fn describe(&self, param: Param) -> String {
         match self {
-            SettingsSource::Ssm { .. }
-                if param == Param::ApiBaseUrl && api_base_url_override().is_some() =>
-            {
+            SettingsSource::Ssm { .. } if env_override(param).is_some() => {
                 format!("environment variable {}", param.env_var())
             }
             SettingsSource::Ssm { stack, .. } => format!("SSM parameter {}", param.ssm_name(stack)),
@@ -71,8 +69,10 @@ impl SettingsSource {
                 .collect(),
             SettingsSource::Ssm { client, stack } => {
                 let mut raw = load_ssm(client, stack).await?;
-                if let Some(url) = api_base_url_override() {
-                    raw.insert(Param::ApiBaseUrl, url);
+                for param in Param::ALL {
+                    if let Some(value) = env_override(param) {
+                        raw.insert(param, value);
+                    }
                 }
                 raw
             }
@@ -80,9 +80,13 @@ impl SettingsSource {
     }
 }
 
-/// `TWILIO_API_BASE_URL` wins over SSM: it points one process at a stand-in or a region.
-fn api_base_url_override() -> Option<String> {
-    std::env::var(Param::ApiBaseUrl.env_var())
+/// `TWILIO_API_BASE_URL` and `SENDGRID_API_BASE_URL` win over SSM: they point one process
+/// at a stand-in or a region.
+fn env_override(param: Param) -> Option<String> {
+    if !param.env_overrides_ssm() {
+        return None;
+    }
+    std::env::var(param.env_var())
         .ok()
         .filter(|u| !u.trim().is_empty())
 }
@@ -90,10 +94,11 @@ fn api_base_url_override() -> Option<String> {
 /// Reads both paths at once: the two round trips overlap, which matters during a cold start.
 async fn load_ssm(client: &aws_sdk_ssm::Client, stack: &str) -> Result<RawParams> {
     let prefix = format!("/{stack}/");
-    let [twilio, chat] = SSM_PATHS.map(|path| load_ssm_path(client, &prefix, path));
-    let (twilio, chat) = tokio::join!(twilio, chat);
+    let [twilio, chat, sendgrid] = SSM_PATHS.map(|path| load_ssm_path(client, &prefix, path));
+    let (twilio, chat, sendgrid) = tokio::join!(twilio, chat, sendgrid);
     let mut raw = twilio?;
     raw.extend(chat?);
+    raw.extend(sendgrid?);
     Ok(raw)
 }
 

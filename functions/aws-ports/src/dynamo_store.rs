@@ -1,0 +1,230 @@
+//! The store on DynamoDB: one table, partition key `pk`, sort key `sk`, a `version`
+//! attribute that guards each write, `expiresAt` for the table's TTL, and the document's
+//! fields as plain attributes, readable in the console (`adr/009-notification-store.md`).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+use context_chat::context_token::now_unix;
+use context_chat::notifications::store::{
+    Expect, Key, SUBSCRIPTION_PREFIX, Store, Stored, Subscription, channel_partition,
+};
+use context_chat::{ChatError, Result};
+use futures_util::future::BoxFuture;
+use serde_json::{Map, Number, Value};
+
+const PK: &str = "pk";
+const SK: &str = "sk";
+const VERSION: &str = "version";
+const EXPIRES_AT: &str = "expiresAt";
+
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn failed<E: std::error::Error + 'static, R: std::fmt::Debug>(
+        &self,
+        what: &str,
+        err: SdkError<E, R>,
+    ) -> ChatError {
+        tracing::error!(table = %self.table, error = %DisplayErrorContext(&err), "DynamoDB {what} failed");
+        ChatError::internal("The notification store did not answer; try again.")
+    }
+}
+
+/// Makes the table as the CDK stack does (tests and local DynamoDB).
+pub async fn create_table(client: &Client, table: &str) -> Result<()> {
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+    };
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+    };
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute(PK).map_err(internal)?)
+        .attribute_definitions(attribute(SK).map_err(internal)?)
+        .key_schema(key(PK, KeyType::Hash).map_err(internal)?)
+        .key_schema(key(SK, KeyType::Range).map_err(internal)?)
+        .send()
+        .await
+        .map_err(|e| ChatError::internal(format!("create table: {}", DisplayErrorContext(&e))))?;
+    Ok(())
+}
+
+fn internal(e: impl std::fmt::Display) -> ChatError {
+    ChatError::internal(e.to_string())
+}
+
+impl Store for DynamoStore {
+    fn get<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<Option<Stored>>> {
+        Box::pin(async move {
+            let output = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key(PK, AttributeValue::S(key.partition()))
+                .key(SK, AttributeValue::S(key.sort()))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| self.failed("GetItem", e))?;
+            Ok(output.item.and_then(|item| stored(item, now_unix())))
+        })
+    }
+
+    fn put<'a>(&'a self, key: &'a Key, doc: Stored, expect: Expect) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let mut item: HashMap<String, AttributeValue> = doc
+                .fields
+                .into_iter()
+                .filter(|(name, _)| ![PK, SK, VERSION, EXPIRES_AT].contains(&name.as_str()))
+                .map(|(name, value)| (name, attribute(value)))
+                .collect();
+            item.insert(PK.into(), AttributeValue::S(key.partition()));
+            item.insert(SK.into(), AttributeValue::S(key.sort()));
+            item.insert(VERSION.into(), AttributeValue::N(doc.version.to_string()));
+            if let Some(at) = doc.expires_at {
+                item.insert(EXPIRES_AT.into(), AttributeValue::N(at.to_string()));
+            }
+            let mut request = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item));
+            request = match expect {
+                Expect::Anything => request,
+                // An expired item still there (TTL deletes lazily) counts as absent.
+                Expect::Absent => request
+                    .condition_expression("attribute_not_exists(pk) OR expiresAt <= :now")
+                    .expression_attribute_values(":now", AttributeValue::N(now_unix().to_string())),
+                Expect::Version(v) => request
+                    .condition_expression("version = :v")
+                    .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
+            };
+            match request.send().await {
+                Ok(_) => Ok(true),
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    Ok(false)
+                }
+                Err(err) => Err(self.failed("PutItem", err)),
+            }
+        })
+    }
+
+    fn subscriptions<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<Vec<Subscription>>> {
+        Box::pin(async move {
+            let mut pages = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", AttributeValue::S(channel_partition(channel)))
+                .expression_attribute_values(
+                    ":prefix",
+                    AttributeValue::S(SUBSCRIPTION_PREFIX.into()),
+                )
+                .consistent_read(true)
+                .into_paginator()
+                .items()
+                .send();
+            let mut all = Vec::new();
+            while let Some(item) = pages.next().await {
+                let item = item.map_err(|e| self.failed("Query", e))?;
+                let Some(doc) = stored(item, now_unix()) else {
+                    continue;
+                };
+                match serde_json::from_value(Value::Object(doc.fields)) {
+                    Ok(subscription) => all.push(subscription),
+                    Err(e) => {
+                        tracing::warn!(channel, error = %e, "skipping a subscription that does not parse")
+                    }
+                }
+            }
+            Ok(all)
+        })
+    }
+}
+
+/// An item as a document, or `None` when it has expired (and TTL has not removed it yet).
+fn stored(item: HashMap<String, AttributeValue>, now: u64) -> Option<Stored> {
+    let number = |name: &str| match item.get(name) {
+        Some(AttributeValue::N(n)) => n.parse::<u64>().ok(),
+        _ => None,
+    };
+    let version = number(VERSION).unwrap_or(0);
+    let expires_at = number(EXPIRES_AT);
+    if expires_at.is_some_and(|at| at <= now) {
+        return None;
+    }
+    let fields: Map<String, Value> = item
+        .into_iter()
+        .filter(|(name, _)| ![PK, SK, VERSION, EXPIRES_AT].contains(&name.as_str()))
+        .map(|(name, value)| (name, json(value)))
+        .collect();
+    Some(Stored {
+        version,
+        fields,
+        expires_at,
+    })
+}
+
+fn attribute(value: Value) -> AttributeValue {
+    match value {
+        Value::Null => AttributeValue::Null(true),
+        Value::Bool(b) => AttributeValue::Bool(b),
+        Value::Number(n) => AttributeValue::N(n.to_string()),
+        Value::String(s) => AttributeValue::S(s),
+        Value::Array(items) => AttributeValue::L(items.into_iter().map(attribute).collect()),
+        Value::Object(map) => {
+            AttributeValue::M(map.into_iter().map(|(k, v)| (k, attribute(v))).collect())
+        }
+    }
+}
+
+fn json(value: AttributeValue) -> Value {
+    match value {
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::Bool(b) => Value::Bool(b),
+        AttributeValue::N(n) => n
+            .parse::<u64>()
+            .map(Number::from)
+            .ok()
+            .or_else(|| n.parse::<i64>().ok().map(Number::from))
+            .or_else(|| n.parse::<f64>().ok().and_then(Number::from_f64))
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        AttributeValue::S(s) => Value::String(s),
+        AttributeValue::L(items) => Value::Array(items.into_iter().map(json).collect()),
+        AttributeValue::M(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, json(v))).collect())
+        }
+        _ => Value::Null,
+    }
+}

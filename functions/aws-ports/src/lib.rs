@@ -1,0 +1,46 @@
+//! The AWS side of the notification ports: [`DynamoStore`] and [`SqsQueue`]. A crate of its
+//! own so that only the functions that use them link the DynamoDB and SQS SDKs.
+
+mod dynamo_store;
+mod sqs_queue;
+
+use std::sync::Arc;
+
+use context_chat::notifications::operations::NotificationPorts;
+use context_chat::{ChatError, Result};
+
+pub use dynamo_store::{DynamoStore, create_table};
+pub use sqs_queue::SqsQueue;
+
+/// The table of subscriptions, addresses and digests.
+pub const TABLE_ENV: &str = "NOTIFICATIONS_TABLE";
+/// The FIFO queue of message events (webhook → notifier).
+pub const QUEUE_ENV: &str = "NOTIFY_QUEUE_URL";
+/// The standard queue of delayed flushes (notifier → notifier).
+pub const DELAY_QUEUE_ENV: &str = "NOTIFY_DELAY_QUEUE_URL";
+
+/// What the environment names, for the functions:
+/// the store when `NOTIFICATIONS_TABLE` is set, the queues when their URLs are.
+pub async fn ports_from_env(config: &aws_config::SdkConfig) -> Result<NotificationPorts> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let table = var(TABLE_ENV).ok_or_else(|| {
+        ChatError::internal(format!("The environment variable {TABLE_ENV} is not set."))
+    })?;
+    let store = Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(config),
+        table,
+    ));
+    let queue = match (var(QUEUE_ENV), var(DELAY_QUEUE_ENV)) {
+        (None, None) => None,
+        (queue, delay) => Some(Arc::new(SqsQueue::new(
+            aws_sdk_sqs::Client::new(config),
+            queue,
+            delay,
+        )) as Arc<dyn context_chat::notifications::Queue>),
+    };
+    Ok(NotificationPorts {
+        store,
+        queue,
+        fallback_mailer: None,
+    })
+}

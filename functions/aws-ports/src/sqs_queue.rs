@@ -1,0 +1,88 @@
+//! The queues on SQS: message events on a FIFO queue, one group per conversation (in order)
+//! and de-duplicated by message SID; flushes on a standard queue, which alone allows a
+//! per-message delay.
+
+use std::time::Duration;
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::error::DisplayErrorContext;
+use context_chat::notifications::{EmailAddress, MessageEvent, Queue, QueueMessage};
+use context_chat::{ChatError, Result};
+use futures_util::future::BoxFuture;
+
+/// SQS's longest per-message delay.
+const MAX_DELAY: Duration = Duration::from_secs(900);
+
+pub struct SqsQueue {
+    client: Client,
+    queue_url: Option<String>,
+    delay_queue_url: Option<String>,
+}
+
+impl SqsQueue {
+    pub fn new(client: Client, queue_url: Option<String>, delay_queue_url: Option<String>) -> Self {
+        Self {
+            client,
+            queue_url,
+            delay_queue_url,
+        }
+    }
+}
+
+fn missing(name: &str) -> ChatError {
+    ChatError::internal(format!("The environment variable {name} is not set."))
+}
+
+impl Queue for SqsQueue {
+    fn enqueue<'a>(&'a self, event: &'a MessageEvent) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let url = self
+                .queue_url
+                .as_deref()
+                .ok_or_else(|| missing(crate::QUEUE_ENV))?;
+            self.client
+                .send_message()
+                .queue_url(url)
+                .message_body(QueueMessage::Message(event.clone()).to_json())
+                .message_group_id(&event.conversation_sid)
+                .message_deduplication_id(&event.message_sid)
+                .send()
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %DisplayErrorContext(&e), "SQS SendMessage failed");
+                    ChatError::internal("The message could not be queued; Twilio will retry.")
+                })?;
+            Ok(())
+        })
+    }
+
+    fn schedule<'a>(
+        &'a self,
+        channel: &'a str,
+        email: &'a EmailAddress,
+        delay: Duration,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let url = self
+                .delay_queue_url
+                .as_deref()
+                .ok_or_else(|| missing(crate::DELAY_QUEUE_ENV))?;
+            let message = QueueMessage::Flush {
+                channel: channel.to_owned(),
+                email: email.clone(),
+            };
+            self.client
+                .send_message()
+                .queue_url(url)
+                .message_body(message.to_json())
+                .delay_seconds(delay.min(MAX_DELAY).as_secs() as i32)
+                .send()
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %DisplayErrorContext(&e), "SQS SendMessage (flush) failed");
+                    ChatError::internal("A flush could not be queued.")
+                })?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,202 @@
+//! The mailer port: SendGrid's v3 mail API in the cloud, an outbox directory in local mode.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use url::Url;
+
+use super::address::EmailAddress;
+use crate::error::{ChatError, Result};
+
+/// One plain-text email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    pub to: EmailAddress,
+    pub subject: String,
+    pub text: String,
+}
+
+pub trait Mailer: Send + Sync {
+    fn send<'a>(&'a self, email: &'a Email) -> BoxFuture<'a, Result<()>>;
+}
+
+pub const DEFAULT_SENDGRID_API_BASE_URL: &str = "https://api.sendgrid.com";
+const FROM_NAME: &str = "Context Chat";
+
+/// SendGrid's `POST /v3/mail/send`, from `notifications@DOMAIN`.
+pub struct SendGrid {
+    http: reqwest::Client,
+    endpoint: Url,
+    api_key: SecretString,
+    from: String,
+    timeout: Duration,
+}
+
+impl SendGrid {
+    pub fn new(http: reqwest::Client, base_url: &Url, api_key: SecretString, domain: &str) -> Self {
+        let mut endpoint = base_url.clone();
+        endpoint.set_path("/v3/mail/send");
+        Self {
+            http,
+            endpoint,
+            api_key,
+            from: format!("notifications@{domain}"),
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    async fn send_once(&self, body: &[u8]) -> std::result::Result<(), (bool, String)> {
+        let mut auth = reqwest::header::HeaderValue::from_str(&format!(
+            "Bearer {}",
+            self.api_key.expose_secret()
+        ))
+        .map_err(|_| {
+            (
+                false,
+                "the SendGrid API key is not a valid header value".to_owned(),
+            )
+        })?;
+        auth.set_sensitive(true);
+        let response = self
+            .http
+            .post(self.endpoint.clone())
+            .header(reqwest::header::AUTHORIZATION, auth)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_vec())
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| {
+                (
+                    true,
+                    format!("no answer from SendGrid ({})", without_url(&e)),
+                )
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        // SendGrid explains a refusal as {"errors":[{"message": ...}]}; it never echoes the key.
+        let detail = response
+            .bytes()
+            .await
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| {
+                v.pointer("/errors/0/message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        let retry = status.as_u16() == 429 || status.is_server_error();
+        Err((retry, format!("SendGrid answered {status}: {detail}")))
+    }
+}
+
+fn without_url(err: &reqwest::Error) -> String {
+    let mut text = err.to_string();
+    if let Some(url) = err.url() {
+        text = text.replace(url.as_str(), "");
+    }
+    text
+}
+
+impl Mailer for SendGrid {
+    fn send<'a>(&'a self, email: &'a Email) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let body = json!({
+                "personalizations": [{"to": [{"email": email.to.as_str()}]}],
+                "from": {"email": self.from, "name": FROM_NAME},
+                "subject": email.subject,
+                "content": [{"type": "text/plain", "value": email.text}],
+            });
+            let body = serde_json::to_vec(&body).unwrap_or_default();
+            let started = Instant::now();
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match self.send_once(&body).await {
+                    Ok(()) => return Ok(()),
+                    Err((true, why)) if attempt < 3 && started.elapsed() < self.timeout => {
+                        tracing::warn!(attempt, reason = %why, "sending email failed; trying again");
+                        tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                    }
+                    Err((_, why)) => {
+                        tracing::error!(attempt, reason = %why, "sending email failed");
+                        return Err(ChatError::internal(
+                            "The email could not be sent; try again later.",
+                        ));
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Local mode's mailer: each email a text file in a directory, newest last by name.
+pub struct Outbox {
+    dir: PathBuf,
+    sequence: AtomicU64,
+}
+
+impl Outbox {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            sequence: AtomicU64::new(0),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Every email in the outbox, oldest first, as (file name, content).
+    pub fn list(dir: &Path) -> Vec<(String, String)> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut all: Vec<(String, String)> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                Some((name, std::fs::read_to_string(e.path()).ok()?))
+            })
+            .collect();
+        all.sort();
+        all
+    }
+}
+
+impl Mailer for Outbox {
+    fn send<'a>(&'a self, email: &'a Email) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let millis = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or_default();
+            let n = self.sequence.fetch_add(1, Ordering::SeqCst);
+            let name = format!("{millis:015}-{n:04}.eml");
+            let content = format!(
+                "To: {}\nFrom: {FROM_NAME} <notifications@localhost>\nSubject: {}\n\n{}",
+                email.to, email.subject, email.text
+            );
+            let write = async {
+                tokio::fs::create_dir_all(&self.dir).await?;
+                let temporary = self.dir.join(format!("{name}.tmp"));
+                tokio::fs::write(&temporary, content).await?;
+                tokio::fs::rename(&temporary, self.dir.join(&name)).await
+            };
+            write
+                .await
+                .map_err(|e| ChatError::internal(format!("outbox {}: {e}", self.dir.display())))?;
+            tracing::info!(file = %name, "email written to the outbox");
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,27 @@
+//! Email notifications: subscriptions with confirmed addresses, Twilio's `onMessageAdded`
+//! webhook, and digests that tell offline subscribers about new messages, at most one email
+//! per conversation and address per window.
+//!
+//! Storage, mail and the queue between the webhook and the notifier are ports
+//! ([`Store`], [`Mailer`], [`Queue`]): this crate holds the embedded and SendGrid ones, the
+//! `aws-ports` crate the DynamoDB and SQS ones, so that only the functions using them link
+//! the AWS SDKs.
+
+pub mod address;
+pub mod codes;
+pub mod digest;
+pub mod file_store;
+pub mod mailer;
+pub mod messages;
+pub mod notifier;
+pub mod operations;
+pub mod queue;
+pub mod store;
+pub mod webhook;
+
+pub use address::EmailAddress;
+pub use mailer::{Email, Mailer, Outbox, SendGrid};
+pub use notifier::NotifyOptions;
+pub use queue::{LocalQueue, Queue, QueueMessage};
+pub use store::{Document, Key, Store, Subscription};
+pub use webhook::{MessageEvent, WebhookOutcome, WebhookRequest};

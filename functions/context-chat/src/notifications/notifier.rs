@@ -1,0 +1,296 @@
+//! The notifier: for each new message, an email to every confirmed subscriber of its
+//! channel who is offline and did not write it, folded into digests so that an address
+//! gets at most one email per channel per window.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+
+use super::address::EmailAddress;
+use super::codes::EmailRecord;
+use super::digest::{self, Digest, PendingMessage, Step};
+use super::messages;
+use super::queue::QueueMessage;
+use super::store::{self, Key};
+use super::webhook::MessageEvent;
+use crate::app::App;
+use crate::context_token::now_unix;
+use crate::error::{ChatError, Result};
+
+#[derive(Debug, Clone, Copy)]
+pub struct NotifyOptions {
+    /// Subscribers handled at once for one message.
+    pub concurrency: usize,
+    /// Time for the Twilio lookups of one message.
+    pub twilio_budget: Duration,
+}
+
+impl Default for NotifyOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 8,
+            twilio_budget: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What handling one queue message did, for logs and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotifyReport {
+    pub emailed: Vec<EmailAddress>,
+    pub folded: usize,
+    pub skipped_online: usize,
+    pub skipped_unverified: usize,
+}
+
+impl App {
+    /// Handles one message from the notifier's queue. An error means "try this again later":
+    /// what was done before it is recorded, so a retry does not repeat it.
+    pub async fn notify(&self, message: &QueueMessage) -> Result<NotifyReport> {
+        match message {
+            QueueMessage::Message(event) => self.notify_message(event).await,
+            QueueMessage::Flush { channel, email } => self.flush(channel, email).await,
+        }
+    }
+
+    async fn notify_message(&self, event: &MessageEvent) -> Result<NotifyReport> {
+        let Some(channel) = self.channel_of(&event.conversation_sid).await? else {
+            tracing::info!(conversation = %event.conversation_sid, "not a context's conversation; nobody to notify");
+            return Ok(NotifyReport::default());
+        };
+        let store = self.store()?;
+        let subscriptions = store.subscriptions(&channel).await?;
+        // An address is the unit: the author's own addresses get nothing, and an address
+        // subscribed by several identities gets one email.
+        let author_emails: Vec<&EmailAddress> = subscriptions
+            .iter()
+            .filter(|s| s.identity == event.author)
+            .map(|s| &s.email)
+            .collect();
+        let mut by_email: BTreeMap<EmailAddress, String> = BTreeMap::new();
+        for s in &subscriptions {
+            if !author_emails.contains(&&s.email) {
+                by_email
+                    .entry(s.email.clone())
+                    .or_insert_with(|| s.identity.clone());
+            }
+        }
+        let message = PendingMessage {
+            sid: event.message_sid.clone(),
+            author: event.author.clone(),
+            body: event.body.clone(),
+            date: event.date_created.clone(),
+        };
+        let deadline = Instant::now() + self.notify_options.twilio_budget;
+        let outcomes: Vec<Result<Outcome>> = futures_util::stream::iter(by_email)
+            .map(|(email, identity)| {
+                let (channel, message) = (&channel, &message);
+                async move {
+                    self.notify_one(channel, &email, &identity, Some(message), deadline)
+                        .await
+                }
+            })
+            .buffer_unordered(self.notify_options.concurrency.max(1))
+            .collect()
+            .await;
+        let report = report(outcomes)?;
+        tracing::info!(
+            channel = %channel,
+            message = %event.message_sid,
+            emailed = report.emailed.len(),
+            folded = report.folded,
+            online = report.skipped_online,
+            unverified = report.skipped_unverified,
+            "message notified"
+        );
+        Ok(report)
+    }
+
+    async fn flush(&self, channel: &str, email: &EmailAddress) -> Result<NotifyReport> {
+        let store = self.store()?;
+        let key = Key::Digest {
+            channel: channel.to_owned(),
+            email: email.clone(),
+        };
+        let Some(digest) = store::read::<Digest>(store, &key).await? else {
+            return Ok(NotifyReport::default());
+        };
+        let deadline = Instant::now() + self.notify_options.twilio_budget;
+        let identity = digest.value.identity.clone();
+        let outcome = self
+            .notify_one(channel, email, &identity, None, deadline)
+            .await;
+        let report = report(vec![outcome])?;
+        tracing::info!(channel, emailed = report.emailed.len(), "digest flushed");
+        Ok(report)
+    }
+
+    /// One address: confirmed? online? then the digest step and, when due, the email.
+    async fn notify_one(
+        &self,
+        channel: &str,
+        email: &EmailAddress,
+        identity: &str,
+        message: Option<&PendingMessage>,
+        deadline: Instant,
+    ) -> Result<Outcome> {
+        let store = self.store()?;
+        let confirmed = store::read::<EmailRecord>(store, &Key::Email(email.clone()))
+            .await?
+            .is_some_and(|r| r.value.verified);
+        let still_subscribed = store
+            .get(&Key::Subscription {
+                channel: channel.to_owned(),
+                identity: identity.to_owned(),
+            })
+            .await?
+            .is_some();
+        let key = Key::Digest {
+            channel: channel.to_owned(),
+            email: email.clone(),
+        };
+        if !confirmed || !still_subscribed {
+            if message.is_none() {
+                store::update(store, &key, |d: Option<&Digest>| {
+                    Ok((keep(digest::drop_pending(d)), ()))
+                })
+                .await?;
+            }
+            return Ok(Outcome::Unverified);
+        }
+        if self.is_online(identity, deadline).await {
+            store::update(store, &key, |d: Option<&Digest>| {
+                Ok((keep(digest::drop_pending(d)), ()))
+            })
+            .await?;
+            return Ok(Outcome::Online);
+        }
+        let now = now_unix();
+        let step = store::update(store, &key, |d: Option<&Digest>| {
+            let (next, step) = digest::step(d, (channel, email, identity), message, now);
+            Ok((keep(next), step))
+        })
+        .await?;
+        match step {
+            Step::Nothing => Ok(Outcome::Folded),
+            Step::Later { at, schedule } => {
+                if schedule {
+                    let delay = Duration::from_secs(at.saturating_sub(now_unix()).max(1));
+                    if let Err(err) = self.queue()?.schedule(channel, email, delay).await {
+                        // Unmark it, so that the retry of this message queues the flush.
+                        store::update(store, &key, |d: Option<&Digest>| {
+                            Ok((
+                                keep(d.map(|d| Digest {
+                                    flush_at: None,
+                                    ..d.clone()
+                                })),
+                                (),
+                            ))
+                        })
+                        .await?;
+                        return Err(err);
+                    }
+                }
+                Ok(Outcome::Folded)
+            }
+            Step::Send {
+                messages: pending,
+                more,
+                previous_sent_at,
+            } => {
+                let mail = messages::new_messages(email, channel, &pending, more, None);
+                let mailer = self.mailer().await?;
+                if let Err(err) = mailer.send(&mail).await {
+                    store::update(store, &key, |d: Option<&Digest>| {
+                        Ok((
+                            keep(digest::restore(d, &pending, more, previous_sent_at)),
+                            (),
+                        ))
+                    })
+                    .await?;
+                    return Err(err);
+                }
+                Ok(Outcome::Emailed(email.clone()))
+            }
+        }
+    }
+
+    /// Twilio's `is_online` for the identity; unknown (no reachability, no user, no answer)
+    /// counts as offline, so a notification is sent rather than lost.
+    async fn is_online(&self, identity: &str, deadline: Instant) -> bool {
+        let Ok(runtime) = self.runtime().await else {
+            return false;
+        };
+        let Some(provisioner) = &runtime.provisioner else {
+            return false;
+        };
+        match provisioner.api().fetch_user(identity, deadline).await {
+            Ok(Some(user)) => user.is_online == Some(true),
+            Ok(None) => false,
+            Err(err) => {
+                tracing::warn!(identity, error = %err, "could not ask Twilio whether the user is online; notifying");
+                false
+            }
+        }
+    }
+
+    /// The context (unique name) of a conversation, remembered per process: a
+    /// conversation's unique name does not change once our provisioning set it.
+    async fn channel_of(&self, conversation_sid: &str) -> Result<Option<String>> {
+        if let Some(known) = self.channel_names.get(conversation_sid) {
+            return Ok(known);
+        }
+        let runtime = self.runtime().await?;
+        let provisioner = runtime.provisioner.as_ref().ok_or_else(|| {
+            ChatError::internal(
+                "No Conversations API is set up, so a conversation's channel cannot be found.",
+            )
+        })?;
+        let deadline = Instant::now() + self.notify_options.twilio_budget;
+        let conversation = provisioner
+            .api()
+            .fetch_conversation(conversation_sid, deadline)
+            .await
+            .map_err(|err| {
+                tracing::error!(conversation = conversation_sid, error = %err, "fetching the conversation failed");
+                ChatError::internal("Could not look up the conversation at Twilio; will try again.")
+            })?;
+        let name = conversation.and_then(|c| c.unique_name);
+        self.channel_names
+            .insert(conversation_sid.to_owned(), name.clone());
+        Ok(name)
+    }
+}
+
+enum Outcome {
+    Emailed(EmailAddress),
+    Folded,
+    Online,
+    Unverified,
+}
+
+/// A digest is kept a month after it last changed.
+fn keep(next: Option<Digest>) -> Option<(Digest, Option<u64>)> {
+    next.map(|d| (d, Some(now_unix() + digest::KEEP_SECS)))
+}
+
+fn report(outcomes: Vec<Result<Outcome>>) -> Result<NotifyReport> {
+    let mut report = NotifyReport::default();
+    let mut first_error = None;
+    for outcome in outcomes {
+        match outcome {
+            Ok(Outcome::Emailed(email)) => report.emailed.push(email),
+            Ok(Outcome::Folded) => report.folded += 1,
+            Ok(Outcome::Online) => report.skipped_online += 1,
+            Ok(Outcome::Unverified) => report.skipped_unverified += 1,
+            Err(err) => {
+                first_error.get_or_insert(err);
+            }
+        }
+    }
+    match first_error {
+        Some(err) => Err(err),
+        None => Ok(report),
+    }
+}

@@ -1,0 +1,131 @@
+//! The queue port between the webhook and the notifier: SQS in the cloud (`aws-ports`: a
+//! FIFO queue for message events, a delay queue for flushes), an in-process channel locally.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::address::EmailAddress;
+use super::webhook::MessageEvent;
+use crate::error::{ChatError, Result};
+
+/// What the notifier is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum QueueMessage {
+    /// A new message in a conversation (from the webhook).
+    Message(MessageEvent),
+    /// Send what has folded up for one address in one channel, if it is due.
+    Flush {
+        channel: String,
+        email: EmailAddress,
+    },
+}
+
+impl QueueMessage {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn from_json(body: &str) -> Result<Self> {
+        serde_json::from_str(body)
+            .map_err(|e| ChatError::bad_request(format!("Not a notifier message: {e}")))
+    }
+}
+
+pub trait Queue: Send + Sync {
+    /// Queues a message event: in order per conversation, once per message SID.
+    fn enqueue<'a>(&'a self, event: &'a MessageEvent) -> BoxFuture<'a, Result<()>>;
+
+    /// Queues a flush to be handled after `delay`.
+    fn schedule<'a>(
+        &'a self,
+        channel: &'a str,
+        email: &'a EmailAddress,
+        delay: Duration,
+    ) -> BoxFuture<'a, Result<()>>;
+}
+
+/// How long a message SID is remembered to drop a repeated delivery, as SQS FIFO does.
+pub const DEDUPLICATION_WINDOW: Duration = Duration::from_secs(300);
+
+/// The local queue: an unbounded channel to one worker (`chatctl serve`'s), with SQS FIFO's
+/// five-minute de-duplication by message SID.
+pub struct LocalQueue {
+    sender: mpsc::UnboundedSender<QueueMessage>,
+    seen: Mutex<(HashMap<String, Instant>, VecDeque<(Instant, String)>)>,
+}
+
+impl LocalQueue {
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<QueueMessage>) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        (
+            Self {
+                sender,
+                seen: Mutex::new(Default::default()),
+            },
+            receiver,
+        )
+    }
+
+    fn first_time(&self, id: &str) -> bool {
+        let now = Instant::now();
+        let mut guard = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let (seen, order) = &mut *guard;
+        while let Some((at, _)) = order.front() {
+            if now.duration_since(*at) < DEDUPLICATION_WINDOW {
+                break;
+            }
+            if let Some((_, old)) = order.pop_front() {
+                seen.remove(&old);
+            }
+        }
+        if seen.contains_key(id) {
+            return false;
+        }
+        seen.insert(id.to_owned(), now);
+        order.push_back((now, id.to_owned()));
+        true
+    }
+
+    fn send(&self, message: QueueMessage) -> Result<()> {
+        self.sender
+            .send(message)
+            .map_err(|_| ChatError::internal("The local notifier has stopped."))
+    }
+}
+
+impl Queue for LocalQueue {
+    fn enqueue<'a>(&'a self, event: &'a MessageEvent) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            if self.first_time(&event.message_sid) {
+                self.send(QueueMessage::Message(event.clone()))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn schedule<'a>(
+        &'a self,
+        channel: &'a str,
+        email: &'a EmailAddress,
+        delay: Duration,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let sender = self.sender.clone();
+            let message = QueueMessage::Flush {
+                channel: channel.to_owned(),
+                email: email.clone(),
+            };
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = sender.send(message);
+            });
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,196 @@
+//! The store port: versioned JSON documents under a partition and sort key, written only
+//! when the version the writer read is still there. Every read-modify-write of the
+//! notifications (code attempts, digests) is an optimistic loop over [`Store::put`], so
+//! two requests that race never both win; the implementations only need a conditional put.
+
+use futures_util::future::BoxFuture;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::address::EmailAddress;
+use crate::error::{ChatError, Result};
+
+/// Where a document lives. Subscriptions and digests of a channel share its partition, so
+/// one query finds a channel's subscribers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// One identity's subscription to a channel.
+    Subscription { channel: String, identity: String },
+    /// An address: verified or not, and its pending confirmation code.
+    Email(EmailAddress),
+    /// What is waiting to be sent to one address about one channel, and when it last was.
+    Digest {
+        channel: String,
+        email: EmailAddress,
+    },
+}
+
+pub const SUBSCRIPTION_PREFIX: &str = "SUB#";
+
+impl Key {
+    pub fn partition(&self) -> String {
+        match self {
+            Key::Subscription { channel, .. } | Key::Digest { channel, .. } => {
+                channel_partition(channel)
+            }
+            Key::Email(email) => format!("EMAIL#{email}"),
+        }
+    }
+
+    pub fn sort(&self) -> String {
+        match self {
+            Key::Subscription { identity, .. } => format!("{SUBSCRIPTION_PREFIX}{identity}"),
+            Key::Email(_) => "EMAIL".into(),
+            Key::Digest { email, .. } => format!("DIGEST#{email}"),
+        }
+    }
+}
+
+pub fn channel_partition(channel: &str) -> String {
+    format!("CHANNEL#{channel}")
+}
+
+/// A document as stored: its fields, the version that guards it, and when the store may
+/// forget it (DynamoDB's TTL; the embedded store drops it on read).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub version: u64,
+    pub fields: serde_json::Map<String, Value>,
+    pub expires_at: Option<u64>,
+}
+
+/// What a put requires of the document already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// No document (or one past its expiry).
+    Absent,
+    /// The document at this version.
+    Version(u64),
+    /// Anything: last writer wins.
+    Anything,
+}
+
+/// A storage backend: DynamoDB (`aws-ports`), the embedded file store, or a test's.
+pub trait Store: Send + Sync {
+    fn get<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<Option<Stored>>>;
+
+    /// Writes `doc` when `expect` holds; `Ok(false)` when it did not (someone else wrote).
+    fn put<'a>(&'a self, key: &'a Key, doc: Stored, expect: Expect) -> BoxFuture<'a, Result<bool>>;
+
+    /// Every subscription to `channel`.
+    fn subscriptions<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<Vec<Subscription>>>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    pub channel: String,
+    pub identity: String,
+    pub email: EmailAddress,
+    pub created_at: u64,
+}
+
+/// A typed document and the version it was read at.
+#[derive(Debug, Clone)]
+pub struct Document<T> {
+    pub version: u64,
+    pub value: T,
+}
+
+/// Reads a typed document. One that no longer parses is a bug or a manual edit: an
+/// internal error, never silently replaced.
+pub async fn read<T: DeserializeOwned>(
+    store: &dyn Store,
+    key: &Key,
+) -> Result<Option<Document<T>>> {
+    let Some(stored) = store.get(key).await? else {
+        return Ok(None);
+    };
+    let value = serde_json::from_value(Value::Object(stored.fields)).map_err(|e| {
+        tracing::error!(partition = %key.partition(), sort = %key.sort(), error = %e, "a stored document does not parse");
+        ChatError::internal("A stored notification record is damaged; see the logs.")
+    })?;
+    Ok(Some(Document {
+        version: stored.version,
+        value,
+    }))
+}
+
+/// Writes `value` as the successor of `previous` (or as a new document).
+pub async fn write<T: Serialize>(
+    store: &dyn Store,
+    key: &Key,
+    previous: Option<u64>,
+    value: &T,
+    expires_at: Option<u64>,
+) -> Result<bool> {
+    let Ok(Value::Object(fields)) = serde_json::to_value(value) else {
+        return Err(ChatError::internal(
+            "A notification record could not be written.",
+        ));
+    };
+    let (version, expect) = match previous {
+        Some(v) => (v + 1, Expect::Version(v)),
+        None => (1, Expect::Absent),
+    };
+    store
+        .put(
+            key,
+            Stored {
+                version,
+                fields,
+                expires_at,
+            },
+            expect,
+        )
+        .await
+}
+
+/// Writes `value` whatever is there: last writer wins.
+pub async fn write_over<T: Serialize>(store: &dyn Store, key: &Key, value: &T) -> Result<()> {
+    let Ok(Value::Object(fields)) = serde_json::to_value(value) else {
+        return Err(ChatError::internal(
+            "A notification record could not be written.",
+        ));
+    };
+    store
+        .put(
+            key,
+            Stored {
+                version: 1,
+                fields,
+                expires_at: None,
+            },
+            Expect::Anything,
+        )
+        .await
+        .map(|_| ())
+}
+
+/// How often an optimistic update retries after losing a race before giving up.
+pub const MAX_RACES: u32 = 8;
+
+/// Read, change, write-if-unchanged, until it sticks. `change` sees the current value (or
+/// `None`) and returns the new one (or `None` to write nothing) plus its result.
+pub async fn update<T, R, F>(store: &dyn Store, key: &Key, mut change: F) -> Result<R>
+where
+    T: Serialize + DeserializeOwned,
+    F: FnMut(Option<&T>) -> Result<(Option<(T, Option<u64>)>, R)>,
+{
+    for _ in 0..MAX_RACES {
+        let current = read::<T>(store, key).await?;
+        let (next, result) = change(current.as_ref().map(|d| &d.value))?;
+        let Some((next, expires_at)) = next else {
+            return Ok(result);
+        };
+        if write(store, key, current.map(|d| d.version), &next, expires_at).await? {
+            return Ok(result);
+        }
+    }
+    tracing::warn!(partition = %key.partition(), sort = %key.sort(), "gave up after losing {MAX_RACES} races");
+    Err(ChatError::new(
+        crate::error::ErrorKind::Conflict,
+        "Too many changes at once to this record; try again.",
+    ))
+}

@@ -1,0 +1,26 @@
+//! AppSync direct resolver for
+//! `Mutation.enableChannelNotifications(channel: ID!, email: String!, token: ID!): SubscriptionResult!`.
+
+use lambda_adapter::{Error, Warm, build_app_with, init_tracing, serve, string_argument};
+use serde_json::json;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let app = build_app_with(
+        Some(aws_ports::ports_from_env(&config).await),
+        Warm::SettingsAndKeys,
+    )
+    .await;
+    serve(app, |app, call| async move {
+        let channel = string_argument(&call, "channel")?;
+        let email = string_argument(&call, "email")?;
+        let token = string_argument(&call, "token")?;
+        let verified = app
+            .enable_channel_notifications(channel, email, token)
+            .await?;
+        Ok(json!({ "emailVerified": verified }))
+    })
+    .await
+}
