@@ -7,7 +7,9 @@ pub mod lambda;
 pub mod moto;
 pub mod prism;
 pub mod proxy;
+pub mod sendgrid;
 pub mod twilio;
+pub mod webhooks;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -18,9 +20,13 @@ pub use axum::http::Method;
 pub use issuer::{Behaviour, Issuer};
 pub use keys::{TestKey, claims, jwks, legacy_jwks, now};
 pub use lambda::{Emulator, Function, Invocation, appsync_event};
-pub use moto::{Moto, aws_env, put_parameter, put_settings, ssm_client};
+pub use moto::{
+    Moto, aws_env, delayed_count, drain_queue, put_parameter, put_settings, ssm_client,
+};
 pub use proxy::CountingProxy;
+pub use sendgrid::{SENDGRID_API_KEY, SENDGRID_DOMAIN, SendGridStandIn, SentEmail};
 pub use twilio::{API_SECRET, Fault, TwilioStandIn};
+pub use webhooks::{AUTH_TOKEN, form_body, on_message_added, sign_form};
 
 /// Twilio identifiers of the same shape as real ones, for settings in tests.
 pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";

@@ -49,6 +49,91 @@ impl Moto {
     pub async fn ssm(&self) -> aws_sdk_ssm::Client {
         ssm_client(&self.url).await
     }
+
+    pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&sdk_config(&self.url).await)
+    }
+
+    pub async fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&sdk_config(&self.url).await)
+    }
+
+    /// A FIFO queue (content-based de-duplication off, as the stack makes it) and a standard
+    /// queue, named after `prefix`: their URLs.
+    pub async fn notify_queues(&self, prefix: &str) -> (String, String) {
+        let sqs = self.sqs().await;
+        let fifo = sqs
+            .create_queue()
+            .queue_name(format!("{prefix}-notify.fifo"))
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+            .send()
+            .await
+            .expect("create the FIFO queue")
+            .queue_url
+            .unwrap();
+        let delay = sqs
+            .create_queue()
+            .queue_name(format!("{prefix}-notify-delay"))
+            .send()
+            .await
+            .expect("create the delay queue")
+            .queue_url
+            .unwrap();
+        (fifo, delay)
+    }
+}
+
+/// Every message now visible on a queue, deleting them, with their delay attributes.
+pub async fn drain_queue(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut all = Vec::new();
+    loop {
+        let output = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("receive");
+        let messages = output.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return all;
+        }
+        for m in &messages {
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle.clone().unwrap_or_default())
+                .send()
+                .await
+                .expect("delete");
+        }
+        all.extend(messages);
+    }
+}
+
+/// How many messages a queue holds that are still delayed.
+pub async fn delayed_count(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .unwrap_or_default();
+    attributes
+        .get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .endpoint_url(endpoint)
+        .load()
+        .await
 }
 
 /// Environment variables that point the AWS SDK's standard chain at `endpoint`, with test
@@ -66,13 +151,7 @@ pub fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
 
 /// An SSM client for an endpoint, with test credentials.
 pub async fn ssm_client(endpoint: &str) -> aws_sdk_ssm::Client {
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .endpoint_url(endpoint)
-        .load()
-        .await;
-    aws_sdk_ssm::Client::new(&config)
+    aws_sdk_ssm::Client::new(&sdk_config(endpoint).await)
 }
 
 /// Puts a parameter, as an operator would.

@@ -306,6 +306,12 @@ impl TwilioStandIn {
             .collect()
     }
 
+    /// The SID (CH…) of the conversation with this unique name.
+    pub fn conversation_sid(&self, unique_name: &str) -> Option<String> {
+        let state = self.inner.state.lock().unwrap();
+        state.conversation(unique_name).map(|c| c.sid.clone())
+    }
+
     pub fn conversation_attributes(&self, unique_name: &str) -> Option<Value> {
         let state = self.inner.state.lock().unwrap();
         state

@@ -70,6 +70,7 @@ pub fn step(
     key: (&str, &EmailAddress, &str),
     message: Option<&PendingMessage>,
     now: u64,
+    window: u64,
 ) -> (Option<Digest>, Step) {
     let (channel, email, identity) = key;
     let mut next = current.cloned().unwrap_or_else(|| Digest {
@@ -101,7 +102,7 @@ pub fn step(
     if next.pending.is_empty() && next.more == 0 {
         return (changed.then_some(next), Step::Nothing);
     }
-    let due_at = next.last_sent_at.map_or(0, |t| t + WINDOW_SECS);
+    let due_at = next.last_sent_at.map_or(0, |t| t + window);
     if now >= due_at {
         let previous_sent_at = next.last_sent_at;
         let messages = std::mem::take(&mut next.pending);
@@ -183,7 +184,7 @@ mod tests {
 
     fn run(d: &mut Option<Digest>, m: Option<&PendingMessage>, now: u64) -> Step {
         let email = EmailAddress::parse("alex@example.org").unwrap();
-        let (next, s) = step(d.as_ref(), ("general", &email, "alex"), m, now);
+        let (next, s) = step(d.as_ref(), ("general", &email, "alex"), m, now, WINDOW_SECS);
         if let Some(n) = next {
             *d = Some(n);
         }

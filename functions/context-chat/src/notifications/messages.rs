@@ -2,7 +2,7 @@
 
 use super::address::EmailAddress;
 use super::codes::CODE_TTL_SECS;
-use super::digest::{PendingMessage, WINDOW_SECS};
+use super::digest::PendingMessage;
 use super::mailer::Email;
 
 pub fn confirmation(to: &EmailAddress, channel: &str, code: &str) -> Email {
@@ -28,6 +28,7 @@ pub fn new_messages(
     channel: &str,
     messages: &[PendingMessage],
     more: u32,
+    window_secs: u64,
     unsubscribe: Option<&str>,
 ) -> Email {
     let total = messages.len() as u64 + u64::from(more);
@@ -63,7 +64,7 @@ pub fn new_messages(
     text.push_str(&format!(
         "--\nYou get this because {to} asked to be emailed about new messages in \"{channel}\" \
          while offline, at most once every {} minutes.\n",
-        WINDOW_SECS / 60
+        window_secs.div_ceil(60)
     ));
     match unsubscribe {
         Some(link) => text.push_str(&format!("To stop these emails, open: {link}\n")),

@@ -24,6 +24,8 @@ pub struct NotifyOptions {
     pub concurrency: usize,
     /// Time for the Twilio lookups of one message.
     pub twilio_budget: Duration,
+    /// At most one email per channel and address in this long.
+    pub window: Duration,
 }
 
 impl Default for NotifyOptions {
@@ -31,6 +33,7 @@ impl Default for NotifyOptions {
         Self {
             concurrency: 8,
             twilio_budget: Duration::from_secs(10),
+            window: Duration::from_secs(digest::WINDOW_SECS),
         }
     }
 }
@@ -168,7 +171,13 @@ impl App {
         }
         let now = now_unix();
         let step = store::update(store, &key, |d: Option<&Digest>| {
-            let (next, step) = digest::step(d, (channel, email, identity), message, now);
+            let (next, step) = digest::step(
+                d,
+                (channel, email, identity),
+                message,
+                now,
+                self.notify_options.window.as_secs(),
+            );
             Ok((keep(next), step))
         })
         .await?;
@@ -199,7 +208,14 @@ impl App {
                 more,
                 previous_sent_at,
             } => {
-                let mail = messages::new_messages(email, channel, &pending, more, None);
+                let mail = messages::new_messages(
+                    email,
+                    channel,
+                    &pending,
+                    more,
+                    self.notify_options.window.as_secs(),
+                    None,
+                );
                 let mailer = self.mailer().await?;
                 if let Err(err) = mailer.send(&mail).await {
                     store::update(store, &key, |d: Option<&Digest>| {

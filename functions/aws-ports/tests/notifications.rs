@@ -1,0 +1,465 @@
+//! Notifications end to end on real parts: DynamoDB and SQS through the AWS SDK against
+//! moto, SendGrid's and Twilio's stand-ins on loopback (Twilio's checked by Prism), and
+//! webhooks signed as Twilio signs them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_ports::{DynamoStore, SqsQueue, create_table};
+use context_chat::notifications::notifier::NotifyOptions;
+use context_chat::notifications::operations::NotificationPorts;
+use context_chat::notifications::{QueueMessage, WebhookOutcome, WebhookRequest};
+use context_chat::settings::SettingsSource;
+use context_chat::{App, AppOptions, ErrorKind};
+use test_support::{
+    AUTH_TOKEN, Issuer, Moto, SendGridStandIn, TestKey, TwilioStandIn, claims, delayed_count,
+    drain_queue, form_body, jwks, on_message_added, sign_form, unique,
+};
+
+const WEBHOOK_URL: &str = "https://hooks.example.org/twilio/webhook";
+
+struct World {
+    _moto: Moto,
+    twilio: TwilioStandIn,
+    sendgrid: SendGridStandIn,
+    _issuer: Issuer,
+    key: TestKey,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    delay_url: String,
+    app: Arc<App>,
+}
+
+impl World {
+    async fn new(window: Duration) -> Self {
+        let moto = Moto::start();
+        let key = TestKey::es256("k1");
+        let issuer = Issuer::start(jwks(&[&key])).await;
+        let twilio = TwilioStandIn::start().await;
+        let sendgrid = SendGridStandIn::start().await;
+        let name = unique("notify");
+        let dynamodb = moto.dynamodb().await;
+        create_table(&dynamodb, &name).await.unwrap();
+        let sqs = moto.sqs().await;
+        let (queue_url, delay_url) = moto.notify_queues(&name).await;
+
+        let mut env: HashMap<String, String> = twilio
+            .env()
+            .into_iter()
+            .chain(sendgrid.env())
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        env.insert("CHAT_JWKS_URL".into(), issuer.url());
+        env.insert("TWILIO_AUTH_TOKEN".into(), AUTH_TOKEN.into());
+        let options = AppOptions {
+            notify: NotifyOptions {
+                window,
+                ..NotifyOptions::default()
+            },
+            ..AppOptions::default()
+        };
+        let app =
+            App::new(SettingsSource::Env(env), options).with_notifications(NotificationPorts {
+                store: Arc::new(DynamoStore::new(dynamodb, name)),
+                queue: Some(Arc::new(SqsQueue::new(
+                    sqs.clone(),
+                    Some(queue_url.clone()),
+                    Some(delay_url.clone()),
+                ))),
+                fallback_mailer: None,
+            });
+        Self {
+            _moto: moto,
+            twilio,
+            sendgrid,
+            _issuer: issuer,
+            key,
+            sqs,
+            queue_url,
+            delay_url,
+            app: Arc::new(app),
+        }
+    }
+
+    fn token(&self, identity: &str, contexts: &[&str]) -> String {
+        self.key.token(&claims(identity, contexts))
+    }
+
+    /// The user joins (createChatToken), subscribes and, unless `confirm` is false, types
+    /// the code from the email.
+    async fn subscriber(&self, identity: &str, confirm: bool) -> String {
+        let email = format!("{identity}@example.org");
+        let token = self.token(identity, &["general"]);
+        self.app.create_chat_token("d", &token).await.unwrap();
+        let verified = self
+            .app
+            .enable_channel_notifications("general", &email, &token)
+            .await
+            .unwrap();
+        assert!(!verified, "a new address is not confirmed yet");
+        if confirm {
+            let code = code_in(&self.sendgrid, &email);
+            assert_eq!(self.app.verify_email(&email, &code).await, Ok(true));
+        }
+        email
+    }
+
+    /// Posts a signed onMessageAdded to the app's webhook.
+    async fn post_message(&self, message_sid: &str, author: &str, body: &str) -> WebhookOutcome {
+        let conversation = self.twilio.conversation_sid("general").unwrap();
+        let params = on_message_added(&conversation, message_sid, author, body);
+        let signature = sign_form(AUTH_TOKEN, WEBHOOK_URL, &params);
+        let body = form_body(&params);
+        self.app
+            .receive_webhook(&WebhookRequest {
+                url: WEBHOOK_URL,
+                signature: Some(&signature),
+                content_type: Some("application/x-www-form-urlencoded"),
+                body: body.as_bytes(),
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Hands everything on the FIFO queue to the notifier, as the notify function would.
+    async fn run_notifier(&self) -> usize {
+        let messages = drain_queue(&self.sqs, &self.queue_url).await;
+        for m in &messages {
+            let message = QueueMessage::from_json(m.body.as_deref().unwrap()).unwrap();
+            self.app.notify(&message).await.unwrap();
+        }
+        messages.len()
+    }
+
+    fn notifications_to(&self, email: &str) -> Vec<test_support::SentEmail> {
+        self.sendgrid
+            .sent_to(email)
+            .into_iter()
+            .filter(|e| !e.subject.contains("confirmation code"))
+            .collect()
+    }
+}
+
+fn code_in(sendgrid: &SendGridStandIn, email: &str) -> String {
+    let mail = sendgrid
+        .sent_to(email)
+        .into_iter()
+        .rev()
+        .find(|e| e.subject.contains("confirmation code"))
+        .expect("a confirmation email");
+    let code: String = mail
+        .text
+        .split("code is: ")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    assert_eq!(code.len(), 8, "{}", mail.text);
+    code
+}
+
+#[tokio::test]
+async fn one_email_to_each_offline_confirmed_subscriber_and_none_to_the_rest() {
+    let world = World::new(Duration::from_secs(600)).await;
+    let alex = world.subscriber("alex", true).await; // offline
+    let sam = world.subscriber("sam", true).await; // the author
+    let chris = world.subscriber("chris", true).await; // online
+    let dana = world.subscriber("dana", false).await; // never confirmed
+    let eve = world.subscriber("eve", true).await; // online unknown
+    world.twilio.set_online("alex", Some(false));
+    world.twilio.set_online("chris", Some(true));
+    world.twilio.set_online("dana", Some(false));
+
+    // Twilio delivers the same webhook twice.
+    for _ in 0..2 {
+        assert!(matches!(
+            world
+                .post_message(
+                    "IM00000000000000000000000000000001",
+                    "sam",
+                    "Truck leaves at 9 & not later"
+                )
+                .await,
+            WebhookOutcome::Queued { .. }
+        ));
+    }
+    assert_eq!(
+        world.run_notifier().await,
+        1,
+        "the FIFO queue dropped the repeat"
+    );
+
+    let to_alex = world.notifications_to(&alex);
+    assert_eq!(to_alex.len(), 1);
+    let mail = &to_alex[0];
+    assert_eq!(mail.from, "notifications@chat.example.org");
+    assert!(
+        mail.subject.contains("sam") && mail.subject.contains("general"),
+        "{}",
+        mail.subject
+    );
+    for part in [
+        "\"general\"",
+        "sam wrote",
+        "Truck leaves at 9 & not later",
+        "To stop these emails",
+    ] {
+        assert!(mail.text.contains(part), "{part} in {}", mail.text);
+    }
+    assert_eq!(
+        world.notifications_to(&eve).len(),
+        1,
+        "unknown presence counts as offline"
+    );
+    assert!(world.notifications_to(&sam).is_empty(), "not to the author");
+    assert!(
+        world.notifications_to(&chris).is_empty(),
+        "not to an online user"
+    );
+    assert!(
+        world.notifications_to(&dana).is_empty(),
+        "not to an unconfirmed address"
+    );
+
+    // The queue delivers the same message again (a Lambda retry after the 5-minute
+    // de-duplication window): still one email.
+    let conversation = world.twilio.conversation_sid("general").unwrap();
+    let again = QueueMessage::Message(context_chat::notifications::MessageEvent {
+        conversation_sid: conversation,
+        message_sid: "IM00000000000000000000000000000001".into(),
+        author: "sam".into(),
+        body: "Truck leaves at 9 & not later".into(),
+        date_created: "2026-11-22T10:00:00.000Z".into(),
+    });
+    world.app.notify(&again).await.unwrap();
+    assert_eq!(world.notifications_to(&alex).len(), 1);
+    assert!(world.sendgrid.refused().is_empty());
+}
+
+#[tokio::test]
+async fn later_messages_fold_into_the_next_email() {
+    let world = World::new(Duration::from_secs(2)).await;
+    let alex = world.subscriber("alex", true).await;
+    world.subscriber("sam", true).await;
+
+    world
+        .post_message("IM00000000000000000000000000000001", "sam", "first")
+        .await;
+    world.run_notifier().await;
+    assert_eq!(world.notifications_to(&alex).len(), 1);
+
+    world
+        .post_message("IM00000000000000000000000000000002", "sam", "second")
+        .await;
+    world
+        .post_message("IM00000000000000000000000000000003", "sam", "third")
+        .await;
+    world.run_notifier().await;
+    assert_eq!(
+        world.notifications_to(&alex).len(),
+        1,
+        "inside the window: folded"
+    );
+    let flushes = delayed_count(&world.sqs, &world.delay_url).await
+        + drain_queue(&world.sqs, &world.delay_url).await.len();
+    assert_eq!(flushes, 1, "one flush queued for the window's end");
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let flush = QueueMessage::Flush {
+        channel: "general".into(),
+        email: context_chat::notifications::EmailAddress::parse(&alex).unwrap(),
+    };
+    world.app.notify(&flush).await.unwrap();
+    world.app.notify(&flush).await.unwrap();
+    let mails = world.notifications_to(&alex);
+    assert_eq!(
+        mails.len(),
+        2,
+        "one more email, however often the flush comes"
+    );
+    assert!(
+        mails[1].subject.starts_with("2 new messages"),
+        "{}",
+        mails[1].subject
+    );
+    assert!(mails[1].text.contains("second") && mails[1].text.contains("third"));
+}
+
+#[tokio::test]
+async fn a_failed_send_is_retried_without_losing_or_repeating_the_message() {
+    let world = World::new(Duration::from_secs(600)).await;
+    let alex = world.subscriber("alex", true).await;
+    world.sendgrid.fail_next(503, 10);
+    world
+        .post_message("IM00000000000000000000000000000001", "sam", "hello")
+        .await;
+    let messages = drain_queue(&world.sqs, &world.queue_url).await;
+    let message = QueueMessage::from_json(messages[0].body.as_deref().unwrap()).unwrap();
+    let err = world.app.notify(&message).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InternalError);
+    assert!(world.notifications_to(&alex).is_empty());
+    // SendGrid is back; SQS delivers the message again.
+    while world.sendgrid.sent().len() < 100 && world.app.notify(&message).await.is_err() {}
+    world.app.notify(&message).await.unwrap();
+    let mails = world.notifications_to(&alex);
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].text.contains("hello"));
+}
+
+#[tokio::test]
+async fn forged_and_altered_webhooks_are_refused_and_queue_nothing() {
+    let world = World::new(Duration::from_secs(600)).await;
+    world.subscriber("alex", true).await;
+    let conversation = world.twilio.conversation_sid("general").unwrap();
+    let params = on_message_added(
+        &conversation,
+        "IM00000000000000000000000000000009",
+        "sam",
+        "hi",
+    );
+    let good = sign_form(AUTH_TOKEN, WEBHOOK_URL, &params);
+    let body = form_body(&params);
+    let altered = body.replace("Body=hi", "Body=click+this+link");
+    let forged = sign_form("not-the-auth-token-0000000000000", WEBHOOK_URL, &params);
+    for (signature, body, url) in [
+        (None, body.as_str(), WEBHOOK_URL),
+        (Some(forged.as_str()), body.as_str(), WEBHOOK_URL),
+        (Some(good.as_str()), altered.as_str(), WEBHOOK_URL),
+        (
+            Some(good.as_str()),
+            body.as_str(),
+            "https://evil.example.org/twilio/webhook",
+        ),
+        (Some("not base64!"), body.as_str(), WEBHOOK_URL),
+    ] {
+        let err = world
+            .app
+            .receive_webhook(&WebhookRequest {
+                url,
+                signature,
+                content_type: Some("application/x-www-form-urlencoded"),
+                body: body.as_bytes(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::AccessDenied, "{signature:?} {url}");
+    }
+    assert_eq!(drain_queue(&world.sqs, &world.queue_url).await.len(), 0);
+}
+
+#[tokio::test]
+async fn subscribing_needs_the_context_in_the_token_and_a_real_address() {
+    let world = World::new(Duration::from_secs(600)).await;
+    let token = world.token("alex", &["general"]);
+    let err = world
+        .app
+        .enable_channel_notifications("SHIPMENT-42", "alex@example.org", &token)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::AccessDenied);
+    let err = world
+        .app
+        .enable_channel_notifications("general", "not an address", &token)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::BadRequest);
+    let err = world
+        .app
+        .enable_channel_notifications("general", "alex@example.org", "not-a-token")
+        .await
+        .unwrap_err();
+    assert_ne!(err.kind, ErrorKind::InternalError);
+    assert!(
+        world.sendgrid.sent().is_empty(),
+        "nothing sent for refused calls"
+    );
+
+    // Subscribing again within a minute does not send a second code; once confirmed,
+    // it answers true.
+    assert_eq!(
+        world
+            .app
+            .enable_channel_notifications("general", "Alex@Example.org", &token)
+            .await,
+        Ok(false)
+    );
+    assert_eq!(
+        world
+            .app
+            .enable_channel_notifications("general", "alex@example.org", &token)
+            .await,
+        Ok(false)
+    );
+    assert_eq!(world.sendgrid.sent().len(), 1);
+    let code = code_in(&world.sendgrid, "alex@example.org");
+    assert_eq!(
+        world.app.verify_email("ALEX@example.org", &code).await,
+        Ok(true)
+    );
+    assert_eq!(
+        world
+            .app
+            .enable_channel_notifications("general", "alex@example.org", &token)
+            .await,
+        Ok(true)
+    );
+}
+
+#[tokio::test]
+async fn codes_allow_five_tries_and_say_what_went_wrong() {
+    let world = World::new(Duration::from_secs(600)).await;
+    let email = world.subscriber("alex", false).await;
+    let code = code_in(&world.sendgrid, &email);
+    let wrong = if code == "00000000" {
+        "11111111"
+    } else {
+        "00000000"
+    };
+    let err = world.app.verify_email(&email, wrong).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::BadRequest);
+    assert!(err.message.contains("4 tries left"), "{}", err.message);
+    let err = world.app.verify_email(&email, "12ab").await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::BadRequest);
+    assert!(err.message.contains("8 digits"));
+    for _ in 0..4 {
+        let _ = world.app.verify_email(&email, wrong).await;
+    }
+    let err = world.app.verify_email(&email, &code).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::AccessDenied, "{}", err.message);
+    let err = world
+        .app
+        .verify_email("nobody@example.org", &code)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::EntityNotFound);
+}
+
+#[tokio::test]
+async fn racing_tries_never_exceed_five() {
+    let world = World::new(Duration::from_secs(600)).await;
+    let email = world.subscriber("alex", false).await;
+    let code = code_in(&world.sendgrid, &email);
+    let wrong = if code == "00000000" {
+        "11111111"
+    } else {
+        "00000000"
+    };
+    let tries = (0..12).map(|_| {
+        let app = world.app.clone();
+        let email = email.clone();
+        tokio::spawn(async move { app.verify_email(&email, wrong).await })
+    });
+    let results = futures_util::future::join_all(tries).await;
+    let counted = results
+        .into_iter()
+        .filter(|r| {
+            r.as_ref()
+                .unwrap()
+                .as_ref()
+                .is_err_and(|e| e.message.contains("not right"))
+        })
+        .count();
+    assert_eq!(counted, 5, "exactly five tries were counted as tries");
+}

@@ -1,0 +1,53 @@
+//! Signing Twilio webhooks as Twilio does (`shared/twilio/twilio.md` section 3), written
+//! apart from the product's checker, and checked against Twilio's vectors in its tests.
+
+use aws_lc_rs::hmac;
+use base64::Engine as _;
+
+/// The auth token tests configure (`TWILIO_AUTH_TOKEN`).
+pub const AUTH_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+/// `X-Twilio-Signature` of a form POST to `url` with `params`.
+pub fn sign_form(auth_token: &str, url: &str, params: &[(&str, &str)]) -> String {
+    let mut sorted: Vec<(&str, &str)> = params.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let mut message = url.to_owned();
+    for (name, value) in sorted {
+        message.push_str(name);
+        message.push_str(value);
+    }
+    let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, auth_token.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(hmac::sign(&key, message.as_bytes()))
+}
+
+/// The form body of those parameters.
+pub fn form_body(params: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish()
+}
+
+/// An `onMessageAdded` as Twilio posts it.
+pub fn on_message_added<'a>(
+    conversation_sid: &'a str,
+    message_sid: &'a str,
+    author: &'a str,
+    body: &'a str,
+) -> Vec<(&'static str, &'a str)> {
+    vec![
+        ("AccountSid", crate::ACCOUNT_SID),
+        ("Attributes", "{}"),
+        ("Author", author),
+        ("Body", body),
+        ("ChatServiceSid", crate::CHAT_SERVICE_SID),
+        ("ClientIdentity", author),
+        ("ConversationSid", conversation_sid),
+        ("DateCreated", "2026-11-22T10:00:00.000Z"),
+        ("EventType", "onMessageAdded"),
+        ("Index", "0"),
+        ("MessageSid", message_sid),
+        ("RetryCount", "0"),
+        ("Source", "SDK"),
+    ]
+}
