@@ -21,7 +21,8 @@ pub use issuer::{Behaviour, Issuer};
 pub use keys::{TestKey, claims, jwks, legacy_jwks, now};
 pub use lambda::{Emulator, Function, Invocation, appsync_event};
 pub use moto::{
-    Moto, aws_env, delayed_count, drain_queue, put_parameter, put_settings, ssm_client,
+    Moto, aws_env, delayed_count, drain_queue, put_notification_settings, put_parameter,
+    put_settings, ssm_client,
 };
 pub use proxy::CountingProxy;
 pub use sendgrid::{SENDGRID_API_KEY, SENDGRID_DOMAIN, SendGridStandIn, SentEmail};

@@ -188,3 +188,15 @@ pub async fn put_settings(
         put_parameter(ssm, &format!("/{stack}/{name}"), value, secure).await;
     }
 }
+
+/// Puts what the notification functions need besides [`put_settings`]: the Twilio auth
+/// token (SecureString) and SendGrid's key (SecureString) and domain.
+pub async fn put_notification_settings(ssm: &aws_sdk_ssm::Client, stack: &str) {
+    for (name, value, secure) in [
+        ("twilio/authToken", crate::AUTH_TOKEN, true),
+        ("sendgrid/apiKey", crate::SENDGRID_API_KEY, true),
+        ("sendgrid/domain", crate::SENDGRID_DOMAIN, false),
+    ] {
+        put_parameter(ssm, &format!("/{stack}/{name}"), value, secure).await;
+    }
+}

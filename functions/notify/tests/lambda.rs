@@ -1,0 +1,160 @@
+//! The notify function under cargo lambda's local runtime: SQS events in, partial batch
+//! failures out; the store on moto's DynamoDB, Twilio's and SendGrid's stand-ins.
+
+use std::path::Path;
+
+use context_chat::notifications::codes::EmailRecord;
+use context_chat::notifications::store::{self, Key, Subscription};
+use context_chat::notifications::{EmailAddress, MessageEvent, QueueMessage};
+use serde_json::{Value, json};
+use test_support::{
+    Emulator, Function, Moto, SendGridStandIn, TwilioStandIn, put_notification_settings,
+    put_settings, unique,
+};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_notify");
+
+fn sqs_event(records: &[(&str, String)]) -> Value {
+    json!({"Records": records.iter().map(|(id, body)| json!({
+        "messageId": id,
+        "receiptHandle": format!("handle-{id}"),
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795341600000",
+                       "MessageGroupId": "CH", "MessageDeduplicationId": id},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:notify.fifo",
+        "awsRegion": "eu-west-1"
+    })).collect::<Vec<_>>()})
+}
+
+fn message(conversation: &str, sid: &str, body: &str) -> String {
+    QueueMessage::Message(MessageEvent {
+        conversation_sid: conversation.into(),
+        message_sid: sid.into(),
+        author: "sam".into(),
+        body: body.into(),
+        date_created: "2026-11-22T10:00:00.000Z".into(),
+    })
+    .to_json()
+}
+
+#[tokio::test]
+async fn emails_an_offline_subscriber_and_reports_failed_records() {
+    let moto = Moto::start();
+    let stack = unique("notify");
+    let ssm = moto.ssm().await;
+    put_settings(
+        &ssm,
+        &stack,
+        "https://issuer.example/jwks.json",
+        test_support::API_SECRET,
+    )
+    .await;
+    put_notification_settings(&ssm, &stack).await;
+    let dynamodb = moto.dynamodb().await;
+    aws_ports::create_table(&dynamodb, &stack).await.unwrap();
+    let (queue_url, delay_url) = moto.notify_queues(&stack).await;
+    let twilio = TwilioStandIn::start().await;
+    twilio.add_conversation("general", "{}");
+    twilio.add_user("alex");
+    twilio.set_online("alex", Some(false));
+    let conversation = twilio.conversation_sid("general").unwrap();
+    let sendgrid = SendGridStandIn::start().await;
+
+    // alex subscribed and confirmed, as the other functions leave it.
+    let table = aws_ports::DynamoStore::new(dynamodb, stack.clone());
+    let email = EmailAddress::parse("alex@example.org").unwrap();
+    store::write_over(
+        &table,
+        &Key::Subscription {
+            channel: "general".into(),
+            identity: "alex".into(),
+        },
+        &Subscription {
+            channel: "general".into(),
+            identity: "alex".into(),
+            email: email.clone(),
+            created_at: 1,
+        },
+    )
+    .await
+    .unwrap();
+    store::write_over(
+        &table,
+        &Key::Email(email.clone()),
+        &EmailRecord {
+            email: email.clone(),
+            verified: true,
+            verified_at: Some(1),
+            code: None,
+        },
+    )
+    .await
+    .unwrap();
+
+    let emulator = Emulator::start();
+    let mut env = moto.env();
+    env.extend([
+        ("STACK_NAME", stack.clone()),
+        ("NOTIFICATIONS_TABLE", stack.clone()),
+        ("NOTIFY_QUEUE_URL", queue_url),
+        ("NOTIFY_DELAY_QUEUE_URL", delay_url),
+        ("TWILIO_API_BASE_URL", twilio.base_url()),
+        ("SENDGRID_API_BASE_URL", sendgrid.base_url()),
+    ]);
+    let function = Function::start(Path::new(BINARY), "notify", &emulator, &env);
+
+    // SendGrid is down: the record is reported failed, and so is the one behind it in the
+    // batch (same conversation: order matters).
+    sendgrid.fail_next(503, 3);
+    let first = message(
+        &conversation,
+        "IM00000000000000000000000000000001",
+        "See you at the depot",
+    );
+    let second = message(
+        &conversation,
+        "IM00000000000000000000000000000002",
+        "Bring the forms",
+    );
+    let answer = emulator
+        .invoke(
+            "notify",
+            &sqs_event(&[("m1", first.clone()), ("m2", second.clone())]),
+        )
+        .await
+        .value();
+    assert_eq!(
+        answer["batchItemFailures"],
+        json!([{"itemIdentifier": "m1"}, {"itemIdentifier": "m2"}]),
+        "{answer}"
+    );
+    assert!(sendgrid.sent_to("alex@example.org").is_empty());
+
+    // SQS delivers them again, with a record that is not ours: one email, nothing failed.
+    let answer = emulator
+        .invoke(
+            "notify",
+            &sqs_event(&[
+                ("m1", first),
+                ("m2", second),
+                ("m5", "not a notifier message".into()),
+            ]),
+        )
+        .await
+        .value();
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    let sent = sendgrid.sent_to("alex@example.org");
+    assert_eq!(
+        sent.len(),
+        1,
+        "the second message folds into the window's next email"
+    );
+    assert!(sent[0].text.contains("See you at the depot"));
+
+    let logs = function.output();
+    assert!(logs.contains("message notified"), "{logs}");
+    assert!(!logs.contains(test_support::SENDGRID_API_KEY), "{logs}");
+}

@@ -1,0 +1,137 @@
+//! The twilio-webhook function under cargo lambda's local runtime: HTTP API (payload 2.0)
+//! events in, its settings in SSM on moto, the FIFO queue on moto.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use test_support::{
+    AUTH_TOKEN, Emulator, Function, Invocation, Moto, drain_queue, form_body, on_message_added,
+    put_notification_settings, put_settings, sign_form, unique,
+};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_twilio-webhook");
+const DOMAIN: &str = "abc123.execute-api.eu-west-1.amazonaws.com";
+const CONVERSATION: &str = "CH00000000000000000000000000000042";
+
+/// An HTTP API request as API Gateway hands it over, with the body base64-encoded.
+fn http_event(signature: Option<&str>, body: &str) -> Value {
+    let mut headers = json!({
+        "content-type": "application/x-www-form-urlencoded",
+        "host": DOMAIN,
+        "user-agent": "TwilioProxy/1.1",
+    });
+    if let Some(signature) = signature {
+        headers["x-twilio-signature"] = signature.into();
+    }
+    json!({
+        "version": "2.0",
+        "routeKey": "POST /twilio/webhook",
+        "rawPath": "/twilio/webhook",
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": DOMAIN,
+            "domainPrefix": "abc123",
+            "http": {"method": "POST", "path": "/twilio/webhook", "protocol": "HTTP/1.1",
+                     "sourceIp": "54.172.60.1", "userAgent": "TwilioProxy/1.1"},
+            "requestId": "req-1",
+            "routeKey": "POST /twilio/webhook",
+            "stage": "$default",
+            "time": "22/Nov/2026:10:00:00 +0000",
+            "timeEpoch": 1795341600000u64
+        },
+        "body": base64::engine::general_purpose::STANDARD.encode(body),
+        "isBase64Encoded": true
+    })
+}
+
+fn status(invocation: Invocation) -> i64 {
+    invocation.value()["statusCode"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn queues_signed_messages_once_and_refuses_forgeries_with_403() {
+    let moto = Moto::start();
+    let stack = unique("webhook");
+    let ssm = moto.ssm().await;
+    put_settings(&ssm, &stack, "https://issuer.example/jwks.json", "secret").await;
+    put_notification_settings(&ssm, &stack).await;
+    let dynamodb = moto.dynamodb().await;
+    aws_ports::create_table(&dynamodb, &stack).await.unwrap();
+    let (queue_url, delay_url) = moto.notify_queues(&stack).await;
+    let emulator = Emulator::start();
+    let mut env = moto.env();
+    env.extend([
+        ("STACK_NAME", stack.clone()),
+        ("NOTIFICATIONS_TABLE", stack.clone()),
+        ("NOTIFY_QUEUE_URL", queue_url.clone()),
+        ("NOTIFY_DELAY_QUEUE_URL", delay_url),
+    ]);
+    let function = Function::start(Path::new(BINARY), "twilio-webhook", &emulator, &env);
+
+    let url = format!("https://{DOMAIN}/twilio/webhook");
+    let params = on_message_added(
+        CONVERSATION,
+        "IM00000000000000000000000000000001",
+        "sam",
+        "Hi & bye",
+    );
+    let signature = sign_form(AUTH_TOKEN, &url, &params);
+    let body = form_body(&params);
+    for _ in 0..2 {
+        let answer = emulator
+            .invoke("twilio-webhook", &http_event(Some(&signature), &body))
+            .await;
+        assert_eq!(status(answer), 200);
+    }
+    let sqs = moto.sqs().await;
+    let queued = drain_queue(&sqs, &queue_url).await;
+    assert_eq!(queued.len(), 1, "de-duplicated by message SID");
+    let message: Value = serde_json::from_str(queued[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!(message["kind"], "message");
+    assert_eq!(message["conversationSid"], CONVERSATION);
+    assert_eq!(message["author"], "sam");
+    assert_eq!(message["body"], "Hi & bye");
+
+    let altered = body.replace("Hi+%26+bye", "Click+here");
+    assert_ne!(altered, body);
+    for (signature, body) in [
+        (None, body.as_str()),
+        (Some("AAAAAAAAAAAAAAAAAAAAAAAAAAA="), body.as_str()),
+        (Some(signature.as_str()), altered.as_str()),
+    ] {
+        let answer = emulator
+            .invoke("twilio-webhook", &http_event(signature, body))
+            .await
+            .value();
+        assert_eq!(answer["statusCode"], 403, "{answer}");
+    }
+    assert!(drain_queue(&sqs, &queue_url).await.is_empty());
+
+    // Other events are acknowledged and left alone.
+    let other = [
+        ("EventType", "onConversationAdded"),
+        ("ConversationSid", CONVERSATION),
+    ];
+    let answer = emulator
+        .invoke(
+            "twilio-webhook",
+            &http_event(
+                Some(&sign_form(AUTH_TOKEN, &url, &other)),
+                &form_body(&other),
+            ),
+        )
+        .await;
+    assert_eq!(status(answer), 200);
+    assert!(drain_queue(&sqs, &queue_url).await.is_empty());
+
+    let logs = function.output();
+    assert!(
+        !logs.contains(AUTH_TOKEN) && !logs.contains(&signature),
+        "{logs}"
+    );
+    assert!(logs.contains("webhook refused"), "{logs}");
+}
