@@ -57,8 +57,11 @@ pub const DEDUPLICATION_WINDOW: Duration = Duration::from_secs(300);
 /// five-minute de-duplication by message SID.
 pub struct LocalQueue {
     sender: mpsc::UnboundedSender<QueueMessage>,
-    seen: Mutex<(HashMap<String, Instant>, VecDeque<(Instant, String)>)>,
+    seen: Mutex<Seen>,
 }
+
+/// Message SIDs seen, by SID and in arrival order (to forget the old ones).
+type Seen = (HashMap<String, Instant>, VecDeque<(Instant, String)>);
 
 impl LocalQueue {
     pub fn new() -> (Self, mpsc::UnboundedReceiver<QueueMessage>) {

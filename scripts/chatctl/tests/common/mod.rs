@@ -1,8 +1,13 @@
 //! What every chatctl test needs: the command with a clean environment, a scratch folder.
 #![allow(dead_code)] // each test binary uses a part
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
 
 use test_support::unique;
 
@@ -31,8 +36,103 @@ pub fn chatctl(args: &[&str]) -> Command {
         "CHAT_ISSUER",
         "CHAT_AUDIENCE",
         "PORT",
+        "SENDGRID_API_KEY",
+        "SENDGRID_DOMAIN",
+        "SENDGRID_API_BASE_URL",
+        "WEBHOOK_PUBLIC_URL",
+        "CHAT_DATA_DIR",
     ] {
         cmd.env_remove(var);
     }
     cmd
+}
+
+/// The exact documents the existing widget sends (a copy of `shared/contract/`).
+pub const OPERATIONS: &str = include_str!("../fixtures/operations.graphql");
+
+/// A running `chatctl serve`, stopped when dropped.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    /// The sample token, in local mode.
+    pub token: Option<String>,
+    /// What it printed up to "Ready.".
+    pub banner: Vec<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn serve(data_dir: &Path, env: &[(&str, String)]) -> Server {
+    let mut cmd = chatctl(&[
+        "serve",
+        "--port",
+        "0",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ]);
+    cmd.envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut base = None;
+    let mut token = None;
+    let mut next_is_token = false;
+    let mut banner = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
+        banner.push(line.clone());
+        if let Some(rest) = line.strip_prefix("Context Chat is listening on ") {
+            base = Some(rest.split("/graphql").next().unwrap().to_owned());
+        } else if line.starts_with("Sample context token") {
+            next_is_token = true;
+        } else if next_is_token {
+            token = Some(line.trim().to_owned());
+            next_is_token = false;
+        } else if line == "Ready." {
+            break;
+        }
+    }
+    let base = base.expect("the server announced its address");
+    Server {
+        child,
+        base,
+        token,
+        banner,
+    }
+}
+
+pub async fn post(server: &Server, body: Value, api_key: Option<&str>) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/graphql", server.base))
+        .json(&body);
+    if let Some(key) = api_key {
+        request = request.header("x-api-key", key);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// One contract operation, by name, with variables.
+pub async fn operation(server: &Server, name: &str, variables: Value) -> Value {
+    let (status, body) = post(
+        server,
+        json!({"query": OPERATIONS, "operationName": name, "variables": variables}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    body
 }
