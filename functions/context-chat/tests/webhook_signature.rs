@@ -97,3 +97,51 @@ fn json_body_vector_verifies_and_a_changed_body_does_not() {
     let unsigned_url = url.split('?').next().unwrap();
     assert!(!c.check_json(unsigned_url, body.as_bytes(), signature));
 }
+
+/// The webhook reads Twilio's wire bodies: the form vector becomes a queued event, the JSON
+/// vector's signature holds but it lacks a MessageSid, and any change to either is refused.
+#[test]
+fn the_webhook_reads_the_vectors_wire_bodies() {
+    use context_chat::ErrorKind;
+    use context_chat::notifications::WebhookRequest;
+    use context_chat::notifications::webhook::read_event;
+    for v in vectors() {
+        let Some(token) = v["auth_token"].as_str() else {
+            continue;
+        };
+        let body = v["body_form_encoded"]
+            .as_str()
+            .or(v["body"].as_str())
+            .unwrap()
+            .to_owned();
+        let request = |body: &str| {
+            read_event(
+                &WebhookRequest {
+                    url: v["url"].as_str().unwrap(),
+                    signature: v["expected_signature"].as_str(),
+                    content_type: v["content_type"].as_str(),
+                    body: body.as_bytes(),
+                },
+                &checker(token),
+            )
+        };
+        if v["kind"] == "form" {
+            let event = request(&body).unwrap().expect("an onMessageAdded");
+            assert_eq!(event.author, "alex");
+            assert_eq!(event.body, v["params"]["Body"].as_str().unwrap());
+            assert_eq!(
+                event.message_sid,
+                v["params"]["MessageSid"].as_str().unwrap()
+            );
+        } else {
+            assert_eq!(request(&body).unwrap_err().kind, ErrorKind::BadRequest);
+        }
+        let altered = body.replace("alex", "eve");
+        assert_eq!(
+            request(&altered).unwrap_err().kind,
+            ErrorKind::AccessDenied,
+            "{}",
+            v["name"]
+        );
+    }
+}

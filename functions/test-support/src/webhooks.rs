@@ -51,3 +51,37 @@ pub fn on_message_added<'a>(
         ("Source", "SDK"),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    /// The signer signs as Twilio's own library does.
+    #[test]
+    fn matches_twilios_form_vectors() {
+        let all: Value = serde_json::from_str(include_str!(
+            "../../context-chat/tests/fixtures/twilio-vectors.json"
+        ))
+        .unwrap();
+        let mut checked = 0;
+        for v in all["webhook_signatures"].as_array().unwrap() {
+            if v["kind"] != "form" || v.get("auth_token").is_none() {
+                continue;
+            }
+            let params: Vec<(&str, &str)> = v["params"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
+                .collect();
+            let signature = super::sign_form(
+                v["auth_token"].as_str().unwrap(),
+                v["url"].as_str().unwrap(),
+                &params,
+            );
+            assert_eq!(signature, v["expected_signature"], "{}", v["name"]);
+            checked += 1;
+        }
+        assert_eq!(checked, 3);
+    }
+}
