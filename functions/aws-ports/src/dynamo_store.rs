@@ -138,6 +138,20 @@ impl Store for DynamoStore {
         })
     }
 
+    fn delete<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key(PK, AttributeValue::S(key.partition()))
+                .key(SK, AttributeValue::S(key.sort()))
+                .send()
+                .await
+                .map_err(|e| self.failed("DeleteItem", e))?;
+            Ok(())
+        })
+    }
+
     fn subscriptions<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<Vec<Subscription>>> {
         Box::pin(async move {
             let mut pages = self

@@ -19,6 +19,9 @@ pub const QUEUE_ENV: &str = "NOTIFY_QUEUE_URL";
 /// The standard queue of delayed flushes (notifier → notifier).
 pub const DELAY_QUEUE_ENV: &str = "NOTIFY_DELAY_QUEUE_URL";
 
+/// Where the deployment's HTTP API answers (for unsubscribe links in emails).
+pub const PUBLIC_URL_ENV: &str = "NOTIFICATIONS_PUBLIC_URL";
+
 /// What the environment names, for the functions:
 /// the store when `NOTIFICATIONS_TABLE` is set, the queues when their URLs are.
 pub async fn ports_from_env(config: &aws_config::SdkConfig) -> Result<NotificationPorts> {
@@ -42,5 +45,6 @@ pub async fn ports_from_env(config: &aws_config::SdkConfig) -> Result<Notificati
         store,
         queue,
         fallback_mailer: None,
+        public_url: var(PUBLIC_URL_ENV).and_then(|u| u.parse().ok()),
     })
 }

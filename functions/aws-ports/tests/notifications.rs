@@ -68,6 +68,7 @@ impl World {
                     Some(delay_url.clone()),
                 ))),
                 fallback_mailer: None,
+                public_url: Some("https://api.example.org/".parse().unwrap()),
             });
         Self {
             _moto: moto,
@@ -306,6 +307,50 @@ async fn a_failed_send_is_retried_without_losing_or_repeating_the_message() {
     let mails = world.notifications_to(&alex);
     assert_eq!(mails.len(), 1);
     assert!(mails[0].text.contains("hello"));
+}
+
+#[tokio::test]
+async fn the_link_in_the_email_stops_that_channels_emails_and_only_with_its_signature() {
+    let world = World::new(Duration::from_secs(0)).await;
+    let alex = world.subscriber("alex", true).await;
+    world
+        .post_message("IM00000000000000000000000000000001", "sam", "one")
+        .await;
+    world.run_notifier().await;
+    let mail = world.notifications_to(&alex).pop().expect("an email");
+    let link = mail
+        .text
+        .lines()
+        .find_map(|l| l.strip_prefix("To stop these emails, open: "))
+        .unwrap_or_else(|| panic!("a link in {}", mail.text));
+    let url: url::Url = link.parse().unwrap();
+    assert_eq!(url.path(), "/notifications/unsubscribe");
+    assert_eq!(mail.list_unsubscribe, Some(format!("<{link}>")));
+    let query: HashMap<String, String> = url.query_pairs().into_owned().collect();
+    let (channel, email, sig) = (&query["channel"], &query["email"], &query["sig"]);
+    assert_eq!(
+        (channel.as_str(), email.as_str()),
+        ("general", alex.as_str())
+    );
+
+    for (c, e, s) in [
+        ("random", email.as_str(), sig.as_str()),
+        (channel.as_str(), "sam@example.org", sig.as_str()),
+        (channel.as_str(), email.as_str(), "AAAA"),
+    ] {
+        let err = world.app.unsubscribe(c, e, s).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::AccessDenied);
+    }
+    assert_eq!(world.app.unsubscribe(channel, email, sig).await, Ok(1));
+    world
+        .post_message("IM00000000000000000000000000000002", "sam", "two")
+        .await;
+    world.run_notifier().await;
+    assert_eq!(
+        world.notifications_to(&alex).len(),
+        1,
+        "no email after unsubscribing"
+    );
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use crate::error::{ChatError, Result};
 use crate::notifications::mailer::{Mailer, SendGrid};
 use crate::notifications::notifier::NotifyOptions;
 use crate::notifications::operations::NotificationPorts;
+use crate::notifications::unsubscribe::UnsubscribeSigner;
 use crate::settings::TwilioSettings;
 use crate::settings::{Settings, SettingsSource};
 use crate::twilio::access_token::{AccessTokenMinter, Grant};
@@ -54,6 +55,8 @@ pub struct Runtime {
     pub mailer: Option<Arc<dyn Mailer>>,
     /// Checks Twilio's webhook signatures, when the auth token is there.
     pub webhook_checker: Option<Arc<SignatureChecker>>,
+    /// Signs and checks unsubscribe links, when the auth token is there.
+    pub unsubscribe_signer: Option<Arc<UnsubscribeSigner>>,
     reload_at: Instant,
 }
 
@@ -201,6 +204,10 @@ impl App {
             .auth_token
             .as_ref()
             .map(|token| Arc::new(SignatureChecker::new(token)));
+        let unsubscribe_signer = twilio
+            .auth_token
+            .as_ref()
+            .map(|token| Arc::new(UnsubscribeSigner::new(token)));
         Runtime {
             settings: Arc::new(settings),
             verifier,
@@ -208,6 +215,7 @@ impl App {
             provisioner,
             mailer,
             webhook_checker,
+            unsubscribe_signer,
             reload_at: Instant::now() + self.options.settings_max_age,
         }
     }

@@ -24,6 +24,8 @@ pub struct SentEmail {
     pub from: String,
     pub subject: String,
     pub text: String,
+    /// The `List-Unsubscribe` header asked for, if any.
+    pub list_unsubscribe: Option<String>,
 }
 
 #[derive(Default)]
@@ -191,11 +193,42 @@ async fn send(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) 
             Some("content"),
         );
     };
+    // Custom headers: an object of strings, none of the ones SendGrid reserves.
+    let headers = &mail["headers"];
+    if !headers.is_null() {
+        let Some(map) = headers.as_object() else {
+            return refuse(
+                400,
+                "Invalid type. Expected: object, given: string.",
+                Some("headers"),
+            );
+        };
+        for (name, value) in map {
+            let reserved = [
+                "x-sg-id",
+                "x-sg-eid",
+                "received",
+                "dkim-signature",
+                "content-type",
+                "content-transfer-encoding",
+                "to",
+                "from",
+                "subject",
+                "reply-to",
+                "cc",
+                "bcc",
+            ];
+            if !value.is_string() || reserved.contains(&name.to_ascii_lowercase().as_str()) {
+                return refuse(400, "Invalid or reserved header.", Some("headers"));
+            }
+        }
+    }
     inner.sent.lock().unwrap().push(SentEmail {
         to,
         from: from.to_owned(),
         subject: subject.to_owned(),
         text: text.to_owned(),
+        list_unsubscribe: headers["List-Unsubscribe"].as_str().map(str::to_owned),
     });
     StatusCode::ACCEPTED.into_response()
 }

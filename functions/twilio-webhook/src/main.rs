@@ -9,7 +9,7 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::HeaderMap;
 use base64::Engine as _;
-use context_chat::notifications::{WebhookOutcome, WebhookRequest};
+use context_chat::notifications::{WebhookOutcome, WebhookRequest, unsubscribe};
 use context_chat::{App, ErrorKind};
 use lambda_adapter::{Error, Warm, build_app_with, init_tracing};
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -46,6 +46,13 @@ async fn handle(
     request: ApiGatewayV2httpRequest,
     public_url: Option<&str>,
 ) -> ApiGatewayV2httpResponse {
+    if request
+        .raw_path
+        .as_deref()
+        .is_some_and(|p| p.ends_with(unsubscribe::PATH))
+    {
+        return unsubscribe_link(app, &request).await;
+    }
     let url = called_url(&request, public_url);
     let body = match &request.body {
         Some(b) if request.is_base64_encoded => {
@@ -78,6 +85,35 @@ async fn handle(
             answer(status, &err.message)
         }
     }
+}
+
+/// An email's unsubscribe link: GET shows a button (mail scanners open links), POST (the
+/// button, or RFC 8058 one-click) unsubscribes.
+async fn unsubscribe_link(
+    app: &App,
+    request: &ApiGatewayV2httpRequest,
+) -> ApiGatewayV2httpResponse {
+    let query = |name: &str| {
+        request
+            .query_string_parameters
+            .first(name)
+            .unwrap_or_default()
+    };
+    let (channel, email) = (query("channel"), query("email"));
+    let (status, page) =
+        if request.request_context.http.method == aws_lambda_events::http::Method::POST {
+            unsubscribe::result_page(channel, app.unsubscribe(channel, email, query("sig")).await)
+        } else {
+            (200, unsubscribe::confirmation_page(channel, email))
+        };
+    let mut response = ApiGatewayV2httpResponse::default();
+    response.status_code = status.into();
+    response.headers.insert(
+        "content-type",
+        "text/html; charset=utf-8".parse().expect("a header value"),
+    );
+    response.body = Some(Body::Text(page));
+    response
 }
 
 /// The URL Twilio signed: the public one when configured, else the HTTP API's own,

@@ -128,6 +128,25 @@ async fn queues_signed_messages_once_and_refuses_forgeries_with_403() {
     assert_eq!(status(answer), 200);
     assert!(drain_queue(&sqs, &queue_url).await.is_empty());
 
+    // An email's unsubscribe link: GET asks, POST with a wrong signature is refused.
+    for (method, expected) in [("GET", 200), ("POST", 403)] {
+        let mut event = http_event(None, "");
+        event["rawPath"] = "/notifications/unsubscribe".into();
+        event["rawQueryString"] = "channel=general&email=alex%40example.org&sig=AAAA".into();
+        event["queryStringParameters"] =
+            json!({"channel": "general", "email": "alex@example.org", "sig": "AAAA"});
+        event["requestContext"]["http"]["method"] = method.into();
+        let answer = emulator.invoke("twilio-webhook", &event).await.value();
+        assert_eq!(answer["statusCode"], expected, "{method} {answer}");
+        assert!(
+            answer["body"]
+                .as_str()
+                .unwrap()
+                .contains("alex@example.org")
+                || method == "POST"
+        );
+    }
+
     let logs = function.output();
     assert!(
         !logs.contains(AUTH_TOKEN) && !logs.contains(&signature),

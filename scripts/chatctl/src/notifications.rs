@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use context_chat::notifications::file_store::FileStore;
 use context_chat::notifications::operations::NotificationPorts;
+use context_chat::notifications::unsubscribe::escape;
 use context_chat::notifications::{
     LocalQueue, Outbox, QueueMessage, WebhookOutcome, WebhookRequest,
 };
@@ -36,7 +37,8 @@ pub struct LocalNotifications {
 }
 
 impl LocalNotifications {
-    pub fn open(data_dir: &Path) -> Result<Self, String> {
+    /// `public_url` is where this server answers, for the unsubscribe links in emails.
+    pub fn open(data_dir: &Path, public_url: url::Url) -> Result<Self, String> {
         let store = FileStore::open(data_dir).map_err(|e| e.message)?;
         let store_path = store.path().to_owned();
         let outbox_dir = data_dir.join("outbox");
@@ -47,6 +49,7 @@ impl LocalNotifications {
                 store: Arc::new(store),
                 queue: Some(queue.clone()),
                 fallback_mailer: Some(Arc::new(Outbox::new(outbox_dir.clone()))),
+                public_url: Some(public_url),
             },
             outbox_dir,
             store_path,
@@ -138,6 +141,39 @@ pub async fn webhook(
     (status, Json(json!({ "message": message }))).into_response()
 }
 
+#[derive(serde::Deserialize)]
+pub struct UnsubscribeQuery {
+    #[serde(default)]
+    channel: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    sig: String,
+}
+
+/// The link in an email: a page with a button, so that a mail scanner that opens links does
+/// not unsubscribe anyone; the button (and RFC 8058 one-click) POSTs to the same URL.
+pub async fn unsubscribe_page(
+    axum::extract::Query(q): axum::extract::Query<UnsubscribeQuery>,
+) -> Html<String> {
+    Html(context_chat::notifications::unsubscribe::confirmation_page(
+        &q.channel, &q.email,
+    ))
+}
+
+pub async fn unsubscribe(
+    State(state): State<Arc<WebhookState>>,
+    axum::extract::Query(q): axum::extract::Query<UnsubscribeQuery>,
+) -> Response {
+    let outcome = state.app.unsubscribe(&q.channel, &q.email, &q.sig).await;
+    let (status, page) = context_chat::notifications::unsubscribe::result_page(&q.channel, outcome);
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        Html(page),
+    )
+        .into_response()
+}
+
 /// The outbox, newest first.
 pub async fn outbox(State(state): State<Arc<WebhookState>>) -> Html<String> {
     let mut emails = Outbox::list(&state.outbox_dir);
@@ -160,11 +196,4 @@ pub async fn outbox(State(state): State<Arc<WebhookState>>) -> Html<String> {
         ));
     }
     Html(page)
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

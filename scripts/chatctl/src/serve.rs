@@ -21,7 +21,10 @@ use tower_http::cors::{Any, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::local::{LocalIssuer, embedded_settings};
-use crate::notifications::{OUTBOX_PATH, WEBHOOK_PATH, WebhookState, outbox, webhook};
+use crate::notifications::{
+    OUTBOX_PATH, WEBHOOK_PATH, WebhookState, outbox, unsubscribe, unsubscribe_page, webhook,
+};
+use context_chat::notifications::unsubscribe::PATH as UNSUBSCRIBE_PATH;
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -54,7 +57,11 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
 
     let (source, local) = choose_settings(&args, addr).await?;
     let mode = describe(&source, local.is_some());
-    let local_notifications = crate::notifications::LocalNotifications::open(&args.data_dir)?;
+    let public_url = format!("http://{addr}/")
+        .parse()
+        .map_err(|e| format!("public URL: {e}"))?;
+    let local_notifications =
+        crate::notifications::LocalNotifications::open(&args.data_dir, public_url)?;
     let store_path = local_notifications.store_path.clone();
     let app = Arc::new(
         App::new(source, AppOptions::default())
@@ -139,6 +146,7 @@ fn router(state: Arc<ServerState>, webhook_state: Arc<WebhookState>) -> Router {
     let notifications = Router::new()
         .route(WEBHOOK_PATH, post(webhook))
         .route(OUTBOX_PATH, get(outbox))
+        .route(UNSUBSCRIBE_PATH, get(unsubscribe_page).post(unsubscribe))
         .layer(DefaultBodyLimit::max(WEBHOOK_MAX_BODY_BYTES))
         .with_state(webhook_state);
     Router::new()

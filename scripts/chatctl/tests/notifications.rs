@@ -176,4 +176,31 @@ async fn a_signed_webhook_reaches_the_offline_subscriber_through_the_outbox() {
         1,
         "only the code: sam wrote it"
     );
+
+    // The email's link: opening it only asks; the button stops the emails.
+    let link = notified[1]
+        .lines()
+        .find_map(|l| l.strip_prefix("To stop these emails, open: "))
+        .unwrap()
+        .to_owned();
+    assert!(
+        link.starts_with(&format!("{}/notifications/unsubscribe?", server.base)),
+        "{link}"
+    );
+    let page = reqwest::get(&link).await.unwrap().text().await.unwrap();
+    assert!(page.contains("<form method=post>"), "{page}");
+    let client = reqwest::Client::new();
+    let forged = link.replace("sig=", "sig=x");
+    assert_eq!(
+        client.post(&forged).send().await.unwrap().status().as_u16(),
+        403
+    );
+    assert_eq!(
+        client.post(&link).send().await.unwrap().status().as_u16(),
+        200
+    );
+    // The subscription is gone from the store (the 10-minute window would hide a later email).
+    let store = std::fs::read_to_string(data.join("notifications.json")).unwrap();
+    assert!(!store.contains("SUB#alex"), "{store}");
+    assert!(store.contains("SUB#sam"));
 }

@@ -141,6 +141,21 @@ impl Store for FileStore {
         })
     }
 
+    fn delete<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let mut items = self.lock();
+            let id = (key.partition(), key.sort());
+            let Some(previous) = items.remove(&id) else {
+                return Ok(());
+            };
+            if let Err(err) = self.save(&items) {
+                items.insert(id, previous);
+                return Err(err);
+            }
+            Ok(())
+        })
+    }
+
     fn subscriptions<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<Vec<Subscription>>> {
         Box::pin(async move {
             let items = self.lock();

@@ -18,6 +18,8 @@ pub struct Email {
     pub to: EmailAddress,
     pub subject: String,
     pub text: String,
+    /// The unsubscribe link, also sent as `List-Unsubscribe` (RFC 8058 one-click).
+    pub unsubscribe: Option<String>,
 }
 
 pub trait Mailer: Send + Sync {
@@ -108,12 +110,18 @@ fn without_url(err: &reqwest::Error) -> String {
 impl Mailer for SendGrid {
     fn send<'a>(&'a self, email: &'a Email) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let body = json!({
+            let mut body = json!({
                 "personalizations": [{"to": [{"email": email.to.as_str()}]}],
                 "from": {"email": self.from, "name": FROM_NAME},
                 "subject": email.subject,
                 "content": [{"type": "text/plain", "value": email.text}],
             });
+            if let Some(link) = &email.unsubscribe {
+                body["headers"] = json!({
+                    "List-Unsubscribe": format!("<{link}>"),
+                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                });
+            }
             let body = serde_json::to_vec(&body).unwrap_or_default();
             let started = Instant::now();
             let mut attempt = 0;
@@ -182,8 +190,13 @@ impl Mailer for Outbox {
                 .unwrap_or_default();
             let n = self.sequence.fetch_add(1, Ordering::SeqCst);
             let name = format!("{millis:015}-{n:04}.eml");
+            let list_unsubscribe = email
+                .unsubscribe
+                .as_ref()
+                .map(|link| format!("List-Unsubscribe: <{link}>\n"))
+                .unwrap_or_default();
             let content = format!(
-                "To: {}\nFrom: {FROM_NAME} <notifications@localhost>\nSubject: {}\n\n{}",
+                "To: {}\nFrom: {FROM_NAME} <notifications@localhost>\nSubject: {}\n{list_unsubscribe}\n{}",
                 email.to, email.subject, email.text
             );
             let write = async {

@@ -8,6 +8,7 @@ use super::mailer::Email;
 pub fn confirmation(to: &EmailAddress, channel: &str, code: &str) -> Email {
     Email {
         to: to.clone(),
+        unsubscribe: None,
         subject: format!("Your confirmation code: {code}"),
         text: format!(
             "Hello,\n\n\
@@ -76,6 +77,7 @@ pub fn new_messages(
         to: to.clone(),
         subject,
         text,
+        unsubscribe: unsubscribe.map(str::to_owned),
     }
 }
 

@@ -17,6 +17,7 @@ pub mod notifier;
 pub mod operations;
 pub mod queue;
 pub mod store;
+pub mod unsubscribe;
 pub mod webhook;
 
 pub use address::EmailAddress;

@@ -208,13 +208,14 @@ impl App {
                 more,
                 previous_sent_at,
             } => {
+                let link = self.unsubscribe_link(channel, email).await;
                 let mail = messages::new_messages(
                     email,
                     channel,
                     &pending,
                     more,
                     self.notify_options.window.as_secs(),
-                    None,
+                    link.as_deref(),
                 );
                 let mailer = self.mailer().await?;
                 if let Err(err) = mailer.send(&mail).await {

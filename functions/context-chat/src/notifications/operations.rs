@@ -18,6 +18,9 @@ pub struct NotificationPorts {
     pub store: Arc<dyn Store>,
     pub queue: Option<Arc<dyn Queue>>,
     pub fallback_mailer: Option<Arc<dyn Mailer>>,
+    /// Where this deployment answers HTTP (the webhook's API): emails link to
+    /// `<public_url>/notifications/unsubscribe`. Without it they say to ask an administrator.
+    pub public_url: Option<url::Url>,
 }
 
 impl App {
@@ -185,6 +188,56 @@ impl App {
         Ok(WebhookOutcome::Queued {
             message_sid: event.message_sid,
         })
+    }
+}
+
+impl App {
+    /// The unsubscribe link: stops `channel`'s emails to `email` when its signature holds.
+    /// Answers how many subscriptions ended.
+    pub async fn unsubscribe(&self, channel: &str, email: &str, signature: &str) -> Result<usize> {
+        let email = EmailAddress::parse(email)?;
+        let runtime = self.runtime().await?;
+        let signer = runtime.unsubscribe_signer.as_ref().ok_or_else(|| {
+            ChatError::internal("Unsubscribe links cannot be checked: no auth token is set.")
+        })?;
+        if !signer.check(channel, &email, signature) {
+            return Err(ChatError::access_denied(
+                "This unsubscribe link is not valid; use the one in the email, unchanged.",
+            ));
+        }
+        let store = self.store()?;
+        let mut ended = 0;
+        for subscription in store.subscriptions(channel).await? {
+            if subscription.email == email {
+                store
+                    .delete(&Key::Subscription {
+                        channel: channel.to_owned(),
+                        identity: subscription.identity.clone(),
+                    })
+                    .await?;
+                ended += 1;
+            }
+        }
+        store
+            .delete(&Key::Digest {
+                channel: channel.to_owned(),
+                email: email.clone(),
+            })
+            .await?;
+        tracing::info!(channel, ended, "unsubscribed by link");
+        Ok(ended)
+    }
+
+    /// The unsubscribe link of an email about `channel` to `email`, when one can be made.
+    pub(crate) async fn unsubscribe_link(
+        &self,
+        channel: &str,
+        email: &EmailAddress,
+    ) -> Option<String> {
+        let base = self.ports().ok()?.public_url.as_ref()?;
+        let runtime = self.runtime().await.ok()?;
+        let signer = runtime.unsubscribe_signer.as_ref()?;
+        Some(signer.link(base, channel, email))
     }
 }
 

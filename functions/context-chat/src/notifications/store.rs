@@ -78,6 +78,9 @@ pub trait Store: Send + Sync {
     /// Writes `doc` when `expect` holds; `Ok(false)` when it did not (someone else wrote).
     fn put<'a>(&'a self, key: &'a Key, doc: Stored, expect: Expect) -> BoxFuture<'a, Result<bool>>;
 
+    /// Removes a document; absent is fine.
+    fn delete<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<()>>;
+
     /// Every subscription to `channel`.
     fn subscriptions<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<Vec<Subscription>>>;
 }
