@@ -5,6 +5,7 @@ mod dynamo_store;
 mod sqs_queue;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use context_chat::notifications::operations::NotificationPorts;
 use context_chat::{ChatError, Result};
@@ -29,14 +30,28 @@ pub async fn ports_from_env(config: &aws_config::SdkConfig) -> Result<Notificati
     let table = var(TABLE_ENV).ok_or_else(|| {
         ChatError::internal(format!("The environment variable {TABLE_ENV} is not set."))
     })?;
+    // Twilio gives the webhook 5 s; a stuck call must fail (and Twilio retry) before that.
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_millis(1500))
+        .operation_timeout(Duration::from_secs(3))
+        .build();
     let store = Arc::new(DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(config),
+        aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(config)
+                .timeout_config(timeouts.clone())
+                .build(),
+        ),
         table,
     ));
     let queue = match (var(QUEUE_ENV), var(DELAY_QUEUE_ENV)) {
         (None, None) => None,
         (queue, delay) => Some(Arc::new(SqsQueue::new(
-            aws_sdk_sqs::Client::new(config),
+            aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(config)
+                    .timeout_config(timeouts)
+                    .build(),
+            ),
             queue,
             delay,
         )) as Arc<dyn context_chat::notifications::Queue>),

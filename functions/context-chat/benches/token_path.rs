@@ -56,7 +56,7 @@ fn setup() -> Bench {
             issuer: None,
             audience: None,
         },
-        sendgrid: None,
+        sendgrid: Ok(None),
     };
     let twilio = rt.block_on(TwilioStandIn::start_unchecked());
     let mut with_twilio = settings.clone();

@@ -106,8 +106,9 @@ impl App {
     }
 
     /// Settings from SSM under `STACK_NAME` when it is set (the AWS SDK's standard chain,
-    /// so `AWS_ENDPOINT_URL` can point it elsewhere), otherwise from environment variables.
-    pub async fn settings_source_from_env() -> SettingsSource {
+    /// so `AWS_ENDPOINT_URL` can point it elsewhere), reading `paths` below it; otherwise
+    /// from environment variables.
+    pub async fn settings_source_from_env(paths: &'static [&'static str]) -> SettingsSource {
         match std::env::var("STACK_NAME") {
             Ok(stack) if !stack.trim().is_empty() => {
                 let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -116,6 +117,7 @@ impl App {
                 SettingsSource::Ssm {
                     client: aws_sdk_ssm::Client::new(&config),
                     stack: stack.trim().to_owned(),
+                    paths,
                 }
             }
             _ => SettingsSource::from_process_env(),
@@ -192,7 +194,7 @@ impl App {
             Some(prev) if prev.settings.twilio.same_api(twilio) => prev.provisioner.clone(),
             _ => self.provisioner(twilio),
         };
-        let mailer = settings.sendgrid.as_ref().map(|sendgrid| {
+        let mailer = settings.sendgrid.as_ref().ok().and_then(Option::as_ref).map(|sendgrid| {
             Arc::new(SendGrid::new(
                 self.twilio_http.clone(),
                 &sendgrid.api_base_url,

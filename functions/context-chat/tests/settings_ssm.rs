@@ -51,6 +51,7 @@ async fn loads_every_page_and_decrypts_secure_strings() {
 
     let source = SettingsSource::Ssm {
         client: ssm,
+        paths: context_chat::settings::TOKEN_PATHS,
         stack: stack.clone(),
     };
     let settings = source.load().await.unwrap();
@@ -84,6 +85,7 @@ async fn a_missing_parameter_is_entity_not_found_naming_it() {
     put_all(&ssm, &stack, Some(Param::ApiSecret)).await;
     let source = SettingsSource::Ssm {
         client: ssm,
+        paths: context_chat::settings::TOKEN_PATHS,
         stack: stack.clone(),
     };
     let err = source.load().await.unwrap_err();
@@ -103,6 +105,7 @@ async fn unreachable_ssm_is_an_internal_error() {
     let ssm = ssm_client(&format!("http://127.0.0.1:{port}")).await;
     let source = SettingsSource::Ssm {
         client: ssm,
+        paths: context_chat::settings::TOKEN_PATHS,
         stack: "nowhere".into(),
     };
     let err = source.load().await.unwrap_err();
@@ -124,6 +127,7 @@ async fn the_app_reads_settings_once_per_maximum_age_and_keeps_them_when_ssm_fai
     let app = App::new(
         SettingsSource::Ssm {
             client: ssm.clone(),
+            paths: context_chat::settings::TOKEN_PATHS,
             stack: stack.clone(),
         },
         options,

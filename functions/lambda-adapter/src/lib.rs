@@ -8,6 +8,8 @@ use std::sync::Arc;
 use aws_lambda_events::appsync::AppSyncDirectResolverEvent;
 use context_chat::notifications::operations::NotificationPorts;
 use context_chat::{App, AppOptions, ChatError};
+
+pub use context_chat::settings::{ALL_PATHS, TOKEN_PATHS};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 use tracing::Instrument;
@@ -68,7 +70,7 @@ pub fn init_tracing() {
 /// `STACK_NAME`), then settings and the issuer's keys, fetched during init rather than on
 /// the first invocation. A failure here is logged; invocations retry and report it.
 pub async fn build_app() -> Arc<App> {
-    build_app_with(None, Warm::SettingsAndKeys).await
+    build_app_with(None, Warm::SettingsAndKeys, TOKEN_PATHS).await
 }
 
 /// What a function loads during init, so that its first invocation does not wait for it.
@@ -86,8 +88,9 @@ pub enum Warm {
 pub async fn build_app_with(
     ports: Option<context_chat::Result<NotificationPorts>>,
     warm: Warm,
+    ssm_paths: &'static [&'static str],
 ) -> Arc<App> {
-    let source = App::settings_source_from_env().await;
+    let source = App::settings_source_from_env(ssm_paths).await;
     let mut app = App::new(source, AppOptions::default());
     match ports {
         Some(Ok(ports)) => app = app.with_notifications(ports),

@@ -17,6 +17,7 @@ async fn main() -> Result<(), Error> {
     let app = build_app_with(
         Some(aws_ports::ports_from_env(&config).await),
         Warm::Settings,
+        lambda_adapter::ALL_PATHS,
     )
     .await;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {

@@ -26,6 +26,7 @@ async fn main() -> Result<(), Error> {
     let app = build_app_with(
         Some(aws_ports::ports_from_env(&config).await),
         Warm::Settings,
+        lambda_adapter::TOKEN_PATHS,
     )
     .await;
     let public_url = std::env::var(PUBLIC_URL_ENV)

@@ -11,6 +11,7 @@ async fn main() -> Result<(), Error> {
     let app = build_app_with(
         Some(aws_ports::ports_from_env(&config).await),
         Warm::Nothing,
+        lambda_adapter::TOKEN_PATHS,
     )
     .await;
     serve(app, |app, call| async move {

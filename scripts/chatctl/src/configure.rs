@@ -95,5 +95,5 @@ async fn settings_source() -> Result<SettingsSource, String> {
                 .into(),
         );
     }
-    Ok(App::settings_source_from_env().await)
+    Ok(App::settings_source_from_env(context_chat::settings::TOKEN_PATHS).await)
 }

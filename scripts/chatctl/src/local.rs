@@ -89,6 +89,6 @@ pub fn embedded_settings(jwks_url: Url) -> Settings {
             issuer: None,
             audience: None,
         },
-        sendgrid: None,
+        sendgrid: Ok(None),
     }
 }

@@ -103,8 +103,9 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         ),
     }
     match &runtime.settings.sendgrid {
-        Some(sendgrid) => println!("Email: SendGrid, from notifications@{}", sendgrid.domain),
-        None => println!(
+        Ok(Some(sendgrid)) => println!("Email: SendGrid, from notifications@{}", sendgrid.domain),
+        Err(err) => return Err(format!("settings: {}", err.message)),
+        Ok(None) => println!(
             "Email: written to the outbox, {} (list: http://{addr}{OUTBOX_PATH})",
             outbox_dir.display()
         ),
@@ -171,7 +172,10 @@ async fn choose_settings(
         .filter(|p| **p != Param::ApiBaseUrl)
         .any(|p| std::env::var(p.env_var()).is_ok_and(|v| !v.is_empty()));
     if std::env::var("STACK_NAME").is_ok_and(|v| !v.trim().is_empty()) || from_env {
-        return Ok((App::settings_source_from_env().await, None));
+        return Ok((
+            App::settings_source_from_env(context_chat::settings::ALL_PATHS).await,
+            None,
+        ));
     }
     let local = LocalIssuer::load_or_create(&args.data_dir)?;
     let jwks_url = format!("http://{addr}{JWKS_PATH}")

@@ -78,21 +78,24 @@ async fn local_mode_answers_the_widgets_operations_from_the_printed_token() {
     .unwrap();
     assert_eq!(header["cty"], "twilio-fpa;v=1");
 
-    // Not yet built: a clear InternalError, not a crash or a silent success.
+    // The notification documents are answered (details in tests/notifications.rs).
     let body = operation(
         &server,
         "enableChannelNotifications",
         json!({"channel": "general", "email": "alex@example.com", "token": token}),
     )
     .await;
-    assert_eq!(error_type(&body), "InternalError");
+    assert_eq!(
+        body["data"]["enableChannelNotifications"]["emailVerified"], false,
+        "{body}"
+    );
     let body = operation(
         &server,
         "verifyEmail",
         json!({"email": "alex@example.com", "code": "123456"}),
     )
     .await;
-    assert_eq!(error_type(&body), "InternalError");
+    assert_eq!(error_type(&body), "BadRequest", "codes have 8 digits");
 
     // The development key survives a restart: the same kid is published again.
     let jwks: Value = reqwest::get(format!("{}/.well-known/jwks.json", server.base))

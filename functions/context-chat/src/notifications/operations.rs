@@ -47,6 +47,9 @@ impl App {
         if let Some(mailer) = &runtime.mailer {
             return Ok(mailer.clone());
         }
+        if let Err(err) = &runtime.settings.sendgrid {
+            return Err(err.clone());
+        }
         self.ports()?.fallback_mailer.clone().ok_or_else(|| {
             ChatError::internal(format!(
                 "Email is not set up: {} and {} are missing.",

@@ -5,7 +5,7 @@ mod params;
 mod source;
 
 pub use params::Param;
-pub use source::SettingsSource;
+pub use source::{ALL_PATHS, SettingsSource, TOKEN_PATHS};
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -21,8 +21,9 @@ use crate::twilio::access_token::{DEFAULT_TTL_SECS, MAX_TTL_SECS};
 pub struct Settings {
     pub twilio: TwilioSettings,
     pub chat: ChatSettings,
-    /// `None` when no SendGrid API key is set: only the notification functions need it.
-    pub sendgrid: Option<SendGridSettings>,
+    /// `Ok(None)` when no SendGrid API key is set. A mistake here is kept, not raised, so
+    /// that it fails only the email it concerns and never the token path.
+    pub sendgrid: Result<Option<SendGridSettings>, ChatError>,
 }
 
 #[derive(Debug, Clone)]
@@ -123,7 +124,7 @@ impl Settings {
         Ok(Settings {
             twilio: TwilioSettings::from_raw(raw, describe)?,
             chat: ChatSettings::from_raw(raw, describe)?,
-            sendgrid: SendGridSettings::from_raw(raw, describe)?,
+            sendgrid: SendGridSettings::from_raw(raw, describe),
         })
     }
 }
@@ -286,6 +287,39 @@ mod tests {
         let err = Settings::from_raw(&raw, &describe).unwrap_err();
         assert!(err.message.contains("/stack/twilio/accountSID"));
         assert!(!err.message.contains("secret-looking"));
+    }
+
+    #[test]
+    fn a_sendgrid_mistake_is_kept_for_email_and_does_not_stop_the_token_path() {
+        let mut raw = good();
+        assert!(matches!(
+            Settings::from_raw(&raw, &describe).unwrap().sendgrid,
+            Ok(None)
+        ));
+        raw.insert(Param::SendGridApiKey, "SG.secret-key".into());
+        let loaded = Settings::from_raw(&raw, &describe).unwrap();
+        let err = loaded.sendgrid.unwrap_err();
+        assert!(
+            err.message.contains("/stack/sendgrid/domain"),
+            "{}",
+            err.message
+        );
+        assert!(!err.message.contains("SG.secret-key"));
+        raw.insert(Param::SendGridDomain, "Chat.Example.org".into());
+        let sendgrid = Settings::from_raw(&raw, &describe)
+            .unwrap()
+            .sendgrid
+            .unwrap()
+            .unwrap();
+        assert_eq!(sendgrid.domain, "chat.example.org");
+        assert_eq!(sendgrid.api_base_url.as_str(), "https://api.sendgrid.com/");
+        raw.insert(Param::SendGridDomain, "not a domain".into());
+        assert!(
+            Settings::from_raw(&raw, &describe)
+                .unwrap()
+                .sendgrid
+                .is_err()
+        );
     }
 
     #[test]

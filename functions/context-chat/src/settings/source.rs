@@ -7,14 +7,19 @@ use aws_sdk_ssm::error::DisplayErrorContext;
 use super::{Param, RawParams, Settings, TwilioSettings};
 use crate::error::{ChatError, Result};
 
-/// The SSM paths read, below `/STACK/`.
-const SSM_PATHS: [&str; 3] = ["twilio", "chat", "sendgrid"];
+/// The SSM paths below `/STACK/` that the token path reads: a function reads only the paths
+/// it needs, and may be allowed only those.
+pub const TOKEN_PATHS: &[&str] = &["twilio", "chat"];
+/// Those and SendGrid's: the functions (and the local server) that send email.
+pub const ALL_PATHS: &[&str] = &["twilio", "chat", "sendgrid"];
 
 pub enum SettingsSource {
-    /// `GetParametersByPath` under `/STACK/twilio`, `/STACK/chat` and `/STACK/sendgrid`.
+    /// `GetParametersByPath` under each of `paths` below `/STACK/`
+    /// ([`TOKEN_PATHS`] or [`ALL_PATHS`]).
     Ssm {
         client: aws_sdk_ssm::Client,
         stack: String,
+        paths: &'static [&'static str],
     },
     /// Values as environment variables name them, captured once at start.
     Env(HashMap<String, String>),
@@ -67,8 +72,12 @@ impl SettingsSource {
                 .iter()
                 .filter_map(|p| Some((*p, vars.get(p.env_var())?.clone())))
                 .collect(),
-            SettingsSource::Ssm { client, stack } => {
-                let mut raw = load_ssm(client, stack).await?;
+            SettingsSource::Ssm {
+                client,
+                stack,
+                paths,
+            } => {
+                let mut raw = load_ssm(client, stack, paths).await?;
                 for param in Param::ALL {
                     if let Some(value) = env_override(param) {
                         raw.insert(param, value);
@@ -91,14 +100,16 @@ fn env_override(param: Param) -> Option<String> {
         .filter(|u| !u.trim().is_empty())
 }
 
-/// Reads both paths at once: the two round trips overlap, which matters during a cold start.
-async fn load_ssm(client: &aws_sdk_ssm::Client, stack: &str) -> Result<RawParams> {
+/// Reads the paths at once: the round trips overlap, which matters during a cold start.
+async fn load_ssm(client: &aws_sdk_ssm::Client, stack: &str, paths: &[&str]) -> Result<RawParams> {
     let prefix = format!("/{stack}/");
-    let [twilio, chat, sendgrid] = SSM_PATHS.map(|path| load_ssm_path(client, &prefix, path));
-    let (twilio, chat, sendgrid) = tokio::join!(twilio, chat, sendgrid);
-    let mut raw = twilio?;
-    raw.extend(chat?);
-    raw.extend(sendgrid?);
+    let loads = paths
+        .iter()
+        .map(|path| load_ssm_path(client, &prefix, path));
+    let mut raw = RawParams::new();
+    for part in futures_util::future::join_all(loads).await {
+        raw.extend(part?);
+    }
     Ok(raw)
 }
 
