@@ -194,14 +194,19 @@ impl App {
             Some(prev) if prev.settings.twilio.same_api(twilio) => prev.provisioner.clone(),
             _ => self.provisioner(twilio),
         };
-        let mailer = settings.sendgrid.as_ref().ok().and_then(Option::as_ref).map(|sendgrid| {
-            Arc::new(SendGrid::new(
-                self.twilio_http.clone(),
-                &sendgrid.api_base_url,
-                sendgrid.api_key.clone(),
-                &sendgrid.domain,
-            )) as Arc<dyn Mailer>
-        });
+        let mailer = settings
+            .sendgrid
+            .as_ref()
+            .ok()
+            .and_then(Option::as_ref)
+            .map(|sendgrid| {
+                Arc::new(SendGrid::new(
+                    self.twilio_http.clone(),
+                    &sendgrid.api_base_url,
+                    sendgrid.api_key.clone(),
+                    &sendgrid.domain,
+                )) as Arc<dyn Mailer>
+            });
         let webhook_checker = twilio
             .auth_token
             .as_ref()
