@@ -6,6 +6,7 @@
 pub mod app;
 pub mod context_token;
 pub mod dev_keys;
+pub mod dev_token;
 pub mod error;
 #[cfg(feature = "graphql")]
 pub mod graphql;

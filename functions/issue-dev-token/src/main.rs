@@ -1,0 +1,116 @@
+//! The dev-extras stack's token API, `POST /token?identity=alex&context=general,random`
+//! (optional `ttl` seconds, at most a day) on an HTTP API (payload 2.0): a context token
+//! signed with the development key in SSM under `/STACK-dev-extras/chat-development/`
+//! (`privateKey`, `keyId`), read once per process. Answers `{"token": …}`.
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use aws_sdk_ssm::error::DisplayErrorContext;
+use context_chat::context_token::now_unix;
+use context_chat::dev_keys::ContextTokenSigner;
+use context_chat::{ChatError, ErrorKind, dev_token};
+use lambda_adapter::{Error, init_tracing};
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::json;
+use tokio::sync::OnceCell;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let ssm = aws_sdk_ssm::Client::new(&config);
+    let path = key_path();
+    let signer: OnceCell<ContextTokenSigner> = OnceCell::new();
+    if let Err(err) = signer.get_or_try_init(|| load_signer(&ssm, &path)).await {
+        tracing::error!(reason = %err.message, "loading the development key failed; invocations will retry");
+    }
+    let (ssm, path, signer) = (&ssm, &path, &signer);
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
+            let outcome = match signer.get_or_try_init(|| load_signer(ssm, path)).await {
+                Ok(signer) => issue(signer, &event.payload),
+                Err(err) => Err(err),
+            };
+            Ok::<_, Error>(answer(outcome))
+        },
+    ))
+    .await
+}
+
+/// `/STACK-dev-extras/chat-development`, or `DEV_EXTRAS_SSM_PATH` when set.
+fn key_path() -> String {
+    std::env::var("DEV_EXTRAS_SSM_PATH").unwrap_or_else(|_| {
+        format!(
+            "/{}-dev-extras/chat-development",
+            std::env::var("STACK_NAME").unwrap_or_default().trim()
+        )
+    })
+}
+
+async fn load_signer(
+    ssm: &aws_sdk_ssm::Client,
+    path: &str,
+) -> Result<ContextTokenSigner, ChatError> {
+    let output = ssm
+        .get_parameters_by_path()
+        .path(path)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| {
+            tracing::error!(path, error = %DisplayErrorContext(&e), "reading the development key failed");
+            ChatError::internal(format!("Could not read the development key under {path}."))
+        })?;
+    let value = |name: &str| {
+        output
+            .parameters()
+            .iter()
+            .find(|p| p.name() == Some(&format!("{path}/{name}")))
+            .and_then(|p| p.value().map(str::to_owned))
+            .ok_or_else(|| {
+                ChatError::not_found(format!("The SSM parameter {path}/{name} is missing."))
+            })
+    };
+    let (pem, kid) = (value("privateKey")?, value("keyId")?);
+    ContextTokenSigner::from_pem(&pem, kid.trim())
+        .map_err(|_| ChatError::internal(format!("{path}/privateKey is not a PKCS#8 P-256 PEM.")))
+}
+
+fn issue(
+    signer: &ContextTokenSigner,
+    request: &ApiGatewayV2httpRequest,
+) -> Result<String, ChatError> {
+    if request.request_context.http.method != aws_lambda_events::http::Method::POST {
+        return Err(ChatError::bad_request("Use POST."));
+    }
+    let query: Vec<(String, String)> = request
+        .query_string_parameters
+        .iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let token = dev_token::issue(signer, &query, now_unix())?;
+    tracing::info!(kid = signer.kid(), "development token issued");
+    Ok(token)
+}
+
+fn answer(outcome: Result<String, ChatError>) -> ApiGatewayV2httpResponse {
+    let (status, body) = match outcome {
+        Ok(token) => (200, json!({ "token": token })),
+        Err(err) => (
+            match err.kind {
+                ErrorKind::BadRequest => 400,
+                ErrorKind::AccessDenied => 403,
+                _ => 500,
+            },
+            json!({ "errorType": err.kind.as_str(), "message": err.message }),
+        ),
+    };
+    let mut response = ApiGatewayV2httpResponse::default();
+    response.status_code = status;
+    response.headers.insert(
+        "content-type",
+        "application/json".parse().expect("a header value"),
+    );
+    response.body = Some(Body::Text(body.to_string()));
+    response
+}
