@@ -5,6 +5,7 @@ mod configure;
 mod dev;
 mod local;
 mod notifications;
+mod put_params;
 mod serve;
 
 use std::path::PathBuf;
@@ -74,6 +75,9 @@ enum Command {
     /// Set up the Twilio Conversation Service for this product: roles, default roles,
     /// reachability, and the onMessageAdded webhook. Safe to run again.
     ConfigureTwilio(configure::ConfigureArgs),
+    /// Put the deployment's SSM parameters under /STACK/ from the environment (TWILIO_*,
+    /// CHAT_*, SENDGRID_*) or --set, SecureString where the product says; checked first.
+    PutParams(put_params::PutParamsArgs),
 }
 
 #[tokio::main]
@@ -105,6 +109,7 @@ async fn main() -> ExitCode {
             audience,
         } => dev::token(&private_key, kid, identity, context, ttl, issuer, audience),
         Command::ConfigureTwilio(args) => configure::run(args).await,
+        Command::PutParams(args) => put_params::run(args).await,
         Command::Schema => {
             print!("{}", context_chat::graphql::sdl());
             Ok(())

@@ -1,0 +1,147 @@
+//! `chatctl put-params`: puts a deployment's SSM parameters (`shared/PRODUCT.md`'s table) from
+//! the environment variables that name them, or `--set`, as SecureString where the table
+//! says. The values are checked as the functions will load them before anything is written.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use aws_sdk_ssm::error::DisplayErrorContext;
+use aws_sdk_ssm::types::ParameterType;
+use context_chat::settings::{Param, SettingsSource};
+
+#[derive(clap::Args)]
+pub struct PutParamsArgs {
+    /// The stack: parameters go under /STACK/.
+    #[arg(long, env = "STACK_NAME")]
+    stack: String,
+    /// A value by its SSM name below /STACK/, e.g. --set twilio/accountSID=AC…; wins over the
+    /// environment variable of the same parameter.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+    /// Put only what is given, without checking that the whole set loads.
+    #[arg(long)]
+    partial: bool,
+    /// The dev-extras signing key (PKCS#8 P-256 PEM), for /STACK-dev-extras/chat-development/.
+    #[arg(long, requires = "dev_key_id")]
+    dev_private_key: Option<PathBuf>,
+    #[arg(long)]
+    dev_key_id: Option<String>,
+    /// Print what would be put (secrets masked), put nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+pub async fn run(args: PutParamsArgs) -> Result<(), String> {
+    let stack = args.stack.trim();
+    if stack.is_empty()
+        || !stack
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err("--stack must be a stack name (letters, digits, - and _)".into());
+    }
+    let mut values: HashMap<Param, String> = Param::ALL
+        .iter()
+        .filter_map(|p| {
+            Some((
+                *p,
+                std::env::var(p.env_var())
+                    .ok()
+                    .filter(|v| !v.trim().is_empty())?,
+            ))
+        })
+        .collect();
+    for pair in &args.set {
+        let (name, value) = pair.split_once('=').ok_or_else(|| {
+            format!(
+                "--set {name:?} must be NAME=VALUE",
+                name = pair.split('=').next().unwrap_or_default()
+            )
+        })?;
+        let param = Param::from_ssm_suffix(name.trim())
+            .ok_or_else(|| format!("--set: {name:?} is not one of the parameters ({})", names()))?;
+        values.insert(param, value.to_owned());
+    }
+    if values.is_empty() && args.dev_private_key.is_none() {
+        return Err(format!(
+            "nothing to put: set the variables ({}) or use --set",
+            env_names()
+        ));
+    }
+    if !args.partial {
+        let env: HashMap<String, String> = values
+            .iter()
+            .map(|(p, v)| (p.env_var().to_owned(), v.clone()))
+            .collect();
+        let settings = SettingsSource::Env(env)
+            .load()
+            .await
+            .map_err(|e| format!("{} (nothing was put)", e.message))?;
+        if let Err(e) = settings.sendgrid {
+            return Err(format!("{} (nothing was put)", e.message));
+        }
+    }
+    let mut puts: Vec<(String, String, bool)> = values
+        .iter()
+        .map(|(p, v)| (p.ssm_name(stack), v.trim().to_owned(), p.is_secret()))
+        .collect();
+    if let (Some(file), Some(kid)) = (&args.dev_private_key, &args.dev_key_id) {
+        let pem = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        context_chat::dev_keys::ContextTokenSigner::from_pem(&pem, kid)
+            .map_err(|_| format!("{} is not a PKCS#8 P-256 private key", file.display()))?;
+        let base = format!("/{stack}-dev-extras/chat-development");
+        puts.push((format!("{base}/privateKey"), pem, true));
+        puts.push((format!("{base}/keyId"), kid.trim().to_owned(), false));
+    }
+    puts.sort();
+    if args.dry_run {
+        for (name, value, secure) in &puts {
+            let shown = if *secure {
+                "(secret)".to_owned()
+            } else {
+                value.clone()
+            };
+            println!(
+                "would put {name} = {shown}{}",
+                if *secure { " [SecureString]" } else { "" }
+            );
+        }
+        return Ok(());
+    }
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let ssm = aws_sdk_ssm::Client::new(&config);
+    for (name, value, secure) in &puts {
+        ssm.put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(if *secure {
+                ParameterType::SecureString
+            } else {
+                ParameterType::String
+            })
+            .overwrite(true)
+            .send()
+            .await
+            .map_err(|e| format!("putting {name} failed: {}", DisplayErrorContext(&e)))?;
+        println!("put {name}{}", if *secure { " [SecureString]" } else { "" });
+    }
+    Ok(())
+}
+
+fn names() -> String {
+    Param::ALL
+        .iter()
+        .map(|p| p.ssm_suffix())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn env_names() -> String {
+    Param::ALL
+        .iter()
+        .map(|p| p.env_var())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

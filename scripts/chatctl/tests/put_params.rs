@@ -1,0 +1,141 @@
+//! `chatctl put-params` against SSM on moto: what it puts is what the functions load.
+
+use context_chat::settings::{ALL_PATHS, SettingsSource};
+use secrecy::ExposeSecret;
+use test_support::{ACCOUNT_SID, API_KEY_SID, CHAT_SERVICE_SID, Moto, unique};
+
+mod common;
+use common::{chatctl, temp_dir};
+
+fn settings_env(stack: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("STACK_NAME", stack.to_owned()),
+        ("TWILIO_ACCOUNT_SID", ACCOUNT_SID.into()),
+        ("TWILIO_API_KEY", API_KEY_SID.into()),
+        ("TWILIO_API_SECRET", "the-api-secret".into()),
+        ("TWILIO_CHAT_SERVICE_SID", CHAT_SERVICE_SID.into()),
+        ("TWILIO_AUTH_TOKEN", "the-auth-token".into()),
+        (
+            "CHAT_JWKS_URL",
+            "https://toolbox.example.org/.well-known/jwks.json".into(),
+        ),
+        ("SENDGRID_API_KEY", "SG.the-key".into()),
+        ("SENDGRID_DOMAIN", "chat.example.org".into()),
+    ]
+}
+
+#[tokio::test]
+async fn puts_what_the_functions_load_with_secrets_as_securestrings() {
+    let moto = Moto::start();
+    let stack = unique("params");
+    let ssm = moto.ssm().await;
+    let key_dir = temp_dir("params-keys");
+    let keygen = chatctl(&[
+        "keygen",
+        "--kid",
+        "dev-1",
+        "--out-dir",
+        key_dir.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(keygen.status.success());
+    let private = key_dir.join("ecdsa-p256-dev-1-private.pem");
+
+    let output = chatctl(&[
+        "put-params",
+        "--dev-private-key",
+        private.to_str().unwrap(),
+        "--dev-key-id",
+        "dev-1",
+        "--set",
+        "chat/issuer=toolbox",
+    ])
+    .envs(moto.env())
+    .envs(settings_env(&stack))
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!stdout.contains("the-api-secret") && !stdout.contains("SG.the-key"));
+
+    let source = SettingsSource::Ssm {
+        client: ssm.clone(),
+        stack: stack.clone(),
+        paths: ALL_PATHS,
+    };
+    let settings = source.load().await.unwrap();
+    assert_eq!(settings.twilio.api_secret.expose_secret(), "the-api-secret");
+    assert_eq!(settings.chat.issuer.as_deref(), Some("toolbox"));
+    assert_eq!(
+        settings.sendgrid.unwrap().unwrap().domain,
+        "chat.example.org"
+    );
+    for (name, secure) in [
+        ("twilio/apiSecret", true),
+        ("twilio/authToken", true),
+        ("sendgrid/apiKey", true),
+        ("twilio/accountSID", false),
+        ("chat/jwks.json", false),
+    ] {
+        let p = ssm
+            .get_parameter()
+            .name(format!("/{stack}/{name}"))
+            .send()
+            .await
+            .unwrap()
+            .parameter
+            .unwrap();
+        assert_eq!(
+            p.r#type().unwrap().as_str() == "SecureString",
+            secure,
+            "{name}"
+        );
+    }
+    let dev = ssm
+        .get_parameter()
+        .name(format!("/{stack}-dev-extras/chat-development/privateKey"))
+        .with_decryption(true)
+        .send()
+        .await
+        .unwrap()
+        .parameter
+        .unwrap();
+    assert_eq!(dev.r#type().unwrap().as_str(), "SecureString");
+    assert!(dev.value().unwrap().contains("PRIVATE KEY"));
+}
+
+#[tokio::test]
+async fn a_bad_value_is_named_and_nothing_is_put() {
+    let moto = Moto::start();
+    let stack = unique("params-bad");
+    let mut env = settings_env(&stack);
+    env.retain(|(k, _)| *k != "TWILIO_ACCOUNT_SID");
+    env.push(("TWILIO_ACCOUNT_SID", "AC-not-a-sid".into()));
+    let output = chatctl(&["put-params"])
+        .envs(moto.env())
+        .envs(env)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("TWILIO_ACCOUNT_SID") && stderr.contains("nothing was put"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("the-api-secret"));
+    let found = moto
+        .ssm()
+        .await
+        .get_parameters_by_path()
+        .path(format!("/{stack}"))
+        .recursive(true)
+        .send()
+        .await
+        .unwrap();
+    assert!(found.parameters().is_empty());
+}
