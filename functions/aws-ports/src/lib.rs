@@ -23,6 +23,16 @@ pub const DELAY_QUEUE_ENV: &str = "NOTIFY_DELAY_QUEUE_URL";
 /// Where the deployment's HTTP API answers (for unsubscribe links in emails).
 pub const PUBLIC_URL_ENV: &str = "NOTIFICATIONS_PUBLIC_URL";
 
+/// A notification function's [`App`]: its ports from the environment, then
+/// [`lambda_adapter::build_app_with`] (settings from `ssm_paths`, warmed as `warm` says).
+pub async fn build_notification_app(
+    warm: lambda_adapter::Warm,
+    ssm_paths: &'static [&'static str],
+) -> Arc<context_chat::App> {
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    lambda_adapter::build_app_with(Some(ports_from_env(&config).await), warm, ssm_paths).await
+}
+
 /// What the environment names, for the functions:
 /// the store when `NOTIFICATIONS_TABLE` is set, the queues when their URLs are.
 pub async fn ports_from_env(config: &aws_config::SdkConfig) -> Result<NotificationPorts> {

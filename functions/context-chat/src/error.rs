@@ -25,6 +25,19 @@ impl ErrorKind {
     }
 }
 
+impl ErrorKind {
+    /// The status an HTTP door (webhook, unsubscribe link, dev token API) answers with.
+    /// Behind those doors `EntityNotFound` means a missing setting, so it is the server's
+    /// problem like the rest: 500 (which Twilio retries).
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::BadRequest => 400,
+            ErrorKind::AccessDenied => 403,
+            ErrorKind::EntityNotFound | ErrorKind::Conflict | ErrorKind::InternalError => 500,
+        }
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

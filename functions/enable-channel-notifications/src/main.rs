@@ -1,19 +1,14 @@
 //! AppSync direct resolver for
 //! `Mutation.enableChannelNotifications(channel: ID!, email: String!, token: ID!): SubscriptionResult!`.
 
-use lambda_adapter::{Error, Warm, build_app_with, init_tracing, serve, string_argument};
+use lambda_adapter::{Error, Warm, init_tracing, serve, string_argument};
 use serde_json::json;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let app = build_app_with(
-        Some(aws_ports::ports_from_env(&config).await),
-        Warm::SettingsAndKeys,
-        lambda_adapter::ALL_PATHS,
-    )
-    .await;
+    let app =
+        aws_ports::build_notification_app(Warm::SettingsAndKeys, lambda_adapter::ALL_PATHS).await;
     serve(app, |app, call| async move {
         let channel = string_argument(&call, "channel")?;
         let email = string_argument(&call, "email")?;

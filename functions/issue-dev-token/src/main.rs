@@ -8,7 +8,7 @@ use aws_lambda_events::encodings::Body;
 use aws_sdk_ssm::error::DisplayErrorContext;
 use context_chat::context_token::now_unix;
 use context_chat::dev_keys::ContextTokenSigner;
-use context_chat::{ChatError, ErrorKind, dev_token};
+use context_chat::{ChatError, dev_token};
 use lambda_adapter::{Error, init_tracing};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::json;
@@ -97,16 +97,12 @@ fn answer(outcome: Result<String, ChatError>) -> ApiGatewayV2httpResponse {
     let (status, body) = match outcome {
         Ok(token) => (200, json!({ "token": token })),
         Err(err) => (
-            match err.kind {
-                ErrorKind::BadRequest => 400,
-                ErrorKind::AccessDenied => 403,
-                _ => 500,
-            },
+            err.kind.http_status(),
             json!({ "errorType": err.kind.as_str(), "message": err.message }),
         ),
     };
     let mut response = ApiGatewayV2httpResponse::default();
-    response.status_code = status;
+    response.status_code = status.into();
     response.headers.insert(
         "content-type",
         "application/json".parse().expect("a header value"),

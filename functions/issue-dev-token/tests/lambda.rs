@@ -5,27 +5,19 @@ use std::path::Path;
 use context_chat::dev_keys::generate_es256;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
-use test_support::{Emulator, Function, Moto, put_parameter, unique};
+use test_support::{Emulator, Function, Moto, http_api_event, put_parameter, unique};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_issue-dev-token");
 
-fn http_event(method: &str, query: Value) -> Value {
-    json!({
-        "version": "2.0",
-        "routeKey": "POST /token",
-        "rawPath": "/token",
-        "rawQueryString": "",
-        "headers": {"host": "dev.example.org"},
-        "queryStringParameters": query,
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "dev", "domainName": "dev.example.org",
-            "domainPrefix": "dev", "requestId": "r", "routeKey": "POST /token", "stage": "$default",
-            "time": "22/Nov/2026:10:00:00 +0000", "timeEpoch": 1795341600000u64,
-            "http": {"method": method, "path": "/token", "protocol": "HTTP/1.1",
-                     "sourceIp": "127.0.0.1", "userAgent": "curl"}
-        },
-        "isBase64Encoded": false
-    })
+fn http_event(query: &[(&str, &str)]) -> Value {
+    http_api_event(
+        "POST",
+        "dev.example.org",
+        "/token",
+        query,
+        json!({"host": "dev.example.org"}),
+        None,
+    )
 }
 
 #[tokio::test]
@@ -45,10 +37,7 @@ async fn signs_a_context_token_with_the_key_in_ssm() {
     let answer = emulator
         .invoke(
             "issue-dev-token",
-            &http_event(
-                "POST",
-                json!({"identity": "alex", "context": "general,random"}),
-            ),
+            &http_event(&[("identity", "alex"), ("context", "general,random")]),
         )
         .await
         .value();
@@ -70,10 +59,7 @@ async fn signs_a_context_token_with_the_key_in_ssm() {
     assert_eq!(claims["contexts"], json!(["general", "random"]));
 
     let answer = emulator
-        .invoke(
-            "issue-dev-token",
-            &http_event("POST", json!({"context": "general"})),
-        )
+        .invoke("issue-dev-token", &http_event(&[("context", "general")]))
         .await
         .value();
     assert_eq!(answer["statusCode"], 400, "{answer}");

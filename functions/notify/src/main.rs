@@ -7,19 +7,13 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use context_chat::App;
 use context_chat::notifications::QueueMessage;
-use lambda_adapter::{Error, Warm, build_app_with, init_tracing};
+use lambda_adapter::{Error, Warm, init_tracing};
 use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let app = build_app_with(
-        Some(aws_ports::ports_from_env(&config).await),
-        Warm::Settings,
-        lambda_adapter::ALL_PATHS,
-    )
-    .await;
+    let app = aws_ports::build_notification_app(Warm::Settings, lambda_adapter::ALL_PATHS).await;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let app: Arc<App> = app.clone();
         async move { Ok::<_, Error>(handle(&app, event.payload).await) }

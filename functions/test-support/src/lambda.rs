@@ -237,3 +237,55 @@ pub fn appsync_event(parent: &str, field: &str, arguments: Value) -> Value {
     event["arguments"] = arguments;
     event
 }
+
+/// An HTTP API (payload 2.0) request as API Gateway hands it to a function on its default
+/// stage: `method path?query` to `domain`, with these headers and, base64-encoded as API
+/// Gateway does for form bodies, this body.
+pub fn http_api_event(
+    method: &str,
+    domain: &str,
+    path: &str,
+    query: &[(&str, &str)],
+    headers: Value,
+    body: Option<&str>,
+) -> Value {
+    use base64::Engine as _;
+    let raw_query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(query)
+        .finish();
+    let parameters: serde_json::Map<String, Value> = query
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::from(*v)))
+        .collect();
+    let route = format!("{method} {path}");
+    let mut event = serde_json::json!({
+        "version": "2.0",
+        "routeKey": route,
+        "rawPath": path,
+        "rawQueryString": raw_query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": domain,
+            "domainPrefix": domain.split('.').next().unwrap_or_default(),
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                     "sourceIp": "54.172.60.1", "userAgent": "test"},
+            "requestId": "req-1",
+            "routeKey": route,
+            "stage": "$default",
+            "time": "22/Nov/2026:10:00:00 +0000",
+            "timeEpoch": 1795341600000u64
+        },
+        "isBase64Encoded": body.is_some()
+    });
+    if !parameters.is_empty() {
+        event["queryStringParameters"] = Value::Object(parameters);
+    }
+    if let Some(body) = body {
+        event["body"] = base64::engine::general_purpose::STANDARD
+            .encode(body)
+            .into();
+    }
+    event
+}

@@ -9,9 +9,9 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::HeaderMap;
 use base64::Engine as _;
+use context_chat::App;
 use context_chat::notifications::{WebhookOutcome, WebhookRequest, unsubscribe};
-use context_chat::{App, ErrorKind};
-use lambda_adapter::{Error, Warm, build_app_with, init_tracing};
+use lambda_adapter::{Error, Warm, init_tracing};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::json;
 
@@ -22,13 +22,7 @@ const PUBLIC_URL_ENV: &str = "WEBHOOK_PUBLIC_URL";
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let app = build_app_with(
-        Some(aws_ports::ports_from_env(&config).await),
-        Warm::Settings,
-        lambda_adapter::TOKEN_PATHS,
-    )
-    .await;
+    let app = aws_ports::build_notification_app(Warm::Settings, lambda_adapter::TOKEN_PATHS).await;
     let public_url = std::env::var(PUBLIC_URL_ENV)
         .ok()
         .filter(|u| !u.trim().is_empty());
@@ -78,11 +72,7 @@ async fn handle(
         Ok(WebhookOutcome::Queued { .. }) => answer(200, "queued"),
         Ok(WebhookOutcome::Ignored { .. }) => answer(200, "ignored"),
         Err(err) => {
-            let status = match err.kind {
-                ErrorKind::AccessDenied => 403,
-                ErrorKind::BadRequest => 400,
-                _ => 500,
-            };
+            let status = err.kind.http_status();
             answer(status, &err.message)
         }
     }
@@ -138,14 +128,14 @@ fn called_url(request: &ApiGatewayV2httpRequest, public_url: Option<&str>) -> St
     }
 }
 
-fn answer(status: i64, message: &str) -> ApiGatewayV2httpResponse {
+fn answer(status: u16, message: &str) -> ApiGatewayV2httpResponse {
     let mut headers = HeaderMap::new();
     headers.insert(
         "content-type",
         "application/json".parse().expect("a header value"),
     );
     let mut response = ApiGatewayV2httpResponse::default();
-    response.status_code = status;
+    response.status_code = status.into();
     response.headers = headers;
     response.body = Some(Body::Text(json!({ "message": message }).to_string()));
     response

@@ -3,18 +3,17 @@
 
 use std::path::Path;
 
-use base64::Engine as _;
 use serde_json::{Value, json};
 use test_support::{
-    AUTH_TOKEN, Emulator, Function, Invocation, Moto, drain_queue, form_body, on_message_added,
-    put_notification_settings, put_settings, sign_form, unique,
+    AUTH_TOKEN, Emulator, Function, Invocation, Moto, drain_queue, form_body, http_api_event,
+    on_message_added, put_notification_settings, put_settings, sign_form, unique,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_twilio-webhook");
 const DOMAIN: &str = "abc123.execute-api.eu-west-1.amazonaws.com";
 const CONVERSATION: &str = "CH00000000000000000000000000000042";
 
-/// An HTTP API request as API Gateway hands it over, with the body base64-encoded.
+/// Twilio's POST to the webhook, as the HTTP API hands it over.
 fn http_event(signature: Option<&str>, body: &str) -> Value {
     let mut headers = json!({
         "content-type": "application/x-www-form-urlencoded",
@@ -24,28 +23,7 @@ fn http_event(signature: Option<&str>, body: &str) -> Value {
     if let Some(signature) = signature {
         headers["x-twilio-signature"] = signature.into();
     }
-    json!({
-        "version": "2.0",
-        "routeKey": "POST /twilio/webhook",
-        "rawPath": "/twilio/webhook",
-        "rawQueryString": "",
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "abc123",
-            "domainName": DOMAIN,
-            "domainPrefix": "abc123",
-            "http": {"method": "POST", "path": "/twilio/webhook", "protocol": "HTTP/1.1",
-                     "sourceIp": "54.172.60.1", "userAgent": "TwilioProxy/1.1"},
-            "requestId": "req-1",
-            "routeKey": "POST /twilio/webhook",
-            "stage": "$default",
-            "time": "22/Nov/2026:10:00:00 +0000",
-            "timeEpoch": 1795341600000u64
-        },
-        "body": base64::engine::general_purpose::STANDARD.encode(body),
-        "isBase64Encoded": true
-    })
+    http_api_event("POST", DOMAIN, "/twilio/webhook", &[], headers, Some(body))
 }
 
 fn status(invocation: Invocation) -> i64 {
@@ -130,12 +108,18 @@ async fn queues_signed_messages_once_and_refuses_forgeries_with_403() {
 
     // An email's unsubscribe link: GET asks, POST with a wrong signature is refused.
     for (method, expected) in [("GET", 200), ("POST", 403)] {
-        let mut event = http_event(None, "");
-        event["rawPath"] = "/notifications/unsubscribe".into();
-        event["rawQueryString"] = "channel=general&email=alex%40example.org&sig=AAAA".into();
-        event["queryStringParameters"] =
-            json!({"channel": "general", "email": "alex@example.org", "sig": "AAAA"});
-        event["requestContext"]["http"]["method"] = method.into();
+        let event = http_api_event(
+            method,
+            DOMAIN,
+            "/notifications/unsubscribe",
+            &[
+                ("channel", "general"),
+                ("email", "alex@example.org"),
+                ("sig", "AAAA"),
+            ],
+            json!({"host": DOMAIN}),
+            None,
+        );
         let answer = emulator.invoke("twilio-webhook", &event).await.value();
         assert_eq!(answer["statusCode"], expected, "{method} {answer}");
         assert!(

@@ -1,19 +1,13 @@
 //! AppSync direct resolver for `Mutation.verifyEmail(email: String!, code: String!): Boolean`.
 //! It needs no settings: only the store.
 
-use lambda_adapter::{Error, Warm, build_app_with, init_tracing, serve, string_argument};
+use lambda_adapter::{Error, Warm, init_tracing, serve, string_argument};
 use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let app = build_app_with(
-        Some(aws_ports::ports_from_env(&config).await),
-        Warm::Nothing,
-        lambda_adapter::TOKEN_PATHS,
-    )
-    .await;
+    let app = aws_ports::build_notification_app(Warm::Nothing, lambda_adapter::TOKEN_PATHS).await;
     serve(app, |app, call| async move {
         let email = string_argument(&call, "email")?;
         let code = string_argument(&call, "code")?;

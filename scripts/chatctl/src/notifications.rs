@@ -11,13 +11,13 @@ use axum::body::Bytes;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use context_chat::App;
 use context_chat::notifications::file_store::FileStore;
 use context_chat::notifications::operations::NotificationPorts;
 use context_chat::notifications::unsubscribe::escape;
 use context_chat::notifications::{
     LocalQueue, Outbox, QueueMessage, WebhookOutcome, WebhookRequest,
 };
-use context_chat::{App, ErrorKind};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -130,11 +130,8 @@ pub async fn webhook(
         Ok(WebhookOutcome::Queued { .. }) => (StatusCode::OK, "queued".to_owned()),
         Ok(WebhookOutcome::Ignored { .. }) => (StatusCode::OK, "ignored".to_owned()),
         Err(err) => (
-            match err.kind {
-                ErrorKind::AccessDenied => StatusCode::FORBIDDEN,
-                ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            },
+            StatusCode::from_u16(err.kind.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             err.message,
         ),
     };

@@ -85,11 +85,7 @@ pub fn result_page(channel: &str, outcome: crate::Result<usize>) -> (u16, String
             ),
         ),
         Err(err) => (
-            match err.kind {
-                crate::ErrorKind::AccessDenied => 403,
-                crate::ErrorKind::BadRequest => 400,
-                _ => 500,
-            },
+            err.kind.http_status(),
             page("Not done", &format!("<p>{}</p>", escape(&err.message))),
         ),
     }
