@@ -2,16 +2,18 @@
 //! (optional `ttl` seconds, at most a day) on an HTTP API (payload 2.0): a context token
 //! signed with the development key in SSM under `/STACK-dev-extras/chat-development/`
 //! (`privateKey`, `keyId`), read once per process. Answers `{"token": …}`.
+//! `GET /jwks.json` publishes the key's public half (RFC 7517), so a test deployment can
+//! point `/STACK/chat/jwks.json` here and need no JWKS host of its own.
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use aws_sdk_ssm::error::DisplayErrorContext;
 use context_chat::context_token::now_unix;
-use context_chat::dev_keys::ContextTokenSigner;
+use context_chat::dev_keys::{ContextTokenSigner, JwksShape, jwks_json, public_pem_of};
 use context_chat::{ChatError, dev_token};
 use lambda_adapter::{Error, init_tracing};
 use lambda_runtime::{LambdaEvent, service_fn};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
 #[tokio::main(flavor = "current_thread")]
@@ -20,7 +22,7 @@ async fn main() -> Result<(), Error> {
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let ssm = aws_sdk_ssm::Client::new(&config);
     let path = key_path();
-    let signer: OnceCell<ContextTokenSigner> = OnceCell::new();
+    let signer: OnceCell<DevKey> = OnceCell::new();
     if let Err(err) = signer.get_or_try_init(|| load_signer(&ssm, &path)).await {
         tracing::error!(reason = %err.message, "loading the development key failed; invocations will retry");
     }
@@ -28,7 +30,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
             let outcome = match signer.get_or_try_init(|| load_signer(ssm, path)).await {
-                Ok(signer) => issue(signer, &event.payload),
+                Ok(key) => route(key, &event.payload),
                 Err(err) => Err(err),
             };
             Ok::<_, Error>(answer(outcome))
@@ -47,10 +49,13 @@ fn key_path() -> String {
     })
 }
 
-async fn load_signer(
-    ssm: &aws_sdk_ssm::Client,
-    path: &str,
-) -> Result<ContextTokenSigner, ChatError> {
+/// The development key, as a signer and as the JWKS that verifies its tokens.
+struct DevKey {
+    signer: ContextTokenSigner,
+    jwks: Value,
+}
+
+async fn load_signer(ssm: &aws_sdk_ssm::Client, path: &str) -> Result<DevKey, ChatError> {
     let output = ssm
         .get_parameters_by_path()
         .path(path)
@@ -72,8 +77,27 @@ async fn load_signer(
             })
     };
     let (pem, kid) = (value("privateKey")?, value("keyId")?);
-    ContextTokenSigner::from_pem(&pem, kid.trim())
-        .map_err(|_| ChatError::internal(format!("{path}/privateKey is not a PKCS#8 P-256 PEM.")))
+    let not_a_key =
+        |_| ChatError::internal(format!("{path}/privateKey is not a PKCS#8 P-256 PEM."));
+    let signer = ContextTokenSigner::from_pem(&pem, kid.trim()).map_err(not_a_key)?;
+    let jwks = public_pem_of(&pem)
+        .and_then(|public| jwks_json(&public, kid.trim(), JwksShape::Rfc7517))
+        .map_err(not_a_key)?;
+    Ok(DevKey { signer, jwks })
+}
+
+/// `GET …/jwks.json` gets the JWKS; anything else is a token request.
+fn route(key: &DevKey, request: &ApiGatewayV2httpRequest) -> Result<Value, ChatError> {
+    let is_get = request.request_context.http.method == aws_lambda_events::http::Method::GET;
+    if is_get
+        && request
+            .raw_path
+            .as_deref()
+            .is_some_and(|p| p.ends_with("/jwks.json"))
+    {
+        return Ok(key.jwks.clone());
+    }
+    issue(&key.signer, request).map(|token| json!({ "token": token }))
 }
 
 fn issue(
@@ -93,9 +117,9 @@ fn issue(
     Ok(token)
 }
 
-fn answer(outcome: Result<String, ChatError>) -> ApiGatewayV2httpResponse {
+fn answer(outcome: Result<Value, ChatError>) -> ApiGatewayV2httpResponse {
     let (status, body) = match outcome {
-        Ok(token) => (200, json!({ "token": token })),
+        Ok(body) => (200, body),
         Err(err) => (
             err.kind.http_status(),
             json!({ "errorType": err.kind.as_str(), "message": err.message }),

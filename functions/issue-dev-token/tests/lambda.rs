@@ -20,6 +20,17 @@ fn http_event(query: &[(&str, &str)]) -> Value {
     )
 }
 
+fn jwks_event() -> Value {
+    http_api_event(
+        "GET",
+        "dev.example.org",
+        "/jwks.json",
+        &[],
+        json!({"host": "dev.example.org"}),
+        None,
+    )
+}
+
 #[tokio::test]
 async fn signs_a_context_token_with_the_key_in_ssm() {
     let moto = Moto::start();
@@ -57,6 +68,22 @@ async fn signs_a_context_token_with_the_key_in_ssm() {
     .claims;
     assert_eq!(claims["sub"], "alex");
     assert_eq!(claims["contexts"], json!(["general", "random"]));
+
+    // The published JWKS verifies the token: a test deployment can point its JWKS URL here.
+    let answer = emulator
+        .invoke("issue-dev-token", &jwks_event())
+        .await
+        .value();
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    let jwk = jwks.find(&key.kid).expect("the key's kid");
+    let published =
+        jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
+            .unwrap()
+            .claims;
+    assert_eq!(published["sub"], "alex");
+    assert!(!answer["body"].as_str().unwrap().contains("\"d\""));
 
     let answer = emulator
         .invoke("issue-dev-token", &http_event(&[("context", "general")]))

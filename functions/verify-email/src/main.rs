@@ -7,7 +7,7 @@ use serde_json::Value;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let app = aws_ports::build_notification_app(Warm::Nothing, lambda_adapter::TOKEN_PATHS).await;
+    let app = aws_ports::build_notification_app(Warm::Nothing, &[]).await;
     serve(app, |app, call| async move {
         let email = string_argument(&call, "email")?;
         let code = string_argument(&call, "code")?;

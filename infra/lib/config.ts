@@ -1,0 +1,41 @@
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import * as path from 'path';
+import { Node } from 'constructs';
+import { INFRA_ROOT } from './paths';
+
+/** What a deployment may choose, from CDK context (`cdk.json`, or `-c key=value`). */
+export interface DeploymentConfig {
+  /** The core stack's name: also the SSM prefix `/STACK/…` and the prefix of every resource name. */
+  readonly stackName: string;
+  /** Where `scripts/build-lambdas` put `NAME/bootstrap.zip`. */
+  readonly lambdaDir: string;
+  readonly logRetention: RetentionDays;
+  /** A throwaway stack: its table goes when the stack goes. */
+  readonly testStack: boolean;
+}
+
+// Function names are `${stackName}-${crate}` (at most 64) and the longest crate name is 28.
+const STACK_NAME = /^[A-Za-z][A-Za-z0-9-]{0,34}$/;
+
+/** Reads and checks the deployment's context; a mistake stops synthesis with a message that names it. */
+export function readConfig(node: Node): DeploymentConfig {
+  const stackName = String(node.tryGetContext('stackName') ?? 'context-chat');
+  if (!STACK_NAME.test(stackName)) {
+    throw new Error(
+      `stackName "${stackName}" must start with a letter and hold only letters, digits and hyphens (at most 35).`,
+    );
+  }
+  const lambdaDir = path.resolve(INFRA_ROOT, String(node.tryGetContext('lambdaDir') ?? '../target/lambda'));
+  const days = Number(node.tryGetContext('logRetentionDays') ?? 90);
+  if (!(Object.values(RetentionDays) as number[]).includes(days) || days === RetentionDays.INFINITE) {
+    throw new Error(`logRetentionDays ${days} is not a retention CloudWatch Logs offers (1, 3, 5, 7, 14, 30, 60, 90, …).`);
+  }
+  return { stackName, lambdaDir, logRetention: days as RetentionDays, testStack: flag(node, 'testStack') };
+}
+
+function flag(node: Node, key: string): boolean {
+  const value = node.tryGetContext(key);
+  if (value === undefined || value === false || value === 'false') return false;
+  if (value === true || value === 'true') return true;
+  throw new Error(`${key} must be true or false, not "${value}".`);
+}

@@ -1,0 +1,220 @@
+import { CfnOutput, CfnResource, Duration, Expiration, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as appsync from 'aws-cdk-lib/aws-appsync';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { DeploymentConfig } from './config';
+import { addHttpApiAccessLogs } from './http-api';
+import { acceptFinding } from './nag';
+import { SCHEMA_PATH } from './paths';
+import { RustFunction } from './rust-function';
+import { grantSsmPathsRead } from './ssm-access';
+
+export type ContextChatStackProps = StackProps & Omit<DeploymentConfig, 'stackName'>;
+
+/** The SSM paths below `/STACK/` that each kind of function reads (see `TOKEN_PATHS`, `ALL_PATHS`). */
+const TOKEN_PATHS = ['twilio', 'chat'];
+const ALL_PATHS = [...TOKEN_PATHS, 'sendgrid'];
+
+/** What the store's port calls; nothing scans, nothing batch-writes. */
+const STORE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem', 'dynamodb:Query'];
+
+/** The notifier works through a batch of up to ten events, each with Twilio and SendGrid calls. */
+const NOTIFY_TIMEOUT = Duration.seconds(60);
+
+/**
+ * The product in the cloud: the widget's AppSync API (one direct Lambda resolver per field), the
+ * Twilio webhook and unsubscribe links on an HTTP API, the notifier behind two SQS queues, and the
+ * notification table. Settings come from SSM under `/STACK/`, which this stack does not create.
+ */
+export class ContextChatStack extends Stack {
+  readonly api: appsync.GraphqlApi;
+  readonly httpApi: apigw.HttpApi;
+  readonly table: dynamodb.Table;
+
+  constructor(scope: Construct, id: string, props: ContextChatStackProps) {
+    super(scope, id, props);
+    const name = this.stackName;
+    const ssmPaths = (paths: string[]) => paths.map((p) => `/${name}/${p}`);
+    const fn = (crate: string, description: string, timeout: Duration, environment: Record<string, string> = {}) =>
+      new RustFunction(this, pascal(crate), {
+        crate,
+        description,
+        timeout,
+        lambdaDir: props.lambdaDir,
+        logRetention: props.logRetention,
+        environment: { STACK_NAME: name, ...environment },
+      });
+
+    this.table = new dynamodb.Table(this, 'Notifications', {
+      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      timeToLiveAttribute: 'expiresAt',
+      removalPolicy: props.testStack ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
+    });
+    const tableEnv = { NOTIFICATIONS_TABLE: this.table.tableName };
+    const useTable = (f: RustFunction) => this.table.grant(f.role, ...STORE_ACTIONS);
+
+    // Message events, in order per conversation (group = ConversationSid, de-dup = MessageSid).
+    const messageEvents = queueWithDlq(this, 'MessageEvents', { fifo: true, visibilityTimeout: Duration.seconds(NOTIFY_TIMEOUT.toSeconds() * 6) });
+    // Digest flushes, each due up to 15 minutes later (FIFO queues have no per-message delay).
+    const flushes = queueWithDlq(this, 'DigestFlushes', { fifo: false, visibilityTimeout: Duration.seconds(NOTIFY_TIMEOUT.toSeconds() * 6) });
+
+    // Functions, each with its own SSM paths, table rights and queues.
+    const verifyToken = fn('verify-token', 'AppSync Query.verifyToken', Duration.seconds(10));
+    // Provisioning in Twilio may take up to 12 s; AppSync waits at most 30 s.
+    const createChatToken = fn('create-chat-token', 'AppSync Mutation.createChatToken', Duration.seconds(20));
+    for (const f of [verifyToken, createChatToken]) grantSsmPathsRead(f.role, ssmPaths(TOKEN_PATHS));
+
+    const enable = fn(
+      'enable-channel-notifications',
+      'AppSync Mutation.enableChannelNotifications',
+      Duration.seconds(20),
+      tableEnv,
+    );
+    grantSsmPathsRead(enable.role, ssmPaths(ALL_PATHS));
+    useTable(enable);
+
+    // Confirms a code against the table alone: no settings, no SSM.
+    const verifyEmail = fn('verify-email', 'AppSync Mutation.verifyEmail', Duration.seconds(10), tableEnv);
+    useTable(verifyEmail);
+
+    const webhook = fn('twilio-webhook', 'Twilio onMessageAdded webhook and unsubscribe links', Duration.seconds(10), {
+      ...tableEnv,
+      NOTIFY_QUEUE_URL: messageEvents.queue.queueUrl,
+    });
+    grantSsmPathsRead(webhook.role, ssmPaths(TOKEN_PATHS));
+    useTable(webhook);
+    messageEvents.queue.grantSendMessages(webhook.role);
+
+    this.httpApi = new apigw.HttpApi(this, 'WebhookApi', {
+      apiName: `${name}-webhooks`,
+      description: `${name}: Twilio's webhook and the unsubscribe links in notification emails`,
+    });
+    const webhookIntegration = new HttpLambdaIntegration('TwilioWebhook', webhook.fn);
+    this.httpApi.addRoutes({ path: '/twilio/webhook', methods: [apigw.HttpMethod.POST], integration: webhookIntegration });
+    this.httpApi.addRoutes({
+      path: '/notifications/unsubscribe',
+      methods: [apigw.HttpMethod.GET, apigw.HttpMethod.POST],
+      integration: webhookIntegration,
+    });
+    addHttpApiAccessLogs(this.httpApi, props.logRetention, { rateLimit: 100, burstLimit: 200 });
+    acceptFinding(
+      this.httpApi,
+      'APIG4',
+      'Twilio cannot send AWS credentials: the function checks the X-Twilio-Signature of every webhook, ' +
+        'and an unsubscribe link carries an HMAC of its channel and address.',
+    );
+
+    const notify = fn('notify', 'Emails offline subscribers about new messages (from SQS)', NOTIFY_TIMEOUT, {
+      ...tableEnv,
+      NOTIFY_DELAY_QUEUE_URL: flushes.queue.queueUrl,
+      NOTIFICATIONS_PUBLIC_URL: this.httpApi.apiEndpoint,
+    });
+    grantSsmPathsRead(notify.role, ssmPaths(ALL_PATHS));
+    useTable(notify);
+    flushes.queue.grantSendMessages(notify.role);
+    for (const queue of [messageEvents.queue, flushes.queue]) {
+      notify.fn.addEventSource(new SqsEventSource(queue, { batchSize: 10, reportBatchItemFailures: true }));
+    }
+
+    this.api = new appsync.GraphqlApi(this, 'Api', {
+      name,
+      definition: appsync.Definition.fromFile(SCHEMA_PATH),
+      authorizationConfig: {
+        defaultAuthorization: {
+          authorizationType: appsync.AuthorizationType.API_KEY,
+          // The longest AppSync allows; every deploy moves it a year on.
+          apiKeyConfig: { name: 'widget', description: 'The chat widget', expires: Expiration.after(Duration.days(365)) },
+        },
+      },
+    });
+    this.addApiLogs(props.logRetention);
+    const resolvers: [string, string, RustFunction][] = [
+      ['Query', 'verifyToken', verifyToken],
+      ['Mutation', 'createChatToken', createChatToken],
+      ['Mutation', 'enableChannelNotifications', enable],
+      ['Mutation', 'verifyEmail', verifyEmail],
+    ];
+    for (const [typeName, fieldName, f] of resolvers) {
+      // No mapping templates: a direct Lambda resolver, whose function error type is the errorType.
+      const source = this.api.addLambdaDataSource(pascal(fieldName), f.fn, { name: fieldName });
+      source.createResolver(`${typeName}${pascal(fieldName)}`, { typeName, fieldName });
+      acceptFinding(
+        source,
+        `IAM5[Resource::<${this.getLogicalId(f.fn.node.defaultChild as CfnResource)}.Arn>:*]`,
+        "CDK's grant to invoke one function also covers that function's versions and aliases.",
+      );
+    }
+
+    new CfnOutput(this, 'apiUrl', { value: this.api.graphqlUrl, description: 'The GraphQL endpoint the widget calls' });
+    new CfnOutput(this, 'apiKey', { value: this.api.apiKey ?? '', description: 'The API key the widget sends (x-api-key)' });
+    new CfnOutput(this, 'twilioWebhookReceiverURL', {
+      value: `${this.httpApi.apiEndpoint}/twilio/webhook`,
+      description: 'The post-event webhook URL for the Conversation Service (chatctl configure-twilio)',
+    });
+  }
+
+  /**
+   * Request and error logs of the GraphQL API, kept for the deployment's retention, written with a
+   * role of our own (CDK's default adds a log-retention Lambda and an AWS managed policy).
+   */
+  private addApiLogs(retention: logs.RetentionDays): void {
+    const logGroup = new logs.LogGroup(this, 'ApiLogs', {
+      logGroupName: `/aws/appsync/apis/${this.api.apiId}`,
+      retention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const role = new iam.Role(this, 'ApiLogsRole', {
+      assumedBy: new iam.ServicePrincipal('appsync.amazonaws.com'),
+      description: `${this.stackName}: AppSync writes the API's logs`,
+    });
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ['logs:CreateLogGroup', 'logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [logGroup.logGroupArn],
+      }),
+    );
+    const api = this.api.node.defaultChild as appsync.CfnGraphQLApi;
+    api.logConfig = { cloudWatchLogsRoleArn: role.roleArn, fieldLogLevel: 'ERROR', excludeVerboseContent: true };
+    acceptFinding(
+      api,
+      'ASC3',
+      'Request-level logs are on. Verbose content stays off: it would write resolver arguments, ' +
+        'which hold the widget\'s context tokens, to the logs.',
+    );
+  }
+}
+
+/** A queue with server-side encryption, TLS only, and a dead-letter queue after five receives. */
+function queueWithDlq(scope: Construct, id: string, props: { fifo: boolean; visibilityTimeout: Duration }) {
+  const common = {
+    fifo: props.fifo || undefined,
+    encryption: sqs.QueueEncryption.SQS_MANAGED,
+    enforceSSL: true,
+  };
+  const deadLetters = new sqs.Queue(scope, `${id}DeadLetters`, { ...common, retentionPeriod: Duration.days(14) });
+  const queue = new sqs.Queue(scope, id, {
+    ...common,
+    contentBasedDeduplication: props.fifo ? false : undefined,
+    visibilityTimeout: props.visibilityTimeout,
+    deadLetterQueue: { queue: deadLetters, maxReceiveCount: 5 },
+  });
+  return { queue, deadLetters };
+}
+
+/** `create-chat-token` → `CreateChatToken`, `verifyToken` → `VerifyToken`. */
+export function pascal(name: string): string {
+  return name
+    .split('-')
+    .map((part) => part.charAt(0).toUpperCase() + part.slice(1))
+    .join('');
+}
+

@@ -1,0 +1,48 @@
+import { App, Stack } from 'aws-cdk-lib';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { buildApp } from '../lib/app';
+import { placeholderLambdaDir } from './support';
+
+const app = (context: Record<string, unknown> = {}) =>
+  new App({ context: { stackName: 'chat-test', lambdaDir: placeholderLambdaDir(), ...context } });
+
+describe('cdk-nag AwsSolutions', () => {
+  test('both stacks pass, with every accepted finding reasoned where it is made', () => {
+    const a = app();
+    buildApp(a);
+    expect(() => a.synth()).not.toThrow();
+  });
+
+  test('a finding nobody accepted stops synthesis', () => {
+    const a = app();
+    const { core } = buildApp(a);
+    new sqs.Queue(core, 'Careless', { enforceSSL: false });
+    expect(() => a.synth()).toThrow(/AwsSolutions-SQS4/);
+  });
+});
+
+describe('deployment settings', () => {
+  test.each([['1chat'], ['chat_app'], ['a'.repeat(36)]])('stack name %s is refused with the rule', (name) => {
+    expect(() => buildApp(app({ stackName: name }))).toThrow(/stackName .* must start with a letter/);
+  });
+
+  test('a retention CloudWatch does not offer is refused', () => {
+    expect(() => buildApp(app({ logRetentionDays: 45 }))).toThrow(/logRetentionDays 45/);
+  });
+
+  test('testStack must say true or false', () => {
+    expect(() => buildApp(app({ testStack: 'yes' }))).toThrow(/testStack must be true or false/);
+  });
+
+  test('a missing build says which zip and how to make it', () => {
+    expect(() => buildApp(app({ lambdaDir: '/nonexistent' }))).toThrow(
+      '/nonexistent/verify-token/bootstrap.zip is missing: run scripts/build-lambdas first',
+    );
+  });
+
+  test('the default stack name is context-chat, and the dev extras are named after it', () => {
+    const a = new App({ context: { lambdaDir: placeholderLambdaDir() } });
+    const { core, devExtras } = buildApp(a);
+    expect([core, devExtras].map((s: Stack) => s.stackName)).toEqual(['context-chat', 'context-chat-dev-extras']);
+  });
+});

@@ -1,0 +1,263 @@
+import { Match } from 'aws-cdk-lib/assertions';
+import { functionId, render, resources, ssmPathsOf, statementsOf, synth } from './support';
+
+const { core } = synth();
+
+const CORE_FUNCTIONS = [
+  'verify-token',
+  'create-chat-token',
+  'enable-channel-notifications',
+  'verify-email',
+  'twilio-webhook',
+  'notify',
+];
+
+describe('functions', () => {
+  test('every handler crate is an arm64 function on provided.al2023 with its own log group', () => {
+    const functions = Object.values(resources(core, 'AWS::Lambda::Function'));
+    expect(functions.map((f) => f.Properties.FunctionName).sort()).toEqual(
+      CORE_FUNCTIONS.map((c) => `chat-test-${c}`).sort(),
+    );
+    const logGroups = resources(core, 'AWS::Logs::LogGroup');
+    for (const f of functions) {
+      expect(f.Properties).toMatchObject({
+        Runtime: 'provided.al2023',
+        Architectures: ['arm64'],
+        Handler: 'bootstrap',
+        LoggingConfig: { LogFormat: 'JSON' },
+      });
+      expect(f.Properties.Environment.Variables.STACK_NAME).toBe('chat-test');
+      const logGroup = logGroups[f.Properties.LoggingConfig.LogGroup.Ref];
+      expect(logGroup.Properties).toMatchObject({
+        LogGroupName: `/aws/lambda/${f.Properties.FunctionName}`,
+        RetentionInDays: 90,
+      });
+    }
+  });
+
+  test('createChatToken outlasts its 12 s provisioning budget and stays within AppSync 30 s', () => {
+    const timeout = (crate: string) =>
+      resources(core, 'AWS::Lambda::Function')[functionId(core, `chat-test-${crate}`)].Properties.Timeout;
+    expect(timeout('create-chat-token')).toBeGreaterThan(12);
+    for (const crate of ['verify-token', 'create-chat-token', 'enable-channel-notifications', 'verify-email']) {
+      expect(timeout(crate)).toBeLessThanOrEqual(30);
+    }
+    // Twilio waits 5 s for the webhook and retries: a hung call should not run for long.
+    expect(timeout('twilio-webhook')).toBeLessThanOrEqual(15);
+  });
+
+  test('each function is told only the table and queues it uses', () => {
+    const env = (crate: string) =>
+      resources(core, 'AWS::Lambda::Function')[functionId(core, `chat-test-${crate}`)].Properties.Environment
+        .Variables;
+    const [table] = Object.keys(resources(core, 'AWS::DynamoDB::Table'));
+    const queue = (fifo: boolean) =>
+      Object.entries(resources(core, 'AWS::SQS::Queue')).find(
+        ([, q]) => !!q.Properties.FifoQueue === fifo && q.Properties.RedrivePolicy,
+      )![0];
+    expect(env('verify-token')).toEqual({ STACK_NAME: 'chat-test' });
+    expect(env('create-chat-token')).toEqual({ STACK_NAME: 'chat-test' });
+    expect(env('verify-email')).toEqual({ STACK_NAME: 'chat-test', NOTIFICATIONS_TABLE: { Ref: table } });
+    expect(env('enable-channel-notifications')).toEqual({
+      STACK_NAME: 'chat-test',
+      NOTIFICATIONS_TABLE: { Ref: table },
+    });
+    expect(env('twilio-webhook')).toEqual({
+      STACK_NAME: 'chat-test',
+      NOTIFICATIONS_TABLE: { Ref: table },
+      NOTIFY_QUEUE_URL: { Ref: queue(true) },
+    });
+    const notify = env('notify');
+    expect(notify).toMatchObject({
+      STACK_NAME: 'chat-test',
+      NOTIFICATIONS_TABLE: { Ref: table },
+      NOTIFY_DELAY_QUEUE_URL: { Ref: queue(false) },
+    });
+    const [httpApi] = Object.keys(resources(core, 'AWS::ApiGatewayV2::Api'));
+    expect(render(notify.NOTIFICATIONS_PUBLIC_URL)).toBe(`\${${httpApi}.ApiEndpoint}`);
+  });
+});
+
+describe('least privilege', () => {
+  const paths = (...names: string[]) => names.map((n) => `/chat-test/${n}`).sort();
+  const expected: Record<string, string[]> = {
+    'verify-token': paths('twilio', 'chat'),
+    'create-chat-token': paths('twilio', 'chat'),
+    'enable-channel-notifications': paths('twilio', 'chat', 'sendgrid'),
+    'verify-email': [],
+    'twilio-webhook': paths('twilio', 'chat'),
+    notify: paths('twilio', 'chat', 'sendgrid'),
+  };
+
+  test.each(Object.entries(expected))('%s reads only its own SSM paths', (crate, wanted) => {
+    const statements = statementsOf(core, `chat-test-${crate}`);
+    expect(ssmPathsOf(statements)).toEqual(wanted);
+    const decrypt = statements.filter((s) => s.Action.includes('kms:Decrypt'));
+    if (wanted.length === 0) {
+      expect(decrypt).toEqual([]);
+      return;
+    }
+    expect(decrypt).toHaveLength(1);
+    expect(render(decrypt[0].Condition.StringEquals['kms:ViaService'])).toBe('ssm.${AWS::Region}.amazonaws.com');
+    const contexts = [decrypt[0].Condition.StringLike['kms:EncryptionContext:PARAMETER_ARN']].flat().map(render);
+    expect(contexts.map((arn) => arn.replace(/^.*:parameter/, '').replace(/\/\*$/, '')).sort()).toEqual(wanted);
+  });
+
+  test.each(CORE_FUNCTIONS)('%s has no wildcard action, and no wildcard resource but KMS keys', (crate) => {
+    for (const s of statementsOf(core, `chat-test-${crate}`)) {
+      expect(s.Effect).toBe('Allow');
+      for (const action of s.Action) expect(action).not.toMatch(/\*/);
+      for (const resource of s.Resource) {
+        if (s.Action.includes('kms:Decrypt')) expect(resource).toMatch(/:key\/\*$/);
+        else expect(resource).not.toMatch(/\*$/);
+      }
+    }
+  });
+
+  test('only the store functions touch the table, with the four calls the store makes', () => {
+    const [table] = Object.keys(resources(core, 'AWS::DynamoDB::Table'));
+    for (const crate of CORE_FUNCTIONS) {
+      const onTable = statementsOf(core, `chat-test-${crate}`).filter((s) =>
+        s.Resource.some((r) => r.includes(table)),
+      );
+      if (['verify-token', 'create-chat-token'].includes(crate)) {
+        expect(onTable).toEqual([]);
+      } else {
+        expect(onTable).toHaveLength(1);
+        expect(onTable[0].Action.sort()).toEqual(
+          ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'],
+        );
+        expect(onTable[0].Resource).toEqual([`\${${table}.Arn}`]);
+      }
+    }
+  });
+
+  test('the webhook only sends message events; the notifier consumes both queues and sends only flushes', () => {
+    const queues = resources(core, 'AWS::SQS::Queue');
+    const main = (fifo: boolean) =>
+      Object.keys(queues).find((id) => !!queues[id].Properties.FifoQueue === fifo && queues[id].Properties.RedrivePolicy)!;
+    const sqsRights = (crate: string) => {
+      const rights: Record<string, string[]> = {};
+      for (const s of statementsOf(core, `chat-test-${crate}`)) {
+        for (const r of s.Resource) {
+          const queue = Object.keys(queues).find((id) => r === `\${${id}.Arn}`);
+          if (queue) rights[queue] = [...(rights[queue] ?? []), ...s.Action].sort();
+        }
+      }
+      return rights;
+    };
+    const send = ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'];
+    const consume = ['sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage'];
+    expect(sqsRights('twilio-webhook')).toEqual({ [main(true)]: send });
+    expect(sqsRights('notify')).toEqual({ [main(true)]: consume, [main(false)]: [...consume, ...send].sort() });
+    for (const crate of ['verify-token', 'create-chat-token', 'enable-channel-notifications', 'verify-email']) {
+      expect(sqsRights(crate)).toEqual({});
+    }
+  });
+});
+
+describe('storage and queues', () => {
+  test('the notification table: pk/sk, on demand, TTL, point-in-time recovery, retained', () => {
+    core.hasResource('AWS::DynamoDB::Table', {
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+      Properties: {
+        KeySchema: [
+          { AttributeName: 'pk', KeyType: 'HASH' },
+          { AttributeName: 'sk', KeyType: 'RANGE' },
+        ],
+        AttributeDefinitions: [
+          { AttributeName: 'pk', AttributeType: 'S' },
+          { AttributeName: 'sk', AttributeType: 'S' },
+        ],
+        BillingMode: 'PAY_PER_REQUEST',
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+      },
+    });
+  });
+
+  test('a test stack lets its table go with it', () => {
+    const { core: throwaway } = synth({ testStack: 'true' });
+    throwaway.hasResource('AWS::DynamoDB::Table', { DeletionPolicy: 'Delete' });
+  });
+
+  test('message events: FIFO without content de-dup, a FIFO dead-letter queue, and room for the notifier', () => {
+    const queues = resources(core, 'AWS::SQS::Queue');
+    const fifo = Object.values(queues).find((q) => q.Properties.FifoQueue && q.Properties.RedrivePolicy)!;
+    expect(fifo.Properties.ContentBasedDeduplication).toBe(false);
+    expect(fifo.Properties.RedrivePolicy.maxReceiveCount).toBe(5);
+    const dlq = queues[fifo.Properties.RedrivePolicy.deadLetterTargetArn['Fn::GetAtt'][0]];
+    expect(dlq.Properties.FifoQueue).toBe(true);
+    const notify = resources(core, 'AWS::Lambda::Function')[functionId(core, 'chat-test-notify')];
+    for (const q of Object.values(queues).filter((q) => q.Properties.RedrivePolicy)) {
+      expect(q.Properties.VisibilityTimeout).toBeGreaterThanOrEqual(6 * notify.Properties.Timeout);
+    }
+  });
+
+  test('every queue is encrypted, refuses plain HTTP, and the two work queues have dead-letter queues', () => {
+    const queues = resources(core, 'AWS::SQS::Queue');
+    expect(Object.keys(queues)).toHaveLength(4);
+    expect(Object.values(queues).filter((q) => q.Properties.RedrivePolicy)).toHaveLength(2);
+    for (const q of Object.values(queues)) expect(q.Properties.SqsManagedSseEnabled).toBe(true);
+    const policies = Object.values(resources(core, 'AWS::SQS::QueuePolicy'));
+    const denied = policies.flatMap((p) =>
+      p.Properties.PolicyDocument.Statement.filter(
+        (s: any) => s.Effect === 'Deny' && s.Condition?.Bool?.['aws:SecureTransport'] === 'false',
+      ).flatMap(() => p.Properties.Queues.map((q: any) => q.Ref)),
+    );
+    expect(denied.sort()).toEqual(Object.keys(queues).sort());
+  });
+
+  test('the notifier reads both queues in batches and reports partial failures', () => {
+    const mappings = Object.values(resources(core, 'AWS::Lambda::EventSourceMapping'));
+    expect(mappings).toHaveLength(2);
+    for (const m of mappings) {
+      expect(m.Properties.FunctionName.Ref).toBe(functionId(core, 'chat-test-notify'));
+      expect(m.Properties.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
+      expect(m.Properties.BatchSize).toBe(10);
+    }
+  });
+});
+
+describe('HTTP API', () => {
+  test("routes Twilio's webhook and the unsubscribe link to the webhook function, and nothing else", () => {
+    const routes = Object.values(resources(core, 'AWS::ApiGatewayV2::Route')).map((r) => r.Properties.RouteKey);
+    expect(routes.sort()).toEqual([
+      'GET /notifications/unsubscribe',
+      'POST /notifications/unsubscribe',
+      'POST /twilio/webhook',
+    ]);
+    const integrations = Object.values(resources(core, 'AWS::ApiGatewayV2::Integration'));
+    expect(integrations).toHaveLength(1);
+    expect(render(integrations[0].Properties.IntegrationUri)).toBe(
+      `\${${functionId(core, 'chat-test-twilio-webhook')}.Arn}`,
+    );
+    expect(integrations[0].Properties.PayloadFormatVersion).toBe('2.0');
+  });
+
+  test('the stage logs every request and is throttled', () => {
+    core.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      StageName: '$default',
+      AccessLogSettings: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp('requestId') },
+      DefaultRouteSettings: { ThrottlingRateLimit: 100, ThrottlingBurstLimit: 200 },
+    });
+  });
+});
+
+describe('outputs', () => {
+  test('apiUrl, apiKey and twilioWebhookReceiverURL, as the TypeScript integration had them', () => {
+    const outputs = core.toJSON().Outputs;
+    expect(Object.keys(outputs).sort()).toEqual(['apiKey', 'apiUrl', 'twilioWebhookReceiverURL']);
+    expect(render(outputs.apiUrl.Value)).toMatch(/^\$\{Api\w+\.GraphQLUrl\}$/);
+    expect(render(outputs.apiKey.Value)).toMatch(/^\$\{Api\w+ApiKey\w*\.ApiKey\}$/);
+    expect(render(outputs.twilioWebhookReceiverURL.Value)).toMatch(/^\$\{WebhookApi\w+\.ApiEndpoint\}\/twilio\/webhook$/);
+  });
+
+  test('log retention follows the deployment', () => {
+    const { core: short } = synth({ logRetentionDays: 14 });
+    const groups = Object.values(resources(short, 'AWS::Logs::LogGroup'));
+    expect(groups.length).toBeGreaterThanOrEqual(8);
+    for (const g of groups) expect(g.Properties.RetentionInDays).toBe(14);
+  });
+});

@@ -1,0 +1,34 @@
+import { render, resources, ssmPathsOf, statementsOf, synth } from './support';
+
+const { devExtras } = synth();
+
+test('issue-dev-token reads only its key, under /STACK-dev-extras/chat-development', () => {
+  const [fn] = Object.values(resources(devExtras, 'AWS::Lambda::Function'));
+  expect(fn.Properties).toMatchObject({
+    FunctionName: 'chat-test-dev-extras-issue-dev-token',
+    Runtime: 'provided.al2023',
+    Architectures: ['arm64'],
+    Environment: { Variables: { DEV_EXTRAS_SSM_PATH: '/chat-test-dev-extras/chat-development' } },
+  });
+  const statements = statementsOf(devExtras, 'chat-test-dev-extras-issue-dev-token');
+  expect(ssmPathsOf(statements)).toEqual(['/chat-test-dev-extras/chat-development']);
+  const actions = statements.flatMap((s) => s.Action).sort();
+  expect(actions).toEqual(['kms:Decrypt', 'logs:CreateLogStream', 'logs:PutLogEvents', 'ssm:GetParametersByPath']);
+});
+
+test('an HTTP API with POST /token and GET /jwks.json, and their URLs as outputs', () => {
+  const routes = Object.values(resources(devExtras, 'AWS::ApiGatewayV2::Route')).map((r) => r.Properties.RouteKey);
+  expect(routes.sort()).toEqual(['GET /jwks.json', 'POST /token']);
+  const outputs = devExtras.toJSON().Outputs;
+  expect(render(outputs.devTokenUrl.Value)).toMatch(/^\$\{TokenApi\w+\.ApiEndpoint\}\/token$/);
+  expect(render(outputs.devJwksUrl.Value)).toMatch(/^\$\{TokenApi\w+\.ApiEndpoint\}\/jwks\.json$/);
+  devExtras.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+    DefaultRouteSettings: { ThrottlingRateLimit: 10, ThrottlingBurstLimit: 20 },
+  });
+});
+
+test('the dev-extras stack holds nothing of the core stack', () => {
+  for (const type of ['AWS::DynamoDB::Table', 'AWS::SQS::Queue', 'AWS::AppSync::GraphQLApi']) {
+    expect(Object.keys(resources(devExtras, type))).toEqual([]);
+  }
+});

@@ -1,0 +1,98 @@
+import { App } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { buildApp } from '../lib/app';
+
+export const FUNCTIONS = [
+  'verify-token',
+  'create-chat-token',
+  'enable-channel-notifications',
+  'verify-email',
+  'twilio-webhook',
+  'notify',
+  'issue-dev-token',
+];
+
+/**
+ * A folder shaped like `target/lambda` (NAME/bootstrap.zip), so the stacks synthesize without
+ * a Rust build; scripts/test synthesizes again with the real zips for cfn-lint.
+ */
+export function placeholderLambdaDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'context-chat-lambdas-'));
+  for (const name of FUNCTIONS) {
+    fs.mkdirSync(path.join(dir, name));
+    fs.writeFileSync(path.join(dir, name, 'bootstrap.zip'), `placeholder for ${name}`);
+  }
+  return dir;
+}
+
+export function synth(context: Record<string, unknown> = {}) {
+  const app = new App({ context: { stackName: 'chat-test', lambdaDir: placeholderLambdaDir(), ...context } });
+  const stacks = buildApp(app);
+  return {
+    app,
+    ...stacks,
+    core: Template.fromStack(stacks.core),
+    devExtras: Template.fromStack(stacks.devExtras),
+  };
+}
+
+type Resource = { Type: string; Properties: any; DependsOn?: string[]; DeletionPolicy?: string };
+
+export function resources(template: Template, type: string): Record<string, Resource> {
+  return template.findResources(type) as Record<string, Resource>;
+}
+
+/**
+ * A CloudFormation value as text: `Ref` and `Fn::GetAtt` become `${Name}` and `${Name.Attr}`,
+ * `Fn::Join` is joined, so an ARN reads as `arn:${AWS::Partition}:ssm:…:parameter/chat-test/twilio`.
+ */
+export function render(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (Array.isArray(value)) return value.map(render).join(',');
+  if (value && typeof value === 'object') {
+    const v = value as Record<string, any>;
+    if ('Ref' in v) return `\${${v.Ref}}`;
+    if ('Fn::GetAtt' in v) return `\${${v['Fn::GetAtt'].join('.')}}`;
+    if ('Fn::Join' in v) return v['Fn::Join'][1].map(render).join(v['Fn::Join'][0]);
+  }
+  throw new Error(`cannot render ${JSON.stringify(value)}`);
+}
+
+/** The logical id of the function named `${stack}-${crate}`. */
+export function functionId(template: Template, name: string): string {
+  const ids = Object.entries(resources(template, 'AWS::Lambda::Function'))
+    .filter(([, r]) => r.Properties.FunctionName === name)
+    .map(([id]) => id);
+  if (ids.length !== 1) throw new Error(`${ids.length} functions named ${name}`);
+  return ids[0];
+}
+
+export type Statement = { Action: string[]; Resource: string[]; Condition?: any; Effect: string };
+
+/** Every statement of every policy attached to the role of the function named `name`. */
+export function statementsOf(template: Template, name: string): Statement[] {
+  const fn = resources(template, 'AWS::Lambda::Function')[functionId(template, name)];
+  const roleId = fn.Properties.Role['Fn::GetAtt'][0];
+  const role = resources(template, 'AWS::IAM::Role')[roleId];
+  expect(role.Properties.ManagedPolicyArns ?? []).toEqual([]);
+  return Object.values(resources(template, 'AWS::IAM::Policy'))
+    .filter((p) => p.Properties.Roles.some((r: any) => r.Ref === roleId))
+    .flatMap((p) => p.Properties.PolicyDocument.Statement)
+    .map((s: any) => ({
+      ...s,
+      Action: [s.Action].flat(),
+      Resource: [s.Resource].flat().map(render),
+    }));
+}
+
+/** The SSM paths a function may read, as the ARNs' path part (`/chat-test/twilio`). */
+export function ssmPathsOf(statements: Statement[]): string[] {
+  return statements
+    .filter((s) => s.Action.includes('ssm:GetParametersByPath'))
+    .flatMap((s) => s.Resource)
+    .map((arn) => arn.replace(/^arn:\$\{AWS::Partition\}:ssm:\$\{AWS::Region\}:\$\{AWS::AccountId\}:parameter/, ''))
+    .sort();
+}
