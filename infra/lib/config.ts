@@ -12,6 +12,8 @@ export interface DeploymentConfig {
   readonly logRetention: RetentionDays;
   /** A throwaway stack: its table goes when the stack goes. */
   readonly testStack: boolean;
+  /** Where the alarm topic sends email (AWS asks the address to confirm first). */
+  readonly alarmEmail?: string;
 }
 
 // Function names are `${stackName}-${crate}` (at most 64) and the longest crate name is 28.
@@ -30,7 +32,17 @@ export function readConfig(node: Node): DeploymentConfig {
   if (!(Object.values(RetentionDays) as number[]).includes(days) || days === RetentionDays.INFINITE) {
     throw new Error(`logRetentionDays ${days} is not a retention CloudWatch Logs offers (1, 3, 5, 7, 14, 30, 60, 90, …).`);
   }
-  return { stackName, lambdaDir, logRetention: days as RetentionDays, testStack: flag(node, 'testStack') };
+  const alarmEmail = node.tryGetContext('alarmEmail');
+  if (alarmEmail !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(String(alarmEmail))) {
+    throw new Error(`alarmEmail "${alarmEmail}" is not an email address.`);
+  }
+  return {
+    stackName,
+    lambdaDir,
+    logRetention: days as RetentionDays,
+    testStack: flag(node, 'testStack'),
+    alarmEmail: alarmEmail === undefined ? undefined : String(alarmEmail),
+  };
 }
 
 function flag(node: Node, key: string): boolean {

@@ -8,6 +8,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { NotificationAlarms } from './alarms';
 import { DeploymentConfig } from './config';
 import { addHttpApiAccessLogs } from './http-api';
 import { acceptFinding } from './nag';
@@ -124,6 +125,11 @@ export class ContextChatStack extends Stack {
     for (const queue of [messageEvents.queue, flushes.queue]) {
       notify.fn.addEventSource(new SqsEventSource(queue, { batchSize: 10, reportBatchItemFailures: true }));
     }
+    new NotificationAlarms(this, 'Alarms', {
+      deadLetterQueues: { MessageEventsDeadLetters: messageEvents.deadLetters, DigestFlushesDeadLetters: flushes.deadLetters },
+      workQueues: { MessageEvents: messageEvents.queue, DigestFlushes: flushes.queue },
+      email: props.alarmEmail,
+    });
 
     this.api = new appsync.GraphqlApi(this, 'Api', {
       name,

@@ -8,7 +8,7 @@ import { acceptFinding } from './nag';
 import { RustFunction } from './rust-function';
 import { grantSsmPathsRead } from './ssm-access';
 
-export type DevExtrasStackProps = StackProps & Omit<DeploymentConfig, 'stackName' | 'testStack'>;
+export type DevExtrasStackProps = StackProps & Omit<DeploymentConfig, 'stackName' | 'testStack' | 'alarmEmail'>;
 
 /**
  * Development only: an open HTTP API that signs context tokens for any identity with the key in

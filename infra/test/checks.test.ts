@@ -30,6 +30,10 @@ describe('deployment settings', () => {
     expect(() => buildApp(app({ logRetentionDays: 45 }))).toThrow(/logRetentionDays 45/);
   });
 
+  test('an alarm address that is not one is refused', () => {
+    expect(() => buildApp(app({ alarmEmail: 'ops at example' }))).toThrow(/alarmEmail "ops at example" is not an email address/);
+  });
+
   test('testStack must say true or false', () => {
     expect(() => buildApp(app({ testStack: 'yes' }))).toThrow(/testStack must be true or false/);
   });

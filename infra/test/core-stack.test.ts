@@ -261,3 +261,31 @@ describe('outputs', () => {
     for (const g of groups) expect(g.Properties.RetentionInDays).toBe(14);
   });
 });
+
+describe('alarms', () => {
+  test('a message in either dead-letter queue, or a work queue falling 30 minutes behind, alarms to a topic', () => {
+    const queues = resources(core, 'AWS::SQS::Queue');
+    const deadLetters = Object.keys(queues).filter((id) => !queues[id].Properties.RedrivePolicy);
+    const work = Object.keys(queues).filter((id) => queues[id].Properties.RedrivePolicy);
+    const alarms = Object.values(resources(core, 'AWS::CloudWatch::Alarm'));
+    const [topic] = Object.keys(resources(core, 'AWS::SNS::Topic'));
+    const watched = (metric: string) =>
+      alarms
+        .filter((a) => a.Properties.MetricName === metric)
+        .map((a) => {
+          expect(a.Properties.AlarmActions).toEqual([{ Ref: topic }]);
+          expect(a.Properties.TreatMissingData).toBe('notBreaching');
+          return [a.Properties.Dimensions[0].Value['Fn::GetAtt'][0], a.Properties.Threshold];
+        })
+        .sort();
+    expect(watched('ApproximateNumberOfMessagesVisible')).toEqual(deadLetters.map((q) => [q, 1]).sort());
+    expect(watched('ApproximateAgeOfOldestMessage')).toEqual(work.map((q) => [q, 1800]).sort());
+    expect(alarms).toHaveLength(4);
+    expect(Object.keys(resources(core, 'AWS::SNS::Subscription'))).toEqual([]);
+  });
+
+  test('alarmEmail subscribes an address to the alarm topic', () => {
+    const { core: watched } = synth({ alarmEmail: 'ops@example.org' });
+    watched.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.org' });
+  });
+});
