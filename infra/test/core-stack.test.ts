@@ -1,16 +1,7 @@
 import { Match } from 'aws-cdk-lib/assertions';
-import { functionId, render, resources, ssmPathsOf, statementsOf, synth } from './support';
+import { CORE_FUNCTIONS, functionId, render, resources, ssmPathsOf, statementsOf, synth } from './support';
 
 const { core } = synth();
-
-const CORE_FUNCTIONS = [
-  'verify-token',
-  'create-chat-token',
-  'enable-channel-notifications',
-  'verify-email',
-  'twilio-webhook',
-  'notify',
-];
 
 describe('functions', () => {
   test('every handler crate is an arm64 function on provided.al2023 with its own log group', () => {
