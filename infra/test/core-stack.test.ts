@@ -1,3 +1,5 @@
+import * as fs from 'fs';
+import * as path from 'path';
 import { Match } from 'aws-cdk-lib/assertions';
 import { CORE_FUNCTIONS, functionId, render, resources, ssmPathsOf, statementsOf, synth } from './support';
 
@@ -279,4 +281,25 @@ describe('alarms', () => {
     const { core: watched } = synth({ alarmEmail: 'ops@example.org' });
     watched.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.org' });
   });
+});
+
+test('every environment variable the stacks set is one the Rust functions read', () => {
+  const functionsDir = path.join(__dirname, '..', '..', 'functions');
+  const rustSources = (dir: string): string[] =>
+    fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) return e.name === 'tests' || e.name === 'target' ? [] : rustSources(p);
+      return e.name.endsWith('.rs') ? [p] : [];
+    });
+  const literals = new Set(
+    rustSources(functionsDir)
+      .filter((f) => !f.includes(`${path.sep}test-support${path.sep}`))
+      .flatMap((f) => [...fs.readFileSync(f, 'utf8').matchAll(/"([A-Z][A-Z0-9_]{2,})"/g)].map((m) => m[1])),
+  );
+  const { devExtras } = synth();
+  const names = [core, devExtras].flatMap((t) =>
+    Object.values(resources(t, 'AWS::Lambda::Function')).flatMap((f) => Object.keys(f.Properties.Environment.Variables)),
+  );
+  expect(names.length).toBeGreaterThan(10);
+  for (const name of new Set(names)) expect([name, literals.has(name)]).toEqual([name, true]);
 });
