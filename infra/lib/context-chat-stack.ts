@@ -64,9 +64,9 @@ export class ContextChatStack extends Stack {
     const useTable = (f: RustFunction) => this.table.grant(f.role, ...STORE_ACTIONS);
 
     // Message events, in order per conversation (group = ConversationSid, de-dup = MessageSid).
-    const messageEvents = queueWithDlq(this, 'MessageEvents', { fifo: true, visibilityTimeout: Duration.seconds(NOTIFY_TIMEOUT.toSeconds() * 6) });
+    const messageEvents = queueWithDlq(this, 'MessageEvents', { fifo: true, consumerTimeout: NOTIFY_TIMEOUT });
     // Digest flushes, each due up to 15 minutes later (FIFO queues have no per-message delay).
-    const flushes = queueWithDlq(this, 'DigestFlushes', { fifo: false, visibilityTimeout: Duration.seconds(NOTIFY_TIMEOUT.toSeconds() * 6) });
+    const flushes = queueWithDlq(this, 'DigestFlushes', { fifo: false, consumerTimeout: NOTIFY_TIMEOUT });
 
     // Functions, each with its own SSM paths, table rights and queues.
     const verifyToken = fn('verify-token', 'AppSync Query.verifyToken', Duration.seconds(10));
@@ -199,8 +199,11 @@ export class ContextChatStack extends Stack {
   }
 }
 
-/** A queue with server-side encryption, TLS only, and a dead-letter queue after five receives. */
-function queueWithDlq(scope: Construct, id: string, props: { fifo: boolean; visibilityTimeout: Duration }) {
+/**
+ * A queue with server-side encryption, TLS only, and a dead-letter queue after five receives;
+ * its visibility timeout is six times its Lambda consumer's timeout, as AWS advises.
+ */
+function queueWithDlq(scope: Construct, id: string, props: { fifo: boolean; consumerTimeout: Duration }) {
   const common = {
     fifo: props.fifo || undefined,
     encryption: sqs.QueueEncryption.SQS_MANAGED,
@@ -210,7 +213,7 @@ function queueWithDlq(scope: Construct, id: string, props: { fifo: boolean; visi
   const queue = new sqs.Queue(scope, id, {
     ...common,
     contentBasedDeduplication: props.fifo ? false : undefined,
-    visibilityTimeout: props.visibilityTimeout,
+    visibilityTimeout: Duration.seconds(props.consumerTimeout.toSeconds() * 6),
     deadLetterQueue: { queue: deadLetters, maxReceiveCount: 5 },
   });
   return { queue, deadLetters };
