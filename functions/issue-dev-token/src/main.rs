@@ -22,14 +22,14 @@ async fn main() -> Result<(), Error> {
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let ssm = aws_sdk_ssm::Client::new(&config);
     let path = key_path();
-    let signer: OnceCell<DevKey> = OnceCell::new();
-    if let Err(err) = signer.get_or_try_init(|| load_signer(&ssm, &path)).await {
+    let key: OnceCell<DevKey> = OnceCell::new();
+    if let Err(err) = key.get_or_try_init(|| load_key(&ssm, &path)).await {
         tracing::error!(reason = %err.message, "loading the development key failed; invocations will retry");
     }
-    let (ssm, path, signer) = (&ssm, &path, &signer);
+    let (ssm, path, key) = (&ssm, &path, &key);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
-            let outcome = match signer.get_or_try_init(|| load_signer(ssm, path)).await {
+            let outcome = match key.get_or_try_init(|| load_key(ssm, path)).await {
                 Ok(key) => route(key, &event.payload),
                 Err(err) => Err(err),
             };
@@ -55,7 +55,7 @@ struct DevKey {
     jwks: Value,
 }
 
-async fn load_signer(ssm: &aws_sdk_ssm::Client, path: &str) -> Result<DevKey, ChatError> {
+async fn load_key(ssm: &aws_sdk_ssm::Client, path: &str) -> Result<DevKey, ChatError> {
     let output = ssm
         .get_parameters_by_path()
         .path(path)

@@ -9,23 +9,12 @@ use test_support::{Emulator, Function, Moto, http_api_event, put_parameter, uniq
 
 const BINARY: &str = env!("CARGO_BIN_EXE_issue-dev-token");
 
-fn http_event(query: &[(&str, &str)]) -> Value {
+fn http_event(method: &str, path: &str, query: &[(&str, &str)]) -> Value {
     http_api_event(
-        "POST",
+        method,
         "dev.example.org",
-        "/token",
+        path,
         query,
-        json!({"host": "dev.example.org"}),
-        None,
-    )
-}
-
-fn jwks_event() -> Value {
-    http_api_event(
-        "GET",
-        "dev.example.org",
-        "/jwks.json",
-        &[],
         json!({"host": "dev.example.org"}),
         None,
     )
@@ -48,7 +37,11 @@ async fn signs_a_context_token_with_the_key_in_ssm() {
     let answer = emulator
         .invoke(
             "issue-dev-token",
-            &http_event(&[("identity", "alex"), ("context", "general,random")]),
+            &http_event(
+                "POST",
+                "/token",
+                &[("identity", "alex"), ("context", "general,random")],
+            ),
         )
         .await
         .value();
@@ -71,7 +64,7 @@ async fn signs_a_context_token_with_the_key_in_ssm() {
 
     // The published JWKS verifies the token: a test deployment can point its JWKS URL here.
     let answer = emulator
-        .invoke("issue-dev-token", &jwks_event())
+        .invoke("issue-dev-token", &http_event("GET", "/jwks.json", &[]))
         .await
         .value();
     assert_eq!(answer["statusCode"], 200, "{answer}");
@@ -86,7 +79,10 @@ async fn signs_a_context_token_with_the_key_in_ssm() {
     assert!(!answer["body"].as_str().unwrap().contains("\"d\""));
 
     let answer = emulator
-        .invoke("issue-dev-token", &http_event(&[("context", "general")]))
+        .invoke(
+            "issue-dev-token",
+            &http_event("POST", "/token", &[("context", "general")]),
+        )
         .await
         .value();
     assert_eq!(answer["statusCode"], 400, "{answer}");
