@@ -244,6 +244,37 @@ async fn server_errors_until_the_retries_run_out_are_an_internal_error_naming_th
 }
 
 #[tokio::test]
+async fn when_time_runs_out_on_a_hung_try_the_error_is_twilios_last_answer() {
+    let w = World::new().await;
+    w.twilio
+        .fail(Fault::new(503, 20503).on(Method::POST, "/Participants"));
+    w.twilio.fail(
+        Fault::new(503, 20503)
+            .on(Method::POST, "/Participants")
+            .after(Duration::from_secs(5))
+            .times(usize::MAX),
+    );
+    let app = app(&w.twilio, &w.issuer, options(Duration::from_millis(600)));
+
+    let err = app
+        .create_chat_token("d", &w.token("alex", &["general"]))
+        .await
+        .unwrap_err();
+
+    assert_eq!(err.kind, ErrorKind::InternalError);
+    assert!(
+        err.message.contains("HTTP 503, Twilio error 20503"),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.message.contains("(after 2 attempts)"),
+        "{}",
+        err.message
+    );
+}
+
+#[tokio::test]
 async fn an_error_twilio_will_not_take_back_is_not_retried() {
     let w = World::new().await;
     w.twilio

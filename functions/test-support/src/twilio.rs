@@ -40,6 +40,7 @@ pub struct Fault {
     code: u32,
     times: usize,
     retry_after: Option<u64>,
+    delay: Duration,
 }
 
 impl Fault {
@@ -51,6 +52,7 @@ impl Fault {
             code,
             times: 1,
             retry_after: None,
+            delay: Duration::ZERO,
         }
     }
 
@@ -68,6 +70,12 @@ impl Fault {
 
     pub fn retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds);
+        self
+    }
+
+    /// Answers only after `delay`: a Twilio that hangs.
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
         self
     }
 }
@@ -600,6 +608,7 @@ impl Inner {
         let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
         let path = format!("/{}", rest.join("/"));
         if let Some(fault) = self.take_fault(method, &path) {
+            tokio::time::sleep(fault.delay).await;
             let mut response = twilio_error(fault.status, fault.code, "injected by the test");
             if let Some(seconds) = fault.retry_after {
                 response.headers_mut().insert(

@@ -244,14 +244,25 @@ impl RestClient {
         deadline: Instant,
     ) -> Result<Vec<u8>, TwilioError> {
         let mut attempts = 0u32;
+        // When the time runs out, Twilio's last answer says more than the timeout that cut
+        // the final try short.
+        let mut last_answer: Option<TwilioError> = None;
+        let out_of_time = |error: TwilioError, last_answer: Option<TwilioError>| match last_answer {
+            Some(answer) if error.status.is_none() => TwilioError {
+                attempts: error.attempts,
+                ..answer
+            },
+            _ => error,
+        };
         loop {
             attempts += 1;
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return Err(TwilioError {
+                let error = TwilioError {
                     attempts: attempts - 1,
                     ..TwilioError::local("the time for this request ran out")
-                });
+                };
+                return Err(out_of_time(error, last_answer));
             }
             let outcome = {
                 let _permit = self.in_flight.acquire().await;
@@ -278,11 +289,15 @@ impl RestClient {
                 .retry_after
                 .unwrap_or_else(|| self.backoff(attempts));
             if Instant::now() + delay >= deadline {
+                let error = out_of_time(error, last_answer);
                 tracing::warn!(
                     method = ?method, path = url.path(), error = %error,
                     "Twilio call failed; no time left to retry"
                 );
                 return Err(error);
+            }
+            if error.status.is_some() {
+                last_answer = Some(error.clone());
             }
             tracing::warn!(
                 method = ?method, path = url.path(), error = %error,
