@@ -1,6 +1,18 @@
-import { render, resources, ssmPathsOf, statementsOf, synth } from './support';
+import { DEV_EXTRAS_FUNCTIONS, FUNCTIONS, render, resources, ssmPathsOf, statementsOf, synth } from './support';
 
-const { devExtras } = synth();
+const { core, devExtras } = synth();
+
+test('the two stacks deploy every handler crate under functions/, each once', () => {
+  const names = (template: typeof core) =>
+    Object.values(resources(template, 'AWS::Lambda::Function')).map((f) => f.Properties.FunctionName);
+  const deployed = [
+    ...names(core).map((n: string) => n.replace(/^chat-test-/, '')),
+    ...names(devExtras).map((n: string) => n.replace(/^chat-test-dev-extras-/, '')),
+  ].sort();
+  expect(deployed).toEqual(FUNCTIONS);
+  expect(names(devExtras).map((n: string) => n.replace(/^chat-test-dev-extras-/, ''))).toEqual(DEV_EXTRAS_FUNCTIONS);
+  expect(FUNCTIONS).toContain('verify-token');
+});
 
 test('issue-dev-token reads only its key, under /STACK-dev-extras/chat-development', () => {
   const [fn] = Object.values(resources(devExtras, 'AWS::Lambda::Function'));

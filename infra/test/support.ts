@@ -4,17 +4,21 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { buildApp } from '../lib/app';
+import { INFRA_ROOT } from '../lib/paths';
 
-/** The handler crates of the core stack; the dev-extras stack adds issue-dev-token. */
-export const CORE_FUNCTIONS = [
-  'verify-token',
-  'create-chat-token',
-  'enable-channel-notifications',
-  'verify-email',
-  'twilio-webhook',
-  'notify',
-];
-export const FUNCTIONS = [...CORE_FUNCTIONS, 'issue-dev-token'];
+const CRATES_DIR = path.join(INFRA_ROOT, '..', 'functions');
+
+/**
+ * The handler crates: every crate under `functions/` with a `src/main.rs`, derived as
+ * `scripts/build-lambdas` derives it. The tests check that the two stacks deploy exactly these.
+ */
+export const FUNCTIONS = fs
+  .readdirSync(CRATES_DIR)
+  .filter((crate) => fs.existsSync(path.join(CRATES_DIR, crate, 'src', 'main.rs')))
+  .sort();
+/** What the dev-extras stack deploys; the core stack deploys the rest. */
+export const DEV_EXTRAS_FUNCTIONS = ['issue-dev-token'];
+export const CORE_FUNCTIONS = FUNCTIONS.filter((crate) => !DEV_EXTRAS_FUNCTIONS.includes(crate));
 
 /**
  * A folder shaped like `target/lambda` (NAME/bootstrap.zip), so the stacks synthesize without

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{
 };
 use context_chat::context_token::now_unix;
 use context_chat::notifications::store::{
-    Expect, Key, SUBSCRIPTION_PREFIX, Store, Stored, Subscription, channel_partition,
+    Expect, Key, SUBSCRIPTION_PREFIX, Store, Stored, Subscription, context_partition,
 };
 use context_chat::{ChatError, Result};
 use futures_util::future::BoxFuture;
@@ -152,14 +152,14 @@ impl Store for DynamoStore {
         })
     }
 
-    fn subscriptions<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<Vec<Subscription>>> {
+    fn subscriptions<'a>(&'a self, context: &'a str) -> BoxFuture<'a, Result<Vec<Subscription>>> {
         Box::pin(async move {
             let mut pages = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", AttributeValue::S(channel_partition(channel)))
+                .expression_attribute_values(":pk", AttributeValue::S(context_partition(context)))
                 .expression_attribute_values(
                     ":prefix",
                     AttributeValue::S(SUBSCRIPTION_PREFIX.into()),
@@ -177,7 +177,7 @@ impl Store for DynamoStore {
                 match serde_json::from_value(Value::Object(doc.fields)) {
                     Ok(subscription) => all.push(subscription),
                     Err(e) => {
-                        tracing::warn!(channel, error = %e, "skipping a subscription that does not parse")
+                        tracing::warn!(context, error = %e, "skipping a subscription that does not parse")
                     }
                 }
             }

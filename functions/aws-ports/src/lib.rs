@@ -7,7 +7,7 @@ mod sqs_queue;
 use std::sync::Arc;
 use std::time::Duration;
 
-use context_chat::notifications::operations::NotificationPorts;
+use context_chat::notifications::{Confirmations, NotificationPorts, Store};
 use context_chat::{ChatError, Result};
 
 pub use dynamo_store::{DynamoStore, create_table};
@@ -33,33 +33,53 @@ pub async fn build_notification_app(
     lambda_adapter::build_app_with(Some(ports_from_env(&config).await), warm, ssm_paths).await
 }
 
-/// What the environment names, for the functions:
-/// the store when `NOTIFICATIONS_TABLE` is set, the queues when their URLs are.
-pub async fn ports_from_env(config: &aws_config::SdkConfig) -> Result<NotificationPorts> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let table = var(TABLE_ENV).ok_or_else(|| {
-        ChatError::internal(format!("The environment variable {TABLE_ENV} is not set."))
-    })?;
-    // Twilio gives the webhook 5 s; a stuck call must fail (and Twilio retry) before that.
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+/// `verifyEmail`'s one need: the store named by `NOTIFICATIONS_TABLE`. A failure is logged
+/// here and reported by every invocation.
+pub async fn confirmations_from_env() -> Result<Arc<Confirmations>> {
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    store_from_env(&config)
+        .map(|store| Arc::new(Confirmations::new(store)))
+        .inspect_err(|err| tracing::error!(reason = %err.message, "the store is not set up; invocations will fail"))
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Twilio gives the webhook 5 s; a stuck call must fail (and Twilio retry) before that.
+fn timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(1))
         .operation_attempt_timeout(Duration::from_millis(1500))
         .operation_timeout(Duration::from_secs(3))
-        .build();
-    let store = Arc::new(DynamoStore::new(
+        .build()
+}
+
+/// The DynamoDB table `NOTIFICATIONS_TABLE` names.
+pub fn store_from_env(config: &aws_config::SdkConfig) -> Result<Arc<dyn Store>> {
+    let table = var(TABLE_ENV).ok_or_else(|| {
+        ChatError::internal(format!("The environment variable {TABLE_ENV} is not set."))
+    })?;
+    Ok(Arc::new(DynamoStore::new(
         aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::config::Builder::from(config)
-                .timeout_config(timeouts.clone())
+                .timeout_config(timeouts())
                 .build(),
         ),
         table,
-    ));
+    )))
+}
+
+/// What the environment names, for the functions:
+/// the store when `NOTIFICATIONS_TABLE` is set, the queues when their URLs are.
+pub async fn ports_from_env(config: &aws_config::SdkConfig) -> Result<NotificationPorts> {
+    let store = store_from_env(config)?;
     let queue = match (var(QUEUE_ENV), var(DELAY_QUEUE_ENV)) {
         (None, None) => None,
         (queue, delay) => Some(Arc::new(SqsQueue::new(
             aws_sdk_sqs::Client::from_conf(
                 aws_sdk_sqs::config::Builder::from(config)
-                    .timeout_config(timeouts)
+                    .timeout_config(timeouts())
                     .build(),
             ),
             queue,
@@ -69,7 +89,6 @@ pub async fn ports_from_env(config: &aws_config::SdkConfig) -> Result<Notificati
     Ok(NotificationPorts {
         store,
         queue,
-        fallback_mailer: None,
         public_url: var(PUBLIC_URL_ENV).and_then(|u| u.parse().ok()),
     })
 }

@@ -58,7 +58,7 @@ impl Queue for SqsQueue {
 
     fn schedule<'a>(
         &'a self,
-        channel: &'a str,
+        context: &'a str,
         email: &'a EmailAddress,
         delay: Duration,
     ) -> BoxFuture<'a, Result<()>> {
@@ -68,7 +68,7 @@ impl Queue for SqsQueue {
                 .as_deref()
                 .ok_or_else(|| missing(crate::DELAY_QUEUE_ENV))?;
             let message = QueueMessage::Flush {
-                channel: channel.to_owned(),
+                context: context.to_owned(),
                 email: email.clone(),
             };
             self.client

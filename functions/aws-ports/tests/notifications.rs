@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use aws_ports::{DynamoStore, SqsQueue, create_table};
 use context_chat::notifications::notifier::NotifyOptions;
-use context_chat::notifications::operations::NotificationPorts;
-use context_chat::notifications::{QueueMessage, WebhookOutcome, WebhookRequest};
+use context_chat::notifications::{
+    NotificationPorts, QueueMessage, WebhookOutcome, WebhookRequest,
+};
 use context_chat::settings::SettingsSource;
 use context_chat::{App, AppOptions, ErrorKind};
 use test_support::{
@@ -59,17 +60,17 @@ impl World {
             },
             ..AppOptions::default()
         };
-        let app =
-            App::new(SettingsSource::Env(env), options).with_notifications(NotificationPorts {
+        let app = App::builder(SettingsSource::Env(env), options)
+            .notifications(NotificationPorts {
                 store: Arc::new(DynamoStore::new(dynamodb, name)),
                 queue: Some(Arc::new(SqsQueue::new(
                     sqs.clone(),
                     Some(queue_url.clone()),
                     Some(delay_url.clone()),
                 ))),
-                fallback_mailer: None,
                 public_url: Some("https://api.example.org/".parse().unwrap()),
-            });
+            })
+            .build();
         Self {
             _moto: moto,
             twilio,
@@ -92,16 +93,29 @@ impl World {
     async fn subscriber(&self, identity: &str, confirm: bool) -> String {
         let email = format!("{identity}@example.org");
         let token = self.token(identity, &["general"]);
-        self.app.create_chat_token("d", &token).await.unwrap();
+        self.app
+            .tokens()
+            .create_chat_token("d", &token)
+            .await
+            .unwrap();
         let verified = self
             .app
-            .enable_channel_notifications("general", &email, &token)
+            .notifications()
+            .unwrap()
+            .subscribe("general", &email, &token)
             .await
             .unwrap();
         assert!(!verified, "a new address is not confirmed yet");
         if confirm {
             let code = code_in(&self.sendgrid, &email);
-            assert_eq!(self.app.verify_email(&email, &code).await, Ok(true));
+            assert_eq!(
+                self.app
+                    .notifications()
+                    .unwrap()
+                    .verify_email(&email, &code)
+                    .await,
+                Ok(true)
+            );
         }
         email
     }
@@ -113,6 +127,8 @@ impl World {
         let signature = sign_form(AUTH_TOKEN, WEBHOOK_URL, &params);
         let body = form_body(&params);
         self.app
+            .notifications()
+            .unwrap()
             .receive_webhook(&WebhookRequest {
                 url: WEBHOOK_URL,
                 signature: Some(&signature),
@@ -128,7 +144,12 @@ impl World {
         let messages = drain_queue(&self.sqs, &self.queue_url).await;
         for m in &messages {
             let message = QueueMessage::from_json(m.body.as_deref().unwrap()).unwrap();
-            self.app.notify(&message).await.unwrap();
+            self.app
+                .notifications()
+                .unwrap()
+                .notify(&message)
+                .await
+                .unwrap();
         }
         messages.len()
     }
@@ -234,7 +255,13 @@ async fn one_email_to_each_offline_confirmed_subscriber_and_none_to_the_rest() {
         body: "Truck leaves at 9 & not later".into(),
         date_created: "2026-11-22T10:00:00.000Z".into(),
     });
-    world.app.notify(&again).await.unwrap();
+    world
+        .app
+        .notifications()
+        .unwrap()
+        .notify(&again)
+        .await
+        .unwrap();
     assert_eq!(world.notifications_to(&alex).len(), 1);
     assert!(world.sendgrid.refused().is_empty());
 }
@@ -269,11 +296,23 @@ async fn later_messages_fold_into_the_next_email() {
 
     tokio::time::sleep(Duration::from_secs(3)).await;
     let flush = QueueMessage::Flush {
-        channel: "general".into(),
+        context: "general".into(),
         email: context_chat::notifications::EmailAddress::parse(&alex).unwrap(),
     };
-    world.app.notify(&flush).await.unwrap();
-    world.app.notify(&flush).await.unwrap();
+    world
+        .app
+        .notifications()
+        .unwrap()
+        .notify(&flush)
+        .await
+        .unwrap();
+    world
+        .app
+        .notifications()
+        .unwrap()
+        .notify(&flush)
+        .await
+        .unwrap();
     let mails = world.notifications_to(&alex);
     assert_eq!(
         mails.len(),
@@ -299,12 +338,30 @@ async fn a_failed_send_is_retried_without_losing_or_repeating_the_message() {
         .await;
     let messages = drain_queue(&world.sqs, &world.queue_url).await;
     let message = QueueMessage::from_json(messages[0].body.as_deref().unwrap()).unwrap();
-    let err = world.app.notify(&message).await.unwrap_err();
+    let err = world
+        .app
+        .notifications()
+        .unwrap()
+        .notify(&message)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::InternalError);
     assert!(world.notifications_to(&alex).is_empty());
     // SendGrid is back; SQS delivers the message again.
-    world.app.notify(&message).await.unwrap();
-    world.app.notify(&message).await.unwrap();
+    world
+        .app
+        .notifications()
+        .unwrap()
+        .notify(&message)
+        .await
+        .unwrap();
+    world
+        .app
+        .notifications()
+        .unwrap()
+        .notify(&message)
+        .await
+        .unwrap();
     let mails = world.notifications_to(&alex);
     assert_eq!(mails.len(), 1);
     assert!(mails[0].text.contains("hello"));
@@ -339,10 +396,24 @@ async fn the_link_in_the_email_stops_that_channels_emails_and_only_with_its_sign
         (channel.as_str(), "sam@example.org", sig.as_str()),
         (channel.as_str(), email.as_str(), "AAAA"),
     ] {
-        let err = world.app.unsubscribe(c, e, s).await.unwrap_err();
+        let err = world
+            .app
+            .notifications()
+            .unwrap()
+            .unsubscribe(c, e, s)
+            .await
+            .unwrap_err();
         assert_eq!(err.kind, ErrorKind::AccessDenied);
     }
-    assert_eq!(world.app.unsubscribe(channel, email, sig).await, Ok(1));
+    assert_eq!(
+        world
+            .app
+            .notifications()
+            .unwrap()
+            .unsubscribe(channel, email, sig)
+            .await,
+        Ok(1)
+    );
     world
         .post_message("IM00000000000000000000000000000002", "sam", "two")
         .await;
@@ -382,6 +453,8 @@ async fn forged_and_altered_webhooks_are_refused_and_queue_nothing() {
     ] {
         let err = world
             .app
+            .notifications()
+            .unwrap()
             .receive_webhook(&WebhookRequest {
                 url,
                 signature,
@@ -401,19 +474,25 @@ async fn subscribing_needs_the_context_in_the_token_and_a_real_address() {
     let token = world.token("alex", &["general"]);
     let err = world
         .app
-        .enable_channel_notifications("SHIPMENT-42", "alex@example.org", &token)
+        .notifications()
+        .unwrap()
+        .subscribe("SHIPMENT-42", "alex@example.org", &token)
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::AccessDenied);
     let err = world
         .app
-        .enable_channel_notifications("general", "not an address", &token)
+        .notifications()
+        .unwrap()
+        .subscribe("general", "not an address", &token)
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::BadRequest);
     let err = world
         .app
-        .enable_channel_notifications("general", "alex@example.org", "not-a-token")
+        .notifications()
+        .unwrap()
+        .subscribe("general", "alex@example.org", "not-a-token")
         .await
         .unwrap_err();
     assert_ne!(err.kind, ErrorKind::InternalError);
@@ -427,27 +506,38 @@ async fn subscribing_needs_the_context_in_the_token_and_a_real_address() {
     assert_eq!(
         world
             .app
-            .enable_channel_notifications("general", "Alex@Example.org", &token)
+            .notifications()
+            .unwrap()
+            .subscribe("general", "Alex@Example.org", &token)
             .await,
         Ok(false)
     );
     assert_eq!(
         world
             .app
-            .enable_channel_notifications("general", "alex@example.org", &token)
+            .notifications()
+            .unwrap()
+            .subscribe("general", "alex@example.org", &token)
             .await,
         Ok(false)
     );
     assert_eq!(world.sendgrid.sent().len(), 1);
     let code = code_in(&world.sendgrid, "alex@example.org");
     assert_eq!(
-        world.app.verify_email("ALEX@example.org", &code).await,
+        world
+            .app
+            .notifications()
+            .unwrap()
+            .verify_email("ALEX@example.org", &code)
+            .await,
         Ok(true)
     );
     assert_eq!(
         world
             .app
-            .enable_channel_notifications("general", "alex@example.org", &token)
+            .notifications()
+            .unwrap()
+            .subscribe("general", "alex@example.org", &token)
             .await,
         Ok(true)
     );
@@ -463,19 +553,44 @@ async fn codes_allow_five_tries_and_say_what_went_wrong() {
     } else {
         "00000000"
     };
-    let err = world.app.verify_email(&email, wrong).await.unwrap_err();
+    let err = world
+        .app
+        .notifications()
+        .unwrap()
+        .verify_email(&email, wrong)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::BadRequest);
     assert!(err.message.contains("4 tries left"), "{}", err.message);
-    let err = world.app.verify_email(&email, "12ab").await.unwrap_err();
+    let err = world
+        .app
+        .notifications()
+        .unwrap()
+        .verify_email(&email, "12ab")
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::BadRequest);
     assert!(err.message.contains("8 digits"));
     for _ in 0..4 {
-        let _ = world.app.verify_email(&email, wrong).await;
+        let _ = world
+            .app
+            .notifications()
+            .unwrap()
+            .verify_email(&email, wrong)
+            .await;
     }
-    let err = world.app.verify_email(&email, &code).await.unwrap_err();
+    let err = world
+        .app
+        .notifications()
+        .unwrap()
+        .verify_email(&email, &code)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::AccessDenied, "{}", err.message);
     let err = world
         .app
+        .notifications()
+        .unwrap()
         .verify_email("nobody@example.org", &code)
         .await
         .unwrap_err();
@@ -495,7 +610,12 @@ async fn racing_tries_never_exceed_five() {
     let tries = (0..12).map(|_| {
         let app = world.app.clone();
         let email = email.clone();
-        tokio::spawn(async move { app.verify_email(&email, wrong).await })
+        tokio::spawn(async move {
+            app.notifications()
+                .unwrap()
+                .verify_email(&email, wrong)
+                .await
+        })
     });
     let results = futures_util::future::join_all(tries).await;
     let counted = results

@@ -1,9 +1,116 @@
-//! The dev-extras token API's logic: sign a context token for any identity and contexts,
-//! with the development key, after the same checks the verifier applies.
+//! The development issuer and its token API's logic: sign a context token for any identity
+//! and contexts with a development key, after the same checks the verifier applies, and
+//! publish the key's JWKS. Local mode makes its key; the dev-extras Lambda reads it from SSM.
 
-use crate::dev_keys::{ContextClaims, ContextTokenSigner};
+use serde_json::Value;
+use tokio::sync::OnceCell;
+
+use crate::dev_keys::{ContextClaims, ContextTokenSigner, JwksShape, jwks_json, public_pem_of};
 use crate::error::{ChatError, Result};
 use crate::names::{check_contexts, check_identity};
+use crate::settings::read_ssm_path;
+
+/// A development key: the signer, and the JWKS (RFC 7517) that verifies its tokens.
+pub struct DevIssuer {
+    pub signer: ContextTokenSigner,
+    pub jwks: Value,
+}
+
+impl DevIssuer {
+    /// From a PKCS#8 P-256 PEM and its kid. `origin` names where the key came from, for the
+    /// message when it is not such a key (the key itself is never shown).
+    pub fn from_pem(private_pem: &str, kid: &str, origin: &str) -> Result<Self> {
+        let not_a_key = |_| ChatError::internal(format!("{origin} is not a PKCS#8 P-256 PEM."));
+        let kid = kid.trim();
+        Ok(Self {
+            signer: ContextTokenSigner::from_pem(private_pem, kid).map_err(not_a_key)?,
+            jwks: public_pem_of(private_pem)
+                .and_then(|public| jwks_json(&public, kid, JwksShape::Rfc7517))
+                .map_err(not_a_key)?,
+        })
+    }
+
+    /// `privateKey` and `keyId` below `path` in SSM.
+    pub async fn from_ssm(ssm: &aws_sdk_ssm::Client, path: &str) -> Result<Self> {
+        let found = read_ssm_path(ssm, path).await?;
+        let value = |name: &str| {
+            let full = format!("{path}/{name}");
+            found.get(&full).cloned().ok_or_else(|| {
+                ChatError::not_found(format!("The SSM parameter {full} is missing."))
+            })
+        };
+        let (pem, kid) = (value("privateKey")?, value("keyId")?);
+        Self::from_pem(&pem, &kid, &format!("{path}/privateKey"))
+    }
+
+    /// A context token for `identity` and `contexts`, valid from `now` for `ttl_secs`.
+    pub fn sign(
+        &self,
+        identity: &str,
+        contexts: &[&str],
+        now: u64,
+        ttl_secs: u64,
+    ) -> Result<String> {
+        self.signer.sign(&ContextClaims {
+            sub: identity.into(),
+            contexts: contexts.iter().map(|c| c.to_string()).collect(),
+            iat: now,
+            exp: now + ttl_secs,
+            iss: None,
+            aud: None,
+        })
+    }
+}
+
+/// Where the token API's issuer comes from: ready-made (local mode), or read from SSM on
+/// first use and kept for the life of the process (the Lambda; a failed read is tried again
+/// on the next request).
+pub struct DevIssuerSource {
+    issuer: OnceCell<DevIssuer>,
+    ssm: Option<(aws_sdk_ssm::Client, String)>,
+}
+
+impl DevIssuerSource {
+    pub fn ready(issuer: DevIssuer) -> Self {
+        Self {
+            issuer: OnceCell::new_with(Some(issuer)),
+            ssm: None,
+        }
+    }
+
+    /// SSM, through the AWS SDK's standard chain, under `DEV_EXTRAS_SSM_PATH` or else
+    /// `/STACK-dev-extras/chat-development` (`STACK_NAME`).
+    pub async fn from_env() -> Self {
+        let path = std::env::var("DEV_EXTRAS_SSM_PATH").unwrap_or_else(|_| {
+            format!(
+                "/{}-dev-extras/chat-development",
+                std::env::var("STACK_NAME").unwrap_or_default().trim()
+            )
+        });
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::ssm(aws_sdk_ssm::Client::new(&config), path)
+    }
+
+    pub fn ssm(client: aws_sdk_ssm::Client, path: String) -> Self {
+        Self {
+            issuer: OnceCell::new(),
+            ssm: Some((client, path)),
+        }
+    }
+
+    pub async fn get(&self) -> Result<&DevIssuer> {
+        self.issuer
+            .get_or_try_init(|| async {
+                let Some((client, path)) = &self.ssm else {
+                    return Err(ChatError::internal("No development key is set up."));
+                };
+                DevIssuer::from_ssm(client, path).await.inspect_err(|err| {
+                    tracing::error!(reason = %err.message, "loading the development key failed");
+                })
+            })
+            .await
+    }
+}
 
 pub const DEFAULT_TTL_SECS: u64 = 3600;
 pub const MAX_TTL_SECS: u64 = 24 * 3600;

@@ -77,6 +77,7 @@ impl Query {
     /// Verifies a context token and says whom it names and which contexts it carries.
     async fn verify_token(&self, ctx: &Context<'_>, token: ID) -> async_graphql::Result<TokenInfo> {
         let info = app(ctx)
+            .tokens()
             .verify_token(&token)
             .await
             .map_err(|e| e.extend())?;
@@ -99,6 +100,7 @@ impl Mutation {
         token: ID,
     ) -> async_graphql::Result<ID> {
         app(ctx)
+            .tokens()
             .create_chat_token(&device_id, &token)
             .await
             .map(ID)
@@ -115,7 +117,9 @@ impl Mutation {
         token: ID,
     ) -> async_graphql::Result<SubscriptionResult> {
         app(ctx)
-            .enable_channel_notifications(&channel, &email, &token)
+            .notifications()
+            .map_err(|e| e.extend())?
+            .subscribe(&channel, &email, &token)
             .await
             .map(|email_verified| SubscriptionResult { email_verified })
             .map_err(|e| e.extend())
@@ -129,6 +133,8 @@ impl Mutation {
         code: String,
     ) -> async_graphql::Result<Option<bool>> {
         app(ctx)
+            .notifications()
+            .map_err(|e| e.extend())?
             .verify_email(&email, &code)
             .await
             .map(Some)

@@ -1,7 +1,8 @@
 //! Context Chat: verify a platform's context token, hand back a Twilio access token.
 //!
-//! This library holds all behaviour and knows nothing of Lambda events or HTTP servers;
-//! the Lambda handler crates and `chatctl serve` are thin doors onto [`App`].
+//! This library holds all behaviour and knows nothing of Lambda events; the Lambda handler
+//! crates and `chatctl serve` are thin doors onto the services [`App`] composes. Its HTTP
+//! routes (feature `http`) and GraphQL schema (feature `graphql`) are shared by both.
 
 pub mod app;
 pub mod context_token;
@@ -10,10 +11,15 @@ pub mod dev_token;
 pub mod error;
 #[cfg(feature = "graphql")]
 pub mod graphql;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod names;
 pub mod notifications;
 pub mod settings;
+pub mod settings_holder;
+pub mod tokens;
 pub mod twilio;
 
-pub use app::{App, AppOptions, Runtime, TokenInfo};
+pub use app::{App, AppBuilder, AppOptions};
 pub use error::{ChatError, ErrorKind, Result};
+pub use tokens::{TokenInfo, TokenService};

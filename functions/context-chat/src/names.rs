@@ -12,6 +12,16 @@ pub const MAX_CONTEXT_CHARS: usize = 128;
 /// More than any widget shows; the 8 KiB token limit caps it in practice anyway.
 pub const MAX_CONTEXTS: usize = 100;
 
+/// An argument trimmed, or `BadRequest` naming it when it is empty.
+pub fn required<'a>(value: &'a str, name: &str) -> Result<&'a str> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        Err(ChatError::bad_request(format!("{name} is required.")))
+    } else {
+        Ok(trimmed)
+    }
+}
+
 /// An identity is 1 to 256 characters, none of them a control character, whitespace,
 /// or one of `/ \ ? # %` (which proxies and path routers treat specially even when
 /// percent-encoded), and it must not look like a Twilio User SID (error 50206).

@@ -10,9 +10,8 @@ async fn main() -> Result<(), Error> {
     serve(app, |app, call| async move {
         let device_id = string_argument(&call, "deviceId")?;
         let token = string_argument(&call, "token")?;
-        Ok(Value::String(
-            app.create_chat_token(device_id, token).await?,
-        ))
+        let chat_token = app.tokens().create_chat_token(device_id, token).await?;
+        Ok(Value::String(chat_token))
     })
     .await
 }

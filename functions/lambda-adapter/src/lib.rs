@@ -1,14 +1,19 @@
 //! What every Context Chat Lambda shares, so that each handler crate is only its field's
-//! mapping: AppSync direct resolver events in, the contract's errors out, JSON logs that
-//! carry the request id, and one [`App`] per process.
+//! mapping: AppSync direct resolver events in, the contract's errors out; SQS batches with
+//! partial failures; the library's HTTP routes under `lambda_http` (feature `http`); JSON
+//! logs that carry the request id; and one [`App`] per process.
+
+mod batch;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use aws_lambda_events::appsync::AppSyncDirectResolverEvent;
-use context_chat::notifications::operations::NotificationPorts;
+use context_chat::notifications::NotificationPorts;
+use context_chat::settings::SettingsSource;
 use context_chat::{App, AppOptions, ChatError};
 
+pub use batch::serve_queue;
 pub use context_chat::settings::{ALL_PATHS, TOKEN_PATHS};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -66,13 +71,6 @@ pub fn init_tracing() {
         .init();
 }
 
-/// Builds the process's one [`App`]: aws-config and the settings source (SSM under
-/// `STACK_NAME`), then settings and the issuer's keys, fetched during init rather than on
-/// the first invocation. A failure here is logged; invocations retry and report it.
-pub async fn build_app() -> Arc<App> {
-    build_app_with(None, Warm::SettingsAndKeys, TOKEN_PATHS).await
-}
-
 /// What a function loads during init, so that its first invocation does not wait for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Warm {
@@ -80,30 +78,36 @@ pub enum Warm {
     SettingsAndKeys,
     /// Settings only.
     Settings,
-    /// Nothing: a function that needs no settings (and may not read SSM).
-    Nothing,
 }
 
-/// [`build_app`] with the notification ports.
+/// Builds the process's one [`App`] with the token operations: settings from SSM under
+/// `STACK_NAME` (`TOKEN_PATHS`), loaded with the issuer's keys during init.
+pub async fn build_app() -> Arc<App> {
+    build_app_with(None, Warm::SettingsAndKeys, TOKEN_PATHS).await
+}
+
+/// The process's one [`App`], with the notification ports when given: aws-config and the
+/// settings source (SSM under `STACK_NAME`, reading `ssm_paths`), then what `warm` says,
+/// during init rather than on the first invocation. A failure here is logged; invocations
+/// retry and report it.
 pub async fn build_app_with(
     ports: Option<context_chat::Result<NotificationPorts>>,
     warm: Warm,
     ssm_paths: &'static [&'static str],
 ) -> Arc<App> {
-    let source = App::settings_source_from_env(ssm_paths).await;
-    let mut app = App::new(source, AppOptions::default());
+    let source = SettingsSource::from_env(ssm_paths).await;
+    let mut app = App::builder(source, AppOptions::default());
     match ports {
-        Some(Ok(ports)) => app = app.with_notifications(ports),
+        Some(Ok(ports)) => app = app.notifications(ports),
         Some(Err(err)) => {
             tracing::error!(reason = %err.message, "notifications are not set up; their calls will fail")
         }
         None => {}
     }
-    let app = Arc::new(app);
+    let app = Arc::new(app.build());
     let warmed = match warm {
-        Warm::SettingsAndKeys => app.warm_up().await,
-        Warm::Settings => app.runtime().await.map(|_| ()),
-        Warm::Nothing => Ok(()),
+        Warm::SettingsAndKeys => app.settings().warm_up().await,
+        Warm::Settings => app.settings().current().await.map(|_| ()),
     };
     if let Err(err) = warmed {
         tracing::error!(error_type = %err.kind, reason = %err.message, "warm-up failed; invocations will retry");
@@ -111,35 +115,41 @@ pub async fn build_app_with(
     app
 }
 
-/// Serves invocations until the runtime stops: each AppSync event goes to `resolve`, whose
-/// value is the field's value and whose error is the contract's error.
-pub async fn serve<F, Fut>(app: Arc<App>, resolve: F) -> Result<(), Error>
+/// Serves invocations until the runtime stops: each AppSync event goes to `resolve` with a
+/// clone of `state`; its value is the field's value and its error the contract's error.
+pub async fn serve<S, F, Fut>(state: S, resolve: F) -> Result<(), Error>
 where
-    F: Fn(Arc<App>, ResolverEvent) -> Fut,
+    S: Clone,
+    F: Fn(S, ResolverEvent) -> Fut,
     Fut: Future<Output = Result<Value, ChatError>>,
 {
     let resolve = &resolve;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let app = app.clone();
-        async move {
-            let call = resolver_event(event.payload)?;
-            let span = tracing::info_span!(
-                "resolver",
-                field = %call.info.field_name,
-                appsync_request_id = call
-                    .request
-                    .headers
-                    .get("x-amzn-requestid")
-                    .and_then(|v| v.as_deref())
-                    .unwrap_or_default(),
-            );
-            resolve(app, call)
-                .instrument(span)
-                .await
-                .map_err(ResolverError)
-        }
+    let state = &state;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let call = resolver_event(event.payload)?;
+        let span = tracing::info_span!(
+            "resolver",
+            field = %call.info.field_name,
+            appsync_request_id = call
+                .request
+                .headers
+                .get("x-amzn-requestid")
+                .and_then(|v| v.as_deref())
+                .unwrap_or_default(),
+        );
+        resolve(state.clone(), call)
+            .instrument(span)
+            .await
+            .map_err(ResolverError)
     }))
     .await
+}
+
+/// Serves HTTP API (payload 2.0) invocations with the library's axum routes, as
+/// `chatctl serve` answers the same paths.
+#[cfg(feature = "http")]
+pub async fn serve_http(routes: axum::Router) -> Result<(), Error> {
+    lambda_http::run(routes).await
 }
 
 /// The event as an AppSync direct resolver event, or `BadRequest`.

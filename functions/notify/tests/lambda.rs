@@ -69,11 +69,11 @@ async fn emails_an_offline_subscriber_and_reports_failed_records() {
     store::write_over(
         &table,
         &Key::Subscription {
-            channel: "general".into(),
+            context: "general".into(),
             identity: "alex".into(),
         },
         &Subscription {
-            channel: "general".into(),
+            context: "general".into(),
             identity: "alex".into(),
             email: email.clone(),
             created_at: 1,

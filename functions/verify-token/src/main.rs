@@ -8,7 +8,8 @@ async fn main() -> Result<(), Error> {
     init_tracing();
     let app = build_app().await;
     serve(app, |app, call| async move {
-        let info = app.verify_token(string_argument(&call, "token")?).await?;
+        let token = string_argument(&call, "token")?;
+        let info = app.tokens().verify_token(token).await?;
         Ok(json!({ "identity": info.identity, "contexts": info.contexts }))
     })
     .await

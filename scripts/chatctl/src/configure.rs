@@ -3,11 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use context_chat::App;
 use context_chat::settings::{Param, SettingsSource, is_allowed_remote_url};
 use context_chat::twilio::conversations::ConversationsApi;
 use context_chat::twilio::rest::{RestClient, RetryPolicy};
 use context_chat::twilio::service_setup::Setup;
+
+use crate::error::{CliError, Result};
 
 #[derive(clap::Args)]
 pub struct ConfigureArgs {
@@ -23,20 +24,22 @@ pub struct ConfigureArgs {
 /// The whole run, retries included.
 const BUDGET: Duration = Duration::from_secs(60);
 
-pub async fn run(args: ConfigureArgs) -> Result<(), String> {
+pub async fn run(args: ConfigureArgs) -> Result<()> {
     if let Some(url) = &args.webhook_url {
-        let parsed =
-            url::Url::parse(url).map_err(|_| format!("--webhook-url {url:?} is not a URL"))?;
+        let parsed = url::Url::parse(url)
+            .map_err(|_| CliError::usage(format!("--webhook-url {url:?} is not a URL")))?;
         if !is_allowed_remote_url(&parsed) {
-            return Err("--webhook-url must use https (http only for loopback)".into());
+            return Err(CliError::usage(
+                "--webhook-url must use https (http only for loopback)",
+            ));
         }
     }
     let source = settings_source().await?;
-    let twilio = source.load_twilio().await.map_err(|e| e.message)?;
+    let twilio = source.load_twilio().await?;
     let base_url = twilio
         .api_base_url
         .as_ref()
-        .ok_or("these settings have no Conversations API")?;
+        .ok_or_else(|| CliError::usage("these settings have no Conversations API"))?;
     let api = ConversationsApi::new(RestClient::new(
         RestClient::http_client(),
         base_url,
@@ -62,8 +65,7 @@ pub async fn run(args: ConfigureArgs) -> Result<(), String> {
         deadline: Instant::now() + BUDGET,
     }
     .apply()
-    .await
-    .map_err(|e| e.message)?;
+    .await?;
     for step in &report {
         println!("{step}");
     }
@@ -77,7 +79,7 @@ pub async fn run(args: ConfigureArgs) -> Result<(), String> {
 }
 
 /// SSM under STACK_NAME, else the TWILIO_* variables; never the embedded fake credentials.
-async fn settings_source() -> Result<SettingsSource, String> {
+async fn settings_source() -> Result<SettingsSource> {
     let stack = std::env::var("STACK_NAME").is_ok_and(|v| !v.trim().is_empty());
     let twilio_vars = [
         Param::AccountSid,
@@ -88,12 +90,11 @@ async fn settings_source() -> Result<SettingsSource, String> {
     .iter()
     .any(|p| std::env::var(p.env_var()).is_ok_and(|v| !v.is_empty()));
     if !stack && !twilio_vars {
-        return Err(
+        return Err(CliError::usage(
             "configure-twilio needs the Twilio credentials of a deployment: set STACK_NAME (read \
              from SSM) or TWILIO_ACCOUNT_SID, TWILIO_API_KEY, TWILIO_API_SECRET and \
-             TWILIO_CHAT_SERVICE_SID"
-                .into(),
-        );
+             TWILIO_CHAT_SERVICE_SID",
+        ));
     }
-    Ok(App::settings_source_from_env(context_chat::settings::TOKEN_PATHS).await)
+    Ok(SettingsSource::from_env(context_chat::settings::TOKEN_PATHS).await)
 }

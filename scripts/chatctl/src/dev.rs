@@ -5,17 +5,19 @@ use std::path::Path;
 use context_chat::context_token::now_unix;
 use context_chat::dev_keys::{self, ContextClaims, ContextTokenSigner, JwksShape};
 
-type Outcome = Result<(), String>;
+use crate::error::{CliError, Result};
+
+type Outcome = Result<()>;
 
 pub fn keygen(kid: Option<String>, out_dir: &Path) -> Outcome {
-    let key = dev_keys::generate_es256().map_err(|e| e.message)?;
+    let key = dev_keys::generate_es256()?;
     let kid = kid.unwrap_or(key.kid);
     check_kid(&kid)?;
-    std::fs::create_dir_all(out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    std::fs::create_dir_all(out_dir).map_err(CliError::file(out_dir))?;
     let private = out_dir.join(format!("ecdsa-p256-{kid}-private.pem"));
     let public = out_dir.join(format!("ecdsa-p256-{kid}-public.pem"));
     write_private(&private, &key.private_pem)?;
-    std::fs::write(&public, &key.public_pem).map_err(|e| format!("{}: {e}", public.display()))?;
+    std::fs::write(&public, &key.public_pem).map_err(CliError::file(&public))?;
     println!("kid: {kid}");
     println!("private key: {}", private.display());
     println!("public key: {}", public.display());
@@ -26,17 +28,17 @@ pub fn jwks(public_key: &Path, kid: Option<String>, legacy: bool) -> Outcome {
     let pem = read(public_key)?;
     let kid = match kid {
         Some(kid) => kid,
-        None => dev_keys::thumbprint(&pem).map_err(|e| e.message)?,
+        None => dev_keys::thumbprint(&pem)?,
     };
     let shape = if legacy {
         JwksShape::Legacy
     } else {
         JwksShape::Rfc7517
     };
-    let doc = dev_keys::jwks_json(&pem, &kid, shape).map_err(|e| e.message)?;
+    let doc = dev_keys::jwks_json(&pem, &kid, shape)?;
     println!(
         "{}",
-        serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?
+        serde_json::to_string_pretty(&doc).map_err(|e| CliError::Failed(e.to_string()))?
     );
     Ok(())
 }
@@ -54,30 +56,27 @@ pub fn token(
     let pem = read(private_key)?;
     let kid = match kid {
         Some(kid) => kid,
-        None => dev_keys::public_pem_of(&pem)
-            .and_then(|public| dev_keys::thumbprint(&public))
-            .map_err(|e| e.message)?,
+        None => dev_keys::public_pem_of(&pem).and_then(|public| dev_keys::thumbprint(&public))?,
     };
     // Refuse here what the API would refuse, so the mistake shows where it was made.
-    context_chat::names::check_identity(&identity).map_err(|e| e.message)?;
-    let contexts = context_chat::names::check_contexts(contexts).map_err(|e| e.message)?;
-    let signer = ContextTokenSigner::from_pem(&pem, &kid).map_err(|e| e.message)?;
+    context_chat::names::check_identity(&identity)?;
+    let contexts = context_chat::names::check_contexts(contexts)?;
+    let signer = ContextTokenSigner::from_pem(&pem, &kid)?;
     let now = now_unix();
-    let token = signer
-        .sign(&ContextClaims {
-            sub: identity,
-            contexts,
-            iat: now,
-            exp: now + ttl,
-            iss: issuer,
-            aud: audience,
-        })
-        .map_err(|e| e.message)?;
+    let token = signer.sign(&ContextClaims {
+        sub: identity,
+        contexts,
+        iat: now,
+        exp: now + ttl,
+        iss: issuer,
+        aud: audience,
+    })?;
     println!("{token}");
     Ok(())
 }
 
-/// `90`, `90s`, `15m`, `12h` or `1d`, as seconds.
+/// `90`, `90s`, `15m`, `12h` or `1d`, as seconds. A clap value parser, so its error is the
+/// text clap shows beside the argument.
 pub fn parse_duration_secs(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let (number, unit) = match text.char_indices().last() {
@@ -106,13 +105,15 @@ fn check_kid(kid: &str) -> Outcome {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     {
-        return Err("a kid is 1 to 128 letters, digits, - _ or .".into());
+        return Err(CliError::usage(
+            "a kid is 1 to 128 letters, digits, - _ or .",
+        ));
     }
     Ok(())
 }
 
-fn read(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(CliError::file(path))
 }
 
 /// Writes a private key readable by its owner only.
@@ -122,11 +123,9 @@ pub fn write_private(path: &Path, contents: &str) -> Outcome {
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut file = options.open(path).map_err(CliError::file(path))?;
     file.write_all(contents.as_bytes())
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(CliError::file(path))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 mod configure;
 mod dev;
+mod error;
 mod local;
 mod notifications;
 mod put_params;
@@ -117,8 +118,8 @@ async fn main() -> ExitCode {
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("chatctl: {message}");
+        Err(err) => {
+            eprintln!("chatctl: {err}");
             ExitCode::FAILURE
         }
     }

@@ -9,6 +9,8 @@ use aws_sdk_ssm::error::DisplayErrorContext;
 use aws_sdk_ssm::types::ParameterType;
 use context_chat::settings::{Param, SettingsSource};
 
+use crate::error::{CliError, Result};
+
 #[derive(clap::Args)]
 pub struct PutParamsArgs {
     /// The stack: parameters go under /STACK/.
@@ -31,14 +33,16 @@ pub struct PutParamsArgs {
     dry_run: bool,
 }
 
-pub async fn run(args: PutParamsArgs) -> Result<(), String> {
+pub async fn run(args: PutParamsArgs) -> Result<()> {
     let stack = args.stack.trim();
     if stack.is_empty()
         || !stack
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
-        return Err("--stack must be a stack name (letters, digits, - and _)".into());
+        return Err(CliError::usage(
+            "--stack must be a stack name (letters, digits, - and _)",
+        ));
     }
     let mut values: HashMap<Param, String> = Param::ALL
         .iter()
@@ -53,42 +57,48 @@ pub async fn run(args: PutParamsArgs) -> Result<(), String> {
         .collect();
     for pair in &args.set {
         let (name, value) = pair.split_once('=').ok_or_else(|| {
-            format!(
+            CliError::usage(format!(
                 "--set {name:?} must be NAME=VALUE",
                 name = pair.split('=').next().unwrap_or_default()
-            )
+            ))
         })?;
-        let param = Param::from_ssm_suffix(name.trim())
-            .ok_or_else(|| format!("--set: {name:?} is not one of the parameters ({})", names()))?;
+        let param = Param::from_ssm_suffix(name.trim()).ok_or_else(|| {
+            CliError::usage(format!(
+                "--set: {name:?} is not one of the parameters ({})",
+                names()
+            ))
+        })?;
         values.insert(param, value.to_owned());
     }
     if values.is_empty() && args.dev_private_key.is_none() {
-        return Err(format!(
+        return Err(CliError::usage(format!(
             "nothing to put: set the variables ({}) or use --set",
             env_names()
-        ));
+        )));
     }
     if !args.partial {
         let env: HashMap<String, String> = values
             .iter()
             .map(|(p, v)| (p.env_var().to_owned(), v.clone()))
             .collect();
-        let settings = SettingsSource::Env(env)
-            .load()
-            .await
-            .map_err(|e| format!("{} (nothing was put)", e.message))?;
-        if let Err(e) = settings.sendgrid {
-            return Err(format!("{} (nothing was put)", e.message));
-        }
+        let nothing_put = |e: context_chat::ChatError| {
+            CliError::usage(format!("{} (nothing was put)", e.message))
+        };
+        let settings = SettingsSource::Env(env).load().await.map_err(nothing_put)?;
+        settings.sendgrid.map_err(nothing_put)?;
     }
     let mut puts: Vec<(String, String, bool)> = values
         .iter()
         .map(|(p, v)| (p.ssm_name(stack), v.trim().to_owned(), p.is_secret()))
         .collect();
     if let (Some(file), Some(kid)) = (&args.dev_private_key, &args.dev_key_id) {
-        let pem = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-        context_chat::dev_keys::ContextTokenSigner::from_pem(&pem, kid)
-            .map_err(|_| format!("{} is not a PKCS#8 P-256 private key", file.display()))?;
+        let pem = std::fs::read_to_string(file).map_err(CliError::file(file))?;
+        context_chat::dev_keys::ContextTokenSigner::from_pem(&pem, kid).map_err(|_| {
+            CliError::usage(format!(
+                "{} is not a PKCS#8 P-256 private key",
+                file.display()
+            ))
+        })?;
         let base = format!("/{stack}-dev-extras/chat-development");
         puts.push((format!("{base}/privateKey"), pem, true));
         puts.push((format!("{base}/keyId"), kid.trim().to_owned(), false));
@@ -124,7 +134,12 @@ pub async fn run(args: PutParamsArgs) -> Result<(), String> {
             .overwrite(true)
             .send()
             .await
-            .map_err(|e| format!("putting {name} failed: {}", DisplayErrorContext(&e)))?;
+            .map_err(|e| {
+                CliError::Failed(format!(
+                    "putting {name} failed: {}",
+                    DisplayErrorContext(&e)
+                ))
+            })?;
         println!("put {name}{}", if *secure { " [SecureString]" } else { "" });
     }
     Ok(())

@@ -1,4 +1,4 @@
-//! The digest of one address for one channel: what is waiting to be emailed, and when the
+//! The digest of one address for one context: what is waiting to be emailed, and when the
 //! last email went. "At most one email per window; later messages fold into the next one."
 //!
 //! Pure functions over the stored document, run inside the store's optimistic update, so
@@ -20,7 +20,9 @@ pub const KEEP_SECS: u64 = 30 * 24 * 3600;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Digest {
-    pub channel: String,
+    /// Stored as `channel`, the old integration's word.
+    #[serde(rename = "channel")]
+    pub context: String,
     pub email: EmailAddress,
     /// The subscriber, to ask Twilio whether they are online when a folded email is due.
     pub identity: String,
@@ -72,9 +74,9 @@ pub fn step(
     now: u64,
     window: u64,
 ) -> (Option<Digest>, Step) {
-    let (channel, email, identity) = key;
+    let (context, email, identity) = key;
     let mut next = current.cloned().unwrap_or_else(|| Digest {
-        channel: channel.to_owned(),
+        context: context.to_owned(),
         email: email.clone(),
         identity: identity.to_owned(),
         last_sent_at: None,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::store::{
-    Expect, Key, SUBSCRIPTION_PREFIX, Store, Stored, Subscription, channel_partition,
+    Expect, Key, SUBSCRIPTION_PREFIX, Store, Stored, Subscription, context_partition,
 };
 use crate::context_token::now_unix;
 use crate::error::{ChatError, Result};
@@ -156,10 +156,10 @@ impl Store for FileStore {
         })
     }
 
-    fn subscriptions<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<Vec<Subscription>>> {
+    fn subscriptions<'a>(&'a self, context: &'a str) -> BoxFuture<'a, Result<Vec<Subscription>>> {
         Box::pin(async move {
             let items = self.lock();
-            let partition = channel_partition(channel);
+            let partition = context_partition(context);
             Ok(items
                 .range((partition.clone(), String::new())..)
                 .take_while(|((pk, _), _)| *pk == partition)

@@ -1,18 +1,18 @@
-//! The texts of the two emails: the confirmation code, and new messages in a channel.
+//! The texts of the two emails: the confirmation code, and new messages in a context.
 
 use super::address::EmailAddress;
 use super::codes::CODE_TTL_SECS;
 use super::digest::PendingMessage;
 use super::mailer::Email;
 
-pub fn confirmation(to: &EmailAddress, channel: &str, code: &str) -> Email {
+pub fn confirmation(to: &EmailAddress, context: &str, code: &str) -> Email {
     Email {
         to: to.clone(),
         unsubscribe: None,
         subject: format!("Your confirmation code: {code}"),
         text: format!(
             "Hello,\n\n\
-             someone (we hope you) asked to be emailed about new messages in the chat \"{channel}\".\n\n\
+             someone (we hope you) asked to be emailed about new messages in the chat \"{context}\".\n\n\
              Your confirmation code is: {code}\n\n\
              Enter it in the chat to confirm this address. It is valid for {hours} hours.\n\
              If you did not ask for this, ignore this email: nothing will be sent to you.\n",
@@ -26,7 +26,7 @@ const MAX_QUOTE_CHARS: usize = 2000;
 
 pub fn new_messages(
     to: &EmailAddress,
-    channel: &str,
+    context: &str,
     messages: &[PendingMessage],
     more: u32,
     window_secs: u64,
@@ -35,14 +35,14 @@ pub fn new_messages(
     let total = messages.len() as u64 + u64::from(more);
     let subject = if total == 1 {
         match messages.first() {
-            Some(m) => format!("{} wrote in \"{channel}\"", one_line(&m.author)),
-            None => format!("A new message in \"{channel}\""),
+            Some(m) => format!("{} wrote in \"{context}\"", one_line(&m.author)),
+            None => format!("A new message in \"{context}\""),
         }
     } else {
-        format!("{total} new messages in \"{channel}\"")
+        format!("{total} new messages in \"{context}\"")
     };
     let mut text = format!(
-        "{} in the chat \"{channel}\" while you were away:\n\n",
+        "{} in the chat \"{context}\" while you were away:\n\n",
         if total == 1 {
             "A new message".to_owned()
         } else {
@@ -63,7 +63,7 @@ pub fn new_messages(
         ));
     }
     text.push_str(&format!(
-        "--\nYou get this because {to} asked to be emailed about new messages in \"{channel}\" \
+        "--\nYou get this because {to} asked to be emailed about new messages in \"{context}\" \
          while offline, at most once every {} minutes.\n",
         window_secs.div_ceil(60)
     ));

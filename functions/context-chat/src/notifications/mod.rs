@@ -5,24 +5,29 @@
 //! Storage, mail and the queue between the webhook and the notifier are ports
 //! ([`Store`], [`Mailer`], [`Queue`]): this crate holds the embedded and SendGrid ones, the
 //! `aws-ports` crate the DynamoDB and SQS ones, so that only the functions using them link
-//! the AWS SDKs.
+//! the AWS SDKs. [`NotificationService`] is the feature's one entry.
 
 pub mod address;
 pub mod codes;
+pub mod confirmations;
 pub mod digest;
 pub mod file_store;
 pub mod mailer;
 pub mod messages;
 pub mod notifier;
-pub mod operations;
+pub mod ports;
 pub mod queue;
+pub mod service;
 pub mod store;
 pub mod unsubscribe;
 pub mod webhook;
 
 pub use address::EmailAddress;
+pub use confirmations::Confirmations;
 pub use mailer::{Email, Mailer, Outbox, SendGrid};
-pub use notifier::NotifyOptions;
+pub use notifier::{NotifyOptions, NotifyReport};
+pub use ports::NotificationPorts;
 pub use queue::{LocalQueue, Queue, QueueMessage};
+pub use service::NotificationService;
 pub use store::{Document, Key, Store, Subscription};
 pub use webhook::{MessageEvent, WebhookOutcome, WebhookRequest};

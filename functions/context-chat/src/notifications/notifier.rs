@@ -1,8 +1,9 @@
 //! The notifier: for each new message, an email to every confirmed subscriber of its
-//! channel who is offline and did not write it, folded into digests so that an address
-//! gets at most one email per channel per window.
+//! context who is offline and did not write it, folded into digests so that an address
+//! gets at most one email per context per window.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -11,12 +12,14 @@ use super::address::EmailAddress;
 use super::codes::EmailRecord;
 use super::digest::{self, Digest, PendingMessage, Step};
 use super::messages;
+use super::ports::NotificationPorts;
 use super::queue::QueueMessage;
-use super::store::{self, Key};
+use super::store::{self, Key, Store};
 use super::webhook::MessageEvent;
-use crate::app::App;
 use crate::context_token::now_unix;
 use crate::error::{ChatError, Result};
+use crate::settings_holder::SettingsHolder;
+use crate::twilio::conversations::ConversationsApi;
 
 #[derive(Debug, Clone, Copy)]
 pub struct NotifyOptions {
@@ -24,7 +27,7 @@ pub struct NotifyOptions {
     pub concurrency: usize,
     /// Time for the Twilio lookups of one message.
     pub twilio_budget: Duration,
-    /// At most one email per channel and address in this long.
+    /// At most one email per context and address in this long.
     pub window: Duration,
 }
 
@@ -47,23 +50,47 @@ pub struct NotifyReport {
     pub skipped_unverified: usize,
 }
 
-impl App {
+pub struct Notifier {
+    settings: Arc<SettingsHolder>,
+    ports: NotificationPorts,
+    options: NotifyOptions,
+    /// Conversation SID → its context (unique name), or `None` for one that has none.
+    context_names: quick_cache::sync::Cache<String, Option<String>>,
+}
+
+impl Notifier {
+    pub fn new(
+        settings: Arc<SettingsHolder>,
+        ports: NotificationPorts,
+        options: NotifyOptions,
+    ) -> Self {
+        Self {
+            settings,
+            ports,
+            options,
+            context_names: quick_cache::sync::Cache::new(10_000),
+        }
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.ports.store.as_ref()
+    }
+
     /// Handles one message from the notifier's queue. An error means "try this again later":
     /// what was done before it is recorded, so a retry does not repeat it.
     pub async fn notify(&self, message: &QueueMessage) -> Result<NotifyReport> {
         match message {
             QueueMessage::Message(event) => self.notify_message(event).await,
-            QueueMessage::Flush { channel, email } => self.flush(channel, email).await,
+            QueueMessage::Flush { context, email } => self.flush(context, email).await,
         }
     }
 
     async fn notify_message(&self, event: &MessageEvent) -> Result<NotifyReport> {
-        let Some(channel) = self.channel_of(&event.conversation_sid).await? else {
+        let Some(context) = self.context_of(&event.conversation_sid).await? else {
             tracing::info!(conversation = %event.conversation_sid, "not a context's conversation; nobody to notify");
             return Ok(NotifyReport::default());
         };
-        let store = self.store()?;
-        let subscriptions = store.subscriptions(&channel).await?;
+        let subscriptions = self.store().subscriptions(&context).await?;
         // An address is the unit: the author's own addresses get nothing, and an address
         // subscribed by several identities gets one email.
         let author_emails: Vec<&EmailAddress> = subscriptions
@@ -85,21 +112,21 @@ impl App {
             body: event.body.clone(),
             date: event.date_created.clone(),
         };
-        let deadline = Instant::now() + self.notify_options.twilio_budget;
+        let deadline = Instant::now() + self.options.twilio_budget;
         let outcomes: Vec<Result<Outcome>> = futures_util::stream::iter(by_email)
             .map(|(email, identity)| {
-                let (channel, message) = (&channel, &message);
+                let (context, message) = (&context, &message);
                 async move {
-                    self.notify_one(channel, &email, &identity, Some(message), deadline)
+                    self.notify_one(context, &email, &identity, Some(message), deadline)
                         .await
                 }
             })
-            .buffer_unordered(self.notify_options.concurrency.max(1))
+            .buffer_unordered(self.options.concurrency.max(1))
             .collect()
             .await;
         let report = report(outcomes)?;
         tracing::info!(
-            channel = %channel,
+            context = %context,
             message = %event.message_sid,
             emailed = report.emailed.len(),
             folded = report.folded,
@@ -110,47 +137,46 @@ impl App {
         Ok(report)
     }
 
-    async fn flush(&self, channel: &str, email: &EmailAddress) -> Result<NotifyReport> {
-        let store = self.store()?;
+    async fn flush(&self, context: &str, email: &EmailAddress) -> Result<NotifyReport> {
         let key = Key::Digest {
-            channel: channel.to_owned(),
+            context: context.to_owned(),
             email: email.clone(),
         };
-        let Some(digest) = store::read::<Digest>(store, &key).await? else {
+        let Some(digest) = store::read::<Digest>(self.store(), &key).await? else {
             return Ok(NotifyReport::default());
         };
-        let deadline = Instant::now() + self.notify_options.twilio_budget;
+        let deadline = Instant::now() + self.options.twilio_budget;
         let identity = digest.value.identity.clone();
         let outcome = self
-            .notify_one(channel, email, &identity, None, deadline)
+            .notify_one(context, email, &identity, None, deadline)
             .await;
         let report = report(vec![outcome])?;
-        tracing::info!(channel, emailed = report.emailed.len(), "digest flushed");
+        tracing::info!(context, emailed = report.emailed.len(), "digest flushed");
         Ok(report)
     }
 
     /// One address: confirmed? online? then the digest step and, when due, the email.
     async fn notify_one(
         &self,
-        channel: &str,
+        context: &str,
         email: &EmailAddress,
         identity: &str,
         message: Option<&PendingMessage>,
         deadline: Instant,
     ) -> Result<Outcome> {
-        let store = self.store()?;
+        let store = self.store();
         let confirmed = store::read::<EmailRecord>(store, &Key::Email(email.clone()))
             .await?
             .is_some_and(|r| r.value.verified);
         let still_subscribed = store
             .get(&Key::Subscription {
-                channel: channel.to_owned(),
+                context: context.to_owned(),
                 identity: identity.to_owned(),
             })
             .await?
             .is_some();
         let key = Key::Digest {
-            channel: channel.to_owned(),
+            context: context.to_owned(),
             email: email.clone(),
         };
         if !confirmed || !still_subscribed {
@@ -173,10 +199,10 @@ impl App {
         let step = store::update(store, &key, |d: Option<&Digest>| {
             let (next, step) = digest::step(
                 d,
-                (channel, email, identity),
+                (context, email, identity),
                 message,
                 now,
-                self.notify_options.window.as_secs(),
+                self.options.window.as_secs(),
             );
             Ok((keep(next), step))
         })
@@ -186,7 +212,7 @@ impl App {
             Step::Later { at, schedule } => {
                 if schedule {
                     let delay = Duration::from_secs(at.saturating_sub(now_unix()).max(1));
-                    if let Err(err) = self.queue()?.schedule(channel, email, delay).await {
+                    if let Err(err) = self.ports.queue()?.schedule(context, email, delay).await {
                         // Unmark it, so that the retry of this message queues the flush.
                         store::update(store, &key, |d: Option<&Digest>| {
                             Ok((
@@ -208,16 +234,20 @@ impl App {
                 more,
                 previous_sent_at,
             } => {
-                let link = self.unsubscribe_link(channel, email).await;
+                let configured = self.settings.current().await?;
+                let link = self.ports.public_url.as_ref().and_then(|base| {
+                    let auth = configured.webhook_auth.as_ref()?;
+                    Some(auth.unsubscribe_links.link(base, context, email))
+                });
                 let mail = messages::new_messages(
                     email,
-                    channel,
+                    context,
                     &pending,
                     more,
-                    self.notify_options.window.as_secs(),
+                    self.options.window.as_secs(),
                     link.as_deref(),
                 );
-                let mailer = self.mailer().await?;
+                let mailer = configured.email.clone()?;
                 if let Err(err) = mailer.send(&mail).await {
                     store::update(store, &key, |d: Option<&Digest>| {
                         Ok((
@@ -236,13 +266,10 @@ impl App {
     /// Twilio's `is_online` for the identity; unknown (no reachability, no user, no answer)
     /// counts as offline, so a notification is sent rather than lost.
     async fn is_online(&self, identity: &str, deadline: Instant) -> bool {
-        let Ok(runtime) = self.runtime().await else {
+        let Ok(conversations) = self.conversations().await else {
             return false;
         };
-        let Some(provisioner) = &runtime.provisioner else {
-            return false;
-        };
-        match provisioner.api().fetch_user(identity, deadline).await {
+        match conversations.fetch_user(identity, deadline).await {
             Ok(Some(user)) => user.is_online == Some(true),
             Ok(None) => false,
             Err(err) => {
@@ -252,21 +279,25 @@ impl App {
         }
     }
 
-    /// The context (unique name) of a conversation, remembered per process: a
-    /// conversation's unique name does not change once our provisioning set it.
-    async fn channel_of(&self, conversation_sid: &str) -> Result<Option<String>> {
-        if let Some(known) = self.channel_names.get(conversation_sid) {
-            return Ok(known);
-        }
-        let runtime = self.runtime().await?;
-        let provisioner = runtime.provisioner.as_ref().ok_or_else(|| {
+    async fn conversations(&self) -> Result<Arc<ConversationsApi>> {
+        let configured = self.settings.current().await?;
+        let twilio = configured.twilio.as_ref().ok_or_else(|| {
             ChatError::internal(
-                "No Conversations API is set up, so a conversation's channel cannot be found.",
+                "No Conversations API is set up, so a conversation's context cannot be found.",
             )
         })?;
-        let deadline = Instant::now() + self.notify_options.twilio_budget;
-        let conversation = provisioner
-            .api()
+        Ok(twilio.conversations.clone())
+    }
+
+    /// The context (unique name) of a conversation, remembered per process: a
+    /// conversation's unique name does not change once our provisioning set it.
+    async fn context_of(&self, conversation_sid: &str) -> Result<Option<String>> {
+        if let Some(known) = self.context_names.get(conversation_sid) {
+            return Ok(known);
+        }
+        let conversations = self.conversations().await?;
+        let deadline = Instant::now() + self.options.twilio_budget;
+        let conversation = conversations
             .fetch_conversation(conversation_sid, deadline)
             .await
             .map_err(|err| {
@@ -274,7 +305,7 @@ impl App {
                 ChatError::internal("Could not look up the conversation at Twilio; will try again.")
             })?;
         let name = conversation.and_then(|c| c.unique_name);
-        self.channel_names
+        self.context_names
             .insert(conversation_sid.to_owned(), name.clone());
         Ok(name)
     }

@@ -19,9 +19,11 @@ use crate::error::{ChatError, Result};
 pub enum QueueMessage {
     /// A new message in a conversation (from the webhook).
     Message(MessageEvent),
-    /// Send what has folded up for one address in one channel, if it is due.
+    /// Send what has folded up for one address in one context, if it is due.
     Flush {
-        channel: String,
+        /// `channel` on the wire, as messages already queued spell it.
+        #[serde(rename = "channel")]
+        context: String,
         email: EmailAddress,
     },
 }
@@ -44,7 +46,7 @@ pub trait Queue: Send + Sync {
     /// Queues a flush to be handled after `delay`.
     fn schedule<'a>(
         &'a self,
-        channel: &'a str,
+        context: &'a str,
         email: &'a EmailAddress,
         delay: Duration,
     ) -> BoxFuture<'a, Result<()>>;
@@ -114,14 +116,14 @@ impl Queue for LocalQueue {
 
     fn schedule<'a>(
         &'a self,
-        channel: &'a str,
+        context: &'a str,
         email: &'a EmailAddress,
         delay: Duration,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let sender = self.sender.clone();
             let message = QueueMessage::Flush {
-                channel: channel.to_owned(),
+                context: context.to_owned(),
                 email: email.clone(),
             };
             tokio::spawn(async move {

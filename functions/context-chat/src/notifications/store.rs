@@ -11,17 +11,18 @@ use serde_json::Value;
 use super::address::EmailAddress;
 use crate::error::{ChatError, Result};
 
-/// Where a document lives. Subscriptions and digests of a channel share its partition, so
-/// one query finds a channel's subscribers.
+/// Where a document lives. Subscriptions and digests of a context share its partition, so
+/// one query finds a context's subscribers. The key strings keep the old integration's
+/// word, `CHANNEL#`, so that existing tables keep working.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Key {
-    /// One identity's subscription to a channel.
-    Subscription { channel: String, identity: String },
+    /// One identity's subscription to a context.
+    Subscription { context: String, identity: String },
     /// An address: verified or not, and its pending confirmation code.
     Email(EmailAddress),
-    /// What is waiting to be sent to one address about one channel, and when it last was.
+    /// What is waiting to be sent to one address about one context, and when it last was.
     Digest {
-        channel: String,
+        context: String,
         email: EmailAddress,
     },
 }
@@ -31,8 +32,8 @@ pub const SUBSCRIPTION_PREFIX: &str = "SUB#";
 impl Key {
     pub fn partition(&self) -> String {
         match self {
-            Key::Subscription { channel, .. } | Key::Digest { channel, .. } => {
-                channel_partition(channel)
+            Key::Subscription { context, .. } | Key::Digest { context, .. } => {
+                context_partition(context)
             }
             Key::Email(email) => format!("EMAIL#{email}"),
         }
@@ -47,8 +48,8 @@ impl Key {
     }
 }
 
-pub fn channel_partition(channel: &str) -> String {
-    format!("CHANNEL#{channel}")
+pub fn context_partition(context: &str) -> String {
+    format!("CHANNEL#{context}")
 }
 
 /// A document as stored: its fields, the version that guards it, and when the store may
@@ -81,14 +82,16 @@ pub trait Store: Send + Sync {
     /// Removes a document; absent is fine.
     fn delete<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<()>>;
 
-    /// Every subscription to `channel`.
-    fn subscriptions<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<Vec<Subscription>>>;
+    /// Every subscription to `context`.
+    fn subscriptions<'a>(&'a self, context: &'a str) -> BoxFuture<'a, Result<Vec<Subscription>>>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Subscription {
-    pub channel: String,
+    /// Stored as `channel`, the old integration's word.
+    #[serde(rename = "channel")]
+    pub context: String,
     pub identity: String,
     pub email: EmailAddress,
     pub created_at: u64,

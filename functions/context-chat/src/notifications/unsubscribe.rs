@@ -1,5 +1,6 @@
-//! Unsubscribe links: the email's way to stop. A link names the channel and the address and
-//! carries an HMAC over both, so that only the recipient of an email can stop that channel's
+//! Unsubscribe links: the email's way to stop. A link names the context (as `channel`, the
+//! word of links already sent) and the address and
+//! carries an HMAC over both, so that only the recipient of an email can stop that context's
 //! emails to that address. The key is derived from the account's auth token, which the
 //! webhook (where the link is answered) and the notifier (which writes it) both hold.
 
@@ -27,51 +28,51 @@ impl UnsubscribeSigner {
         }
     }
 
-    fn message(channel: &str, email: &EmailAddress) -> Vec<u8> {
-        format!("{channel}\n{email}").into_bytes()
+    fn message(context: &str, email: &EmailAddress) -> Vec<u8> {
+        format!("{context}\n{email}").into_bytes()
     }
 
-    pub fn signature(&self, channel: &str, email: &EmailAddress) -> String {
-        URL_SAFE_NO_PAD.encode(hmac::sign(&self.key, &Self::message(channel, email)))
+    pub fn signature(&self, context: &str, email: &EmailAddress) -> String {
+        URL_SAFE_NO_PAD.encode(hmac::sign(&self.key, &Self::message(context, email)))
     }
 
     /// Constant-time (aws-lc's `hmac::verify`).
-    pub fn check(&self, channel: &str, email: &EmailAddress, signature: &str) -> bool {
+    pub fn check(&self, context: &str, email: &EmailAddress, signature: &str) -> bool {
         let Ok(signature) = URL_SAFE_NO_PAD.decode(signature.trim()) else {
             return false;
         };
-        hmac::verify(&self.key, &Self::message(channel, email), &signature).is_ok()
+        hmac::verify(&self.key, &Self::message(context, email), &signature).is_ok()
     }
 
-    /// The link for one channel and address, below `base`.
-    pub fn link(&self, base: &Url, channel: &str, email: &EmailAddress) -> String {
+    /// The link for one context and address, below `base`.
+    pub fn link(&self, base: &Url, context: &str, email: &EmailAddress) -> String {
         let mut url = base.clone();
         let path = format!("{}{PATH}", base.path().trim_end_matches('/'));
         url.set_path(&path);
         url.set_query(None);
         url.query_pairs_mut()
-            .append_pair("channel", channel)
+            .append_pair("channel", context)
             .append_pair("email", email.as_str())
-            .append_pair("sig", &self.signature(channel, email));
+            .append_pair("sig", &self.signature(context, email));
         url.to_string()
     }
 }
 
 /// The page the link opens: one button that confirms (a POST to the same URL).
-pub fn confirmation_page(channel: &str, email: &str) -> String {
+pub fn confirmation_page(context: &str, email: &str) -> String {
     page(
         "Stop these emails?",
         &format!(
             "<p>Stop emailing <b>{}</b> about new messages in <b>{}</b>?</p>\
              <form method=post><button type=submit>Stop these emails</button></form>",
             escape(email),
-            escape(channel)
+            escape(context)
         ),
     )
 }
 
 /// The answer to the POST: an HTTP status and a page.
-pub fn result_page(channel: &str, outcome: crate::Result<usize>) -> (u16, String) {
+pub fn result_page(context: &str, outcome: crate::Result<usize>) -> (u16, String) {
     match outcome {
         Ok(_) => (
             200,
@@ -80,7 +81,7 @@ pub fn result_page(channel: &str, outcome: crate::Result<usize>) -> (u16, String
                 &format!(
                     "<p>No more emails about <b>{}</b> will be sent to this address. \
                      You can turn them on again in the chat.</p>",
-                    escape(channel)
+                    escape(context)
                 ),
             ),
         ),
@@ -112,7 +113,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_link_works_only_for_its_channel_and_address() {
+    fn a_link_works_only_for_its_context_and_address() {
         let signer = UnsubscribeSigner::new(&SecretString::from("token"));
         let alex = EmailAddress::parse("alex@example.org").unwrap();
         let eve = EmailAddress::parse("eve@example.org").unwrap();

@@ -5,7 +5,7 @@ mod params;
 mod source;
 
 pub use params::Param;
-pub use source::{ALL_PATHS, SettingsSource, TOKEN_PATHS};
+pub use source::{ALL_PATHS, SettingsSource, TOKEN_PATHS, read_ssm_path};
 
 use std::collections::HashMap;
 use std::net::IpAddr;

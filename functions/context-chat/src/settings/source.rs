@@ -28,6 +28,25 @@ pub enum SettingsSource {
 }
 
 impl SettingsSource {
+    /// SSM under `STACK_NAME` when it is set (the AWS SDK's standard chain, so
+    /// `AWS_ENDPOINT_URL` can point it elsewhere), reading `paths` below it; otherwise the
+    /// environment variables.
+    pub async fn from_env(paths: &'static [&'static str]) -> Self {
+        match std::env::var("STACK_NAME") {
+            Ok(stack) if !stack.trim().is_empty() => {
+                let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .load()
+                    .await;
+                SettingsSource::Ssm {
+                    client: aws_sdk_ssm::Client::new(&config),
+                    stack: stack.trim().to_owned(),
+                    paths,
+                }
+            }
+            _ => SettingsSource::from_process_env(),
+        }
+    }
+
     /// Captures the process environment's setting variables.
     pub fn from_process_env() -> Self {
         SettingsSource::Env(
@@ -113,17 +132,32 @@ async fn load_ssm(client: &aws_sdk_ssm::Client, stack: &str, paths: &[&str]) -> 
     Ok(raw)
 }
 
-/// Every parameter below `/{stack}/{path}`, following pagination.
+/// Every parameter below `/{stack}/{path}` that names a setting.
 async fn load_ssm_path(
     client: &aws_sdk_ssm::Client,
     prefix: &str,
     path: &str,
 ) -> Result<RawParams> {
-    let path = format!("{prefix}{path}");
-    let mut raw = RawParams::new();
+    Ok(read_ssm_path(client, &format!("{prefix}{path}"))
+        .await?
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let param = name.strip_prefix(prefix).and_then(Param::from_ssm_suffix)?;
+            Some((param, value))
+        })
+        .collect())
+}
+
+/// Every parameter below `path` (recursively, decrypted), by full name, following
+/// pagination. A failure is logged with the SDK's cause and answered without it.
+pub async fn read_ssm_path(
+    client: &aws_sdk_ssm::Client,
+    path: &str,
+) -> Result<HashMap<String, String>> {
+    let mut found = HashMap::new();
     let mut pages = client
         .get_parameters_by_path()
-        .path(&path)
+        .path(path)
         .recursive(true)
         .with_decryption(true)
         .into_paginator()
@@ -136,13 +170,10 @@ async fn load_ssm_path(
             ))
         })?;
         for parameter in page.parameters.unwrap_or_default() {
-            let (Some(name), Some(value)) = (parameter.name, parameter.value) else {
-                continue;
-            };
-            if let Some(param) = name.strip_prefix(prefix).and_then(Param::from_ssm_suffix) {
-                raw.insert(param, value);
+            if let (Some(name), Some(value)) = (parameter.name, parameter.value) {
+                found.insert(name, value);
             }
         }
     }
-    Ok(raw)
+    Ok(found)
 }

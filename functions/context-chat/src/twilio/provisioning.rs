@@ -91,7 +91,7 @@ const REMEMBERED_BYTES: u64 = 4 * 1024 * 1024;
 type InFlight = Shared<BoxFuture<'static, Result<Changes>>>;
 
 pub struct Provisioner {
-    api: ConversationsApi,
+    api: Arc<ConversationsApi>,
     options: ProvisioningOptions,
     /// By identity: the last contexts provisioned for it. Only the latest set counts, so
     /// a token with other contexts is never answered from memory of an older one.
@@ -101,17 +101,13 @@ pub struct Provisioner {
 }
 
 impl Provisioner {
-    pub fn new(api: ConversationsApi, options: ProvisioningOptions) -> Self {
+    pub fn new(api: Arc<ConversationsApi>, options: ProvisioningOptions) -> Self {
         Self {
             api,
             options,
             remembered: Cache::with_weighter(4096, REMEMBERED_BYTES, RememberedWeight),
             in_flight: Mutex::new(HashMap::new()),
         }
-    }
-
-    pub fn api(&self) -> &ConversationsApi {
-        &self.api
     }
 
     /// Makes Twilio match the token, unless this process did so for the same identity and

@@ -132,7 +132,7 @@ async fn the_app_reads_settings_once_per_maximum_age_and_keeps_them_when_ssm_fai
         },
         options,
     );
-    let first = app.runtime().await.unwrap();
+    let first = app.settings().current().await.unwrap();
     assert_eq!(
         first.settings.chat.issuer.as_deref(),
         Some("https://toolbox.example")
@@ -146,14 +146,14 @@ async fn the_app_reads_settings_once_per_maximum_age_and_keeps_them_when_ssm_fai
         false,
     )
     .await;
-    let again = app.runtime().await.unwrap();
+    let again = app.settings().current().await.unwrap();
     assert_eq!(
         again.settings.chat.issuer.as_deref(),
         Some("https://toolbox.example")
     );
     // ...and is seen after it, with a new verifier because its settings changed.
     tokio::time::sleep(Duration::from_millis(350)).await;
-    let reloaded = app.runtime().await.unwrap();
+    let reloaded = app.settings().current().await.unwrap();
     assert_eq!(
         reloaded.settings.chat.issuer.as_deref(),
         Some("https://new.example")
@@ -167,7 +167,7 @@ async fn the_app_reads_settings_once_per_maximum_age_and_keeps_them_when_ssm_fai
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(350)).await;
-    let kept = app.runtime().await.unwrap();
+    let kept = app.settings().current().await.unwrap();
     assert_eq!(
         kept.settings.twilio.api_secret.expose_secret(),
         "api-secret-value"

@@ -6,7 +6,7 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 fn vectors() -> Vec<Value> {
-    let all: Value = serde_json::from_str(include_str!("fixtures/twilio-vectors.json")).unwrap();
+    let all: Value = serde_json::from_str(include_str!("../fixtures/twilio-vectors.json")).unwrap();
     all["webhook_signatures"].as_array().unwrap().clone()
 }
 

@@ -1,5 +1,4 @@
 //! What every chatctl test needs: the command with a clean environment, a scratch folder.
-#![allow(dead_code)] // each test binary uses a part
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 //! It makes one user and two conversations with names unique to the run, checks that the
 //! memberships follow the token, and deletes what it made.
 //!
-//! `TWILIO_LIVE_TEST=1 cargo nextest run -p context-chat --test live_twilio --no-capture`
+//! `TWILIO_LIVE_TEST=1 cargo nextest run -p context-chat --test it live_twilio --no-capture`
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -54,7 +54,8 @@ async fn memberships_follow_the_token_on_real_twilio() {
     let identity = format!("{run}-user");
 
     let outcome = async {
-        app.create_chat_token("live", &key.token(&claims(&identity, &[&a, &b])))
+        app.tokens()
+            .create_chat_token("live", &key.token(&claims(&identity, &[&a, &b])))
             .await?;
         let api = ConversationsApi::new(RestClient::new(
             RestClient::http_client(),
@@ -80,6 +81,7 @@ async fn memberships_follow_the_token_on_real_twilio() {
         // Another process: it does not remember the first token's contexts.
         let other = App::new(SettingsSource::Env(env.clone()), AppOptions::default());
         other
+            .tokens()
             .create_chat_token("live", &key.token(&claims(&identity, &[&a])))
             .await?;
         let second = names(api.user_conversations(&identity, deadline).await.unwrap());

@@ -10,8 +10,7 @@ use test_support::{
     API_SECRET, Issuer, Moto, TestKey, TwilioStandIn, claims, jwks, put_parameter, unique,
 };
 
-mod common;
-use common::{chatctl, operation, post, serve, temp_dir};
+use crate::common::{chatctl, operation, post, serve, temp_dir};
 
 const LOCAL_SECRET: &str = "local-development-only-not-a-twilio-secret";
 

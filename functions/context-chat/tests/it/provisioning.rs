@@ -66,7 +66,8 @@ impl World {
 
     /// createChatToken through `app` for a fresh context token, which must succeed.
     async fn chat_token(&self, app: &App, identity: &str, contexts: &[&str]) {
-        app.create_chat_token("d", &self.token(identity, contexts))
+        app.tokens()
+            .create_chat_token("d", &self.token(identity, contexts))
             .await
             .unwrap();
     }
@@ -75,11 +76,17 @@ impl World {
 #[tokio::test]
 async fn a_first_token_makes_the_user_its_conversations_and_memberships_in_three_round_trips() {
     let w = World::new().await;
+    // Round trips are counted as the token-path bench counts them: each request is answered
+    // after a fixed time, so requests sent together overlap and sequential ones do not.
+    w.twilio.set_fixed_latency(Duration::from_millis(20));
     let app = w.app();
-    app.runtime().await.unwrap();
+    app.settings().current().await.unwrap();
     let token = w.token("alex", &["general", "SHIPMENT-42", "GROUP-PRIVATE-7"]);
 
-    app.create_chat_token("device-1", &token).await.unwrap();
+    app.tokens()
+        .create_chat_token("device-1", &token)
+        .await
+        .unwrap();
 
     assert_eq!(w.twilio.user_identities(), ["alex"]);
     let mut names = w.twilio.conversation_names();
@@ -100,17 +107,22 @@ async fn a_first_token_makes_the_user_its_conversations_and_memberships_in_three
 
     // The same user again: this process remembers, and Twilio is not asked.
     let before = w.twilio.request_count();
-    app.create_chat_token(
-        "device-2",
-        &w.token("alex", &["SHIPMENT-42", "general", "GROUP-PRIVATE-7"]),
-    )
-    .await
-    .unwrap();
+    app.tokens()
+        .create_chat_token(
+            "device-2",
+            &w.token("alex", &["SHIPMENT-42", "general", "GROUP-PRIVATE-7"]),
+        )
+        .await
+        .unwrap();
     assert_eq!(w.twilio.request_count(), before);
 
     // Another process (a fresh Lambda instance) checks with one round trip and changes nothing.
     w.twilio.clear_log();
-    w.app().create_chat_token("device-3", &token).await.unwrap();
+    w.app()
+        .tokens()
+        .create_chat_token("device-3", &token)
+        .await
+        .unwrap();
     assert_eq!(w.twilio.sequential_round_trips(), 1);
     assert!(w.twilio.requests().iter().all(|r| r.method == Method::GET));
     assert_eq!(
@@ -133,7 +145,7 @@ async fn twenty_concurrent_first_calls_end_with_one_user_one_conversation_one_pa
     let calls = apps.iter().map(|app| {
         let app = app.clone();
         let token = token.clone();
-        tokio::spawn(async move { app.create_chat_token("d", &token).await })
+        tokio::spawn(async move { app.tokens().create_chat_token("d", &token).await })
     });
     for result in futures::future::join_all(calls).await {
         result.unwrap().unwrap();
@@ -155,12 +167,12 @@ async fn twenty_concurrent_first_calls_end_with_one_user_one_conversation_one_pa
     // Twenty concurrent calls in one process share one provisioning.
     let token = w.token("second", &["SHIPMENT-8"]);
     let app = Arc::new(w.app());
-    app.runtime().await.unwrap();
+    app.settings().current().await.unwrap();
     w.twilio.clear_log();
     let calls = (0..20).map(|_| {
         let app = app.clone();
         let token = token.clone();
-        tokio::spawn(async move { app.create_chat_token("d", &token).await })
+        tokio::spawn(async move { app.tokens().create_chat_token("d", &token).await })
     });
     for result in futures::future::join_all(calls).await {
         result.unwrap().unwrap();
@@ -215,7 +227,11 @@ async fn server_errors_until_the_retries_run_out_are_an_internal_error_naming_th
     let app = app(&w.twilio, &w.issuer, options(Duration::from_millis(600)));
     let token = w.token("alex", &["general"]);
 
-    let err = app.create_chat_token("d", &token).await.unwrap_err();
+    let err = app
+        .tokens()
+        .create_chat_token("d", &token)
+        .await
+        .unwrap_err();
 
     assert_eq!(err.kind, ErrorKind::InternalError);
     assert!(
@@ -237,7 +253,7 @@ async fn server_errors_until_the_retries_run_out_are_an_internal_error_naming_th
 
     // What was done stays done, and trying again finishes the rest.
     w.twilio.clear_faults();
-    app.create_chat_token("d", &token).await.unwrap();
+    app.tokens().create_chat_token("d", &token).await.unwrap();
     assert_eq!(w.twilio.participants("general"), ["alex"]);
     assert_eq!(w.twilio.conversation_names(), ["general"]);
     assert_eq!(w.twilio.user_identities(), ["alex"]);
@@ -257,6 +273,7 @@ async fn when_time_runs_out_on_a_hung_try_the_error_is_twilios_last_answer() {
     let app = app(&w.twilio, &w.issuer, options(Duration::from_millis(600)));
 
     let err = app
+        .tokens()
         .create_chat_token("d", &w.token("alex", &["general"]))
         .await
         .unwrap_err();
@@ -282,6 +299,7 @@ async fn an_error_twilio_will_not_take_back_is_not_retried() {
     let app = w.app();
 
     let err = app
+        .tokens()
         .create_chat_token("d", &w.token("alex", &["general"]))
         .await
         .unwrap_err();
@@ -317,6 +335,7 @@ async fn wrong_credentials_are_an_internal_error_and_nothing_is_retried() {
     let app = App::new(SettingsSource::Env(env), options(Duration::from_secs(5)));
 
     let err = app
+        .tokens()
         .create_chat_token("d", &w.token("alex", &["general"]))
         .await
         .unwrap_err();
@@ -394,7 +413,8 @@ async fn many_conversations_are_read_across_pages_and_left_together() {
     let contexts: Vec<String> = (0..60).map(|i| format!("ctx-{i:02}")).collect();
     let refs: Vec<&str> = contexts.iter().map(String::as_str).collect();
     let app = w.app();
-    app.create_chat_token("d", &w.token("alex", &refs))
+    app.tokens()
+        .create_chat_token("d", &w.token("alex", &refs))
         .await
         .unwrap();
     assert_eq!(w.twilio.memberships("alex").len(), 60);
@@ -431,7 +451,8 @@ async fn identities_that_need_escaping_stay_one_path_segment() {
 async fn verify_token_never_calls_twilio() {
     let w = World::new().await;
     let app = w.app();
-    app.verify_token(&w.token("alex", &["general"]))
+    app.tokens()
+        .verify_token(&w.token("alex", &["general"]))
         .await
         .unwrap();
     assert_eq!(w.twilio.request_count(), 0);

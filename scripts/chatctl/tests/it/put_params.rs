@@ -4,8 +4,7 @@ use context_chat::settings::{ALL_PATHS, SettingsSource};
 use secrecy::ExposeSecret;
 use test_support::{ACCOUNT_SID, API_KEY_SID, CHAT_SERVICE_SID, Moto, unique};
 
-mod common;
-use common::{chatctl, temp_dir};
+use crate::common::{chatctl, temp_dir};
 
 fn settings_env(stack: &str) -> Vec<(&'static str, String)> {
     vec![

@@ -10,8 +10,7 @@ use test_support::{
     sign_form,
 };
 
-mod common;
-use common::{Server, operation, serve, temp_dir};
+use crate::common::{Server, operation, serve, temp_dir};
 
 /// The outbox's emails to `to`, oldest first.
 fn outbox(data: &Path, to: &str) -> Vec<String> {

@@ -8,8 +8,7 @@ use context_chat::twilio::service_setup::{
 };
 use test_support::TwilioStandIn;
 
-mod common;
-use common::chatctl;
+use crate::common::chatctl;
 
 const WEBHOOK: &str = "https://chat.example.org/twilio/webhook";
 

@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 fn vectors() -> Value {
-    let text = include_str!("fixtures/twilio-vectors.json");
+    let text = include_str!("../fixtures/twilio-vectors.json");
     serde_json::from_str(text).unwrap()
 }
 

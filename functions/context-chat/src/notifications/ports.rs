@@ -1,0 +1,26 @@
+//! What the notification feature is handed besides the settings: where subscriptions live,
+//! the queue to the notifier, and where this deployment answers HTTP.
+
+use std::sync::Arc;
+
+use super::queue::Queue;
+use super::store::Store;
+use crate::error::{ChatError, Result};
+
+#[derive(Clone)]
+pub struct NotificationPorts {
+    pub store: Arc<dyn Store>,
+    /// Between the webhook and the notifier; only the functions that send to it have it.
+    pub queue: Option<Arc<dyn Queue>>,
+    /// Where this deployment answers HTTP (the webhook's API): emails link to
+    /// `<public_url>/notifications/unsubscribe`. Without it they say to ask an administrator.
+    pub public_url: Option<url::Url>,
+}
+
+impl NotificationPorts {
+    pub fn queue(&self) -> Result<&dyn Queue> {
+        self.queue
+            .as_deref()
+            .ok_or_else(|| ChatError::internal("No notification queue is set up on this server."))
+    }
+}

@@ -1,0 +1,151 @@
+//! The notification service: subscribing a context at an address (with its confirmation),
+//! the webhook's door onto the queue, unsubscribe links, and the notifier behind the queue.
+
+use std::sync::Arc;
+
+use super::address::EmailAddress;
+use super::codes::Issue;
+use super::confirmations::Confirmations;
+use super::notifier::{Notifier, NotifyOptions, NotifyReport};
+use super::ports::NotificationPorts;
+use super::queue::QueueMessage;
+use super::store::{self, Key, Store, Subscription};
+use super::webhook::{self, WebhookOutcome, WebhookRequest};
+use crate::context_token::now_unix;
+use crate::error::{ChatError, Result};
+use crate::names::required;
+use crate::settings::Param;
+use crate::settings_holder::SettingsHolder;
+use crate::tokens::TokenService;
+
+pub struct NotificationService {
+    tokens: Arc<TokenService>,
+    settings: Arc<SettingsHolder>,
+    ports: NotificationPorts,
+    confirmations: Confirmations,
+    notifier: Notifier,
+}
+
+impl NotificationService {
+    pub fn new(
+        tokens: Arc<TokenService>,
+        settings: Arc<SettingsHolder>,
+        ports: NotificationPorts,
+        options: NotifyOptions,
+    ) -> Self {
+        Self {
+            confirmations: Confirmations::new(ports.store.clone()),
+            notifier: Notifier::new(settings.clone(), ports.clone(), options),
+            tokens,
+            settings,
+            ports,
+        }
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.ports.store.as_ref()
+    }
+
+    /// `enableChannelNotifications`: subscribes the token's identity to `context`, one the
+    /// token carries, at `email`; sends a confirmation code to an unconfirmed address.
+    /// Answers whether the address is already confirmed.
+    pub async fn subscribe(&self, context: &str, email: &str, token: &str) -> Result<bool> {
+        let token = required(token, "token")?;
+        let context = required(context, "channel")?;
+        let email = EmailAddress::parse(email)?;
+        let verified = self.tokens.verified(token).await?;
+        if !verified.contexts.iter().any(|c| c == context) {
+            return Err(ChatError::access_denied(
+                "The token does not carry this channel, so its notifications cannot be enabled.",
+            ));
+        }
+        let mailer = self.settings.current().await?.email.clone()?;
+        let subscription = Subscription {
+            context: context.to_owned(),
+            identity: verified.identity.clone(),
+            email: email.clone(),
+            created_at: now_unix(),
+        };
+        let key = Key::Subscription {
+            context: context.to_owned(),
+            identity: verified.identity.clone(),
+        };
+        store::write_over(self.store(), &key, &subscription).await?;
+        let issued = self
+            .confirmations
+            .send_code(&email, context, mailer.as_ref())
+            .await;
+        tracing::info!(identity = %verified.identity, context, code = ?issued.as_ref().ok(), "notifications enabled");
+        Ok(issued? == Issue::AlreadyVerified)
+    }
+
+    /// `verifyEmail`: true when `code` confirms `email`.
+    pub async fn verify_email(&self, email: &str, code: &str) -> Result<bool> {
+        self.confirmations.verify_email(email, code).await
+    }
+
+    /// The webhook: checks Twilio's signature and queues an `onMessageAdded` for the notifier.
+    pub async fn receive_webhook(&self, request: &WebhookRequest<'_>) -> Result<WebhookOutcome> {
+        let configured = self.settings.current().await?;
+        let auth = configured.webhook_auth.as_ref().ok_or_else(|| {
+            ChatError::internal(format!(
+                "Webhooks cannot be checked: {} is missing.",
+                self.settings.source().describe(Param::AuthToken)
+            ))
+        })?;
+        let event = webhook::read_event(request, &auth.signatures).inspect_err(|err| {
+            tracing::warn!(error_type = %err.kind, reason = %err.message, "webhook refused");
+        })?;
+        let Some(event) = event else {
+            return Ok(WebhookOutcome::Ignored {
+                event_type: "other".into(),
+            });
+        };
+        self.ports.queue()?.enqueue(&event).await?;
+        tracing::info!(conversation = %event.conversation_sid, message = %event.message_sid, "message queued for notification");
+        Ok(WebhookOutcome::Queued {
+            message_sid: event.message_sid,
+        })
+    }
+
+    /// The unsubscribe link: stops `context`'s emails to `email` when its signature holds.
+    /// Answers how many subscriptions ended.
+    pub async fn unsubscribe(&self, context: &str, email: &str, signature: &str) -> Result<usize> {
+        let email = EmailAddress::parse(email)?;
+        let configured = self.settings.current().await?;
+        let auth = configured.webhook_auth.as_ref().ok_or_else(|| {
+            ChatError::internal("Unsubscribe links cannot be checked: no auth token is set.")
+        })?;
+        if !auth.unsubscribe_links.check(context, &email, signature) {
+            return Err(ChatError::access_denied(
+                "This unsubscribe link is not valid; use the one in the email, unchanged.",
+            ));
+        }
+        let store = self.store();
+        let mut ended = 0;
+        for subscription in store.subscriptions(context).await? {
+            if subscription.email == email {
+                store
+                    .delete(&Key::Subscription {
+                        context: context.to_owned(),
+                        identity: subscription.identity.clone(),
+                    })
+                    .await?;
+                ended += 1;
+            }
+        }
+        store
+            .delete(&Key::Digest {
+                context: context.to_owned(),
+                email: email.clone(),
+            })
+            .await?;
+        tracing::info!(context, ended, "unsubscribed by link");
+        Ok(ended)
+    }
+
+    /// Handles one message from the notifier's queue (see [`Notifier::notify`]).
+    pub async fn notify(&self, message: &QueueMessage) -> Result<NotifyReport> {
+        self.notifier.notify(message).await
+    }
+}

@@ -1,0 +1,110 @@
+//! The token service: `verifyToken` and `createChatToken`, and the one gate every operation
+//! that takes a context token passes through.
+
+use std::sync::Arc;
+
+use crate::context_token::{VerifiedToken, now_unix};
+use crate::error::{ChatError, Result};
+use crate::names::required;
+use crate::settings_holder::{Configured, SettingsHolder};
+use crate::twilio::access_token::Grant;
+use crate::twilio::provisioning::Provisioned;
+
+/// The answer to `verifyToken`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub identity: String,
+    pub contexts: Vec<String>,
+}
+
+/// Longest `deviceId` accepted; it becomes part of the token's endpoint id.
+const MAX_DEVICE_ID_CHARS: usize = 128;
+
+pub struct TokenService {
+    settings: Arc<SettingsHolder>,
+}
+
+impl TokenService {
+    pub fn new(settings: Arc<SettingsHolder>) -> Self {
+        Self { settings }
+    }
+
+    /// Verifies a context token with the current settings, logging a refusal (its reason,
+    /// never the token).
+    pub async fn verified(&self, token: &str) -> Result<Arc<VerifiedToken>> {
+        let token = required(token, "token")?;
+        let configured = self.settings.current().await?;
+        Self::verified_with(&configured, token).await
+    }
+
+    async fn verified_with(configured: &Configured, token: &str) -> Result<Arc<VerifiedToken>> {
+        configured.verifier.verify(token).await.inspect_err(|err| {
+            tracing::info!(error_type = %err.kind, reason = %err.message, "context token refused");
+        })
+    }
+
+    /// `verifyToken`: who the token names and which contexts it carries.
+    pub async fn verify_token(&self, token: &str) -> Result<TokenInfo> {
+        let verified = self.verified(token).await?;
+        Ok(TokenInfo {
+            identity: verified.identity.clone(),
+            contexts: verified.contexts.clone(),
+        })
+    }
+
+    /// `createChatToken`: a Twilio access token for the token's identity, handed out once
+    /// the identity's Conversations memberships match the token's contexts.
+    pub async fn create_chat_token(&self, device_id: &str, token: &str) -> Result<String> {
+        let token = required(token, "token")?;
+        let device_id = required(device_id, "deviceId")?;
+        if device_id.chars().count() > MAX_DEVICE_ID_CHARS
+            || device_id
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(ChatError::bad_request(format!(
+                "deviceId must be at most {MAX_DEVICE_ID_CHARS} characters, without spaces or control characters."
+            )));
+        }
+        let configured = self.settings.current().await?;
+        let verified = Self::verified_with(&configured, token).await?;
+        let provisioned = match &configured.twilio {
+            Some(twilio) => match twilio
+                .provisioner
+                .ensure(&verified.identity, &verified.contexts)
+                .await?
+            {
+                Provisioned::Remembered => "remembered",
+                Provisioned::Checked(changes) => {
+                    tracing::info!(
+                        identity = %verified.identity,
+                        user_created = changes.user_created,
+                        conversations_created = changes.conversations_created,
+                        conversations_adopted = changes.conversations_adopted,
+                        joined = changes.joined,
+                        left = changes.left,
+                        "conversations provisioned"
+                    );
+                    "checked"
+                }
+            },
+            None => "off",
+        };
+        // The old integration's endpoint id, kept so tokens look as they did.
+        let endpoint_id = format!("dachat:{}:{device_id}", verified.identity);
+        let access_token = configured.minter.mint(
+            Grant {
+                identity: &verified.identity,
+                endpoint_id: Some(&endpoint_id),
+            },
+            now_unix(),
+        );
+        tracing::info!(
+            identity = %verified.identity,
+            contexts = verified.contexts.len(),
+            provisioning = provisioned,
+            "chat token issued"
+        );
+        Ok(access_token)
+    }
+}

@@ -1,0 +1,10 @@
+//! The library's integration tests, one binary: real HTTP on loopback for issuers and the
+//! Twilio stand-in (checked by Prism), moto for SSM.
+
+mod access_token;
+mod context_token;
+mod jwks_policy;
+mod live_twilio;
+mod provisioning;
+mod settings_ssm;
+mod webhook_signature;

@@ -1,0 +1,184 @@
+//! Conversations and their participants: create (50353 for a taken unique name, 50391 while
+//! a create of it is under way, 50390 for a name that looks like a SID), fetch and update;
+//! participants listed, added (50433 when already there; an unknown identity becomes a
+//! user, as at Twilio), fetched by SID or identity, and removed by SID.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::server::Inner;
+use super::state::{ConversationRec, ParticipantRec, UserRec};
+use super::wire::{field, json_response, not_found, twilio_error};
+
+impl Inner {
+    pub(super) async fn create_conversation(&self, form: &[(String, String)]) -> Response {
+        let unique_name = field(form, "UniqueName").map(str::to_owned);
+        if let Some(name) = &unique_name
+            && name.len() == 34
+            && name.starts_with("CH")
+            && name[2..].chars().all(|c| c.is_ascii_hexdigit())
+        {
+            return twilio_error(400, 50390, "Unique name cannot be a SID");
+        }
+        let key = unique_name.as_ref().map(|n| format!("conversation:{n}"));
+        if let (Some(name), Some(key)) = (&unique_name, &key) {
+            let mut state = self.state.lock().unwrap();
+            if state.creating.contains(key) {
+                return twilio_error(409, 50391, "Conflicting conversation modification");
+            }
+            if state.conversation(name).is_some() {
+                return twilio_error(
+                    409,
+                    50353,
+                    "Conversation with provided unique name already exists",
+                );
+            }
+            state.creating.insert(key.clone());
+        }
+        tokio::time::sleep(self.window()).await;
+        let conversation = ConversationRec {
+            sid: self.sid("CH"),
+            unique_name,
+            friendly_name: field(form, "FriendlyName").map(str::to_owned),
+            attributes: field(form, "Attributes").unwrap_or("{}").to_owned(),
+            participants: vec![],
+        };
+        let mut state = self.state.lock().unwrap();
+        if let Some(key) = &key {
+            state.creating.remove(key);
+        }
+        state.conversations.push(conversation.clone());
+        json_response(201, self.conversation_json(&conversation))
+    }
+
+    pub(super) fn fetch_conversation(&self, conversation: &str, path: &str) -> Response {
+        let state = self.state.lock().unwrap();
+        match state.conversation(conversation) {
+            Some(c) => json_response(200, self.conversation_json(c)),
+            None => not_found(path),
+        }
+    }
+
+    pub(super) fn update_conversation(
+        &self,
+        conversation: &str,
+        form: &[(String, String)],
+        path: &str,
+    ) -> Response {
+        let mut state = self.state.lock().unwrap();
+        let Some(c) = state.conversation_mut(conversation) else {
+            return not_found(path);
+        };
+        if let Some(attributes) = field(form, "Attributes") {
+            c.attributes = attributes.into();
+        }
+        if let Some(name) = field(form, "FriendlyName") {
+            c.friendly_name = Some(name.into());
+        }
+        let c = c.clone();
+        json_response(200, self.conversation_json(&c))
+    }
+
+    pub(super) fn list_participants(&self, conversation: &str, path: &str) -> Response {
+        let state = self.state.lock().unwrap();
+        let Some(c) = state.conversation(conversation) else {
+            return not_found(path);
+        };
+        let participants: Vec<Value> = c
+            .participants
+            .iter()
+            .map(|p| self.participant_json(c, p))
+            .collect();
+        json_response(
+            200,
+            json!({"participants": participants, "meta": self.meta(path, "participants", None)}),
+        )
+    }
+
+    pub(super) async fn add_participant(
+        &self,
+        conversation: &str,
+        form: &[(String, String)],
+        path: &str,
+    ) -> Response {
+        let Some(identity) = field(form, "Identity").map(str::to_owned) else {
+            return twilio_error(400, 50404, "Identity or MessagingBinding must be provided");
+        };
+        let key = {
+            let mut state = self.state.lock().unwrap();
+            let Some(c) = state.conversation(conversation) else {
+                return not_found(path);
+            };
+            let key = format!("participant:{}:{identity}", c.sid);
+            if c.participants.iter().any(|p| p.identity == identity)
+                || state.creating.contains(&key)
+            {
+                return twilio_error(409, 50433, "Participant already exists");
+            }
+            state.creating.insert(key.clone());
+            key
+        };
+        tokio::time::sleep(self.window()).await;
+        let participant = ParticipantRec {
+            sid: self.sid("MB"),
+            identity: identity.clone(),
+        };
+        let user_sid = self.sid("US");
+        let mut state = self.state.lock().unwrap();
+        state.creating.remove(&key);
+        // Twilio makes the user when a participant is added by an unknown identity.
+        if state.user(&identity).is_none() {
+            state.users.push(UserRec {
+                sid: user_sid,
+                identity,
+                is_online: None,
+            });
+        }
+        let Some(c) = state.conversation_mut(conversation) else {
+            return not_found(path);
+        };
+        c.participants.push(participant.clone());
+        let c = c.clone();
+        json_response(201, self.participant_json(&c, &participant))
+    }
+
+    pub(super) fn fetch_participant(
+        &self,
+        conversation: &str,
+        participant: &str,
+        path: &str,
+    ) -> Response {
+        let state = self.state.lock().unwrap();
+        let Some(c) = state.conversation(conversation) else {
+            return not_found(path);
+        };
+        match c
+            .participants
+            .iter()
+            .find(|p| p.sid == participant || p.identity == participant)
+        {
+            Some(p) => json_response(200, self.participant_json(c, p)),
+            None => twilio_error(404, 50432, "Participant not found"),
+        }
+    }
+
+    pub(super) fn remove_participant(
+        &self,
+        conversation: &str,
+        participant: &str,
+        path: &str,
+    ) -> Response {
+        let mut state = self.state.lock().unwrap();
+        let Some(c) = state.conversation_mut(conversation) else {
+            return not_found(path);
+        };
+        let before = c.participants.len();
+        // Update and delete take the MB… SID only.
+        c.participants.retain(|p| p.sid != participant);
+        if c.participants.len() == before {
+            return twilio_error(404, 50432, "Participant not found");
+        }
+        StatusCode::NO_CONTENT.into_response()
+    }
+}

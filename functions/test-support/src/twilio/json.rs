@@ -1,0 +1,127 @@
+//! The resources as Twilio's JSON represents them, with the fields the spec requires.
+
+use serde_json::{Value, json};
+
+use super::server::Inner;
+use super::state::{ConversationRec, ParticipantRec, RoleRec, ServiceState, UserRec};
+use crate::{ACCOUNT_SID, CHAT_SERVICE_SID};
+
+impl Inner {
+    pub(super) fn meta(&self, path: &str, key: &str, next: Option<String>) -> Value {
+        let url = format!("{}/v1/Services/{CHAT_SERVICE_SID}{path}", self.base_url);
+        json!({
+            "page": 0,
+            "page_size": 50,
+            "first_page_url": format!("{url}?PageSize=50&Page=0"),
+            "previous_page_url": null,
+            "url": format!("{url}?PageSize=50&Page=0"),
+            "next_page_url": next,
+            "key": key,
+        })
+    }
+
+    pub(super) fn user_json(&self, u: &UserRec) -> Value {
+        let url = format!(
+            "{}/v1/Services/{CHAT_SERVICE_SID}/Users/{}",
+            self.base_url, u.sid
+        );
+        json!({
+            "sid": u.sid,
+            "account_sid": ACCOUNT_SID,
+            "chat_service_sid": CHAT_SERVICE_SID,
+            "role_sid": null,
+            "identity": u.identity,
+            "friendly_name": null,
+            "attributes": "{}",
+            "is_online": u.is_online,
+            "is_notifiable": null,
+            "date_created": "2026-11-22T00:00:00Z",
+            "date_updated": "2026-11-22T00:00:00Z",
+            "url": url,
+            "links": {"user_conversations": format!("{url}/Conversations")},
+        })
+    }
+
+    pub(super) fn conversation_json(&self, c: &ConversationRec) -> Value {
+        let url = format!(
+            "{}/v1/Services/{CHAT_SERVICE_SID}/Conversations/{}",
+            self.base_url, c.sid
+        );
+        json!({
+            "sid": c.sid,
+            "account_sid": ACCOUNT_SID,
+            "chat_service_sid": CHAT_SERVICE_SID,
+            "messaging_service_sid": null,
+            "unique_name": c.unique_name,
+            "friendly_name": c.friendly_name,
+            "attributes": c.attributes,
+            "state": "active",
+            "date_created": "2026-11-22T00:00:00Z",
+            "date_updated": "2026-11-22T00:00:00Z",
+            "timers": {},
+            "bindings": null,
+            "url": url,
+            "links": {
+                "participants": format!("{url}/Participants"),
+                "messages": format!("{url}/Messages"),
+                "webhooks": format!("{url}/Webhooks"),
+            },
+        })
+    }
+
+    pub(super) fn participant_json(&self, c: &ConversationRec, p: &ParticipantRec) -> Value {
+        json!({
+            "sid": p.sid,
+            "account_sid": ACCOUNT_SID,
+            "chat_service_sid": CHAT_SERVICE_SID,
+            "conversation_sid": c.sid,
+            "identity": p.identity,
+            "attributes": "{}",
+            "messaging_binding": null,
+            "role_sid": null,
+            "date_created": "2026-11-22T00:00:00Z",
+            "date_updated": "2026-11-22T00:00:00Z",
+            "url": format!("{}/v1/Services/{CHAT_SERVICE_SID}/Conversations/{}/Participants/{}", self.base_url, c.sid, p.sid),
+            "last_read_message_index": null,
+            "last_read_timestamp": null,
+        })
+    }
+
+    pub(super) fn role_json(&self, r: &RoleRec) -> Value {
+        json!({
+            "sid": r.sid,
+            "account_sid": ACCOUNT_SID,
+            "chat_service_sid": CHAT_SERVICE_SID,
+            "friendly_name": r.friendly_name,
+            "type": r.kind,
+            "permissions": r.permissions,
+            "date_created": "2026-11-22T00:00:00Z",
+            "date_updated": "2026-11-22T00:00:00Z",
+            "url": format!("{}/v1/Services/{CHAT_SERVICE_SID}/Roles/{}", self.base_url, r.sid),
+        })
+    }
+
+    pub(super) fn configuration_json(&self, s: &ServiceState) -> Value {
+        json!({
+            "chat_service_sid": CHAT_SERVICE_SID,
+            "default_conversation_creator_role_sid": s.default_creator_role,
+            "default_conversation_role_sid": s.default_conversation_role,
+            "default_chat_service_role_sid": s.default_service_role,
+            "reachability_enabled": s.reachability,
+            "url": format!("{}/v1/Services/{CHAT_SERVICE_SID}/Configuration", self.base_url),
+            "links": {},
+        })
+    }
+
+    pub(super) fn webhooks_json(&self, s: &ServiceState) -> Value {
+        json!({
+            "account_sid": ACCOUNT_SID,
+            "chat_service_sid": CHAT_SERVICE_SID,
+            "pre_webhook_url": null,
+            "post_webhook_url": s.post_webhook_url,
+            "filters": s.webhook_filters,
+            "method": s.webhook_method,
+            "url": format!("{}/v1/Services/{CHAT_SERVICE_SID}/Configuration/Webhooks", self.base_url),
+        })
+    }
+}

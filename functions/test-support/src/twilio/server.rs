@@ -1,0 +1,197 @@
+//! The stand-in's HTTP side: every request is checked by Prism against Twilio's spec, then
+//! authenticated, then answered (or failed, or delayed, as a test asked) and recorded.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
+use axum::response::Response;
+use percent_encoding::percent_decode_str;
+use serde_json::Value;
+
+use super::fault::Fault;
+use super::state::ServiceState;
+use super::wire::{not_found, twilio_error};
+use super::{Latency, Recorded};
+use crate::CHAT_SERVICE_SID;
+
+pub(super) struct Inner {
+    pub(super) authorization: String,
+    /// `None` only for benchmarks, where Prism's round trip would be measured as ours.
+    pub(super) prism_url: Option<String>,
+    pub(super) http: reqwest::Client,
+    pub(super) base_url: String,
+    pub(super) state: Mutex<ServiceState>,
+    pub(super) faults: Mutex<Vec<Fault>>,
+    pub(super) log: Mutex<Vec<Recorded>>,
+    pub(super) violations: Mutex<Vec<String>>,
+    pub(super) latency: Mutex<Latency>,
+    pub(super) create_window: Mutex<Duration>,
+    pub(super) next_sid: AtomicU64,
+}
+
+pub(super) async fn handle(
+    State(inner): State<Arc<Inner>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let segments: Vec<String> = uri
+        .path()
+        .trim_start_matches('/')
+        .split('/')
+        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect();
+    let below_service = segments.get(3..).map(|s| s.join("/")).unwrap_or_default();
+    let query = uri.query().unwrap_or("").to_owned();
+
+    let response = inner
+        .answer(&method, &uri, &headers, &body, &segments)
+        .await;
+    inner.log.lock().unwrap().push(Recorded {
+        method,
+        path: below_service,
+        query,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        status: response.status().as_u16(),
+        started,
+        ended: Instant::now(),
+    });
+    response
+}
+
+impl Inner {
+    pub(super) fn sid(&self, prefix: &str) -> String {
+        format!(
+            "{prefix}{:032x}",
+            self.next_sid.fetch_add(1, Ordering::SeqCst)
+        )
+    }
+
+    async fn answer(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &Bytes,
+        segments: &[String],
+    ) -> Response {
+        if let Some(violation) = self.check_with_prism(method, uri, headers, body).await {
+            let message = format!("{method} {}: {violation}", uri.path());
+            self.violations.lock().unwrap().push(message.clone());
+            return twilio_error(
+                400,
+                0,
+                &format!("not allowed by Twilio's OpenAPI spec: {message}"),
+            );
+        }
+        let authorized = headers
+            .get(header::AUTHORIZATION)
+            .is_some_and(|v| v.as_bytes() == self.authorization.as_bytes());
+        if !authorized {
+            return twilio_error(401, 20003, "Authenticate");
+        }
+        let all: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let ["v1", "Services", service, rest @ ..] = all.as_slice() else {
+            return not_found(uri.path());
+        };
+        if *service != CHAT_SERVICE_SID {
+            return not_found(uri.path());
+        }
+        let path = format!("/{}", rest.join("/"));
+        if let Some(fault) = self.take_fault(method, &path) {
+            tokio::time::sleep(fault.delay).await;
+            let mut response = twilio_error(fault.status, fault.code, "injected by the test");
+            if let Some(seconds) = fault.retry_after {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_str(&seconds.to_string()).unwrap(),
+                );
+            }
+            return response;
+        }
+        let wait = match *self.latency.lock().unwrap() {
+            Latency::None => Duration::ZERO,
+            Latency::Fixed(latency) => latency,
+            Latency::UpTo(latency) => latency.mul_f64(random_fraction()),
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        let query: Vec<(String, String)> =
+            url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
+        self.route(method, rest, body, &query, &path).await
+    }
+
+    async fn check_with_prism(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Option<String> {
+        let prism_url = self.prism_url.as_ref()?;
+        let url = format!(
+            "{}{}",
+            prism_url,
+            uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+        );
+        let mut request = self.http.request(method.clone(), url).body(body.to_vec());
+        for name in [header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT] {
+            if let Some(value) = headers.get(&name) {
+                request = request.header(name, value.clone());
+            }
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => return Some(format!("Prism could not be asked: {e}")),
+        };
+        let status = response.status().as_u16();
+        if status < 400 {
+            return None;
+        }
+        let detail: Value = response.json().await.unwrap_or(Value::Null);
+        let messages: Vec<String> = detail["validation"]
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .map(|e| format!("{} {}", e["location"], e["message"].as_str().unwrap_or("")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(format!(
+            "Prism {status}: {} {}",
+            detail["title"].as_str().unwrap_or(""),
+            if messages.is_empty() {
+                detail["detail"].as_str().unwrap_or("").to_owned()
+            } else {
+                messages.join("; ")
+            }
+        ))
+    }
+
+    fn take_fault(&self, method: &Method, path: &str) -> Option<Fault> {
+        let mut faults = self.faults.lock().unwrap();
+        let index = faults.iter().position(|f| f.matches(method, path))?;
+        faults[index].times -= 1;
+        Some(faults[index].clone())
+    }
+
+    pub(super) fn window(&self) -> Duration {
+        *self.create_window.lock().unwrap()
+    }
+}
+
+fn random_fraction() -> f64 {
+    let mut bytes = [0u8; 4];
+    aws_lc_rs::rand::fill(&mut bytes).unwrap();
+    f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX)
+}

@@ -1,0 +1,110 @@
+//! Users: create (409/50201 when the identity exists or its create is under way), fetch
+//! by SID or identity, and a user's conversations, paged as Twilio pages them.
+
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::server::Inner;
+use super::state::UserRec;
+use super::wire::{field, json_response, not_found, twilio_error};
+use crate::{ACCOUNT_SID, CHAT_SERVICE_SID};
+
+impl Inner {
+    pub(super) async fn create_user(&self, form: &[(String, String)]) -> Response {
+        let Some(identity) = field(form, "Identity").map(str::to_owned) else {
+            return twilio_error(400, 50204, "Identity not provided");
+        };
+        let key = format!("user:{identity}");
+        {
+            let mut state = self.state.lock().unwrap();
+            if state.user(&identity).is_some() || state.creating.contains(&key) {
+                return twilio_error(409, 50201, "User already exists");
+            }
+            state.creating.insert(key.clone());
+        }
+        tokio::time::sleep(self.window()).await;
+        let user = UserRec {
+            sid: self.sid("US"),
+            identity,
+            is_online: None,
+        };
+        let mut state = self.state.lock().unwrap();
+        state.creating.remove(&key);
+        state.users.push(user.clone());
+        json_response(201, self.user_json(&user))
+    }
+
+    pub(super) fn fetch_user(&self, user: &str, path: &str) -> Response {
+        let state = self.state.lock().unwrap();
+        match state.user(user) {
+            Some(u) => json_response(200, self.user_json(u)),
+            None => not_found(path),
+        }
+    }
+
+    pub(super) fn user_conversations(
+        &self,
+        user: &str,
+        query: &[(String, String)],
+        path: &str,
+    ) -> Response {
+        let state = self.state.lock().unwrap();
+        let Some(u) = state.user(user) else {
+            return not_found(path);
+        };
+        let page_size: usize = query
+            .iter()
+            .find(|(k, _)| k == "PageSize")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(50);
+        let offset: usize = query
+            .iter()
+            .find(|(k, _)| k == "PageToken")
+            .and_then(|(_, v)| v.strip_prefix("PT")?.parse().ok())
+            .unwrap_or(0);
+        let all: Vec<Value> = state
+            .conversations
+            .iter()
+            .filter_map(|c| {
+                let p = c.participants.iter().find(|p| p.identity == u.identity)?;
+                Some(json!({
+                    "account_sid": ACCOUNT_SID,
+                    "chat_service_sid": CHAT_SERVICE_SID,
+                    "conversation_sid": c.sid,
+                    "unread_messages_count": 0,
+                    "last_read_message_index": null,
+                    "participant_sid": p.sid,
+                    "user_sid": u.sid,
+                    "friendly_name": c.friendly_name,
+                    "conversation_state": "active",
+                    "timers": {},
+                    "attributes": c.attributes,
+                    "date_created": "2026-11-22T00:00:00Z",
+                    "date_updated": "2026-11-22T00:00:00Z",
+                    "created_by": null,
+                    "notification_level": "default",
+                    "unique_name": c.unique_name,
+                    "url": format!("{}/v1/Services/{CHAT_SERVICE_SID}/Users/{}/Conversations/{}", self.base_url, u.sid, c.sid),
+                    "links": {
+                        "participant": format!("{}/v1/Services/{CHAT_SERVICE_SID}/Conversations/{}/Participants/{}", self.base_url, c.sid, p.sid),
+                        "conversation": format!("{}/v1/Services/{CHAT_SERVICE_SID}/Conversations/{}", self.base_url, c.sid),
+                    },
+                }))
+            })
+            .collect();
+        let page: Vec<Value> = all.iter().skip(offset).take(page_size).cloned().collect();
+        let next = (offset + page_size < all.len()).then(|| {
+            format!(
+                "{}/v1/Services/{CHAT_SERVICE_SID}/Users/{}/Conversations?PageSize={page_size}&Page={}&PageToken=PT{}",
+                self.base_url,
+                u.sid,
+                offset / page_size.max(1) + 1,
+                offset + page_size
+            )
+        });
+        json_response(
+            200,
+            json!({"conversations": page, "meta": self.meta(path, "conversations", next)}),
+        )
+    }
+}

@@ -1,0 +1,8 @@
+//! chatctl's integration tests, one binary: the command as a user runs it, against real
+//! processes on loopback (the server, moto, the Twilio stand-in checked by Prism).
+
+mod common;
+mod configure_twilio;
+mod notifications;
+mod put_params;
+mod serve;
