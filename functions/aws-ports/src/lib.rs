@@ -29,14 +29,14 @@ pub async fn build_notification_app(
     warm: lambda_adapter::Warm,
     ssm_paths: &'static [&'static str],
 ) -> Arc<context_chat::App> {
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let config = context_chat::aws_env::sdk_config();
     lambda_adapter::build_app_with(Some(ports_from_env(&config).await), warm, ssm_paths).await
 }
 
 /// `verifyEmail`'s one need: the store named by `NOTIFICATIONS_TABLE`. A failure is logged
 /// here and reported by every invocation.
 pub async fn confirmations_from_env() -> Result<Arc<Confirmations>> {
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let config = context_chat::aws_env::sdk_config();
     store_from_env(&config)
         .map(|store| Arc::new(Confirmations::new(store)))
         .inspect_err(|err| tracing::error!(reason = %err.message, "the store is not set up; invocations will fail"))

@@ -78,17 +78,19 @@ impl DevIssuerSource {
         }
     }
 
-    /// SSM, through the AWS SDK's standard chain, under `DEV_EXTRAS_SSM_PATH` or else
+    /// SSM, with the AWS configuration of the environment (`aws_env`), under `DEV_EXTRAS_SSM_PATH` or else
     /// `/STACK-dev-extras/chat-development` (`STACK_NAME`).
-    pub async fn from_env() -> Self {
+    pub fn from_env() -> Self {
         let path = std::env::var("DEV_EXTRAS_SSM_PATH").unwrap_or_else(|_| {
             format!(
                 "/{}-dev-extras/chat-development",
                 std::env::var("STACK_NAME").unwrap_or_default().trim()
             )
         });
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Self::ssm(aws_sdk_ssm::Client::new(&config), path)
+        Self::ssm(
+            aws_sdk_ssm::Client::new(&crate::aws_env::sdk_config()),
+            path,
+        )
     }
 
     pub fn ssm(client: aws_sdk_ssm::Client, path: String) -> Self {

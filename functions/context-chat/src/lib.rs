@@ -5,6 +5,7 @@
 //! routes (feature `http`) and GraphQL schema (feature `graphql`) are shared by both.
 
 pub mod app;
+pub mod aws_env;
 pub mod context_token;
 pub mod dev_keys;
 pub mod dev_token;

@@ -11,7 +11,7 @@ use lambda_adapter::{Error, init_tracing, serve_http};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let issuer = Arc::new(DevIssuerSource::from_env().await);
+    let issuer = Arc::new(DevIssuerSource::from_env());
     // Read during init; a failure is logged, and the next request tries again.
     let _ = issuer.get().await;
     serve_http(dev_tokens::routes(issuer)).await

@@ -95,7 +95,8 @@ pub async fn build_app_with(
     warm: Warm,
     ssm_paths: &'static [&'static str],
 ) -> Arc<App> {
-    let source = SettingsSource::from_env(ssm_paths).await;
+    let source =
+        SettingsSource::from_env(ssm_paths, async { context_chat::aws_env::sdk_config() }).await;
     let mut app = App::builder(source, AppOptions::default());
     match ports {
         Some(Ok(ports)) => app = app.notifications(ports),

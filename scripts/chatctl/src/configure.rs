@@ -96,5 +96,5 @@ async fn settings_source() -> Result<SettingsSource> {
              TWILIO_CHAT_SERVICE_SID",
         ));
     }
-    Ok(SettingsSource::from_env(context_chat::settings::TOKEN_PATHS).await)
+    Ok(SettingsSource::from_env(context_chat::settings::TOKEN_PATHS, crate::aws()).await)
 }

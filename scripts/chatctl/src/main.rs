@@ -124,3 +124,9 @@ async fn main() -> ExitCode {
         }
     }
 }
+
+/// The AWS configuration of a developer's or operator's machine: aws-config's whole chain
+/// (`AWS_PROFILE`, SSO, credential processes, …), unlike the Lambdas' environment-only one.
+async fn aws() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}

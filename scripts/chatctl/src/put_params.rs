@@ -118,9 +118,7 @@ pub async fn run(args: PutParamsArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
+    let config = crate::aws().await;
     let ssm = aws_sdk_ssm::Client::new(&config);
     for (name, value, secure) in &puts {
         ssm.put_parameter()

@@ -172,7 +172,7 @@ async fn choose_settings(
         .any(|p| std::env::var(p.env_var()).is_ok_and(|v| !v.is_empty()));
     if std::env::var("STACK_NAME").is_ok_and(|v| !v.trim().is_empty()) || from_env {
         return Ok((
-            SettingsSource::from_env(context_chat::settings::ALL_PATHS).await,
+            SettingsSource::from_env(context_chat::settings::ALL_PATHS, crate::aws()).await,
             None,
         ));
     }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, OriginalUri, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
@@ -44,7 +44,8 @@ pub fn routes(app: Arc<App>, webhook_public_url: Option<String>) -> Router {
 
 async fn webhook(
     State(routes): State<Arc<Routes>>,
-    OriginalUri(uri): OriginalUri,
+    // The routes are merged, never nested, so this is the URI as it arrived.
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {

@@ -28,15 +28,16 @@ pub enum SettingsSource {
 }
 
 impl SettingsSource {
-    /// SSM under `STACK_NAME` when it is set (the AWS SDK's standard chain, so
-    /// `AWS_ENDPOINT_URL` can point it elsewhere), reading `paths` below it; otherwise the
-    /// environment variables.
-    pub async fn from_env(paths: &'static [&'static str]) -> Self {
+    /// SSM under `STACK_NAME` when it is set, reading `paths` below it with the AWS
+    /// configuration `aws` makes (awaited only then: `aws_env::sdk_config` in a Lambda,
+    /// aws-config's whole chain in `chatctl`); otherwise the environment variables.
+    pub async fn from_env(
+        paths: &'static [&'static str],
+        aws: impl std::future::Future<Output = aws_config::SdkConfig>,
+    ) -> Self {
         match std::env::var("STACK_NAME") {
             Ok(stack) if !stack.trim().is_empty() => {
-                let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .load()
-                    .await;
+                let config = aws.await;
                 SettingsSource::Ssm {
                     client: aws_sdk_ssm::Client::new(&config),
                     stack: stack.trim().to_owned(),
