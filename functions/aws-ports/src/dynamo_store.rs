@@ -11,9 +11,7 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType,
 };
 use context_chat::context_token::now_unix;
-use context_chat::notifications::store::{
-    Expect, Key, SUBSCRIPTION_PREFIX, Store, Stored, Subscription, context_partition,
-};
+use context_chat::notifications::store::{Expect, Key, Store, Stored};
 use context_chat::{ChatError, Result};
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Number, Value};
@@ -152,34 +150,28 @@ impl Store for DynamoStore {
         })
     }
 
-    fn subscriptions<'a>(&'a self, context: &'a str) -> BoxFuture<'a, Result<Vec<Subscription>>> {
+    fn query<'a>(
+        &'a self,
+        partition: &'a str,
+        sort_prefix: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Stored>>> {
         Box::pin(async move {
             let mut pages = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", AttributeValue::S(context_partition(context)))
-                .expression_attribute_values(
-                    ":prefix",
-                    AttributeValue::S(SUBSCRIPTION_PREFIX.into()),
-                )
+                .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()))
+                .expression_attribute_values(":prefix", AttributeValue::S(sort_prefix.to_owned()))
                 .consistent_read(true)
                 .into_paginator()
                 .items()
                 .send();
             let mut all = Vec::new();
+            let now = now_unix();
             while let Some(item) = pages.next().await {
                 let item = item.map_err(|e| self.failed("Query", e))?;
-                let Some(doc) = stored(item, now_unix()) else {
-                    continue;
-                };
-                match serde_json::from_value(Value::Object(doc.fields)) {
-                    Ok(subscription) => all.push(subscription),
-                    Err(e) => {
-                        tracing::warn!(context, error = %e, "skipping a subscription that does not parse")
-                    }
-                }
+                all.extend(stored(item, now));
             }
             Ok(all)
         })

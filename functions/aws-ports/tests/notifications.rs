@@ -112,7 +112,7 @@ impl World {
                 self.app
                     .notifications()
                     .unwrap()
-                    .verify_email(&email, &code)
+                    .verify_email(&email, &code, None)
                     .await,
                 Ok(true)
             );
@@ -254,6 +254,7 @@ async fn one_email_to_each_offline_confirmed_subscriber_and_none_to_the_rest() {
         author: "sam".into(),
         body: "Truck leaves at 9 & not later".into(),
         date_created: "2026-11-22T10:00:00.000Z".into(),
+        index: None,
     });
     world
         .app
@@ -528,7 +529,7 @@ async fn subscribing_needs_the_context_in_the_token_and_a_real_address() {
             .app
             .notifications()
             .unwrap()
-            .verify_email("ALEX@example.org", &code)
+            .verify_email("ALEX@example.org", &code, None)
             .await,
         Ok(true)
     );
@@ -543,8 +544,10 @@ async fn subscribing_needs_the_context_in_the_token_and_a_real_address() {
     );
 }
 
+/// Review item 2: a miss, no code, an unknown address: the same `false`. Tries without a
+/// token are counted per address, apart from the identity's own.
 #[tokio::test]
-async fn codes_allow_five_tries_and_say_what_went_wrong() {
+async fn item_2_every_miss_is_the_same_false_and_guessing_burns_no_ones_tries() {
     let world = World::new(Duration::from_secs(600)).await;
     let email = world.subscriber("alex", false).await;
     let code = code_in(&world.sendgrid, &email);
@@ -553,48 +556,165 @@ async fn codes_allow_five_tries_and_say_what_went_wrong() {
     } else {
         "00000000"
     };
-    let err = world
-        .app
-        .notifications()
-        .unwrap()
-        .verify_email(&email, wrong)
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::BadRequest);
-    assert!(err.message.contains("4 tries left"), "{}", err.message);
-    let err = world
-        .app
-        .notifications()
-        .unwrap()
-        .verify_email(&email, "12ab")
+    let notifications = world.app.notifications().unwrap();
+    assert_eq!(
+        notifications.verify_email(&email, wrong, None).await,
+        Ok(false)
+    );
+    assert_eq!(
+        notifications
+            .verify_email("nobody@example.org", &code, None)
+            .await,
+        Ok(false),
+        "an unknown address answers as a wrong code does"
+    );
+    let err = notifications
+        .verify_email(&email, "12ab", None)
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::BadRequest);
     assert!(err.message.contains("8 digits"));
+    // Someone guessing without a token uses up the address's allowance…
     for _ in 0..4 {
-        let _ = world
+        assert_eq!(
+            notifications.verify_email(&email, wrong, None).await,
+            Ok(false)
+        );
+    }
+    assert_eq!(
+        notifications.verify_email(&email, &code, None).await,
+        Ok(false),
+        "after five guesses without a token, none is tried"
+    );
+    // …but not alex's: with alex's token, the code still confirms.
+    let mallory = world.token("mallory", &["general"]);
+    assert_eq!(
+        notifications
+            .verify_email(&email, &code, Some(&mallory))
+            .await,
+        Ok(false),
+        "the code was not asked for by mallory"
+    );
+    let alex = world.token("alex", &["general"]);
+    assert_eq!(
+        notifications.verify_email(&email, &code, Some(&alex)).await,
+        Ok(true)
+    );
+    assert_eq!(
+        notifications.verify_email(&email, &code, Some(&alex)).await,
+        Ok(false),
+        "a used code is no pending code"
+    );
+}
+
+/// Review item 2: an address alex confirmed is not confirmed for mallory: subscribing
+/// with it sends mallory a code instead of answering true, and mallory gets no email.
+#[tokio::test]
+async fn item_2_an_address_confirmed_by_one_identity_is_not_confirmed_for_another() {
+    let world = World::new(Duration::ZERO).await;
+    let email = world.subscriber("alex", true).await;
+    let mallory = world.token("mallory", &["general"]);
+    world
+        .app
+        .tokens()
+        .create_chat_token("d", &mallory)
+        .await
+        .unwrap();
+    let notifications = world.app.notifications().unwrap();
+    assert_eq!(
+        notifications.subscribe("general", &email, &mallory).await,
+        Ok(false),
+        "confirmed for alex is not confirmed for mallory"
+    );
+    // alex leaves the context; mallory's subscription at the same address gets nothing.
+    let alex = world.token("alex", &[]);
+    world
+        .app
+        .tokens()
+        .create_chat_token("d", &alex)
+        .await
+        .unwrap();
+    world.twilio.set_online("mallory", Some(false));
+    world
+        .post_message("IM00000000000000000000000000000007", "sam", "for members")
+        .await;
+    world.run_notifier().await;
+    assert!(world.notifications_to(&email).is_empty());
+}
+
+/// Review item 1: a subscriber whose token no longer carries the context gets no email,
+/// their subscription ends, and what they had read is never emailed.
+#[tokio::test]
+async fn item_1_email_follows_access_and_only_what_is_unread() {
+    let world = World::new(Duration::ZERO).await;
+    let alex = world.subscriber("alex", true).await;
+    let blair = world.subscriber("blair", true).await;
+    for who in ["alex", "blair"] {
+        world.twilio.set_online(who, Some(false));
+    }
+    // blair read up to message 3 on another device.
+    world.twilio.set_last_read("general", "blair", 3);
+    let conversation = world.twilio.conversation_sid("general").unwrap();
+    for (sid, index) in [
+        ("IM00000000000000000000000000000003", "3"),
+        ("IM00000000000000000000000000000004", "4"),
+    ] {
+        let params = test_support::on_message_added_at(&conversation, sid, "sam", "news", index);
+        let signature = sign_form(AUTH_TOKEN, WEBHOOK_URL, &params);
+        let body = form_body(&params);
+        world
             .app
             .notifications()
             .unwrap()
-            .verify_email(&email, wrong)
-            .await;
+            .receive_webhook(&WebhookRequest {
+                url: WEBHOOK_URL,
+                signature: Some(&signature),
+                content_type: Some("application/x-www-form-urlencoded"),
+                body: body.as_bytes(),
+            })
+            .await
+            .unwrap();
     }
-    let err = world
+    world.run_notifier().await;
+    assert_eq!(world.notifications_to(&alex).len(), 2);
+    assert_eq!(
+        world.notifications_to(&blair).len(),
+        1,
+        "message 3 was read"
+    );
+
+    // The platform drops "general" from alex's token: no more email, subscription ended.
+    let dropped = world.token("alex", &["random"]);
+    world
         .app
-        .notifications()
-        .unwrap()
-        .verify_email(&email, &code)
+        .tokens()
+        .create_chat_token("d", &dropped)
         .await
-        .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::AccessDenied, "{}", err.message);
-    let err = world
+        .unwrap();
+    // blair is removed in Twilio behind our back: the notifier finds out itself.
+    world.twilio.remove_participant("general", "blair");
+    world
+        .post_message("IM00000000000000000000000000000005", "sam", "members only")
+        .await;
+    world.run_notifier().await;
+    assert_eq!(world.notifications_to(&alex).len(), 2);
+    assert_eq!(world.notifications_to(&blair).len(), 1);
+    let token = world.token("alex", &["general"]);
+    world
         .app
-        .notifications()
-        .unwrap()
-        .verify_email("nobody@example.org", &code)
+        .tokens()
+        .create_chat_token("d", &token)
         .await
-        .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::EntityNotFound);
+        .unwrap();
+    world
+        .post_message("IM00000000000000000000000000000006", "sam", "back again")
+        .await;
+    world.run_notifier().await;
+    assert_eq!(
+        world.notifications_to(&alex).len(),
+        2,
+        "the subscription ended with the access; a new one is needed"
+    );
 }
 
 #[tokio::test]
@@ -607,25 +727,28 @@ async fn racing_tries_never_exceed_five() {
     } else {
         "00000000"
     };
+    let alex = world.token("alex", &["general"]);
     let tries = (0..12).map(|_| {
         let app = world.app.clone();
-        let email = email.clone();
+        let (email, alex) = (email.clone(), alex.clone());
         tokio::spawn(async move {
             app.notifications()
                 .unwrap()
-                .verify_email(&email, wrong)
+                .verify_email(&email, wrong, Some(&alex))
                 .await
         })
     });
-    let results = futures_util::future::join_all(tries).await;
-    let counted = results
-        .into_iter()
-        .filter(|r| {
-            r.as_ref()
-                .unwrap()
-                .as_ref()
-                .is_err_and(|e| e.message.contains("not right"))
-        })
-        .count();
-    assert_eq!(counted, 5, "exactly five tries were counted as tries");
+    for result in futures_util::future::join_all(tries).await {
+        assert_eq!(result.unwrap(), Ok(false));
+    }
+    assert_eq!(
+        world
+            .app
+            .notifications()
+            .unwrap()
+            .verify_email(&email, &code, Some(&alex))
+            .await,
+        Ok(false),
+        "five wrong tries, however they raced, end the code"
+    );
 }

@@ -131,11 +131,14 @@ impl Mutation {
         ctx: &Context<'_>,
         email: String,
         code: String,
+        // Optional (a new argument may not be required): the context token of the identity
+        // that asked for the code; the code must then be that identity's.
+        token: Option<ID>,
     ) -> async_graphql::Result<Option<bool>> {
         app(ctx)
             .notifications()
             .map_err(|e| e.extend())?
-            .verify_email(&email, &code)
+            .verify_email(&email, &code, token.as_ref().map(|t| t.as_str()))
             .await
             .map(Some)
             .map_err(|e| e.extend())

@@ -45,6 +45,11 @@ pub fn check_identity(identity: &str) -> Result<()> {
             "The token's sub (identity) contains the character {c:?}, which is not allowed."
         )));
     }
+    if identity.chars().all(|c| c == '.') {
+        return Err(ChatError::bad_request(
+            "The token's sub (identity) is only dots, which a URL path drops.",
+        ));
+    }
     if looks_like_sid(identity, "US") {
         return Err(ChatError::bad_request(
             "The token's sub (identity) looks like a Twilio User SID (US…), which Twilio rejects.",
@@ -69,6 +74,11 @@ pub fn check_context(context: &str) -> Result<()> {
             "A context in the token contains the character {c:?}; contexts may hold only \
              letters, digits and _ . : @ -"
         )));
+    }
+    if context.bytes().all(|b| b == b'.') {
+        return Err(ChatError::bad_request(
+            "A context in the token is only dots, which a URL path drops.",
+        ));
     }
     if looks_like_sid(context, "CH") {
         return Err(ChatError::bad_request(
@@ -129,6 +139,21 @@ mod tests {
         }
         assert!(check_identity("US0123456789abcdef0123456789abcdef").is_err());
         assert!(check_identity(&"x".repeat(256)).is_ok());
+    }
+
+    /// Item 7 of the review: `.` and `..` vanish from a URL path, so `Users/..` would name
+    /// the Users list itself.
+    #[test]
+    fn names_that_are_only_dots_are_refused() {
+        for dots in [".", "..", "..."] {
+            assert_eq!(
+                check_identity(dots).unwrap_err().kind,
+                ErrorKind::BadRequest
+            );
+            assert_eq!(check_context(dots).unwrap_err().kind, ErrorKind::BadRequest);
+        }
+        assert!(check_identity("a.").is_ok());
+        assert!(check_context("..a").is_ok());
     }
 
     #[test]

@@ -61,7 +61,11 @@ async fn subscribes_for_a_context_of_the_token_and_sends_a_code() {
         .unwrap()
         .items
         .unwrap_or_default();
-    assert_eq!(items.len(), 2, "the subscription and the address");
+    assert_eq!(
+        items.len(),
+        3,
+        "the subscription, alex's confirmation of the address, alex's count of codes sent"
+    );
 
     let (error_type, _) = emulator
         .invoke(
@@ -87,7 +91,7 @@ async fn subscribes_for_a_context_of_the_token_and_sends_a_code() {
         .unwrap()
         .items
         .unwrap_or_default();
-    assert_eq!(items.len(), 2, "refused calls change nothing");
+    assert_eq!(items.len(), 3, "refused calls change nothing");
 
     let code = sent[0].text.split("code is: ").nth(1).unwrap()[..8].to_owned();
     let logs = function.output();

@@ -28,12 +28,23 @@ pub fn form_body(params: &[(&str, &str)]) -> String {
         .finish()
 }
 
-/// An `onMessageAdded` as Twilio posts it.
+/// An `onMessageAdded` as Twilio posts it, for the conversation's first message.
 pub fn on_message_added<'a>(
     conversation_sid: &'a str,
     message_sid: &'a str,
     author: &'a str,
     body: &'a str,
+) -> Vec<(&'static str, &'a str)> {
+    on_message_added_at(conversation_sid, message_sid, author, body, "0")
+}
+
+/// An `onMessageAdded` for the message at `index` in its conversation.
+pub fn on_message_added_at<'a>(
+    conversation_sid: &'a str,
+    message_sid: &'a str,
+    author: &'a str,
+    body: &'a str,
+    index: &'a str,
 ) -> Vec<(&'static str, &'a str)> {
     vec![
         ("AccountSid", crate::ACCOUNT_SID),
@@ -45,7 +56,7 @@ pub fn on_message_added<'a>(
         ("ConversationSid", conversation_sid),
         ("DateCreated", "2026-11-22T10:00:00.000Z"),
         ("EventType", "onMessageAdded"),
-        ("Index", "0"),
+        ("Index", index),
         ("MessageSid", message_sid),
         ("RetryCount", "0"),
         ("Source", "SDK"),

@@ -133,9 +133,13 @@ impl JwksCache {
         }
 
         // Old or never fetched. While a recent fetch failed, serve the stale keys
-        // instead of asking a down issuer again on every request.
-        if state.last_failed && cooling && usable_stale {
-            return state.keys.get(kid).cloned().ok_or_else(unknown_kid);
+        // instead of asking a down issuer again on every request; with none usable,
+        // answer at once rather than start another long fetch.
+        if state.last_failed && cooling {
+            if usable_stale {
+                return state.keys.get(kid).cloned().ok_or_else(unknown_kid);
+            }
+            return Err(issuer_unreachable());
         }
         match self.refresh(state.generation).await {
             Ok(()) => self

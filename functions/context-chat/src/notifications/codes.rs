@@ -1,4 +1,5 @@
-//! Confirmation codes: random, kept only as a hash, valid for a day, five tries each.
+//! Confirmation codes: random, kept only as a hash, valid for a day, five tries each, and
+//! confirming an address for the identity that asked for the code, no one else.
 
 use aws_lc_rs::{digest, rand};
 use serde::{Deserialize, Serialize};
@@ -15,11 +16,28 @@ pub const MAX_ATTEMPTS: u32 = 5;
 /// A new code is sent at most this often per address, so the mutation cannot flood an inbox.
 pub const RESEND_AFTER_SECS: u64 = 60;
 
-/// An address's record: whether it is confirmed, and the code waiting to confirm it.
+/// How many addresses one identity may have waiting for confirmation at once.
+pub const MAX_WAITING_ADDRESSES: usize = 3;
+/// How many confirmation emails one identity may cause per hour.
+pub const MAX_CODES_PER_HOUR: usize = 10;
+const HOUR: u64 = 3600;
+
+/// The old integration's record of an address, confirmed for whoever subscribed it. Read
+/// only: it still counts for the subscriptions made in its time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EmailRecord {
     pub email: EmailAddress,
+    pub verified: bool,
+}
+
+/// One identity's confirmation of one address: confirmed or not, and the code waiting to
+/// confirm it. An address alex confirmed is not confirmed for mallory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Confirmation {
+    pub email: EmailAddress,
+    pub identity: String,
     pub verified: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified_at: Option<u64>,
@@ -30,7 +48,8 @@ pub struct EmailRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingCode {
-    /// Hex SHA-256 of the address and the code: the code itself is never stored.
+    /// Hex SHA-256 of the identity, the address and the code: the code itself is never
+    /// stored.
     pub hash: String,
     pub sent_at: u64,
     pub expires_at: u64,
@@ -45,8 +64,10 @@ pub fn new_code() -> Result<String> {
     Ok(format!("{n:0width$}", width = CODE_DIGITS))
 }
 
-pub fn hash(email: &EmailAddress, code: &str) -> String {
-    let mut input = email.as_str().as_bytes().to_vec();
+pub fn hash(identity: &str, email: &EmailAddress, code: &str) -> String {
+    let mut input = identity.as_bytes().to_vec();
+    input.push(0);
+    input.extend_from_slice(email.as_str().as_bytes());
     input.push(0);
     input.extend_from_slice(code.as_bytes());
     digest::digest(&digest::SHA256, &input)
@@ -82,21 +103,22 @@ pub enum Issue {
 }
 
 pub fn issue(
-    current: Option<&EmailRecord>,
-    email: &EmailAddress,
+    current: Option<&Confirmation>,
+    (identity, email): (&str, &EmailAddress),
     code_hash: String,
     now: u64,
-) -> (Option<EmailRecord>, Issue) {
+) -> (Option<Confirmation>, Issue) {
     match current {
         Some(r) if r.verified => (None, Issue::AlreadyVerified),
-        Some(EmailRecord {
+        Some(Confirmation {
             code: Some(code), ..
         }) if now < code.sent_at + RESEND_AFTER_SECS && now < code.expires_at => {
             (None, Issue::RecentlySent)
         }
         _ => (
-            Some(EmailRecord {
+            Some(Confirmation {
                 email: email.clone(),
+                identity: identity.to_owned(),
                 verified: false,
                 verified_at: None,
                 code: Some(PendingCode {
@@ -111,77 +133,135 @@ pub fn issue(
     }
 }
 
-/// What one try of a code found. Every try but the first success counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Check {
-    Verified,
-    AlreadyVerified,
-    Wrong { tries_left: u32 },
-    Expired,
-    TooManyTries,
-    NoCode,
+/// Whether a record holds a code that may still be tried.
+pub fn tryable(record: &Confirmation, now: u64) -> bool {
+    !record.verified
+        && record
+            .code
+            .as_ref()
+            .is_some_and(|c| now < c.expires_at && c.attempts < MAX_ATTEMPTS)
 }
 
+/// One try of a code against one identity's record: the next record and whether it
+/// matched. A wrong try counts against the record (`count_wrong`) unless the tries are
+/// counted elsewhere (tries made without a token).
 pub fn check(
-    current: Option<&EmailRecord>,
+    current: Option<&Confirmation>,
     code_hash: &str,
     now: u64,
-) -> (Option<EmailRecord>, Check) {
-    let Some(record) = current else {
-        return (None, Check::NoCode);
+    count_wrong: bool,
+) -> (Option<Confirmation>, bool) {
+    let Some(record) = current.filter(|r| tryable(r, now)) else {
+        return (None, false);
     };
-    if record.verified {
-        return (None, Check::AlreadyVerified);
-    }
     let Some(code) = &record.code else {
-        return (None, Check::NoCode);
+        return (None, false);
     };
-    if now >= code.expires_at {
-        return (None, Check::Expired);
-    }
-    if code.attempts >= MAX_ATTEMPTS {
-        return (None, Check::TooManyTries);
-    }
     let mut next = record.clone();
     if bool::from(code.hash.as_bytes().ct_eq(code_hash.as_bytes())) {
         next.verified = true;
         next.verified_at = Some(now);
         next.code = None;
-        (Some(next), Check::Verified)
-    } else {
-        let attempts = code.attempts + 1;
+        (Some(next), true)
+    } else if count_wrong {
         if let Some(c) = next.code.as_mut() {
-            c.attempts = attempts;
+            c.attempts += 1;
         }
-        (
-            Some(next),
-            Check::Wrong {
-                tries_left: MAX_ATTEMPTS - attempts,
-            },
-        )
+        (Some(next), false)
+    } else {
+        (None, false)
     }
 }
 
-/// The answer a person sees for a try.
-pub fn answer(check: Check) -> Result<bool> {
-    match check {
-        Check::Verified | Check::AlreadyVerified => Ok(true),
-        Check::Wrong { tries_left: 0 } => Err(ChatError::access_denied(
-            "That code is not right, and it was the last try. Subscribe again to get a new code.",
-        )),
-        Check::Wrong { tries_left } => Err(ChatError::bad_request(format!(
-            "That code is not right. {tries_left} {} left.",
-            if tries_left == 1 { "try" } else { "tries" }
-        ))),
-        Check::Expired => Err(ChatError::bad_request(
-            "That code has expired (codes last 24 hours). Subscribe again to get a new one.",
-        )),
-        Check::TooManyTries => Err(ChatError::access_denied(
-            "Too many wrong codes for this address. Subscribe again to get a new code.",
-        )),
-        Check::NoCode => Err(ChatError::not_found(
-            "No confirmation code was sent to this address. Subscribe to get one.",
-        )),
+/// Tries of codes at one address made without a token: at most [`MAX_ATTEMPTS`] a day.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Guesses {
+    pub count: u32,
+    pub since: u64,
+}
+
+/// Counts one wrong try without a token; the next record.
+pub fn guess(current: Option<&Guesses>, now: u64) -> Guesses {
+    match current {
+        Some(g) if now < g.since + CODE_TTL_SECS => Guesses {
+            count: g.count + 1,
+            since: g.since,
+        },
+        _ => Guesses {
+            count: 1,
+            since: now,
+        },
+    }
+}
+
+pub fn guesses_left(current: Option<&Guesses>, now: u64) -> bool {
+    current.is_none_or(|g| now >= g.since + CODE_TTL_SECS || g.count < MAX_ATTEMPTS)
+}
+
+/// One identity's confirmation emails, so that one token cannot mail the world.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SenderLog {
+    /// When each confirmation email of the last hour went.
+    #[serde(default)]
+    pub sent: Vec<u64>,
+    /// The addresses waiting for confirmation, until their code expires.
+    #[serde(default)]
+    pub waiting: Vec<Waiting>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Waiting {
+    pub email: EmailAddress,
+    pub until: u64,
+}
+
+/// Admits one more confirmation email to `email`, or says when to try again.
+pub fn admit(current: Option<&SenderLog>, email: &EmailAddress, now: u64) -> Result<SenderLog> {
+    let mut log = current.cloned().unwrap_or_default();
+    log.sent.retain(|at| now < at + HOUR);
+    log.waiting.retain(|w| now < w.until);
+    let already_waiting = log.waiting.iter().any(|w| w.email == *email);
+    if !already_waiting && log.waiting.len() >= MAX_WAITING_ADDRESSES {
+        let free_at = log.waiting.iter().map(|w| w.until).min().unwrap_or(now);
+        return Err(ChatError::bad_request(format!(
+            "{MAX_WAITING_ADDRESSES} addresses are already waiting for confirmation. Confirm one \
+             of them, or try again {}.",
+            when(free_at, now)
+        )));
+    }
+    if log.sent.len() >= MAX_CODES_PER_HOUR {
+        let free_at = log.sent.iter().min().map_or(now, |at| at + HOUR);
+        return Err(ChatError::bad_request(format!(
+            "{MAX_CODES_PER_HOUR} confirmation emails were sent in the last hour. Try again {}.",
+            when(free_at, now)
+        )));
+    }
+    log.sent.push(now);
+    log.waiting.retain(|w| w.email != *email);
+    log.waiting.push(Waiting {
+        email: email.clone(),
+        until: now + CODE_TTL_SECS,
+    });
+    Ok(log)
+}
+
+/// The address is confirmed: it no longer waits.
+pub fn confirmed(current: Option<&SenderLog>, email: &EmailAddress) -> Option<SenderLog> {
+    let mut log = current?.clone();
+    let before = log.waiting.len();
+    log.waiting.retain(|w| w.email != *email);
+    (log.waiting.len() != before).then_some(log)
+}
+
+fn when(at: u64, now: u64) -> String {
+    let minutes = at.saturating_sub(now).div_ceil(60).max(1);
+    if minutes < 120 {
+        format!("in {minutes} minute{}", if minutes == 1 { "" } else { "s" })
+    } else {
+        format!("in {} hours", minutes.div_ceil(60))
     }
 }
 
@@ -193,6 +273,10 @@ mod tests {
         EmailAddress::parse("alex@example.org").unwrap()
     }
 
+    fn h(code: &str) -> String {
+        hash("alex", &email(), code)
+    }
+
     #[test]
     fn codes_are_random_digits_and_stored_only_as_a_hash() {
         let a = new_code().unwrap();
@@ -200,41 +284,44 @@ mod tests {
         assert_eq!(a.len(), CODE_DIGITS);
         assert!(a.chars().all(|c| c.is_ascii_digit()));
         assert_ne!(a, b);
-        let (record, issued) = issue(None, &email(), hash(&email(), &a), 1000);
+        let (record, issued) = issue(None, ("alex", &email()), h(&a), 1000);
         assert_eq!(issued, Issue::Send);
         let stored = serde_json::to_string(&record.unwrap()).unwrap();
         assert!(!stored.contains(&a));
+        assert_ne!(hash("alex", &email(), &a), hash("mallory", &email(), &a));
     }
 
     #[test]
     fn five_tries_then_refused_even_with_the_right_code() {
         let code = "12345678";
-        let (mut record, _) = issue(None, &email(), hash(&email(), code), 1000);
-        for left in (0..MAX_ATTEMPTS).rev() {
-            let (next, result) = check(record.as_ref(), &hash(&email(), "00000000"), 1001);
-            assert_eq!(result, Check::Wrong { tries_left: left });
+        let (mut record, _) = issue(None, ("alex", &email()), h(code), 1000);
+        for _ in 0..MAX_ATTEMPTS {
+            let (next, ok) = check(record.as_ref(), &h("00000000"), 1001, true);
+            assert!(!ok);
             record = next;
         }
-        let (next, result) = check(record.as_ref(), &hash(&email(), code), 1002);
-        assert_eq!(result, Check::TooManyTries);
+        let (next, ok) = check(record.as_ref(), &h(code), 1002, true);
+        assert!(!ok);
         assert!(next.is_none());
     }
 
     #[test]
     fn a_code_expires_after_a_day_and_a_new_one_waits_a_minute() {
         let code = "12345678";
-        let (record, _) = issue(None, &email(), hash(&email(), code), 1000);
-        let (_, late) = check(record.as_ref(), &hash(&email(), code), 1000 + CODE_TTL_SECS);
-        assert_eq!(late, Check::Expired);
-        let (_, again) = issue(record.as_ref(), &email(), hash(&email(), "1"), 1030);
+        let (record, _) = issue(None, ("alex", &email()), h(code), 1000);
+        let (_, late) = check(record.as_ref(), &h(code), 1000 + CODE_TTL_SECS, true);
+        assert!(!late);
+        let (_, again) = issue(record.as_ref(), ("alex", &email()), h("1"), 1030);
         assert_eq!(again, Issue::RecentlySent);
-        let (_, later) = issue(record.as_ref(), &email(), hash(&email(), "1"), 1060);
+        let (_, later) = issue(record.as_ref(), ("alex", &email()), h("1"), 1060);
         assert_eq!(later, Issue::Send);
-        let (verified, ok) = check(record.as_ref(), &hash(&email(), code), 1001);
-        assert_eq!(ok, Check::Verified);
+        let (verified, ok) = check(record.as_ref(), &h(code), 1001, true);
+        assert!(ok);
         assert!(verified.as_ref().unwrap().verified);
+        // Confirmed: the same code again is not a pending code any more.
+        assert!(!check(verified.as_ref(), &h(code), 1002, true).1);
         assert_eq!(
-            issue(verified.as_ref(), &email(), String::new(), 2000).1,
+            issue(verified.as_ref(), ("alex", &email()), String::new(), 2000).1,
             Issue::AlreadyVerified
         );
     }
@@ -245,5 +332,28 @@ mod tests {
         assert!(normalise("1234567").is_err());
         assert!(normalise("abcdefgh").is_err());
         assert!(normalise("１２３４５６７８").is_err());
+    }
+
+    /// Review item 3: three addresses waiting at once, ten emails an hour, per identity.
+    #[test]
+    fn item_3_an_identity_may_mail_few_addresses() {
+        let at = |n: usize| EmailAddress::parse(&format!("x{n}@example.org")).unwrap();
+        let mut log = None;
+        for n in 0..MAX_WAITING_ADDRESSES {
+            log = Some(admit(log.as_ref(), &at(n), 1000).unwrap());
+        }
+        let err = admit(log.as_ref(), &at(9), 1000).unwrap_err();
+        assert_eq!(err.kind, crate::error::ErrorKind::BadRequest);
+        assert!(err.message.contains("in 24 hours"), "{}", err.message);
+        // A new code for an address already waiting is fine, up to ten an hour.
+        for _ in MAX_WAITING_ADDRESSES..MAX_CODES_PER_HOUR {
+            log = Some(admit(log.as_ref(), &at(0), 1000).unwrap());
+        }
+        let err = admit(log.as_ref(), &at(0), 1100).unwrap_err();
+        assert!(err.message.contains("in 59 minutes"), "{}", err.message);
+        assert!(admit(log.as_ref(), &at(0), 1000 + HOUR).is_ok());
+        // A confirmed address frees its place.
+        let freed = confirmed(log.as_ref(), &at(1)).unwrap();
+        assert!(admit(Some(&freed), &at(9), 1000 + HOUR).is_ok());
     }
 }

@@ -1,13 +1,21 @@
-//! Confirming addresses: codes issued into an address's record and checked against it.
-//! Only the store is needed to check a code, so `verifyEmail` runs with no settings at all.
+//! Confirming addresses, per identity: a code confirms an address for the identity that
+//! asked for it, and for no one else. Only the store is needed to check a code, so
+//! `verifyEmail` runs with no settings at all.
+//!
+//! Every answer of `verifyEmail` but a match is the same `false`: a wrong code, no code,
+//! an expired one, an unknown address. Tries made without a token are counted per address
+//! apart from the identity's own, so that guessing at someone's address never uses up the
+//! tries of the person who asked for the code.
 
 use std::sync::Arc;
 
+use serde_json::Value;
+
 use super::address::EmailAddress;
-use super::codes::{self, EmailRecord, Issue};
+use super::codes::{self, Confirmation, EmailRecord, Guesses, Issue, SenderLog};
 use super::mailer::Mailer;
 use super::messages;
-use super::store::{self, Key, Store};
+use super::store::{self, CONFIRMATION_PREFIX, Key, Store, Subscription, email_partition};
 use crate::context_token::now_unix;
 use crate::error::{ChatError, Result};
 
@@ -20,21 +28,107 @@ impl Confirmations {
         Self { store }
     }
 
-    /// Sends a code to `email` unless it is confirmed already or a code went out a moment
-    /// ago, and says which. `context` names the chat in the email.
+    fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// Whether the subscription's address is confirmed for its identity. A subscription
+    /// from the old integration's time also counts an address confirmed for anyone, as it
+    /// did then.
+    pub async fn is_confirmed(&self, subscription: &Subscription) -> Result<bool> {
+        let key = Key::Confirmation {
+            email: subscription.email.clone(),
+            identity: subscription.identity.clone(),
+        };
+        if store::read::<Confirmation>(self.store(), &key)
+            .await?
+            .is_some_and(|r| r.value.verified)
+        {
+            return Ok(true);
+        }
+        if subscription.per_identity {
+            return Ok(false);
+        }
+        self.legacy_confirmed(&subscription.email).await
+    }
+
+    async fn legacy_confirmed(&self, email: &EmailAddress) -> Result<bool> {
+        Ok(
+            store::read::<EmailRecord>(self.store(), &Key::Email(email.clone()))
+                .await?
+                .is_some_and(|r| r.value.verified),
+        )
+    }
+
+    /// Carries an address the old integration confirmed over to the identity that had
+    /// subscribed it then (`previous`, its subscription as stored before this one).
+    pub async fn carry_over(
+        &self,
+        identity: &str,
+        email: &EmailAddress,
+        previous: Option<&Subscription>,
+    ) -> Result<bool> {
+        let had_it = previous.is_some_and(|p| !p.per_identity && p.email == *email);
+        if !had_it || !self.legacy_confirmed(email).await? {
+            return Ok(false);
+        }
+        let now = now_unix();
+        let key = Key::Confirmation {
+            email: email.clone(),
+            identity: identity.to_owned(),
+        };
+        store::update(self.store(), &key, |current: Option<&Confirmation>| {
+            let next = Confirmation {
+                email: email.clone(),
+                identity: identity.to_owned(),
+                verified: true,
+                verified_at: Some(now),
+                code: None,
+            };
+            Ok((current.is_none().then_some((next, None)), ()))
+        })
+        .await?;
+        Ok(true)
+    }
+
+    /// Sends `identity` a code for `email` unless the address is confirmed for it already
+    /// or a code went out a moment ago, and says which. Over the identity's limits (see
+    /// [`codes::admit`]) it is a `BadRequest` saying when to try again. `context` names
+    /// the chat in the email.
     pub async fn send_code(
         &self,
+        identity: &str,
         email: &EmailAddress,
         context: &str,
         mailer: &dyn Mailer,
     ) -> Result<Issue> {
-        let store = self.store.as_ref();
+        let store = self.store();
         let now = now_unix();
+        let key = Key::Confirmation {
+            email: email.clone(),
+            identity: identity.to_owned(),
+        };
+        if let Some(current) = store::read::<Confirmation>(store, &key).await? {
+            let (_, issued) =
+                codes::issue(Some(&current.value), (identity, email), String::new(), now);
+            if issued != Issue::Send {
+                return Ok(issued);
+            }
+        }
+        // Counted where every process sees it, before anything is sent.
+        store::update(
+            store,
+            &Key::Sender(identity.to_owned()),
+            |current: Option<&SenderLog>| {
+                let next = codes::admit(current, email, now)?;
+                Ok((Some((next, Some(now + codes::CODE_TTL_SECS))), ()))
+            },
+        )
+        .await?;
         let code = codes::new_code()?;
-        let code_hash = codes::hash(email, &code);
-        let key = Key::Email(email.clone());
-        let issued = store::update(store, &key, |current: Option<&EmailRecord>| {
-            let (next, issued) = codes::issue(current, email, code_hash.clone(), now);
+        let code_hash = codes::hash(identity, email, &code);
+        let issued = store::update(store, &key, |current: Option<&Confirmation>| {
+            let (next, issued) = codes::issue(current, (identity, email), code_hash.clone(), now);
             Ok((next.map(|n| (n, unverified_expiry(now))), issued))
         })
         .await?;
@@ -44,10 +138,10 @@ impl Confirmations {
                 .await
         {
             // Let the next try send a new code at once.
-            let _ = store::update(store, &key, |current: Option<&EmailRecord>| {
+            let _ = store::update(store, &key, |current: Option<&Confirmation>| {
                 let next = current
                     .filter(|r| r.code.as_ref().is_some_and(|c| c.hash == code_hash))
-                    .map(|r| EmailRecord {
+                    .map(|r| Confirmation {
                         code: None,
                         ..r.clone()
                     });
@@ -62,33 +156,116 @@ impl Confirmations {
         Ok(issued)
     }
 
-    /// `verifyEmail`: true when `code` confirms `email`.
-    pub async fn verify_email(&self, email: &str, code: &str) -> Result<bool> {
+    /// `verifyEmail`: true only when `code` matches a code pending for `email`: for the
+    /// identity `identity` when the caller's token named one, else for whichever identity
+    /// asked for it. Every other answer is the same `false`.
+    pub async fn verify_email(
+        &self,
+        email: &str,
+        code: &str,
+        identity: Option<&str>,
+    ) -> Result<bool> {
         let email = EmailAddress::parse(email)?;
         let code = codes::normalise(code)?;
         let now = now_unix();
-        let code_hash = codes::hash(&email, &code);
-        let check = store::update(
-            self.store.as_ref(),
-            &Key::Email(email.clone()),
-            |current: Option<&EmailRecord>| {
-                let (next, check) = codes::check(current, &code_hash, now);
-                Ok((
-                    next.map(|n| {
-                        let expiry = if n.verified {
-                            None
-                        } else {
-                            unverified_expiry(now)
-                        };
-                        (n, expiry)
-                    }),
-                    check,
-                ))
+        let confirmed = match identity {
+            Some(identity) => self.try_code(&email, identity, &code, now, true).await?,
+            None => self.try_code_without_token(&email, &code, now).await?,
+        };
+        tracing::info!(
+            confirmed,
+            with_token = identity.is_some(),
+            "email confirmation tried"
+        );
+        Ok(confirmed)
+    }
+
+    /// One try against one identity's pending code; `count_wrong` counts a miss against it.
+    async fn try_code(
+        &self,
+        email: &EmailAddress,
+        identity: &str,
+        code: &str,
+        now: u64,
+        count_wrong: bool,
+    ) -> Result<bool> {
+        let code_hash = codes::hash(identity, email, code);
+        let key = Key::Confirmation {
+            email: email.clone(),
+            identity: identity.to_owned(),
+        };
+        let matched = store::update(self.store(), &key, |current: Option<&Confirmation>| {
+            let (next, matched) = codes::check(current, &code_hash, now, count_wrong);
+            let expiry = |n: &Confirmation| (!n.verified).then(|| unverified_expiry(now)).flatten();
+            Ok((
+                next.map(|n| {
+                    let e = expiry(&n);
+                    (n, e)
+                }),
+                matched,
+            ))
+        })
+        .await?;
+        if matched {
+            store::update(
+                self.store(),
+                &Key::Sender(identity.to_owned()),
+                |current: Option<&SenderLog>| {
+                    Ok((
+                        codes::confirmed(current, email)
+                            .map(|n| (n, Some(now + codes::CODE_TTL_SECS))),
+                        (),
+                    ))
+                },
+            )
+            .await?;
+        }
+        Ok(matched)
+    }
+
+    /// Tries the code against every identity's pending code for the address, within the
+    /// address's own allowance of tries made without a token.
+    async fn try_code_without_token(
+        &self,
+        email: &EmailAddress,
+        code: &str,
+        now: u64,
+    ) -> Result<bool> {
+        // The try is counted before it is made, so that racing tries never exceed the
+        // allowance.
+        let allowed = store::update(
+            self.store(),
+            &Key::Guesses(email.clone()),
+            |current: Option<&Guesses>| {
+                if !codes::guesses_left(current, now) {
+                    return Ok((None, false));
+                }
+                let next = codes::guess(current, now);
+                let expires = next.since + codes::CODE_TTL_SECS;
+                Ok((Some((next, Some(expires))), true))
             },
         )
         .await?;
-        tracing::info!(result = ?check, "email confirmation tried");
-        codes::answer(check)
+        if !allowed {
+            return Ok(false);
+        }
+        let pending: Vec<Confirmation> = self
+            .store()
+            .query(&email_partition(email), CONFIRMATION_PREFIX)
+            .await?
+            .into_iter()
+            .filter_map(|doc| serde_json::from_value(Value::Object(doc.fields)).ok())
+            .filter(|r: &Confirmation| codes::tryable(r, now))
+            .collect();
+        for record in &pending {
+            if self
+                .try_code(email, &record.identity, code, now, false)
+                .await?
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }
 

@@ -10,9 +10,7 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::store::{
-    Expect, Key, SUBSCRIPTION_PREFIX, Store, Stored, Subscription, context_partition,
-};
+use super::store::{Expect, Key, Store, Stored};
 use crate::context_token::now_unix;
 use crate::error::{ChatError, Result};
 
@@ -156,16 +154,22 @@ impl Store for FileStore {
         })
     }
 
-    fn subscriptions<'a>(&'a self, context: &'a str) -> BoxFuture<'a, Result<Vec<Subscription>>> {
+    fn query<'a>(
+        &'a self,
+        partition: &'a str,
+        sort_prefix: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Stored>>> {
         Box::pin(async move {
             let items = self.lock();
-            let partition = context_partition(context);
+            let now = now_unix();
             Ok(items
-                .range((partition.clone(), String::new())..)
-                .take_while(|((pk, _), _)| *pk == partition)
-                .filter(|((_, sk), _)| sk.starts_with(SUBSCRIPTION_PREFIX))
-                .filter_map(|(_, item)| {
-                    serde_json::from_value(Value::Object(item.fields.clone())).ok()
+                .range((partition.to_owned(), String::new())..)
+                .take_while(|((pk, _), _)| pk == partition)
+                .filter(|((_, sk), item)| sk.starts_with(sort_prefix) && item.live(now))
+                .map(|(_, item)| Stored {
+                    version: item.version,
+                    fields: item.fields.clone(),
+                    expires_at: item.expires_at,
                 })
                 .collect())
         })

@@ -21,8 +21,8 @@ pub fn confirmation(to: &EmailAddress, context: &str, code: &str) -> Email {
     }
 }
 
-/// Longest message body quoted in an email; the rest is in the chat.
-const MAX_QUOTE_CHARS: usize = 2000;
+/// Longest message body quoted in an email; the rest is in the chat. Digests store no more.
+pub const MAX_QUOTE_CHARS: usize = 2000;
 
 pub fn new_messages(
     to: &EmailAddress,

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 
 use super::address::EmailAddress;
-use super::codes::EmailRecord;
+use super::confirmations::Confirmations;
 use super::digest::{self, Digest, PendingMessage, Step};
 use super::messages;
 use super::ports::NotificationPorts;
 use super::queue::QueueMessage;
-use super::store::{self, Key, Store};
+use super::store::{self, Key, Store, Subscription};
 use super::webhook::MessageEvent;
 use crate::context_token::now_unix;
 use crate::error::{ChatError, Result};
@@ -48,11 +48,16 @@ pub struct NotifyReport {
     pub folded: usize,
     pub skipped_online: usize,
     pub skipped_unverified: usize,
+    /// The subscriber had read the message already.
+    pub skipped_read: usize,
+    /// The subscriber is no longer a participant: their subscription was ended.
+    pub access_ended: usize,
 }
 
 pub struct Notifier {
     settings: Arc<SettingsHolder>,
     ports: NotificationPorts,
+    confirmations: Arc<Confirmations>,
     options: NotifyOptions,
     /// Conversation SID → its context (unique name), or `None` for one that has none.
     context_names: quick_cache::sync::Cache<String, Option<String>>,
@@ -62,11 +67,13 @@ impl Notifier {
     pub fn new(
         settings: Arc<SettingsHolder>,
         ports: NotificationPorts,
+        confirmations: Arc<Confirmations>,
         options: NotifyOptions,
     ) -> Self {
         Self {
             settings,
             ports,
+            confirmations,
             options,
             context_names: quick_cache::sync::Cache::new(10_000),
         }
@@ -98,27 +105,42 @@ impl Notifier {
             .filter(|s| s.identity == event.author)
             .map(|s| &s.email)
             .collect();
-        let mut by_email: BTreeMap<EmailAddress, String> = BTreeMap::new();
+        let mut by_email: BTreeMap<EmailAddress, Vec<String>> = BTreeMap::new();
         for s in &subscriptions {
             if !author_emails.contains(&&s.email) {
                 by_email
                     .entry(s.email.clone())
-                    .or_insert_with(|| s.identity.clone());
+                    .or_default()
+                    .push(s.identity.clone());
             }
         }
-        let message = PendingMessage {
-            sid: event.message_sid.clone(),
-            author: event.author.clone(),
-            body: event.body.clone(),
-            date: event.date_created.clone(),
-        };
+        let message = PendingMessage::new(
+            &event.message_sid,
+            &event.author,
+            &event.body,
+            &event.date_created,
+            event.index,
+        );
         let deadline = Instant::now() + self.options.twilio_budget;
         let outcomes: Vec<Result<Outcome>> = futures_util::stream::iter(by_email)
-            .map(|(email, identity)| {
+            .map(|(email, identities)| {
                 let (context, message) = (&context, &message);
                 async move {
-                    self.notify_one(context, &email, &identity, Some(message), deadline)
-                        .await
+                    // The first identity for which the address is confirmed speaks for it.
+                    let mut outcome = Ok(Outcome::Unverified);
+                    for identity in &identities {
+                        let target = Target {
+                            context,
+                            conversation_sid: &event.conversation_sid,
+                            email: &email,
+                            identity,
+                        };
+                        outcome = self.notify_one(target, Some(message), deadline).await;
+                        if !matches!(outcome, Ok(Outcome::Unverified)) {
+                            break;
+                        }
+                    }
+                    outcome
                 }
             })
             .buffer_unordered(self.options.concurrency.max(1))
@@ -132,6 +154,8 @@ impl Notifier {
             folded = report.folded,
             online = report.skipped_online,
             unverified = report.skipped_unverified,
+            read = report.skipped_read,
+            no_access = report.access_ended,
             "message notified"
         );
         Ok(report)
@@ -146,40 +170,60 @@ impl Notifier {
             return Ok(NotifyReport::default());
         };
         let deadline = Instant::now() + self.options.twilio_budget;
-        let identity = digest.value.identity.clone();
-        let outcome = self
-            .notify_one(context, email, &identity, None, deadline)
-            .await;
+        let conversation_sid = match digest.value.conversation_sid.clone() {
+            Some(sid) => sid,
+            None => match self.conversation_of(context, deadline).await? {
+                Some(sid) => sid,
+                None => {
+                    // The conversation is gone: nobody can read it any more.
+                    self.store().delete(&key).await?;
+                    return Ok(NotifyReport::default());
+                }
+            },
+        };
+        let target = Target {
+            context,
+            conversation_sid: &conversation_sid,
+            email,
+            identity: &digest.value.identity,
+        };
+        let outcome = self.notify_one(target, None, deadline).await;
         let report = report(vec![outcome])?;
         tracing::info!(context, emailed = report.emailed.len(), "digest flushed");
         Ok(report)
     }
 
-    /// One address: confirmed? online? then the digest step and, when due, the email.
+    /// One address: still subscribed at it, confirmed, still a participant, offline? Then
+    /// the digest step and, when due, the email.
     async fn notify_one(
         &self,
-        context: &str,
-        email: &EmailAddress,
-        identity: &str,
+        target: Target<'_>,
         message: Option<&PendingMessage>,
         deadline: Instant,
     ) -> Result<Outcome> {
+        let Target {
+            context,
+            conversation_sid,
+            email,
+            identity,
+        } = target;
         let store = self.store();
-        let confirmed = store::read::<EmailRecord>(store, &Key::Email(email.clone()))
-            .await?
-            .is_some_and(|r| r.value.verified);
-        let still_subscribed = store
-            .get(&Key::Subscription {
-                context: context.to_owned(),
-                identity: identity.to_owned(),
-            })
-            .await?
-            .is_some();
+        let subscription_key = Key::Subscription {
+            context: context.to_owned(),
+            identity: identity.to_owned(),
+        };
         let key = Key::Digest {
             context: context.to_owned(),
             email: email.clone(),
         };
-        if !confirmed || !still_subscribed {
+        let subscription = store::read::<Subscription>(store, &subscription_key).await?;
+        // A subscription that moved to another address ends this digest (review item 9).
+        let subscription = subscription.filter(|s| s.value.email == *email);
+        let confirmed = match &subscription {
+            Some(s) => self.confirmations.is_confirmed(&s.value).await?,
+            None => false,
+        };
+        if !confirmed {
             if message.is_none() {
                 store::update(store, &key, |d: Option<&Digest>| {
                     Ok((keep(digest::drop_pending(d)), ()))
@@ -188,22 +232,45 @@ impl Notifier {
             }
             return Ok(Outcome::Unverified);
         }
-        if self.is_online(identity, deadline).await {
+        // Access follows the token: one who is no longer a participant gets nothing, and
+        // their subscription ends (review item 1). Asked beside the online check.
+        let (online, participant) = tokio::join!(
+            self.is_online(identity, deadline),
+            self.participant(conversation_sid, identity, deadline)
+        );
+        let Some(last_read) = participant? else {
+            store.delete(&subscription_key).await?;
+            store.delete(&key).await?;
+            tracing::info!(
+                context,
+                identity,
+                "no longer a participant; the subscription ended"
+            );
+            return Ok(Outcome::AccessEnded);
+        };
+        if online {
             store::update(store, &key, |d: Option<&Digest>| {
                 Ok((keep(digest::drop_pending(d)), ()))
             })
             .await?;
             return Ok(Outcome::Online);
         }
+        if message.is_some_and(|m| m.is_read(last_read)) {
+            return Ok(Outcome::Read);
+        }
         let now = now_unix();
         let step = store::update(store, &key, |d: Option<&Digest>| {
-            let (next, step) = digest::step(
+            let (mut next, step) = digest::step(
                 d,
                 (context, email, identity),
                 message,
                 now,
                 self.options.window.as_secs(),
+                last_read,
             );
+            if let Some(n) = next.as_mut() {
+                n.conversation_sid = Some(conversation_sid.to_owned());
+            }
             Ok((keep(next), step))
         })
         .await?;
@@ -232,35 +299,84 @@ impl Notifier {
             Step::Send {
                 messages: pending,
                 more,
-                previous_sent_at,
+                since,
             } => {
-                let configured = self.settings.current().await?;
-                let link = self.ports.public_url.as_ref().and_then(|base| {
-                    let auth = configured.webhook_auth.as_ref()?;
-                    Some(auth.unsubscribe_links.link(base, context, email))
-                });
-                let mail = messages::new_messages(
-                    email,
-                    context,
-                    &pending,
-                    more,
-                    self.options.window.as_secs(),
-                    link.as_deref(),
-                );
-                let mailer = configured.email.clone()?;
-                if let Err(err) = mailer.send(&mail).await {
-                    store::update(store, &key, |d: Option<&Digest>| {
-                        Ok((
-                            keep(digest::restore(d, &pending, more, previous_sent_at)),
-                            (),
-                        ))
-                    })
-                    .await?;
-                    return Err(err);
-                }
+                let sent = self.send(context, email, &pending, more).await;
+                // Recorded as sent only once SendGrid accepted it; on failure the messages
+                // go back for the queue's next try.
+                let record = store::update(store, &key, |d: Option<&Digest>| {
+                    let next = match sent {
+                        Ok(()) => digest::sent(d, since),
+                        Err(_) => digest::restore(d, since),
+                    };
+                    Ok((keep(next), ()))
+                })
+                .await;
+                sent?;
+                record?;
                 Ok(Outcome::Emailed(email.clone()))
             }
         }
+    }
+
+    async fn send(
+        &self,
+        context: &str,
+        email: &EmailAddress,
+        pending: &[PendingMessage],
+        more: u32,
+    ) -> Result<()> {
+        let configured = self.settings.current().await?;
+        let link = self.ports.public_url.as_ref().and_then(|base| {
+            let auth = configured.webhook_auth.as_ref()?;
+            Some(auth.unsubscribe_links.link(base, context, email))
+        });
+        let mail = messages::new_messages(
+            email,
+            context,
+            pending,
+            more,
+            self.options.window.as_secs(),
+            link.as_deref(),
+        );
+        let mailer = configured.email.clone()?;
+        mailer.send(&mail).await
+    }
+
+    /// What the identity last read in the conversation (`Some(None)`: nothing yet), or
+    /// `None` when it is not a participant. A failure is "try again later", never "send".
+    async fn participant(
+        &self,
+        conversation_sid: &str,
+        identity: &str,
+        deadline: Instant,
+    ) -> Result<Option<Option<u64>>> {
+        let conversations = self.conversations().await?;
+        match conversations
+            .fetch_participant(conversation_sid, identity, deadline)
+            .await
+        {
+            Ok(found) => Ok(found.map(|p| p.last_read_message_index)),
+            Err(err) => {
+                tracing::warn!(identity, error = %err, "could not ask Twilio whether the subscriber is still a participant");
+                Err(ChatError::internal(
+                    "Could not check at Twilio that the subscriber still has access; will try again.",
+                ))
+            }
+        }
+    }
+
+    /// The SID of a context's conversation, or `None` when it has none.
+    async fn conversation_of(&self, context: &str, deadline: Instant) -> Result<Option<String>> {
+        let conversations = self.conversations().await?;
+        conversations
+            .fetch_conversation(context, deadline)
+            .await
+            .map(|c| c.map(|c| c.sid))
+            .map_err(|err| {
+                tracing::error!(context, error = %err, "fetching the conversation failed");
+                ChatError::internal("Could not look up the conversation at Twilio; will try again.")
+            })
     }
 
     /// Twilio's `is_online` for the identity; unknown (no reachability, no user, no answer)
@@ -311,11 +427,22 @@ impl Notifier {
     }
 }
 
+/// Who one notification is for.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    context: &'a str,
+    conversation_sid: &'a str,
+    email: &'a EmailAddress,
+    identity: &'a str,
+}
+
 enum Outcome {
     Emailed(EmailAddress),
     Folded,
     Online,
     Unverified,
+    Read,
+    AccessEnded,
 }
 
 /// A digest is kept a month after it last changed.
@@ -332,6 +459,8 @@ fn report(outcomes: Vec<Result<Outcome>>) -> Result<NotifyReport> {
             Ok(Outcome::Folded) => report.folded += 1,
             Ok(Outcome::Online) => report.skipped_online += 1,
             Ok(Outcome::Unverified) => report.skipped_unverified += 1,
+            Ok(Outcome::Read) => report.skipped_read += 1,
+            Ok(Outcome::AccessEnded) => report.access_ended += 1,
             Err(err) => {
                 first_error.get_or_insert(err);
             }

@@ -22,7 +22,7 @@ pub struct NotificationService {
     tokens: Arc<TokenService>,
     settings: Arc<SettingsHolder>,
     ports: NotificationPorts,
-    confirmations: Confirmations,
+    confirmations: Arc<Confirmations>,
     notifier: Notifier,
 }
 
@@ -33,9 +33,15 @@ impl NotificationService {
         ports: NotificationPorts,
         options: NotifyOptions,
     ) -> Self {
+        let confirmations = Arc::new(Confirmations::new(ports.store.clone()));
         Self {
-            confirmations: Confirmations::new(ports.store.clone()),
-            notifier: Notifier::new(settings.clone(), ports.clone(), options),
+            notifier: Notifier::new(
+                settings.clone(),
+                ports.clone(),
+                confirmations.clone(),
+                options,
+            ),
+            confirmations,
             tokens,
             settings,
             ports,
@@ -65,23 +71,44 @@ impl NotificationService {
             identity: verified.identity.clone(),
             email: email.clone(),
             created_at: now_unix(),
+            per_identity: true,
         };
         let key = Key::Subscription {
             context: context.to_owned(),
             identity: verified.identity.clone(),
         };
+        let previous = store::read::<Subscription>(self.store(), &key).await?;
+        let carried = self
+            .confirmations
+            .carry_over(
+                &verified.identity,
+                &email,
+                previous.as_ref().map(|p| &p.value),
+            )
+            .await?;
         store::write_over(self.store(), &key, &subscription).await?;
+        if carried {
+            tracing::info!(identity = %verified.identity, context, "notifications enabled; address confirmed before");
+            return Ok(true);
+        }
         let issued = self
             .confirmations
-            .send_code(&email, context, mailer.as_ref())
+            .send_code(&verified.identity, &email, context, mailer.as_ref())
             .await;
         tracing::info!(identity = %verified.identity, context, code = ?issued.as_ref().ok(), "notifications enabled");
         Ok(issued? == Issue::AlreadyVerified)
     }
 
-    /// `verifyEmail`: true when `code` confirms `email`.
-    pub async fn verify_email(&self, email: &str, code: &str) -> Result<bool> {
-        self.confirmations.verify_email(email, code).await
+    /// `verifyEmail`: true when `code` matches a code pending for `email`, for the token's
+    /// identity when a token is given.
+    pub async fn verify_email(&self, email: &str, code: &str, token: Option<&str>) -> Result<bool> {
+        let identity = match token.map(str::trim).filter(|t| !t.is_empty()) {
+            Some(token) => Some(self.tokens.verified(token).await?.identity.clone()),
+            None => None,
+        };
+        self.confirmations
+            .verify_email(email, code, identity.as_deref())
+            .await
     }
 
     /// The webhook: checks Twilio's signature and queues an `onMessageAdded` for the notifier.

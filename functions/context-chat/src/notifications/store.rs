@@ -18,8 +18,19 @@ use crate::error::{ChatError, Result};
 pub enum Key {
     /// One identity's subscription to a context.
     Subscription { context: String, identity: String },
-    /// An address: verified or not, and its pending confirmation code.
+    /// An address as the old integration confirmed it, for anyone: read only, to honour
+    /// the subscriptions made before confirmation became per identity.
     Email(EmailAddress),
+    /// One identity's confirmation of one address, and its pending code.
+    Confirmation {
+        email: EmailAddress,
+        identity: String,
+    },
+    /// Tries of codes for an address made without a token, counted apart so that they
+    /// never use up the tries of the identity that asked for the code.
+    Guesses(EmailAddress),
+    /// One identity's confirmation emails: how many lately, which addresses wait.
+    Sender(String),
     /// What is waiting to be sent to one address about one context, and when it last was.
     Digest {
         context: String,
@@ -35,7 +46,10 @@ impl Key {
             Key::Subscription { context, .. } | Key::Digest { context, .. } => {
                 context_partition(context)
             }
-            Key::Email(email) => format!("EMAIL#{email}"),
+            Key::Email(email) | Key::Confirmation { email, .. } | Key::Guesses(email) => {
+                email_partition(email)
+            }
+            Key::Sender(identity) => format!("IDENTITY#{identity}"),
         }
     }
 
@@ -43,13 +57,22 @@ impl Key {
         match self {
             Key::Subscription { identity, .. } => format!("{SUBSCRIPTION_PREFIX}{identity}"),
             Key::Email(_) => "EMAIL".into(),
+            Key::Confirmation { identity, .. } => format!("{CONFIRMATION_PREFIX}{identity}"),
+            Key::Guesses(_) => "GUESSES".into(),
+            Key::Sender(_) => "CONFIRMATIONS".into(),
             Key::Digest { email, .. } => format!("DIGEST#{email}"),
         }
     }
 }
 
+pub const CONFIRMATION_PREFIX: &str = "IDENTITY#";
+
 pub fn context_partition(context: &str) -> String {
     format!("CHANNEL#{context}")
+}
+
+pub fn email_partition(email: &EmailAddress) -> String {
+    format!("EMAIL#{email}")
 }
 
 /// A document as stored: its fields, the version that guards it, and when the store may
@@ -82,8 +105,29 @@ pub trait Store: Send + Sync {
     /// Removes a document; absent is fine.
     fn delete<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<()>>;
 
+    /// Every live document in `partition` whose sort key starts with `sort_prefix`.
+    fn query<'a>(
+        &'a self,
+        partition: &'a str,
+        sort_prefix: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Stored>>>;
+
     /// Every subscription to `context`.
-    fn subscriptions<'a>(&'a self, context: &'a str) -> BoxFuture<'a, Result<Vec<Subscription>>>;
+    fn subscriptions<'a>(&'a self, context: &'a str) -> BoxFuture<'a, Result<Vec<Subscription>>> {
+        Box::pin(async move {
+            let partition = context_partition(context);
+            Ok(self
+                .query(&partition, SUBSCRIPTION_PREFIX)
+                .await?
+                .into_iter()
+                .filter_map(|doc| {
+                    serde_json::from_value(Value::Object(doc.fields))
+                        .inspect_err(|e| tracing::warn!(context, error = %e, "skipping a subscription that does not parse"))
+                        .ok()
+                })
+                .collect())
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +139,10 @@ pub struct Subscription {
     pub identity: String,
     pub email: EmailAddress,
     pub created_at: u64,
+    /// Made since confirmation is per identity. Without it (the old integration's), an
+    /// address anyone confirmed counts, as it did then.
+    #[serde(default)]
+    pub per_identity: bool,
 }
 
 /// A typed document and the version it was read at.

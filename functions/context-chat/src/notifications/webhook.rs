@@ -18,6 +18,10 @@ pub struct MessageEvent {
     pub author: String,
     pub body: String,
     pub date_created: String,
+    /// The message's place in its conversation, to compare with what a participant read.
+    /// Absent in events queued before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
 }
 
 /// An HTTP request as it reached us: the URL Twilio called (scheme, host, path, query as
@@ -121,6 +125,7 @@ pub fn read_event(
             .to_owned(),
         body,
         date_created: get("DateCreated").unwrap_or_default().to_owned(),
+        index: get("Index").and_then(|i| i.trim().parse().ok()),
     }))
 }
 

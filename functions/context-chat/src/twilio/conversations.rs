@@ -32,6 +32,9 @@ pub struct Participant {
     pub sid: String,
     #[serde(default)]
     pub identity: Option<String>,
+    /// The last message the participant's client reported read; `None` before any.
+    #[serde(default)]
+    pub last_read_message_index: Option<u64>,
 }
 
 /// A conversation a user is a participant of, as the user's conversation list shows it.

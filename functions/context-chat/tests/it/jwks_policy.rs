@@ -118,6 +118,7 @@ async fn a_slow_issuer_times_out_with_an_internal_error() {
     issuer.set_delay(Duration::from_secs(3));
     let policy = JwksPolicy {
         timeout: Duration::from_millis(300),
+        cooldown: Duration::from_millis(200),
         ..JwksPolicy::default()
     };
     let v = verifier(&issuer, policy);
@@ -132,8 +133,9 @@ async fn a_slow_issuer_times_out_with_an_internal_error() {
         "the timeout cut the fetch short"
     );
 
-    // Once the issuer answers in time again, verification recovers.
+    // Once the issuer answers in time again, verification recovers (after the cooldown).
     issuer.set_delay(Duration::ZERO);
+    tokio::time::sleep(Duration::from_millis(250)).await;
     v.verify(&key.token(&claims("alex", &["general"])))
         .await
         .unwrap();
@@ -180,6 +182,7 @@ async fn keys_from_the_last_hour_keep_working_while_the_issuer_is_down() {
     );
 
     issuer.set_behaviour(Behaviour::Serve);
+    tokio::time::sleep(Duration::from_millis(350)).await;
     v.verify(&key.token(&claims("back", &["general"])))
         .await
         .unwrap();
@@ -201,6 +204,40 @@ async fn an_issuer_down_from_the_start_is_an_internal_error() {
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::InternalError);
+}
+
+/// Review item 6: with the issuer down at a cold start and no keys cached, requests within
+/// the cooldown of a failed fetch are answered at once instead of each starting a fetch.
+#[tokio::test]
+async fn item_6_a_failed_first_fetch_is_not_repeated_within_the_cooldown() {
+    let key = TestKey::es256("ec-1");
+    let issuer = Issuer::start(jwks(&[&key])).await;
+    issuer.set_behaviour(Behaviour::Status(503));
+    let policy = JwksPolicy {
+        cooldown: Duration::from_millis(500),
+        ..JwksPolicy::default()
+    };
+    let v = verifier(&issuer, policy);
+    for token in tokens(&key, 5) {
+        let err = v.verify(&token).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InternalError);
+        assert!(
+            err.message.contains("could not be fetched"),
+            "{}",
+            err.message
+        );
+    }
+    assert_eq!(
+        issuer.fetches(),
+        1,
+        "one fetch, then answers from the cooldown"
+    );
+    issuer.set_behaviour(Behaviour::Serve);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    v.verify(&key.token(&claims("alex", &["general"])))
+        .await
+        .expect("after the cooldown the issuer is asked again");
+    assert_eq!(issuer.fetches(), 2);
 }
 
 #[tokio::test]

@@ -123,6 +123,7 @@ impl Inner {
         let participant = ParticipantRec {
             sid: self.sid("MB"),
             identity: identity.clone(),
+            last_read_message_index: None,
         };
         let user_sid = self.sid("US");
         let mut state = self.state.lock().unwrap();

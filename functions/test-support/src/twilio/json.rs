@@ -82,7 +82,7 @@ impl Inner {
             "date_created": "2026-11-22T00:00:00Z",
             "date_updated": "2026-11-22T00:00:00Z",
             "url": format!("{}/v1/Services/{CHAT_SERVICE_SID}/Conversations/{}/Participants/{}", self.base_url, c.sid, p.sid),
-            "last_read_message_index": null,
+            "last_read_message_index": p.last_read_message_index,
             "last_read_timestamp": null,
         })
     }

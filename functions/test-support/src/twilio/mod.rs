@@ -317,7 +317,30 @@ impl TwilioStandIn {
         conversation.participants.push(ParticipantRec {
             sid,
             identity: identity.into(),
+            last_read_message_index: None,
         });
+    }
+
+    /// What a participant's client reports after reading up to message `index`.
+    pub fn set_last_read(&self, unique_name: &str, identity: &str, index: u64) {
+        let mut state = self.inner.state.lock().unwrap();
+        let conversation = state
+            .conversation_mut(unique_name)
+            .expect("no such conversation");
+        let participant = conversation
+            .participants
+            .iter_mut()
+            .find(|p| p.identity == identity)
+            .expect("no such participant");
+        participant.last_read_message_index = Some(index);
+    }
+
+    /// Removes a participant behind the product's back (the Console, another tool).
+    pub fn remove_participant(&self, unique_name: &str, identity: &str) {
+        let mut state = self.inner.state.lock().unwrap();
+        if let Some(conversation) = state.conversation_mut(unique_name) {
+            conversation.participants.retain(|p| p.identity != identity);
+        }
     }
 
     /// A role's type and permissions, by friendly name.

@@ -14,6 +14,8 @@ pub(super) struct UserRec {
 pub(super) struct ParticipantRec {
     pub(super) sid: String,
     pub(super) identity: String,
+    /// The index of the last message the participant read, as its client reported it.
+    pub(super) last_read_message_index: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
