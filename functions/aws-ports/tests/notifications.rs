@@ -752,3 +752,50 @@ async fn racing_tries_never_exceed_five() {
         "five wrong tries, however they raced, end the code"
     );
 }
+
+/// Review item 9: a digest waiting for one address is not sent there after the subscriber
+/// moved their subscription to another address.
+#[tokio::test]
+async fn item_9_a_pending_digest_does_not_follow_an_old_address() {
+    let world = World::new(Duration::from_secs(2)).await;
+    let old = world.subscriber("alex", true).await;
+    world.subscriber("sam", true).await;
+    world
+        .post_message("IM00000000000000000000000000000001", "sam", "first")
+        .await;
+    world
+        .post_message("IM00000000000000000000000000000002", "sam", "second")
+        .await;
+    world.run_notifier().await;
+    assert_eq!(
+        world.notifications_to(&old).len(),
+        1,
+        "the second one waits"
+    );
+
+    // alex moves to a new address (and confirms it) before the digest is due.
+    let token = world.token("alex", &["general"]);
+    let new = "alex.new@example.org";
+    let notifications = world.app.notifications().unwrap();
+    assert_eq!(
+        notifications.subscribe("general", new, &token).await,
+        Ok(false)
+    );
+    let code = code_in(&world.sendgrid, new);
+    assert_eq!(
+        notifications.verify_email(new, &code, Some(&token)).await,
+        Ok(true)
+    );
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let flush = QueueMessage::Flush {
+        context: "general".into(),
+        email: context_chat::notifications::EmailAddress::parse(&old).unwrap(),
+    };
+    notifications.notify(&flush).await.unwrap();
+    assert_eq!(
+        world.notifications_to(&old).len(),
+        1,
+        "nothing more to the address alex left"
+    );
+}

@@ -115,10 +115,9 @@ impl NotificationService {
     pub async fn receive_webhook(&self, request: &WebhookRequest<'_>) -> Result<WebhookOutcome> {
         let configured = self.settings.current().await?;
         let auth = configured.webhook_auth.as_ref().ok_or_else(|| {
-            ChatError::internal(format!(
-                "Webhooks cannot be checked: {} is missing.",
-                self.settings.source().describe(Param::AuthToken)
-            ))
+            // The answer goes to whoever calls; the parameter's name only to the log.
+            tracing::error!(missing = %self.settings.source().describe(Param::AuthToken), "webhooks cannot be checked");
+            ChatError::internal("Webhooks cannot be checked: the receiver is not configured.")
         })?;
         let event = webhook::read_event(request, &auth.signatures).inspect_err(|err| {
             tracing::warn!(error_type = %err.kind, reason = %err.message, "webhook refused");
