@@ -14,13 +14,9 @@ import { addHttpApiAccessLogs } from './http-api';
 import { acceptFinding } from './nag';
 import { SCHEMA_PATH } from './paths';
 import { RustFunction } from './rust-function';
-import { grantSsmPathsRead } from './ssm-access';
+import { grantSsmParametersRead, ssmParametersOf } from './ssm-access';
 
 export type ContextChatStackProps = StackProps & Omit<DeploymentConfig, 'stackName'>;
-
-/** The SSM paths below `/STACK/` that each kind of function reads (see `TOKEN_PATHS`, `ALL_PATHS`). */
-const TOKEN_PATHS = ['twilio', 'chat'];
-const ALL_PATHS = [...TOKEN_PATHS, 'sendgrid'];
 
 /** What the store's port calls; nothing scans, nothing batch-writes. */
 const STORE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem', 'dynamodb:Query'];
@@ -41,9 +37,11 @@ export class ContextChatStack extends Stack {
   constructor(scope: Construct, id: string, props: ContextChatStackProps) {
     super(scope, id, props);
     const name = this.stackName;
-    const ssmPaths = (paths: string[]) => paths.map((p) => `/${name}/${p}`);
-    const fn = (crate: string, description: string, timeout: Duration, environment: Record<string, string> = {}) =>
-      new RustFunction(this, pascal(crate), {
+    // Each function with exactly the SSM parameters its code reads (infra/ssm-parameters.json).
+    const fn = (crate: string, description: string, timeout: Duration, environment: Record<string, string> = {}) => {
+      const parameters = ssmParametersOf(crate);
+      if (!parameters) throw new Error(`${crate} is not in ssm-parameters.json: run \`chatctl parameters\``);
+      const f = new RustFunction(this, pascal(crate), {
         crate,
         description,
         timeout,
@@ -51,6 +49,12 @@ export class ContextChatStack extends Stack {
         logRetention: props.logRetention,
         environment: { STACK_NAME: name, ...environment },
       });
+      grantSsmParametersRead(
+        f.role,
+        parameters.map((p) => `/${name}/${p}`),
+      );
+      return f;
+    };
 
     this.table = new dynamodb.Table(this, 'Notifications', {
       partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
@@ -68,11 +72,10 @@ export class ContextChatStack extends Stack {
     // Digest flushes, each due up to 15 minutes later (FIFO queues have no per-message delay).
     const flushes = queueWithDlq(this, 'DigestFlushes', { fifo: false, consumerTimeout: NOTIFY_TIMEOUT });
 
-    // Functions, each with its own SSM paths, table rights and queues.
+    // Functions, each with its own SSM parameters, table rights and queues.
     const verifyToken = fn('verify-token', 'AppSync Query.verifyToken', Duration.seconds(10));
     // Provisioning in Twilio may take up to 12 s; AppSync waits at most 30 s.
     const createChatToken = fn('create-chat-token', 'AppSync Mutation.createChatToken', Duration.seconds(20));
-    for (const f of [verifyToken, createChatToken]) grantSsmPathsRead(f.role, ssmPaths(TOKEN_PATHS));
 
     const enable = fn(
       'enable-channel-notifications',
@@ -80,10 +83,9 @@ export class ContextChatStack extends Stack {
       Duration.seconds(20),
       tableEnv,
     );
-    grantSsmPathsRead(enable.role, ssmPaths(ALL_PATHS));
     useTable(enable);
 
-    // Confirms a code against the table alone: no settings, no SSM.
+    // Confirms a code against the table; the issuer's settings check a token when one comes.
     const verifyEmail = fn('verify-email', 'AppSync Mutation.verifyEmail', Duration.seconds(10), tableEnv);
     useTable(verifyEmail);
 
@@ -91,7 +93,6 @@ export class ContextChatStack extends Stack {
       ...tableEnv,
       NOTIFY_QUEUE_URL: messageEvents.queue.queueUrl,
     });
-    grantSsmPathsRead(webhook.role, ssmPaths(TOKEN_PATHS));
     useTable(webhook);
     messageEvents.queue.grantSendMessages(webhook.role);
 
@@ -119,7 +120,6 @@ export class ContextChatStack extends Stack {
       NOTIFY_DELAY_QUEUE_URL: flushes.queue.queueUrl,
       NOTIFICATIONS_PUBLIC_URL: this.httpApi.apiEndpoint,
     });
-    grantSsmPathsRead(notify.role, ssmPaths(ALL_PATHS));
     useTable(notify);
     flushes.queue.grantSendMessages(notify.role);
     for (const queue of [messageEvents.queue, flushes.queue]) {

@@ -1,7 +1,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Match } from 'aws-cdk-lib/assertions';
-import { CORE_FUNCTIONS, functionId, render, resources, ssmPathsOf, statementsOf, synth } from './support';
+import { SSM_PARAMETERS_PATH } from '../lib/paths';
+import { CORE_FUNCTIONS, functionId, render, resources, ssmNamesOf, ssmPathsOf, statementsOf, synth } from './support';
 
 const { core } = synth();
 
@@ -72,28 +73,33 @@ describe('functions', () => {
 });
 
 describe('least privilege', () => {
-  const paths = (...names: string[]) => names.map((n) => `/chat-test/${n}`).sort();
-  const expected: Record<string, string[]> = {
-    'verify-token': paths('twilio', 'chat'),
-    'create-chat-token': paths('twilio', 'chat'),
-    'enable-channel-notifications': paths('twilio', 'chat', 'sendgrid'),
-    'verify-email': [],
-    'twilio-webhook': paths('twilio', 'chat'),
-    notify: paths('twilio', 'chat', 'sendgrid'),
-  };
+  const exported: Record<string, string[]> = JSON.parse(fs.readFileSync(SSM_PARAMETERS_PATH, 'utf8'));
+  const names = (crate: string) => exported[crate].map((n) => `/chat-test/${n}`).sort();
 
-  test.each(Object.entries(expected))('%s reads only its own SSM paths', (crate, wanted) => {
+  test('every function of the stack reads settings, and is in the exported list', () => {
+    expect(Object.keys(exported).sort()).toEqual([...CORE_FUNCTIONS].sort());
+  });
+
+  test.each(CORE_FUNCTIONS)('%s reads exactly its own SSM parameters, by name', (crate) => {
     const statements = statementsOf(core, `chat-test-${crate}`);
-    expect(ssmPathsOf(statements)).toEqual(wanted);
+    expect(ssmPathsOf(statements)).toEqual([]);
+    const wanted = names(crate);
+    expect(ssmNamesOf(statements)).toEqual(wanted);
     const decrypt = statements.filter((s) => s.Action.includes('kms:Decrypt'));
-    if (wanted.length === 0) {
-      expect(decrypt).toEqual([]);
-      return;
-    }
     expect(decrypt).toHaveLength(1);
     expect(render(decrypt[0].Condition.StringEquals['kms:ViaService'])).toBe('ssm.${AWS::Region}.amazonaws.com');
     const contexts = [decrypt[0].Condition.StringLike['kms:EncryptionContext:PARAMETER_ARN']].flat().map(render);
-    expect(contexts.map((arn) => arn.replace(/^.*:parameter/, '').replace(/\/\*$/, '')).sort()).toEqual(wanted);
+    expect(contexts.map((arn) => arn.replace(/^.*:parameter/, '')).sort()).toEqual(wanted);
+  });
+
+  test('only the webhook may read the auth token; verify-token reads nothing of Twilio', () => {
+    for (const crate of CORE_FUNCTIONS) {
+      const readable = ssmNamesOf(statementsOf(core, `chat-test-${crate}`));
+      expect([crate, readable.some((n) => n.endsWith('/authToken'))]).toEqual([crate, crate === 'twilio-webhook']);
+    }
+    expect(ssmNamesOf(statementsOf(core, 'chat-test-verify-token'))).toEqual(
+      ['/chat-test/chat/audience', '/chat-test/chat/issuer', '/chat-test/chat/jwks.json'],
+    );
   });
 
   test.each(CORE_FUNCTIONS)('%s has no wildcard action, and no wildcard resource but KMS keys', (crate) => {

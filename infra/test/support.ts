@@ -95,8 +95,17 @@ export function statementsOf(template: Template, name: string): Statement[] {
 
 /** The SSM paths a function may read, as the ARNs' path part (`/chat-test/twilio`). */
 export function ssmPathsOf(statements: Statement[]): string[] {
+  return ssmResourcesOf(statements, 'ssm:GetParametersByPath');
+}
+
+/** The SSM parameters a function may read by name (`/chat-test/twilio/apiKey`). */
+export function ssmNamesOf(statements: Statement[]): string[] {
+  return ssmResourcesOf(statements, 'ssm:GetParameters');
+}
+
+function ssmResourcesOf(statements: Statement[], action: string): string[] {
   return statements
-    .filter((s) => s.Action.includes('ssm:GetParametersByPath'))
+    .filter((s) => s.Action.includes(action))
     .flatMap((s) => s.Resource)
     .map((arn) => arn.replace(/^arn:\$\{AWS::Partition\}:ssm:\$\{AWS::Region\}:\$\{AWS::AccountId\}:parameter/, ''))
     .sort();

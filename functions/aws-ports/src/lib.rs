@@ -7,7 +7,7 @@ mod sqs_queue;
 use std::sync::Arc;
 use std::time::Duration;
 
-use context_chat::notifications::{Confirmations, NotificationPorts, Store};
+use context_chat::notifications::{NotificationPorts, Store};
 use context_chat::{ChatError, Result};
 
 pub use dynamo_store::{DynamoStore, create_table};
@@ -24,22 +24,13 @@ pub const DELAY_QUEUE_ENV: &str = "NOTIFY_DELAY_QUEUE_URL";
 pub const PUBLIC_URL_ENV: &str = "NOTIFICATIONS_PUBLIC_URL";
 
 /// A notification function's [`App`]: its ports from the environment, then
-/// [`lambda_adapter::build_app_with`] (settings from `ssm_paths`, warmed as `warm` says).
+/// [`lambda_adapter::build_app_with`] (the settings `reads` names, warmed as `warm` says).
 pub async fn build_notification_app(
     warm: lambda_adapter::Warm,
-    ssm_paths: &'static [&'static str],
+    reads: context_chat::settings::Reads,
 ) -> Arc<context_chat::App> {
     let config = context_chat::aws_env::sdk_config();
-    lambda_adapter::build_app_with(Some(ports_from_env(&config).await), warm, ssm_paths).await
-}
-
-/// `verifyEmail`'s one need: the store named by `NOTIFICATIONS_TABLE`. A failure is logged
-/// here and reported by every invocation.
-pub async fn confirmations_from_env() -> Result<Arc<Confirmations>> {
-    let config = context_chat::aws_env::sdk_config();
-    store_from_env(&config)
-        .map(|store| Arc::new(Confirmations::new(store)))
-        .inspect_err(|err| tracing::error!(reason = %err.message, "the store is not set up; invocations will fail"))
+    lambda_adapter::build_app_with(Some(ports_from_env(&config).await), warm, reads).await
 }
 
 fn var(name: &str) -> Option<String> {

@@ -14,8 +14,8 @@ use context_chat::notifications::{
 use context_chat::settings::SettingsSource;
 use context_chat::{App, AppOptions, ErrorKind};
 use test_support::{
-    AUTH_TOKEN, Issuer, Moto, SendGridStandIn, TestKey, TwilioStandIn, claims, delayed_count,
-    drain_queue, form_body, jwks, on_message_added, sign_form, unique,
+    AUTH_TOKEN, Issuer, LINK_SECRET, Moto, SendGridStandIn, TestKey, TwilioStandIn, claims,
+    delayed_count, drain_queue, form_body, jwks, on_message_added, sign_form, unique,
 };
 
 const WEBHOOK_URL: &str = "https://hooks.example.org/twilio/webhook";
@@ -53,6 +53,7 @@ impl World {
             .collect();
         env.insert("CHAT_JWKS_URL".into(), issuer.url());
         env.insert("TWILIO_AUTH_TOKEN".into(), AUTH_TOKEN.into());
+        env.insert("CHAT_LINK_SECRET".into(), LINK_SECRET.into());
         let options = AppOptions {
             notify: NotifyOptions {
                 window,
@@ -60,7 +61,7 @@ impl World {
             },
             ..AppOptions::default()
         };
-        let app = App::builder(SettingsSource::Env(env), options)
+        let app = App::builder(SettingsSource::env_vars(env), options)
             .notifications(NotificationPorts {
                 store: Arc::new(DynamoStore::new(dynamodb, name)),
                 queue: Some(Arc::new(SqsQueue::new(

@@ -42,26 +42,28 @@ fn setup() -> Bench {
     let key = TestKey::es256("bench");
     let issuer = rt.block_on(Issuer::start(jwks(&[&key])));
     let settings = Settings {
-        twilio: TwilioSettings {
+        twilio: Some(TwilioSettings {
             account_sid: "AC0123456789abcdef0123456789abcdef".into(),
             api_key_sid: "SKfedcba9876543210fedcba9876543210".into(),
             api_secret: SecretString::from("bench-secret"),
             chat_service_sid: "IS00112233445566778899aabbccddeeff".into(),
-            auth_token: None,
             access_token_ttl_secs: 86_400,
             api_base_url: None,
-        },
-        chat: ChatSettings {
+        }),
+        chat: Some(ChatSettings {
             jwks_url: issuer.url().parse().unwrap(),
             issuer: None,
             audience: None,
-        },
+        }),
+        webhook_auth_token: None,
+        link_secret: None,
         sendgrid: Ok(None),
     };
     let twilio = rt.block_on(TwilioStandIn::start_unchecked());
     let mut with_twilio = settings.clone();
-    with_twilio.twilio.api_secret = SecretString::from(API_SECRET);
-    with_twilio.twilio.api_base_url = Some(twilio.base_url().parse().unwrap());
+    let twilio_settings = with_twilio.twilio.as_mut().unwrap();
+    twilio_settings.api_secret = SecretString::from(API_SECRET);
+    twilio_settings.api_base_url = Some(twilio.base_url().parse().unwrap());
     let app = App::new(
         SettingsSource::Fixed(Box::new(settings)),
         AppOptions::default(),

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use crate::context_token::{JwksCache, JwksPolicy, Verifier, jwks};
 use crate::error::{ChatError, Result};
+use crate::notifications::codes::CodeKey;
 use crate::notifications::mailer::{Mailer, SendGrid};
 use crate::notifications::unsubscribe::UnsubscribeSigner;
-use crate::settings::{Param, Settings, SettingsSource, TwilioSettings};
+use crate::settings::{ChatSettings, Param, Settings, SettingsSource, TwilioSettings};
 use crate::twilio::access_token::AccessTokenMinter;
 use crate::twilio::conversations::ConversationsApi;
 use crate::twilio::provisioning::{Provisioner, ProvisioningOptions};
@@ -40,18 +41,51 @@ impl Default for HolderOptions {
     }
 }
 
-/// Everything made from one load of the settings. Each optional feature is one field.
+/// Everything made from one load of the settings. Each feature is one field; one the
+/// process does not read, or whose parameters are not set, answers "not configured".
 pub struct Configured {
     pub settings: Arc<Settings>,
-    pub verifier: Arc<Verifier>,
-    pub minter: Arc<AccessTokenMinter>,
-    /// `None` when the settings name no Conversations API (local mode on fake credentials).
+    verifier: Feature<Arc<Verifier>>,
+    minter: Feature<Arc<AccessTokenMinter>>,
+    /// `None` when the settings name no Conversations API (local mode on fake credentials)
+    /// or the process does not read Twilio's.
     pub twilio: Option<TwilioApi>,
     /// SendGrid when it is set up, else the process's fallback (local mode's outbox); the
     /// error says what is missing or wrong, and fails only the email it concerns.
     pub email: Result<Arc<dyn Mailer>>,
-    /// `None` without the account's auth token.
-    pub webhook_auth: Option<Arc<WebhookAuth>>,
+    signatures: Feature<Arc<SignatureChecker>>,
+    links: Feature<Arc<LinkKeys>>,
+}
+
+/// A feature, or where its missing setting lives (for the log, never for the caller).
+type Feature<T> = std::result::Result<T, String>;
+
+/// The caller learns that something is not configured; the log learns what.
+fn need<'a, T>(feature: &'a Feature<T>, what: &str) -> Result<&'a T> {
+    feature.as_ref().map_err(|missing| {
+        tracing::error!(missing = %missing, "{what} cannot be done: a setting is missing");
+        ChatError::internal(format!(
+            "{what} cannot be done: the service is not configured."
+        ))
+    })
+}
+
+impl Configured {
+    pub fn verifier(&self) -> Result<&Arc<Verifier>> {
+        need(&self.verifier, "Checking context tokens")
+    }
+
+    pub fn minter(&self) -> Result<&Arc<AccessTokenMinter>> {
+        need(&self.minter, "Making access tokens")
+    }
+
+    pub fn signatures(&self) -> Result<&Arc<SignatureChecker>> {
+        need(&self.signatures, "Checking webhooks")
+    }
+
+    pub fn links(&self) -> Result<&Arc<LinkKeys>> {
+        need(&self.links, "Signing links and codes")
+    }
 }
 
 /// One Conversation Service: its REST resources, and the provisioner that works on them.
@@ -61,11 +95,28 @@ pub struct TwilioApi {
     pub provisioner: Arc<Provisioner>,
 }
 
-/// What the account's auth token authenticates: Twilio's webhook signatures, and the
-/// unsubscribe links of our emails (answered where the webhook is).
-pub struct WebhookAuth {
-    pub signatures: SignatureChecker,
-    pub unsubscribe_links: UnsubscribeSigner,
+/// What the link secret keys: unsubscribe links and the stored hashes of confirmation
+/// codes. Links signed with the auth token, as they were before the link secret, still
+/// check where the auth token is read (the webhook).
+pub struct LinkKeys {
+    pub unsubscribe: UnsubscribeSigner,
+    legacy_unsubscribe: Option<UnsubscribeSigner>,
+    pub codes: CodeKey,
+}
+
+impl LinkKeys {
+    pub fn check_unsubscribe(
+        &self,
+        context: &str,
+        email: &crate::notifications::EmailAddress,
+        signature: &str,
+    ) -> bool {
+        self.unsubscribe.check(context, email, signature)
+            || self
+                .legacy_unsubscribe
+                .as_ref()
+                .is_some_and(|legacy| legacy.check(context, email, signature))
+    }
 }
 
 struct Loaded {
@@ -146,7 +197,7 @@ impl SettingsHolder {
     /// Loads the settings and fetches the issuer's keys now, so that the first request does
     /// not wait for them (a Lambda's init phase).
     pub async fn warm_up(&self) -> Result<()> {
-        self.current().await?.verifier.prefetch_keys().await
+        self.current().await?.verifier()?.prefetch_keys().await
     }
 
     fn loaded(&self) -> Option<(Arc<Configured>, Instant)> {
@@ -165,36 +216,55 @@ impl SettingsHolder {
     /// Keeps the previous verifier and Twilio clients, and so their caches, when the
     /// settings they depend on did not change.
     fn build(&self, settings: Settings, previous: Option<&Configured>) -> Configured {
-        let verifier = match previous {
-            Some(prev) if prev.settings.chat == settings.chat => prev.verifier.clone(),
-            _ => Arc::new(Verifier::new(
-                JwksCache::new(
-                    settings.chat.jwks_url.clone(),
-                    self.keys_http.clone(),
-                    self.options.jwks,
-                ),
-                settings.chat.issuer.clone(),
-                settings.chat.audience.clone(),
-            )),
+        let missing = |p: Param| self.source.describe(p);
+        let verifier = match (&settings.chat, previous) {
+            (None, _) => Err(missing(Param::JwksUrl)),
+            (Some(chat), Some(prev)) if prev.settings.chat.as_ref() == Some(chat) => {
+                prev.verifier.clone()
+            }
+            (Some(chat), _) => Ok(self.verifier(chat)),
         };
-        let twilio_settings = &settings.twilio;
-        let minter = Arc::new(AccessTokenMinter::new(
-            &twilio_settings.account_sid,
-            &twilio_settings.api_key_sid,
-            &twilio_settings.api_secret,
-            &twilio_settings.chat_service_sid,
-            twilio_settings.access_token_ttl_secs,
-        ));
-        let twilio = match previous {
-            Some(prev) if prev.settings.twilio.same_api(twilio_settings) => prev.twilio.clone(),
-            _ => self.twilio_api(twilio_settings),
-        };
-        let webhook_auth = twilio_settings.auth_token.as_ref().map(|token| {
-            Arc::new(WebhookAuth {
-                signatures: SignatureChecker::new(token),
-                unsubscribe_links: UnsubscribeSigner::new(token),
+        let minter = settings
+            .twilio
+            .as_ref()
+            .map(|t| {
+                Arc::new(AccessTokenMinter::new(
+                    &t.account_sid,
+                    &t.api_key_sid,
+                    &t.api_secret,
+                    &t.chat_service_sid,
+                    t.access_token_ttl_secs,
+                ))
             })
-        });
+            .ok_or_else(|| missing(Param::ApiSecret));
+        let twilio = match (&settings.twilio, previous) {
+            (None, _) => None,
+            (Some(t), Some(prev))
+                if prev.settings.twilio.as_ref().is_some_and(|p| p.same_api(t)) =>
+            {
+                prev.twilio.clone()
+            }
+            (Some(t), _) => self.twilio_api(t),
+        };
+        let signatures = settings
+            .webhook_auth_token
+            .as_ref()
+            .map(|token| Arc::new(SignatureChecker::new(token)))
+            .ok_or_else(|| missing(Param::WebhookAuthToken));
+        let links = settings
+            .link_secret
+            .as_ref()
+            .map(|secret| {
+                Arc::new(LinkKeys {
+                    unsubscribe: UnsubscribeSigner::new(secret),
+                    legacy_unsubscribe: settings
+                        .webhook_auth_token
+                        .as_ref()
+                        .map(UnsubscribeSigner::new),
+                    codes: CodeKey::new(secret),
+                })
+            })
+            .ok_or_else(|| missing(Param::LinkSecret));
         let email = self.email(&settings);
         Configured {
             settings: Arc::new(settings),
@@ -202,8 +272,21 @@ impl SettingsHolder {
             minter,
             twilio,
             email,
-            webhook_auth,
+            signatures,
+            links,
         }
+    }
+
+    fn verifier(&self, chat: &ChatSettings) -> Arc<Verifier> {
+        Arc::new(Verifier::new(
+            JwksCache::new(
+                chat.jwks_url.clone(),
+                self.keys_http.clone(),
+                self.options.jwks,
+            ),
+            chat.issuer.clone(),
+            chat.audience.clone(),
+        ))
     }
 
     fn twilio_api(&self, twilio: &TwilioSettings) -> Option<TwilioApi> {

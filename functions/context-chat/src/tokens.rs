@@ -38,7 +38,7 @@ impl TokenService {
     }
 
     async fn verified_with(configured: &Configured, token: &str) -> Result<Arc<VerifiedToken>> {
-        configured.verifier.verify(token).await.inspect_err(|err| {
+        configured.verifier()?.verify(token).await.inspect_err(|err| {
             tracing::info!(error_type = %err.kind, reason = %err.message, "context token refused");
         })
     }
@@ -92,7 +92,8 @@ impl TokenService {
         };
         // The old integration's endpoint id, kept so tokens look as they did.
         let endpoint_id = format!("dachat:{}:{device_id}", verified.identity);
-        let access_token = configured.minter.mint(
+        let minter = configured.minter()?;
+        let access_token = minter.mint(
             Grant {
                 identity: &verified.identity,
                 endpoint_id: Some(&endpoint_id),

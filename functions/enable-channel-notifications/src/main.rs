@@ -1,13 +1,17 @@
 //! AppSync direct resolver for
 //! `Mutation.enableChannelNotifications(channel: ID!, email: String!, token: ID!): SubscriptionResult!`.
 
-use lambda_adapter::{ALL_PATHS, Error, Warm, init_tracing, serve, string_argument};
+use lambda_adapter::{Error, Warm, init_tracing, reads, serve, string_argument};
 use serde_json::json;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let app = aws_ports::build_notification_app(Warm::SettingsAndKeys, ALL_PATHS).await;
+    let app = aws_ports::build_notification_app(
+        Warm::SettingsAndKeys,
+        reads::ENABLE_CHANNEL_NOTIFICATIONS,
+    )
+    .await;
     serve(app, |app, call| async move {
         let context = string_argument(&call, "channel")?;
         let email = string_argument(&call, "email")?;

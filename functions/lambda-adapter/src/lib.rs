@@ -14,7 +14,8 @@ use context_chat::settings::SettingsSource;
 use context_chat::{App, AppOptions, ChatError};
 
 pub use batch::serve_queue;
-pub use context_chat::settings::{ALL_PATHS, TOKEN_PATHS};
+use context_chat::settings::Reads;
+pub use context_chat::settings::reads;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 use tracing::Instrument;
@@ -80,23 +81,23 @@ pub enum Warm {
     Settings,
 }
 
-/// Builds the process's one [`App`] with the token operations: settings from SSM under
-/// `STACK_NAME` (`TOKEN_PATHS`), loaded with the issuer's keys during init.
-pub async fn build_app() -> Arc<App> {
-    build_app_with(None, Warm::SettingsAndKeys, TOKEN_PATHS).await
+/// Builds the process's one [`App`] with the token operations: the settings `reads` names
+/// from SSM under `STACK_NAME`, loaded with the issuer's keys during init.
+pub async fn build_app(reads: Reads) -> Arc<App> {
+    build_app_with(None, Warm::SettingsAndKeys, reads).await
 }
 
 /// The process's one [`App`], with the notification ports when given: aws-config and the
-/// settings source (SSM under `STACK_NAME`, reading `ssm_paths`), then what `warm` says,
+/// settings source (SSM under `STACK_NAME`, reading what `reads` names), then what `warm` says,
 /// during init rather than on the first invocation. A failure here is logged; invocations
 /// retry and report it.
 pub async fn build_app_with(
     ports: Option<context_chat::Result<NotificationPorts>>,
     warm: Warm,
-    ssm_paths: &'static [&'static str],
+    reads: Reads,
 ) -> Arc<App> {
     let source =
-        SettingsSource::from_env(ssm_paths, async { context_chat::aws_env::sdk_config() }).await;
+        SettingsSource::from_env(reads, async { context_chat::aws_env::sdk_config() }).await;
     let mut app = App::builder(source, AppOptions::default());
     match ports {
         Some(Ok(ports)) => app = app.notifications(ports),
@@ -164,9 +165,18 @@ pub fn resolver_event(payload: Value) -> Result<ResolverEvent, ResolverError> {
 
 /// A string argument of the field, or `BadRequest` naming it.
 pub fn string_argument<'a>(event: &'a ResolverEvent, name: &str) -> Result<&'a str, ChatError> {
+    optional_string_argument(event, name)?
+        .ok_or_else(|| ChatError::bad_request(format!("{name} is required.")))
+}
+
+/// An optional argument: absent or null is `None`.
+pub fn optional_string_argument<'a>(
+    event: &'a ResolverEvent,
+    name: &str,
+) -> Result<Option<&'a str>, ChatError> {
     match event.arguments.as_ref().and_then(|args| args.get(name)) {
-        Some(Value::String(value)) => Ok(value),
-        Some(Value::Null) | None => Err(ChatError::bad_request(format!("{name} is required."))),
+        Some(Value::String(value)) => Ok(Some(value)),
+        Some(Value::Null) | None => Ok(None),
         Some(_) => Err(ChatError::bad_request(format!("{name} must be a string."))),
     }
 }

@@ -2,12 +2,12 @@
 //! record handed to the notification service; failed records go back to SQS
 //! (`lambda_adapter::serve_queue`).
 
-use lambda_adapter::{ALL_PATHS, Error, Warm, init_tracing, serve_queue};
+use lambda_adapter::{Error, Warm, init_tracing, reads, serve_queue};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let app = aws_ports::build_notification_app(Warm::Settings, ALL_PATHS).await;
+    let app = aws_ports::build_notification_app(Warm::Settings, reads::NOTIFY).await;
     serve_queue(app, |app, message| async move {
         app.notifications()?.notify(&message).await.map(|_| ())
     })

@@ -33,6 +33,8 @@ pub use webhooks::{AUTH_TOKEN, form_body, on_message_added, on_message_added_at,
 pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
 pub const API_KEY_SID: &str = "SKfedcba9876543210fedcba9876543210";
 pub const CHAT_SERVICE_SID: &str = "IS00112233445566778899aabbccddeeff";
+/// The deployment's link secret in tests (`/STACK/notifications/linkSecret`, `CHAT_LINK_SECRET`).
+pub const LINK_SECRET: &str = "test-link-secret-0123456789abcdef";
 
 /// The repository's root.
 pub fn workspace_root() -> PathBuf {

@@ -3,10 +3,14 @@
 
 use std::path::Path;
 
+use context_chat::notifications::EmailAddress;
+use context_chat::notifications::unsubscribe::UnsubscribeSigner;
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use test_support::{
-    AUTH_TOKEN, Emulator, Function, Invocation, Moto, drain_queue, form_body, http_api_event,
-    on_message_added, put_notification_settings, put_settings, sign_form, unique,
+    AUTH_TOKEN, Emulator, Function, Invocation, LINK_SECRET, Moto, drain_queue, form_body,
+    http_api_event, on_message_added, put_notification_settings, put_parameter, put_settings,
+    sign_form, unique,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_twilio-webhook");
@@ -30,6 +34,40 @@ fn status(invocation: Invocation) -> i64 {
     invocation.value()["statusCode"].as_i64().unwrap()
 }
 
+/// The POST of an unsubscribe link for `alex@example.org` and `general`, signed with `key`.
+fn unsubscribe_event(key: &str) -> Value {
+    let email = EmailAddress::parse("alex@example.org").unwrap();
+    let sig = UnsubscribeSigner::new(&SecretString::from(key)).signature("general", &email);
+    http_api_event(
+        "POST",
+        DOMAIN,
+        "/notifications/unsubscribe",
+        &[
+            ("channel", "general"),
+            ("email", "alex@example.org"),
+            ("sig", &sig),
+        ],
+        json!({"host": DOMAIN}),
+        None,
+    )
+}
+
+/// The function on `stack`'s settings, with its queues.
+async fn start(moto: &Moto, stack: &str, emulator: &Emulator) -> (Function, String) {
+    let dynamodb = moto.dynamodb().await;
+    aws_ports::create_table(&dynamodb, stack).await.unwrap();
+    let (queue_url, delay_url) = moto.notify_queues(stack).await;
+    let mut env = moto.env();
+    env.extend([
+        ("STACK_NAME", stack.to_owned()),
+        ("NOTIFICATIONS_TABLE", stack.to_owned()),
+        ("NOTIFY_QUEUE_URL", queue_url.clone()),
+        ("NOTIFY_DELAY_QUEUE_URL", delay_url),
+    ]);
+    let function = Function::start(Path::new(BINARY), "twilio-webhook", emulator, &env);
+    (function, queue_url)
+}
+
 #[tokio::test]
 async fn queues_signed_messages_once_and_refuses_forgeries_with_403() {
     let moto = Moto::start();
@@ -37,18 +75,8 @@ async fn queues_signed_messages_once_and_refuses_forgeries_with_403() {
     let ssm = moto.ssm().await;
     put_settings(&ssm, &stack, "https://issuer.example/jwks.json", "secret").await;
     put_notification_settings(&ssm, &stack).await;
-    let dynamodb = moto.dynamodb().await;
-    aws_ports::create_table(&dynamodb, &stack).await.unwrap();
-    let (queue_url, delay_url) = moto.notify_queues(&stack).await;
     let emulator = Emulator::start();
-    let mut env = moto.env();
-    env.extend([
-        ("STACK_NAME", stack.clone()),
-        ("NOTIFICATIONS_TABLE", stack.clone()),
-        ("NOTIFY_QUEUE_URL", queue_url.clone()),
-        ("NOTIFY_DELAY_QUEUE_URL", delay_url),
-    ]);
-    let function = Function::start(Path::new(BINARY), "twilio-webhook", &emulator, &env);
+    let (function, queue_url) = start(&moto, &stack, &emulator).await;
 
     let url = format!("https://{DOMAIN}/twilio/webhook");
     let params = on_message_added(
@@ -131,10 +159,84 @@ async fn queues_signed_messages_once_and_refuses_forgeries_with_403() {
         );
     }
 
+    // Links signed with the link secret hold, and so do those sent before it existed,
+    // signed with the auth token.
+    for key in [LINK_SECRET, AUTH_TOKEN] {
+        let answer = emulator
+            .invoke("twilio-webhook", &unsubscribe_event(key))
+            .await;
+        assert_eq!(status(answer), 200);
+    }
+
     let logs = function.output();
     assert!(
-        !logs.contains(AUTH_TOKEN) && !logs.contains(&signature),
+        !logs.contains(AUTH_TOKEN) && !logs.contains(&signature) && !logs.contains(LINK_SECRET),
         "{logs}"
     );
     assert!(logs.contains("webhook refused"), "{logs}");
+}
+
+#[tokio::test]
+async fn item_4_the_auth_token_at_its_old_place_still_checks_webhooks_and_item_13_none_is_not_named()
+ {
+    let moto = Moto::start();
+    let stack = unique("webhook-old");
+    let ssm = moto.ssm().await;
+    // Only what the existing integration has: the auth token under twilio/.
+    put_parameter(
+        &ssm,
+        &format!("/{stack}/twilio/authToken"),
+        AUTH_TOKEN,
+        true,
+    )
+    .await;
+    let emulator = Emulator::start();
+    let (_function, queue_url) = start(&moto, &stack, &emulator).await;
+    let url = format!("https://{DOMAIN}/twilio/webhook");
+    let params = on_message_added(
+        CONVERSATION,
+        "IM00000000000000000000000000000002",
+        "sam",
+        "hi",
+    );
+    let signed = http_event(
+        Some(&sign_form(AUTH_TOKEN, &url, &params)),
+        &form_body(&params),
+    );
+    assert_eq!(
+        status(emulator.invoke("twilio-webhook", &signed).await),
+        200
+    );
+    assert_eq!(drain_queue(&moto.sqs().await, &queue_url).await.len(), 1);
+    // No link secret: links cannot be checked, and the answer does not say which parameter.
+    let answer = emulator
+        .invoke("twilio-webhook", &unsubscribe_event(AUTH_TOKEN))
+        .await
+        .value();
+    assert_eq!(answer["statusCode"], 500, "{answer}");
+    let page = answer["body"].as_str().unwrap();
+    assert!(page.contains("not configured"), "{page}");
+    assert!(
+        !page.contains("linkSecret") && !page.contains(&stack),
+        "{page}"
+    );
+
+    // No auth token anywhere: 500, "not configured", no parameter named.
+    let bare = unique("webhook-bare");
+    let emulator = Emulator::start();
+    let (function, _) = start(&moto, &bare, &emulator).await;
+    let answer = emulator.invoke("twilio-webhook", &signed).await.value();
+    assert_eq!(answer["statusCode"], 500, "{answer}");
+    let body = answer["body"].as_str().unwrap();
+    assert!(body.contains("not configured"), "{body}");
+    assert!(
+        !body.contains("authToken") && !body.contains(&bare),
+        "{body}"
+    );
+    // The operator learns which one from the log.
+    let logs = function.output();
+    assert!(
+        logs.contains(&format!("/{bare}/webhook/authToken")),
+        "{logs}"
+    );
 }

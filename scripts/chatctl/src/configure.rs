@@ -96,5 +96,9 @@ async fn settings_source() -> Result<SettingsSource> {
              TWILIO_CHAT_SERVICE_SID",
         ));
     }
-    Ok(SettingsSource::from_env(context_chat::settings::TOKEN_PATHS, crate::aws()).await)
+    Ok(SettingsSource::from_env(
+        context_chat::settings::reads::CONFIGURE_TWILIO,
+        crate::aws(),
+    )
+    .await)
 }

@@ -13,6 +13,22 @@ use crate::error::{CliError, Result};
 
 const PRIVATE_FILE: &str = "dev-issuer-private.pem";
 const KID_FILE: &str = "dev-issuer.kid";
+const LINK_SECRET_FILE: &str = "link-secret";
+
+/// The data directory's link secret (unsubscribe links, code hashes), made on first start
+/// and kept, so that links and codes outlive a restart.
+pub fn load_or_create_link_secret(data_dir: &Path) -> Result<SecretString> {
+    let path = data_dir.join(LINK_SECRET_FILE);
+    if let Ok(secret) = std::fs::read_to_string(&path)
+        && !secret.trim().is_empty()
+    {
+        return Ok(SecretString::from(secret.trim().to_owned()));
+    }
+    let secret = context_chat::settings::new_link_secret()?;
+    std::fs::create_dir_all(data_dir).map_err(CliError::file(data_dir))?;
+    crate::dev::write_private(&path, &secret)?;
+    Ok(SecretString::from(secret))
+}
 
 /// The development issuer of `data_dir`, its key made on first start.
 pub fn load_or_create_issuer(data_dir: &Path) -> Result<DevIssuer> {
@@ -40,25 +56,26 @@ pub fn load_or_create_issuer(data_dir: &Path) -> Result<DevIssuer> {
 }
 
 /// Settings that need no account: fake Twilio credentials (all zeros) and the local issuer.
-pub fn embedded_settings(jwks_url: Url) -> Settings {
+pub fn embedded_settings(jwks_url: Url, link_secret: SecretString) -> Settings {
     Settings {
-        twilio: TwilioSettings {
+        twilio: Some(TwilioSettings {
             account_sid: format!("AC{}", "0".repeat(32)),
             api_key_sid: format!("SK{}", "0".repeat(32)),
             api_secret: SecretString::from("local-development-only-not-a-twilio-secret"),
             chat_service_sid: format!("IS{}", "0".repeat(32)),
-            auth_token: Some(SecretString::from(
-                "local-development-only-not-a-twilio-token",
-            )),
             access_token_ttl_secs: context_chat::twilio::access_token::DEFAULT_TTL_SECS,
             // No account, so nothing to provision in.
             api_base_url: None,
-        },
-        chat: ChatSettings {
+        }),
+        chat: Some(ChatSettings {
             jwks_url,
             issuer: None,
             audience: None,
-        },
+        }),
+        webhook_auth_token: Some(SecretString::from(
+            "local-development-only-not-a-twilio-token",
+        )),
+        link_secret: Some(link_secret),
         sendgrid: Ok(None),
     }
 }

@@ -73,6 +73,9 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL) that AppSync serves.
     Schema,
+    /// Print, as JSON, the SSM parameters (below /STACK/) each function reads: the
+    /// deployment grants each function exactly these (infra/ssm-parameters.json).
+    Parameters,
     /// Set up the Twilio Conversation Service for this product: roles, default roles,
     /// reachability, and the onMessageAdded webhook. Safe to run again.
     ConfigureTwilio(configure::ConfigureArgs),
@@ -114,6 +117,23 @@ async fn main() -> ExitCode {
         Command::Schema => {
             print!("{}", context_chat::graphql::sdl());
             Ok(())
+        }
+        Command::Parameters => {
+            let by_function: serde_json::Map<String, serde_json::Value> =
+                context_chat::settings::reads::BY_FUNCTION
+                    .iter()
+                    .map(|(function, reads)| {
+                        let names = reads.params().map(|p| p.ssm_suffix().into()).collect();
+                        ((*function).to_owned(), serde_json::Value::Array(names))
+                    })
+                    .collect();
+            match serde_json::to_string_pretty(&by_function) {
+                Ok(json) => {
+                    println!("{json}");
+                    Ok(())
+                }
+                Err(e) => Err(error::CliError::Failed(format!("JSON: {e}"))),
+            }
         }
     };
     match outcome {

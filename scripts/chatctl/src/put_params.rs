@@ -1,6 +1,8 @@
 //! `chatctl put-params`: puts a deployment's SSM parameters (`shared/PRODUCT.md`'s table) from
 //! the environment variables that name them, or `--set`, as SecureString where the table
 //! says. The values are checked as the functions will load them before anything is written.
+//! The link secret (`notifications/linkSecret`) is made when the stack has none; the auth
+//! token goes to `webhook/authToken`, never to the old `twilio/authToken`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -44,11 +46,10 @@ pub async fn run(args: PutParamsArgs) -> Result<()> {
             "--stack must be a stack name (letters, digits, - and _)",
         ));
     }
-    let mut values: HashMap<Param, String> = Param::ALL
-        .iter()
+    let mut values: HashMap<Param, String> = writable()
         .filter_map(|p| {
             Some((
-                *p,
+                p,
                 std::env::var(p.env_var())
                     .ok()
                     .filter(|v| !v.trim().is_empty())?,
@@ -62,6 +63,13 @@ pub async fn run(args: PutParamsArgs) -> Result<()> {
                 name = pair.split('=').next().unwrap_or_default()
             ))
         })?;
+        if Param::from_ssm_suffix(name.trim()) == Some(Param::LegacyAuthToken) {
+            return Err(CliError::usage(format!(
+                "--set: twilio/authToken is where the old integration kept the auth token; \
+                 put it at {}",
+                Param::WebhookAuthToken.ssm_suffix()
+            )));
+        }
         let param = Param::from_ssm_suffix(name.trim()).ok_or_else(|| {
             CliError::usage(format!(
                 "--set: {name:?} is not one of the parameters ({})",
@@ -84,7 +92,10 @@ pub async fn run(args: PutParamsArgs) -> Result<()> {
         let nothing_put = |e: context_chat::ChatError| {
             CliError::usage(format!("{} (nothing was put)", e.message))
         };
-        let settings = SettingsSource::Env(env).load().await.map_err(nothing_put)?;
+        let settings = SettingsSource::env_vars(env)
+            .load()
+            .await
+            .map_err(nothing_put)?;
         settings.sendgrid.map_err(nothing_put)?;
     }
     let mut puts: Vec<(String, String, bool)> = values
@@ -104,6 +115,8 @@ pub async fn run(args: PutParamsArgs) -> Result<()> {
         puts.push((format!("{base}/keyId"), kid.trim().to_owned(), false));
     }
     puts.sort();
+    let link_secret = Param::LinkSecret.ssm_name(stack);
+    let make_link_secret = !values.contains_key(&Param::LinkSecret);
     if args.dry_run {
         for (name, value, secure) in &puts {
             let shown = if *secure {
@@ -116,10 +129,16 @@ pub async fn run(args: PutParamsArgs) -> Result<()> {
                 if *secure { " [SecureString]" } else { "" }
             );
         }
+        if make_link_secret {
+            println!("would make {link_secret} [SecureString] unless it exists");
+        }
         return Ok(());
     }
     let config = crate::aws().await;
     let ssm = aws_sdk_ssm::Client::new(&config);
+    if make_link_secret {
+        make_unless_present(&ssm, &link_secret).await?;
+    }
     for (name, value, secure) in &puts {
         ssm.put_parameter()
             .name(name)
@@ -143,17 +162,52 @@ pub async fn run(args: PutParamsArgs) -> Result<()> {
     Ok(())
 }
 
-fn names() -> String {
+/// Puts a new random link secret at `name` unless one is there: replacing it would void
+/// every unsubscribe link and pending code.
+async fn make_unless_present(ssm: &aws_sdk_ssm::Client, name: &str) -> Result<()> {
+    let secret = context_chat::settings::new_link_secret()?;
+    let put = ssm
+        .put_parameter()
+        .name(name)
+        .value(secret)
+        .r#type(ParameterType::SecureString)
+        .overwrite(false)
+        .send()
+        .await;
+    match put {
+        Ok(_) => println!("made {name} [SecureString]"),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_parameter_already_exists()) =>
+        {
+            println!("kept {name}")
+        }
+        Err(e) => {
+            return Err(CliError::Failed(format!(
+                "making {name} failed: {}",
+                DisplayErrorContext(&e)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The parameters this command writes: all but the old place of the auth token.
+fn writable() -> impl Iterator<Item = Param> {
     Param::ALL
-        .iter()
+        .into_iter()
+        .filter(|p| *p != Param::LegacyAuthToken)
+}
+
+fn names() -> String {
+    writable()
         .map(|p| p.ssm_suffix())
         .collect::<Vec<_>>()
         .join(", ")
 }
 
 fn env_names() -> String {
-    Param::ALL
-        .iter()
+    writable()
         .map(|p| p.env_var())
         .collect::<Vec<_>>()
         .join(", ")

@@ -17,8 +17,9 @@ use context_chat::dev_token::{DevIssuer, DevIssuerSource};
 use context_chat::graphql::{ChatSchema, schema};
 use context_chat::http::notifications::WEBHOOK_PATH;
 use context_chat::http::{dev_tokens, notifications as notification_routes};
-use context_chat::settings::{Param, SettingsSource};
+use context_chat::settings::{Param, SettingsSource, reads};
 use context_chat::{App, AppOptions};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
@@ -26,7 +27,7 @@ use tower_http::cors::{Any, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::error::{CliError, Result};
-use crate::local::{embedded_settings, load_or_create_issuer};
+use crate::local::{embedded_settings, load_or_create_issuer, load_or_create_link_secret};
 use crate::notifications::{LocalNotifications, OUTBOX_PATH, outbox, start_worker};
 
 #[derive(clap::Args)]
@@ -100,7 +101,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if state.api_key.is_some() {
         println!("API key: required in the x-api-key header (CHAT_API_KEY)");
     }
-    match &settings.twilio.api_base_url {
+    match settings
+        .twilio
+        .as_ref()
+        .and_then(|t| t.api_base_url.as_ref())
+    {
         Some(url) => println!(
             "Twilio: Conversations API at {url}; memberships follow the tokens (provisioning is on)"
         ),
@@ -120,7 +125,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     println!(
         "Notifications: subscriptions in {}; Twilio webhook at http://{addr}{WEBHOOK_PATH}{}",
         notifications.store_path.display(),
-        if settings.twilio.auth_token.is_some() {
+        if settings.webhook_auth_token.is_some() {
             ""
         } else {
             " (off: no TWILIO_AUTH_TOKEN)"
@@ -165,23 +170,33 @@ async fn choose_settings(
     args: &ServeArgs,
     addr: SocketAddr,
 ) -> Result<(SettingsSource, Option<DevIssuer>)> {
-    // TWILIO_API_BASE_URL alone only redirects; it does not leave local mode.
+    // TWILIO_API_BASE_URL alone only redirects, CHAT_LINK_SECRET only keys links: neither
+    // leaves local mode.
     let from_env = Param::ALL
         .iter()
-        .filter(|p| **p != Param::ApiBaseUrl)
+        .filter(|p| !matches!(p, Param::ApiBaseUrl | Param::LinkSecret))
         .any(|p| std::env::var(p.env_var()).is_ok_and(|v| !v.is_empty()));
     if std::env::var("STACK_NAME").is_ok_and(|v| !v.trim().is_empty()) || from_env {
-        return Ok((
-            SettingsSource::from_env(context_chat::settings::ALL_PATHS, crate::aws()).await,
-            None,
-        ));
+        let mut source = SettingsSource::from_env(reads::EVERYTHING, crate::aws()).await;
+        // Variables without a link secret use the data directory's, as local mode does.
+        if let SettingsSource::Env(vars, _) = &mut source
+            && !vars.contains_key(Param::LinkSecret.env_var())
+        {
+            let secret = load_or_create_link_secret(&args.data_dir)?;
+            vars.insert(
+                Param::LinkSecret.env_var().to_owned(),
+                secret.expose_secret().to_owned(),
+            );
+        }
+        return Ok((source, None));
     }
     let issuer = load_or_create_issuer(&args.data_dir)?;
     let jwks_url = format!("http://{addr}{JWKS_PATH}")
         .parse()
         .map_err(|e| CliError::Failed(format!("JWKS URL: {e}")))?;
+    let link_secret = load_or_create_link_secret(&args.data_dir)?;
     Ok((
-        SettingsSource::Fixed(Box::new(embedded_settings(jwks_url))),
+        SettingsSource::Fixed(Box::new(embedded_settings(jwks_url, link_secret))),
         Some(issuer),
     ))
 }
@@ -189,7 +204,7 @@ async fn choose_settings(
 fn describe(source: &SettingsSource, local: bool) -> String {
     match source {
         SettingsSource::Ssm { stack, .. } => format!("SSM parameters under /{stack}/"),
-        SettingsSource::Env(_) => "environment variables".into(),
+        SettingsSource::Env(..) => "environment variables".into(),
         SettingsSource::Fixed(_) if local => {
             "embedded development defaults (no STACK_NAME, no TWILIO_*/CHAT_* variables)".into()
         }

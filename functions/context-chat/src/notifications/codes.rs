@@ -1,7 +1,8 @@
 //! Confirmation codes: random, kept only as a hash, valid for a day, five tries each, and
 //! confirming an address for the identity that asked for the code, no one else.
 
-use aws_lc_rs::{digest, rand};
+use aws_lc_rs::{hmac, rand};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
@@ -64,17 +65,30 @@ pub fn new_code() -> Result<String> {
     Ok(format!("{n:0width$}", width = CODE_DIGITS))
 }
 
-pub fn hash(identity: &str, email: &EmailAddress, code: &str) -> String {
-    let mut input = identity.as_bytes().to_vec();
-    input.push(0);
-    input.extend_from_slice(email.as_str().as_bytes());
-    input.push(0);
-    input.extend_from_slice(code.as_bytes());
-    digest::digest(&digest::SHA256, &input)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// Keys the stored hashes of codes: an HMAC under a key derived from the link secret, so
+/// that a copy of the table alone does not give the codes back by trying all 10⁸.
+pub struct CodeKey(hmac::Key);
+
+impl CodeKey {
+    pub fn new(link_secret: &SecretString) -> Self {
+        let root = hmac::Key::new(hmac::HMAC_SHA256, link_secret.expose_secret().as_bytes());
+        let derived = hmac::sign(&root, b"context-chat confirmation code v1");
+        Self(hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()))
+    }
+
+    /// The hash stored for `code`, sent to `email` at `identity`'s request.
+    pub fn hash(&self, identity: &str, email: &EmailAddress, code: &str) -> String {
+        let mut input = identity.as_bytes().to_vec();
+        input.push(0);
+        input.extend_from_slice(email.as_str().as_bytes());
+        input.push(0);
+        input.extend_from_slice(code.as_bytes());
+        hmac::sign(&self.0, &input)
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 }
 
 /// The code as typed: spaces and dashes a person may add are dropped.
@@ -273,8 +287,12 @@ mod tests {
         EmailAddress::parse("alex@example.org").unwrap()
     }
 
+    fn key() -> CodeKey {
+        CodeKey::new(&SecretString::from("a-link-secret-for-tests"))
+    }
+
     fn h(code: &str) -> String {
-        hash("alex", &email(), code)
+        key().hash("alex", &email(), code)
     }
 
     #[test]
@@ -288,7 +306,22 @@ mod tests {
         assert_eq!(issued, Issue::Send);
         let stored = serde_json::to_string(&record.unwrap()).unwrap();
         assert!(!stored.contains(&a));
-        assert_ne!(hash("alex", &email(), &a), hash("mallory", &email(), &a));
+        assert_ne!(
+            key().hash("alex", &email(), &a),
+            key().hash("mallory", &email(), &a)
+        );
+        // Item 13: keyed, so that the table alone does not give a code back.
+        let plain: String = aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            format!("alex\0{}\0{a}", email().as_str()).as_bytes(),
+        )
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+        assert_ne!(h(&a), plain);
+        let other = CodeKey::new(&SecretString::from("another-link-secret-here"));
+        assert_ne!(other.hash("alex", &email(), &a), h(&a));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Confirming addresses, per identity: a code confirms an address for the identity that
-//! asked for it, and for no one else. Only the store is needed to check a code, so
-//! `verifyEmail` runs with no settings at all.
+//! asked for it, and for no one else. Codes are kept as HMACs under a key derived from the
+//! link secret ([`CodeKey`]).
 //!
 //! Every answer of `verifyEmail` but a match is the same `false`: a wrong code, no code,
 //! an expired one, an unknown address. Tries made without a token are counted per address
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::address::EmailAddress;
-use super::codes::{self, Confirmation, EmailRecord, Guesses, Issue, SenderLog};
+use super::codes::{self, CodeKey, Confirmation, EmailRecord, Guesses, Issue, SenderLog};
 use super::mailer::Mailer;
 use super::messages;
 use super::store::{self, CONFIRMATION_PREFIX, Key, Store, Subscription, email_partition};
@@ -101,6 +101,7 @@ impl Confirmations {
         email: &EmailAddress,
         context: &str,
         mailer: &dyn Mailer,
+        codes: &CodeKey,
     ) -> Result<Issue> {
         let store = self.store();
         let now = now_unix();
@@ -126,7 +127,7 @@ impl Confirmations {
         )
         .await?;
         let code = codes::new_code()?;
-        let code_hash = codes::hash(identity, email, &code);
+        let code_hash = codes.hash(identity, email, &code);
         let issued = store::update(store, &key, |current: Option<&Confirmation>| {
             let (next, issued) = codes::issue(current, (identity, email), code_hash.clone(), now);
             Ok((next.map(|n| (n, unverified_expiry(now))), issued))
@@ -164,13 +165,20 @@ impl Confirmations {
         email: &str,
         code: &str,
         identity: Option<&str>,
+        codes: &CodeKey,
     ) -> Result<bool> {
         let email = EmailAddress::parse(email)?;
         let code = codes::normalise(code)?;
         let now = now_unix();
         let confirmed = match identity {
-            Some(identity) => self.try_code(&email, identity, &code, now, true).await?,
-            None => self.try_code_without_token(&email, &code, now).await?,
+            Some(identity) => {
+                self.try_code(codes, &email, identity, &code, now, true)
+                    .await?
+            }
+            None => {
+                self.try_code_without_token(codes, &email, &code, now)
+                    .await?
+            }
         };
         tracing::info!(
             confirmed,
@@ -183,13 +191,14 @@ impl Confirmations {
     /// One try against one identity's pending code; `count_wrong` counts a miss against it.
     async fn try_code(
         &self,
+        codes: &CodeKey,
         email: &EmailAddress,
         identity: &str,
         code: &str,
         now: u64,
         count_wrong: bool,
     ) -> Result<bool> {
-        let code_hash = codes::hash(identity, email, code);
+        let code_hash = codes.hash(identity, email, code);
         let key = Key::Confirmation {
             email: email.clone(),
             identity: identity.to_owned(),
@@ -227,6 +236,7 @@ impl Confirmations {
     /// address's own allowance of tries made without a token.
     async fn try_code_without_token(
         &self,
+        codes: &CodeKey,
         email: &EmailAddress,
         code: &str,
         now: u64,
@@ -259,7 +269,7 @@ impl Confirmations {
             .collect();
         for record in &pending {
             if self
-                .try_code(email, &record.identity, code, now, false)
+                .try_code(codes, email, &record.identity, code, now, false)
                 .await?
             {
                 return Ok(true);

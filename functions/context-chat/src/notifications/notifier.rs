@@ -327,10 +327,13 @@ impl Notifier {
         more: u32,
     ) -> Result<()> {
         let configured = self.settings.current().await?;
-        let link = self.ports.public_url.as_ref().and_then(|base| {
-            let auth = configured.webhook_auth.as_ref()?;
-            Some(auth.unsubscribe_links.link(base, context, email))
-        });
+        // Every email carries its way out: without the link secret, none is sent.
+        let links = configured.links()?;
+        let link = self
+            .ports
+            .public_url
+            .as_ref()
+            .map(|base| links.unsubscribe.link(base, context, email));
         let mail = messages::new_messages(
             email,
             context,

@@ -1,11 +1,12 @@
-//! Settings: the Twilio credentials and the context-token issuer, read from SSM by path
-//! or from environment variables, and checked once when loaded.
+//! Settings: the Twilio credentials, the context-token issuer, the webhook's and the
+//! links' secrets and SendGrid's, read from SSM by name or from environment variables,
+//! and checked once when loaded. A process reads only the sections it uses ([`Reads`]).
 
 mod params;
 mod source;
 
-pub use params::Param;
-pub use source::{ALL_PATHS, SettingsSource, TOKEN_PATHS, read_ssm_path};
+pub use params::{Param, Reads, Section, reads};
+pub use source::{SettingsSource, read_ssm_path};
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -17,10 +18,15 @@ use crate::error::{ChatError, Result};
 use crate::names::looks_like_sid;
 use crate::twilio::access_token::{DEFAULT_TTL_SECS, MAX_TTL_SECS};
 
+/// One load of the settings. A section the process does not read is `None` (or `Ok(None)`).
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub twilio: TwilioSettings,
-    pub chat: ChatSettings,
+    pub twilio: Option<TwilioSettings>,
+    pub chat: Option<ChatSettings>,
+    /// The account's auth token, for webhook signatures; optional even where it is read.
+    pub webhook_auth_token: Option<SecretString>,
+    /// Optional where it is read: what needs it fails, saying it is not configured.
+    pub link_secret: Option<SecretString>,
     /// `Ok(None)` when no SendGrid API key is set. A mistake here is kept, not raised, so
     /// that it fails only the email it concerns and never the token path.
     pub sendgrid: Result<Option<SendGridSettings>, ChatError>,
@@ -40,8 +46,6 @@ pub struct TwilioSettings {
     pub api_key_sid: String,
     pub api_secret: SecretString,
     pub chat_service_sid: String,
-    /// Only the webhook receiver needs it; absent is fine for the token path.
-    pub auth_token: Option<SecretString>,
     pub access_token_ttl_secs: u64,
     /// The Conversations API. `None` turns provisioning off: local mode on embedded fake
     /// credentials, where there is no Twilio account to provision in.
@@ -59,6 +63,18 @@ pub struct ChatSettings {
 
 /// Raw parameter values by [`Param`], as a source found them.
 pub(crate) type RawParams = HashMap<Param, String>;
+
+/// The shortest link secret accepted: 128 bits of base64url.
+pub const MIN_LINK_SECRET_CHARS: usize = 22;
+
+/// A new link secret: 256 random bits, base64url.
+pub fn new_link_secret() -> Result<String> {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|_| ChatError::internal("No randomness for a link secret."))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
 
 /// Where Twilio's Conversations API answers, unless `TWILIO_API_BASE_URL` says otherwise.
 pub const DEFAULT_TWILIO_API_BASE_URL: &str = "https://conversations.twilio.com";
@@ -120,11 +136,48 @@ impl Reader<'_> {
 }
 
 impl Settings {
-    pub(crate) fn from_raw(raw: &RawParams, describe: &dyn Fn(Param) -> String) -> Result<Self> {
+    /// The sections `reads` names, from `raw`; the others are left out whatever `raw` holds.
+    pub(crate) fn from_raw(
+        raw: &RawParams,
+        describe: &dyn Fn(Param) -> String,
+        reads: Reads,
+    ) -> Result<Self> {
+        let r = Reader { raw, describe };
+        let link_secret = match r
+            .optional(Param::LinkSecret)
+            .filter(|_| reads.has(Section::Links))
+        {
+            Some(s) if s.chars().count() < MIN_LINK_SECRET_CHARS => {
+                return Err(r.invalid(
+                    Param::LinkSecret,
+                    &format!("is shorter than {MIN_LINK_SECRET_CHARS} characters"),
+                ));
+            }
+            s => s.map(SecretString::from),
+        };
         Ok(Settings {
-            twilio: TwilioSettings::from_raw(raw, describe)?,
-            chat: ChatSettings::from_raw(raw, describe)?,
-            sendgrid: SendGridSettings::from_raw(raw, describe),
+            twilio: reads
+                .has(Section::Twilio)
+                .then(|| TwilioSettings::from_raw(raw, describe))
+                .transpose()?,
+            chat: reads
+                .has(Section::Chat)
+                .then(|| ChatSettings::from_raw(raw, describe))
+                .transpose()?,
+            webhook_auth_token: reads
+                .has(Section::Webhook)
+                .then(|| {
+                    r.optional(Param::WebhookAuthToken)
+                        .or_else(|| r.optional(Param::LegacyAuthToken))
+                })
+                .flatten()
+                .map(SecretString::from),
+            link_secret,
+            sendgrid: if reads.has(Section::SendGrid) {
+                SendGridSettings::from_raw(raw, describe)
+            } else {
+                Ok(None)
+            },
         })
     }
 }
@@ -156,7 +209,6 @@ impl TwilioSettings {
             api_key_sid: r.sid(Param::ApiKey, "SK")?,
             api_secret: SecretString::from(r.required(Param::ApiSecret)?.to_owned()),
             chat_service_sid: r.sid(Param::ChatServiceSid, "IS")?,
-            auth_token: r.optional(Param::AuthToken).map(SecretString::from),
             access_token_ttl_secs: ttl,
             api_base_url: Some(api_base_url),
         })
@@ -257,15 +309,70 @@ mod tests {
         p.ssm_name("stack")
     }
 
+    fn load(raw: &RawParams) -> Result<Settings> {
+        Settings::from_raw(raw, &describe, reads::EVERYTHING)
+    }
+
+    #[test]
+    fn a_process_holds_only_the_sections_it_reads() {
+        let mut raw = good();
+        raw.insert(Param::LegacyAuthToken, "the-auth-token".into());
+        raw.insert(Param::LinkSecret, "a-link-secret-of-some-length".into());
+        raw.insert(Param::SendGridApiKey, "SG.key".into());
+        raw.insert(Param::SendGridDomain, "example.org".into());
+
+        let verify = Settings::from_raw(&raw, &describe, reads::VERIFY_TOKEN).unwrap();
+        assert!(verify.chat.is_some());
+        assert!(verify.twilio.is_none());
+        assert!(verify.webhook_auth_token.is_none());
+        assert!(verify.link_secret.is_none());
+        assert!(matches!(verify.sendgrid, Ok(None)));
+
+        let webhook = Settings::from_raw(&raw, &describe, reads::TWILIO_WEBHOOK).unwrap();
+        assert!(webhook.twilio.is_none() && webhook.chat.is_none());
+        // The old name still serves; the new one wins.
+        assert_eq!(
+            webhook.webhook_auth_token.unwrap().expose_secret(),
+            "the-auth-token"
+        );
+        raw.insert(Param::WebhookAuthToken, "the-new-place".into());
+        let webhook = Settings::from_raw(&raw, &describe, reads::TWILIO_WEBHOOK).unwrap();
+        assert_eq!(
+            webhook.webhook_auth_token.unwrap().expose_secret(),
+            "the-new-place"
+        );
+        assert!(webhook.link_secret.is_some());
+
+        // A section it does not read cannot fail it.
+        raw.remove(&Param::ApiSecret);
+        assert!(Settings::from_raw(&raw, &describe, reads::VERIFY_TOKEN).is_ok());
+        assert!(Settings::from_raw(&raw, &describe, reads::CREATE_CHAT_TOKEN).is_err());
+    }
+
+    #[test]
+    fn a_short_link_secret_is_refused_without_showing_it() {
+        let mut raw = good();
+        raw.insert(Param::LinkSecret, "short-secret".into());
+        let err = load(&raw).unwrap_err();
+        assert!(
+            err.message.contains("/stack/notifications/linkSecret"),
+            "{}",
+            err.message
+        );
+        assert!(!err.message.contains("short-secret"));
+        assert!(Settings::from_raw(&raw, &describe, reads::CREATE_CHAT_TOKEN).is_ok());
+    }
+
     #[test]
     fn complete_parameters_load_with_defaults() {
-        let s = Settings::from_raw(&good(), &describe).unwrap();
-        assert_eq!(s.twilio.access_token_ttl_secs, 86_400);
-        assert_eq!(s.twilio.api_secret.expose_secret(), "s3cr3t-value");
-        assert_eq!(s.chat.issuer, None);
-        assert!(s.twilio.auth_token.is_none());
+        let s = load(&good()).unwrap();
+        let twilio = s.twilio.unwrap();
+        assert_eq!(twilio.access_token_ttl_secs, 86_400);
+        assert_eq!(twilio.api_secret.expose_secret(), "s3cr3t-value");
+        assert_eq!(s.chat.unwrap().issuer, None);
+        assert!(s.webhook_auth_token.is_none());
         assert_eq!(
-            s.twilio.api_base_url.unwrap().as_str(),
+            twilio.api_base_url.unwrap().as_str(),
             "https://conversations.twilio.com/"
         );
     }
@@ -274,7 +381,7 @@ mod tests {
     fn a_missing_parameter_is_named_and_no_value_is_shown() {
         let mut raw = good();
         raw.remove(&Param::ApiSecret);
-        let err = Settings::from_raw(&raw, &describe).unwrap_err();
+        let err = load(&raw).unwrap_err();
         assert_eq!(err.kind, ErrorKind::EntityNotFound);
         assert!(
             err.message.contains("/stack/twilio/apiSecret"),
@@ -284,7 +391,7 @@ mod tests {
 
         let mut raw = good();
         raw.insert(Param::AccountSid, "not-a-sid-but-secret-looking".into());
-        let err = Settings::from_raw(&raw, &describe).unwrap_err();
+        let err = load(&raw).unwrap_err();
         assert!(err.message.contains("/stack/twilio/accountSID"));
         assert!(!err.message.contains("secret-looking"));
     }
@@ -292,12 +399,9 @@ mod tests {
     #[test]
     fn a_sendgrid_mistake_is_kept_for_email_and_does_not_stop_the_token_path() {
         let mut raw = good();
-        assert!(matches!(
-            Settings::from_raw(&raw, &describe).unwrap().sendgrid,
-            Ok(None)
-        ));
+        assert!(matches!(load(&raw).unwrap().sendgrid, Ok(None)));
         raw.insert(Param::SendGridApiKey, "SG.secret-key".into());
-        let loaded = Settings::from_raw(&raw, &describe).unwrap();
+        let loaded = load(&raw).unwrap();
         let err = loaded.sendgrid.unwrap_err();
         assert!(
             err.message.contains("/stack/sendgrid/domain"),
@@ -306,20 +410,11 @@ mod tests {
         );
         assert!(!err.message.contains("SG.secret-key"));
         raw.insert(Param::SendGridDomain, "Chat.Example.org".into());
-        let sendgrid = Settings::from_raw(&raw, &describe)
-            .unwrap()
-            .sendgrid
-            .unwrap()
-            .unwrap();
+        let sendgrid = load(&raw).unwrap().sendgrid.unwrap().unwrap();
         assert_eq!(sendgrid.domain, "chat.example.org");
         assert_eq!(sendgrid.api_base_url.as_str(), "https://api.sendgrid.com/");
         raw.insert(Param::SendGridDomain, "not a domain".into());
-        assert!(
-            Settings::from_raw(&raw, &describe)
-                .unwrap()
-                .sendgrid
-                .is_err()
-        );
+        assert!(load(&raw).unwrap().sendgrid.is_err());
     }
 
     #[test]
@@ -327,15 +422,12 @@ mod tests {
         let mut raw = good();
         raw.insert(Param::AccessTokenTtl, "3600".into());
         assert_eq!(
-            Settings::from_raw(&raw, &describe)
-                .unwrap()
-                .twilio
-                .access_token_ttl_secs,
+            load(&raw).unwrap().twilio.unwrap().access_token_ttl_secs,
             3600
         );
         for bad in ["0", "86401", "-5", "1h"] {
             raw.insert(Param::AccessTokenTtl, bad.into());
-            assert!(Settings::from_raw(&raw, &describe).is_err(), "{bad}");
+            assert!(load(&raw).is_err(), "{bad}");
         }
     }
 
@@ -349,7 +441,7 @@ mod tests {
         ] {
             let mut raw = good();
             raw.insert(Param::ApiBaseUrl, url.into());
-            let loaded = Settings::from_raw(&raw, &describe);
+            let loaded = load(&raw);
             assert_eq!(loaded.is_ok(), ok, "{url}");
             if let Err(err) = loaded {
                 assert!(
@@ -375,7 +467,7 @@ mod tests {
         ] {
             let mut raw = good();
             raw.insert(Param::JwksUrl, url.into());
-            assert_eq!(Settings::from_raw(&raw, &describe).is_ok(), ok, "{url}");
+            assert_eq!(load(&raw).is_ok(), ok, "{url}");
         }
     }
 }

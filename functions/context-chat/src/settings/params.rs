@@ -1,4 +1,5 @@
-//! The parameters, by their SSM name and their environment variable.
+//! The parameters, by their SSM name and their environment variable, grouped in the
+//! sections that features need; each function reads only its sections' parameters.
 
 /// One setting. SSM names are those of the existing integration (`shared/PRODUCT.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -7,7 +8,13 @@ pub enum Param {
     ApiKey,
     ApiSecret,
     ChatServiceSid,
-    AuthToken,
+    /// The account's auth token, which signs Twilio's webhooks: only the webhook reads it.
+    WebhookAuthToken,
+    /// Where the existing integration kept the auth token, read when `WebhookAuthToken` is
+    /// not set, and never written.
+    LegacyAuthToken,
+    /// A random secret of this deployment: signs unsubscribe links, keys code hashes.
+    LinkSecret,
     AccessTokenTtl,
     ApiBaseUrl,
     JwksUrl,
@@ -19,12 +26,14 @@ pub enum Param {
 }
 
 impl Param {
-    pub const ALL: [Param; 13] = [
+    pub const ALL: [Param; 15] = [
         Param::AccountSid,
         Param::ApiKey,
         Param::ApiSecret,
         Param::ChatServiceSid,
-        Param::AuthToken,
+        Param::WebhookAuthToken,
+        Param::LegacyAuthToken,
+        Param::LinkSecret,
         Param::AccessTokenTtl,
         Param::ApiBaseUrl,
         Param::JwksUrl,
@@ -42,7 +51,9 @@ impl Param {
             Param::ApiKey => "twilio/apiKey",
             Param::ApiSecret => "twilio/apiSecret",
             Param::ChatServiceSid => "twilio/chatServiceSID",
-            Param::AuthToken => "twilio/authToken",
+            Param::WebhookAuthToken => "webhook/authToken",
+            Param::LegacyAuthToken => "twilio/authToken",
+            Param::LinkSecret => "notifications/linkSecret",
             Param::AccessTokenTtl => "twilio/accessTokenTTL",
             Param::ApiBaseUrl => "twilio/apiBaseURL",
             Param::JwksUrl => "chat/jwks.json",
@@ -64,7 +75,8 @@ impl Param {
             Param::ApiKey => "TWILIO_API_KEY",
             Param::ApiSecret => "TWILIO_API_SECRET",
             Param::ChatServiceSid => "TWILIO_CHAT_SERVICE_SID",
-            Param::AuthToken => "TWILIO_AUTH_TOKEN",
+            Param::WebhookAuthToken | Param::LegacyAuthToken => "TWILIO_AUTH_TOKEN",
+            Param::LinkSecret => "CHAT_LINK_SECRET",
             Param::AccessTokenTtl => "TWILIO_ACCESS_TOKEN_TTL",
             Param::ApiBaseUrl => "TWILIO_API_BASE_URL",
             Param::JwksUrl => "CHAT_JWKS_URL",
@@ -80,7 +92,11 @@ impl Param {
     pub fn is_secret(self) -> bool {
         matches!(
             self,
-            Param::ApiSecret | Param::AuthToken | Param::SendGridApiKey
+            Param::ApiSecret
+                | Param::WebhookAuthToken
+                | Param::LegacyAuthToken
+                | Param::LinkSecret
+                | Param::SendGridApiKey
         )
     }
 
@@ -92,4 +108,84 @@ impl Param {
     pub fn from_ssm_suffix(suffix: &str) -> Option<Param> {
         Param::ALL.into_iter().find(|p| p.ssm_suffix() == suffix)
     }
+
+    pub fn section(self) -> Section {
+        match self {
+            Param::AccountSid
+            | Param::ApiKey
+            | Param::ApiSecret
+            | Param::ChatServiceSid
+            | Param::AccessTokenTtl
+            | Param::ApiBaseUrl => Section::Twilio,
+            Param::JwksUrl | Param::Issuer | Param::Audience => Section::Chat,
+            Param::WebhookAuthToken | Param::LegacyAuthToken => Section::Webhook,
+            Param::LinkSecret => Section::Links,
+            Param::SendGridApiKey | Param::SendGridDomain | Param::SendGridApiBaseUrl => {
+                Section::SendGrid
+            }
+        }
+    }
+}
+
+/// The settings one feature needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// The API key and Conversation Service: minting access tokens, provisioning, presence.
+    Twilio,
+    /// The context-token issuer.
+    Chat,
+    /// Twilio's webhook signatures.
+    Webhook,
+    /// Unsubscribe links and confirmation-code hashes.
+    Links,
+    SendGrid,
+}
+
+/// The sections a process reads. A Lambda reads only its own, and the deployment grants it
+/// only their parameters ([`reads::BY_FUNCTION`]), so that no function holds a secret it
+/// does not use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reads(pub &'static [Section]);
+
+impl Reads {
+    pub fn has(self, section: Section) -> bool {
+        self.0.contains(&section)
+    }
+
+    /// The parameters of these sections, in [`Param::ALL`]'s order.
+    pub fn params(self) -> impl Iterator<Item = Param> {
+        Param::ALL
+            .into_iter()
+            .filter(move |p| self.has(p.section()))
+    }
+}
+
+/// What each process reads.
+pub mod reads {
+    use super::Reads;
+    use super::Section::*;
+
+    /// Verifies context tokens, nothing more.
+    pub const VERIFY_TOKEN: Reads = Reads(&[Chat]);
+    pub const CREATE_CHAT_TOKEN: Reads = Reads(&[Twilio, Chat]);
+    pub const ENABLE_CHANNEL_NOTIFICATIONS: Reads = Reads(&[Chat, Links, SendGrid]);
+    pub const VERIFY_EMAIL: Reads = Reads(&[Chat, Links]);
+    /// Webhook signatures, and unsubscribe links (answered where the webhook is).
+    pub const TWILIO_WEBHOOK: Reads = Reads(&[Webhook, Links]);
+    pub const NOTIFY: Reads = Reads(&[Twilio, Links, SendGrid]);
+    /// `chatctl configure-twilio`.
+    pub const CONFIGURE_TWILIO: Reads = Reads(&[Twilio]);
+    /// `chatctl serve`: every feature in one process.
+    pub const EVERYTHING: Reads = Reads(&[Twilio, Chat, Webhook, Links, SendGrid]);
+
+    /// The Lambdas that read settings, by crate name: the deployment grants each exactly
+    /// its parameters (`chatctl parameters` prints them for `infra/`).
+    pub const BY_FUNCTION: [(&str, Reads); 6] = [
+        ("verify-token", VERIFY_TOKEN),
+        ("create-chat-token", CREATE_CHAT_TOKEN),
+        ("enable-channel-notifications", ENABLE_CHANNEL_NOTIFICATIONS),
+        ("verify-email", VERIFY_EMAIL),
+        ("twilio-webhook", TWILIO_WEBHOOK),
+        ("notify", NOTIFY),
+    ];
 }

@@ -1,38 +1,35 @@
-//! Where settings come from: SSM by path, environment variables, or fixed values.
+//! Where settings come from: SSM by name, environment variables, or fixed values.
 
 use std::collections::HashMap;
 
 use aws_sdk_ssm::error::DisplayErrorContext;
 
-use super::{Param, RawParams, Settings, TwilioSettings};
+use super::{Param, RawParams, Reads, Settings, TwilioSettings, reads};
 use crate::error::{ChatError, Result};
 
-/// The SSM paths below `/STACK/` that the token path reads: a function reads only the paths
-/// it needs, and may be allowed only those.
-pub const TOKEN_PATHS: &[&str] = &["twilio", "chat"];
-/// Those and SendGrid's: the functions (and the local server) that send email.
-pub const ALL_PATHS: &[&str] = &["twilio", "chat", "sendgrid"];
+/// At most this many names per `GetParameters` call (SSM's limit).
+const NAMES_PER_CALL: usize = 10;
 
 pub enum SettingsSource {
-    /// `GetParametersByPath` under each of `paths` below `/STACK/`
-    /// ([`TOKEN_PATHS`] or [`ALL_PATHS`]).
+    /// `GetParameters` by name below `/STACK/`: the parameters of the sections `reads` names,
+    /// which is all the function is allowed to read.
     Ssm {
         client: aws_sdk_ssm::Client,
         stack: String,
-        paths: &'static [&'static str],
+        reads: Reads,
     },
-    /// Values as environment variables name them, captured once at start.
-    Env(HashMap<String, String>),
+    /// Values as environment variables name them, captured once at start; `reads` as above.
+    Env(HashMap<String, String>, Reads),
     /// Settings made in-process (local mode's embedded defaults, benchmarks).
     Fixed(Box<Settings>),
 }
 
 impl SettingsSource {
-    /// SSM under `STACK_NAME` when it is set, reading `paths` below it with the AWS
-    /// configuration `aws` makes (awaited only then: `aws_env::sdk_config` in a Lambda,
+    /// SSM under `STACK_NAME` when it is set, reading what `reads` names below it with the
+    /// AWS configuration `aws` makes (awaited only then: `aws_env::sdk_config` in a Lambda,
     /// aws-config's whole chain in `chatctl`); otherwise the environment variables.
     pub async fn from_env(
-        paths: &'static [&'static str],
+        reads: Reads,
         aws: impl std::future::Future<Output = aws_config::SdkConfig>,
     ) -> Self {
         match std::env::var("STACK_NAME") {
@@ -41,21 +38,28 @@ impl SettingsSource {
                 SettingsSource::Ssm {
                     client: aws_sdk_ssm::Client::new(&config),
                     stack: stack.trim().to_owned(),
-                    paths,
+                    reads,
                 }
             }
-            _ => SettingsSource::from_process_env(),
+            _ => SettingsSource::from_process_env(reads),
         }
     }
 
     /// Captures the process environment's setting variables.
-    pub fn from_process_env() -> Self {
+    pub fn from_process_env(reads: Reads) -> Self {
         SettingsSource::Env(
             Param::ALL
                 .iter()
                 .filter_map(|p| Some((p.env_var().to_owned(), std::env::var(p.env_var()).ok()?)))
                 .collect(),
+            reads,
         )
+    }
+
+    /// Every section, from environment variables as `vars` names them (checking values
+    /// before they are put anywhere).
+    pub fn env_vars(vars: HashMap<String, String>) -> Self {
+        SettingsSource::Env(vars, reads::EVERYTHING)
     }
 
     /// Where a setting lives, for messages.
@@ -65,7 +69,7 @@ impl SettingsSource {
                 format!("environment variable {}", param.env_var())
             }
             SettingsSource::Ssm { stack, .. } => format!("SSM parameter {}", param.ssm_name(stack)),
-            SettingsSource::Env(_) => format!("environment variable {}", param.env_var()),
+            SettingsSource::Env(..) => format!("environment variable {}", param.env_var()),
             SettingsSource::Fixed(_) => format!("embedded setting {}", param.ssm_suffix()),
         }
     }
@@ -74,13 +78,23 @@ impl SettingsSource {
         if let SettingsSource::Fixed(settings) = self {
             return Ok((**settings).clone());
         }
-        Settings::from_raw(&self.load_raw().await?, &|p| self.describe(p))
+        Settings::from_raw(&self.load_raw().await?, &|p| self.describe(p), self.reads())
+    }
+
+    fn reads(&self) -> Reads {
+        match self {
+            SettingsSource::Ssm { reads, .. } | SettingsSource::Env(_, reads) => *reads,
+            SettingsSource::Fixed(_) => reads::EVERYTHING,
+        }
     }
 
     /// Only the Twilio settings: what `chatctl configure-twilio` needs.
     pub async fn load_twilio(&self) -> Result<TwilioSettings> {
         if let SettingsSource::Fixed(settings) = self {
-            return Ok(settings.twilio.clone());
+            return settings
+                .twilio
+                .clone()
+                .ok_or_else(|| ChatError::not_found("These settings have no Twilio credentials."));
         }
         TwilioSettings::from_raw(&self.load_raw().await?, &|p| self.describe(p))
     }
@@ -88,16 +102,16 @@ impl SettingsSource {
     async fn load_raw(&self) -> Result<RawParams> {
         Ok(match self {
             SettingsSource::Fixed(_) => RawParams::new(),
-            SettingsSource::Env(vars) => Param::ALL
-                .iter()
-                .filter_map(|p| Some((*p, vars.get(p.env_var())?.clone())))
+            SettingsSource::Env(vars, reads) => reads
+                .params()
+                .filter_map(|p| Some((p, vars.get(p.env_var())?.clone())))
                 .collect(),
             SettingsSource::Ssm {
                 client,
                 stack,
-                paths,
+                reads,
             } => {
-                let mut raw = load_ssm(client, stack, paths).await?;
+                let mut raw = load_ssm(client, stack, *reads).await?;
                 for param in Param::ALL {
                     if let Some(value) = env_override(param) {
                         raw.insert(param, value);
@@ -120,31 +134,47 @@ fn env_override(param: Param) -> Option<String> {
         .filter(|u| !u.trim().is_empty())
 }
 
-/// Reads the paths at once: the round trips overlap, which matters during a cold start.
-async fn load_ssm(client: &aws_sdk_ssm::Client, stack: &str, paths: &[&str]) -> Result<RawParams> {
-    let prefix = format!("/{stack}/");
-    let loads = paths
-        .iter()
-        .map(|path| load_ssm_path(client, &prefix, path));
+/// Reads the parameters by name, the calls at once: the round trips overlap, which matters
+/// during a cold start. A parameter that does not exist is simply absent.
+async fn load_ssm(client: &aws_sdk_ssm::Client, stack: &str, reads: Reads) -> Result<RawParams> {
+    let params: Vec<Param> = reads.params().collect();
+    let calls = params
+        .chunks(NAMES_PER_CALL)
+        .map(|chunk| get_parameters(client, stack, chunk));
     let mut raw = RawParams::new();
-    for part in futures_util::future::join_all(loads).await {
-        raw.extend(part?);
+    for part in futures_util::future::try_join_all(calls).await? {
+        raw.extend(part);
     }
     Ok(raw)
 }
 
-/// Every parameter below `/{stack}/{path}` that names a setting.
-async fn load_ssm_path(
+async fn get_parameters(
     client: &aws_sdk_ssm::Client,
-    prefix: &str,
-    path: &str,
+    stack: &str,
+    params: &[Param],
 ) -> Result<RawParams> {
-    Ok(read_ssm_path(client, &format!("{prefix}{path}"))
-        .await?
+    let names: Vec<String> = params.iter().map(|p| p.ssm_name(stack)).collect();
+    let found = client
+        .get_parameters()
+        .set_names(Some(names))
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| {
+            tracing::error!(stack = %stack, error = %DisplayErrorContext(&e), "reading SSM parameters failed");
+            ChatError::internal(format!(
+                "Could not read the settings from SSM under /{stack}/; see the logs for the cause."
+            ))
+        })?;
+    Ok(found
+        .parameters
+        .unwrap_or_default()
         .into_iter()
-        .filter_map(|(name, value)| {
-            let param = name.strip_prefix(prefix).and_then(Param::from_ssm_suffix)?;
-            Some((param, value))
+        .filter_map(|parameter| {
+            let param = params
+                .iter()
+                .find(|p| Some(p.ssm_name(stack).as_str()) == parameter.name.as_deref())?;
+            Some((*param, parameter.value?))
         })
         .collect())
 }

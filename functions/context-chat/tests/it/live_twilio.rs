@@ -45,7 +45,7 @@ async fn memberships_follow_the_token_on_real_twilio() {
     let key = TestKey::es256("live");
     let issuer = Issuer::start(jwks(&[&key])).await;
     env.insert("CHAT_JWKS_URL".into(), issuer.url());
-    let source = SettingsSource::Env(env.clone());
+    let source = SettingsSource::env_vars(env.clone());
     let twilio = source.load_twilio().await.expect("TWILIO_* settings");
     let app = App::new(source, AppOptions::default());
 
@@ -79,7 +79,7 @@ async fn memberships_follow_the_token_on_real_twilio() {
         assert_eq!(first, [a.clone(), b.clone()]);
 
         // Another process: it does not remember the first token's contexts.
-        let other = App::new(SettingsSource::Env(env.clone()), AppOptions::default());
+        let other = App::new(SettingsSource::env_vars(env.clone()), AppOptions::default());
         other
             .tokens()
             .create_chat_token("live", &key.token(&claims(&identity, &[&a])))

@@ -36,7 +36,7 @@ fn app(twilio: &TwilioStandIn, issuer: &Issuer, options: AppOptions) -> App {
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
     env.insert("CHAT_JWKS_URL".into(), issuer.url());
-    App::new(SettingsSource::Env(env), options)
+    App::new(SettingsSource::env_vars(env), options)
 }
 
 struct World {
@@ -333,7 +333,10 @@ async fn wrong_credentials_are_an_internal_error_and_nothing_is_retried() {
         .collect();
     env.insert("TWILIO_API_SECRET".into(), "not-the-secret".into());
     env.insert("CHAT_JWKS_URL".into(), w.issuer.url());
-    let app = App::new(SettingsSource::Env(env), options(Duration::from_secs(5)));
+    let app = App::new(
+        SettingsSource::env_vars(env),
+        options(Duration::from_secs(5)),
+    );
 
     let err = app
         .tokens()

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use context_chat::settings::{Param, SettingsSource};
+use context_chat::settings::{Param, SettingsSource, reads};
 use context_chat::{App, AppOptions, ErrorKind};
 use secrecy::ExposeSecret;
 use test_support::{Moto, put_parameter, ssm_client, unique};
@@ -17,7 +17,8 @@ async fn put_all(ssm: &aws_sdk_ssm::Client, stack: &str, skip: Option<Param>) {
         (Param::ApiKey, KEY),
         (Param::ApiSecret, "api-secret-value"),
         (Param::ChatServiceSid, SERVICE),
-        (Param::AuthToken, "auth-token-value"),
+        (Param::LegacyAuthToken, "auth-token-value"),
+        (Param::LinkSecret, "link-secret-value-of-some-length"),
         (
             Param::JwksUrl,
             "https://toolbox.example/.well-known/jwks.json",
@@ -31,14 +32,26 @@ async fn put_all(ssm: &aws_sdk_ssm::Client, stack: &str, skip: Option<Param>) {
     }
 }
 
+fn source(
+    ssm: &aws_sdk_ssm::Client,
+    stack: &str,
+    reads: context_chat::settings::Reads,
+) -> SettingsSource {
+    SettingsSource::Ssm {
+        client: ssm.clone(),
+        reads,
+        stack: stack.to_owned(),
+    }
+}
+
 #[tokio::test]
-async fn loads_every_page_and_decrypts_secure_strings() {
+async fn loads_by_name_more_than_one_call_holds_and_decrypts_secure_strings() {
     let moto = Moto::start();
     let ssm = moto.ssm().await;
     let stack = unique("settings");
     put_all(&ssm, &stack, None).await;
-    // More parameters than one page holds (10), nested, and of other products.
-    for i in 0..25 {
+    // Of other products, and another stack's.
+    for i in 0..5 {
         put_parameter(&ssm, &format!("/{stack}/chat/unrelated/{i}"), "x", false).await;
     }
     put_parameter(
@@ -48,33 +61,119 @@ async fn loads_every_page_and_decrypts_secure_strings() {
         false,
     )
     .await;
+    put_parameter(
+        &ssm,
+        &Param::SendGridApiKey.ssm_name(&stack),
+        "SG.key",
+        true,
+    )
+    .await;
+    put_parameter(
+        &ssm,
+        &Param::SendGridDomain.ssm_name(&stack),
+        "example.org",
+        false,
+    )
+    .await;
 
-    let source = SettingsSource::Ssm {
-        client: ssm,
-        paths: context_chat::settings::TOKEN_PATHS,
-        stack: stack.clone(),
-    };
-    let settings = source.load().await.unwrap();
-    assert_eq!(settings.twilio.account_sid, ACCOUNT);
-    assert_eq!(settings.twilio.api_key_sid, KEY);
+    // Every section: more names than one GetParameters call takes (10).
+    assert!(reads::EVERYTHING.params().count() > 10);
+    let settings = source(&ssm, &stack, reads::EVERYTHING)
+        .load()
+        .await
+        .unwrap();
+    let twilio = settings.twilio.as_ref().unwrap();
+    assert_eq!(twilio.account_sid, ACCOUNT);
+    assert_eq!(twilio.api_key_sid, KEY);
+    assert_eq!(twilio.api_secret.expose_secret(), "api-secret-value");
+    assert_eq!(twilio.chat_service_sid, SERVICE);
     assert_eq!(
-        settings.twilio.api_secret.expose_secret(),
-        "api-secret-value"
-    );
-    assert_eq!(
-        settings.twilio.auth_token.as_ref().unwrap().expose_secret(),
+        settings
+            .webhook_auth_token
+            .as_ref()
+            .unwrap()
+            .expose_secret(),
         "auth-token-value"
     );
-    assert_eq!(settings.twilio.chat_service_sid, SERVICE);
     assert_eq!(
-        settings.chat.jwks_url.as_str(),
+        settings.link_secret.as_ref().unwrap().expose_secret(),
+        "link-secret-value-of-some-length"
+    );
+    assert_eq!(settings.sendgrid.unwrap().unwrap().domain, "example.org");
+    let chat = settings.chat.as_ref().unwrap();
+    assert_eq!(
+        chat.jwks_url.as_str(),
         "https://toolbox.example/.well-known/jwks.json"
     );
-    assert_eq!(
-        settings.chat.issuer.as_deref(),
-        Some("https://toolbox.example")
+    assert_eq!(chat.issuer.as_deref(), Some("https://toolbox.example"));
+    assert_eq!(chat.audience, None);
+}
+
+#[tokio::test]
+async fn item_4_each_function_reads_only_its_secrets_and_the_auth_token_has_a_place_of_its_own() {
+    let moto = Moto::start();
+    let ssm = moto.ssm().await;
+    let stack = unique("reads");
+    put_all(&ssm, &stack, None).await;
+
+    // verify-token holds no Twilio secret, create-chat-token not the auth token.
+    let verify = source(&ssm, &stack, reads::VERIFY_TOKEN)
+        .load()
+        .await
+        .unwrap();
+    assert!(verify.twilio.is_none() && verify.webhook_auth_token.is_none());
+    assert!(verify.link_secret.is_none());
+    let create = source(&ssm, &stack, reads::CREATE_CHAT_TOKEN)
+        .load()
+        .await
+        .unwrap();
+    assert!(create.twilio.is_some() && create.webhook_auth_token.is_none());
+    for (function, reads) in reads::BY_FUNCTION {
+        let names: Vec<_> = reads.params().collect();
+        assert_eq!(
+            names.contains(&Param::WebhookAuthToken),
+            function == "twilio-webhook",
+            "{function}"
+        );
+        assert_eq!(
+            names.contains(&Param::LegacyAuthToken),
+            function == "twilio-webhook",
+            "{function}"
+        );
+        if function == "verify-token" {
+            assert!(names.iter().all(|p| !p.is_secret()), "{names:?}");
+        }
+    }
+
+    // verify-token needs nothing of Twilio's to be there at all.
+    let only_chat = unique("only-chat");
+    put_parameter(
+        &ssm,
+        &Param::JwksUrl.ssm_name(&only_chat),
+        "https://toolbox.example/.well-known/jwks.json",
+        false,
+    )
+    .await;
+    assert!(
+        source(&ssm, &only_chat, reads::VERIFY_TOKEN)
+            .load()
+            .await
+            .is_ok()
     );
-    assert_eq!(settings.chat.audience, None);
+
+    // The webhook reads the old place until the new one is set, then the new one.
+    let webhook = source(&ssm, &stack, reads::TWILIO_WEBHOOK);
+    let token = webhook.load().await.unwrap().webhook_auth_token.unwrap();
+    assert_eq!(token.expose_secret(), "auth-token-value");
+    put_parameter(
+        &ssm,
+        &Param::WebhookAuthToken.ssm_name(&stack),
+        "rotated-token",
+        true,
+    )
+    .await;
+    let token = webhook.load().await.unwrap().webhook_auth_token.unwrap();
+    assert_eq!(token.expose_secret(), "rotated-token");
 }
 
 #[tokio::test]
@@ -83,12 +182,10 @@ async fn a_missing_parameter_is_entity_not_found_naming_it() {
     let ssm = moto.ssm().await;
     let stack = unique("missing");
     put_all(&ssm, &stack, Some(Param::ApiSecret)).await;
-    let source = SettingsSource::Ssm {
-        client: ssm,
-        paths: context_chat::settings::TOKEN_PATHS,
-        stack: stack.clone(),
-    };
-    let err = source.load().await.unwrap_err();
+    let err = source(&ssm, &stack, reads::CREATE_CHAT_TOKEN)
+        .load()
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::EntityNotFound);
     assert!(
         err.message.contains(&format!("/{stack}/twilio/apiSecret")),
@@ -103,14 +200,12 @@ async fn a_missing_parameter_is_entity_not_found_naming_it() {
 async fn unreachable_ssm_is_an_internal_error() {
     let port = test_support::free_port();
     let ssm = ssm_client(&format!("http://127.0.0.1:{port}")).await;
-    let source = SettingsSource::Ssm {
-        client: ssm,
-        paths: context_chat::settings::TOKEN_PATHS,
-        stack: "nowhere".into(),
-    };
-    let err = source.load().await.unwrap_err();
+    let err = source(&ssm, "nowhere", reads::CREATE_CHAT_TOKEN)
+        .load()
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::InternalError);
-    assert!(err.message.contains("/nowhere/twilio"), "{}", err.message);
+    assert!(err.message.contains("/nowhere/"), "{}", err.message);
 }
 
 #[tokio::test]
@@ -124,17 +219,10 @@ async fn the_app_reads_settings_once_per_maximum_age_and_keeps_them_when_ssm_fai
         settings_retry: Duration::from_millis(300),
         ..AppOptions::default()
     };
-    let app = App::new(
-        SettingsSource::Ssm {
-            client: ssm.clone(),
-            paths: context_chat::settings::TOKEN_PATHS,
-            stack: stack.clone(),
-        },
-        options,
-    );
+    let app = App::new(source(&ssm, &stack, reads::CREATE_CHAT_TOKEN), options);
     let first = app.settings().current().await.unwrap();
     assert_eq!(
-        first.settings.chat.issuer.as_deref(),
+        first.settings.chat.as_ref().unwrap().issuer.as_deref(),
         Some("https://toolbox.example")
     );
 
@@ -148,17 +236,20 @@ async fn the_app_reads_settings_once_per_maximum_age_and_keeps_them_when_ssm_fai
     .await;
     let again = app.settings().current().await.unwrap();
     assert_eq!(
-        again.settings.chat.issuer.as_deref(),
+        again.settings.chat.as_ref().unwrap().issuer.as_deref(),
         Some("https://toolbox.example")
     );
     // ...and is seen after it, with a new verifier because its settings changed.
     tokio::time::sleep(Duration::from_millis(350)).await;
     let reloaded = app.settings().current().await.unwrap();
     assert_eq!(
-        reloaded.settings.chat.issuer.as_deref(),
+        reloaded.settings.chat.as_ref().unwrap().issuer.as_deref(),
         Some("https://new.example")
     );
-    assert!(!std::sync::Arc::ptr_eq(&first.verifier, &reloaded.verifier));
+    assert!(!std::sync::Arc::ptr_eq(
+        first.verifier().unwrap(),
+        reloaded.verifier().unwrap()
+    ));
 
     // A reload that fails keeps the last good settings.
     ssm.delete_parameter()
@@ -169,8 +260,16 @@ async fn the_app_reads_settings_once_per_maximum_age_and_keeps_them_when_ssm_fai
     tokio::time::sleep(Duration::from_millis(350)).await;
     let kept = app.settings().current().await.unwrap();
     assert_eq!(
-        kept.settings.twilio.api_secret.expose_secret(),
+        kept.settings
+            .twilio
+            .as_ref()
+            .unwrap()
+            .api_secret
+            .expose_secret(),
         "api-secret-value"
     );
-    assert!(std::sync::Arc::ptr_eq(&kept.verifier, &reloaded.verifier));
+    assert!(std::sync::Arc::ptr_eq(
+        kept.verifier().unwrap(),
+        reloaded.verifier().unwrap()
+    ));
 }

@@ -1,6 +1,6 @@
 //! `chatctl put-params` against SSM on moto: what it puts is what the functions load.
 
-use context_chat::settings::{ALL_PATHS, SettingsSource};
+use context_chat::settings::{SettingsSource, reads};
 use secrecy::ExposeSecret;
 use test_support::{ACCOUNT_SID, API_KEY_SID, CHAT_SERVICE_SID, Moto, unique};
 
@@ -65,18 +65,36 @@ async fn puts_what_the_functions_load_with_secrets_as_securestrings() {
     let source = SettingsSource::Ssm {
         client: ssm.clone(),
         stack: stack.clone(),
-        paths: ALL_PATHS,
+        reads: reads::EVERYTHING,
     };
     let settings = source.load().await.unwrap();
-    assert_eq!(settings.twilio.api_secret.expose_secret(), "the-api-secret");
-    assert_eq!(settings.chat.issuer.as_deref(), Some("toolbox"));
+    assert_eq!(
+        settings.twilio.as_ref().unwrap().api_secret.expose_secret(),
+        "the-api-secret"
+    );
+    assert_eq!(
+        settings.chat.as_ref().unwrap().issuer.as_deref(),
+        Some("toolbox")
+    );
+    assert_eq!(
+        settings
+            .webhook_auth_token
+            .as_ref()
+            .unwrap()
+            .expose_secret(),
+        "the-auth-token"
+    );
+    let link_secret = settings.link_secret.unwrap().expose_secret().to_owned();
+    assert!(link_secret.len() >= 43, "256 random bits");
+    assert!(!stdout.contains(&link_secret));
     assert_eq!(
         settings.sendgrid.unwrap().unwrap().domain,
         "chat.example.org"
     );
     for (name, secure) in [
         ("twilio/apiSecret", true),
-        ("twilio/authToken", true),
+        ("webhook/authToken", true),
+        ("notifications/linkSecret", true),
         ("sendgrid/apiKey", true),
         ("twilio/accountSID", false),
         ("chat/jwks.json", false),
@@ -106,6 +124,31 @@ async fn puts_what_the_functions_load_with_secrets_as_securestrings() {
         .unwrap();
     assert_eq!(dev.r#type().unwrap().as_str(), "SecureString");
     assert!(dev.value().unwrap().contains("PRIVATE KEY"));
+    // Item 4: the auth token is not put where every token function could read it.
+    let old = ssm
+        .get_parameter()
+        .name(format!("/{stack}/twilio/authToken"))
+        .send()
+        .await;
+    assert!(old.is_err(), "twilio/authToken must not be written");
+
+    // Run again: the link secret is kept, or every link sent would stop working.
+    let again = chatctl(&["put-params"])
+        .envs(moto.env())
+        .envs(settings_env(&stack))
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("kept"));
+    let kept = source.load().await.unwrap().link_secret.unwrap();
+    assert_eq!(kept.expose_secret(), link_secret);
+    let refused = chatctl(&["put-params", "--set", "twilio/authToken=x"])
+        .envs(moto.env())
+        .envs(settings_env(&stack))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("webhook/authToken"));
 }
 
 #[tokio::test]

@@ -435,3 +435,39 @@ async fn keygen_jwks_and_token_make_tokens_the_verifier_accepts() {
     .unwrap();
     assert!(!bad.status.success());
 }
+
+#[test]
+fn the_committed_parameter_grants_are_the_exported_ones() {
+    let output = chatctl(&["parameters"]).output().unwrap();
+    assert!(output.status.success());
+    let exported = String::from_utf8(output.stdout).unwrap();
+    let committed =
+        std::fs::read_to_string(test_support::workspace_root().join("infra/ssm-parameters.json"))
+            .unwrap();
+    assert_eq!(
+        exported, committed,
+        "infra/ssm-parameters.json is stale: run `cargo run -p chatctl -- parameters > infra/ssm-parameters.json`"
+    );
+    let grants: serde_json::Value = serde_json::from_str(&exported).unwrap();
+    // Item 4: the auth token only for the webhook; verify-token no Twilio parameter at all.
+    for (function, names) in grants.as_object().unwrap() {
+        let names: Vec<&str> = names
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names.iter().any(|n| n.ends_with("authToken")),
+            function == "twilio-webhook",
+            "{function}: {names:?}"
+        );
+    }
+    assert!(
+        grants["verify-token"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n.as_str().unwrap().starts_with("chat/"))
+    );
+}
