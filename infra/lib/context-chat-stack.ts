@@ -21,6 +21,11 @@ export type ContextChatStackProps = StackProps & Omit<DeploymentConfig, 'stackNa
 /** What the store's port calls; nothing scans, nothing batch-writes. */
 const STORE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem', 'dynamodb:Query'];
 
+/** The contract's operations are at most two levels deep (`verifyToken { identity }`). */
+export const QUERY_DEPTH_LIMIT = 3;
+/** The widget sends one field per request; a little room for a client that batches a few. */
+export const RESOLVER_COUNT_LIMIT = 4;
+
 /** The notifier works through a batch of up to ten events, each with Twilio and SendGrid calls. */
 const NOTIFY_TIMEOUT = Duration.seconds(60);
 
@@ -75,7 +80,9 @@ export class ContextChatStack extends Stack {
     // Functions, each with its own SSM parameters, table rights and queues.
     const verifyToken = fn('verify-token', 'AppSync Query.verifyToken', Duration.seconds(10));
     // Provisioning in Twilio may take up to 12 s; AppSync waits at most 30 s.
-    const createChatToken = fn('create-chat-token', 'AppSync Mutation.createChatToken', Duration.seconds(20));
+    const createChatToken = fn('create-chat-token', 'AppSync Mutation.createChatToken', Duration.seconds(20), tableEnv);
+    // Leaving a context ends its email subscription: a read, and deletes.
+    this.table.grant(createChatToken.role, 'dynamodb:GetItem', 'dynamodb:DeleteItem');
 
     const enable = fn(
       'enable-channel-notifications',
@@ -134,6 +141,10 @@ export class ContextChatStack extends Stack {
     this.api = new appsync.GraphqlApi(this, 'Api', {
       name,
       definition: appsync.Definition.fromFile(SCHEMA_PATH),
+      // The widget's operations are two levels deep and resolve one field each: AppSync refuses
+      // anything much larger before a function runs (one request cannot fan out to many Lambdas).
+      queryDepthLimit: QUERY_DEPTH_LIMIT,
+      resolverCountLimit: RESOLVER_COUNT_LIMIT,
       authorizationConfig: {
         defaultAuthorization: {
           authorizationType: appsync.AuthorizationType.API_KEY,

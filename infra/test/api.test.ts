@@ -1,6 +1,8 @@
 import * as fs from 'fs';
-import { parse, Kind, ObjectTypeDefinitionNode } from 'graphql';
-import { SCHEMA_PATH } from '../lib/paths';
+import * as path from 'path';
+import { parse, Kind, ObjectTypeDefinitionNode, SelectionSetNode } from 'graphql';
+import { QUERY_DEPTH_LIMIT, RESOLVER_COUNT_LIMIT } from '../lib/context-chat-stack';
+import { INFRA_ROOT, SCHEMA_PATH } from '../lib/paths';
 import { functionId, render, resources, synth } from './support';
 
 const { core } = synth();
@@ -62,4 +64,21 @@ test('API key auth, with a key valid for a year, and request logs that leave tok
   const days = (key.Properties.Expires - Date.now() / 1000) / 86400;
   expect(days).toBeGreaterThan(364);
   expect(days).toBeLessThanOrEqual(365);
+});
+
+test("AppSync refuses documents deeper or wider than the widget's operations need, and takes those", () => {
+  const [api] = Object.values(resources(core, 'AWS::AppSync::GraphQLApi'));
+  expect(api.Properties.QueryDepthLimit).toBe(QUERY_DEPTH_LIMIT);
+  expect(api.Properties.ResolverCountLimit).toBe(RESOLVER_COUNT_LIMIT);
+  const operations = parse(
+    fs.readFileSync(path.join(INFRA_ROOT, '../scripts/chatctl/tests/fixtures/operations.graphql'), 'utf8'),
+  );
+  const depth = (set: SelectionSetNode | undefined): number =>
+    set ? 1 + Math.max(...set.selections.map((s) => (s.kind === Kind.FIELD ? depth(s.selectionSet) : 0))) : 0;
+  for (const op of operations.definitions) {
+    if (op.kind !== Kind.OPERATION_DEFINITION) continue;
+    expect([op.name?.value, depth(op.selectionSet) <= QUERY_DEPTH_LIMIT]).toEqual([op.name?.value, true]);
+    expect(op.selectionSet.selections.length).toBeLessThanOrEqual(RESOLVER_COUNT_LIMIT);
+  }
+  expect(QUERY_DEPTH_LIMIT).toBeLessThan(5);
 });

@@ -33,6 +33,19 @@ pub async fn build_notification_app(
     lambda_adapter::build_app_with(Some(ports_from_env(&config).await), warm, reads).await
 }
 
+/// `createChatToken`'s [`App`]: the token operations, and the table named by
+/// `NOTIFICATIONS_TABLE` so that subscriptions end with the contexts provisioning takes away.
+/// Only the store: no queue is linked in (the binary stays small).
+pub async fn build_token_app(reads: context_chat::settings::Reads) -> Arc<context_chat::App> {
+    let config = context_chat::aws_env::sdk_config();
+    let ports = store_from_env(&config).map(|store| NotificationPorts {
+        store,
+        queue: None,
+        public_url: None,
+    });
+    lambda_adapter::build_app_with(Some(ports), lambda_adapter::Warm::SettingsAndKeys, reads).await
+}
+
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }

@@ -9,13 +9,14 @@ use std::time::Duration;
 use aws_ports::{DynamoStore, SqsQueue, create_table};
 use context_chat::notifications::notifier::NotifyOptions;
 use context_chat::notifications::{
-    NotificationPorts, QueueMessage, WebhookOutcome, WebhookRequest,
+    Key, NotificationPorts, QueueMessage, Store, WebhookOutcome, WebhookRequest,
 };
 use context_chat::settings::SettingsSource;
 use context_chat::{App, AppOptions, ErrorKind};
 use test_support::{
     AUTH_TOKEN, Issuer, LINK_SECRET, Moto, SendGridStandIn, TestKey, TwilioStandIn, claims,
-    delayed_count, drain_queue, form_body, jwks, on_message_added, sign_form, unique,
+    delayed_count, drain_queue, form_body, jwks, on_message_added, on_message_added_at, sign_form,
+    unique,
 };
 
 const WEBHOOK_URL: &str = "https://hooks.example.org/twilio/webhook";
@@ -27,6 +28,7 @@ struct World {
     _issuer: Issuer,
     key: TestKey,
     sqs: aws_sdk_sqs::Client,
+    store: Arc<DynamoStore>,
     queue_url: String,
     delay_url: String,
     app: Arc<App>,
@@ -61,9 +63,10 @@ impl World {
             },
             ..AppOptions::default()
         };
+        let store = Arc::new(DynamoStore::new(dynamodb, name));
         let app = App::builder(SettingsSource::env_vars(env), options)
             .notifications(NotificationPorts {
-                store: Arc::new(DynamoStore::new(dynamodb, name)),
+                store: store.clone(),
                 queue: Some(Arc::new(SqsQueue::new(
                     sqs.clone(),
                     Some(queue_url.clone()),
@@ -79,6 +82,7 @@ impl World {
             _issuer: issuer,
             key,
             sqs,
+            store,
             queue_url,
             delay_url,
             app: Arc::new(app),
@@ -123,8 +127,19 @@ impl World {
 
     /// Posts a signed onMessageAdded to the app's webhook.
     async fn post_message(&self, message_sid: &str, author: &str, body: &str) -> WebhookOutcome {
+        self.post_message_at(message_sid, author, body, "0").await
+    }
+
+    /// The same, for the message at `index` in the conversation.
+    async fn post_message_at(
+        &self,
+        message_sid: &str,
+        author: &str,
+        body: &str,
+        index: &str,
+    ) -> WebhookOutcome {
         let conversation = self.twilio.conversation_sid("general").unwrap();
-        let params = on_message_added(&conversation, message_sid, author, body);
+        let params = on_message_added_at(&conversation, message_sid, author, body, index);
         let signature = sign_form(AUTH_TOKEN, WEBHOOK_URL, &params);
         let body = form_body(&params);
         self.app
@@ -655,26 +670,11 @@ async fn item_1_email_follows_access_and_only_what_is_unread() {
     }
     // blair read up to message 3 on another device.
     world.twilio.set_last_read("general", "blair", 3);
-    let conversation = world.twilio.conversation_sid("general").unwrap();
     for (sid, index) in [
         ("IM00000000000000000000000000000003", "3"),
         ("IM00000000000000000000000000000004", "4"),
     ] {
-        let params = test_support::on_message_added_at(&conversation, sid, "sam", "news", index);
-        let signature = sign_form(AUTH_TOKEN, WEBHOOK_URL, &params);
-        let body = form_body(&params);
-        world
-            .app
-            .notifications()
-            .unwrap()
-            .receive_webhook(&WebhookRequest {
-                url: WEBHOOK_URL,
-                signature: Some(&signature),
-                content_type: Some("application/x-www-form-urlencoded"),
-                body: body.as_bytes(),
-            })
-            .await
-            .unwrap();
+        world.post_message_at(sid, "sam", "news", index).await;
     }
     world.run_notifier().await;
     assert_eq!(world.notifications_to(&alex).len(), 2);
@@ -684,7 +684,13 @@ async fn item_1_email_follows_access_and_only_what_is_unread() {
         "message 3 was read"
     );
 
-    // The platform drops "general" from alex's token: no more email, subscription ended.
+    // The platform drops "general" from alex's token: provisioning takes alex out of the
+    // conversation and ends the subscription at once; no more email.
+    let subscription = Key::Subscription {
+        context: "general".into(),
+        identity: "alex".into(),
+    };
+    assert!(world.store.get(&subscription).await.unwrap().is_some());
     let dropped = world.token("alex", &["random"]);
     world
         .app
@@ -692,6 +698,10 @@ async fn item_1_email_follows_access_and_only_what_is_unread() {
         .create_chat_token("d", &dropped)
         .await
         .unwrap();
+    assert!(
+        world.store.get(&subscription).await.unwrap().is_none(),
+        "provisioning ended the subscription of the context it left"
+    );
     // blair is removed in Twilio behind our back: the notifier finds out itself.
     world.twilio.remove_participant("general", "blair");
     world

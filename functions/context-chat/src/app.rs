@@ -8,10 +8,11 @@ use std::time::Duration;
 use crate::context_token::JwksPolicy;
 use crate::error::{ChatError, Result};
 use crate::notifications::mailer::Mailer;
+use crate::notifications::service::EndSubscriptions;
 use crate::notifications::{NotificationPorts, NotificationService, NotifyOptions};
 use crate::settings::SettingsSource;
 use crate::settings_holder::{HolderOptions, SettingsHolder};
-use crate::tokens::TokenService;
+use crate::tokens::{AccessEnded, TokenService};
 use crate::twilio::provisioning::ProvisioningOptions;
 use crate::twilio::rest::RetryPolicy;
 
@@ -84,7 +85,12 @@ impl AppBuilder {
             holder = holder.with_fallback_mailer(mailer);
         }
         let settings = Arc::new(holder);
-        let tokens = Arc::new(TokenService::new(settings.clone()));
+        // Where there is a store, subscriptions end with the access they followed.
+        let access_ended = self
+            .notifications
+            .as_ref()
+            .map(|ports| Arc::new(EndSubscriptions(ports.store.clone())) as Arc<dyn AccessEnded>);
+        let tokens = Arc::new(TokenService::new(settings.clone(), access_ended));
         let notifications = self.notifications.map(|ports| {
             NotificationService::new(tokens.clone(), settings.clone(), ports, options.notify)
         });

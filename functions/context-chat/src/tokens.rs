@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
+
 use crate::context_token::{VerifiedToken, now_unix};
 use crate::error::{ChatError, Result};
 use crate::names::required;
@@ -20,13 +22,28 @@ pub struct TokenInfo {
 /// Longest `deviceId` accepted; it becomes part of the token's endpoint id.
 const MAX_DEVICE_ID_CHARS: usize = 128;
 
+/// Told when provisioning takes contexts from an identity, so that what hangs on access
+/// (email subscriptions) ends with it. The notification feature implements it; this
+/// service does not know what it ends.
+pub trait AccessEnded: Send + Sync {
+    fn contexts_left<'a>(
+        &'a self,
+        identity: &'a str,
+        contexts: &'a [String],
+    ) -> BoxFuture<'a, Result<()>>;
+}
+
 pub struct TokenService {
     settings: Arc<SettingsHolder>,
+    access_ended: Option<Arc<dyn AccessEnded>>,
 }
 
 impl TokenService {
-    pub fn new(settings: Arc<SettingsHolder>) -> Self {
-        Self { settings }
+    pub fn new(settings: Arc<SettingsHolder>, access_ended: Option<Arc<dyn AccessEnded>>) -> Self {
+        Self {
+            settings,
+            access_ended,
+        }
     }
 
     /// Verifies a context token with the current settings, logging a refusal (its reason,
@@ -82,9 +99,10 @@ impl TokenService {
                         conversations_created = changes.conversations_created,
                         conversations_adopted = changes.conversations_adopted,
                         joined = changes.joined,
-                        left = changes.left,
+                        left = changes.left.len(),
                         "conversations provisioned"
                     );
+                    self.end_access(&verified.identity, &changes.left).await;
                     "checked"
                 }
             },
@@ -107,5 +125,16 @@ impl TokenService {
             "chat token issued"
         );
         Ok(access_token)
+    }
+
+    /// Ends what hangs on the contexts left. A failure does not hold back the token: the
+    /// notifier checks participation before every email, and ends a subscription itself.
+    async fn end_access(&self, identity: &str, left: &[String]) {
+        let Some(listener) = self.access_ended.as_ref().filter(|_| !left.is_empty()) else {
+            return;
+        };
+        if let Err(err) = listener.contexts_left(identity, left).await {
+            tracing::warn!(identity, error_type = %err.kind, reason = %err.message, "ending what followed access failed; the notifier will");
+        }
     }
 }

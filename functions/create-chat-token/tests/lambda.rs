@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use context_chat::notifications::EmailAddress;
+use context_chat::notifications::store::{self, Key, Store, Subscription};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 use test_support::{
@@ -99,4 +101,60 @@ async fn mints_a_twilio_token_for_a_good_context_token_and_refuses_the_rest() {
     assert!(!logs.contains(&token) && !logs.contains(API_SECRET));
     assert!(logs.contains("chat token issued"), "{logs}");
     assert!(logs.contains("conversations provisioned"), "{logs}");
+}
+
+#[tokio::test]
+async fn item_1_leaving_a_context_ends_its_email_subscription() {
+    let moto = Moto::start();
+    let key = TestKey::es256("k1");
+    let issuer = Issuer::start(jwks(&[&key])).await;
+    let stack = unique("create-left");
+    put_settings(&moto.ssm().await, &stack, &issuer.url(), API_SECRET).await;
+    let dynamodb = moto.dynamodb().await;
+    aws_ports::create_table(&dynamodb, &stack).await.unwrap();
+    let store = aws_ports::DynamoStore::new(dynamodb, stack.clone());
+    let twilio = TwilioStandIn::start().await;
+    let emulator = Emulator::start();
+    let mut env = moto.env();
+    env.push(("STACK_NAME", stack.clone()));
+    env.push(("NOTIFICATIONS_TABLE", stack));
+    env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
+    let _function = Function::start(Path::new(BINARY), "create-chat-token", &emulator, &env);
+    let create = |contexts: &[&str]| {
+        let token = key.token(&claims("alex", contexts));
+        let emulator = &emulator;
+        async move {
+            emulator
+                .invoke(
+                    "create-chat-token",
+                    &event(json!({"deviceId": "d", "token": token})),
+                )
+                .await
+                .value()
+        }
+    };
+
+    assert!(create(&["general", "random"]).await.is_string());
+    let subscription = |context: &str| Key::Subscription {
+        context: context.into(),
+        identity: "alex".into(),
+    };
+    for context in ["general", "random"] {
+        let record = Subscription {
+            context: context.into(),
+            identity: "alex".into(),
+            email: EmailAddress::parse("alex@example.org").unwrap(),
+            created_at: 1,
+            per_identity: true,
+        };
+        store::write_over(&store, &subscription(context), &record)
+            .await
+            .unwrap();
+    }
+
+    // The platform drops "general": alex leaves its conversation, and its emails stop.
+    assert!(create(&["random"]).await.is_string());
+    assert_eq!(twilio.memberships("alex"), ["random"]);
+    assert!(store.get(&subscription("general")).await.unwrap().is_none());
+    assert!(store.get(&subscription("random")).await.unwrap().is_some());
 }

@@ -15,7 +15,7 @@ use crate::context_token::now_unix;
 use crate::error::{ChatError, Result};
 use crate::names::required;
 use crate::settings_holder::SettingsHolder;
-use crate::tokens::TokenService;
+use crate::tokens::{AccessEnded, TokenService};
 
 pub struct NotificationService {
     tokens: Arc<TokenService>,
@@ -170,5 +170,39 @@ impl NotificationService {
     /// Handles one message from the notifier's queue (see [`Notifier::notify`]).
     pub async fn notify(&self, message: &QueueMessage) -> Result<NotifyReport> {
         self.notifier.notify(message).await
+    }
+}
+
+/// Ends an identity's subscriptions to the contexts it lost, with their pending digests:
+/// email follows access (review item 1), from the moment provisioning takes it away.
+pub struct EndSubscriptions(pub Arc<dyn Store>);
+
+impl AccessEnded for EndSubscriptions {
+    fn contexts_left<'a>(
+        &'a self,
+        identity: &'a str,
+        contexts: &'a [String],
+    ) -> futures_util::future::BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let store = self.0.as_ref();
+            for context in contexts {
+                let key = Key::Subscription {
+                    context: context.clone(),
+                    identity: identity.to_owned(),
+                };
+                let Some(subscription) = store::read::<Subscription>(store, &key).await? else {
+                    continue;
+                };
+                store
+                    .delete(&Key::Digest {
+                        context: context.clone(),
+                        email: subscription.value.email.clone(),
+                    })
+                    .await?;
+                store.delete(&key).await?;
+                tracing::info!(identity, context = %context, "access ended; the subscription ended with it");
+            }
+            Ok(())
+        })
     }
 }

@@ -51,17 +51,18 @@ impl Default for ProvisioningOptions {
     }
 }
 
-/// What one provisioning changed, for the log.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What one provisioning changed: for the log, and `left` for what ends with access.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
     pub user_created: bool,
     pub conversations_created: usize,
     pub conversations_adopted: usize,
     pub joined: usize,
-    pub left: usize,
+    /// The contexts whose conversations the identity was removed from.
+    pub left: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Provisioned {
     /// This process provisioned the same identity and contexts a short while ago.
     Remembered,
@@ -232,7 +233,11 @@ impl Provisioner {
         let left = self.each(&to_leave, |m| self.leave(identity, m, deadline));
         let (user, created, left) = tokio::join!(user, created, left);
         changes.user_created = user?;
-        changes.left = left?.len();
+        left?;
+        changes.left = to_leave
+            .iter()
+            .filter_map(|m| m.unique_name.clone())
+            .collect();
         let mut created = created?.into_iter();
         let conversations: Vec<(&str, Conversation)> = contexts
             .iter()
