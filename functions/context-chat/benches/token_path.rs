@@ -49,6 +49,7 @@ fn setup() -> Bench {
             chat_service_sid: "IS00112233445566778899aabbccddeeff".into(),
             access_token_ttl_secs: 86_400,
             api_base_url: None,
+            ownership: Default::default(),
         }),
         chat: Some(ChatSettings {
             jwks_url: issuer.url().parse().unwrap(),

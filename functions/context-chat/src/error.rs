@@ -73,6 +73,10 @@ impl ChatError {
         Self::new(ErrorKind::EntityNotFound, message)
     }
 
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Conflict, message)
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InternalError, message)
     }

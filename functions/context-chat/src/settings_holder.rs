@@ -303,6 +303,7 @@ impl SettingsHolder {
             provisioner: Arc::new(Provisioner::new(
                 conversations.clone(),
                 self.options.provisioning,
+                twilio.ownership.clone(),
             )),
             conversations,
         })

@@ -66,6 +66,7 @@ pub fn embedded_settings(jwks_url: Url, link_secret: SecretString) -> Settings {
             access_token_ttl_secs: context_chat::twilio::access_token::DEFAULT_TTL_SECS,
             // No account, so nothing to provision in.
             api_base_url: None,
+            ownership: Default::default(),
         }),
         chat: Some(ChatSettings {
             jwks_url,

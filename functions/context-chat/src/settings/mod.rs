@@ -17,6 +17,7 @@ use url::Url;
 use crate::error::{ChatError, Result};
 use crate::names::looks_like_sid;
 use crate::twilio::access_token::{DEFAULT_TTL_SECS, MAX_TTL_SECS};
+use crate::twilio::provisioning::{Adoption, Ownership};
 
 /// One load of the settings. A section the process does not read is `None` (or `Ok(None)`).
 #[derive(Debug, Clone)]
@@ -50,6 +51,8 @@ pub struct TwilioSettings {
     /// The Conversations API. `None` turns provisioning off: local mode on embedded fake
     /// credentials, where there is no Twilio account to provision in.
     pub api_base_url: Option<Url>,
+    /// The deployment whose conversations these are, and what provisioning may adopt.
+    pub ownership: Ownership,
 }
 
 /// Everything the context-token verifier depends on. When a reload leaves it unchanged,
@@ -204,6 +207,17 @@ impl TwilioSettings {
                 .as_deref()
                 .unwrap_or(DEFAULT_TWILIO_API_BASE_URL),
         )?;
+        let adoption = match r.optional(Param::AdoptConversations).as_deref() {
+            None => Adoption::Unmarked,
+            Some("true") => Adoption::Any,
+            Some("false") => Adoption::Never,
+            Some(_) => {
+                return Err(r.invalid(
+                    Param::AdoptConversations,
+                    "must be true or false (unset: only conversations with no attributes)",
+                ));
+            }
+        };
         Ok(TwilioSettings {
             account_sid: r.sid(Param::AccountSid, "AC")?,
             api_key_sid: r.sid(Param::ApiKey, "SK")?,
@@ -211,6 +225,11 @@ impl TwilioSettings {
             chat_service_sid: r.sid(Param::ChatServiceSid, "IS")?,
             access_token_ttl_secs: ttl,
             api_base_url: Some(api_base_url),
+            // The source names the stack (SSM); none in local mode.
+            ownership: Ownership {
+                stack: None,
+                adoption,
+            },
         })
     }
 
@@ -221,6 +240,7 @@ impl TwilioSettings {
             && self.api_key_sid == other.api_key_sid
             && self.chat_service_sid == other.chat_service_sid
             && self.api_secret.expose_secret() == other.api_secret.expose_secret()
+            && self.ownership == other.ownership
     }
 }
 

@@ -17,6 +17,8 @@ pub enum Param {
     LinkSecret,
     AccessTokenTtl,
     ApiBaseUrl,
+    /// Which unmarked conversations provisioning takes over (`Adoption`).
+    AdoptConversations,
     JwksUrl,
     Issuer,
     Audience,
@@ -26,7 +28,7 @@ pub enum Param {
 }
 
 impl Param {
-    pub const ALL: [Param; 15] = [
+    pub const ALL: [Param; 16] = [
         Param::AccountSid,
         Param::ApiKey,
         Param::ApiSecret,
@@ -36,6 +38,7 @@ impl Param {
         Param::LinkSecret,
         Param::AccessTokenTtl,
         Param::ApiBaseUrl,
+        Param::AdoptConversations,
         Param::JwksUrl,
         Param::Issuer,
         Param::Audience,
@@ -56,6 +59,7 @@ impl Param {
             Param::LinkSecret => "notifications/linkSecret",
             Param::AccessTokenTtl => "twilio/accessTokenTTL",
             Param::ApiBaseUrl => "twilio/apiBaseURL",
+            Param::AdoptConversations => "chat/adoptConversations",
             Param::JwksUrl => "chat/jwks.json",
             Param::Issuer => "chat/issuer",
             Param::Audience => "chat/audience",
@@ -79,6 +83,7 @@ impl Param {
             Param::LinkSecret => "CHAT_LINK_SECRET",
             Param::AccessTokenTtl => "TWILIO_ACCESS_TOKEN_TTL",
             Param::ApiBaseUrl => "TWILIO_API_BASE_URL",
+            Param::AdoptConversations => "CHAT_ADOPT_CONVERSATIONS",
             Param::JwksUrl => "CHAT_JWKS_URL",
             Param::Issuer => "CHAT_ISSUER",
             Param::Audience => "CHAT_AUDIENCE",
@@ -116,7 +121,8 @@ impl Param {
             | Param::ApiSecret
             | Param::ChatServiceSid
             | Param::AccessTokenTtl
-            | Param::ApiBaseUrl => Section::Twilio,
+            | Param::ApiBaseUrl
+            | Param::AdoptConversations => Section::Twilio,
             Param::JwksUrl | Param::Issuer | Param::Audience => Section::Chat,
             Param::WebhookAuthToken | Param::LegacyAuthToken => Section::Webhook,
             Param::LinkSecret => Section::Links,
@@ -130,7 +136,8 @@ impl Param {
 /// The settings one feature needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
-    /// The API key and Conversation Service: minting access tokens, provisioning, presence.
+    /// The API key and Conversation Service: minting access tokens, provisioning (and what
+    /// it may adopt), presence.
     Twilio,
     /// The context-token issuer.
     Chat,

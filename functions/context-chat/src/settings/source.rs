@@ -78,7 +78,13 @@ impl SettingsSource {
         if let SettingsSource::Fixed(settings) = self {
             return Ok((**settings).clone());
         }
-        Settings::from_raw(&self.load_raw().await?, &|p| self.describe(p), self.reads())
+        let mut settings =
+            Settings::from_raw(&self.load_raw().await?, &|p| self.describe(p), self.reads())?;
+        if let (SettingsSource::Ssm { stack, .. }, Some(twilio)) = (self, settings.twilio.as_mut())
+        {
+            twilio.ownership.stack = Some(stack.clone());
+        }
+        Ok(settings)
     }
 
     fn reads(&self) -> Reads {
@@ -96,7 +102,11 @@ impl SettingsSource {
                 .clone()
                 .ok_or_else(|| ChatError::not_found("These settings have no Twilio credentials."));
         }
-        TwilioSettings::from_raw(&self.load_raw().await?, &|p| self.describe(p))
+        let mut twilio = TwilioSettings::from_raw(&self.load_raw().await?, &|p| self.describe(p))?;
+        if let SettingsSource::Ssm { stack, .. } = self {
+            twilio.ownership.stack = Some(stack.clone());
+        }
+        Ok(twilio)
     }
 
     async fn load_raw(&self) -> Result<RawParams> {

@@ -22,8 +22,39 @@ use super::rest::TwilioError;
 use crate::error::{ChatError, Result};
 
 /// The `managedBy` attribute of the conversations this product made or adopted; only those
-/// are ever left on a user's behalf.
+/// are ever left on a user's behalf. Its `stack` attribute names the deployment.
 pub const MANAGED_BY: &str = "context-chat";
+
+/// Which conversations that carry a context's unique name but not this deployment's mark
+/// are taken over (`/STACK/chat/adoptConversations`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Adoption {
+    /// None: each is refused.
+    Never,
+    /// Those with empty attributes: what the old integration made. The default.
+    #[default]
+    Unmarked,
+    /// Any whose attributes are a JSON object without another deployment's mark.
+    Any,
+}
+
+/// Whose conversations these are: this deployment's stack (none in local mode), and what
+/// may be adopted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ownership {
+    pub stack: Option<String>,
+    pub adoption: Adoption,
+}
+
+/// What this deployment may do with a conversation found under a context's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Claim {
+    Owned,
+    /// Ours, or ours to take: its attributes gain the mark (keeping the others).
+    Mark(String),
+    /// Another product's or deployment's.
+    Refused,
+}
 
 /// Twilio's "already exists" codes, and the one for a create racing another.
 const USER_EXISTS: u32 = 50201;
@@ -94,6 +125,7 @@ type InFlight = Shared<BoxFuture<'static, Result<Changes>>>;
 pub struct Provisioner {
     api: Arc<ConversationsApi>,
     options: ProvisioningOptions,
+    ownership: Ownership,
     /// By identity: the last contexts provisioned for it. Only the latest set counts, so
     /// a token with other contexts is never answered from memory of an older one.
     remembered: Cache<String, Arc<Remembered>, RememberedWeight>,
@@ -102,10 +134,15 @@ pub struct Provisioner {
 }
 
 impl Provisioner {
-    pub fn new(api: Arc<ConversationsApi>, options: ProvisioningOptions) -> Self {
+    pub fn new(
+        api: Arc<ConversationsApi>,
+        options: ProvisioningOptions,
+        ownership: Ownership,
+    ) -> Self {
         Self {
             api,
             options,
+            ownership,
             remembered: Cache::with_weighter(4096, REMEMBERED_BYTES, RememberedWeight),
             in_flight: Mutex::new(HashMap::new()),
         }
@@ -199,6 +236,12 @@ impl Provisioner {
         let (memberships, lookups) = tokio::join!(memberships, lookups);
         let memberships = memberships?;
         let lookups = lookups?;
+        // Nothing is changed for a token that names another product's conversation.
+        for (context, found) in contexts.iter().zip(&lookups) {
+            if let Some(c) = found {
+                self.claim(context, c)?;
+            }
+        }
 
         let wanted: HashSet<&str> = contexts.iter().map(String::as_str).collect();
         let user_exists = memberships.is_some();
@@ -210,7 +253,7 @@ impl Provisioner {
             .collect();
         let to_leave: Vec<&UserConversation> = memberships
             .iter()
-            .filter(|m| is_managed(m.attributes.as_deref()))
+            .filter(|m| self.owns(m.attributes.as_deref()))
             .filter(|m| !m.unique_name.as_deref().is_some_and(|n| wanted.contains(n)))
             .collect();
 
@@ -255,18 +298,23 @@ impl Provisioner {
             })
             .collect();
 
+        // Again, for a conversation someone else made while this request created it.
+        let mut to_mark = Vec::new();
+        for (context, c) in &conversations {
+            if let Claim::Mark(attributes) = self.claim(context, c)? {
+                to_mark.push((*context, c.sid.as_str(), attributes));
+            }
+        }
         let to_join: Vec<&(&str, Conversation)> = conversations
             .iter()
             .filter(|(context, _)| !joined.contains(context))
             .collect();
-        let to_adopt: Vec<&(&str, Conversation)> = conversations
-            .iter()
-            .filter(|(_, c)| !is_managed(c.attributes.as_deref()))
-            .collect();
         let joins = self.each(&to_join, |(context, c)| {
             self.join(identity, context, &c.sid, deadline)
         });
-        let adoptions = self.each(&to_adopt, |(context, c)| self.adopt(context, c, deadline));
+        let adoptions = self.each(&to_mark, |(context, sid, attributes)| {
+            self.mark(context, sid, attributes, deadline)
+        });
         let (joins, adoptions) = tokio::join!(joins, adoptions);
         changes.joined = joins?.into_iter().filter(|j| *j).count();
         changes.conversations_adopted = adoptions?.into_iter().filter(|a| *a).count();
@@ -378,7 +426,7 @@ impl Provisioner {
         context: &str,
         deadline: Instant,
     ) -> Result<(Conversation, bool)> {
-        let attributes = managed_attributes(context, None);
+        let attributes = managed_attributes(context, None, self.ownership.stack.as_deref());
         self.create_or_find(
             &format!("creating the conversation of context {context}"),
             deadline,
@@ -448,25 +496,44 @@ impl Provisioner {
             .map_err(|e| step_failed(&step(), e))
     }
 
-    /// Marks a conversation that has the context's unique name but not the product's mark
-    /// (one the old integration made, say) as managed, keeping its other attributes.
-    /// Attributes that are not a JSON object are left alone.
-    async fn adopt(
+    /// Whether a conversation is this deployment's: marked by the product, and by this
+    /// stack or (marked before stacks were) by none. Only those are ever left.
+    fn owns(&self, attributes: Option<&str>) -> bool {
+        let Some(Value::Object(a)) = attributes.and_then(|a| serde_json::from_str(a).ok()) else {
+            return false;
+        };
+        a.get("managedBy").and_then(Value::as_str) == Some(MANAGED_BY)
+            && match a.get("stack") {
+                None => true,
+                Some(stack) => stack.as_str() == self.ownership.stack.as_deref(),
+            }
+    }
+
+    /// What may be done with `conversation`, found under `context`'s name: refused with a
+    /// `Conflict` naming the context when it is not ours to take.
+    fn claim(&self, context: &str, conversation: &Conversation) -> Result<Claim> {
+        let claim = claim(&self.ownership, context, conversation.attributes.as_deref());
+        if claim == Claim::Refused {
+            tracing::warn!(context, conversation = %conversation.sid, "conversation not ours; not adopted");
+            return Err(ChatError::conflict(format!(
+                "The conversation of context {context} belongs to another product or deployment \
+                 on this Twilio service, so it is not taken over. An operator can allow taking \
+                 it over (adoptConversations) or use another context name."
+            )));
+        }
+        Ok(claim)
+    }
+
+    /// Puts this deployment's mark on a conversation.
+    async fn mark(
         &self,
         context: &str,
-        conversation: &Conversation,
+        sid: &str,
+        attributes: &str,
         deadline: Instant,
     ) -> Result<bool> {
-        let Some(attributes) = adopted_attributes(context, conversation.attributes.as_deref())
-        else {
-            tracing::warn!(
-                context,
-                "conversation attributes are not a JSON object; not marked as managed"
-            );
-            return Ok(false);
-        };
         self.api
-            .update_conversation_attributes(&conversation.sid, &attributes, deadline)
+            .update_conversation_attributes(sid, attributes, deadline)
             .await
             .map(|_| true)
             .map_err(|e| {
@@ -475,6 +542,46 @@ impl Provisioner {
                     e,
                 )
             })
+    }
+}
+
+/// Ours as it is; ours or ours to take (with the attributes to mark it with); or refused.
+fn claim(ownership: &Ownership, context: &str, attributes: Option<&str>) -> Claim {
+    let text = attributes
+        .map(str::trim)
+        .filter(|a| !a.is_empty() && *a != "null" && *a != "{}");
+    let Some(text) = text else {
+        return match ownership.adoption {
+            Adoption::Never => Claim::Refused,
+            _ => Claim::Mark(managed_attributes(
+                context,
+                None,
+                ownership.stack.as_deref(),
+            )),
+        };
+    };
+    let Ok(Value::Object(others)) = serde_json::from_str::<Value>(text) else {
+        return Claim::Refused;
+    };
+    let ours = others.get("managedBy").and_then(Value::as_str) == Some(MANAGED_BY);
+    let stack = others.get("stack").map(|s| s.as_str());
+    match (ours, stack) {
+        (true, Some(stack)) if stack == ownership.stack.as_deref() => Claim::Owned,
+        // Another deployment's.
+        (true, Some(_)) => Claim::Refused,
+        // Marked before stacks were: ours, and now with the stack.
+        (true, None) if ownership.stack.is_none() => Claim::Owned,
+        (true, None) => Claim::Mark(managed_attributes(
+            context,
+            Some(others),
+            ownership.stack.as_deref(),
+        )),
+        (false, _) if ownership.adoption == Adoption::Any => Claim::Mark(managed_attributes(
+            context,
+            Some(others),
+            ownership.stack.as_deref(),
+        )),
+        (false, _) => Claim::Refused,
     }
 }
 
@@ -490,33 +597,19 @@ fn flight_key(identity: &str, sorted_contexts: &[&str]) -> String {
     key
 }
 
-/// The attributes of a conversation this product manages.
-pub fn managed_attributes(context: &str, others: Option<Map<String, Value>>) -> String {
+/// The attributes of a conversation this product manages, for deployment `stack`.
+pub fn managed_attributes(
+    context: &str,
+    others: Option<Map<String, Value>>,
+    stack: Option<&str>,
+) -> String {
     let mut attributes = others.unwrap_or_default();
     attributes.insert("managedBy".into(), Value::from(MANAGED_BY));
     attributes.insert("context".into(), Value::from(context));
+    if let Some(stack) = stack {
+        attributes.insert("stack".into(), Value::from(stack));
+    }
     Value::Object(attributes).to_string()
-}
-
-fn adopted_attributes(context: &str, current: Option<&str>) -> Option<String> {
-    let current = current
-        .map(str::trim)
-        .filter(|a| !a.is_empty() && *a != "null");
-    let others = match current {
-        None => Map::new(),
-        Some(text) => match serde_json::from_str::<Value>(text).ok()? {
-            Value::Object(map) => map,
-            _ => return None,
-        },
-    };
-    Some(managed_attributes(context, Some(others)))
-}
-
-/// Whether a conversation's attributes carry this product's mark.
-pub fn is_managed(attributes: Option<&str>) -> bool {
-    attributes
-        .and_then(|a| serde_json::from_str::<Value>(a).ok())
-        .is_some_and(|a| a.get("managedBy").and_then(Value::as_str) == Some(MANAGED_BY))
 }
 
 fn step_failed(step: &str, error: TwilioError) -> ChatError {
@@ -531,33 +624,80 @@ fn step_failed(step: &str, error: TwilioError) -> ChatError {
 mod tests {
     use super::*;
 
-    #[test]
-    fn managed_conversations_are_told_apart_by_their_attributes() {
-        assert!(is_managed(Some(&managed_attributes("general", None))));
-        for other in [
-            None,
-            Some(""),
-            Some("{}"),
-            Some("not json"),
-            Some(r#"{"managedBy":"someone-else"}"#),
-            Some("[1]"),
-        ] {
-            assert!(!is_managed(other), "{other:?}");
+    fn ours(adoption: Adoption) -> Ownership {
+        Ownership {
+            stack: Some("chat-prod".into()),
+            adoption,
+        }
+    }
+
+    fn marked(claim: Claim) -> Value {
+        match claim {
+            Claim::Mark(attributes) => serde_json::from_str(&attributes).unwrap(),
+            other => panic!("not marked: {other:?}"),
         }
     }
 
     #[test]
-    fn adoption_keeps_other_attributes_and_leaves_non_objects_alone() {
-        let adopted =
-            adopted_attributes("general", Some(r#"{"topic":"aid","context":"old"}"#)).unwrap();
-        let value: Value = serde_json::from_str(&adopted).unwrap();
+    fn item_10_only_what_the_old_integration_made_is_adopted_by_default() {
+        let default = ours(Adoption::default());
+        for empty in [None, Some(""), Some("{}"), Some("null")] {
+            let value = marked(claim(&default, "general", empty));
+            assert_eq!(value["managedBy"], MANAGED_BY);
+            assert_eq!(value["context"], "general");
+            assert_eq!(value["stack"], "chat-prod");
+            assert_eq!(
+                claim(&ours(Adoption::Never), "general", empty),
+                Claim::Refused
+            );
+        }
+        // Another product's room.
+        for foreign in [
+            r#"{"topic":"aid"}"#,
+            r#"{"managedBy":"someone-else"}"#,
+            "not json",
+            "[1]",
+        ] {
+            assert_eq!(
+                claim(&default, "general", Some(foreign)),
+                Claim::Refused,
+                "{foreign}"
+            );
+        }
+        // Taken over only when the operator says so, keeping its attributes.
+        let value = marked(claim(
+            &ours(Adoption::Any),
+            "general",
+            Some(r#"{"topic":"aid"}"#),
+        ));
         assert_eq!(value["topic"], "aid");
-        assert_eq!(value["context"], "general");
-        assert_eq!(value["managedBy"], MANAGED_BY);
-        assert!(adopted_attributes("general", None).is_some());
-        assert!(adopted_attributes("general", Some("null")).is_some());
-        assert!(adopted_attributes("general", Some("[1,2]")).is_none());
-        assert!(adopted_attributes("general", Some("text")).is_none());
+        assert_eq!(value["stack"], "chat-prod");
+        assert_eq!(
+            claim(&ours(Adoption::Any), "general", Some("[1]")),
+            Claim::Refused
+        );
+    }
+
+    #[test]
+    fn item_10_conversations_carry_the_stack_and_another_deployments_are_refused() {
+        let mine = managed_attributes("general", None, Some("chat-prod"));
+        let theirs = managed_attributes("general", None, Some("chat-staging"));
+        let before_stacks = managed_attributes("general", None, None);
+        for adoption in [Adoption::Never, Adoption::Unmarked, Adoption::Any] {
+            assert_eq!(claim(&ours(adoption), "general", Some(&mine)), Claim::Owned);
+            assert_eq!(
+                claim(&ours(adoption), "general", Some(&theirs)),
+                Claim::Refused
+            );
+            // Marked before stacks were: ours, and it gains the stack.
+            assert_eq!(
+                marked(claim(&ours(adoption), "general", Some(&before_stacks)))["stack"],
+                "chat-prod"
+            );
+        }
+        let local = Ownership::default();
+        assert_eq!(claim(&local, "general", Some(&before_stacks)), Claim::Owned);
+        assert_eq!(claim(&local, "general", Some(&mine)), Claim::Refused);
     }
 
     #[test]

@@ -29,14 +29,18 @@ fn options(budget: Duration) -> AppOptions {
     }
 }
 
-fn app(twilio: &TwilioStandIn, issuer: &Issuer, options: AppOptions) -> App {
+fn env(twilio: &TwilioStandIn, issuer: &Issuer) -> std::collections::HashMap<String, String> {
     let mut env: std::collections::HashMap<String, String> = twilio
         .env()
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
     env.insert("CHAT_JWKS_URL".into(), issuer.url());
-    App::new(SettingsSource::env_vars(env), options)
+    env
+}
+
+fn app(twilio: &TwilioStandIn, issuer: &Issuer, options: AppOptions) -> App {
+    App::new(SettingsSource::env_vars(env(twilio, issuer)), options)
 }
 
 struct World {
@@ -58,6 +62,10 @@ impl World {
 
     fn app(&self) -> App {
         app(&self.twilio, &self.issuer, options(Duration::from_secs(5)))
+    }
+
+    fn env(&self) -> std::collections::HashMap<String, String> {
+        env(&self.twilio, &self.issuer)
     }
 
     fn token(&self, identity: &str, contexts: &[&str]) -> String {
@@ -387,28 +395,59 @@ async fn a_context_dropped_from_the_token_is_left_and_others_are_untouched() {
 }
 
 #[tokio::test]
-async fn a_conversation_the_old_integration_made_is_adopted_not_duplicated() {
+async fn item_10_a_conversation_the_old_integration_made_is_adopted_another_products_is_refused() {
     let w = World::new().await;
-    w.twilio
-        .add_conversation("general", r#"{"topic":"everyone"}"#);
+    w.twilio.add_conversation("general", "");
+    w.twilio.add_conversation("aid", r#"{"topic":"everyone"}"#);
     w.twilio.add_conversation("odd", "not json");
     let app = w.app();
 
-    w.chat_token(&app, "alex", &["general", "odd"]).await;
-
+    // What the old integration made (no attributes) is adopted, not duplicated.
+    w.chat_token(&app, "alex", &["general"]).await;
     let mut names = w.twilio.conversation_names();
     names.sort();
-    assert_eq!(names, ["general", "odd"]);
+    assert_eq!(names, ["aid", "general", "odd"]);
     let attributes = w.twilio.conversation_attributes("general").unwrap();
-    assert_eq!(attributes["topic"], "everyone");
     assert_eq!(attributes["managedBy"], MANAGED_BY);
     assert_eq!(w.twilio.participants("general"), ["alex"]);
-    // Attributes that are not a JSON object are not overwritten.
+
+    // Another product's room on the same service: Conflict naming it, nothing joined.
+    for (context, others) in [("aid", "general"), ("odd", "general")] {
+        let err = app
+            .tokens()
+            .create_chat_token("d", &w.token("sam", &[others, context]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Conflict, "{}", err.message);
+        assert!(
+            err.message.contains(&format!("context {context} ")),
+            "{}",
+            err.message
+        );
+        assert!(w.twilio.participants(context).is_empty());
+        assert_eq!(
+            w.twilio.participants("general"),
+            ["alex"],
+            "nothing changed"
+        );
+    }
     assert_eq!(
-        w.twilio.conversation_attributes("odd"),
-        Some(serde_json::Value::Null)
+        w.twilio.conversation_attributes("aid").unwrap(),
+        serde_json::json!({"topic": "everyone"})
     );
-    assert_eq!(w.twilio.participants("odd"), ["alex"]);
+
+    // The operator opts in: taken over, its attributes kept.
+    let mut env = w.env();
+    env.insert("CHAT_ADOPT_CONVERSATIONS".into(), "true".into());
+    let adopting = App::new(
+        SettingsSource::env_vars(env),
+        options(Duration::from_secs(5)),
+    );
+    w.chat_token(&adopting, "sam", &["aid"]).await;
+    let attributes = w.twilio.conversation_attributes("aid").unwrap();
+    assert_eq!(attributes["topic"], "everyone");
+    assert_eq!(attributes["managedBy"], MANAGED_BY);
+    assert_eq!(w.twilio.participants("aid"), ["sam"]);
 }
 
 #[tokio::test]
