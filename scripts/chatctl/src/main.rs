@@ -4,6 +4,7 @@
 mod configure;
 mod dev;
 mod error;
+mod guard;
 mod local;
 mod notifications;
 mod put_params;

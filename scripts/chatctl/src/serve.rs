@@ -9,7 +9,8 @@ use std::sync::Arc;
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::GraphQLRequest;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -21,12 +22,11 @@ use context_chat::settings::{Param, SettingsSource, reads};
 use context_chat::{App, AppOptions};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
-use tower_http::cors::{Any, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::error::{CliError, Result};
+use crate::guard;
 use crate::local::{embedded_settings, load_or_create_issuer, load_or_create_link_secret};
 use crate::notifications::{LocalNotifications, OUTBOX_PATH, outbox, start_worker};
 
@@ -42,7 +42,7 @@ pub struct ServeArgs {
 
 struct ServerState {
     schema: ChatSchema,
-    api_key: Option<String>,
+    api_key: Option<Arc<str>>,
 }
 
 /// A widget's requests are small; this is far above the 8 KiB token limit.
@@ -74,24 +74,36 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let configured = app.settings().current().await?;
     let settings = &configured.settings;
 
+    let api_key: Option<Arc<str>> = std::env::var("CHAT_API_KEY")
+        .ok()
+        .filter(|k| !k.is_empty())
+        .map(Arc::from);
     let state = Arc::new(ServerState {
         schema: schema(app.clone()),
-        api_key: std::env::var("CHAT_API_KEY").ok().filter(|k| !k.is_empty()),
+        api_key: api_key.clone(),
     });
+    let origins = guard::Origins::from_env(&format!("http://{addr}")).map_err(CliError::usage)?;
+    let origins_text = origins.to_string();
+    let webhook_public_url = std::env::var("WEBHOOK_PUBLIC_URL").ok();
+    let hosts = Arc::new(guard::Hosts::new(webhook_public_url.as_deref()));
     let local = local.map(|issuer| Arc::new(DevIssuerSource::ready(issuer)));
-    let mut router = Router::new()
+    // Browsers may call the GraphQL route from the allowed origins, and no other route.
+    let graphql_routes = Router::new()
         .route("/graphql", get(graphiql).post(graphql))
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state.clone())
+        .layer(origins.cors())
+        .with_state(state.clone());
+    let outbox_routes = Router::new()
         .route(
             OUTBOX_PATH,
             get(outbox).with_state(notifications.outbox.clone()),
         )
-        .merge(notification_routes::routes(
-            app,
-            std::env::var("WEBHOOK_PUBLIC_URL").ok(),
-        ));
+        .route_layer(middleware::from_fn_with_state(api_key, guard::outbox_key));
+    let mut router = Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .merge(graphql_routes)
+        .merge(outbox_routes)
+        .merge(notification_routes::routes(app, webhook_public_url));
     if let Some(issuer) = &local {
         router = router.merge(dev_tokens::routes(issuer.clone()));
     }
@@ -99,8 +111,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     println!("Context Chat is listening on http://{addr}/graphql (GraphiQL: open it in a browser)");
     println!("Settings: {mode}");
     if state.api_key.is_some() {
-        println!("API key: required in the x-api-key header (CHAT_API_KEY)");
+        println!(
+            "API key: required in the x-api-key header (CHAT_API_KEY), for /graphql and /outbox"
+        );
     }
+    println!("Browsers: /graphql answers pages from {origins_text} (CHAT_ALLOWED_ORIGINS)");
     match settings
         .twilio
         .as_ref()
@@ -149,13 +164,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
     println!("Ready.");
 
-    let cors = CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([header::CONTENT_TYPE, HeaderName::from_static("x-api-key")]);
     axum::serve(
         listener,
-        router.layer(cors).layer(TraceLayer::new_for_http()),
+        router
+            .layer(middleware::from_fn_with_state(hosts, guard::check_host))
+            .layer(TraceLayer::new_for_http()),
     )
     .with_graceful_shutdown(async {
         let _ = tokio::signal::ctrl_c().await;
@@ -221,19 +234,13 @@ async fn graphql(
     headers: HeaderMap,
     request: GraphQLRequest,
 ) -> Response {
-    if let Some(expected) = &state.api_key {
-        let given = headers
-            .get("x-api-key")
-            .map(|v| v.as_bytes())
-            .unwrap_or_default();
-        if !bool::from(given.ct_eq(expected.as_bytes())) {
-            // AppSync's own answer to a missing or wrong API key.
-            let body = json!({"errors": [{
-                "errorType": "UnauthorizedException",
-                "message": "You are not authorized to make this call."
-            }]});
-            return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
-        }
+    if !guard::api_key_given(state.api_key.as_deref(), &headers) {
+        // AppSync's own answer to a missing or wrong API key.
+        let body = json!({"errors": [{
+            "errorType": "UnauthorizedException",
+            "message": "You are not authorized to make this call."
+        }]});
+        return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
     }
     let response = state.schema.execute(request.into_inner()).await;
     let mut body = serde_json::to_value(&response).unwrap_or_else(|_| json!({"data": null}));

@@ -10,7 +10,7 @@ use test_support::{
     API_SECRET, Issuer, Moto, TestKey, TwilioStandIn, claims, jwks, put_parameter, unique,
 };
 
-use crate::common::{chatctl, operation, post, serve, temp_dir};
+use crate::common::{Server, chatctl, operation, post, serve, temp_dir};
 
 const LOCAL_SECRET: &str = "local-development-only-not-a-twilio-secret";
 
@@ -470,4 +470,96 @@ fn the_committed_parameter_grants_are_the_exported_ones() {
             .iter()
             .all(|n| n.as_str().unwrap().starts_with("chat/"))
     );
+}
+
+/// A preflight from `origin` to `path`: the origin it allows back, if any.
+async fn preflight(server: &Server, path: &str, origin: &str) -> Option<String> {
+    let response = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, format!("{}{path}", server.base))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    response
+        .headers()
+        .get("access-control-allow-origin")
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn item_11_cors_only_for_graphql_and_allowed_origins_outbox_behind_the_key_and_hosts_checked()
+{
+    let data = temp_dir("serve-guard");
+    let server = serve(&data, &[("CHAT_API_KEY", "local-key".into())]);
+    let own = server.base.clone();
+
+    // CORS: the server's own origin and a localhost widget, on the GraphQL route only.
+    assert_eq!(
+        preflight(&server, "/graphql", &own).await,
+        Some(own.clone())
+    );
+    let widget = "http://localhost:5173";
+    assert_eq!(
+        preflight(&server, "/graphql", widget).await.as_deref(),
+        Some(widget)
+    );
+    assert_eq!(
+        preflight(&server, "/graphql", "https://evil.example").await,
+        None
+    );
+    for path in [
+        "/outbox",
+        "/twilio/webhook",
+        "/notifications/unsubscribe",
+        "/token",
+    ] {
+        assert_eq!(preflight(&server, path, widget).await, None, "{path}");
+    }
+
+    // The outbox holds confirmation codes: the API key is needed when one is set.
+    let client = reqwest::Client::new();
+    let outbox = format!("{}/outbox", server.base);
+    assert_eq!(client.get(&outbox).send().await.unwrap().status(), 401);
+    let with_key = client
+        .get(&outbox)
+        .header("x-api-key", "local-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_key.status(), 200);
+
+    // DNS rebinding: a page whose name resolves to 127.0.0.1 sends its own Host.
+    let port = server.base.rsplit(':').next().unwrap().to_owned();
+    for (host, expected) in [
+        (format!("evil.example:{port}"), 421),
+        (format!("localhost:{port}"), 200),
+        (format!("127.0.0.1:{port}"), 200),
+    ] {
+        let response = client
+            .get(format!("{}/healthz", server.base))
+            .header("host", &host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected, "{host}");
+    }
+    drop(server);
+
+    // Origins the operator lists replace the defaults.
+    let server = serve(
+        &data,
+        &[("CHAT_ALLOWED_ORIGINS", "https://app.example.org".into())],
+    );
+    assert_eq!(
+        preflight(&server, "/graphql", "https://app.example.org")
+            .await
+            .as_deref(),
+        Some("https://app.example.org")
+    );
+    assert_eq!(preflight(&server, "/graphql", widget).await, None);
+    // No key set: the outbox is open, as before.
+    let outbox = format!("{}/outbox", server.base);
+    assert_eq!(client.get(&outbox).send().await.unwrap().status(), 200);
 }
