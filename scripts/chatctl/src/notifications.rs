@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::response::Html;
 use context_chat::App;
-use context_chat::notifications::file_store::FileStore;
+use context_chat::notifications::sqlite_store::SqliteStore;
 use context_chat::notifications::unsubscribe::escape;
 use context_chat::notifications::{LocalQueue, NotificationPorts, Outbox, QueueMessage};
 use tokio::sync::mpsc;
@@ -33,7 +33,7 @@ pub struct LocalNotifications {
 impl LocalNotifications {
     /// `public_url` is where this server answers, for the unsubscribe links in emails.
     pub fn open(data_dir: &Path, public_url: url::Url) -> Result<Self> {
-        let store = FileStore::open(data_dir)?;
+        let store = SqliteStore::open(data_dir)?;
         let store_path = store.path().to_owned();
         let (queue, receiver) = LocalQueue::new();
         Ok(Self {

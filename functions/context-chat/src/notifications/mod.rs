@@ -3,7 +3,8 @@
 //! per conversation and address per window.
 //!
 //! Storage, mail and the queue between the webhook and the notifier are ports
-//! ([`Store`], [`Mailer`], [`Queue`]): this crate holds the embedded and SendGrid ones, the
+//! ([`Store`], [`Mailer`], [`Queue`]): this crate holds the embedded (SQLite, feature
+//! `embedded-store`) and SendGrid ones, the
 //! `aws-ports` crate the DynamoDB and SQS ones, so that only the functions using them link
 //! the AWS SDKs. [`NotificationService`] is the feature's one entry.
 
@@ -11,13 +12,14 @@ pub mod address;
 pub mod codes;
 pub mod confirmations;
 pub mod digest;
-pub mod file_store;
 pub mod mailer;
 pub mod messages;
 pub mod notifier;
 pub mod ports;
 pub mod queue;
 pub mod service;
+#[cfg(feature = "embedded-store")]
+pub mod sqlite_store;
 pub mod store;
 pub mod unsubscribe;
 pub mod webhook;

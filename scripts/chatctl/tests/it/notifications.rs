@@ -4,6 +4,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use context_chat::notifications::Key;
+use context_chat::notifications::Store;
+use context_chat::notifications::sqlite_store::{FILE_NAME as SQLITE_FILE, SqliteStore};
 use serde_json::json;
 use test_support::{
     AUTH_TOKEN, Issuer, TestKey, TwilioStandIn, claims, form_body, jwks, on_message_added,
@@ -202,7 +205,163 @@ async fn a_signed_webhook_reaches_the_offline_subscriber_through_the_outbox() {
         200
     );
     // The subscription is gone from the store (the 10-minute window would hide a later email).
-    let store = std::fs::read_to_string(data.join("notifications.json")).unwrap();
-    assert!(!store.contains("SUB#alex"), "{store}");
-    assert!(store.contains("SUB#sam"));
+    // (Read while the server runs: SQLite's WAL lets another process read.)
+    let store = SqliteStore::open(&data).unwrap();
+    let subscription = |identity: &str| Key::Subscription {
+        context: "general".into(),
+        identity: identity.into(),
+    };
+    assert!(store.get(&subscription("alex")).await.unwrap().is_none());
+    assert!(store.get(&subscription("sam")).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn revoked_access_end_to_end_no_email_once_the_token_drops_the_context() {
+    let key = TestKey::es256("k1");
+    let issuer = Issuer::start(jwks(&[&key])).await;
+    let twilio = TwilioStandIn::start().await;
+    let mut env = twilio.env();
+    env.extend([
+        ("CHAT_JWKS_URL", issuer.url()),
+        ("TWILIO_AUTH_TOKEN", AUTH_TOKEN.to_owned()),
+    ]);
+    let data = temp_dir("serve-revoked");
+    let server = serve(&data, &env);
+    for who in ["alex", "blair"] {
+        let token = key.token(&claims(who, &["general"]));
+        let body = operation(
+            &server,
+            "createChatToken",
+            json!({"deviceId": "d", "token": token}),
+        )
+        .await;
+        assert!(body["data"]["createChatToken"].is_string(), "{body}");
+        subscribe_and_confirm(&server, &data, &token, &format!("{who}@example.org")).await;
+    }
+    // The platform drops "general" from alex's token; alex's widget asks for a chat token.
+    let dropped = key.token(&claims("alex", &["random"]));
+    let body = operation(
+        &server,
+        "createChatToken",
+        json!({"deviceId": "d", "token": dropped}),
+    )
+    .await;
+    assert!(body["data"]["createChatToken"].is_string(), "{body}");
+    assert_eq!(twilio.memberships("alex"), ["random"]);
+
+    let url = format!("{}/twilio/webhook", server.base);
+    let conversation = twilio.conversation_sid("general").unwrap();
+    let params = on_message_added(
+        &conversation,
+        "IM00000000000000000000000000000008",
+        "sam",
+        "After alex left",
+    );
+    let status = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", sign_form(AUTH_TOKEN, &url, &params))
+        .body(form_body(&params))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    // blair, still a member, is told; once that email is out, alex has had none.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while outbox(&data, "blair@example.org").len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        outbox(&data, "blair@example.org").len(),
+        2,
+        "the code, then the message"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        outbox(&data, "alex@example.org").len(),
+        1,
+        "only the code: no email once access ended"
+    );
+}
+
+#[tokio::test]
+async fn a_server_killed_mid_run_leaves_a_store_that_opens_with_every_acknowledged_write() {
+    let data = temp_dir("serve-sigkill");
+    let mut server = serve(&data, &[]);
+    let base = server.base.clone();
+    // Writers that keep writing until the kill cuts them off, recording what the server
+    // acknowledged: each subscription answered.
+    let writers = (0..6).map(|w| {
+        let base = base.clone();
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut acknowledged = Vec::new();
+            for i in 0.. {
+                let identity = format!("user-{w}-{i}");
+                let Ok(minted) = client
+                    .post(format!("{base}/token?identity={identity}&context=general"))
+                    .send()
+                    .await
+                else {
+                    break;
+                };
+                let Ok(minted) = minted.json::<serde_json::Value>().await else {
+                    break;
+                };
+                let body = json!({
+                    "query": "mutation($t: ID!, $e: String!) { enableChannelNotifications(channel: \"general\", email: $e, token: $t) { emailVerified } }",
+                    "variables": {"t": minted["token"], "e": format!("{identity}@example.org")},
+                });
+                let answer = client
+                    .post(format!("{base}/graphql"))
+                    .json(&body)
+                    .send()
+                    .await;
+                match answer {
+                    Ok(r) if r.status() == 200 => {
+                        let body: serde_json::Value = match r.json().await {
+                            Ok(b) => b,
+                            Err(_) => break,
+                        };
+                        assert!(body["errors"].is_null(), "{body}");
+                        acknowledged.push(identity);
+                    }
+                    _ => break,
+                }
+            }
+            acknowledged
+        })
+    });
+    let writers: Vec<_> = writers.collect();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // SIGKILL, in the middle of writes: nothing is flushed or closed on the way out.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let mut acknowledged = Vec::new();
+    for writer in writers {
+        acknowledged.extend(writer.await.unwrap());
+    }
+    assert!(
+        acknowledged.len() > 10,
+        "the server wrote before it was killed"
+    );
+
+    let db = rusqlite::Connection::open(data.join(SQLITE_FILE)).unwrap();
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    drop(db);
+    let store = SqliteStore::open(&data).unwrap();
+    for identity in &acknowledged {
+        let key = Key::Subscription {
+            context: "general".into(),
+            identity: identity.clone(),
+        };
+        assert!(
+            store.get(&key).await.unwrap().is_some(),
+            "{identity}'s subscription was acknowledged"
+        );
+    }
 }
