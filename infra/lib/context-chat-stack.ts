@@ -78,10 +78,12 @@ export class ContextChatStack extends Stack {
     const flushes = queueWithDlq(this, 'DigestFlushes', { fifo: false, consumerTimeout: NOTIFY_TIMEOUT });
 
     // Functions, each with its own SSM parameters, table rights and queues.
-    const verifyToken = fn('verify-token', 'AppSync Query.verifyToken', Duration.seconds(10));
+    const verifyToken = fn('verify-token', 'AppSync Query.verifyToken', Duration.seconds(10), tableEnv);
+    // Revocations are read from the table.
+    this.table.grant(verifyToken.role, 'dynamodb:GetItem');
     // Provisioning in Twilio may take up to 12 s; AppSync waits at most 30 s.
     const createChatToken = fn('create-chat-token', 'AppSync Mutation.createChatToken', Duration.seconds(20), tableEnv);
-    // Leaving a context ends its email subscription: a read, and deletes.
+    // Revocations are read; leaving a context ends its email subscription: a read, and deletes.
     this.table.grant(createChatToken.role, 'dynamodb:GetItem', 'dynamodb:DeleteItem');
 
     const enable = fn(

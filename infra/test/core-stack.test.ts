@@ -49,7 +49,7 @@ describe('functions', () => {
       Object.entries(resources(core, 'AWS::SQS::Queue')).find(
         ([, q]) => !!q.Properties.FifoQueue === fifo && q.Properties.RedrivePolicy,
       )![0];
-    expect(env('verify-token')).toEqual({ STACK_NAME: 'chat-test' });
+    expect(env('verify-token')).toEqual({ STACK_NAME: 'chat-test', NOTIFICATIONS_TABLE: { Ref: table } });
     expect(env('create-chat-token')).toEqual({ STACK_NAME: 'chat-test', NOTIFICATIONS_TABLE: { Ref: table } });
     expect(env('verify-email')).toEqual({ STACK_NAME: 'chat-test', NOTIFICATIONS_TABLE: { Ref: table } });
     expect(env('enable-channel-notifications')).toEqual({
@@ -120,7 +120,9 @@ describe('least privilege', () => {
         s.Resource.some((r) => r.includes(table)),
       );
       if (crate === 'verify-token') {
-        expect(onTable).toEqual([]);
+        // Reads revocations.
+        expect(onTable).toHaveLength(1);
+        expect(onTable[0].Action).toEqual(['dynamodb:GetItem']);
       } else if (crate === 'create-chat-token') {
         // Ends the subscriptions of contexts it leaves: reads one, deletes it and its digest.
         expect(onTable).toHaveLength(1);

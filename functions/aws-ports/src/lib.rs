@@ -33,9 +33,10 @@ pub async fn build_notification_app(
     lambda_adapter::build_app_with(Some(ports_from_env(&config).await), warm, reads).await
 }
 
-/// `createChatToken`'s [`App`]: the token operations, and the table named by
-/// `NOTIFICATIONS_TABLE` so that subscriptions end with the contexts provisioning takes away.
-/// Only the store: no queue is linked in (the binary stays small).
+/// The token functions' [`App`]: the token operations, and the table named by
+/// `NOTIFICATIONS_TABLE`, where revocations are and where subscriptions end with the
+/// contexts provisioning takes away. Only the store: no queue is linked in (the binary
+/// stays small).
 pub async fn build_token_app(reads: context_chat::settings::Reads) -> Arc<context_chat::App> {
     let config = context_chat::aws_env::sdk_config();
     let ports = store_from_env(&config).map(|store| NotificationPorts {

@@ -4,20 +4,29 @@
 //! (this process remembers its memberships) beside the repeated token with it off; and the
 //! sequential round trips a first-time user costs against the Twilio stand-in (counted).
 //!
+//! A returning user with revocations checked (a store the bench counts reads of, in memory)
+//! beside the repeated token without: at most one store read per identity per minute.
+//!
 //! Targets: first-seen at most 1.15 × the bare verification; repeated at most 5 µs (issue 2);
 //! returning user at most 1.2 × repeated; a first-time user with 3 contexts at most 3
 //! sequential round trips (issue 4), counted as the provisioning tests count them.
 //! Run: `cargo bench -p context-chat --bench token_path`.
 
+use std::collections::HashMap;
 use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use context_chat::notifications::NotificationPorts;
 use context_chat::settings::{ChatSettings, Settings, SettingsSource, TwilioSettings};
+use context_chat::store::{Expect, Key, Store, Stored};
 use context_chat::{App, AppOptions};
 use criterion::{BatchSize, Criterion};
+use futures_util::future::BoxFuture;
 use secrecy::SecretString;
 use test_support::{API_SECRET, Issuer, TestKey, TwilioStandIn, claims, jwks};
 use tokio::runtime::Runtime;
@@ -26,6 +35,9 @@ struct Bench {
     rt: Runtime,
     /// Provisioning off: the token path alone.
     app: App,
+    /// The same, with a store: every token's identity is checked for a revocation.
+    revoking: App,
+    store: Arc<CountingStore>,
     /// Provisioning on, against the Twilio stand-in.
     provisioning: App,
     twilio: TwilioStandIn,
@@ -58,6 +70,7 @@ fn setup() -> Bench {
         }),
         webhook_auth_token: None,
         link_secret: None,
+        platform: None,
         sendgrid: Ok(None),
     };
     let twilio = rt.block_on(TwilioStandIn::start_unchecked());
@@ -65,6 +78,17 @@ fn setup() -> Bench {
     let twilio_settings = with_twilio.twilio.as_mut().unwrap();
     twilio_settings.api_secret = SecretString::from(API_SECRET);
     twilio_settings.api_base_url = Some(twilio.base_url().parse().unwrap());
+    let store = Arc::new(CountingStore::default());
+    let revoking = App::builder(
+        SettingsSource::Fixed(Box::new(settings.clone())),
+        AppOptions::default(),
+    )
+    .notifications(NotificationPorts {
+        store: store.clone(),
+        queue: None,
+        public_url: None,
+    })
+    .build();
     let app = App::new(
         SettingsSource::Fixed(Box::new(settings)),
         AppOptions::default(),
@@ -77,6 +101,7 @@ fn setup() -> Bench {
     let warm = key.token(&claims("warm", &["general"]));
     rt.block_on(app.tokens().create_chat_token("device", &warm))
         .unwrap();
+    rt.block_on(revoking.tokens().verify_token(&warm)).unwrap();
     rt.block_on(provisioning.tokens().create_chat_token("device", &warm))
         .unwrap();
     let jwk = key.jwk();
@@ -87,6 +112,8 @@ fn setup() -> Bench {
     Bench {
         rt,
         app,
+        revoking,
+        store,
         provisioning,
         twilio,
         key,
@@ -193,6 +220,7 @@ fn summary(b: &Bench) {
     let mut n = 1_000_000;
     let (mut bare, mut first, mut repeated, mut returning) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut verified, mut checked) = (Vec::new(), Vec::new());
     let again = b.key.token(&claims(
         "again",
         &["general", "SHIPMENT-42", "GROUP-PRIVATE-7"],
@@ -201,6 +229,10 @@ fn summary(b: &Bench) {
         .unwrap();
     b.rt.block_on(b.provisioning.tokens().create_chat_token("device", &again))
         .unwrap();
+    b.rt.block_on(b.revoking.tokens().verify_token(&again))
+        .unwrap();
+    let reads_before = b.store.reads();
+    let started = Instant::now();
     for _ in 0..ROUNDS {
         let tokens: Vec<String> = (0..PER_ROUND).map(|_| fresh_token(b, &mut n)).collect();
         let parts: Vec<(Vec<u8>, Vec<u8>)> = tokens.iter().map(|t| split(t)).collect();
@@ -237,13 +269,31 @@ fn summary(b: &Bench) {
             );
         }
         returning.push(start.elapsed().as_secs_f64() / (PER_ROUND * 10) as f64);
+
+        let start = Instant::now();
+        for _ in 0..PER_ROUND * 10 {
+            black_box(b.rt.block_on(b.app.tokens().verify_token(&again)).unwrap());
+        }
+        verified.push(start.elapsed().as_secs_f64() / (PER_ROUND * 10) as f64);
+
+        let start = Instant::now();
+        for _ in 0..PER_ROUND * 10 {
+            black_box(
+                b.rt.block_on(b.revoking.tokens().verify_token(&again))
+                    .unwrap(),
+            );
+        }
+        checked.push(start.elapsed().as_secs_f64() / (PER_ROUND * 10) as f64);
     }
+    let minutes = started.elapsed().as_secs_f64() / 60.0;
+    let reads = b.store.reads() - reads_before;
     let (bare, first, repeated, returning) = (
         median(bare),
         median(first),
         median(repeated),
         median(returning),
     );
+    let (verified, checked) = (median(verified), median(checked));
     let us = |s: f64| s * 1e6;
     println!("\ntoken path summary (medians of {ROUNDS} interleaved rounds, same run):");
     println!("  reference: bare ES256 verify     {:>8.2} µs", us(bare));
@@ -272,6 +322,74 @@ fn summary(b: &Bench) {
             "MISSED"
         }
     );
+    println!(
+        "  verifyToken, repeated            {:>8.2} µs; with revocations checked {:>8.2} µs = {:.3} ×",
+        us(verified),
+        us(checked),
+        checked / verified
+    );
+    let allowed = minutes.ceil().max(1.0) as usize;
+    println!(
+        "  store reads for {} checks of one identity over {:.1} min: {reads} (target ≤ {allowed}: one a minute) {}",
+        ROUNDS * PER_ROUND * 10,
+        minutes,
+        if reads <= allowed { "MET" } else { "MISSED" }
+    );
+}
+
+/// An in-memory store that counts reads: what the revocation check costs in store calls.
+#[derive(Default)]
+struct CountingStore {
+    docs: Mutex<HashMap<(String, String), Stored>>,
+    reads: AtomicUsize,
+}
+
+impl CountingStore {
+    fn reads(&self) -> usize {
+        self.reads.load(Ordering::Relaxed)
+    }
+}
+
+impl Store for CountingStore {
+    fn get<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, context_chat::Result<Option<Stored>>> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let found = self
+            .docs
+            .lock()
+            .unwrap()
+            .get(&(key.partition(), key.sort()))
+            .cloned();
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a Key,
+        doc: Stored,
+        _expect: Expect,
+    ) -> BoxFuture<'a, context_chat::Result<bool>> {
+        self.docs
+            .lock()
+            .unwrap()
+            .insert((key.partition(), key.sort()), doc);
+        Box::pin(async { Ok(true) })
+    }
+
+    fn delete<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, context_chat::Result<()>> {
+        self.docs
+            .lock()
+            .unwrap()
+            .remove(&(key.partition(), key.sort()));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn query<'a>(
+        &'a self,
+        _partition: &'a str,
+        _sort_prefix: &'a str,
+    ) -> BoxFuture<'a, context_chat::Result<Vec<Stored>>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }
 
 /// Twilio answers each request after this long in the round-trip count, so that requests

@@ -10,6 +10,8 @@ use crate::error::{ChatError, Result};
 use crate::notifications::mailer::Mailer;
 use crate::notifications::service::EndSubscriptions;
 use crate::notifications::{NotificationPorts, NotificationService, NotifyOptions};
+use crate::platform::PlatformService;
+use crate::revocations::Revocations;
 use crate::settings::SettingsSource;
 use crate::settings_holder::{HolderOptions, SettingsHolder};
 use crate::tokens::{AccessEnded, TokenService};
@@ -26,6 +28,9 @@ pub struct AppOptions {
     pub twilio: RetryPolicy,
     pub provisioning: ProvisioningOptions,
     pub notify: NotifyOptions,
+    /// How long a process trusts what it read of a revocation: the longest an old token
+    /// keeps working in another process after `revokeIdentity`.
+    pub revocation_window: Duration,
 }
 
 impl Default for AppOptions {
@@ -38,6 +43,7 @@ impl Default for AppOptions {
             twilio: holder.twilio,
             provisioning: holder.provisioning,
             notify: NotifyOptions::default(),
+            revocation_window: crate::revocations::REMEMBER_FOR,
         }
     }
 }
@@ -47,6 +53,7 @@ pub struct App {
     tokens: Arc<TokenService>,
     /// Only processes with a notification store have it.
     notifications: Option<NotificationService>,
+    platform: PlatformService,
 }
 
 /// What a process adds to the settings: the notification ports, and a mailer for when
@@ -90,7 +97,18 @@ impl AppBuilder {
             .notifications
             .as_ref()
             .map(|ports| Arc::new(EndSubscriptions(ports.store.clone())) as Arc<dyn AccessEnded>);
-        let tokens = Arc::new(TokenService::new(settings.clone(), access_ended));
+        let revocations = self.notifications.as_ref().map(|ports| {
+            Arc::new(Revocations::new(
+                ports.store.clone(),
+                options.revocation_window,
+            ))
+        });
+        let tokens = Arc::new(TokenService::new(
+            settings.clone(),
+            access_ended.clone(),
+            revocations.clone(),
+        ));
+        let platform = PlatformService::new(settings.clone(), revocations, access_ended);
         let notifications = self.notifications.map(|ports| {
             NotificationService::new(tokens.clone(), settings.clone(), ports, options.notify)
         });
@@ -98,6 +116,7 @@ impl AppBuilder {
             settings,
             tokens,
             notifications,
+            platform,
         }
     }
 }
@@ -123,6 +142,11 @@ impl App {
 
     pub fn tokens(&self) -> &TokenService {
         &self.tokens
+    }
+
+    /// The platform API (its calls check the caller's access token).
+    pub fn platform(&self) -> &PlatformService {
+        &self.platform
     }
 
     pub fn notifications(&self) -> Result<&NotificationService> {

@@ -16,8 +16,11 @@ pub mod graphql;
 pub mod http;
 pub mod names;
 pub mod notifications;
+pub mod platform;
+pub mod revocations;
 pub mod settings;
 pub mod settings_holder;
+pub mod store;
 pub mod tokens;
 pub mod twilio;
 

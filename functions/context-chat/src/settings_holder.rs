@@ -11,6 +11,7 @@ use crate::error::{ChatError, Result};
 use crate::notifications::codes::CodeKey;
 use crate::notifications::mailer::{Mailer, SendGrid};
 use crate::notifications::unsubscribe::UnsubscribeSigner;
+use crate::platform::PlatformVerifier;
 use crate::settings::{ChatSettings, Param, Settings, SettingsSource, TwilioSettings};
 use crate::twilio::access_token::AccessTokenMinter;
 use crate::twilio::conversations::ConversationsApi;
@@ -55,6 +56,7 @@ pub struct Configured {
     pub email: Result<Arc<dyn Mailer>>,
     signatures: Feature<Arc<SignatureChecker>>,
     links: Feature<Arc<LinkKeys>>,
+    platform: Feature<Arc<PlatformVerifier>>,
 }
 
 /// A feature, or where its missing setting lives (for the log, never for the caller).
@@ -85,6 +87,14 @@ impl Configured {
 
     pub fn links(&self) -> Result<&Arc<LinkKeys>> {
         need(&self.links, "Signing links and codes")
+    }
+
+    /// The platform API's token check; without an issuer, `AccessDenied`: no caller can be
+    /// let in, and there is nothing for the caller to fix but to ask the operator.
+    pub fn platform(&self) -> Result<&Arc<PlatformVerifier>> {
+        self.platform
+            .as_ref()
+            .map_err(|_| ChatError::access_denied("The platform API is not configured."))
     }
 }
 
@@ -265,6 +275,21 @@ impl SettingsHolder {
                 })
             })
             .ok_or_else(|| missing(Param::LinkSecret));
+        let platform = match (&settings.platform, previous) {
+            (None, _) => Err(missing(Param::PlatformIssuer)),
+            (Some(p), Some(prev)) if prev.settings.platform.as_ref() == Some(p) => {
+                prev.platform.clone()
+            }
+            (Some(p), _) => Ok(Arc::new(PlatformVerifier::new(
+                JwksCache::new(
+                    p.jwks_url.clone(),
+                    self.keys_http.clone(),
+                    self.options.jwks,
+                ),
+                p.issuer.clone(),
+                p.audience.clone(),
+            ))),
+        };
         let email = self.email(&settings);
         Configured {
             settings: Arc::new(settings),
@@ -274,6 +299,7 @@ impl SettingsHolder {
             email,
             signatures,
             links,
+            platform,
         }
     }
 

@@ -8,6 +8,7 @@ use futures_util::future::BoxFuture;
 use crate::context_token::{VerifiedToken, now_unix};
 use crate::error::{ChatError, Result};
 use crate::names::required;
+use crate::revocations::Revocations;
 use crate::settings_holder::{Configured, SettingsHolder};
 use crate::twilio::access_token::Grant;
 use crate::twilio::provisioning::Provisioned;
@@ -26,23 +27,31 @@ const MAX_DEVICE_ID_CHARS: usize = 128;
 /// (email subscriptions) ends with it. The notification feature implements it; this
 /// service does not know what it ends.
 pub trait AccessEnded: Send + Sync {
+    /// Answers how many subscriptions ended.
     fn contexts_left<'a>(
         &'a self,
         identity: &'a str,
         contexts: &'a [String],
-    ) -> BoxFuture<'a, Result<()>>;
+    ) -> BoxFuture<'a, Result<usize>>;
 }
 
 pub struct TokenService {
     settings: Arc<SettingsHolder>,
     access_ended: Option<Arc<dyn AccessEnded>>,
+    /// Where there is a store: revoked identities' older tokens are refused.
+    revocations: Option<Arc<Revocations>>,
 }
 
 impl TokenService {
-    pub fn new(settings: Arc<SettingsHolder>, access_ended: Option<Arc<dyn AccessEnded>>) -> Self {
+    pub fn new(
+        settings: Arc<SettingsHolder>,
+        access_ended: Option<Arc<dyn AccessEnded>>,
+        revocations: Option<Arc<Revocations>>,
+    ) -> Self {
         Self {
             settings,
             access_ended,
+            revocations,
         }
     }
 
@@ -51,11 +60,22 @@ impl TokenService {
     pub async fn verified(&self, token: &str) -> Result<Arc<VerifiedToken>> {
         let token = required(token, "token")?;
         let configured = self.settings.current().await?;
-        Self::verified_with(&configured, token).await
+        self.verified_with(&configured, token).await
     }
 
-    async fn verified_with(configured: &Configured, token: &str) -> Result<Arc<VerifiedToken>> {
-        configured.verifier()?.verify(token).await.inspect_err(|err| {
+    async fn verified_with(
+        &self,
+        configured: &Configured,
+        token: &str,
+    ) -> Result<Arc<VerifiedToken>> {
+        let checked = async {
+            let verified = configured.verifier()?.verify(token).await?;
+            if let Some(revocations) = &self.revocations {
+                revocations.check(&verified).await?;
+            }
+            Ok(verified)
+        };
+        checked.await.inspect_err(|err: &ChatError| {
             tracing::info!(error_type = %err.kind, reason = %err.message, "context token refused");
         })
     }
@@ -84,11 +104,16 @@ impl TokenService {
             )));
         }
         let configured = self.settings.current().await?;
-        let verified = Self::verified_with(&configured, token).await?;
+        let verified = self.verified_with(&configured, token).await?;
+        // What this process remembers from before a revocation is not trusted.
+        let revoked_before = match &self.revocations {
+            Some(r) => r.revoked_before(&verified.identity).await?,
+            None => None,
+        };
         let provisioned = match &configured.twilio {
             Some(twilio) => match twilio
                 .provisioner
-                .ensure(&verified.identity, &verified.contexts)
+                .ensure_since(&verified.identity, &verified.contexts, revoked_before)
                 .await?
             {
                 Provisioned::Remembered => "remembered",
@@ -98,7 +123,7 @@ impl TokenService {
                         user_created = changes.user_created,
                         conversations_created = changes.conversations_created,
                         conversations_adopted = changes.conversations_adopted,
-                        joined = changes.joined,
+                        joined = changes.joined.len(),
                         left = changes.left.len(),
                         "conversations provisioned"
                     );
@@ -127,14 +152,27 @@ impl TokenService {
         Ok(access_token)
     }
 
-    /// Ends what hangs on the contexts left. A failure does not hold back the token: the
-    /// notifier checks participation before every email, and ends a subscription itself.
     async fn end_access(&self, identity: &str, left: &[String]) {
-        let Some(listener) = self.access_ended.as_ref().filter(|_| !left.is_empty()) else {
-            return;
-        };
-        if let Err(err) = listener.contexts_left(identity, left).await {
-            tracing::warn!(identity, error_type = %err.kind, reason = %err.message, "ending what followed access failed; the notifier will");
-        }
+        end_access(self.access_ended.as_ref(), identity, left).await;
     }
+}
+
+/// Ends what hangs on the contexts left; answers how many subscriptions ended. A failure
+/// does not hold back the caller: the notifier checks participation before every email,
+/// and ends a subscription itself.
+pub(crate) async fn end_access(
+    listener: Option<&Arc<dyn AccessEnded>>,
+    identity: &str,
+    left: &[String],
+) -> usize {
+    let Some(listener) = listener.filter(|_| !left.is_empty()) else {
+        return 0;
+    };
+    listener
+        .contexts_left(identity, left)
+        .await
+        .inspect_err(|err| {
+            tracing::warn!(identity, error_type = %err.kind, reason = %err.message, "ending what followed access failed; the notifier will");
+        })
+        .unwrap_or(0)
 }

@@ -222,3 +222,51 @@ async fn answers_cargo_lambda_invoke() {
         "the error type is shown: {stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_revoked_identitys_older_token_is_access_denied_and_a_newer_one_works() {
+    use context_chat::revocations::Revocation;
+    use context_chat::store::{self, Key};
+
+    let moto = Moto::start();
+    let key = TestKey::es256("platform-1");
+    let issuer = Issuer::start(jwks(&[&key])).await;
+    let stack = unique("verify-revoked");
+    put_settings(&moto.ssm().await, &stack, &issuer.url(), "secret").await;
+    let dynamodb = moto.dynamodb().await;
+    aws_ports::create_table(&dynamodb, &stack).await.unwrap();
+    let now = test_support::now();
+    // As revokeIdentity leaves it in the table.
+    let table = aws_ports::DynamoStore::new(dynamodb, stack.clone());
+    store::write_over(
+        &table,
+        &Key::Revocation("alex".into()),
+        &Revocation {
+            identity: "alex".into(),
+            revoked_before: now - 10,
+        },
+    )
+    .await
+    .unwrap();
+    let emulator = Emulator::start();
+    let mut env = lambda_env(moto.url(), &stack);
+    env.push(("NOTIFICATIONS_TABLE", stack));
+    let _function = Function::start(Path::new(BINARY), "verify-token", &emulator, &env);
+
+    let mut old = claims("alex", &["general"]);
+    old["iat"] = json!(now - 60);
+    let (error_type, message) = emulator
+        .invoke("verify-token", &event(json!({"token": key.token(&old)})))
+        .await
+        .error();
+    assert_eq!(error_type, "AccessDenied");
+    assert!(message.contains("revoked"), "{message}");
+    let answer = emulator
+        .invoke(
+            "verify-token",
+            &event(json!({"token": key.token(&claims("alex", &["general"]))})),
+        )
+        .await
+        .value();
+    assert_eq!(answer["identity"], "alex");
+}

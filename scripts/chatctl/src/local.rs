@@ -78,5 +78,6 @@ pub fn embedded_settings(jwks_url: Url, link_secret: SecretString) -> Settings {
         )),
         link_secret: Some(link_secret),
         sendgrid: Ok(None),
+        platform: None,
     }
 }

@@ -2,8 +2,10 @@
 //! (chat rooms) they may use.
 
 pub mod jwks;
+pub mod jwt;
 pub mod keys;
 pub mod verifier;
 
 pub use jwks::{JwksCache, JwksPolicy};
-pub use verifier::{LEEWAY_SECS, MAX_TOKEN_BYTES, VerifiedToken, Verifier, now_unix};
+pub use jwt::{LEEWAY_SECS, MAX_TOKEN_BYTES};
+pub use verifier::{VerifiedToken, Verifier, now_unix};

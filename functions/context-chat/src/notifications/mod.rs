@@ -20,10 +20,11 @@ pub mod queue;
 pub mod service;
 #[cfg(feature = "embedded-store")]
 pub mod sqlite_store;
-pub mod store;
 pub mod unsubscribe;
 pub mod webhook;
 
+/// The store port lives at the crate's root (tokens and the platform API use it too).
+pub use crate::store;
 pub use address::EmailAddress;
 pub use confirmations::Confirmations;
 pub use mailer::{Email, Mailer, Outbox, SendGrid};

@@ -182,9 +182,10 @@ impl AccessEnded for EndSubscriptions {
         &'a self,
         identity: &'a str,
         contexts: &'a [String],
-    ) -> futures_util::future::BoxFuture<'a, Result<()>> {
+    ) -> futures_util::future::BoxFuture<'a, Result<usize>> {
         Box::pin(async move {
             let store = self.0.as_ref();
+            let mut ended = 0;
             for context in contexts {
                 let key = Key::Subscription {
                     context: context.clone(),
@@ -200,9 +201,10 @@ impl AccessEnded for EndSubscriptions {
                     })
                     .await?;
                 store.delete(&key).await?;
+                ended += 1;
                 tracing::info!(identity, context = %context, "access ended; the subscription ended with it");
             }
-            Ok(())
+            Ok(ended)
         })
     }
 }

@@ -31,6 +31,17 @@ pub struct Settings {
     /// `Ok(None)` when no SendGrid API key is set. A mistake here is kept, not raised, so
     /// that it fails only the email it concerns and never the token path.
     pub sendgrid: Result<Option<SendGridSettings>, ChatError>,
+    /// `None` without an issuer: the platform API then answers that it is not configured.
+    pub platform: Option<PlatformSettings>,
+}
+
+/// The platform API's access tokens (OAuth 2.0 client credentials).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformSettings {
+    /// Exactly the tokens' `iss`; a trailing slash counts.
+    pub issuer: String,
+    pub audience: Option<String>,
+    pub jwks_url: Url,
 }
 
 #[derive(Debug, Clone)]
@@ -181,7 +192,57 @@ impl Settings {
             } else {
                 Ok(None)
             },
+            platform: if reads.has(Section::Platform) {
+                PlatformSettings::from_raw(raw, describe)?
+            } else {
+                None
+            },
         })
+        .and_then(|s| s.tokens_told_apart(&r))
+    }
+
+    /// Context tokens and platform tokens are told apart by their claims (`contexts`); an
+    /// issuer that signs both must also give them different audiences, so that neither
+    /// kind's rules accept the other (RFC 8725 §3.12).
+    fn tokens_told_apart(self, r: &Reader<'_>) -> Result<Self> {
+        if let (Some(chat), Some(platform)) = (&self.chat, &self.platform)
+            && chat.issuer.as_deref() == Some(platform.issuer.as_str())
+            && (chat.audience.is_none() || chat.audience == platform.audience)
+        {
+            return Err(r.invalid(
+                Param::PlatformAudience,
+                "must differ from the context tokens' audience, which must be set, when both kinds of token come from one issuer",
+            ));
+        }
+        Ok(self)
+    }
+}
+
+impl PlatformSettings {
+    pub(crate) fn from_raw(
+        raw: &RawParams,
+        describe: &dyn Fn(Param) -> String,
+    ) -> Result<Option<Self>> {
+        let r = Reader { raw, describe };
+        let Some(issuer) = r.optional(Param::PlatformIssuer) else {
+            return Ok(None);
+        };
+        r.url(Param::PlatformIssuer, &issuer)?;
+        let jwks_url = match r.optional(Param::PlatformJwksUrl) {
+            Some(url) => r.url(Param::PlatformJwksUrl, &url)?,
+            None => {
+                let slash = if issuer.ends_with('/') { "" } else { "/" };
+                r.url(
+                    Param::PlatformIssuer,
+                    &format!("{issuer}{slash}.well-known/jwks.json"),
+                )?
+            }
+        };
+        Ok(Some(PlatformSettings {
+            issuer,
+            audience: r.optional(Param::PlatformAudience),
+            jwks_url,
+        }))
     }
 }
 
@@ -367,6 +428,34 @@ mod tests {
         raw.remove(&Param::ApiSecret);
         assert!(Settings::from_raw(&raw, &describe, reads::VERIFY_TOKEN).is_ok());
         assert!(Settings::from_raw(&raw, &describe, reads::CREATE_CHAT_TOKEN).is_err());
+    }
+
+    #[test]
+    fn the_platform_api_is_off_without_an_issuer_and_its_tokens_are_told_apart() {
+        let mut raw = good();
+        assert_eq!(load(&raw).unwrap().platform, None);
+        raw.insert(Param::PlatformIssuer, "https://tenant.eu.auth0.com/".into());
+        let platform = load(&raw).unwrap().platform.unwrap();
+        assert_eq!(
+            platform.jwks_url.as_str(),
+            "https://tenant.eu.auth0.com/.well-known/jwks.json"
+        );
+        assert_eq!(
+            platform.issuer, "https://tenant.eu.auth0.com/",
+            "kept exactly"
+        );
+        raw.insert(Param::PlatformIssuer, "http://platform.example".into());
+        assert!(load(&raw).is_err(), "https only, but for loopback");
+        // One issuer for both kinds: the audiences must differ.
+        raw.insert(Param::PlatformIssuer, "https://idp.example/".into());
+        raw.insert(Param::Issuer, "https://idp.example/".into());
+        let err = load(&raw).unwrap_err();
+        assert!(err.message.contains("platform/audience"), "{}", err.message);
+        raw.insert(Param::Audience, "chat-widget".into());
+        raw.insert(Param::PlatformAudience, "chat-widget".into());
+        assert!(load(&raw).is_err());
+        raw.insert(Param::PlatformAudience, "chat-platform-api".into());
+        assert!(load(&raw).is_ok());
     }
 
     #[test]

@@ -25,10 +25,13 @@ pub enum Param {
     SendGridApiKey,
     SendGridDomain,
     SendGridApiBaseUrl,
+    PlatformIssuer,
+    PlatformAudience,
+    PlatformJwksUrl,
 }
 
 impl Param {
-    pub const ALL: [Param; 16] = [
+    pub const ALL: [Param; 19] = [
         Param::AccountSid,
         Param::ApiKey,
         Param::ApiSecret,
@@ -45,6 +48,9 @@ impl Param {
         Param::SendGridApiKey,
         Param::SendGridDomain,
         Param::SendGridApiBaseUrl,
+        Param::PlatformIssuer,
+        Param::PlatformAudience,
+        Param::PlatformJwksUrl,
     ];
 
     /// The name below `/STACK/`.
@@ -66,6 +72,9 @@ impl Param {
             Param::SendGridApiKey => "sendgrid/apiKey",
             Param::SendGridDomain => "sendgrid/domain",
             Param::SendGridApiBaseUrl => "sendgrid/apiBaseURL",
+            Param::PlatformIssuer => "platform/issuer",
+            Param::PlatformAudience => "platform/audience",
+            Param::PlatformJwksUrl => "platform/jwks.json",
         }
     }
 
@@ -90,6 +99,9 @@ impl Param {
             Param::SendGridApiKey => "SENDGRID_API_KEY",
             Param::SendGridDomain => "SENDGRID_DOMAIN",
             Param::SendGridApiBaseUrl => "SENDGRID_API_BASE_URL",
+            Param::PlatformIssuer => "PLATFORM_ISSUER",
+            Param::PlatformAudience => "PLATFORM_AUDIENCE",
+            Param::PlatformJwksUrl => "PLATFORM_JWKS_URL",
         }
     }
 
@@ -129,6 +141,9 @@ impl Param {
             Param::SendGridApiKey | Param::SendGridDomain | Param::SendGridApiBaseUrl => {
                 Section::SendGrid
             }
+            Param::PlatformIssuer | Param::PlatformAudience | Param::PlatformJwksUrl => {
+                Section::Platform
+            }
         }
     }
 }
@@ -146,6 +161,8 @@ pub enum Section {
     /// Unsubscribe links and confirmation-code hashes.
     Links,
     SendGrid,
+    /// The platform API's access tokens: their issuer, audience and keys.
+    Platform,
 }
 
 /// The sections a process reads. A Lambda reads only its own, and the deployment grants it
@@ -183,7 +200,7 @@ pub mod reads {
     /// `chatctl configure-twilio`.
     pub const CONFIGURE_TWILIO: Reads = Reads(&[Twilio]);
     /// `chatctl serve`: every feature in one process.
-    pub const EVERYTHING: Reads = Reads(&[Twilio, Chat, Webhook, Links, SendGrid]);
+    pub const EVERYTHING: Reads = Reads(&[Twilio, Chat, Webhook, Links, SendGrid, Platform]);
 
     /// The Lambdas that read settings, by crate name: the deployment grants each exactly
     /// its parameters (`chatctl parameters` prints them for `infra/`).

@@ -84,7 +84,12 @@ pub struct WebhookConfiguration {
 
 #[derive(Deserialize)]
 struct Page<T> {
-    #[serde(rename = "conversations", alias = "roles", alias = "users")]
+    #[serde(
+        rename = "conversations",
+        alias = "roles",
+        alias = "users",
+        alias = "participants"
+    )]
     items: Vec<T>,
     #[serde(default)]
     meta: Option<PageMeta>,
@@ -217,6 +222,22 @@ impl ConversationsApi {
             .rest
             .url(&["Conversations", conversation_sid, "Participants", identity]);
         found(self.rest.get(url, deadline).await)
+    }
+
+    /// Every participant of a conversation, or `None` when there is no such conversation.
+    pub async fn participants(
+        &self,
+        conversation: &str,
+        deadline: Instant,
+    ) -> Result<Option<Vec<Participant>>, TwilioError> {
+        let mut url = self
+            .rest
+            .url(&["Conversations", conversation, "Participants"]);
+        url.query_pairs_mut().append_pair("PageSize", PAGE_SIZE);
+        let Some(first) = found(self.rest.get::<Page<Participant>>(url, deadline).await)? else {
+            return Ok(None);
+        };
+        self.rest_of_pages(first, deadline).await.map(Some)
     }
 
     pub async fn add_participant(

@@ -88,7 +88,8 @@ pub struct Changes {
     pub user_created: bool,
     pub conversations_created: usize,
     pub conversations_adopted: usize,
-    pub joined: usize,
+    /// The contexts whose conversations the identity was added to.
+    pub joined: Vec<String>,
     /// The contexts whose conversations the identity was removed from.
     pub left: Vec<String>,
 }
@@ -105,6 +106,8 @@ pub enum Provisioned {
 struct Remembered {
     contexts: Vec<String>,
     until: Instant,
+    /// When (unix seconds) the provisioning started that this remembers.
+    started_at: u64,
 }
 
 /// Bounds the memory to bytes, whatever the identities and contexts look like.
@@ -155,10 +158,23 @@ impl Provisioner {
         identity: &str,
         contexts: &[String],
     ) -> Result<Provisioned> {
+        self.ensure_since(identity, contexts, None).await
+    }
+
+    /// As [`Provisioner::ensure`], but what this process remembers from before `not_before`
+    /// (unix seconds; a revocation another process made) is not trusted, nor what it learned
+    /// in that same second, which may have been before it.
+    pub async fn ensure_since(
+        self: &Arc<Self>,
+        identity: &str,
+        contexts: &[String],
+        not_before: Option<u64>,
+    ) -> Result<Provisioned> {
         let mut sorted: Vec<&str> = contexts.iter().map(String::as_str).collect();
         sorted.sort_unstable();
         if let Some(known) = self.remembered.get(identity)
             && known.until > Instant::now()
+            && not_before.is_none_or(|t| known.started_at > t)
             && known
                 .contexts
                 .iter()
@@ -179,6 +195,7 @@ impl Provisioner {
                     let contexts = contexts.to_vec();
                     let key = key.clone();
                     async move {
+                        let started_at = crate::context_token::now_unix();
                         let outcome = this.provision(&identity, &contexts).await;
                         if outcome.is_ok() {
                             let mut sorted = contexts;
@@ -188,6 +205,7 @@ impl Provisioner {
                                 Arc::new(Remembered {
                                     contexts: sorted,
                                     until: Instant::now() + this.options.remember_for,
+                                    started_at,
                                 }),
                             );
                         }
@@ -205,9 +223,86 @@ impl Provisioner {
         flight.await.map(Provisioned::Checked)
     }
 
-    /// Forgets what this process remembers of an identity (tests, operators).
+    /// Forgets what this process remembers of an identity, so that its next provisioning
+    /// asks Twilio (a revocation, a platform's sync).
     pub fn forget(&self, identity: &str) {
         self.remembered.remove(identity);
+    }
+
+    /// The contexts of this deployment's conversations the identity is a participant of,
+    /// sorted; none when Twilio has no such user.
+    pub async fn contexts_of(&self, identity: &str) -> Result<Vec<String>> {
+        let deadline = Instant::now() + self.options.budget;
+        let memberships = self
+            .api
+            .user_conversations(identity, deadline)
+            .await
+            .map_err(|e| step_failed(&format!("listing the conversations of {identity}"), e))?
+            .unwrap_or_default();
+        let mut contexts: Vec<String> = memberships
+            .into_iter()
+            .filter(|m| self.owns(m.attributes.as_deref()))
+            .filter_map(|m| m.unique_name)
+            .collect();
+        contexts.sort_unstable();
+        Ok(contexts)
+    }
+
+    /// The identities in the conversation of `context`, sorted; `None` when this deployment
+    /// has no conversation for it.
+    pub async fn members_of(&self, context: &str) -> Result<Option<Vec<String>>> {
+        let deadline = Instant::now() + self.options.budget;
+        let step = |what: &str| format!("{what} the conversation of context {context}");
+        let conversation = self
+            .api
+            .fetch_conversation(context, deadline)
+            .await
+            .map_err(|e| step_failed(&step("looking up"), e))?
+            .filter(|c| self.owns(c.attributes.as_deref()));
+        let Some(conversation) = conversation else {
+            return Ok(None);
+        };
+        let Some(participants) = self
+            .api
+            .participants(&conversation.sid, deadline)
+            .await
+            .map_err(|e| step_failed(&step("listing the participants of"), e))?
+        else {
+            return Ok(None);
+        };
+        let mut members: Vec<String> = participants
+            .into_iter()
+            .filter_map(|p| p.identity)
+            .collect();
+        members.sort_unstable();
+        Ok(Some(members))
+    }
+
+    /// Takes the identity out of every conversation of this deployment (a revocation);
+    /// answers their contexts. Creates nothing, not even the user.
+    pub async fn leave_all(&self, identity: &str) -> Result<Vec<String>> {
+        self.forget(identity);
+        let deadline = Instant::now() + self.options.budget;
+        let memberships = self
+            .api
+            .user_conversations(identity, deadline)
+            .await
+            .map_err(|e| step_failed(&format!("listing the conversations of {identity}"), e))?
+            .unwrap_or_default();
+        let to_leave: Vec<&UserConversation> = memberships
+            .iter()
+            .filter(|m| self.owns(m.attributes.as_deref()))
+            .collect();
+        self.each(&to_leave, |m| self.leave(identity, m, deadline))
+            .await?;
+        let mut left: Vec<String> = to_leave
+            .iter()
+            .filter_map(|m| m.unique_name.clone())
+            .collect();
+        left.sort_unstable();
+        // A request that provisioned meanwhile must not be remembered as current.
+        self.forget(identity);
+        Ok(left)
     }
 
     /// At most three rounds of calls, each round's calls running side by side:
@@ -316,7 +411,12 @@ impl Provisioner {
             self.mark(context, sid, attributes, deadline)
         });
         let (joins, adoptions) = tokio::join!(joins, adoptions);
-        changes.joined = joins?.into_iter().filter(|j| *j).count();
+        changes.joined = to_join
+            .iter()
+            .zip(joins?)
+            .filter(|(_, joined)| *joined)
+            .map(|((context, _), _)| (*context).to_owned())
+            .collect();
         changes.conversations_adopted = adoptions?.into_iter().filter(|a| *a).count();
         Ok(changes)
     }

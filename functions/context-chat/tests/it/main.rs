@@ -5,6 +5,7 @@ mod access_token;
 mod context_token;
 mod jwks_policy;
 mod live_twilio;
+mod platform_token;
 mod provisioning;
 mod settings_ssm;
 mod webhook_signature;

@@ -1,4 +1,5 @@
-//! The store port: versioned JSON documents under a partition and sort key, written only
+//! The store port, shared by the features (notifications, revocations): versioned JSON
+//! documents under a partition and sort key, written only
 //! when the version the writer read is still there. Every read-modify-write of the
 //! notifications (code attempts, digests) is an optimistic loop over [`Store::put`], so
 //! two requests that race never both win; the implementations only need a conditional put.
@@ -8,8 +9,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::address::EmailAddress;
 use crate::error::{ChatError, Result};
+use crate::notifications::address::EmailAddress;
 
 /// Where a document lives. Subscriptions and digests of a context share its partition, so
 /// one query finds a context's subscribers. The key strings keep the old integration's
@@ -36,6 +37,8 @@ pub enum Key {
         context: String,
         email: EmailAddress,
     },
+    /// Context tokens for the identity issued before a time are refused (`revokeIdentity`).
+    Revocation(String),
 }
 
 pub const SUBSCRIPTION_PREFIX: &str = "SUB#";
@@ -49,7 +52,7 @@ impl Key {
             Key::Email(email) | Key::Confirmation { email, .. } | Key::Guesses(email) => {
                 email_partition(email)
             }
-            Key::Sender(identity) => format!("IDENTITY#{identity}"),
+            Key::Sender(identity) | Key::Revocation(identity) => format!("IDENTITY#{identity}"),
         }
     }
 
@@ -61,6 +64,7 @@ impl Key {
             Key::Guesses(_) => "GUESSES".into(),
             Key::Sender(_) => "CONFIRMATIONS".into(),
             Key::Digest { email, .. } => format!("DIGEST#{email}"),
+            Key::Revocation(_) => "REVOKED".into(),
         }
     }
 }
