@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use async_graphql::{
-    Context, EmptySubscription, ErrorExtensions, ID, Object, SDLExportOptions, Schema, SimpleObject,
+    Context, EmptySubscription, ErrorExtensions, Guard, ID, MergedObject, Object, SDLExportOptions,
+    Schema, SimpleObject, TypeDirective,
 };
 
 use crate::app::App;
@@ -16,25 +17,45 @@ pub type ChatSchema = Schema<Query, Mutation, EmptySubscription>;
 /// leave room for introspection (GraphiQL's query nests `ofType` eight deep); the server's body
 /// limit bounds how many fields one request can ask for.
 pub fn schema(app: Arc<App>) -> ChatSchema {
-    Schema::build(Query, Mutation, EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(app)
         .limit_depth(16)
         .finish()
 }
 
-/// The SDL, as committed in `infra/schema.graphql` for AppSync. AppSync refuses a schema
-/// that redefines the built-in `@include` and `@skip`, so their definitions are left out.
-pub fn sdl() -> String {
-    let full = Schema::build(Query, Mutation, EmptySubscription)
-        .finish()
-        .sdl_with_options(
-            SDLExportOptions::new()
-                .prefer_single_line_descriptions()
-                .use_space_ident(),
-        );
+/// Which fields an SDL export holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fields {
+    /// The widget's fields only: a deployment without the platform API (AppSync refuses
+    /// `@aws_oidc` without an OpenID Connect authorization mode).
+    Widget,
+    /// The widget's fields (`@aws_api_key`) and the platform API's (`@aws_oidc`).
+    WithPlatform,
+}
+
+/// The SDL for AppSync, as committed in `infra/schema.graphql` (widget only) and
+/// `infra/schema-platform.graphql`. AppSync refuses a schema that redefines its built-in
+/// directives (`@include`, `@skip`, `@aws_*`), so their definitions are left out.
+pub fn sdl(fields: Fields) -> String {
+    let options = SDLExportOptions::new()
+        .prefer_single_line_descriptions()
+        .use_space_ident();
+    let full = match fields {
+        Fields::Widget => Schema::build(WidgetQuery, WidgetMutation, EmptySubscription)
+            .finish()
+            .sdl_with_options(options),
+        Fields::WithPlatform => {
+            Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+                .finish()
+                .sdl_with_options(options)
+        }
+    };
     let mut kept: Vec<&str> = Vec::new();
     for line in full.lines() {
-        if line.starts_with("directive @include") || line.starts_with("directive @skip") {
+        if ["directive @include", "directive @skip", "directive @aws_"]
+            .iter()
+            .any(|d| line.starts_with(d))
+        {
             if kept.last().is_some_and(|l| l.starts_with('"')) {
                 kept.pop();
             }
@@ -42,9 +63,76 @@ pub fn sdl() -> String {
         }
         kept.push(line);
     }
-    let mut sdl = kept.join("\n");
+    let mut sdl = kept.join("\n").replace("\n\n\n", "\n\n");
+    if fields == Fields::Widget {
+        // One mode only: the API key is AppSync's default, so no field needs saying so. The
+        // widget's roots are this crate's `WidgetQuery` and `WidgetMutation`, named as the
+        // contract names them, in the contract's order.
+        sdl = sdl
+            .replace(" @aws_api_key", "")
+            .replace("WidgetQuery", "Query")
+            .replace("WidgetMutation", "Mutation");
+        let mut blocks: Vec<&str> = sdl.split("\n\n").collect();
+        blocks.sort_by_key(|block| {
+            let head = block
+                .lines()
+                .find(|l| l.starts_with("type ") || l.starts_with("schema"))
+                .unwrap_or_default();
+            (head.starts_with("schema"), head.to_owned())
+        });
+        sdl = blocks.join("\n\n");
+    }
     sdl.push('\n');
     sdl
+}
+
+/// AppSync's: the field or type is open to API-key requests.
+#[TypeDirective(
+    name = "aws_api_key",
+    location = "FieldDefinition",
+    location = "Object"
+)]
+fn aws_api_key() {}
+
+/// AppSync's: the field or type is open to OpenID Connect (platform access token) requests.
+#[TypeDirective(name = "aws_oidc", location = "FieldDefinition", location = "Object")]
+fn aws_oidc() {}
+
+/// How a request reached the schema (request data, set by the server per request): whether
+/// it carried the API key (or none is needed), and its `Authorization` header.
+#[derive(Debug, Clone, Default)]
+pub struct RequestAuth {
+    pub api_key: bool,
+    pub authorization: Option<String>,
+}
+
+/// AppSync's rule for `@aws_api_key` fields: a request authorized another way (a platform
+/// access token without the API key) is not let in, with AppSync's own answer.
+struct ApiKeyGuard;
+
+impl Guard for ApiKeyGuard {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        match ctx.data_opt::<RequestAuth>() {
+            Some(auth) if !auth.api_key => Err(async_graphql::Error::new(format!(
+                "Not Authorized to access {} on type {}",
+                ctx.field().name(),
+                if ctx.query_env.operation.node.ty
+                    == async_graphql::parser::types::OperationType::Mutation
+                {
+                    "Mutation"
+                } else {
+                    "Query"
+                }
+            ))
+            .extend_with(|_, ext| ext.set("errorType", "Unauthorized"))),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn authorization<'a>(ctx: &Context<'a>) -> Option<&'a str> {
+    ctx.data_opt::<RequestAuth>()
+        .and_then(|a| a.authorization.as_deref())
 }
 
 impl ErrorExtensions for ChatError {
@@ -60,21 +148,33 @@ fn app<'a>(ctx: &Context<'a>) -> &'a Arc<App> {
 
 /// Who a context token names, and the contexts it carries.
 #[derive(SimpleObject)]
+#[graphql(directive = aws_api_key::apply())]
 pub struct TokenInfo {
     pub identity: ID,
     pub contexts: Vec<String>,
 }
 
 #[derive(SimpleObject)]
+#[graphql(directive = aws_api_key::apply())]
 pub struct SubscriptionResult {
     pub email_verified: bool,
 }
 
-pub struct Query;
+/// The widget's queries and the platform API's.
+#[derive(MergedObject, Default)]
+pub struct Query(WidgetQuery, PlatformQuery);
+
+/// The widget's mutations and the platform API's.
+#[derive(MergedObject, Default)]
+pub struct Mutation(WidgetMutation, PlatformMutation);
+
+#[derive(Default)]
+pub struct WidgetQuery;
 
 #[Object]
-impl Query {
+impl WidgetQuery {
     /// Verifies a context token and says whom it names and which contexts it carries.
+    #[graphql(guard = "ApiKeyGuard", directive = aws_api_key::apply())]
     async fn verify_token(&self, ctx: &Context<'_>, token: ID) -> async_graphql::Result<TokenInfo> {
         let info = app(ctx)
             .tokens()
@@ -88,11 +188,13 @@ impl Query {
     }
 }
 
-pub struct Mutation;
+#[derive(Default)]
+pub struct WidgetMutation;
 
 #[Object]
-impl Mutation {
+impl WidgetMutation {
     /// Exchanges a context token for a Twilio access token for the Conversations SDK.
+    #[graphql(guard = "ApiKeyGuard", directive = aws_api_key::apply())]
     async fn create_chat_token(
         &self,
         ctx: &Context<'_>,
@@ -109,6 +211,7 @@ impl Mutation {
 
     /// Subscribes an email address to a context's new messages; an unconfirmed address
     /// gets a confirmation code.
+    #[graphql(guard = "ApiKeyGuard", directive = aws_api_key::apply())]
     async fn enable_channel_notifications(
         &self,
         ctx: &Context<'_>,
@@ -126,6 +229,7 @@ impl Mutation {
     }
 
     /// Confirms an email address with the code sent to it.
+    #[graphql(guard = "ApiKeyGuard", directive = aws_api_key::apply())]
     async fn verify_email(
         &self,
         ctx: &Context<'_>,
@@ -145,14 +249,145 @@ impl Mutation {
     }
 }
 
+/// What `syncIdentity` changed.
+#[derive(SimpleObject)]
+#[graphql(directive = aws_oidc::apply())]
+pub struct SyncResult {
+    pub joined: Vec<String>,
+    pub left: Vec<String>,
+}
+
+/// What `revokeIdentity` did; context tokens issued before `revokedBefore` (unix seconds)
+/// are refused.
+#[derive(SimpleObject)]
+#[graphql(directive = aws_oidc::apply())]
+pub struct RevokeResult {
+    pub left: Vec<String>,
+    pub subscriptions_removed: i64,
+    pub revoked_before: i64,
+}
+
+/// The platform API's queries (scope `chat:read`).
+#[derive(Default)]
+pub struct PlatformQuery;
+
+#[Object]
+impl PlatformQuery {
+    /// The contexts whose conversations the identity is in.
+    #[graphql(directive = aws_oidc::apply())]
+    async fn identity_contexts(
+        &self,
+        ctx: &Context<'_>,
+        identity: ID,
+    ) -> async_graphql::Result<Vec<String>> {
+        app(ctx)
+            .platform()
+            .identity_contexts(authorization(ctx), &identity)
+            .await
+            .map_err(|e| e.extend())
+    }
+
+    /// The identities in the context's conversation.
+    #[graphql(directive = aws_oidc::apply())]
+    async fn context_members(
+        &self,
+        ctx: &Context<'_>,
+        context: String,
+    ) -> async_graphql::Result<Vec<ID>> {
+        app(ctx)
+            .platform()
+            .context_members(authorization(ctx), &context)
+            .await
+            .map(|members| members.into_iter().map(ID).collect())
+            .map_err(|e| e.extend())
+    }
+}
+
+/// The platform API's mutations (scope `chat:admin`).
+#[derive(Default)]
+pub struct PlatformMutation;
+
+#[Object]
+impl PlatformMutation {
+    /// Makes the identity's memberships match `contexts` now.
+    #[graphql(directive = aws_oidc::apply())]
+    async fn sync_identity(
+        &self,
+        ctx: &Context<'_>,
+        identity: ID,
+        contexts: Vec<String>,
+    ) -> async_graphql::Result<SyncResult> {
+        app(ctx)
+            .platform()
+            .sync_identity(authorization(ctx), &identity, contexts)
+            .await
+            .map(|r| SyncResult {
+                joined: r.joined,
+                left: r.left,
+            })
+            .map_err(|e| e.extend())
+    }
+
+    /// Ends the identity's chat access: it leaves every conversation, its subscriptions end,
+    /// and its context tokens issued before now are refused.
+    #[graphql(directive = aws_oidc::apply())]
+    async fn revoke_identity(
+        &self,
+        ctx: &Context<'_>,
+        identity: ID,
+    ) -> async_graphql::Result<RevokeResult> {
+        app(ctx)
+            .platform()
+            .revoke_identity(authorization(ctx), &identity)
+            .await
+            .map(|r| RevokeResult {
+                left: r.left,
+                subscriptions_removed: i64::try_from(r.subscriptions_removed).unwrap_or(i64::MAX),
+                revoked_before: i64::try_from(r.revoked_before).unwrap_or(i64::MAX),
+            })
+            .map_err(|e| e.extend())
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::{Fields, sdl};
+
     #[test]
     fn sdl_leaves_out_built_in_directives_and_keeps_the_schema_block() {
-        let sdl = super::sdl();
-        assert!(!sdl.contains("@include"));
-        assert!(!sdl.contains("@skip"));
-        assert!(sdl.contains("schema {"));
-        assert!(sdl.contains("type TokenInfo {"));
+        for fields in [Fields::Widget, Fields::WithPlatform] {
+            let sdl = sdl(fields);
+            assert!(!sdl.contains("@include"));
+            assert!(!sdl.contains("@skip"));
+            assert!(!sdl.contains("directive @aws"));
+            assert!(sdl.contains("schema {"));
+            assert!(sdl.contains("type TokenInfo"));
+        }
+    }
+
+    #[test]
+    fn each_door_opens_only_its_own_fields() {
+        let widget = sdl(Fields::Widget);
+        assert!(!widget.contains("@aws_"), "{widget}");
+        assert!(!widget.contains("revokeIdentity"));
+        let both = sdl(Fields::WithPlatform);
+        for line in both.lines().filter(|l| l.contains('(')) {
+            let platform = [
+                "identityContexts",
+                "contextMembers",
+                "syncIdentity",
+                "revokeIdentity",
+            ]
+            .iter()
+            .any(|f| line.trim_start().starts_with(f));
+            let door = if platform {
+                "@aws_oidc"
+            } else {
+                "@aws_api_key"
+            };
+            assert!(line.ends_with(door), "{line}");
+        }
+        assert!(both.contains("type SyncResult @aws_oidc"), "{both}");
+        assert!(both.contains("type TokenInfo @aws_api_key"), "{both}");
     }
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use context_chat::dev_keys;
 use context_chat::dev_token::DevIssuer;
-use context_chat::settings::{ChatSettings, Settings, TwilioSettings};
+use context_chat::settings::{ChatSettings, PlatformSettings, Settings, TwilioSettings};
 use secrecy::SecretString;
 use url::Url;
 
@@ -14,6 +14,8 @@ use crate::error::{CliError, Result};
 const PRIVATE_FILE: &str = "dev-issuer-private.pem";
 const KID_FILE: &str = "dev-issuer.kid";
 const LINK_SECRET_FILE: &str = "link-secret";
+/// Where the development issuer publishes its JWKS.
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 /// The data directory's link secret (unsubscribe links, code hashes), made on first start
 /// and kept, so that links and codes outlive a restart.
@@ -55,9 +57,17 @@ pub fn load_or_create_issuer(data_dir: &Path) -> Result<DevIssuer> {
     )?)
 }
 
-/// Settings that need no account: fake Twilio credentials (all zeros) and the local issuer.
-pub fn embedded_settings(jwks_url: Url, link_secret: SecretString) -> Settings {
-    Settings {
+/// Settings that need no account: fake Twilio credentials (all zeros), the local issuer,
+/// and the platform API behind the development authorization server at `server_url`.
+pub fn embedded_settings(server_url: &Url, link_secret: SecretString) -> Result<Settings> {
+    let join = |path: &str| {
+        server_url
+            .join(path)
+            .map_err(|e| CliError::Failed(format!("{path}: {e}")))
+    };
+    let jwks_url = join(JWKS_PATH)?;
+    let platform_jwks_url = join(crate::dev_auth::JWKS_PATH)?;
+    Ok(Settings {
         twilio: Some(TwilioSettings {
             account_sid: format!("AC{}", "0".repeat(32)),
             api_key_sid: format!("SK{}", "0".repeat(32)),
@@ -78,6 +88,10 @@ pub fn embedded_settings(jwks_url: Url, link_secret: SecretString) -> Settings {
         )),
         link_secret: Some(link_secret),
         sendgrid: Ok(None),
-        platform: None,
-    }
+        platform: Some(PlatformSettings {
+            issuer: server_url.to_string(),
+            audience: Some(crate::dev_auth::AUDIENCE.to_owned()),
+            jwks_url: platform_jwks_url,
+        }),
+    })
 }

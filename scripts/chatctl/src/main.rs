@@ -3,10 +3,12 @@
 
 mod configure;
 mod dev;
+mod dev_auth;
 mod error;
 mod guard;
 mod local;
 mod notifications;
+mod platform;
 mod put_params;
 mod serve;
 
@@ -73,13 +75,21 @@ enum Command {
         audience: Option<String>,
     },
     /// Print the GraphQL schema (SDL) that AppSync serves.
-    Schema,
+    Schema {
+        /// With the platform API's fields (`@aws_oidc`), for a deployment that names a
+        /// platform issuer.
+        #[arg(long)]
+        platform: bool,
+    },
     /// Print, as JSON, the SSM parameters (below /STACK/) each function reads: the
     /// deployment grants each function exactly these (infra/ssm-parameters.json).
     Parameters,
     /// Set up the Twilio Conversation Service for this product: roles, default roles,
     /// reachability, and the onMessageAdded webhook. Safe to run again.
     ConfigureTwilio(configure::ConfigureArgs),
+    /// Call the platform API as a platform backend does: an access token by client
+    /// credentials (cached, 0600), then the GraphQL field.
+    Platform(platform::PlatformArgs),
     /// Put the deployment's SSM parameters under /STACK/ from the environment (TWILIO_*,
     /// CHAT_*, SENDGRID_*) or --set, SecureString where the product says; checked first.
     PutParams(put_params::PutParamsArgs),
@@ -115,8 +125,17 @@ async fn main() -> ExitCode {
         } => dev::token(&private_key, kid, identity, context, ttl, issuer, audience),
         Command::ConfigureTwilio(args) => configure::run(args).await,
         Command::PutParams(args) => put_params::run(args).await,
-        Command::Schema => {
-            print!("{}", context_chat::graphql::sdl());
+        Command::Platform(args) => platform::run(args).await,
+        Command::Schema { platform } => {
+            use context_chat::graphql::{Fields, sdl};
+            print!(
+                "{}",
+                sdl(if platform {
+                    Fields::WithPlatform
+                } else {
+                    Fields::Widget
+                })
+            );
             Ok(())
         }
         Command::Parameters => {

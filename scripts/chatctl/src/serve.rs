@@ -15,7 +15,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use context_chat::dev_token::{DevIssuer, DevIssuerSource};
-use context_chat::graphql::{ChatSchema, schema};
+use context_chat::graphql::{ChatSchema, RequestAuth, schema};
 use context_chat::http::notifications::WEBHOOK_PATH;
 use context_chat::http::{dev_tokens, notifications as notification_routes};
 use context_chat::settings::{Param, SettingsSource, reads};
@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
+use crate::dev_auth::{DevAuthServer, TOKEN_PATH};
 use crate::error::{CliError, Result};
 use crate::guard;
 use crate::local::{embedded_settings, load_or_create_issuer, load_or_create_link_secret};
@@ -40,6 +41,12 @@ pub struct ServeArgs {
     data_dir: PathBuf,
 }
 
+/// Local mode's development servers: the context token issuer and the authorization server.
+struct Local {
+    issuer: DevIssuer,
+    auth: Arc<DevAuthServer>,
+}
+
 struct ServerState {
     schema: ChatSchema,
     api_key: Option<Arc<str>>,
@@ -47,7 +54,6 @@ struct ServerState {
 
 /// A widget's requests are small; this is far above the 8 KiB token limit.
 const MAX_BODY_BYTES: usize = 64 * 1024;
-const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 pub async fn run(args: ServeArgs) -> Result<()> {
     let listener = TcpListener::bind(("127.0.0.1", args.port))
@@ -86,7 +92,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let origins_text = origins.to_string();
     let webhook_public_url = std::env::var("WEBHOOK_PUBLIC_URL").ok();
     let hosts = Arc::new(guard::Hosts::new(webhook_public_url.as_deref()));
-    let local = local.map(|issuer| Arc::new(DevIssuerSource::ready(issuer)));
+    let auth = local.as_ref().map(|l| l.auth.clone());
+    let local = local.map(|l| Arc::new(DevIssuerSource::ready(l.issuer)));
     // Browsers may call the GraphQL route from the allowed origins, and no other route.
     let graphql_routes = Router::new()
         .route("/graphql", get(graphiql).post(graphql))
@@ -106,6 +113,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .merge(notification_routes::routes(app, webhook_public_url));
     if let Some(issuer) = &local {
         router = router.merge(dev_tokens::routes(issuer.clone()));
+    }
+    if let Some(auth) = &auth {
+        router = router.merge(auth.clone().routes());
     }
 
     println!("Context Chat is listening on http://{addr}/graphql (GraphiQL: open it in a browser)");
@@ -161,6 +171,33 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         );
         println!("More tokens: curl -s -X POST 'http://{addr}/token?identity=sam&context=general'");
     }
+    match (&auth, &settings.platform) {
+        (Some(auth), _) => {
+            let client = &auth.client;
+            println!(
+                "Platform API: development authorization server at http://{addr}{TOKEN_PATH} \
+                 (client credentials kept in {}):",
+                args.data_dir.display()
+            );
+            println!(
+                "  export PLATFORM_CLIENT_ID={} PLATFORM_CLIENT_SECRET={}",
+                client.client_id, client.client_secret
+            );
+            println!(
+                "  curl -s http://{addr}{TOKEN_PATH} -d grant_type=client_credentials \\\n    \
+                 -d client_id=$PLATFORM_CLIENT_ID -d client_secret=$PLATFORM_CLIENT_SECRET -d 'scope=chat:read chat:admin'"
+            );
+            println!(
+                "  chatctl platform identity-contexts --identity alex   (or: context-members, sync-identity, revoke-identity)"
+            );
+        }
+        (None, Some(platform)) => println!(
+            "Platform API: access tokens of {} (audience {})",
+            platform.issuer,
+            platform.audience.as_deref().unwrap_or("not checked")
+        ),
+        (None, None) => println!("Platform API: off (no PLATFORM_ISSUER)"),
+    }
 
     println!("Ready.");
 
@@ -182,7 +219,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 async fn choose_settings(
     args: &ServeArgs,
     addr: SocketAddr,
-) -> Result<(SettingsSource, Option<DevIssuer>)> {
+) -> Result<(SettingsSource, Option<Local>)> {
     // TWILIO_API_BASE_URL alone only redirects, CHAT_LINK_SECRET only keys links: neither
     // leaves local mode.
     let from_env = Param::ALL
@@ -204,13 +241,17 @@ async fn choose_settings(
         return Ok((source, None));
     }
     let issuer = load_or_create_issuer(&args.data_dir)?;
-    let jwks_url = format!("http://{addr}{JWKS_PATH}")
+    let server_url: url::Url = format!("http://{addr}/")
         .parse()
-        .map_err(|e| CliError::Failed(format!("JWKS URL: {e}")))?;
+        .map_err(|e| CliError::Failed(format!("server URL: {e}")))?;
+    let auth = DevAuthServer::load_or_create(&args.data_dir, server_url.to_string())?;
     let link_secret = load_or_create_link_secret(&args.data_dir)?;
     Ok((
-        SettingsSource::Fixed(Box::new(embedded_settings(jwks_url, link_secret))),
-        Some(issuer),
+        SettingsSource::Fixed(Box::new(embedded_settings(&server_url, link_secret)?)),
+        Some(Local {
+            issuer,
+            auth: Arc::new(auth),
+        }),
     ))
 }
 
@@ -234,7 +275,15 @@ async fn graphql(
     headers: HeaderMap,
     request: GraphQLRequest,
 ) -> Response {
-    if !guard::api_key_given(state.api_key.as_deref(), &headers) {
+    let api_key = guard::api_key_given(state.api_key.as_deref(), &headers);
+    let authorization = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    // As AppSync with two modes: a request with neither the API key nor an access token is
+    // refused whole; one with only a token reaches the platform fields, whose resolvers
+    // check it, and the widget's fields refuse it.
+    if !api_key && authorization.is_none() {
         // AppSync's own answer to a missing or wrong API key.
         let body = json!({"errors": [{
             "errorType": "UnauthorizedException",
@@ -242,7 +291,11 @@ async fn graphql(
         }]});
         return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
     }
-    let response = state.schema.execute(request.into_inner()).await;
+    let request = request.into_inner().data(RequestAuth {
+        api_key,
+        authorization,
+    });
+    let response = state.schema.execute(request).await;
     let mut body = serde_json::to_value(&response).unwrap_or_else(|_| json!({"data": null}));
     appsync_error_shape(&mut body);
     Json(body).into_response()

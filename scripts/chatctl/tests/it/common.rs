@@ -40,6 +40,15 @@ pub fn chatctl(args: &[&str]) -> Command {
         "SENDGRID_API_BASE_URL",
         "WEBHOOK_PUBLIC_URL",
         "CHAT_DATA_DIR",
+        "CHAT_API_URL",
+        "PLATFORM_ISSUER",
+        "PLATFORM_AUDIENCE",
+        "PLATFORM_JWKS_URL",
+        "PLATFORM_CLIENT_ID",
+        "PLATFORM_CLIENT_SECRET",
+        "PLATFORM_TOKEN_URL",
+        "PLATFORM_TOKEN_AUDIENCE",
+        "PLATFORM_TOKEN_CACHE",
     ] {
         cmd.env_remove(var);
     }
@@ -74,9 +83,11 @@ pub fn serve(data_dir: &Path, env: &[(&str, String)]) -> Server {
         "--data-dir",
         data_dir.to_str().unwrap(),
     ]);
+    // The server's log lines, for tests that look at what it logs.
+    let log = std::fs::File::create(data_dir.join("server.log")).unwrap();
     cmd.envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(log);
     let mut child = cmd.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();

@@ -4,5 +4,6 @@
 mod common;
 mod configure_twilio;
 mod notifications;
+mod platform;
 mod put_params;
 mod serve;

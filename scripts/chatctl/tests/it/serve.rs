@@ -325,15 +325,37 @@ async fn environment_settings_work_and_a_missing_one_stops_the_start() {
 }
 
 #[test]
-fn the_committed_schema_is_the_exported_one() {
-    let output = chatctl(&["schema"]).output().unwrap();
-    assert!(output.status.success());
-    let exported = String::from_utf8(output.stdout).unwrap();
-    let committed =
-        std::fs::read_to_string(test_support::workspace_root().join("infra/schema.graphql"))
-            .unwrap();
+fn the_committed_schemas_are_the_exported_ones() {
+    let exported = |args: &[&str]| {
+        let output = chatctl(args).output().unwrap();
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let committed = |file: &str| {
+        std::fs::read_to_string(test_support::workspace_root().join("infra").join(file)).unwrap()
+    };
+    let with_platform = exported(&["schema", "--platform"]);
     assert_eq!(
-        exported, committed,
+        with_platform,
+        committed("schema-platform.graphql"),
+        "infra/schema-platform.graphql is stale: run `cargo run -p chatctl -- schema --platform > infra/schema-platform.graphql`"
+    );
+    for field in [
+        "identityContexts(identity: ID!): [String!]! @aws_oidc",
+        "contextMembers(context: String!): [ID!]! @aws_oidc",
+        "syncIdentity(identity: ID!, contexts: [String!]!): SyncResult! @aws_oidc",
+        "revokeIdentity(identity: ID!): RevokeResult! @aws_oidc",
+        "createChatToken(deviceId: ID!, token: ID!): ID! @aws_api_key",
+    ] {
+        assert!(
+            with_platform.contains(field),
+            "{field} missing:\n{with_platform}"
+        );
+    }
+    let exported = exported(&["schema"]);
+    assert_eq!(
+        exported,
+        committed("schema.graphql"),
         "infra/schema.graphql is stale: run `cargo run -p chatctl -- schema > infra/schema.graphql`"
     );
     for field in [
