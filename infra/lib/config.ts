@@ -14,6 +14,12 @@ export interface DeploymentConfig {
   readonly testStack: boolean;
   /** Where the alarm topic sends email (AWS asks the address to confirm first). */
   readonly alarmEmail?: string;
+  /**
+   * The platform's identity provider (`iss` of its access tokens, trailing slash and all): with it,
+   * AppSync gets an OpenID Connect mode for the platform API's fields and the platform-api function
+   * is deployed. Audience and JWKS are SSM parameters (`/STACK/platform/…`), checked by the function.
+   */
+  readonly platformIssuer?: string;
 }
 
 // Function names are `${stackName}-${crate}` (at most 64) and the longest crate name is 28.
@@ -36,12 +42,17 @@ export function readConfig(node: Node): DeploymentConfig {
   if (alarmEmail !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(String(alarmEmail))) {
     throw new Error(`alarmEmail "${alarmEmail}" is not an email address.`);
   }
+  const platformIssuer = node.tryGetContext('platformIssuer');
+  if (platformIssuer !== undefined && !/^https:\/\/[^\s/]+(\/\S*)?$/.test(String(platformIssuer))) {
+    throw new Error(`platformIssuer "${platformIssuer}" is not an https URL (as the tokens' iss has it).`);
+  }
   return {
     stackName,
     lambdaDir,
     logRetention: days as RetentionDays,
     testStack: flag(node, 'testStack'),
     alarmEmail: alarmEmail === undefined ? undefined : String(alarmEmail),
+    platformIssuer: platformIssuer === undefined ? undefined : String(platformIssuer),
   };
 }
 

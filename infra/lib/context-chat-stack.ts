@@ -12,7 +12,7 @@ import { NotificationAlarms } from './alarms';
 import { DeploymentConfig } from './config';
 import { addHttpApiAccessLogs } from './http-api';
 import { acceptFinding } from './nag';
-import { SCHEMA_PATH } from './paths';
+import { PLATFORM_SCHEMA_PATH, SCHEMA_PATH } from './paths';
 import { RustFunction } from './rust-function';
 import { grantSsmParametersRead, ssmParametersOf } from './ssm-access';
 
@@ -140,9 +140,18 @@ export class ContextChatStack extends Stack {
       email: props.alarmEmail,
     });
 
+    // The platform API (for platform backends): its own function and AppSync authorization mode.
+    let platformApi: RustFunction | undefined;
+    if (props.platformIssuer) {
+      // Provisioning as createChatToken does, on any identity: up to 12 s per call to Twilio.
+      platformApi = fn('platform-api', 'AppSync platform API (OIDC): identityContexts, contextMembers, syncIdentity, revokeIdentity', Duration.seconds(25), tableEnv);
+      // Revocations are written; subscriptions of left contexts are read and deleted.
+      useTable(platformApi);
+    }
+
     this.api = new appsync.GraphqlApi(this, 'Api', {
       name,
-      definition: appsync.Definition.fromFile(SCHEMA_PATH),
+      definition: appsync.Definition.fromFile(props.platformIssuer ? PLATFORM_SCHEMA_PATH : SCHEMA_PATH),
       // The widget's operations are two levels deep and resolve one field each: AppSync refuses
       // anything much larger before a function runs (one request cannot fan out to many Lambdas).
       queryDepthLimit: QUERY_DEPTH_LIMIT,
@@ -153,6 +162,16 @@ export class ContextChatStack extends Stack {
           // The longest AppSync allows; every deploy moves it a year on.
           apiKeyConfig: { name: 'widget', description: 'The chat widget', expires: Expiration.after(Duration.days(365)) },
         },
+        // Platform backends: the fields marked @aws_oidc take their identity provider's access
+        // tokens (AppSync checks signature, issuer and expiry; the function audience and scope).
+        additionalAuthorizationModes: props.platformIssuer
+          ? [
+              {
+                authorizationType: appsync.AuthorizationType.OIDC,
+                openIdConnectConfig: { oidcProvider: props.platformIssuer },
+              },
+            ]
+          : [],
       },
     });
     this.addApiLogs(props.logRetention);
@@ -162,19 +181,42 @@ export class ContextChatStack extends Stack {
       ['Mutation', 'enableChannelNotifications', enable],
       ['Mutation', 'verifyEmail', verifyEmail],
     ];
+    if (platformApi) {
+      for (const [typeName, fieldName] of [
+        ['Query', 'identityContexts'],
+        ['Query', 'contextMembers'],
+        ['Mutation', 'syncIdentity'],
+        ['Mutation', 'revokeIdentity'],
+      ]) {
+        resolvers.push([typeName, fieldName, platformApi]);
+      }
+    }
+    // One data source per function (the widget's are named after their field).
+    const sources = new Map<RustFunction, appsync.LambdaDataSource>();
     for (const [typeName, fieldName, f] of resolvers) {
+      let source = sources.get(f);
+      if (!source) {
+        const sourceName = f === platformApi ? 'platformApi' : fieldName;
+        source = this.api.addLambdaDataSource(pascal(sourceName), f.fn, { name: sourceName });
+        sources.set(f, source);
+        acceptFinding(
+          source,
+          `IAM5[Resource::<${this.getLogicalId(f.fn.node.defaultChild as CfnResource)}.Arn>:*]`,
+          "CDK's grant to invoke one function also covers that function's versions and aliases.",
+        );
+      }
       // No mapping templates: a direct Lambda resolver, whose function error type is the errorType.
-      const source = this.api.addLambdaDataSource(pascal(fieldName), f.fn, { name: fieldName });
       source.createResolver(`${typeName}${pascal(fieldName)}`, { typeName, fieldName });
-      acceptFinding(
-        source,
-        `IAM5[Resource::<${this.getLogicalId(f.fn.node.defaultChild as CfnResource)}.Arn>:*]`,
-        "CDK's grant to invoke one function also covers that function's versions and aliases.",
-      );
     }
 
     new CfnOutput(this, 'apiUrl', { value: this.api.graphqlUrl, description: 'The GraphQL endpoint the widget calls' });
     new CfnOutput(this, 'apiKey', { value: this.api.apiKey ?? '', description: 'The API key the widget sends (x-api-key)' });
+    if (props.platformIssuer) {
+      new CfnOutput(this, 'platformIssuer', {
+        value: props.platformIssuer,
+        description: 'Platform backends call apiUrl with this issuer\'s access tokens (Authorization header)',
+      });
+    }
     new CfnOutput(this, 'twilioWebhookReceiverURL', {
       value: `${this.httpApi.apiEndpoint}/twilio/webhook`,
       description: 'The post-event webhook URL for the Conversation Service (chatctl configure-twilio)',

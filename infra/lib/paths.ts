@@ -14,6 +14,8 @@ export const INFRA_ROOT: string = (() => {
 
 /** The AppSync schema, exported from the Rust schema (`chatctl schema`); a Rust test keeps it current. */
 export const SCHEMA_PATH = path.join(INFRA_ROOT, 'schema.graphql');
+/** The same with the platform API's fields (`chatctl schema --platform`), for a deployment that names a platform issuer. */
+export const PLATFORM_SCHEMA_PATH = path.join(INFRA_ROOT, 'schema-platform.graphql');
 
 /** The SSM parameters each function reads, exported from the Rust code (`chatctl parameters`). */
 export const SSM_PARAMETERS_PATH = path.join(INFRA_ROOT, 'ssm-parameters.json');

@@ -2,15 +2,16 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { parse, Kind, ObjectTypeDefinitionNode, SelectionSetNode } from 'graphql';
 import { QUERY_DEPTH_LIMIT, RESOLVER_COUNT_LIMIT } from '../lib/context-chat-stack';
-import { INFRA_ROOT, SCHEMA_PATH } from '../lib/paths';
-import { functionId, render, resources, synth } from './support';
+import { INFRA_ROOT, PLATFORM_SCHEMA_PATH, SCHEMA_PATH } from '../lib/paths';
+import { PLATFORM_ISSUER, functionId, render, resources, synth } from './support';
 
 const { core } = synth();
-const sdl = fs.readFileSync(SCHEMA_PATH, 'utf8');
+const sdl = fs.readFileSync(PLATFORM_SCHEMA_PATH, 'utf8');
+const widgetSdl = fs.readFileSync(SCHEMA_PATH, 'utf8');
 
 /** `Type.field` for every field of Query and Mutation in the exported SDL. */
-function rootFields(): string[] {
-  return parse(sdl)
+function rootFields(schema = sdl): string[] {
+  return parse(schema)
     .definitions.filter(
       (d): d is ObjectTypeDefinitionNode =>
         d.kind === Kind.OBJECT_TYPE_DEFINITION && ['Query', 'Mutation'].includes(d.name.value),
@@ -24,13 +25,40 @@ test('AppSync gets the schema exported from the Rust schema, byte for byte', () 
   expect(schema.Properties.Definition).toBe(sdl);
 });
 
-test("the widget's four operations are in the schema", () => {
-  expect(rootFields()).toEqual([
-    'Mutation.createChatToken',
-    'Mutation.enableChannelNotifications',
-    'Mutation.verifyEmail',
-    'Query.verifyToken',
-  ]);
+const WIDGET_FIELDS = ['Mutation.createChatToken', 'Mutation.enableChannelNotifications', 'Mutation.verifyEmail', 'Query.verifyToken'];
+const PLATFORM_FIELDS = ['Mutation.revokeIdentity', 'Mutation.syncIdentity', 'Query.contextMembers', 'Query.identityContexts'];
+
+test("the widget's four operations and the platform API's four fields are in the schema", () => {
+  expect(rootFields()).toEqual([...WIDGET_FIELDS, ...PLATFORM_FIELDS].sort());
+  expect(rootFields(widgetSdl)).toEqual(WIDGET_FIELDS);
+});
+
+test('each authorization mode opens only its own fields and types', () => {
+  const directives = new Map<string, string[]>();
+  for (const d of parse(sdl).definitions) {
+    if (d.kind !== Kind.OBJECT_TYPE_DEFINITION) continue;
+    const names = (ds: readonly { name: { value: string } }[] | undefined) => (ds ?? []).map((x) => x.name.value);
+    if (['Query', 'Mutation'].includes(d.name.value)) {
+      for (const f of d.fields ?? []) directives.set(`${d.name.value}.${f.name.value}`, names(f.directives));
+    } else {
+      directives.set(d.name.value, names(d.directives));
+    }
+  }
+  for (const [name, on] of directives) {
+    const platform = PLATFORM_FIELDS.includes(name) || ['SyncResult', 'RevokeResult'].includes(name);
+    expect([name, on]).toEqual([name, [platform ? 'aws_oidc' : 'aws_api_key']]);
+  }
+});
+
+test('without a platform issuer: the widget schema, the API key alone, no platform function', () => {
+  const { core: widgetOnly } = synth({ platformIssuer: null });
+  const [schema] = Object.values(resources(widgetOnly, 'AWS::AppSync::GraphQLSchema'));
+  expect(schema.Properties.Definition).toBe(widgetSdl);
+  const [api] = Object.values(resources(widgetOnly, 'AWS::AppSync::GraphQLApi'));
+  expect(api.Properties.AdditionalAuthenticationProviders ?? []).toEqual([]);
+  const names = Object.values(resources(widgetOnly, 'AWS::Lambda::Function')).map((f) => f.Properties.FunctionName);
+  expect(names).not.toContain('chat-test-platform-api');
+  expect(Object.keys(resources(widgetOnly, 'AWS::AppSync::Resolver'))).toHaveLength(4);
 });
 
 test('one direct Lambda resolver per field, each on the function of that name', () => {
@@ -42,6 +70,10 @@ test('one direct Lambda resolver per field, each on the function of that name', 
     createChatToken: 'create-chat-token',
     enableChannelNotifications: 'enable-channel-notifications',
     verifyEmail: 'verify-email',
+    identityContexts: 'platform-api',
+    contextMembers: 'platform-api',
+    syncIdentity: 'platform-api',
+    revokeIdentity: 'platform-api',
   };
   for (const r of resolvers) {
     expect(r.Properties.Kind).toBe('UNIT');
@@ -56,9 +88,13 @@ test('one direct Lambda resolver per field, each on the function of that name', 
   }
 });
 
-test('API key auth, with a key valid for a year, and request logs that leave tokens out', () => {
+test('API key auth (OIDC for the platform), with a key valid for a year, and request logs that leave tokens out', () => {
   const [api] = Object.values(resources(core, 'AWS::AppSync::GraphQLApi'));
   expect(api.Properties.AuthenticationType).toBe('API_KEY');
+  // Platform backends: their identity provider's access tokens, by OpenID Connect.
+  expect(api.Properties.AdditionalAuthenticationProviders).toEqual([
+    { AuthenticationType: 'OPENID_CONNECT', OpenIDConnectConfig: { Issuer: PLATFORM_ISSUER } },
+  ]);
   expect(api.Properties.LogConfig).toMatchObject({ FieldLogLevel: 'ERROR', ExcludeVerboseContent: true });
   const [key] = Object.values(resources(core, 'AWS::AppSync::ApiKey'));
   const days = (key.Properties.Expires - Date.now() / 1000) / 86400;

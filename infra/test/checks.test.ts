@@ -34,6 +34,16 @@ describe('deployment settings', () => {
     expect(() => buildApp(app({ alarmEmail: 'ops at example' }))).toThrow(/alarmEmail "ops at example" is not an email address/);
   });
 
+  test('a platform issuer that is not an https URL is refused', () => {
+    expect(() => buildApp(app({ platformIssuer: 'tenant.eu.auth0.com' }))).toThrow(/platformIssuer "tenant.eu.auth0.com" is not an https URL/);
+  });
+
+  test('cdk-nag passes with the platform API too', () => {
+    const a = app({ platformIssuer: 'https://tenant.eu.auth0.com/' });
+    buildApp(a);
+    expect(() => a.synth()).not.toThrow();
+  });
+
   test('testStack must say true or false', () => {
     expect(() => buildApp(app({ testStack: 'yes' }))).toThrow(/testStack must be true or false/);
   });

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Match } from 'aws-cdk-lib/assertions';
 import { SSM_PARAMETERS_PATH } from '../lib/paths';
-import { CORE_FUNCTIONS, functionId, render, resources, ssmNamesOf, ssmPathsOf, statementsOf, synth } from './support';
+import { CORE_FUNCTIONS, PLATFORM_ISSUER, functionId, render, resources, ssmNamesOf, ssmPathsOf, statementsOf, synth } from './support';
 
 const { core } = synth();
 
@@ -253,7 +253,11 @@ describe('HTTP API', () => {
 describe('outputs', () => {
   test('apiUrl, apiKey and twilioWebhookReceiverURL, as the TypeScript integration had them', () => {
     const outputs = core.toJSON().Outputs;
-    expect(Object.keys(outputs).sort()).toEqual(['apiKey', 'apiUrl', 'twilioWebhookReceiverURL']);
+    // With a platform API, also the issuer its callers need tokens from.
+    expect(Object.keys(outputs).sort()).toEqual(['apiKey', 'apiUrl', 'platformIssuer', 'twilioWebhookReceiverURL']);
+    expect(outputs.platformIssuer.Value).toBe(PLATFORM_ISSUER);
+    const widgetOnly = synth({ platformIssuer: null }).core.toJSON().Outputs;
+    expect(Object.keys(widgetOnly).sort()).toEqual(['apiKey', 'apiUrl', 'twilioWebhookReceiverURL']);
     expect(render(outputs.apiUrl.Value)).toMatch(/^\$\{Api\w+\.GraphQLUrl\}$/);
     expect(render(outputs.apiKey.Value)).toMatch(/^\$\{Api\w+ApiKey\w*\.ApiKey\}$/);
     expect(render(outputs.twilioWebhookReceiverURL.Value)).toMatch(/^\$\{WebhookApi\w+\.ApiEndpoint\}\/twilio\/webhook$/);

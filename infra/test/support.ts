@@ -33,8 +33,14 @@ export function placeholderLambdaDir(): string {
   return dir;
 }
 
+/** The tests' platform identity provider: by default the stacks are synthesized with the platform API. */
+export const PLATFORM_ISSUER = 'https://tenant.eu.auth0.com/';
+
+/** The app; a context value of `null` leaves that key out (`{ platformIssuer: null }`: no platform API). */
 export function synth(context: Record<string, unknown> = {}) {
-  const app = new App({ context: { stackName: 'chat-test', lambdaDir: placeholderLambdaDir(), ...context } });
+  const all: Record<string, unknown> = { stackName: 'chat-test', lambdaDir: placeholderLambdaDir(), platformIssuer: PLATFORM_ISSUER, ...context };
+  for (const key of Object.keys(all)) if (all[key] === null) delete all[key];
+  const app = new App({ context: all });
   const stacks = buildApp(app);
   return {
     app,

@@ -38,13 +38,29 @@ pub async fn build_notification_app(
 /// contexts provisioning takes away. Only the store: no queue is linked in (the binary
 /// stays small).
 pub async fn build_token_app(reads: context_chat::settings::Reads) -> Arc<context_chat::App> {
+    build_store_app(reads, lambda_adapter::Warm::SettingsAndKeys).await
+}
+
+/// The platform API's [`App`]: as [`build_token_app`], warmed with the platform's keys.
+pub async fn build_platform_app() -> Arc<context_chat::App> {
+    build_store_app(
+        context_chat::settings::reads::PLATFORM_API,
+        lambda_adapter::Warm::SettingsAndPlatformKeys,
+    )
+    .await
+}
+
+async fn build_store_app(
+    reads: context_chat::settings::Reads,
+    warm: lambda_adapter::Warm,
+) -> Arc<context_chat::App> {
     let config = context_chat::aws_env::sdk_config();
     let ports = store_from_env(&config).map(|store| NotificationPorts {
         store,
         queue: None,
         public_url: None,
     });
-    lambda_adapter::build_app_with(Some(ports), lambda_adapter::Warm::SettingsAndKeys, reads).await
+    lambda_adapter::build_app_with(Some(ports), warm, reads).await
 }
 
 fn var(name: &str) -> Option<String> {

@@ -371,7 +371,10 @@ mod tests {
         assert!(!widget.contains("@aws_"), "{widget}");
         assert!(!widget.contains("revokeIdentity"));
         let both = sdl(Fields::WithPlatform);
-        for line in both.lines().filter(|l| l.contains('(')) {
+        for line in both
+            .lines()
+            .filter(|l| l.starts_with("  ") && l.contains("):"))
+        {
             let platform = [
                 "identityContexts",
                 "contextMembers",

@@ -210,6 +210,11 @@ impl SettingsHolder {
         self.current().await?.verifier()?.prefetch_keys().await
     }
 
+    /// Loads the settings and the platform's keys (the platform API's function).
+    pub async fn warm_up_platform(&self) -> Result<()> {
+        self.current().await?.platform()?.prefetch_keys().await
+    }
+
     fn loaded(&self) -> Option<(Arc<Configured>, Instant)> {
         let current = self.current.read().ok()?;
         current

@@ -79,6 +79,8 @@ pub enum Warm {
     SettingsAndKeys,
     /// Settings only.
     Settings,
+    /// Settings and the platform's keys: the platform API's function.
+    SettingsAndPlatformKeys,
 }
 
 /// Builds the process's one [`App`] with the token operations: the settings `reads` names
@@ -110,6 +112,7 @@ pub async fn build_app_with(
     let warmed = match warm {
         Warm::SettingsAndKeys => app.settings().warm_up().await,
         Warm::Settings => app.settings().current().await.map(|_| ()),
+        Warm::SettingsAndPlatformKeys => app.settings().warm_up_platform().await,
     };
     if let Err(err) = warmed {
         tracing::error!(error_type = %err.kind, reason = %err.message, "warm-up failed; invocations will retry");
@@ -167,6 +170,30 @@ pub fn resolver_event(payload: Value) -> Result<ResolverEvent, ResolverError> {
 pub fn string_argument<'a>(event: &'a ResolverEvent, name: &str) -> Result<&'a str, ChatError> {
     optional_string_argument(event, name)?
         .ok_or_else(|| ChatError::bad_request(format!("{name} is required.")))
+}
+
+/// A list of strings argument, or `BadRequest` naming it.
+pub fn string_list_argument(event: &ResolverEvent, name: &str) -> Result<Vec<String>, ChatError> {
+    let bad = || ChatError::bad_request(format!("{name} must be a list of strings."));
+    match event.arguments.as_ref().and_then(|args| args.get(name)) {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_owned).ok_or_else(bad))
+            .collect(),
+        Some(Value::Null) | None => Err(ChatError::bad_request(format!("{name} is required."))),
+        Some(_) => Err(bad()),
+    }
+}
+
+/// The request's `Authorization` header: the access token AppSync's OpenID Connect mode
+/// checked, which the function checks again (issuer, audience, scope) before acting.
+pub fn authorization(event: &ResolverEvent) -> Option<&str> {
+    event
+        .request
+        .headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+        .and_then(|(_, value)| value.as_deref())
 }
 
 /// An optional argument: absent or null is `None`.

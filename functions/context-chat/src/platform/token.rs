@@ -49,6 +49,11 @@ impl PlatformVerifier {
         }
     }
 
+    /// Fetches the platform's keys now, so that the first call does not wait for them.
+    pub async fn prefetch_keys(&self) -> Result<()> {
+        self.jwks.prefetch().await
+    }
+
     /// Checks `authorization` (`Bearer <token>`, or the bare token as AppSync's OIDC mode
     /// passes it) and that it grants `needs`.
     pub async fn verify(&self, authorization: &str, needs: Scope) -> Result<PlatformCaller> {

@@ -197,6 +197,8 @@ pub mod reads {
     /// Webhook signatures, and unsubscribe links (answered where the webhook is).
     pub const TWILIO_WEBHOOK: Reads = Reads(&[Webhook, Links]);
     pub const NOTIFY: Reads = Reads(&[Twilio, Links, SendGrid]);
+    /// The platform API's fields: provisioning, and the platform's access tokens.
+    pub const PLATFORM_API: Reads = Reads(&[Twilio, Platform]);
     /// `chatctl configure-twilio`.
     pub const CONFIGURE_TWILIO: Reads = Reads(&[Twilio]);
     /// `chatctl serve`: every feature in one process.
@@ -204,12 +206,13 @@ pub mod reads {
 
     /// The Lambdas that read settings, by crate name: the deployment grants each exactly
     /// its parameters (`chatctl parameters` prints them for `infra/`).
-    pub const BY_FUNCTION: [(&str, Reads); 6] = [
+    pub const BY_FUNCTION: [(&str, Reads); 7] = [
         ("verify-token", VERIFY_TOKEN),
         ("create-chat-token", CREATE_CHAT_TOKEN),
         ("enable-channel-notifications", ENABLE_CHANNEL_NOTIFICATIONS),
         ("verify-email", VERIFY_EMAIL),
         ("twilio-webhook", TWILIO_WEBHOOK),
         ("notify", NOTIFY),
+        ("platform-api", PLATFORM_API),
     ];
 }
