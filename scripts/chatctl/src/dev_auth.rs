@@ -62,7 +62,7 @@ impl DevAuthServer {
             Err(_) => {
                 let pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| failed("key"))?;
                 let der = pair.as_der().map_err(|_| failed("key"))?;
-                let pem = pem_encode("PRIVATE KEY", der.as_ref());
+                let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_ref().to_vec()));
                 crate::dev::write_private(&key_path, &pem)?;
                 tracing::info!(path = %key_path.display(), "made the development authorization server's key");
                 pem
@@ -74,8 +74,8 @@ impl DevAuthServer {
                 key_path.display()
             ))
         };
-        let der = pem_decode(&pem).ok_or_else(unreadable)?;
-        let pair = RsaKeyPair::from_pkcs8(&der).map_err(|_| unreadable())?;
+        let der = pem::parse(&pem).map_err(|_| unreadable())?;
+        let pair = RsaKeyPair::from_pkcs8(der.contents()).map_err(|_| unreadable())?;
         let public = pair.public_key();
         let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
         let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
@@ -126,24 +126,6 @@ fn failed(what: &str) -> CliError {
     CliError::Failed(format!(
         "could not make the development authorization server's {what}"
     ))
-}
-
-fn pem_encode(label: &str, der: &[u8]) -> String {
-    let body = STANDARD.encode(der);
-    let lines: Vec<&str> = body
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap_or_default())
-        .collect();
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        lines.join("\n")
-    )
-}
-
-fn pem_decode(pem: &str) -> Option<Vec<u8>> {
-    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    STANDARD.decode(body.trim()).ok()
 }
 
 /// `len` random bytes, base64url.

@@ -233,19 +233,26 @@ impl Provisioner {
     /// sorted; none when Twilio has no such user.
     pub async fn contexts_of(&self, identity: &str) -> Result<Vec<String>> {
         let deadline = Instant::now() + self.options.budget;
+        let owned = self.owned_memberships(identity, deadline).await?;
+        Ok(context_names(&owned))
+    }
+
+    /// The identity's conversations that this deployment owns (none for an unknown user).
+    async fn owned_memberships(
+        &self,
+        identity: &str,
+        deadline: Instant,
+    ) -> Result<Vec<UserConversation>> {
         let memberships = self
             .api
             .user_conversations(identity, deadline)
             .await
             .map_err(|e| step_failed(&format!("listing the conversations of {identity}"), e))?
             .unwrap_or_default();
-        let mut contexts: Vec<String> = memberships
+        Ok(memberships
             .into_iter()
             .filter(|m| self.owns(m.attributes.as_deref()))
-            .filter_map(|m| m.unique_name)
-            .collect();
-        contexts.sort_unstable();
-        Ok(contexts)
+            .collect())
     }
 
     /// The identities in the conversation of `context`, sorted; `None` when this deployment
@@ -283,23 +290,10 @@ impl Provisioner {
     pub async fn leave_all(&self, identity: &str) -> Result<Vec<String>> {
         self.forget(identity);
         let deadline = Instant::now() + self.options.budget;
-        let memberships = self
-            .api
-            .user_conversations(identity, deadline)
-            .await
-            .map_err(|e| step_failed(&format!("listing the conversations of {identity}"), e))?
-            .unwrap_or_default();
-        let to_leave: Vec<&UserConversation> = memberships
-            .iter()
-            .filter(|m| self.owns(m.attributes.as_deref()))
-            .collect();
+        let to_leave = self.owned_memberships(identity, deadline).await?;
         self.each(&to_leave, |m| self.leave(identity, m, deadline))
             .await?;
-        let mut left: Vec<String> = to_leave
-            .iter()
-            .filter_map(|m| m.unique_name.clone())
-            .collect();
-        left.sort_unstable();
+        let left = context_names(&to_leave);
         // A request that provisioned meanwhile must not be remembered as current.
         self.forget(identity);
         Ok(left)
@@ -718,6 +712,16 @@ fn step_failed(step: &str, error: TwilioError) -> ChatError {
         "Setting up chat failed while {step} ({error}). Nothing was left half-done that trying \
          again will not finish; try again shortly."
     ))
+}
+
+/// The contexts of these conversations (their unique names), sorted.
+fn context_names(conversations: &[UserConversation]) -> Vec<String> {
+    let mut names: Vec<String> = conversations
+        .iter()
+        .filter_map(|m| m.unique_name.clone())
+        .collect();
+    names.sort_unstable();
+    names
 }
 
 #[cfg(test)]
