@@ -6,12 +6,15 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
+    ScalarAttributeType, TransactWriteItem, Update,
 };
 use context_chat::context_token::now_unix;
-use context_chat::notifications::store::{Expect, Key, Store, Stored};
+use context_chat::notifications::store::{
+    COUNT_FIELD, Count, Created, Expect, Key, Store, Stored,
+};
 use context_chat::{ChatError, Result};
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Number, Value};
@@ -95,18 +98,7 @@ impl Store for DynamoStore {
 
     fn put<'a>(&'a self, key: &'a Key, doc: Stored, expect: Expect) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async move {
-            let mut item: HashMap<String, AttributeValue> = doc
-                .fields
-                .into_iter()
-                .filter(|(name, _)| ![PK, SK, VERSION, EXPIRES_AT].contains(&name.as_str()))
-                .map(|(name, value)| (name, attribute(value)))
-                .collect();
-            item.insert(PK.into(), AttributeValue::S(key.partition()));
-            item.insert(SK.into(), AttributeValue::S(key.sort()));
-            item.insert(VERSION.into(), AttributeValue::N(doc.version.to_string()));
-            if let Some(at) = doc.expires_at {
-                item.insert(EXPIRES_AT.into(), AttributeValue::N(at.to_string()));
-            }
+            let item = item_of(key, doc);
             let mut request = self
                 .client
                 .put_item()
@@ -116,7 +108,7 @@ impl Store for DynamoStore {
                 Expect::Anything => request,
                 // An expired item still there (TTL deletes lazily) counts as absent.
                 Expect::Absent => request
-                    .condition_expression("attribute_not_exists(pk) OR expiresAt <= :now")
+                    .condition_expression(ABSENT)
                     .expression_attribute_values(":now", AttributeValue::N(now_unix().to_string())),
                 Expect::Version(v) => request
                     .condition_expression("version = :v")
@@ -150,6 +142,115 @@ impl Store for DynamoStore {
         })
     }
 
+    fn create_counted<'a>(
+        &'a self,
+        count: Option<Count>,
+        docs: Vec<(Key, Stored)>,
+    ) -> BoxFuture<'a, Result<Created>> {
+        Box::pin(async move {
+            let now = AttributeValue::N(now_unix().to_string());
+            let documents = docs.len();
+            let mut items = Vec::with_capacity(documents + 1);
+            for (key, doc) in docs {
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item_of(&key, doc)))
+                    .condition_expression(ABSENT)
+                    .expression_attribute_values(":now", now.clone())
+                    .build()
+                    .map_err(internal)?;
+                items.push(TransactWriteItem::builder().put(put).build());
+            }
+            if let Some(count) = count {
+                // The counter's key names its window, so an old window's count is never
+                // read; the condition is all the limit needs.
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .key(PK, AttributeValue::S(count.key.partition()))
+                    .key(SK, AttributeValue::S(count.key.sort()))
+                    .update_expression(
+                        "SET #n = if_not_exists(#n, :zero) + :one, #v = if_not_exists(#v, :zero) + :one, #e = :expires",
+                    )
+                    .condition_expression("attribute_not_exists(#n) OR #n < :max")
+                    .expression_attribute_names("#n", COUNT_FIELD)
+                    .expression_attribute_names("#v", VERSION)
+                    .expression_attribute_names("#e", EXPIRES_AT)
+                    .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+                    .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                    .expression_attribute_values(":max", AttributeValue::N(count.max.to_string()))
+                    .expression_attribute_values(
+                        ":expires",
+                        AttributeValue::N(count.expires_at.to_string()),
+                    )
+                    .build()
+                    .map_err(internal)?;
+                items.push(TransactWriteItem::builder().update(update).build());
+            }
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .send()
+                .await;
+            let err = match sent {
+                Ok(_) => return Ok(Created::Done),
+                Err(err) => err,
+            };
+            let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                err.as_service_error()
+            else {
+                return Err(self.failed("TransactWriteItems", err));
+            };
+            let failed: Vec<usize> = cancelled
+                .cancellation_reasons()
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+                .map(|(i, _)| i)
+                .collect();
+            match failed.first() {
+                Some(&i) if i < documents => Ok(Created::Exists),
+                Some(_) => Ok(Created::OverLimit),
+                // Cancelled for another reason (a conflicting transaction): retryable.
+                None => Err(self.failed("TransactWriteItems", err)),
+            }
+        })
+    }
+
+    fn latest<'a>(
+        &'a self,
+        partition: &'a str,
+        sort_prefix: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Stored>>> {
+        Box::pin(async move {
+            // Items past their TTL may still be there; pages go on until enough live ones.
+            let mut pages = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()))
+                .expression_attribute_values(":prefix", AttributeValue::S(sort_prefix.to_owned()))
+                .scan_index_forward(false)
+                .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+                .consistent_read(true)
+                .into_paginator()
+                .items()
+                .send();
+            let mut found = Vec::with_capacity(limit);
+            let now = now_unix();
+            while found.len() < limit
+                && let Some(item) = pages.next().await
+            {
+                let item = item.map_err(|e| self.failed("Query", e))?;
+                found.extend(stored(item, now));
+            }
+            found.truncate(limit);
+            Ok(found)
+        })
+    }
+
     fn query<'a>(
         &'a self,
         partition: &'a str,
@@ -176,6 +277,26 @@ impl Store for DynamoStore {
             Ok(all)
         })
     }
+}
+
+/// A put's condition that the item is not there, or only past its expiry (TTL deletes late).
+const ABSENT: &str = "attribute_not_exists(pk) OR expiresAt <= :now";
+
+/// A document as an item: its fields, key, version and TTL.
+fn item_of(key: &Key, doc: Stored) -> HashMap<String, AttributeValue> {
+    let mut item: HashMap<String, AttributeValue> = doc
+        .fields
+        .into_iter()
+        .filter(|(name, _)| ![PK, SK, VERSION, EXPIRES_AT].contains(&name.as_str()))
+        .map(|(name, value)| (name, attribute(value)))
+        .collect();
+    item.insert(PK.into(), AttributeValue::S(key.partition()));
+    item.insert(SK.into(), AttributeValue::S(key.sort()));
+    item.insert(VERSION.into(), AttributeValue::N(doc.version.to_string()));
+    if let Some(at) = doc.expires_at {
+        item.insert(EXPIRES_AT.into(), AttributeValue::N(at.to_string()));
+    }
+    item
 }
 
 /// An item as a document, or `None` when it has expired (and TTL has not removed it yet).

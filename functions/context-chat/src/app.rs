@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::context_token::JwksPolicy;
 use crate::error::{ChatError, Result};
+use crate::ledger::Ledger;
 use crate::notifications::mailer::Mailer;
 use crate::notifications::service::EndSubscriptions;
 use crate::notifications::{NotificationPorts, NotificationService, NotifyOptions};
@@ -103,12 +104,17 @@ impl AppBuilder {
                 options.revocation_window,
             ))
         });
+        let ledger = self
+            .notifications
+            .as_ref()
+            .map(|ports| Arc::new(Ledger::new(ports.store.clone())));
         let tokens = Arc::new(TokenService::new(
             settings.clone(),
             access_ended.clone(),
             revocations.clone(),
+            ledger.clone(),
         ));
-        let platform = PlatformService::new(settings.clone(), revocations, access_ended);
+        let platform = PlatformService::new(settings.clone(), revocations, access_ended, ledger);
         let notifications = self.notifications.map(|ports| {
             NotificationService::new(tokens.clone(), settings.clone(), ports, options.notify)
         });

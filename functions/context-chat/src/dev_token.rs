@@ -117,9 +117,23 @@ impl DevIssuerSource {
 pub const DEFAULT_TTL_SECS: u64 = 3600;
 pub const MAX_TTL_SECS: u64 = 24 * 3600;
 
+/// A signed development token and what it says, for the ledger.
+#[derive(Debug, Clone)]
+pub struct DevToken {
+    pub token: String,
+    pub identity: String,
+    pub contexts: Vec<String>,
+    pub issued_at: u64,
+    pub expires_at: u64,
+}
+
 /// A request's query: `identity=alex&context=general,random[&ttl=SECONDS]`. The `context`
 /// parameter may also repeat.
-pub fn issue(signer: &ContextTokenSigner, query: &[(String, String)], now: u64) -> Result<String> {
+pub fn issue(
+    signer: &ContextTokenSigner,
+    query: &[(String, String)],
+    now: u64,
+) -> Result<DevToken> {
     let identity = query
         .iter()
         .find(|(k, _)| k == "identity")
@@ -154,13 +168,20 @@ pub fn issue(signer: &ContextTokenSigner, query: &[(String, String)], now: u64) 
                 ChatError::bad_request(format!("ttl must be seconds from 1 to {MAX_TTL_SECS}"))
             })?,
     };
-    signer.sign(&ContextClaims {
+    let token = signer.sign(&ContextClaims {
         sub: identity.to_owned(),
-        contexts,
+        contexts: contexts.clone(),
         iat: now,
         exp: now + ttl,
         iss: None,
         aud: None,
+    })?;
+    Ok(DevToken {
+        token,
+        identity: identity.to_owned(),
+        contexts,
+        issued_at: now,
+        expires_at: now + ttl,
     })
 }
 
@@ -185,7 +206,8 @@ mod tests {
             &q(&[("identity", "alex"), ("context", "general,random,general")]),
             1000,
         )
-        .unwrap();
+        .unwrap()
+        .token;
         let payload: serde_json::Value = serde_json::from_slice(
             &base64::Engine::decode(
                 &base64::engine::general_purpose::URL_SAFE_NO_PAD,

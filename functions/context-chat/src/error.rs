@@ -10,6 +10,8 @@ pub enum ErrorKind {
     EntityNotFound,
     Conflict,
     InternalError,
+    /// Over a rate limit; the message says when to try again (`adr/013-token-ledger.md`).
+    TooManyRequests,
 }
 
 impl ErrorKind {
@@ -21,6 +23,7 @@ impl ErrorKind {
             ErrorKind::EntityNotFound => "EntityNotFound",
             ErrorKind::Conflict => "Conflict",
             ErrorKind::InternalError => "InternalError",
+            ErrorKind::TooManyRequests => "TooManyRequests",
         }
     }
 }
@@ -33,6 +36,7 @@ impl ErrorKind {
         match self {
             ErrorKind::BadRequest => 400,
             ErrorKind::AccessDenied => 403,
+            ErrorKind::TooManyRequests => 429,
             ErrorKind::EntityNotFound | ErrorKind::Conflict | ErrorKind::InternalError => 500,
         }
     }
@@ -51,6 +55,8 @@ impl fmt::Display for ErrorKind {
 pub struct ChatError {
     pub kind: ErrorKind,
     pub message: String,
+    /// For `TooManyRequests`: seconds until a retry can succeed (HTTP's `Retry-After`).
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ChatError {
@@ -58,6 +64,7 @@ impl ChatError {
         Self {
             kind,
             message: message.into(),
+            retry_after_secs: None,
         }
     }
 
@@ -79,6 +86,17 @@ impl ChatError {
 
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InternalError, message)
+    }
+
+    /// Over a limit: try again in `retry_after_secs`.
+    pub fn too_many(what: &str, retry_after_secs: u64) -> Self {
+        Self {
+            retry_after_secs: Some(retry_after_secs),
+            ..Self::new(
+                ErrorKind::TooManyRequests,
+                format!("{what} Try again in {retry_after_secs} s."),
+            )
+        }
     }
 }
 

@@ -154,6 +154,16 @@ pub struct TokenInfo {
     pub contexts: Vec<String>,
 }
 
+/// A Twilio access token, the transaction id it is on record by, and when it expires (unix
+/// seconds): refresh before then.
+#[derive(SimpleObject)]
+#[graphql(directive = aws_api_key::apply())]
+pub struct ChatTokenReceipt {
+    pub token: ID,
+    pub xid: ID,
+    pub expires_at: i64,
+}
+
 #[derive(SimpleObject)]
 #[graphql(directive = aws_api_key::apply())]
 pub struct SubscriptionResult {
@@ -206,6 +216,28 @@ impl WidgetMutation {
             .create_chat_token(&device_id, &token)
             .await
             .map(ID)
+            .map_err(|e| e.extend())
+    }
+
+    /// As `createChatToken`, with a receipt: the token is on record under `xid` (1–64 of
+    /// `A-Z a-z 0-9 . _ : -`, unique) or a new one.
+    #[graphql(guard = "ApiKeyGuard", directive = aws_api_key::apply())]
+    async fn issue_chat_token(
+        &self,
+        ctx: &Context<'_>,
+        device_id: ID,
+        token: ID,
+        xid: Option<ID>,
+    ) -> async_graphql::Result<ChatTokenReceipt> {
+        app(ctx)
+            .tokens()
+            .issue_chat_token(&device_id, &token, xid.as_ref().map(|x| x.as_str()))
+            .await
+            .map(|r| ChatTokenReceipt {
+                token: ID(r.token),
+                xid: ID(r.xid),
+                expires_at: unix(r.expires_at),
+            })
             .map_err(|e| e.extend())
     }
 
@@ -267,6 +299,41 @@ pub struct RevokeResult {
     pub revoked_before: i64,
 }
 
+/// A minted token as the ledger records it: never the token, only its SHA-256 (hex).
+#[derive(SimpleObject)]
+#[graphql(directive = aws_oidc::apply())]
+pub struct TokenIssuance {
+    pub xid: ID,
+    /// `twilio-chat`, `context-dev` or `virgil`.
+    pub kind: String,
+    pub identity: ID,
+    pub contexts: Vec<String>,
+    pub device_id: Option<ID>,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub token_sha256: String,
+}
+
+impl From<crate::ledger::Issuance> for TokenIssuance {
+    fn from(i: crate::ledger::Issuance) -> Self {
+        Self {
+            xid: ID(i.xid),
+            kind: i.kind.as_str().to_owned(),
+            identity: ID(i.identity),
+            contexts: i.contexts,
+            device_id: i.device_id.map(ID),
+            issued_at: unix(i.issued_at),
+            expires_at: unix(i.expires_at),
+            token_sha256: i.token_sha256,
+        }
+    }
+}
+
+/// Unix seconds as GraphQL's `Int`.
+fn unix(secs: u64) -> i64 {
+    i64::try_from(secs).unwrap_or(i64::MAX)
+}
+
 /// The platform API's queries (scope `chat:read`).
 #[derive(Default)]
 pub struct PlatformQuery;
@@ -299,6 +366,37 @@ impl PlatformQuery {
             .context_members(authorization(ctx), &context)
             .await
             .map(|members| members.into_iter().map(ID).collect())
+            .map_err(|e| e.extend())
+    }
+
+    /// The ledger's record of a minted token, by its transaction id; null when unknown.
+    #[graphql(directive = aws_oidc::apply())]
+    async fn token_issuance(
+        &self,
+        ctx: &Context<'_>,
+        xid: ID,
+    ) -> async_graphql::Result<Option<TokenIssuance>> {
+        app(ctx)
+            .platform()
+            .token_issuance(authorization(ctx), &xid)
+            .await
+            .map(|found| found.map(TokenIssuance::from))
+            .map_err(|e| e.extend())
+    }
+
+    /// An identity's minted tokens, newest first (`limit`: default 20, at most 100).
+    #[graphql(directive = aws_oidc::apply())]
+    async fn token_issuances(
+        &self,
+        ctx: &Context<'_>,
+        identity: ID,
+        limit: Option<i32>,
+    ) -> async_graphql::Result<Vec<TokenIssuance>> {
+        app(ctx)
+            .platform()
+            .token_issuances(authorization(ctx), &identity, limit.map(i64::from))
+            .await
+            .map(|found| found.into_iter().map(TokenIssuance::from).collect())
             .map_err(|e| e.extend())
     }
 }
@@ -378,6 +476,7 @@ mod tests {
             let platform = [
                 "identityContexts",
                 "contextMembers",
+                "tokenIssuance",
                 "syncIdentity",
                 "revokeIdentity",
             ]

@@ -14,6 +14,7 @@ pub mod error;
 pub mod graphql;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod ledger;
 pub mod names;
 pub mod notifications;
 pub mod platform;

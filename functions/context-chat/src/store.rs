@@ -39,6 +39,25 @@ pub enum Key {
     },
     /// Context tokens for the identity issued before a time are refused (`revokeIdentity`).
     Revocation(String),
+    /// A minted token's ledger record, by its transaction id: where the id is unique.
+    Issuance(String),
+    /// The same record under its identity, sorted by when it was minted, so that one
+    /// query lists an identity's newest.
+    IssuedTo {
+        identity: String,
+        issued_at_ms: u64,
+        xid: String,
+    },
+    /// How many tokens one minter asked for in one minute (`window`: unix minutes).
+    Mints { minter: Minter, window: u64 },
+}
+
+/// Who a rate limit counts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Minter {
+    Identity(String),
+    /// A client address (the dev token API, which takes no token).
+    Source(String),
 }
 
 pub const SUBSCRIPTION_PREFIX: &str = "SUB#";
@@ -52,7 +71,18 @@ impl Key {
             Key::Email(email) | Key::Confirmation { email, .. } | Key::Guesses(email) => {
                 email_partition(email)
             }
-            Key::Sender(identity) | Key::Revocation(identity) => format!("IDENTITY#{identity}"),
+            Key::Sender(identity)
+            | Key::Revocation(identity)
+            | Key::IssuedTo { identity, .. }
+            | Key::Mints {
+                minter: Minter::Identity(identity),
+                ..
+            } => identity_partition(identity),
+            Key::Issuance(xid) => format!("ISSUANCE#{xid}"),
+            Key::Mints {
+                minter: Minter::Source(address),
+                ..
+            } => format!("SOURCE#{address}"),
         }
     }
 
@@ -65,11 +95,22 @@ impl Key {
             Key::Sender(_) => "CONFIRMATIONS".into(),
             Key::Digest { email, .. } => format!("DIGEST#{email}"),
             Key::Revocation(_) => "REVOKED".into(),
+            Key::Issuance(_) => "ISSUANCE".into(),
+            // Zero-padded, so that the sort keys order as the times do.
+            Key::IssuedTo {
+                issued_at_ms, xid, ..
+            } => format!("{ISSUED_PREFIX}{issued_at_ms:015}#{xid}"),
+            Key::Mints { window, .. } => format!("MINTS#{window}"),
         }
     }
 }
 
 pub const CONFIRMATION_PREFIX: &str = "IDENTITY#";
+pub const ISSUED_PREFIX: &str = "ISSUED#";
+
+pub fn identity_partition(identity: &str) -> String {
+    format!("IDENTITY#{identity}")
+}
 
 pub fn context_partition(context: &str) -> String {
     format!("CHANNEL#{context}")
@@ -99,6 +140,29 @@ pub enum Expect {
     Anything,
 }
 
+/// A counter that [`Store::create_counted`] adds one to, unless it has reached `max`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Count {
+    pub key: Key,
+    pub max: u64,
+    /// When the store may forget the counter.
+    pub expires_at: u64,
+}
+
+/// The field a counter keeps its count in.
+pub const COUNT_FIELD: &str = "n";
+
+/// What [`Store::create_counted`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// Every document written and the counter counted.
+    Done,
+    /// The counter was at its maximum: nothing written.
+    OverLimit,
+    /// A document was already there: nothing written, nothing counted.
+    Exists,
+}
+
 /// A storage backend: DynamoDB (`aws-ports`), the embedded file store, or a test's.
 pub trait Store: Send + Sync {
     fn get<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<Option<Stored>>>;
@@ -114,6 +178,24 @@ pub trait Store: Send + Sync {
         &'a self,
         partition: &'a str,
         sort_prefix: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Stored>>>;
+
+    /// Writes every document of `docs`, each of which must be absent, and adds one to
+    /// `count` unless it has reached its maximum: all of it or none of it, in one round
+    /// trip (a DynamoDB transaction; one SQLite transaction).
+    fn create_counted<'a>(
+        &'a self,
+        count: Option<Count>,
+        docs: Vec<(Key, Stored)>,
+    ) -> BoxFuture<'a, Result<Created>>;
+
+    /// The live documents of `partition` whose sort key starts with `sort_prefix`, the
+    /// greatest sort key first, at most `limit` of them.
+    fn latest<'a>(
+        &'a self,
+        partition: &'a str,
+        sort_prefix: &'a str,
+        limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Stored>>>;
 
     /// Every subscription to `context`.

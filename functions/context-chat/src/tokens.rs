@@ -7,9 +7,11 @@ use futures_util::future::BoxFuture;
 
 use crate::context_token::{VerifiedToken, now_unix};
 use crate::error::{ChatError, Result};
+use crate::ledger::{self, Issuance, Kind, Ledger};
 use crate::names::required;
 use crate::revocations::Revocations;
 use crate::settings_holder::{Configured, SettingsHolder};
+use crate::store::Minter;
 use crate::twilio::access_token::Grant;
 use crate::twilio::provisioning::Provisioned;
 
@@ -18,6 +20,15 @@ use crate::twilio::provisioning::Provisioned;
 pub struct TokenInfo {
     pub identity: String,
     pub contexts: Vec<String>,
+}
+
+/// The answer to `issueChatToken`: the token, the transaction id it is on record by, and
+/// when it expires (unix seconds), so that a client can refresh before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatTokenReceipt {
+    pub token: String,
+    pub xid: String,
+    pub expires_at: u64,
 }
 
 /// Longest `deviceId` accepted; it becomes part of the token's endpoint id.
@@ -40,6 +51,8 @@ pub struct TokenService {
     access_ended: Option<Arc<dyn AccessEnded>>,
     /// Where there is a store: revoked identities' older tokens are refused.
     revocations: Option<Arc<Revocations>>,
+    /// Where there is a store: every token minted is recorded, and minting is limited.
+    ledger: Option<Arc<Ledger>>,
 }
 
 impl TokenService {
@@ -47,11 +60,13 @@ impl TokenService {
         settings: Arc<SettingsHolder>,
         access_ended: Option<Arc<dyn AccessEnded>>,
         revocations: Option<Arc<Revocations>>,
+        ledger: Option<Arc<Ledger>>,
     ) -> Self {
         Self {
             settings,
             access_ended,
             revocations,
+            ledger,
         }
     }
 
@@ -90,8 +105,32 @@ impl TokenService {
     }
 
     /// `createChatToken`: a Twilio access token for the token's identity, handed out once
-    /// the identity's Conversations memberships match the token's contexts.
+    /// the identity's Conversations memberships match the token's contexts. Recorded in the
+    /// ledger (where there is one) under a new transaction id.
     pub async fn create_chat_token(&self, device_id: &str, token: &str) -> Result<String> {
+        self.mint_chat_token(device_id, token, None, false)
+            .await
+            .map(|receipt| receipt.token)
+    }
+
+    /// `issueChatToken`: as `createChatToken`, on record under the caller's `xid` (or a new
+    /// one); an `xid` already on record is `Conflict` and mints nothing.
+    pub async fn issue_chat_token(
+        &self,
+        device_id: &str,
+        token: &str,
+        xid: Option<&str>,
+    ) -> Result<ChatTokenReceipt> {
+        self.mint_chat_token(device_id, token, xid, true).await
+    }
+
+    async fn mint_chat_token(
+        &self,
+        device_id: &str,
+        token: &str,
+        xid: Option<&str>,
+        needs_ledger: bool,
+    ) -> Result<ChatTokenReceipt> {
         let token = required(token, "token")?;
         let device_id = required(device_id, "deviceId")?;
         if device_id.chars().count() > MAX_DEVICE_ID_CHARS
@@ -103,53 +142,115 @@ impl TokenService {
                 "deviceId must be at most {MAX_DEVICE_ID_CHARS} characters, without spaces or control characters."
             )));
         }
+        let xid = match xid.map(str::trim).filter(|x| !x.is_empty()) {
+            Some(xid) => {
+                ledger::check_xid(xid)?;
+                xid.to_owned()
+            }
+            None => ledger::new_xid()?,
+        };
+        if needs_ledger && self.ledger.is_none() {
+            return Err(ChatError::internal(
+                "Transaction ids need the token ledger, which this server does not have.",
+            ));
+        }
         let configured = self.settings.current().await?;
         let verified = self.verified_with(&configured, token).await?;
-        // What this process remembers from before a revocation is not trusted.
-        let revoked_before = match &self.revocations {
-            Some(r) => r.revoked_before(&verified.identity).await?,
-            None => None,
-        };
-        let provisioned = match &configured.twilio {
-            Some(twilio) => match twilio
-                .provisioner
-                .ensure_since(&verified.identity, &verified.contexts, revoked_before)
-                .await?
-            {
-                Provisioned::Remembered => "remembered",
-                Provisioned::Checked(changes) => {
-                    tracing::info!(
-                        identity = %verified.identity,
-                        user_created = changes.user_created,
-                        conversations_created = changes.conversations_created,
-                        conversations_adopted = changes.conversations_adopted,
-                        joined = changes.joined.len(),
-                        left = changes.left.len(),
-                        "conversations provisioned"
-                    );
-                    self.end_access(&verified.identity, &changes.left).await;
-                    "checked"
-                }
-            },
-            None => "off",
-        };
-        // The old integration's endpoint id, kept so tokens look as they did.
+        // Minted first (no round trip), so that the limit and the record are one store call
+        // that comes before any Twilio work; handed out only once provisioning is done.
         let endpoint_id = format!("dachat:{}:{device_id}", verified.identity);
         let minter = configured.minter()?;
+        let issued_at = now_unix();
         let access_token = minter.mint(
             Grant {
                 identity: &verified.identity,
                 endpoint_id: Some(&endpoint_id),
             },
-            now_unix(),
+            issued_at,
         );
+        let expires_at = issued_at + minter.ttl_secs();
+        let recorded = match &self.ledger {
+            Some(ledger) => {
+                let issuance = Issuance::of(
+                    Kind::TwilioChat,
+                    xid.clone(),
+                    &verified.identity,
+                    &verified.contexts,
+                    Some(device_id),
+                    &access_token,
+                    issued_at,
+                    expires_at,
+                );
+                Some(
+                    ledger
+                        .record(
+                            &issuance,
+                            Minter::Identity(verified.identity.clone()),
+                            configured.settings.ledger,
+                            now_millis(),
+                        )
+                        .await?,
+                )
+            }
+            None => None,
+        };
+        let provisioned = match self.provision(&configured, &verified).await {
+            Ok(provisioned) => provisioned,
+            Err(err) => {
+                if let (Some(ledger), Some(recorded)) = (&self.ledger, recorded) {
+                    ledger.take_back(recorded).await;
+                }
+                return Err(err);
+            }
+        };
         tracing::info!(
             identity = %verified.identity,
             contexts = verified.contexts.len(),
             provisioning = provisioned,
+            xid = %xid,
             "chat token issued"
         );
-        Ok(access_token)
+        Ok(ChatTokenReceipt {
+            token: access_token,
+            xid,
+            expires_at,
+        })
+    }
+
+    /// Makes the identity's memberships match the token's contexts; says how.
+    async fn provision(
+        &self,
+        configured: &Configured,
+        verified: &VerifiedToken,
+    ) -> Result<&'static str> {
+        let Some(twilio) = &configured.twilio else {
+            return Ok("off");
+        };
+        // What this process remembers from before a revocation is not trusted.
+        let revoked_before = match &self.revocations {
+            Some(r) => r.revoked_before(&verified.identity).await?,
+            None => None,
+        };
+        match twilio
+            .provisioner
+            .ensure_since(&verified.identity, &verified.contexts, revoked_before)
+            .await?
+        {
+            Provisioned::Remembered => Ok("remembered"),
+            Provisioned::Checked(changes) => {
+                tracing::info!(
+                    identity = %verified.identity,
+                    user_created = changes.user_created,
+                    conversations_created = changes.conversations_created,
+                    conversations_adopted = changes.conversations_adopted,
+                    joined = changes.joined.len(),
+                    left = changes.left.len(),
+                    "conversations provisioned"
+                );
+                self.end_access(&verified.identity, &changes.left).await;
+                Ok("checked")
+            }
+        }
     }
 
     async fn end_access(&self, identity: &str, left: &[String]) {
@@ -175,4 +276,12 @@ pub(crate) async fn end_access(
             tracing::warn!(identity, error_type = %err.kind, reason = %err.message, "ending what followed access failed; the notifier will");
         })
         .unwrap_or(0)
+}
+
+/// The clock in milliseconds: the ledger orders an identity's records by it.
+pub(crate) fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
 }

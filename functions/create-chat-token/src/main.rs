@@ -1,8 +1,12 @@
-//! AppSync direct resolver for `Mutation.createChatToken(deviceId: ID!, token: ID!): ID!`.
-//! With the notification table, so that leaving a context ends its email subscription.
+//! AppSync direct resolver for `Mutation.createChatToken(deviceId: ID!, token: ID!): ID!` and
+//! `Mutation.issueChatToken(deviceId: ID!, token: ID!, xid: ID): ChatTokenReceipt!`. With
+//! the table: the ledger and the minting limit, revocations, and email subscriptions that end
+//! with the contexts provisioning leaves.
 
-use lambda_adapter::{Error, init_tracing, reads, serve, string_argument};
-use serde_json::Value;
+use lambda_adapter::{
+    Error, init_tracing, optional_string_argument, reads, serve, string_argument,
+};
+use serde_json::{Value, json};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -11,6 +15,11 @@ async fn main() -> Result<(), Error> {
     serve(app, |app, call| async move {
         let device_id = string_argument(&call, "deviceId")?;
         let token = string_argument(&call, "token")?;
+        if call.info.field_name == "issueChatToken" {
+            let xid = optional_string_argument(&call, "xid")?;
+            let r = app.tokens().issue_chat_token(device_id, token, xid).await?;
+            return Ok(json!({ "token": r.token, "xid": r.xid, "expiresAt": r.expires_at }));
+        }
         let chat_token = app.tokens().create_chat_token(device_id, token).await?;
         Ok(Value::String(chat_token))
     })

@@ -154,7 +154,29 @@ where
 /// `chatctl serve` answers the same paths.
 #[cfg(feature = "http")]
 pub async fn serve_http(routes: axum::Router) -> Result<(), Error> {
-    lambda_http::run(routes).await
+    lambda_http::run(routes.layer(axum::middleware::map_request(with_client_address))).await
+}
+
+/// The HTTP API's view of the caller's address, as the routes read it (the dev token API
+/// limits by it).
+#[cfg(feature = "http")]
+async fn with_client_address(mut request: axum::extract::Request) -> axum::extract::Request {
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+    let address = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context
+            .http
+            .source_ip
+            .as_deref()
+            .and_then(|ip| ip.parse().ok()),
+        _ => None,
+    };
+    if let Some(address) = address {
+        request
+            .extensions_mut()
+            .insert(context_chat::http::dev_tokens::ClientAddress(address));
+    }
+    request
 }
 
 /// The event as an AppSync direct resolver event, or `BadRequest`.
@@ -205,6 +227,17 @@ pub fn optional_string_argument<'a>(
         Some(Value::String(value)) => Ok(Some(value)),
         Some(Value::Null) | None => Ok(None),
         Some(_) => Err(ChatError::bad_request(format!("{name} must be a string."))),
+    }
+}
+
+/// An optional whole-number argument: absent or null is `None`.
+pub fn optional_int_argument(event: &ResolverEvent, name: &str) -> Result<Option<i64>, ChatError> {
+    match event.arguments.as_ref().and_then(|args| args.get(name)) {
+        Some(Value::Null) | None => Ok(None),
+        Some(value) => value
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| ChatError::bad_request(format!("{name} must be a whole number."))),
     }
 }
 

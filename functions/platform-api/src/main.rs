@@ -1,10 +1,11 @@
-//! AppSync direct resolver for the platform API's four fields: one function, as they share
+//! AppSync direct resolver for the platform API's fields: one function, as they share
 //! the access token check (ADR 012). AppSync's OpenID Connect mode let the request in; the
 //! library checks the token again (issuer, audience, scope) before acting.
 
 use context_chat::ChatError;
 use lambda_adapter::{
-    Error, authorization, init_tracing, serve, string_argument, string_list_argument,
+    Error, authorization, init_tracing, optional_int_argument, serve, string_argument,
+    string_list_argument,
 };
 use serde_json::json;
 
@@ -25,6 +26,11 @@ async fn main() -> Result<(), Error> {
             "revokeIdentity" => {
                 let r = platform.revoke_identity(auth, string_argument(&call, "identity")?).await?;
                 json!({ "left": r.left, "subscriptionsRemoved": r.subscriptions_removed, "revokedBefore": r.revoked_before })
+            }
+            "tokenIssuance" => json!(platform.token_issuance(auth, string_argument(&call, "xid")?).await?.map(|i| i.api_json())),
+            "tokenIssuances" => {
+                let found = platform.token_issuances(auth, string_argument(&call, "identity")?, optional_int_argument(&call, "limit")?).await?;
+                json!(found.iter().map(|i| i.api_json()).collect::<Vec<_>>())
             }
             other => return Err(ChatError::bad_request(format!("This function does not resolve {other}."))),
         })

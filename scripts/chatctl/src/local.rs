@@ -93,5 +93,6 @@ pub fn embedded_settings(server_url: &Url, link_secret: SecretString) -> Result<
             audience: Some(crate::dev_auth::AUDIENCE.to_owned()),
             jwks_url: platform_jwks_url,
         }),
+        ledger: context_chat::settings::ledger_policy_from_env()?,
     })
 }

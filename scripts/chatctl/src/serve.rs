@@ -17,7 +17,9 @@ use axum::{Json, Router};
 use context_chat::dev_token::{DevIssuer, DevIssuerSource};
 use context_chat::graphql::{ChatSchema, RequestAuth, schema};
 use context_chat::http::notifications::WEBHOOK_PATH;
-use context_chat::http::{dev_tokens, notifications as notification_routes};
+use context_chat::http::dev_tokens::{self, DevTokens};
+use context_chat::http::notifications as notification_routes;
+use context_chat::ledger::Ledger;
 use context_chat::settings::{Param, SettingsSource, reads};
 use context_chat::{App, AppOptions};
 use secrecy::ExposeSecret;
@@ -94,6 +96,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let hosts = Arc::new(guard::Hosts::new(webhook_public_url.as_deref()));
     let auth = local.as_ref().map(|l| l.auth.clone());
     let local = local.map(|l| Arc::new(DevIssuerSource::ready(l.issuer)));
+    let ledger = Arc::new(Ledger::new(notifications.ports.store.clone()));
     // Browsers may call the GraphQL route from the allowed origins, and no other route.
     let graphql_routes = Router::new()
         .route("/graphql", get(graphiql).post(graphql))
@@ -112,7 +115,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .merge(outbox_routes)
         .merge(notification_routes::routes(app, webhook_public_url));
     if let Some(issuer) = &local {
-        router = router.merge(dev_tokens::routes(issuer.clone()));
+        router = router.merge(dev_tokens::routes(Arc::new(DevTokens {
+            issuer: issuer.clone(),
+            ledger: Some(ledger.clone()),
+            retention_days: settings.ledger.retention_days,
+        })));
     }
     if let Some(auth) = &auth {
         router = router.merge(auth.clone().routes());
@@ -205,7 +212,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         listener,
         router
             .layer(middleware::from_fn_with_state(hosts, guard::check_host))
-            .layer(TraceLayer::new_for_http()),
+            .layer(TraceLayer::new_for_http())
+            // The peer's address: the dev token API limits by it.
+            .into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async {
         let _ = tokio::signal::ctrl_c().await;
@@ -220,11 +229,19 @@ async fn choose_settings(
     args: &ServeArgs,
     addr: SocketAddr,
 ) -> Result<(SettingsSource, Option<Local>)> {
-    // TWILIO_API_BASE_URL alone only redirects, CHAT_LINK_SECRET only keys links: neither
-    // leaves local mode.
+    // TWILIO_API_BASE_URL alone only redirects, CHAT_LINK_SECRET only keys links, the
+    // ledger's two only tune it: none leaves local mode.
     let from_env = Param::ALL
         .iter()
-        .filter(|p| !matches!(p, Param::ApiBaseUrl | Param::LinkSecret))
+        .filter(|p| {
+            !matches!(
+                p,
+                Param::ApiBaseUrl
+                    | Param::LinkSecret
+                    | Param::TokensPerMinute
+                    | Param::IssuanceRetentionDays
+            )
+        })
         .any(|p| std::env::var(p.env_var()).is_ok_and(|v| !v.is_empty()));
     if std::env::var("STACK_NAME").is_ok_and(|v| !v.trim().is_empty()) || from_env {
         let mut source = SettingsSource::from_env(reads::EVERYTHING, crate::aws()).await;

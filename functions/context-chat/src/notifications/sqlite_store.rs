@@ -17,7 +17,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::store::{Expect, Key, Store, Stored};
+use super::store::{COUNT_FIELD, Count, Created, Expect, Key, Store, Stored};
 use crate::context_token::now_unix;
 use crate::error::{ChatError, Result};
 
@@ -275,6 +275,105 @@ impl Store for SqliteStore {
                 params![pk, sk],
             )
             .map(|_| ())
+        }))
+    }
+
+    fn create_counted<'a>(
+        &'a self,
+        count: Option<Count>,
+        docs: Vec<(Key, Stored)>,
+    ) -> BoxFuture<'a, Result<Created>> {
+        let count = count.map(|c| (c.key.partition(), c.key.sort(), c.max, c.expires_at));
+        let docs: Vec<(String, String, Stored)> = docs
+            .into_iter()
+            .map(|(key, doc)| (key.partition(), key.sort(), doc))
+            .collect();
+        Box::pin(self.with(move |c| {
+            let now = now_unix();
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let live_row = |pk: &str, sk: &str| -> rusqlite::Result<Option<Stored>> {
+                Ok(tx
+                    .query_row(
+                        "SELECT version, expires_at, fields FROM documents WHERE pk = ?1 AND sk = ?2",
+                        params![pk, sk],
+                        row_to_stored,
+                    )
+                    .optional()?
+                    .filter(|(_, expires_at)| live(*expires_at, now))
+                    .map(|(doc, _)| doc))
+            };
+            for (pk, sk, _) in &docs {
+                if live_row(pk, sk)?.is_some() {
+                    return Ok(Created::Exists);
+                }
+            }
+            let counted = match &count {
+                Some((pk, sk, max, _)) => {
+                    let n = live_row(pk, sk)?
+                        .and_then(|doc| doc.fields.get(COUNT_FIELD).and_then(Value::as_u64))
+                        .unwrap_or(0);
+                    if n >= *max {
+                        return Ok(Created::OverLimit);
+                    }
+                    Some(n + 1)
+                }
+                None => None,
+            };
+            let write = |pk: &str, sk: &str, doc: &Stored| {
+                tx.execute(
+                    "INSERT INTO documents (pk, sk, version, expires_at, fields) \
+                     VALUES (?1, ?2, ?3, ?4, ?5) \
+                     ON CONFLICT (pk, sk) DO UPDATE SET version = excluded.version, \
+                     expires_at = excluded.expires_at, fields = excluded.fields",
+                    params![
+                        pk,
+                        sk,
+                        to_sql(doc.version),
+                        doc.expires_at.map(to_sql),
+                        Value::Object(doc.fields.clone()).to_string()
+                    ],
+                )
+                .map(|_| ())
+            };
+            if let (Some((pk, sk, _, expires_at)), Some(n)) = (&count, counted) {
+                let mut fields = Map::new();
+                fields.insert(COUNT_FIELD.into(), n.into());
+                write(
+                    pk,
+                    sk,
+                    &Stored {
+                        version: n,
+                        fields,
+                        expires_at: Some(*expires_at),
+                    },
+                )?;
+            }
+            for (pk, sk, doc) in &docs {
+                write(pk, sk, doc)?;
+            }
+            tx.commit()?;
+            Ok(Created::Done)
+        }))
+    }
+
+    fn latest<'a>(
+        &'a self,
+        partition: &'a str,
+        sort_prefix: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Stored>>> {
+        let (pk, prefix) = (partition.to_owned(), sort_prefix.to_owned());
+        Box::pin(self.with(move |c| {
+            let mut statement = c.prepare_cached(
+                "SELECT version, expires_at, fields FROM documents \
+                 WHERE pk = ?1 AND substr(sk, 1, length(?2)) = ?2 \
+                 AND (expires_at IS NULL OR expires_at > ?3) ORDER BY sk DESC LIMIT ?4",
+            )?;
+            let rows = statement.query_map(
+                params![pk, prefix, to_sql(now_unix()), to_sql(limit as u64)],
+                row_to_stored,
+            )?;
+            rows.map(|row| row.map(|(doc, _)| doc)).collect()
         }))
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::token::{PlatformCaller, Scope};
 use crate::context_token::now_unix;
 use crate::error::{ChatError, Result};
+use crate::ledger::{DEFAULT_LIST, Issuance, Ledger, MAX_LIST, check_xid};
 use crate::names::{check_context, check_contexts, check_identity};
 use crate::revocations::Revocations;
 use crate::settings_holder::{Configured, SettingsHolder, TwilioApi};
@@ -32,6 +33,7 @@ pub struct PlatformService {
     settings: Arc<SettingsHolder>,
     revocations: Option<Arc<Revocations>>,
     access_ended: Option<Arc<dyn AccessEnded>>,
+    ledger: Option<Arc<Ledger>>,
 }
 
 impl PlatformService {
@@ -39,12 +41,55 @@ impl PlatformService {
         settings: Arc<SettingsHolder>,
         revocations: Option<Arc<Revocations>>,
         access_ended: Option<Arc<dyn AccessEnded>>,
+        ledger: Option<Arc<Ledger>>,
     ) -> Self {
         Self {
             settings,
             revocations,
             access_ended,
+            ledger,
         }
+    }
+
+    fn ledger(&self) -> Result<&Ledger> {
+        self.ledger.as_deref().ok_or_else(|| {
+            ChatError::internal("The token ledger needs the store, which this server does not have.")
+        })
+    }
+
+    /// `tokenIssuance`: the ledger's record of `xid`, while it is kept.
+    pub async fn token_issuance(
+        &self,
+        authorization: Option<&str>,
+        xid: &str,
+    ) -> Result<Option<Issuance>> {
+        self.authorize(authorization, Scope::Read, "tokenIssuance")
+            .await?;
+        check_xid(xid)?;
+        self.ledger()?.get(xid).await
+    }
+
+    /// `tokenIssuances`: the identity's records, newest first (`limit`: default 20, at most
+    /// 100).
+    pub async fn token_issuances(
+        &self,
+        authorization: Option<&str>,
+        identity: &str,
+        limit: Option<i64>,
+    ) -> Result<Vec<Issuance>> {
+        self.authorize(authorization, Scope::Read, "tokenIssuances")
+            .await?;
+        check_identity(identity)?;
+        let limit = match limit {
+            None => DEFAULT_LIST,
+            Some(n) => usize::try_from(n)
+                .ok()
+                .filter(|n| (1..=MAX_LIST).contains(n))
+                .ok_or_else(|| {
+                    ChatError::bad_request(format!("limit must be from 1 to {MAX_LIST}."))
+                })?,
+        };
+        self.ledger()?.of_identity(identity, limit).await
     }
 
     /// The caller, when `authorization` grants `needs`; logged without the token.

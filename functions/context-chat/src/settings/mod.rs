@@ -15,6 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::error::{ChatError, Result};
+use crate::ledger::LedgerPolicy;
 use crate::names::looks_like_sid;
 use crate::twilio::access_token::{DEFAULT_TTL_SECS, MAX_TTL_SECS};
 use crate::twilio::provisioning::{Adoption, Ownership};
@@ -33,6 +34,8 @@ pub struct Settings {
     pub sendgrid: Result<Option<SendGridSettings>, ChatError>,
     /// `None` without an issuer: the platform API then answers that it is not configured.
     pub platform: Option<PlatformSettings>,
+    /// The minting limit and the ledger's retention; the defaults where not read.
+    pub ledger: LedgerPolicy,
 }
 
 /// The platform API's access tokens (OAuth 2.0 client credentials).
@@ -197,6 +200,11 @@ impl Settings {
             } else {
                 None
             },
+            ledger: if reads.has(Section::Ledger) {
+                ledger_policy(&r)?
+            } else {
+                LedgerPolicy::default()
+            },
         })
         .and_then(|s| s.tokens_told_apart(&r))
     }
@@ -216,6 +224,47 @@ impl Settings {
         }
         Ok(self)
     }
+}
+
+/// Most tokens a minute the limit may be set to, and most days of retention.
+pub const MAX_TOKENS_PER_MINUTE: u32 = 10_000;
+pub const MAX_RETENTION_DAYS: u32 = 3650;
+
+/// The ledger's settings from `CHAT_TOKENS_PER_MINUTE` and `CHAT_ISSUANCE_RETENTION_DAYS`
+/// alone (local mode's embedded settings take them from the environment).
+pub fn ledger_policy_from_env() -> Result<LedgerPolicy> {
+    let raw: RawParams = [Param::TokensPerMinute, Param::IssuanceRetentionDays]
+        .into_iter()
+        .filter_map(|p| std::env::var(p.env_var()).ok().map(|v| (p, v)))
+        .collect();
+    ledger_policy(&Reader {
+        raw: &raw,
+        describe: &|p: Param| p.env_var().to_owned(),
+    })
+}
+
+fn ledger_policy(r: &Reader<'_>) -> Result<LedgerPolicy> {
+    let number = |p: Param, default: u32, max: u32| match r.optional(p) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n <= max)
+            .ok_or_else(|| r.invalid(p, &format!("must be a whole number from 0 to {max}"))),
+    };
+    let defaults = LedgerPolicy::default();
+    Ok(LedgerPolicy {
+        per_minute: number(
+            Param::TokensPerMinute,
+            defaults.per_minute,
+            MAX_TOKENS_PER_MINUTE,
+        )?,
+        retention_days: number(
+            Param::IssuanceRetentionDays,
+            defaults.retention_days,
+            MAX_RETENTION_DAYS,
+        )?,
+    })
 }
 
 impl PlatformSettings {

@@ -28,10 +28,14 @@ pub enum Param {
     PlatformIssuer,
     PlatformAudience,
     PlatformJwksUrl,
+    /// Tokens one identity may mint a minute (0: no limit).
+    TokensPerMinute,
+    /// Days the ledger keeps a record past its token's expiry.
+    IssuanceRetentionDays,
 }
 
 impl Param {
-    pub const ALL: [Param; 19] = [
+    pub const ALL: [Param; 21] = [
         Param::AccountSid,
         Param::ApiKey,
         Param::ApiSecret,
@@ -51,6 +55,8 @@ impl Param {
         Param::PlatformIssuer,
         Param::PlatformAudience,
         Param::PlatformJwksUrl,
+        Param::TokensPerMinute,
+        Param::IssuanceRetentionDays,
     ];
 
     /// The name below `/STACK/`.
@@ -75,6 +81,8 @@ impl Param {
             Param::PlatformIssuer => "platform/issuer",
             Param::PlatformAudience => "platform/audience",
             Param::PlatformJwksUrl => "platform/jwks.json",
+            Param::TokensPerMinute => "chat/tokensPerMinute",
+            Param::IssuanceRetentionDays => "chat/issuanceRetentionDays",
         }
     }
 
@@ -102,6 +110,8 @@ impl Param {
             Param::PlatformIssuer => "PLATFORM_ISSUER",
             Param::PlatformAudience => "PLATFORM_AUDIENCE",
             Param::PlatformJwksUrl => "PLATFORM_JWKS_URL",
+            Param::TokensPerMinute => "CHAT_TOKENS_PER_MINUTE",
+            Param::IssuanceRetentionDays => "CHAT_ISSUANCE_RETENTION_DAYS",
         }
     }
 
@@ -144,6 +154,7 @@ impl Param {
             Param::PlatformIssuer | Param::PlatformAudience | Param::PlatformJwksUrl => {
                 Section::Platform
             }
+            Param::TokensPerMinute | Param::IssuanceRetentionDays => Section::Ledger,
         }
     }
 }
@@ -163,6 +174,8 @@ pub enum Section {
     SendGrid,
     /// The platform API's access tokens: their issuer, audience and keys.
     Platform,
+    /// The minting limit and how long the token ledger keeps records.
+    Ledger,
 }
 
 /// The sections a process reads. A Lambda reads only its own, and the deployment grants it
@@ -191,7 +204,7 @@ pub mod reads {
 
     /// Verifies context tokens, nothing more.
     pub const VERIFY_TOKEN: Reads = Reads(&[Chat]);
-    pub const CREATE_CHAT_TOKEN: Reads = Reads(&[Twilio, Chat]);
+    pub const CREATE_CHAT_TOKEN: Reads = Reads(&[Twilio, Chat, Ledger]);
     pub const ENABLE_CHANNEL_NOTIFICATIONS: Reads = Reads(&[Chat, Links, SendGrid]);
     pub const VERIFY_EMAIL: Reads = Reads(&[Chat, Links]);
     /// Webhook signatures, and unsubscribe links (answered where the webhook is).
@@ -202,7 +215,8 @@ pub mod reads {
     /// `chatctl configure-twilio`.
     pub const CONFIGURE_TWILIO: Reads = Reads(&[Twilio]);
     /// `chatctl serve`: every feature in one process.
-    pub const EVERYTHING: Reads = Reads(&[Twilio, Chat, Webhook, Links, SendGrid, Platform]);
+    pub const EVERYTHING: Reads =
+        Reads(&[Twilio, Chat, Webhook, Links, SendGrid, Platform, Ledger]);
 
     /// The Lambdas that read settings, by crate name: the deployment grants each exactly
     /// its parameters (`chatctl parameters` prints them for `infra/`).

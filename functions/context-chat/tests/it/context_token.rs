@@ -20,7 +20,7 @@ fn verifier(issuer: &Issuer, policy: JwksPolicy, iss: Option<&str>, aud: Option<
 async fn kind_of(v: &Verifier, token: &str) -> ErrorKind {
     match v.verify(token).await {
         Ok(ok) => panic!("expected an error, got {ok:?}"),
-        Err(ChatError { kind, message }) => {
+        Err(ChatError { kind, message, .. }) => {
             assert!(!message.is_empty());
             assert!(
                 !message.contains(token),
