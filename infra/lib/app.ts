@@ -15,6 +15,7 @@ export function buildApp(app: App): { core: ContextChatStack; devExtras: DevExtr
     description: 'Context Chat development extras: context tokens for any identity (never in production)',
     lambdaDir: config.lambdaDir,
     logRetention: config.logRetention,
+    table: core.table,
   });
   for (const stack of [core, devExtras]) {
     Tags.of(stack).add('app', 'context-chat');

@@ -20,6 +20,8 @@ export type ContextChatStackProps = StackProps & Omit<DeploymentConfig, 'stackNa
 
 /** What the store's port calls; nothing scans, nothing batch-writes. */
 const STORE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem', 'dynamodb:Query'];
+/** What minting needs of the table: the ledger's record and the limit's counter in one transaction. */
+export const MINT_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'];
 
 /** The contract's operations are at most two levels deep (`verifyToken { identity }`). */
 export const QUERY_DEPTH_LIMIT = 3;
@@ -82,9 +84,16 @@ export class ContextChatStack extends Stack {
     // Revocations are read from the table.
     this.table.grant(verifyToken.role, 'dynamodb:GetItem');
     // Provisioning in Twilio may take up to 12 s; AppSync waits at most 30 s.
-    const createChatToken = fn('create-chat-token', 'AppSync Mutation.createChatToken', Duration.seconds(20), tableEnv);
+    const createChatToken = fn(
+      'create-chat-token',
+      'AppSync Mutation.createChatToken and Mutation.issueChatToken',
+      Duration.seconds(20),
+      tableEnv,
+    );
     // Revocations are read; leaving a context ends its email subscription: a read, and deletes.
-    this.table.grant(createChatToken.role, 'dynamodb:GetItem', 'dynamodb:DeleteItem');
+    // Every token is recorded with its minting counted: one TransactWriteItems of a Put and an
+    // Update (DynamoDB checks each action's right); a record is deleted if provisioning fails.
+    this.table.grant(createChatToken.role, ...MINT_ACTIONS);
 
     const enable = fn(
       'enable-channel-notifications',
@@ -144,8 +153,9 @@ export class ContextChatStack extends Stack {
     let platformApi: RustFunction | undefined;
     if (props.platformIssuer) {
       // Provisioning as createChatToken does, on any identity: up to 12 s per call to Twilio.
-      platformApi = fn('platform-api', 'AppSync platform API (OIDC): identityContexts, contextMembers, syncIdentity, revokeIdentity', Duration.seconds(25), tableEnv);
-      // Revocations are written; subscriptions of left contexts are read and deleted.
+      platformApi = fn('platform-api', 'AppSync platform API (OIDC): identityContexts, contextMembers, tokenIssuance(s), syncIdentity, revokeIdentity', Duration.seconds(25), tableEnv);
+      // Revocations are written; subscriptions of left contexts are read and deleted; the ledger
+      // is read (a record by xid, an identity's newest by a query).
       useTable(platformApi);
     }
 
@@ -178,6 +188,7 @@ export class ContextChatStack extends Stack {
     const resolvers: [string, string, RustFunction][] = [
       ['Query', 'verifyToken', verifyToken],
       ['Mutation', 'createChatToken', createChatToken],
+      ['Mutation', 'issueChatToken', createChatToken],
       ['Mutation', 'enableChannelNotifications', enable],
       ['Mutation', 'verifyEmail', verifyEmail],
     ];
@@ -185,6 +196,8 @@ export class ContextChatStack extends Stack {
       for (const [typeName, fieldName] of [
         ['Query', 'identityContexts'],
         ['Query', 'contextMembers'],
+        ['Query', 'tokenIssuance'],
+        ['Query', 'tokenIssuances'],
         ['Mutation', 'syncIdentity'],
         ['Mutation', 'revokeIdentity'],
       ]) {

@@ -1,5 +1,6 @@
 import { CfnOutput, Duration, Stack, StackProps } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import { Construct } from 'constructs';
 import { DeploymentConfig } from './config';
@@ -8,7 +9,11 @@ import { acceptFinding } from './nag';
 import { RustFunction } from './rust-function';
 import { grantSsmPathsRead } from './ssm-access';
 
-export type DevExtrasStackProps = StackProps & Omit<DeploymentConfig, 'stackName' | 'testStack' | 'alarmEmail'>;
+export type DevExtrasStackProps = StackProps &
+  Omit<DeploymentConfig, 'stackName' | 'testStack' | 'alarmEmail'> & {
+    /** The core stack's table: the token ledger, and the per-address minting counters. */
+    table: dynamodb.ITable;
+  };
 
 /**
  * Development only: an open HTTP API that signs context tokens for any identity with the key in
@@ -23,13 +28,16 @@ export class DevExtrasStack extends Stack {
     const keyPath = `/${this.stackName}/chat-development`;
     const issuer = new RustFunction(this, 'IssueDevToken', {
       crate: 'issue-dev-token',
-      description: 'Development context tokens (POST /token) and their JWKS (GET /jwks.json)',
+      description: 'Development context tokens (POST /token, GET /token/{xid}) and their JWKS (GET /jwks.json)',
       timeout: Duration.seconds(10),
       lambdaDir: props.lambdaDir,
       logRetention: props.logRetention,
-      environment: { DEV_EXTRAS_SSM_PATH: keyPath },
+      environment: { DEV_EXTRAS_SSM_PATH: keyPath, NOTIFICATIONS_TABLE: props.table.tableName },
     });
     grantSsmPathsRead(issuer.role, [keyPath]);
+    // Records each token and counts it against its client address (one TransactWriteItems of a
+    // Put and an Update); GET /token/{xid} reads a record.
+    props.table.grant(issuer.role, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem');
 
     this.httpApi = new apigw.HttpApi(this, 'TokenApi', {
       apiName: `${this.stackName}-tokens`,
@@ -37,6 +45,7 @@ export class DevExtrasStack extends Stack {
     });
     const integration = new HttpLambdaIntegration('IssueDevToken', issuer.fn);
     this.httpApi.addRoutes({ path: '/token', methods: [apigw.HttpMethod.POST], integration });
+    this.httpApi.addRoutes({ path: '/token/{xid}', methods: [apigw.HttpMethod.GET], integration });
     this.httpApi.addRoutes({ path: '/jwks.json', methods: [apigw.HttpMethod.GET], integration });
     addHttpApiAccessLogs(this.httpApi, props.logRetention, { rateLimit: 10, burstLimit: 20 });
     acceptFinding(

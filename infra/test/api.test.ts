@@ -25,10 +25,23 @@ test('AppSync gets the schema exported from the Rust schema, byte for byte', () 
   expect(schema.Properties.Definition).toBe(sdl);
 });
 
-const WIDGET_FIELDS = ['Mutation.createChatToken', 'Mutation.enableChannelNotifications', 'Mutation.verifyEmail', 'Query.verifyToken'];
-const PLATFORM_FIELDS = ['Mutation.revokeIdentity', 'Mutation.syncIdentity', 'Query.contextMembers', 'Query.identityContexts'];
+const WIDGET_FIELDS = [
+  'Mutation.createChatToken',
+  'Mutation.enableChannelNotifications',
+  'Mutation.issueChatToken',
+  'Mutation.verifyEmail',
+  'Query.verifyToken',
+];
+const PLATFORM_FIELDS = [
+  'Mutation.revokeIdentity',
+  'Mutation.syncIdentity',
+  'Query.contextMembers',
+  'Query.identityContexts',
+  'Query.tokenIssuance',
+  'Query.tokenIssuances',
+];
 
-test("the widget's four operations and the platform API's four fields are in the schema", () => {
+test("the widget's operations (and issueChatToken) and the platform API's fields are in the schema", () => {
   expect(rootFields()).toEqual([...WIDGET_FIELDS, ...PLATFORM_FIELDS].sort());
   expect(rootFields(widgetSdl)).toEqual(WIDGET_FIELDS);
 });
@@ -45,7 +58,7 @@ test('each authorization mode opens only its own fields and types', () => {
     }
   }
   for (const [name, on] of directives) {
-    const platform = PLATFORM_FIELDS.includes(name) || ['SyncResult', 'RevokeResult'].includes(name);
+    const platform = PLATFORM_FIELDS.includes(name) || ['SyncResult', 'RevokeResult', 'TokenIssuance'].includes(name);
     expect([name, on]).toEqual([name, [platform ? 'aws_oidc' : 'aws_api_key']]);
   }
 });
@@ -58,7 +71,7 @@ test('without a platform issuer: the widget schema, the API key alone, no platfo
   expect(api.Properties.AdditionalAuthenticationProviders ?? []).toEqual([]);
   const names = Object.values(resources(widgetOnly, 'AWS::Lambda::Function')).map((f) => f.Properties.FunctionName);
   expect(names).not.toContain('chat-test-platform-api');
-  expect(Object.keys(resources(widgetOnly, 'AWS::AppSync::Resolver'))).toHaveLength(4);
+  expect(Object.keys(resources(widgetOnly, 'AWS::AppSync::Resolver'))).toHaveLength(WIDGET_FIELDS.length);
 });
 
 test('one direct Lambda resolver per field, each on the function of that name', () => {
@@ -68,10 +81,13 @@ test('one direct Lambda resolver per field, each on the function of that name', 
   const crateOf: Record<string, string> = {
     verifyToken: 'verify-token',
     createChatToken: 'create-chat-token',
+    issueChatToken: 'create-chat-token',
     enableChannelNotifications: 'enable-channel-notifications',
     verifyEmail: 'verify-email',
     identityContexts: 'platform-api',
     contextMembers: 'platform-api',
+    tokenIssuance: 'platform-api',
+    tokenIssuances: 'platform-api',
     syncIdentity: 'platform-api',
     revokeIdentity: 'platform-api',
   };

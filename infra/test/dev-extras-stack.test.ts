@@ -25,12 +25,31 @@ test('issue-dev-token reads only its key, under /STACK-dev-extras/chat-developme
   const statements = statementsOf(devExtras, 'chat-test-dev-extras-issue-dev-token');
   expect(ssmPathsOf(statements)).toEqual(['/chat-test-dev-extras/chat-development']);
   const actions = statements.flatMap((s) => s.Action).sort();
-  expect(actions).toEqual(['kms:Decrypt', 'logs:CreateLogStream', 'logs:PutLogEvents', 'ssm:GetParametersByPath']);
+  expect(actions).toEqual([
+    'dynamodb:GetItem',
+    'dynamodb:PutItem',
+    'dynamodb:UpdateItem',
+    'kms:Decrypt',
+    'logs:CreateLogStream',
+    'logs:PutLogEvents',
+    'ssm:GetParametersByPath',
+  ]);
 });
 
-test('an HTTP API with POST /token and GET /jwks.json, and their URLs as outputs', () => {
+test("issue-dev-token records its tokens in the core stack's table, and only there", () => {
+  const [fn] = Object.values(resources(devExtras, 'AWS::Lambda::Function'));
+  const tableName = JSON.stringify(fn.Properties.Environment.Variables.NOTIFICATIONS_TABLE);
+  expect(tableName).toMatch(/Fn::ImportValue.*chat-test:.*Notifications/);
+  const onTable = statementsOf(devExtras, 'chat-test-dev-extras-issue-dev-token').filter((s) =>
+    s.Action.some((a: string) => a.startsWith('dynamodb:')),
+  );
+  expect(onTable).toHaveLength(1);
+  expect(onTable[0].Resource).toEqual([expect.stringMatching(/^\$\{import:chat-test:\w*Notifications\w*Arn\w*\}$/)]);
+});
+
+test('an HTTP API with POST /token, GET /token/{xid} and GET /jwks.json, and their URLs as outputs', () => {
   const routes = Object.values(resources(devExtras, 'AWS::ApiGatewayV2::Route')).map((r) => r.Properties.RouteKey);
-  expect(routes.sort()).toEqual(['GET /jwks.json', 'POST /token']);
+  expect(routes.sort()).toEqual(['GET /jwks.json', 'GET /token/{xid}', 'POST /token']);
   const outputs = devExtras.toJSON().Outputs;
   expect(render(outputs.devTokenUrl.Value)).toMatch(/^\$\{TokenApi\w+\.ApiEndpoint\}\/token$/);
   expect(render(outputs.devJwksUrl.Value)).toMatch(/^\$\{TokenApi\w+\.ApiEndpoint\}\/jwks\.json$/);

@@ -68,6 +68,7 @@ export function render(value: unknown): string {
     if ('Ref' in v) return `\${${v.Ref}}`;
     if ('Fn::GetAtt' in v) return `\${${v['Fn::GetAtt'].join('.')}}`;
     if ('Fn::Join' in v) return v['Fn::Join'][1].map(render).join(v['Fn::Join'][0]);
+    if ('Fn::ImportValue' in v) return `\${import:${v['Fn::ImportValue']}}`;
   }
   throw new Error(`cannot render ${JSON.stringify(value)}`);
 }
