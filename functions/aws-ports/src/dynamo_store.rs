@@ -12,9 +12,7 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, TransactWriteItem, Update,
 };
 use context_chat::context_token::now_unix;
-use context_chat::notifications::store::{
-    COUNT_FIELD, Count, Created, Expect, Key, Store, Stored,
-};
+use context_chat::notifications::store::{COUNT_FIELD, Count, Created, Expect, Key, Store, Stored};
 use context_chat::{ChatError, Result};
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Number, Value};

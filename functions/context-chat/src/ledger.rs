@@ -242,7 +242,12 @@ impl Ledger {
                     Minter::Identity(_) => "this user",
                     Minter::Source(_) => "this client address",
                 };
-                tracing::info!(kind = issuance.kind.as_str(), per_minute = policy.per_minute, retry_after = retry, "minting refused: over the limit");
+                tracing::info!(
+                    kind = issuance.kind.as_str(),
+                    per_minute = policy.per_minute,
+                    retry_after = retry,
+                    "minting refused: over the limit"
+                );
                 Err(ChatError::too_many(
                     &format!(
                         "More than {} tokens a minute for {whom}; nothing was minted.",
@@ -267,9 +272,11 @@ impl Ledger {
     /// The record of `xid`, while it is kept.
     pub async fn get(&self, xid: &str) -> Result<Option<Issuance>> {
         check_xid(xid)?;
-        Ok(store::read::<Issuance>(self.store.as_ref(), &Key::Issuance(xid.to_owned()))
-            .await?
-            .map(|d| d.value))
+        Ok(
+            store::read::<Issuance>(self.store.as_ref(), &Key::Issuance(xid.to_owned()))
+                .await?
+                .map(|d| d.value),
+        )
     }
 
     /// An identity's records, newest first, at most `limit` ([`MAX_LIST`]).
@@ -288,7 +295,10 @@ impl Ledger {
             .map(|doc| {
                 serde_json::from_value(Value::Object(doc.fields)).map_err(|e| {
                     tracing::error!(error = %e, "a ledger record does not parse");
-                    ChatError::new(ErrorKind::InternalError, "A ledger record is damaged; see the logs.")
+                    ChatError::new(
+                        ErrorKind::InternalError,
+                        "A ledger record is damaged; see the logs.",
+                    )
                 })
             })
             .collect()
@@ -305,7 +315,11 @@ mod tests {
             check_xid(good).unwrap();
         }
         for bad in ["", " a", "a b", "é", "a/b", &"x".repeat(65), "a#b"] {
-            assert_eq!(check_xid(bad).unwrap_err().kind, ErrorKind::BadRequest, "{bad}");
+            assert_eq!(
+                check_xid(bad).unwrap_err().kind,
+                ErrorKind::BadRequest,
+                "{bad}"
+            );
         }
         let (a, b) = (new_xid().unwrap(), new_xid().unwrap());
         assert_ne!(a, b);

@@ -48,14 +48,11 @@ pub fn routes(tokens: Arc<DevTokens>) -> Router {
 }
 
 fn client_address(extensions: &Extensions) -> Option<IpAddr> {
-    extensions
-        .get::<ClientAddress>()
-        .map(|a| a.0)
-        .or_else(|| {
-            extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip())
-        })
+    extensions.get::<ClientAddress>().map(|a| a.0).or_else(|| {
+        extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+    })
 }
 
 async fn token(
@@ -73,7 +70,8 @@ async fn token(
         let xid = ledger::new_xid()?;
         if let Some(ledger) = &tokens.ledger {
             // Addresses the door could not tell share one count.
-            let source = client_address(&extensions).map_or_else(|| "unknown".into(), |ip| ip.to_string());
+            let source =
+                client_address(&extensions).map_or_else(|| "unknown".into(), |ip| ip.to_string());
             let issuance = Issuance::of(
                 Kind::ContextDev,
                 xid.clone(),
@@ -89,7 +87,12 @@ async fn token(
                 retention_days: tokens.retention_days,
             };
             ledger
-                .record(&issuance, Minter::Source(source), policy, crate::tokens::now_millis())
+                .record(
+                    &issuance,
+                    Minter::Source(source),
+                    policy,
+                    crate::tokens::now_millis(),
+                )
                 .await?;
         }
         tracing::info!(kid = issuer.signer.kid(), xid = %xid, "development token issued");
@@ -116,9 +119,11 @@ async fn record(State(tokens): State<Arc<DevTokens>>, Path(xid): Path<String>) -
     };
     match found.await {
         Ok(issuance) => Json(issuance.api_json()).into_response(),
-        Err(err) if err.kind == crate::ErrorKind::EntityNotFound => {
-            (axum::http::StatusCode::NOT_FOUND, Json(json!({ "errorType": err.kind.as_str(), "message": err.message }))).into_response()
-        }
+        Err(err) if err.kind == crate::ErrorKind::EntityNotFound => (
+            axum::http::StatusCode::NOT_FOUND,
+            Json(json!({ "errorType": err.kind.as_str(), "message": err.message })),
+        )
+            .into_response(),
         Err(err) => refusal(&err),
     }
 }

@@ -53,7 +53,9 @@ impl PlatformService {
 
     fn ledger(&self) -> Result<&Ledger> {
         self.ledger.as_deref().ok_or_else(|| {
-            ChatError::internal("The token ledger needs the store, which this server does not have.")
+            ChatError::internal(
+                "The token ledger needs the store, which this server does not have.",
+            )
         })
     }
 

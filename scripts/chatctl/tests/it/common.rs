@@ -146,3 +146,28 @@ pub async fn operation(server: &Server, name: &str, variables: Value) -> Value {
     assert_eq!(status, 200);
     body
 }
+
+/// A GraphQL call with the given headers; the status and the body.
+pub async fn call(
+    server: &Server,
+    query: &str,
+    variables: Value,
+    bearer: Option<&str>,
+    api_key: Option<&str>,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/graphql", server.base))
+        .json(&json!({"query": query, "variables": variables}));
+    if let Some(token) = bearer {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    if let Some(key) = api_key {
+        request = request.header("x-api-key", key);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+pub fn error_type(body: &Value) -> &str {
+    body["errors"][0]["errorType"].as_str().unwrap_or("none")
+}

@@ -3,6 +3,7 @@
 
 mod common;
 mod configure_twilio;
+mod ledger;
 mod notifications;
 mod platform;
 mod put_params;

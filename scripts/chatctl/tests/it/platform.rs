@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use test_support::{Issuer, TestKey, TwilioStandIn, claims, jwks, now};
 
-use crate::common::{Server, chatctl, serve, temp_dir};
+use crate::common::{Server, call, chatctl, error_type, serve, temp_dir};
 
 const PLATFORM_ISSUER: &str = "https://platform.example.org/";
 const PLATFORM_AUDIENCE: &str = "https://chat.example.org/platform";
@@ -19,31 +19,6 @@ fn access_token(key: &TestKey, scope: &str) -> String {
         "iss": PLATFORM_ISSUER, "aud": PLATFORM_AUDIENCE, "sub": "toolbox@clients",
         "scope": scope, "iat": now, "exp": now + 600,
     }))
-}
-
-/// A GraphQL call with the given headers; the status and the body.
-async fn call(
-    server: &Server,
-    query: &str,
-    variables: Value,
-    bearer: Option<&str>,
-    api_key: Option<&str>,
-) -> (u16, Value) {
-    let mut request = reqwest::Client::new()
-        .post(format!("{}/graphql", server.base))
-        .json(&json!({"query": query, "variables": variables}));
-    if let Some(token) = bearer {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    if let Some(key) = api_key {
-        request = request.header("x-api-key", key);
-    }
-    let response = request.send().await.unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
-}
-
-fn error_type(body: &Value) -> &str {
-    body["errors"][0]["errorType"].as_str().unwrap_or("none")
 }
 
 const SYNC: &str = "mutation($identity: ID!, $contexts: [String!]!) { syncIdentity(identity: $identity, contexts: $contexts) { joined left } }";

@@ -1,0 +1,333 @@
+//! The token ledger and the minting limit on both real stores: DynamoDB through the AWS SDK
+//! against moto (one `TransactWriteItems` of conditional puts and a conditional counter
+//! update) and the embedded SQLite store. The same contract holds on each; the items as
+//! stored carry the TTL attribute and never the token.
+
+use std::sync::Arc;
+
+use aws_ports::{DynamoStore, create_table};
+use aws_sdk_dynamodb::types::AttributeValue;
+use context_chat::context_token::now_unix;
+use context_chat::ledger::{Issuance, Kind, Ledger, LedgerPolicy, sha256_hex};
+use context_chat::notifications::sqlite_store::SqliteStore;
+use context_chat::store::{Minter, Store};
+use context_chat::{ErrorKind, Result};
+use test_support::{Moto, unique};
+
+const LIMIT: u32 = 20;
+
+fn issuance(xid: &str, identity: &str, token: &str, expires_at: u64) -> Issuance {
+    Issuance::of(
+        Kind::TwilioChat,
+        xid.to_owned(),
+        identity,
+        &["general".to_owned(), "SHIPMENT-42".to_owned()],
+        Some("browser-1"),
+        token,
+        expires_at - 3600,
+        expires_at,
+    )
+}
+
+fn policy() -> LedgerPolicy {
+    LedgerPolicy {
+        per_minute: LIMIT,
+        retention_days: 30,
+    }
+}
+
+/// Records a twilio-chat token for `who` at `at` (ms), counted against `who`.
+async fn record(
+    ledger: &Ledger,
+    xid: &str,
+    who: &str,
+    token: &str,
+    at: u64,
+    expires: u64,
+) -> Result<context_chat::ledger::Recorded> {
+    ledger
+        .record(
+            &issuance(xid, who, token, expires),
+            Minter::Identity(who.to_owned()),
+            policy(),
+            at,
+        )
+        .await
+}
+
+/// What every store must do for the ledger. Returns the tokens it recorded (their hashes
+/// are on record; the strings must not be).
+async fn contract(store: Arc<dyn Store>, tag: &str) -> Vec<String> {
+    let ledger = Ledger::new(store);
+    let (alex, sam) = (
+        unique(&format!("alex-{tag}")),
+        unique(&format!("sam-{tag}")),
+    );
+    // Five seconds into the current minute, so that the first 21 mints share one window.
+    let t0 = (now_unix() / 60 * 60 + 5) * 1000;
+    let expires = now_unix() + 3600;
+    let mut tokens = Vec::new();
+    let mint = |n: usize, who: &str| {
+        (
+            unique(&format!("xid-{tag}-{n}")),
+            format!("token-{who}-{n}-{}", unique("secret")),
+        )
+    };
+    let mut alex_xids = Vec::new();
+    for n in 0..LIMIT as usize {
+        let (xid, token) = mint(n, &alex);
+        record(&ledger, &xid, &alex, &token, t0 + n as u64, expires)
+            .await
+            .unwrap();
+        tokens.push(token);
+        alex_xids.push(xid);
+    }
+    // The 21st in the minute: refused, with when to retry, and not on record.
+    let (xid21, token21) = mint(21, &alex);
+    let refused = record(&ledger, &xid21, &alex, &token21, t0 + 30, expires)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::TooManyRequests, "{refused:?}");
+    assert_eq!(refused.retry_after_secs, Some(55), "{refused:?}");
+    assert!(refused.message.contains("55 s"), "{}", refused.message);
+    assert_eq!(ledger.get(&xid21).await.unwrap(), None);
+    // Another identity is unaffected.
+    let (xid_sam, token_sam) = mint(1, &sam);
+    record(&ledger, &xid_sam, &sam, &token_sam, t0 + 31, expires)
+        .await
+        .unwrap();
+    tokens.push(token_sam.clone());
+    // A reused xid: Conflict, the first record unchanged, and nothing counted.
+    let reused = record(&ledger, &xid_sam, &sam, "another-token", t0 + 32, expires)
+        .await
+        .unwrap_err();
+    assert_eq!(reused.kind, ErrorKind::Conflict, "{reused:?}");
+    let kept = ledger.get(&xid_sam).await.unwrap().unwrap();
+    assert_eq!(kept.token_sha256, sha256_hex(&token_sam));
+    for n in 2..=LIMIT as usize {
+        let (xid, token) = mint(n, &sam);
+        record(&ledger, &xid, &sam, &token, t0 + 40 + n as u64, expires)
+            .await
+            .unwrap_or_else(|e| panic!("sam's mint {n}: {e:?}"));
+        tokens.push(token);
+    }
+    // The next minute: alex mints again.
+    let (xid_next, token_next) = mint(22, &alex);
+    record(&ledger, &xid_next, &alex, &token_next, t0 + 60_000, expires)
+        .await
+        .unwrap();
+    tokens.push(token_next);
+
+    // The record: what was minted, the token's hash, never the token.
+    let found = ledger.get(&xid_next).await.unwrap().unwrap();
+    assert_eq!(
+        found,
+        issuance(&xid_next, &alex, &tokens[tokens.len() - 1], expires)
+    );
+    assert_eq!(found.token_sha256.len(), 64);
+    // An identity's newest first, as many as asked.
+    let newest = ledger.of_identity(&alex, 3).await.unwrap();
+    assert_eq!(newest.len(), 3);
+    assert_eq!(newest[0].xid, xid_next);
+    assert_eq!(newest[1].xid, alex_xids[19], "{newest:?}");
+    assert_eq!(newest[2].xid, alex_xids[18], "{newest:?}");
+    assert_eq!(
+        ledger.of_identity(&alex, 100).await.unwrap().len(),
+        LIMIT as usize + 1
+    );
+    assert_eq!(
+        ledger.of_identity(&unique("nobody"), 100).await.unwrap(),
+        vec![]
+    );
+    assert_eq!(ledger.get(&unique("unknown")).await.unwrap(), None);
+
+    // Kept only the retention past expiry: a record whose time is up is not read, even
+    // while the table's TTL has not removed it yet.
+    let old = Issuance {
+        issued_at: now_unix() - 40 * 86_400,
+        expires_at: now_unix() - 40 * 86_400 + 3600,
+        ..issuance(&unique("old"), &alex, "old-token", expires)
+    };
+    ledger
+        .record(
+            &old,
+            Minter::Identity(unique("someone")),
+            policy(),
+            now_unix() * 1000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ledger.get(&old.xid).await.unwrap(), None);
+    // Its xid is free again.
+    let again = Issuance {
+        xid: old.xid.clone(),
+        ..issuance(&old.xid, &alex, "new-token", expires)
+    };
+    ledger
+        .record(
+            &again,
+            Minter::Identity(unique("someone")),
+            policy(),
+            now_unix() * 1000,
+        )
+        .await
+        .unwrap();
+
+    // A record taken back (provisioning failed after it) is gone, and its xid free.
+    let (xid_back, token_back) = mint(99, &sam);
+    let unlimited = LedgerPolicy {
+        per_minute: 0,
+        ..policy()
+    };
+    let taken = ledger
+        .record(
+            &issuance(&xid_back, &sam, &token_back, expires),
+            Minter::Identity(sam.clone()),
+            unlimited,
+            t0 + 50,
+        )
+        .await
+        .unwrap();
+    ledger.take_back(taken).await;
+    assert_eq!(ledger.get(&xid_back).await.unwrap(), None);
+    assert!(
+        ledger
+            .of_identity(&sam, 100)
+            .await
+            .unwrap()
+            .iter()
+            .all(|i| i.xid != xid_back)
+    );
+    tokens
+}
+
+fn no_token_in(haystack: &str, tokens: &[String]) {
+    for token in tokens {
+        assert!(
+            !haystack.contains(token.as_str()),
+            "a token string is stored"
+        );
+        assert!(
+            haystack.contains(&sha256_hex(token)),
+            "a token's hash is not stored"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_ledger_and_the_limit_on_dynamodb() {
+    let moto = Moto::start();
+    let client = moto.dynamodb().await;
+    let table = unique("ledger");
+    create_table(&client, &table).await.unwrap();
+    let store = Arc::new(DynamoStore::new(client.clone(), table.clone()));
+    let tokens = contract(store, "dynamo").await;
+
+    let items = client
+        .scan()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let text = format!("{items:?}");
+    no_token_in(&text, &tokens);
+    let now = now_unix();
+    for item in &items {
+        let Some(AttributeValue::N(ttl)) = item.get("expiresAt") else {
+            panic!("an item without the TTL attribute: {item:?}");
+        };
+        let ttl: u64 = ttl.parse().unwrap();
+        let sk = match item.get("sk") {
+            Some(AttributeValue::S(sk)) => sk.as_str(),
+            _ => panic!("no sort key"),
+        };
+        if sk.starts_with("MINTS#") {
+            // A counter goes two minutes after its window began.
+            assert!(ttl <= now + 180, "{item:?}");
+            assert!(
+                matches!(item.get("n"), Some(AttributeValue::N(n)) if n.parse::<u32>().unwrap() <= LIMIT)
+            );
+        } else if ttl > now {
+            // A live record goes 30 days after its token expires.
+            let token_expires: u64 = match item.get("tokenExpiresAt") {
+                Some(AttributeValue::N(n)) => n.parse().unwrap(),
+                _ => panic!("a record without its token's expiry: {item:?}"),
+            };
+            assert_eq!(ttl, token_expires + 30 * 86_400, "{item:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_ledger_and_the_limit_on_the_embedded_store() {
+    let dir = std::env::temp_dir().join(unique("ledger-sqlite"));
+    let store = Arc::new(SqliteStore::open(&dir).unwrap());
+    let tokens = contract(store.clone(), "sqlite").await;
+    // Every byte the store wrote, database and write-ahead log.
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    no_token_in(&String::from_utf8_lossy(&bytes), &tokens);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Concurrent mints from many tasks sharing one DynamoDB table (as Lambda processes do): never
+/// more than the limit gets through, and every one that got through is on record.
+#[tokio::test]
+async fn concurrent_mints_never_pass_the_limit() -> Result<()> {
+    let moto = Moto::start();
+    let client = moto.dynamodb().await;
+    let table = unique("ledger-race");
+    create_table(&client, &table).await?;
+    let identity = unique("racer");
+    let expires = now_unix() + 3600;
+    let t0 = (now_unix() / 60 * 60 + 5) * 1000;
+    let attempts = (0..40).map(|n| {
+        let ledger = Ledger::new(Arc::new(DynamoStore::new(client.clone(), table.clone())));
+        let identity = identity.clone();
+        async move {
+            let xid = format!("race-{n}");
+            let result = ledger
+                .record(
+                    &issuance(&xid, &identity, &format!("t{n}"), expires),
+                    Minter::Identity(identity.clone()),
+                    policy(),
+                    t0,
+                )
+                .await;
+            (xid, result)
+        }
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    let passed: Vec<&String> = results
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(x, _)| x)
+        .collect();
+    assert!(
+        (1..=LIMIT as usize).contains(&passed.len()),
+        "{} passed",
+        passed.len()
+    );
+    for (_, result) in &results {
+        if let Err(err) = result {
+            // Refused by the limit, or a transaction conflict the caller may retry.
+            assert!(
+                matches!(
+                    err.kind,
+                    ErrorKind::TooManyRequests | ErrorKind::InternalError
+                ),
+                "{err:?}"
+            );
+        }
+    }
+    let ledger = Ledger::new(Arc::new(DynamoStore::new(client, table)));
+    assert_eq!(
+        ledger.of_identity(&identity, 100).await?.len(),
+        passed.len()
+    );
+    Ok(())
+}
