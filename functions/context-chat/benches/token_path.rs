@@ -10,7 +10,9 @@
 //! Targets: first-seen at most 1.15 × the bare verification; repeated at most 5 µs (issue 2);
 //! returning user at most 1.2 × repeated; a first-time user with 3 contexts at most 3
 //! sequential round trips (issue 4), counted as the provisioning tests count them.
-//! Run: `cargo bench -p context-chat --bench token_path`.
+//! Run: `cargo bench -p context-chat --bench token_path`. The token ledger's cost on the same
+//! path (embedded store and DynamoDB on moto, beside it off) is measured by
+//! `cargo bench -p aws-ports --bench ledger_path`, where the DynamoDB store is.
 
 use std::collections::HashMap;
 use std::hint::black_box;

@@ -163,6 +163,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             " (off: no TWILIO_AUTH_TOKEN)"
         }
     );
+    println!(
+        "Token ledger: every minted token on record (its SHA-256) for {} days past expiry; {}",
+        settings.ledger.retention_days,
+        match settings.ledger.per_minute {
+            0 => "no minting limit (CHAT_TOKENS_PER_MINUTE=0)".to_owned(),
+            n => format!("{n} chat tokens per identity a minute (CHAT_TOKENS_PER_MINUTE)"),
+        }
+    );
     if let Some(issuer) = &local {
         let token = issuer.get().await?.sign(
             "alex",

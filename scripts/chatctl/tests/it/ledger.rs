@@ -131,7 +131,10 @@ async fn every_chat_token_is_on_record_and_minting_is_limited() {
     assert_eq!(body["data"]["tokenIssuance"], Value::Null, "{body}");
     let (_, body) = widget(&server, ISSUANCE, json!({"xid": "order-17:try_1"})).await;
     assert_eq!(body["data"], Value::Null, "{body}");
-    assert!(["AccessDenied", "Unauthorized"].contains(&error_type(&body)), "{body}");
+    assert!(
+        ["AccessDenied", "Unauthorized"].contains(&error_type(&body)),
+        "{body}"
+    );
 
     // A reused xid: Conflict, nothing minted; a malformed one: BadRequest.
     let (_, body) = widget(
