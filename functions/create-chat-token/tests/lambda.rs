@@ -103,26 +103,57 @@ async fn mints_a_twilio_token_for_a_good_context_token_and_refuses_the_rest() {
     assert!(logs.contains("conversations provisioned"), "{logs}");
 }
 
+/// The function on a table, with its settings (and `extra` parameters) in SSM and Twilio's
+/// stand-in.
+struct WithTable {
+    _moto: Moto,
+    key: TestKey,
+    _issuer: Issuer,
+    twilio: TwilioStandIn,
+    emulator: Emulator,
+    store: std::sync::Arc<aws_ports::DynamoStore>,
+    function: Function,
+}
+
+impl WithTable {
+    async fn start(prefix: &str, extra: &[(&str, &str)]) -> Self {
+        let moto = Moto::start();
+        let key = TestKey::es256("k1");
+        let issuer = Issuer::start(jwks(&[&key])).await;
+        let stack = unique(prefix);
+        let ssm = moto.ssm().await;
+        put_settings(&ssm, &stack, &issuer.url(), API_SECRET).await;
+        for (name, value) in extra {
+            test_support::put_parameter(&ssm, &format!("/{stack}/{name}"), value, false).await;
+        }
+        let dynamodb = moto.dynamodb().await;
+        aws_ports::create_table(&dynamodb, &stack).await.unwrap();
+        let store = std::sync::Arc::new(aws_ports::DynamoStore::new(dynamodb, stack.clone()));
+        let twilio = TwilioStandIn::start().await;
+        let emulator = Emulator::start();
+        let mut env = moto.env();
+        env.push(("STACK_NAME", stack.clone()));
+        env.push(("NOTIFICATIONS_TABLE", stack));
+        env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
+        let function = Function::start(Path::new(BINARY), "create-chat-token", &emulator, &env);
+        Self {
+            _moto: moto,
+            key,
+            _issuer: issuer,
+            twilio,
+            emulator,
+            store,
+            function,
+        }
+    }
+}
+
 #[tokio::test]
 async fn item_1_leaving_a_context_ends_its_email_subscription() {
-    let moto = Moto::start();
-    let key = TestKey::es256("k1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
-    let stack = unique("create-left");
-    put_settings(&moto.ssm().await, &stack, &issuer.url(), API_SECRET).await;
-    let dynamodb = moto.dynamodb().await;
-    aws_ports::create_table(&dynamodb, &stack).await.unwrap();
-    let store = aws_ports::DynamoStore::new(dynamodb, stack.clone());
-    let twilio = TwilioStandIn::start().await;
-    let emulator = Emulator::start();
-    let mut env = moto.env();
-    env.push(("STACK_NAME", stack.clone()));
-    env.push(("NOTIFICATIONS_TABLE", stack));
-    env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
-    let _function = Function::start(Path::new(BINARY), "create-chat-token", &emulator, &env);
+    let world = WithTable::start("create-left", &[]).await;
+    let (key, emulator, twilio, store) = (&world.key, &world.emulator, &world.twilio, &world.store);
     let create = |contexts: &[&str]| {
         let token = key.token(&claims("alex", contexts));
-        let emulator = &emulator;
         async move {
             emulator
                 .invoke(
@@ -147,7 +178,7 @@ async fn item_1_leaving_a_context_ends_its_email_subscription() {
             created_at: 1,
             per_identity: true,
         };
-        store::write_over(&store, &subscription(context), &record)
+        store::write_over(store.as_ref(), &subscription(context), &record)
             .await
             .unwrap();
     }
@@ -157,4 +188,64 @@ async fn item_1_leaving_a_context_ends_its_email_subscription() {
     assert_eq!(twilio.memberships("alex"), ["random"]);
     assert!(store.get(&subscription("general")).await.unwrap().is_none());
     assert!(store.get(&subscription("random")).await.unwrap().is_some());
+}
+
+/// issueChatToken on the same function: a receipt on record in the table, `Conflict` for a
+/// reused xid, and `TooManyRequests` past `/STACK/chat/tokensPerMinute` (here 3), counted in
+/// the table across both fields.
+#[tokio::test]
+async fn issues_receipts_on_record_and_limits_minting() {
+    let world = WithTable::start("create-ledger", &[("chat/tokensPerMinute", "3")]).await;
+    let (key, emulator) = (&world.key, &world.emulator);
+    let ledger = context_chat::ledger::Ledger::new(world.store.clone());
+    let token = key.token(&claims("alex", &["general"]));
+    let issue = |xid: &str| {
+        appsync_event(
+            "Mutation",
+            "issueChatToken",
+            json!({"deviceId": "phone-1", "token": token, "xid": xid}),
+        )
+    };
+    test_support::early_in_a_minute().await;
+
+    let receipt = emulator
+        .invoke("create-chat-token", &issue("order-1"))
+        .await
+        .value();
+    assert_eq!(receipt["xid"], "order-1", "{receipt}");
+    let minted = receipt["token"].as_str().unwrap();
+    let record = ledger.get("order-1").await.unwrap().expect("on record");
+    assert_eq!(
+        record.token_sha256,
+        context_chat::ledger::sha256_hex(minted)
+    );
+    assert_eq!(receipt["expiresAt"], json!(record.expires_at));
+    assert_eq!(record.device_id.as_deref(), Some("phone-1"));
+
+    let (error_type, _) = emulator
+        .invoke("create-chat-token", &issue("order-1"))
+        .await
+        .error();
+    assert_eq!(error_type, "Conflict");
+    // Two more (createChatToken counts too), then the limit.
+    emulator
+        .invoke("create-chat-token", &issue("order-2"))
+        .await
+        .value();
+    emulator
+        .invoke(
+            "create-chat-token",
+            &event(json!({"deviceId": "phone-1", "token": token})),
+        )
+        .await
+        .value();
+    let (error_type, message) = emulator
+        .invoke("create-chat-token", &issue("order-4"))
+        .await
+        .error();
+    assert_eq!(error_type, "TooManyRequests");
+    assert!(message.contains("Try again in"), "{message}");
+    assert_eq!(ledger.get("order-4").await.unwrap(), None);
+    assert_eq!(ledger.of_identity("alex", 100).await.unwrap().len(), 3);
+    assert!(!world.function.output().contains(minted));
 }

@@ -2,10 +2,13 @@
 
 use std::path::Path;
 
+use aws_ports::create_table;
 use context_chat::dev_keys::generate_es256;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
-use test_support::{Emulator, Function, Moto, http_api_event, put_parameter, unique};
+use test_support::{
+    Emulator, Function, Moto, early_in_a_minute, http_api_event, put_parameter, unique,
+};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_issue-dev-token");
 
@@ -96,5 +99,81 @@ async fn signs_a_context_token_with_the_key_in_ssm() {
     assert!(
         !logs.contains(token) && !logs.contains("PRIVATE KEY"),
         "{logs}"
+    );
+}
+
+/// With the table: each token on record under its xid (readable at `GET /token/{xid}`), and
+/// one client address (API Gateway's `sourceIp`) limited to 10 a minute.
+#[tokio::test]
+async fn records_each_token_and_limits_each_client_address() {
+    let moto = Moto::start();
+    let stack = unique("dev-ledger");
+    let key = generate_es256().unwrap();
+    let ssm = moto.ssm().await;
+    let path = format!("/{stack}-dev-extras/chat-development");
+    put_parameter(&ssm, &format!("{path}/privateKey"), &key.private_pem, true).await;
+    put_parameter(&ssm, &format!("{path}/keyId"), &key.kid, false).await;
+    let table = unique("dev-ledger");
+    create_table(&moto.dynamodb().await, &table).await.unwrap();
+    let emulator = Emulator::start();
+    let mut env = moto.env();
+    env.push(("STACK_NAME", stack));
+    env.push(("NOTIFICATIONS_TABLE", table));
+    let _function = Function::start(Path::new(BINARY), "issue-dev-token", &emulator, &env);
+    let from = |address: &str, n: usize| {
+        let identity = format!("dev-{n}");
+        let mut event = http_event(
+            "POST",
+            "/token",
+            &[("identity", &identity), ("context", "general")],
+        );
+        event["requestContext"]["http"]["sourceIp"] = json!(address);
+        event
+    };
+    early_in_a_minute().await;
+    let mut first = None;
+    for n in 0..10 {
+        let answer = emulator
+            .invoke("issue-dev-token", &from("203.0.113.7", n))
+            .await
+            .value();
+        assert_eq!(answer["statusCode"], 200, "{answer}");
+        let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+        first.get_or_insert(body);
+    }
+    let answer = emulator
+        .invoke("issue-dev-token", &from("203.0.113.7", 10))
+        .await
+        .value();
+    assert_eq!(answer["statusCode"], 429, "{answer}");
+    let retry: u64 = answer["headers"]["retry-after"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{answer}");
+    // Another address is not held back.
+    let answer = emulator
+        .invoke("issue-dev-token", &from("198.51.100.2", 11))
+        .await
+        .value();
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+
+    let first = first.unwrap();
+    let xid = first["xid"].as_str().unwrap();
+    let answer = emulator
+        .invoke(
+            "issue-dev-token",
+            &http_event("GET", &format!("/token/{xid}"), &[]),
+        )
+        .await
+        .value();
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    let record: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert_eq!(record["kind"], "context-dev");
+    assert_eq!(record["identity"], "dev-0");
+    assert_eq!(
+        record["tokenSha256"],
+        context_chat::ledger::sha256_hex(first["token"].as_str().unwrap())
     );
 }

@@ -69,6 +69,19 @@ enum Call {
         #[arg(long)]
         context: String,
     },
+    /// The ledger's record of a minted token, by its transaction id (chat:read).
+    TokenIssuance {
+        #[arg(long)]
+        xid: String,
+    },
+    /// An identity's minted tokens, newest first (chat:read).
+    TokenIssuances {
+        #[arg(long)]
+        identity: String,
+        /// How many (at most 100).
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
     /// Make the identity's memberships match the contexts now (chat:admin).
     SyncIdentity {
         #[arg(long)]
@@ -97,6 +110,16 @@ impl Call {
                 "query($context: String!) { contextMembers(context: $context) }",
                 "contextMembers",
                 json!({ "context": context }),
+            ),
+            Call::TokenIssuance { xid } => (
+                "query($xid: ID!) { tokenIssuance(xid: $xid) { xid kind identity contexts deviceId issuedAt expiresAt tokenSha256 } }",
+                "tokenIssuance",
+                json!({ "xid": xid }),
+            ),
+            Call::TokenIssuances { identity, limit } => (
+                "query($identity: ID!, $limit: Int) { tokenIssuances(identity: $identity, limit: $limit) { xid kind identity contexts deviceId issuedAt expiresAt tokenSha256 } }",
+                "tokenIssuances",
+                json!({ "identity": identity, "limit": limit }),
             ),
             Call::SyncIdentity { identity, context } => (
                 "mutation($identity: ID!, $contexts: [String!]!) { syncIdentity(identity: $identity, contexts: $contexts) { joined left } }",

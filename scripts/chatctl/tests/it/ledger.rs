@@ -3,12 +3,10 @@
 //! reused xid, `TooManyRequests` past the limit; and the dev token API's xid, record and
 //! per-address limit. The embedded store, read back as bytes, holds no token.
 
-use std::time::Duration;
-
 use base64::Engine as _;
 use context_chat::ledger::sha256_hex;
 use serde_json::{Value, json};
-use test_support::{Issuer, TestKey, TwilioStandIn, claims, jwks, now};
+use test_support::{Issuer, TestKey, TwilioStandIn, claims, early_in_a_minute, jwks, now};
 
 use crate::common::{Server, call, error_type, serve, temp_dir};
 
@@ -35,15 +33,6 @@ fn payload(jwt: &str) -> Value {
             .unwrap(),
     )
     .unwrap()
-}
-
-/// Waits, when needed, so that what follows starts early in a minute: a test's mints then
-/// share the limit's one-minute window.
-async fn early_in_a_minute() {
-    let into = now() % 60;
-    if into > 35 {
-        tokio::time::sleep(Duration::from_secs(61 - into)).await;
-    }
 }
 
 /// Every byte of the embedded store: the database and its write-ahead log.

@@ -308,6 +308,23 @@ async fn local_mode_grants_client_credentials_and_chatctl_platform_revokes() {
     )
     .await;
     assert_eq!(body["data"]["verifyToken"]["identity"], "alex", "{body}");
+    // That token is on record, and the platform reads the record by its xid.
+    let xid = fresh["xid"].as_str().unwrap();
+    let output = platform(&server, &data, &["token-issuance", "--xid", xid]);
+    let record: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(record["kind"], "context-dev", "{record}");
+    assert_eq!(record["identity"], "alex");
+    assert_eq!(
+        record["tokenSha256"],
+        context_chat::ledger::sha256_hex(fresh["token"].as_str().unwrap())
+    );
+    let output = platform(
+        &server,
+        &data,
+        &["token-issuances", "--identity", "alex", "--limit", "1"],
+    );
+    let listed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(listed[0]["xid"], xid, "{listed}");
 
     // The cached token is reused by the next command.
     let first = cached_token(&data);
