@@ -43,6 +43,41 @@ impl DynamoStore {
         tracing::error!(table = %self.table, error = %DisplayErrorContext(&err), "DynamoDB {what} failed");
         ChatError::internal("The notification store did not answer; try again.")
     }
+    /// The live items of `partition` whose sort key starts with `sort_prefix`: all of them in
+    /// key order, or the greatest `newest` first. Items past their TTL may still be there,
+    /// so pages go on until enough live ones.
+    async fn live_items(
+        &self,
+        partition: &str,
+        sort_prefix: &str,
+        newest: Option<usize>,
+    ) -> Result<Vec<Stored>> {
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()))
+            .expression_attribute_values(":prefix", AttributeValue::S(sort_prefix.to_owned()))
+            .consistent_read(true);
+        if let Some(limit) = newest {
+            request = request
+                .scan_index_forward(false)
+                .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        }
+        let limit = newest.unwrap_or(usize::MAX);
+        let mut pages = request.into_paginator().items().send();
+        let mut found = Vec::new();
+        let now = now_unix();
+        while found.len() < limit
+            && let Some(item) = pages.next().await
+        {
+            let item = item.map_err(|e| self.failed("Query", e))?;
+            found.extend(stored(item, now));
+        }
+        found.truncate(limit);
+        Ok(found)
+    }
 }
 
 /// Makes the table as the CDK stack does (tests and local DynamoDB).
@@ -221,32 +256,7 @@ impl Store for DynamoStore {
         sort_prefix: &'a str,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Stored>>> {
-        Box::pin(async move {
-            // Items past their TTL may still be there; pages go on until enough live ones.
-            let mut pages = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()))
-                .expression_attribute_values(":prefix", AttributeValue::S(sort_prefix.to_owned()))
-                .scan_index_forward(false)
-                .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-                .consistent_read(true)
-                .into_paginator()
-                .items()
-                .send();
-            let mut found = Vec::with_capacity(limit);
-            let now = now_unix();
-            while found.len() < limit
-                && let Some(item) = pages.next().await
-            {
-                let item = item.map_err(|e| self.failed("Query", e))?;
-                found.extend(stored(item, now));
-            }
-            found.truncate(limit);
-            Ok(found)
-        })
+        Box::pin(self.live_items(partition, sort_prefix, Some(limit)))
     }
 
     fn query<'a>(
@@ -254,26 +264,7 @@ impl Store for DynamoStore {
         partition: &'a str,
         sort_prefix: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Stored>>> {
-        Box::pin(async move {
-            let mut pages = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()))
-                .expression_attribute_values(":prefix", AttributeValue::S(sort_prefix.to_owned()))
-                .consistent_read(true)
-                .into_paginator()
-                .items()
-                .send();
-            let mut all = Vec::new();
-            let now = now_unix();
-            while let Some(item) = pages.next().await {
-                let item = item.map_err(|e| self.failed("Query", e))?;
-                all.extend(stored(item, now));
-            }
-            Ok(all)
-        })
+        Box::pin(self.live_items(partition, sort_prefix, None))
     }
 }
 

@@ -190,6 +190,24 @@ fn failed(path: &Path, error: impl std::fmt::Display) -> ChatError {
     ))
 }
 
+/// Writes `doc` at (pk, sk), whatever is there; the caller has checked what it expects.
+fn upsert(c: &Connection, pk: &str, sk: &str, doc: &Stored) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO documents (pk, sk, version, expires_at, fields) \
+         VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (pk, sk) DO UPDATE SET version = excluded.version, \
+         expires_at = excluded.expires_at, fields = excluded.fields",
+        params![
+            pk,
+            sk,
+            to_sql(doc.version),
+            doc.expires_at.map(to_sql),
+            Value::Object(doc.fields.clone()).to_string()
+        ],
+    )
+    .map(|_| ())
+}
+
 fn live(expires_at: Option<i64>, now: u64) -> bool {
     expires_at.is_none_or(|at| from_sql(at) > now)
 }
@@ -249,19 +267,7 @@ impl Store for SqliteStore {
             if !holds {
                 return Ok(false);
             }
-            tx.execute(
-                "INSERT INTO documents (pk, sk, version, expires_at, fields) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) \
-                 ON CONFLICT (pk, sk) DO UPDATE SET version = excluded.version, \
-                 expires_at = excluded.expires_at, fields = excluded.fields",
-                params![
-                    pk,
-                    sk,
-                    to_sql(doc.version),
-                    doc.expires_at.map(to_sql),
-                    Value::Object(doc.fields).to_string()
-                ],
-            )?;
+            upsert(&tx, &pk, &sk, &doc)?;
             tx.commit()?;
             Ok(true)
         }))
@@ -319,26 +325,11 @@ impl Store for SqliteStore {
                 }
                 None => None,
             };
-            let write = |pk: &str, sk: &str, doc: &Stored| {
-                tx.execute(
-                    "INSERT INTO documents (pk, sk, version, expires_at, fields) \
-                     VALUES (?1, ?2, ?3, ?4, ?5) \
-                     ON CONFLICT (pk, sk) DO UPDATE SET version = excluded.version, \
-                     expires_at = excluded.expires_at, fields = excluded.fields",
-                    params![
-                        pk,
-                        sk,
-                        to_sql(doc.version),
-                        doc.expires_at.map(to_sql),
-                        Value::Object(doc.fields.clone()).to_string()
-                    ],
-                )
-                .map(|_| ())
-            };
             if let (Some((pk, sk, _, expires_at)), Some(n)) = (&count, counted) {
                 let mut fields = Map::new();
                 fields.insert(COUNT_FIELD.into(), n.into());
-                write(
+                upsert(
+                    &tx,
                     pk,
                     sk,
                     &Stored {
@@ -349,7 +340,7 @@ impl Store for SqliteStore {
                 )?;
             }
             for (pk, sk, doc) in &docs {
-                write(pk, sk, doc)?;
+                upsert(&tx, pk, sk, doc)?;
             }
             tx.commit()?;
             Ok(Created::Done)
