@@ -24,6 +24,7 @@ pub mod settings_holder;
 pub mod store;
 pub mod tokens;
 pub mod twilio;
+pub mod virgil;
 
 pub use app::{App, AppBuilder, AppOptions};
 pub use error::{ChatError, ErrorKind, Result};

@@ -124,3 +124,43 @@ fn ttl_follows_settings_and_never_exceeds_a_day() {
     let payload = decode_part(minter.mint(grant, 1_700_000_000).split('.').nth(1).unwrap());
     assert_eq!(payload["exp"], 1_700_000_000u64 + 86_400);
 }
+
+/// `fixtures/twilio-push-vector.json`, made by `fixtures/make_push_vector.py` with
+/// twilio-python: the push credential in the chat grant, byte for byte.
+#[test]
+fn a_push_credential_goes_into_the_chat_grant_as_twilio_python_writes_it() {
+    let v: Value =
+        serde_json::from_str(include_str!("../fixtures/twilio-push-vector.json")).unwrap();
+    let inputs = &v["inputs"];
+    let s = |k: &str| inputs[k].as_str().unwrap();
+    let minter = AccessTokenMinter::new(
+        s("account_sid"),
+        s("api_key_sid"),
+        &SecretString::from(s("api_key_secret").to_owned()),
+        s("service_sid"),
+        inputs["ttl"].as_u64().unwrap(),
+    );
+    let now = inputs["now_unix"].as_u64().unwrap();
+    let without_push = minter.mint(
+        Grant {
+            identity: s("identity"),
+            endpoint_id: Some(s("endpoint_id")),
+        },
+        now,
+    );
+    let minter = minter.with_push_credential(Some(s("push_credential_sid")));
+    for (endpoint_id, expected) in [
+        (Some(s("endpoint_id")), &v["jwt_with_endpoint"]),
+        (None, &v["jwt_without_endpoint"]),
+    ] {
+        let minted = minter.mint(
+            Grant {
+                identity: s("identity"),
+                endpoint_id,
+            },
+            now,
+        );
+        assert_eq!(minted, expected.as_str().unwrap());
+    }
+    assert_ne!(without_push, v["jwt_with_endpoint"].as_str().unwrap());
+}
