@@ -99,6 +99,7 @@ fn settings(issuer: &Issuer) -> Settings {
             // what is measured is the ledger.
             api_base_url: None,
             ownership: Default::default(),
+            push_credential_sid: None,
         }),
         chat: Some(ChatSettings {
             jwks_url: issuer.url().parse().unwrap(),

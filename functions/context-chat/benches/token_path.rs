@@ -64,6 +64,7 @@ fn setup() -> Bench {
             access_token_ttl_secs: 86_400,
             api_base_url: None,
             ownership: Default::default(),
+            push_credential_sid: None,
         }),
         chat: Some(ChatSettings {
             jwks_url: issuer.url().parse().unwrap(),
@@ -75,6 +76,7 @@ fn setup() -> Bench {
         platform: None,
         sendgrid: Ok(None),
         ledger: Default::default(),
+        virgil: Err(context_chat::ChatError::internal("no Virgil in this bench")),
     };
     let twilio = rt.block_on(TwilioStandIn::start_unchecked());
     let mut with_twilio = settings.clone();

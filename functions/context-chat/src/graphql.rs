@@ -241,6 +241,18 @@ impl WidgetMutation {
             .map_err(|e| e.extend())
     }
 
+    /// Exchanges a context token for a Virgil E3Kit JWT (end-to-end encryption) for the
+    /// token's identity.
+    #[graphql(guard = "ApiKeyGuard", directive = aws_api_key::apply())]
+    async fn create_virgil_token(&self, ctx: &Context<'_>, token: ID) -> async_graphql::Result<ID> {
+        app(ctx)
+            .tokens()
+            .create_virgil_token(&token)
+            .await
+            .map(ID)
+            .map_err(|e| e.extend())
+    }
+
     /// Subscribes an email address to a context's new messages; an unconfirmed address
     /// gets a confirmation code.
     #[graphql(guard = "ApiKeyGuard", directive = aws_api_key::apply())]

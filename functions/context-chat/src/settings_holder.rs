@@ -243,13 +243,16 @@ impl SettingsHolder {
             .twilio
             .as_ref()
             .map(|t| {
-                Arc::new(AccessTokenMinter::new(
-                    &t.account_sid,
-                    &t.api_key_sid,
-                    &t.api_secret,
-                    &t.chat_service_sid,
-                    t.access_token_ttl_secs,
-                ))
+                Arc::new(
+                    AccessTokenMinter::new(
+                        &t.account_sid,
+                        &t.api_key_sid,
+                        &t.api_secret,
+                        &t.chat_service_sid,
+                        t.access_token_ttl_secs,
+                    )
+                    .with_push_credential(t.push_credential_sid.as_deref()),
+                )
             })
             .ok_or_else(|| missing(Param::ApiSecret));
         let twilio = match (&settings.twilio, previous) {
@@ -296,6 +299,12 @@ impl SettingsHolder {
             ))),
         };
         let email = self.email(&settings);
+        if let Err(err) = &settings.virgil
+            && err.kind == crate::ErrorKind::InternalError
+            && self.source.reads().has(crate::settings::Section::Virgil)
+        {
+            tracing::error!(reason = %err.message, "Virgil settings refused: Virgil tokens fail until they are fixed");
+        }
         Configured {
             settings: Arc::new(settings),
             verifier,

@@ -34,6 +34,56 @@ pub struct ChatTokenReceipt {
 /// Longest `deviceId` accepted; it becomes part of the token's endpoint id.
 const MAX_DEVICE_ID_CHARS: usize = 128;
 
+/// A context token checked with the settings it was checked against.
+pub struct Authenticated {
+    configured: Arc<Configured>,
+    verified: Arc<VerifiedToken>,
+}
+
+impl Authenticated {
+    pub fn identity(&self) -> &str {
+        &self.verified.identity
+    }
+}
+
+/// What a chat token is asked for with, checked before anything else is done.
+#[derive(Debug, Clone)]
+pub struct ChatTokenRequest {
+    /// Makes the grant's endpoint id; without one, the token has none.
+    device_id: Option<String>,
+    xid: String,
+    needs_ledger: bool,
+}
+
+impl ChatTokenRequest {
+    /// `xid` empty or absent: a new one.
+    pub fn new(device_id: Option<&str>, xid: Option<&str>) -> Result<Self> {
+        if let Some(device_id) = device_id
+            && (device_id.is_empty()
+                || device_id.chars().count() > MAX_DEVICE_ID_CHARS
+                || device_id
+                    .chars()
+                    .any(|c| c.is_control() || c.is_whitespace()))
+        {
+            return Err(ChatError::bad_request(format!(
+                "deviceId must be 1 to {MAX_DEVICE_ID_CHARS} characters, without spaces or control characters."
+            )));
+        }
+        let xid = match xid.map(str::trim).filter(|x| !x.is_empty()) {
+            Some(xid) => {
+                ledger::check_xid(xid)?;
+                xid.to_owned()
+            }
+            None => ledger::new_xid()?,
+        };
+        Ok(Self {
+            device_id: device_id.map(str::to_owned),
+            xid,
+            needs_ledger: false,
+        })
+    }
+}
+
 /// Told when provisioning takes contexts from an identity, so that what hangs on access
 /// (email subscriptions) ends with it. The notification feature implements it; this
 /// service does not know what it ends.
@@ -104,11 +154,25 @@ impl TokenService {
         })
     }
 
+    /// A context token checked with the current settings: what the token doors mint from
+    /// once they have told a bad token (HTTP 401) from other refusals.
+    pub async fn authenticate(&self, token: &str) -> Result<Authenticated> {
+        let token = required(token, "token")?;
+        let configured = self.settings.current().await?;
+        let verified = self.verified_with(&configured, token).await?;
+        Ok(Authenticated {
+            configured,
+            verified,
+        })
+    }
+
     /// `createChatToken`: a Twilio access token for the token's identity, handed out once
     /// the identity's Conversations memberships match the token's contexts. Recorded in the
     /// ledger (where there is one) under a new transaction id.
     pub async fn create_chat_token(&self, device_id: &str, token: &str) -> Result<String> {
-        self.mint_chat_token(device_id, token, None, false)
+        let request = ChatTokenRequest::new(Some(required(device_id, "deviceId")?), None)?;
+        let auth = self.authenticate(token).await?;
+        self.chat_token_for(&auth, &request)
             .await
             .map(|receipt| receipt.token)
     }
@@ -121,80 +185,52 @@ impl TokenService {
         token: &str,
         xid: Option<&str>,
     ) -> Result<ChatTokenReceipt> {
-        self.mint_chat_token(device_id, token, xid, true).await
+        let mut request = ChatTokenRequest::new(Some(required(device_id, "deviceId")?), xid)?;
+        request.needs_ledger = true;
+        let auth = self.authenticate(token).await?;
+        self.chat_token_for(&auth, &request).await
     }
 
-    async fn mint_chat_token(
+    /// A Twilio access token for an authenticated identity: minted first (no round trip),
+    /// so that the limit and the record are one store call that comes before any Twilio
+    /// work; handed out only once provisioning is done.
+    pub async fn chat_token_for(
         &self,
-        device_id: &str,
-        token: &str,
-        xid: Option<&str>,
-        needs_ledger: bool,
+        auth: &Authenticated,
+        request: &ChatTokenRequest,
     ) -> Result<ChatTokenReceipt> {
-        let token = required(token, "token")?;
-        let device_id = required(device_id, "deviceId")?;
-        if device_id.chars().count() > MAX_DEVICE_ID_CHARS
-            || device_id
-                .chars()
-                .any(|c| c.is_control() || c.is_whitespace())
-        {
-            return Err(ChatError::bad_request(format!(
-                "deviceId must be at most {MAX_DEVICE_ID_CHARS} characters, without spaces or control characters."
-            )));
-        }
-        let xid = match xid.map(str::trim).filter(|x| !x.is_empty()) {
-            Some(xid) => {
-                ledger::check_xid(xid)?;
-                xid.to_owned()
-            }
-            None => ledger::new_xid()?,
-        };
-        if needs_ledger && self.ledger.is_none() {
+        if request.needs_ledger && self.ledger.is_none() {
             return Err(ChatError::internal(
                 "Transaction ids need the token ledger, which this server does not have.",
             ));
         }
-        let configured = self.settings.current().await?;
-        let verified = self.verified_with(&configured, token).await?;
-        // Minted first (no round trip), so that the limit and the record are one store call
-        // that comes before any Twilio work; handed out only once provisioning is done.
-        let endpoint_id = format!("dachat:{}:{device_id}", verified.identity);
+        let (configured, verified) = (&auth.configured, &auth.verified);
+        let endpoint_id = request
+            .device_id
+            .as_ref()
+            .map(|device_id| format!("dachat:{}:{device_id}", verified.identity));
         let minter = configured.minter()?;
         let issued_at = now_unix();
         let access_token = minter.mint(
             Grant {
                 identity: &verified.identity,
-                endpoint_id: Some(&endpoint_id),
+                endpoint_id: endpoint_id.as_deref(),
             },
             issued_at,
         );
         let expires_at = issued_at + minter.ttl_secs();
-        let recorded = match &self.ledger {
-            Some(ledger) => {
-                let issuance = Issuance::of(
-                    Kind::TwilioChat,
-                    xid.clone(),
-                    &verified.identity,
-                    &verified.contexts,
-                    Some(device_id),
-                    &access_token,
-                    issued_at,
-                    expires_at,
-                );
-                Some(
-                    ledger
-                        .record(
-                            &issuance,
-                            Minter::Identity(verified.identity.clone()),
-                            configured.settings.ledger,
-                            now_millis(),
-                        )
-                        .await?,
-                )
-            }
-            None => None,
-        };
-        let provisioned = match self.provision(&configured, &verified).await {
+        let issuance = Issuance::of(
+            Kind::TwilioChat,
+            request.xid.clone(),
+            &verified.identity,
+            &verified.contexts,
+            request.device_id.as_deref(),
+            &access_token,
+            issued_at,
+            expires_at,
+        );
+        let recorded = self.record(configured, &issuance).await?;
+        let provisioned = match self.provision(configured, verified).await {
             Ok(provisioned) => provisioned,
             Err(err) => {
                 if let (Some(ledger), Some(recorded)) = (&self.ledger, recorded) {
@@ -207,14 +243,65 @@ impl TokenService {
             identity = %verified.identity,
             contexts = verified.contexts.len(),
             provisioning = provisioned,
-            xid = %xid,
+            xid = %request.xid,
             "chat token issued"
         );
         Ok(ChatTokenReceipt {
             token: access_token,
-            xid,
+            xid: request.xid.clone(),
             expires_at,
         })
+    }
+
+    /// `createVirgilToken`: a Virgil E3Kit JWT for the token's identity, recorded and
+    /// limited as chat tokens are.
+    pub async fn create_virgil_token(&self, token: &str) -> Result<String> {
+        let auth = self.authenticate(token).await?;
+        self.virgil_token_for(&auth).await
+    }
+
+    pub async fn virgil_token_for(&self, auth: &Authenticated) -> Result<String> {
+        let (configured, verified) = (&auth.configured, &auth.verified);
+        let signer = configured.settings.virgil.as_ref().map_err(|err| {
+            tracing::error!(reason = %err.message, "a Virgil token was asked for, but Virgil is not set up");
+            err.clone()
+        })?;
+        let issued_at = now_unix();
+        let virgil_token = signer.mint(&verified.identity, issued_at)?;
+        let xid = ledger::new_xid()?;
+        let issuance = Issuance::of(
+            Kind::Virgil,
+            xid.clone(),
+            &verified.identity,
+            &verified.contexts,
+            None,
+            &virgil_token,
+            issued_at,
+            issued_at + signer.ttl_secs(),
+        );
+        self.record(configured, &issuance).await?;
+        tracing::info!(identity = %verified.identity, xid = %xid, "virgil token issued");
+        Ok(virgil_token)
+    }
+
+    /// On record and counted against the identity's limit, where there is a ledger.
+    async fn record(
+        &self,
+        configured: &Configured,
+        issuance: &Issuance,
+    ) -> Result<Option<ledger::Recorded>> {
+        let Some(ledger) = &self.ledger else {
+            return Ok(None);
+        };
+        ledger
+            .record(
+                issuance,
+                Minter::Identity(issuance.identity.clone()),
+                configured.settings.ledger,
+                now_millis(),
+            )
+            .await
+            .map(Some)
     }
 
     /// Makes the identity's memberships match the token's contexts; says how.

@@ -1,7 +1,7 @@
-//! AppSync direct resolver for `Mutation.createChatToken(deviceId: ID!, token: ID!): ID!` and
-//! `Mutation.issueChatToken(deviceId: ID!, token: ID!, xid: ID): ChatTokenReceipt!`. With
-//! the table: the ledger and the minting limit, revocations, and email subscriptions that end
-//! with the contexts provisioning leaves.
+//! AppSync direct resolver for `Mutation.createChatToken(deviceId: ID!, token: ID!): ID!`,
+//! `Mutation.issueChatToken(deviceId: ID!, token: ID!, xid: ID): ChatTokenReceipt!` and
+//! `Mutation.createVirgilToken(token: ID!): ID!`. With the table: the ledger and the minting
+//! limit, revocations, and email subscriptions that end with the contexts provisioning leaves.
 
 use lambda_adapter::{
     Error, init_tracing, optional_string_argument, reads, serve, string_argument,
@@ -13,6 +13,12 @@ async fn main() -> Result<(), Error> {
     init_tracing();
     let app = aws_ports::build_token_app(reads::CREATE_CHAT_TOKEN).await;
     serve(app, |app, call| async move {
+        if call.info.field_name == "createVirgilToken" {
+            let token = string_argument(&call, "token")?;
+            return Ok(Value::String(
+                app.tokens().create_virgil_token(token).await?,
+            ));
+        }
         let device_id = string_argument(&call, "deviceId")?;
         let token = string_argument(&call, "token")?;
         if call.info.field_name == "issueChatToken" {

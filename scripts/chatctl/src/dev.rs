@@ -1,4 +1,5 @@
-//! `keygen`, `jwks` and `token`: what the old `generateToken` script and README key steps did.
+//! `keygen`, `jwks` and `token`: what the old `generateToken` script and README key steps did;
+//! `virgil-token`.
 
 use std::path::Path;
 
@@ -72,6 +73,23 @@ pub fn token(
         aud: audience,
     })?;
     println!("{token}");
+    Ok(())
+}
+
+/// A Virgil JWT from the `VIRGIL_*` variables; offline, so not on any ledger.
+pub fn virgil_token(identity: &str, issued_at: Option<u64>, ttl: Option<u64>) -> Outcome {
+    let max = context_chat::virgil::MAX_TTL_SECS;
+    if ttl.is_some_and(|t| t == 0 || t > max) {
+        return Err(CliError::usage(format!(
+            "--ttl must be from 1 s to {max} s"
+        )));
+    }
+    context_chat::names::check_identity(identity)?;
+    let signer = context_chat::settings::virgil_signer_from_env(ttl)?;
+    println!(
+        "{}",
+        signer.mint(identity, issued_at.unwrap_or_else(now_unix))?
+    );
     Ok(())
 }
 

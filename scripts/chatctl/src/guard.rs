@@ -88,6 +88,7 @@ impl std::fmt::Display for Origins {
 
 /// The origins the GraphQL route allows: `CHAT_ALLOWED_ORIGINS`, else this server's own
 /// origin and `http://localhost:*` (a widget under development).
+#[derive(Clone)]
 pub struct Origins(Vec<OriginPattern>);
 
 impl Origins {
@@ -111,15 +112,19 @@ impl Origins {
         self.0.iter().any(|p| p.matches(origin))
     }
 
-    /// CORS for the GraphQL route.
-    pub fn cors(self) -> CorsLayer {
-        let origins = Arc::new(self);
+    /// CORS for the GraphQL route and the REST token routes (their bearer is allowed).
+    pub fn cors(&self) -> CorsLayer {
+        let origins = Arc::new(self.clone());
         CorsLayer::new()
             .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
                 origin.to_str().is_ok_and(|o| origins.allows(o))
             }))
             .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-            .allow_headers([header::CONTENT_TYPE, HeaderName::from_static("x-api-key")])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                HeaderName::from_static("x-api-key"),
+            ])
     }
 }
 

@@ -2,11 +2,13 @@
 //! directory) and clearly fake Twilio credentials, so the product runs with no account.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use context_chat::dev_keys;
 use context_chat::dev_token::DevIssuer;
-use context_chat::settings::{ChatSettings, PlatformSettings, Settings, TwilioSettings};
-use secrecy::SecretString;
+use context_chat::settings::{ChatSettings, Param, PlatformSettings, Settings, TwilioSettings};
+use context_chat::virgil::VirgilSigner;
+use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::error::{CliError, Result};
@@ -14,6 +16,10 @@ use crate::error::{CliError, Result};
 const PRIVATE_FILE: &str = "dev-issuer-private.pem";
 const KID_FILE: &str = "dev-issuer.kid";
 const LINK_SECRET_FILE: &str = "link-secret";
+const VIRGIL_KEY_FILE: &str = "dev-virgil-app-key";
+/// Local mode's Virgil application: clearly not one of Virgil's (theirs are 32 hex digits).
+pub const DEV_VIRGIL_APP_ID: &str = "local-development-not-a-virgil-app";
+pub const DEV_VIRGIL_APP_KEY_ID: &str = "local-development-key";
 /// Where the development issuer publishes its JWKS.
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
@@ -30,6 +36,34 @@ pub fn load_or_create_link_secret(data_dir: &Path) -> Result<SecretString> {
     std::fs::create_dir_all(data_dir).map_err(CliError::file(data_dir))?;
     crate::dev::write_private(&path, &secret)?;
     Ok(SecretString::from(secret))
+}
+
+/// Virgil tokens in local mode: from `VIRGIL_*` when `VIRGIL_APP_KEY` is set, else signed
+/// with a development app key kept in `data_dir` (made on first start), so that
+/// `createVirgilToken` can be tried with no Virgil account.
+pub fn virgil_signer(data_dir: &Path) -> Result<Arc<VirgilSigner>> {
+    if std::env::var(Param::VirgilAppKey.env_var()).is_ok_and(|v| !v.trim().is_empty()) {
+        return Ok(context_chat::settings::virgil_signer_from_env(None)?);
+    }
+    let path = data_dir.join(VIRGIL_KEY_FILE);
+    let key = match std::fs::read_to_string(&path) {
+        Ok(key) if !key.trim().is_empty() => SecretString::from(key.trim().to_owned()),
+        _ => {
+            let key = context_chat::virgil::generate_app_key()?;
+            std::fs::create_dir_all(data_dir).map_err(CliError::file(data_dir))?;
+            crate::dev::write_private(&path, key.expose_secret())?;
+            key
+        }
+    };
+    let ttl = context_chat::virgil::DEFAULT_TTL_SECS;
+    VirgilSigner::new(DEV_VIRGIL_APP_ID, DEV_VIRGIL_APP_KEY_ID, &key, ttl)
+        .map(Arc::new)
+        .map_err(|e| {
+            CliError::Failed(format!(
+                "{}: {e} (delete it to make a new one)",
+                path.display()
+            ))
+        })
 }
 
 /// The development issuer of `data_dir`, its key made on first start.
@@ -59,7 +93,11 @@ pub fn load_or_create_issuer(data_dir: &Path) -> Result<DevIssuer> {
 
 /// Settings that need no account: fake Twilio credentials (all zeros), the local issuer,
 /// and the platform API behind the development authorization server at `server_url`.
-pub fn embedded_settings(server_url: &Url, link_secret: SecretString) -> Result<Settings> {
+pub fn embedded_settings(
+    server_url: &Url,
+    link_secret: SecretString,
+    virgil: Arc<VirgilSigner>,
+) -> Result<Settings> {
     let join = |path: &str| {
         server_url
             .join(path)
@@ -77,6 +115,9 @@ pub fn embedded_settings(server_url: &Url, link_secret: SecretString) -> Result<
             // No account, so nothing to provision in.
             api_base_url: None,
             ownership: Default::default(),
+            push_credential_sid: std::env::var(Param::PushCredentialSid.env_var())
+                .ok()
+                .filter(|sid| context_chat::names::looks_like_sid(sid, "CR")),
         }),
         chat: Some(ChatSettings {
             jwks_url,
@@ -94,5 +135,6 @@ pub fn embedded_settings(server_url: &Url, link_secret: SecretString) -> Result<
             jwks_url: platform_jwks_url,
         }),
         ledger: context_chat::settings::ledger_policy_from_env()?,
+        virgil: Ok(virgil),
     })
 }

@@ -74,6 +74,19 @@ enum Command {
         #[arg(long)]
         audience: Option<String>,
     },
+    /// Print a Virgil E3Kit JWT for an identity, signed with the app key of VIRGIL_APP_ID,
+    /// VIRGIL_APP_KEY_ID and VIRGIL_APP_KEY (as createVirgilToken makes it).
+    VirgilToken {
+        #[arg(long)]
+        identity: String,
+        /// Issued at (unix seconds): now when not given; a fixed one gives the same token.
+        #[arg(long)]
+        issued_at: Option<u64>,
+        /// Lifetime: seconds, or a number with s, m, h or d (at most a day); VIRGIL_TOKEN_TTL
+        /// or 20 minutes when not given.
+        #[arg(long, value_parser = dev::parse_duration_secs)]
+        ttl: Option<u64>,
+    },
     /// Print the GraphQL schema (SDL) that AppSync serves.
     Schema {
         /// With the platform API's fields (`@aws_oidc`), for a deployment that names a
@@ -123,6 +136,11 @@ async fn main() -> ExitCode {
             issuer,
             audience,
         } => dev::token(&private_key, kid, identity, context, ttl, issuer, audience),
+        Command::VirgilToken {
+            identity,
+            issued_at,
+            ttl,
+        } => dev::virgil_token(&identity, issued_at, ttl),
         Command::ConfigureTwilio(args) => configure::run(args).await,
         Command::PutParams(args) => put_params::run(args).await,
         Command::Platform(args) => platform::run(args).await,

@@ -19,6 +19,7 @@ use context_chat::graphql::{ChatSchema, RequestAuth, schema};
 use context_chat::http::dev_tokens::{self, DevTokens};
 use context_chat::http::notifications as notification_routes;
 use context_chat::http::notifications::WEBHOOK_PATH;
+use context_chat::http::token_routes;
 use context_chat::ledger::Ledger;
 use context_chat::settings::{Param, SettingsSource, reads};
 use context_chat::{App, AppOptions};
@@ -30,7 +31,9 @@ use tower_http::trace::TraceLayer;
 use crate::dev_auth::{DevAuthServer, TOKEN_PATH};
 use crate::error::{CliError, Result};
 use crate::guard;
-use crate::local::{embedded_settings, load_or_create_issuer, load_or_create_link_secret};
+use crate::local::{
+    embedded_settings, load_or_create_issuer, load_or_create_link_secret, virgil_signer,
+};
 use crate::notifications::{LocalNotifications, OUTBOX_PATH, outbox, start_worker};
 
 #[derive(clap::Args)]
@@ -97,7 +100,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let auth = local.as_ref().map(|l| l.auth.clone());
     let local = local.map(|l| Arc::new(DevIssuerSource::ready(l.issuer)));
     let ledger = Arc::new(Ledger::new(notifications.ports.store.clone()));
-    // Browsers may call the GraphQL route from the allowed origins, and no other route.
+    // Browsers may call the GraphQL route (and the token routes) from the allowed origins,
+    // and no other route.
     let graphql_routes = Router::new()
         .route("/graphql", get(graphiql).post(graphql))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -113,7 +117,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .merge(graphql_routes)
         .merge(outbox_routes)
-        .merge(notification_routes::routes(app, webhook_public_url));
+        .merge(notification_routes::routes(app.clone(), webhook_public_url))
+        // Sample apps' REST token routes: the bearer is the credential, and browsers may call
+        // them as they call /graphql.
+        .merge(token_routes::routes(app).layer(origins.cors()));
     if let Some(issuer) = &local {
         router = router.merge(dev_tokens::routes(Arc::new(DevTokens {
             issuer: issuer.clone(),
@@ -132,7 +139,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             "API key: required in the x-api-key header (CHAT_API_KEY), for /graphql and /outbox"
         );
     }
-    println!("Browsers: /graphql answers pages from {origins_text} (CHAT_ALLOWED_ORIGINS)");
+    println!(
+        "Browsers: /graphql, /virgil-jwt and /twilio-jwt answer pages from {origins_text} (CHAT_ALLOWED_ORIGINS)"
+    );
     match settings
         .twilio
         .as_ref()
@@ -238,7 +247,8 @@ async fn choose_settings(
     addr: SocketAddr,
 ) -> Result<(SettingsSource, Option<Local>)> {
     // TWILIO_API_BASE_URL alone only redirects, CHAT_LINK_SECRET only keys links, the
-    // ledger's two only tune it: none leaves local mode.
+    // ledger's two only tune it, VIRGIL_* and the push credential only add to tokens: none
+    // leaves local mode.
     let from_env = Param::ALL
         .iter()
         .filter(|p| {
@@ -248,7 +258,8 @@ async fn choose_settings(
                     | Param::LinkSecret
                     | Param::TokensPerMinute
                     | Param::IssuanceRetentionDays
-            )
+                    | Param::PushCredentialSid
+            ) && p.section() != context_chat::settings::Section::Virgil
         })
         .any(|p| std::env::var(p.env_var()).is_ok_and(|v| !v.is_empty()));
     if std::env::var("STACK_NAME").is_ok_and(|v| !v.trim().is_empty()) || from_env {
@@ -271,8 +282,13 @@ async fn choose_settings(
         .map_err(|e| CliError::Failed(format!("server URL: {e}")))?;
     let auth = DevAuthServer::load_or_create(&args.data_dir, server_url.to_string())?;
     let link_secret = load_or_create_link_secret(&args.data_dir)?;
+    let virgil = virgil_signer(&args.data_dir)?;
     Ok((
-        SettingsSource::Fixed(Box::new(embedded_settings(&server_url, link_secret)?)),
+        SettingsSource::Fixed(Box::new(embedded_settings(
+            &server_url,
+            link_secret,
+            virgil,
+        )?)),
         Some(Local {
             issuer,
             auth: Arc::new(auth),

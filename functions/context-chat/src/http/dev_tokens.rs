@@ -12,12 +12,12 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
-use axum::http::{Extensions, HeaderValue, header};
+use axum::http::Extensions;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use super::error_json;
+use super::refusal;
 use crate::context_token::now_unix;
 use crate::dev_token::{self, DevIssuerSource};
 use crate::error::ChatError;
@@ -121,7 +121,7 @@ async fn record(State(tokens): State<Arc<DevTokens>>, Path(xid): Path<String>) -
         Ok(issuance) => Json(issuance.api_json()).into_response(),
         Err(err) if err.kind == crate::ErrorKind::EntityNotFound => (
             axum::http::StatusCode::NOT_FOUND,
-            Json(json!({ "errorType": err.kind.as_str(), "message": err.message })),
+            Json(super::error_body(&err)),
         )
             .into_response(),
         Err(err) => refusal(&err),
@@ -133,17 +133,4 @@ async fn jwks(State(tokens): State<Arc<DevTokens>>) -> Response {
         Ok(issuer) => Json(issuer.jwks.clone()).into_response(),
         Err(err) => refusal(&err),
     }
-}
-
-fn refusal(err: &ChatError) -> Response {
-    let mut response = error_json(
-        err,
-        json!({ "errorType": err.kind.as_str(), "message": err.message }),
-    );
-    if let Some(secs) = err.retry_after_secs {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
-    response
 }

@@ -1,12 +1,13 @@
 //! The HTTP routes that `chatctl serve` and the Lambdas behind the HTTP API answer with the
 //! same code (axum routers; the Lambdas run them under `lambda_http`): Twilio's webhook and
-//! the unsubscribe pages, and the dev-extras token API.
+//! the unsubscribe pages, the REST token routes, and the dev-extras token API.
 
 pub mod dev_tokens;
 pub mod notifications;
+pub mod token_routes;
 
 use axum::Json;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
@@ -15,6 +16,22 @@ use crate::error::ChatError;
 /// A JSON answer with the status of `err`'s kind.
 fn error_json(err: &ChatError, body: Value) -> Response {
     (status_of(err), Json(body)).into_response()
+}
+
+/// `{"errorType", "message"}`: the API's refusals, as GraphQL names them.
+fn error_body(err: &ChatError) -> Value {
+    serde_json::json!({ "errorType": err.kind.as_str(), "message": err.message })
+}
+
+/// An API refusal: its status, its body, and `Retry-After` when over a limit.
+fn refusal(err: &ChatError) -> Response {
+    let mut response = error_json(err, error_body(err));
+    if let Some(secs) = err.retry_after_secs {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
 }
 
 fn status_of(err: &ChatError) -> StatusCode {

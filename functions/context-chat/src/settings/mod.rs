@@ -10,6 +10,7 @@ pub use source::{SettingsSource, read_ssm_path};
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
@@ -19,6 +20,7 @@ use crate::ledger::LedgerPolicy;
 use crate::names::looks_like_sid;
 use crate::twilio::access_token::{DEFAULT_TTL_SECS, MAX_TTL_SECS};
 use crate::twilio::provisioning::{Adoption, Ownership};
+use crate::virgil::VirgilSigner;
 
 /// One load of the settings. A section the process does not read is `None` (or `Ok(None)`).
 #[derive(Debug, Clone)]
@@ -36,6 +38,9 @@ pub struct Settings {
     pub platform: Option<PlatformSettings>,
     /// The minting limit and the ledger's retention; the defaults where not read.
     pub ledger: LedgerPolicy,
+    /// Virgil E3Kit JWTs. A missing setting (`EntityNotFound` naming it) or a malformed one
+    /// is kept, not raised, so that it fails only Virgil tokens.
+    pub virgil: Result<Arc<VirgilSigner>, ChatError>,
 }
 
 /// The platform API's access tokens (OAuth 2.0 client credentials).
@@ -67,6 +72,8 @@ pub struct TwilioSettings {
     pub api_base_url: Option<Url>,
     /// The deployment whose conversations these are, and what provisioning may adopt.
     pub ownership: Ownership,
+    /// Mobile apps' push credential (`CR…`), put in every chat grant when set.
+    pub push_credential_sid: Option<String>,
 }
 
 /// Everything the context-token verifier depends on. When a reload leaves it unchanged,
@@ -205,6 +212,11 @@ impl Settings {
             } else {
                 LedgerPolicy::default()
             },
+            virgil: if reads.has(Section::Virgil) {
+                virgil_signer(&r)
+            } else {
+                Err(ChatError::internal("Virgil tokens are not made here."))
+            },
         })
         .and_then(|s| s.tokens_told_apart(&r))
     }
@@ -265,6 +277,61 @@ fn ledger_policy(r: &Reader<'_>) -> Result<LedgerPolicy> {
             MAX_RETENTION_DAYS,
         )?,
     })
+}
+
+/// The Virgil signer from `VIRGIL_*` alone (local mode uses them when set, and
+/// `chatctl virgil-token`), `ttl_secs` in place of `VIRGIL_TOKEN_TTL` when given.
+pub fn virgil_signer_from_env(ttl_secs: Option<u64>) -> Result<Arc<VirgilSigner>> {
+    let mut raw: RawParams = Param::ALL
+        .into_iter()
+        .filter(|p| p.section() == Section::Virgil)
+        .filter_map(|p| std::env::var(p.env_var()).ok().map(|v| (p, v)))
+        .collect();
+    if let Some(ttl) = ttl_secs {
+        raw.insert(Param::VirgilTokenTtl, ttl.to_string());
+    }
+    virgil_signer(&Reader {
+        raw: &raw,
+        describe: &|p: Param| p.env_var().to_owned(),
+    })
+}
+
+/// The ids are copied into tokens unchanged, so they must be what Virgil's SDKs write the
+/// same way: printable ASCII without spaces.
+fn virgil_signer(r: &Reader<'_>) -> Result<Arc<VirgilSigner>> {
+    let id = |p: Param| {
+        let value = r.required(p)?;
+        if value.len() <= 256 && value.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(value)
+        } else {
+            Err(r.invalid(
+                p,
+                "must be printable ASCII without spaces, as Virgil prints it",
+            ))
+        }
+    };
+    let app_id = id(Param::VirgilAppId)?;
+    let app_key_id = id(Param::VirgilAppKeyId)?;
+    let app_key = SecretString::from(r.required(Param::VirgilAppKey)?.to_owned());
+    let ttl = match r.optional(Param::VirgilTokenTtl) {
+        None => crate::virgil::DEFAULT_TTL_SECS,
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|t| (1..=crate::virgil::MAX_TTL_SECS).contains(t))
+            .ok_or_else(|| {
+                r.invalid(
+                    Param::VirgilTokenTtl,
+                    &format!(
+                        "must be a number of seconds from 1 to {}",
+                        crate::virgil::MAX_TTL_SECS
+                    ),
+                )
+            })?,
+    };
+    VirgilSigner::new(app_id, app_key_id, &app_key, ttl)
+        .map(Arc::new)
+        .map_err(|malformed| r.invalid(Param::VirgilAppKey, &malformed.to_string()))
 }
 
 impl PlatformSettings {
@@ -334,6 +401,10 @@ impl TwilioSettings {
             api_secret: SecretString::from(r.required(Param::ApiSecret)?.to_owned()),
             chat_service_sid: r.sid(Param::ChatServiceSid, "IS")?,
             access_token_ttl_secs: ttl,
+            push_credential_sid: r
+                .optional(Param::PushCredentialSid)
+                .map(|_| r.sid(Param::PushCredentialSid, "CR"))
+                .transpose()?,
             api_base_url: Some(api_base_url),
             // The source names the stack (SSM); none in local mode.
             ownership: Ownership {
@@ -573,6 +644,96 @@ mod tests {
         assert_eq!(sendgrid.api_base_url.as_str(), "https://api.sendgrid.com/");
         raw.insert(Param::SendGridDomain, "not a domain".into());
         assert!(load(&raw).unwrap().sendgrid.is_err());
+    }
+
+    #[test]
+    fn virgil_settings_fail_only_virgil_tokens_and_never_show_the_key() {
+        let mut raw = good();
+        let loaded = load(&raw).unwrap();
+        let err = loaded.virgil.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::EntityNotFound);
+        assert!(
+            err.message.contains("/stack/virgil/appId"),
+            "{}",
+            err.message
+        );
+        raw.insert(
+            Param::VirgilAppId,
+            "0123456789abcdef0123456789abcdef".into(),
+        );
+        raw.insert(
+            Param::VirgilAppKeyId,
+            "fedcba9876543210fedcba9876543210".into(),
+        );
+        let err = load(&raw).unwrap().virgil.unwrap_err();
+        assert!(
+            err.message.contains("/stack/virgil/appKey"),
+            "{}",
+            err.message
+        );
+        let bad_key = "MC4CAQAwBQYDK2VwBCIEIOiER8JtE3ulAbqlKQ27uZmV18-broken";
+        raw.insert(Param::VirgilAppKey, bad_key.into());
+        let err = load(&raw).unwrap().virgil.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InternalError);
+        assert!(
+            err.message.contains("/stack/virgil/appKey"),
+            "{}",
+            err.message
+        );
+        assert!(!err.message.contains("MC4CAQ"), "{}", err.message);
+        raw.insert(
+            Param::VirgilAppKey,
+            "MC4CAQAwBQYDK2VwBCIEIOiER8JtE3ulAbqlKQ27uZmV18/h3Ko7jjIoR4XcuAUD".into(),
+        );
+        let signer = load(&raw).unwrap().virgil.unwrap();
+        assert_eq!(signer.ttl_secs(), 1200);
+        for (ttl, ok) in [
+            ("3600", true),
+            ("0", false),
+            ("86401", false),
+            ("20m", false),
+        ] {
+            raw.insert(Param::VirgilTokenTtl, ttl.into());
+            assert_eq!(load(&raw).unwrap().virgil.is_ok(), ok, "{ttl}");
+        }
+        raw.insert(Param::VirgilTokenTtl, "60".into());
+        raw.insert(Param::VirgilAppId, "not ascii ë".into());
+        assert!(load(&raw).unwrap().virgil.is_err());
+        // Processes that do not make Virgil tokens do not read them.
+        let webhook = Settings::from_raw(&raw, &describe, reads::TWILIO_WEBHOOK).unwrap();
+        assert!(webhook.virgil.is_err());
+    }
+
+    #[test]
+    fn a_push_credential_must_be_a_credential_sid() {
+        let mut raw = good();
+        assert_eq!(
+            load(&raw).unwrap().twilio.unwrap().push_credential_sid,
+            None
+        );
+        raw.insert(
+            Param::PushCredentialSid,
+            "CR0123456789abcdef0123456789abcdef".into(),
+        );
+        assert_eq!(
+            load(&raw)
+                .unwrap()
+                .twilio
+                .unwrap()
+                .push_credential_sid
+                .as_deref(),
+            Some("CR0123456789abcdef0123456789abcdef")
+        );
+        raw.insert(
+            Param::PushCredentialSid,
+            "IS0123456789abcdef0123456789abcdef".into(),
+        );
+        let err = load(&raw).unwrap_err();
+        assert!(
+            err.message.contains("/stack/twilio/pushCredentialSID"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -32,10 +32,17 @@ pub enum Param {
     TokensPerMinute,
     /// Days the ledger keeps a record past its token's expiry.
     IssuanceRetentionDays,
+    /// Mobile apps' push credential (`CR…`), put in every chat grant.
+    PushCredentialSid,
+    VirgilAppId,
+    VirgilAppKeyId,
+    /// The Virgil app key: base64 PKCS#8 Ed25519, as Virgil prints it (PEM accepted).
+    VirgilAppKey,
+    VirgilTokenTtl,
 }
 
 impl Param {
-    pub const ALL: [Param; 21] = [
+    pub const ALL: [Param; 26] = [
         Param::AccountSid,
         Param::ApiKey,
         Param::ApiSecret,
@@ -57,6 +64,11 @@ impl Param {
         Param::PlatformJwksUrl,
         Param::TokensPerMinute,
         Param::IssuanceRetentionDays,
+        Param::PushCredentialSid,
+        Param::VirgilAppId,
+        Param::VirgilAppKeyId,
+        Param::VirgilAppKey,
+        Param::VirgilTokenTtl,
     ];
 
     /// The name below `/STACK/`.
@@ -83,6 +95,11 @@ impl Param {
             Param::PlatformJwksUrl => "platform/jwks.json",
             Param::TokensPerMinute => "chat/tokensPerMinute",
             Param::IssuanceRetentionDays => "chat/issuanceRetentionDays",
+            Param::PushCredentialSid => "twilio/pushCredentialSID",
+            Param::VirgilAppId => "virgil/appId",
+            Param::VirgilAppKeyId => "virgil/appKeyId",
+            Param::VirgilAppKey => "virgil/appKey",
+            Param::VirgilTokenTtl => "virgil/tokenTTL",
         }
     }
 
@@ -112,6 +129,11 @@ impl Param {
             Param::PlatformJwksUrl => "PLATFORM_JWKS_URL",
             Param::TokensPerMinute => "CHAT_TOKENS_PER_MINUTE",
             Param::IssuanceRetentionDays => "CHAT_ISSUANCE_RETENTION_DAYS",
+            Param::PushCredentialSid => "TWILIO_PUSH_CREDENTIAL_SID",
+            Param::VirgilAppId => "VIRGIL_APP_ID",
+            Param::VirgilAppKeyId => "VIRGIL_APP_KEY_ID",
+            Param::VirgilAppKey => "VIRGIL_APP_KEY",
+            Param::VirgilTokenTtl => "VIRGIL_TOKEN_TTL",
         }
     }
 
@@ -124,6 +146,7 @@ impl Param {
                 | Param::LegacyAuthToken
                 | Param::LinkSecret
                 | Param::SendGridApiKey
+                | Param::VirgilAppKey
         )
     }
 
@@ -144,7 +167,8 @@ impl Param {
             | Param::ChatServiceSid
             | Param::AccessTokenTtl
             | Param::ApiBaseUrl
-            | Param::AdoptConversations => Section::Twilio,
+            | Param::AdoptConversations
+            | Param::PushCredentialSid => Section::Twilio,
             Param::JwksUrl | Param::Issuer | Param::Audience => Section::Chat,
             Param::WebhookAuthToken | Param::LegacyAuthToken => Section::Webhook,
             Param::LinkSecret => Section::Links,
@@ -155,6 +179,10 @@ impl Param {
                 Section::Platform
             }
             Param::TokensPerMinute | Param::IssuanceRetentionDays => Section::Ledger,
+            Param::VirgilAppId
+            | Param::VirgilAppKeyId
+            | Param::VirgilAppKey
+            | Param::VirgilTokenTtl => Section::Virgil,
         }
     }
 }
@@ -176,6 +204,8 @@ pub enum Section {
     Platform,
     /// The minting limit and how long the token ledger keeps records.
     Ledger,
+    /// Virgil E3Kit JWTs: the application and its app key.
+    Virgil,
 }
 
 /// The sections a process reads. A Lambda reads only its own, and the deployment grants it
@@ -204,7 +234,8 @@ pub mod reads {
 
     /// Verifies context tokens, nothing more.
     pub const VERIFY_TOKEN: Reads = Reads(&[Chat]);
-    pub const CREATE_CHAT_TOKEN: Reads = Reads(&[Twilio, Chat, Ledger]);
+    /// `createChatToken`, `issueChatToken`, `createVirgilToken`, and the REST token routes.
+    pub const CREATE_CHAT_TOKEN: Reads = Reads(&[Twilio, Chat, Ledger, Virgil]);
     pub const ENABLE_CHANNEL_NOTIFICATIONS: Reads = Reads(&[Chat, Links, SendGrid]);
     pub const VERIFY_EMAIL: Reads = Reads(&[Chat, Links]);
     /// Webhook signatures, and unsubscribe links (answered where the webhook is).
@@ -215,12 +246,13 @@ pub mod reads {
     /// `chatctl configure-twilio`.
     pub const CONFIGURE_TWILIO: Reads = Reads(&[Twilio]);
     /// `chatctl serve`: every feature in one process.
-    pub const EVERYTHING: Reads =
-        Reads(&[Twilio, Chat, Webhook, Links, SendGrid, Platform, Ledger]);
+    pub const EVERYTHING: Reads = Reads(&[
+        Twilio, Chat, Webhook, Links, SendGrid, Platform, Ledger, Virgil,
+    ]);
 
     /// The Lambdas that read settings, by crate name: the deployment grants each exactly
     /// its parameters (`chatctl parameters` prints them for `infra/`).
-    pub const BY_FUNCTION: [(&str, Reads); 7] = [
+    pub const BY_FUNCTION: [(&str, Reads); 8] = [
         ("verify-token", VERIFY_TOKEN),
         ("create-chat-token", CREATE_CHAT_TOKEN),
         ("enable-channel-notifications", ENABLE_CHANNEL_NOTIFICATIONS),
@@ -228,5 +260,6 @@ pub mod reads {
         ("twilio-webhook", TWILIO_WEBHOOK),
         ("notify", NOTIFY),
         ("platform-api", PLATFORM_API),
+        ("token-routes", CREATE_CHAT_TOKEN),
     ];
 }

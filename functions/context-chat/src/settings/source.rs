@@ -87,7 +87,8 @@ impl SettingsSource {
         Ok(settings)
     }
 
-    fn reads(&self) -> Reads {
+    /// The sections this source reads.
+    pub fn reads(&self) -> Reads {
         match self {
             SettingsSource::Ssm { reads, .. } | SettingsSource::Env(_, reads) => *reads,
             SettingsSource::Fixed(_) => reads::EVERYTHING,

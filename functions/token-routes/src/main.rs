@@ -1,0 +1,15 @@
+//! The REST token routes of Twilio's and Virgil's sample apps on the HTTP API (payload 2.0):
+//! `GET /virgil-jwt` and `GET /twilio-jwt[?deviceId=…]`, each with
+//! `Authorization: Bearer <context token>`; the library's routes, as `chatctl serve` answers
+//! them. The same settings, ledger and limit as `createChatToken` (the table
+//! `NOTIFICATIONS_TABLE` names).
+
+use context_chat::http::token_routes;
+use lambda_adapter::{Error, init_tracing, reads, serve_http};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let app = aws_ports::build_token_app(reads::CREATE_CHAT_TOKEN).await;
+    serve_http(token_routes::routes(app)).await
+}
