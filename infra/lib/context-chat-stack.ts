@@ -86,7 +86,7 @@ export class ContextChatStack extends Stack {
     // Provisioning in Twilio may take up to 12 s; AppSync waits at most 30 s.
     const createChatToken = fn(
       'create-chat-token',
-      'AppSync Mutation.createChatToken and Mutation.issueChatToken',
+      'AppSync Mutation.createChatToken, Mutation.issueChatToken and Mutation.createVirgilToken',
       Duration.seconds(20),
       tableEnv,
     );
@@ -114,9 +114,26 @@ export class ContextChatStack extends Stack {
     useTable(webhook);
     messageEvents.queue.grantSendMessages(webhook.role);
 
+    // The REST token routes of sample apps: the same settings and table rights as createChatToken.
+    const tokenRoutes = fn(
+      'token-routes',
+      'GET /virgil-jwt and GET /twilio-jwt (Authorization: Bearer <context token>)',
+      Duration.seconds(20),
+      tableEnv,
+    );
+    this.table.grant(tokenRoutes.role, ...MINT_ACTIONS);
+
     this.httpApi = new apigw.HttpApi(this, 'WebhookApi', {
       apiName: `${name}-webhooks`,
-      description: `${name}: Twilio's webhook and the unsubscribe links in notification emails`,
+      description: `${name}: Twilio's webhook, the unsubscribe links in notification emails, and the REST token routes`,
+      // Browsers may call the token routes from any page, as they may call AppSync; the bearer
+      // is the credential (no cookies), and the webhook's callers send no Origin.
+      corsPreflight: {
+        allowOrigins: ['*'],
+        allowMethods: [apigw.CorsHttpMethod.GET],
+        allowHeaders: ['authorization'],
+        maxAge: Duration.hours(1),
+      },
     });
     const webhookIntegration = new HttpLambdaIntegration('TwilioWebhook', webhook.fn);
     this.httpApi.addRoutes({ path: '/twilio/webhook', methods: [apigw.HttpMethod.POST], integration: webhookIntegration });
@@ -125,12 +142,17 @@ export class ContextChatStack extends Stack {
       methods: [apigw.HttpMethod.GET, apigw.HttpMethod.POST],
       integration: webhookIntegration,
     });
+    const tokenIntegration = new HttpLambdaIntegration('TokenRoutes', tokenRoutes.fn);
+    for (const path of ['/virgil-jwt', '/twilio-jwt']) {
+      this.httpApi.addRoutes({ path, methods: [apigw.HttpMethod.GET], integration: tokenIntegration });
+    }
     addHttpApiAccessLogs(this.httpApi, props.logRetention, { rateLimit: 100, burstLimit: 200 });
     acceptFinding(
       this.httpApi,
       'APIG4',
       'Twilio cannot send AWS credentials: the function checks the X-Twilio-Signature of every webhook, ' +
-        'and an unsubscribe link carries an HMAC of its channel and address.',
+        'and an unsubscribe link carries an HMAC of its channel and address; the token routes check ' +
+        'the context token in their Authorization header, as the AppSync resolvers do.',
     );
 
     const notify = fn('notify', 'Emails offline subscribers about new messages (from SQS)', NOTIFY_TIMEOUT, {
@@ -189,6 +211,7 @@ export class ContextChatStack extends Stack {
       ['Query', 'verifyToken', verifyToken],
       ['Mutation', 'createChatToken', createChatToken],
       ['Mutation', 'issueChatToken', createChatToken],
+      ['Mutation', 'createVirgilToken', createChatToken],
       ['Mutation', 'enableChannelNotifications', enable],
       ['Mutation', 'verifyEmail', verifyEmail],
     ];
@@ -230,6 +253,10 @@ export class ContextChatStack extends Stack {
         description: 'Platform backends call apiUrl with this issuer\'s access tokens (Authorization header)',
       });
     }
+    new CfnOutput(this, 'tokenRoutesURL', {
+      value: this.httpApi.apiEndpoint,
+      description: 'Sample apps call GET /virgil-jwt and GET /twilio-jwt here, with Authorization: Bearer <context token>',
+    });
     new CfnOutput(this, 'twilioWebhookReceiverURL', {
       value: `${this.httpApi.apiEndpoint}/twilio/webhook`,
       description: 'The post-event webhook URL for the Conversation Service (chatctl configure-twilio)',

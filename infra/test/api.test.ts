@@ -27,6 +27,7 @@ test('AppSync gets the schema exported from the Rust schema, byte for byte', () 
 
 const WIDGET_FIELDS = [
   'Mutation.createChatToken',
+  'Mutation.createVirgilToken',
   'Mutation.enableChannelNotifications',
   'Mutation.issueChatToken',
   'Mutation.verifyEmail',
@@ -82,6 +83,7 @@ test('one direct Lambda resolver per field, each on the function of that name', 
     verifyToken: 'verify-token',
     createChatToken: 'create-chat-token',
     issueChatToken: 'create-chat-token',
+    createVirgilToken: 'create-chat-token',
     enableChannelNotifications: 'enable-channel-notifications',
     verifyEmail: 'verify-email',
     identityContexts: 'platform-api',

@@ -51,6 +51,7 @@ describe('functions', () => {
       )![0];
     expect(env('verify-token')).toEqual({ STACK_NAME: 'chat-test', NOTIFICATIONS_TABLE: { Ref: table } });
     expect(env('create-chat-token')).toEqual({ STACK_NAME: 'chat-test', NOTIFICATIONS_TABLE: { Ref: table } });
+    expect(env('token-routes')).toEqual({ STACK_NAME: 'chat-test', NOTIFICATIONS_TABLE: { Ref: table } });
     expect(env('verify-email')).toEqual({ STACK_NAME: 'chat-test', NOTIFICATIONS_TABLE: { Ref: table } });
     expect(env('enable-channel-notifications')).toEqual({
       STACK_NAME: 'chat-test',
@@ -123,7 +124,7 @@ describe('least privilege', () => {
         // Reads revocations.
         expect(onTable).toHaveLength(1);
         expect(onTable[0].Action).toEqual(['dynamodb:GetItem']);
-      } else if (crate === 'create-chat-token') {
+      } else if (crate === 'create-chat-token' || crate === 'token-routes') {
         // Ends the subscriptions of contexts it leaves: reads one, deletes it and its digest;
         // records each token and counts it (a Put and an Update in one transaction), and takes
         // a record back when provisioning fails. Never a query: no listing of other identities.
@@ -159,7 +160,7 @@ describe('least privilege', () => {
     const consume = ['sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage'];
     expect(sqsRights('twilio-webhook')).toEqual({ [main(true)]: send });
     expect(sqsRights('notify')).toEqual({ [main(true)]: consume, [main(false)]: [...consume, ...send].sort() });
-    for (const crate of ['verify-token', 'create-chat-token', 'enable-channel-notifications', 'verify-email']) {
+    for (const crate of ['verify-token', 'create-chat-token', 'token-routes', 'enable-channel-notifications', 'verify-email']) {
       expect(sqsRights(crate)).toEqual({});
     }
   });
@@ -230,19 +231,35 @@ describe('storage and queues', () => {
 });
 
 describe('HTTP API', () => {
-  test("routes Twilio's webhook and the unsubscribe link to the webhook function, and nothing else", () => {
-    const routes = Object.values(resources(core, 'AWS::ApiGatewayV2::Route')).map((r) => r.Properties.RouteKey);
+  test("routes Twilio's webhook and the unsubscribe link to the webhook function, the token routes to theirs, and nothing else", () => {
+    const integrations = resources(core, 'AWS::ApiGatewayV2::Integration');
+    const routes = Object.values(resources(core, 'AWS::ApiGatewayV2::Route')).map((r) => {
+      const integration = integrations[r.Properties.Target['Fn::Join'][1][1].Ref];
+      expect(integration.Properties.PayloadFormatVersion).toBe('2.0');
+      const target = render(integration.Properties.IntegrationUri).replace(/^\$\{(\w+)\.Arn\}$/, '$1');
+      return [r.Properties.RouteKey, target];
+    });
+    const webhook = functionId(core, 'chat-test-twilio-webhook');
+    const tokens = functionId(core, 'chat-test-token-routes');
     expect(routes.sort()).toEqual([
-      'GET /notifications/unsubscribe',
-      'POST /notifications/unsubscribe',
-      'POST /twilio/webhook',
+      ['GET /notifications/unsubscribe', webhook],
+      ['GET /twilio-jwt', tokens],
+      ['GET /virgil-jwt', tokens],
+      ['POST /notifications/unsubscribe', webhook],
+      ['POST /twilio/webhook', webhook],
     ]);
-    const integrations = Object.values(resources(core, 'AWS::ApiGatewayV2::Integration'));
-    expect(integrations).toHaveLength(1);
-    expect(render(integrations[0].Properties.IntegrationUri)).toBe(
-      `\${${functionId(core, 'chat-test-twilio-webhook')}.Arn}`,
-    );
-    expect(integrations[0].Properties.PayloadFormatVersion).toBe('2.0');
+    expect(Object.keys(integrations)).toHaveLength(2);
+  });
+
+  test('browsers may preflight the token routes with their bearer, and nothing more', () => {
+    const [api] = Object.values(resources(core, 'AWS::ApiGatewayV2::Api'));
+    expect(api.Properties.CorsConfiguration).toEqual({
+      AllowOrigins: ['*'],
+      AllowMethods: ['GET'],
+      AllowHeaders: ['authorization'],
+      MaxAge: 3600,
+    });
+    expect(api.Properties.CorsConfiguration.AllowCredentials).toBeUndefined();
   });
 
   test('the stage logs every request and is throttled', () => {
@@ -255,15 +272,15 @@ describe('HTTP API', () => {
 });
 
 describe('outputs', () => {
-  test('apiUrl, apiKey and twilioWebhookReceiverURL, as the TypeScript integration had them', () => {
+  test('apiUrl, apiKey and twilioWebhookReceiverURL, as the TypeScript integration had them, and the token routes', () => {
     const outputs = core.toJSON().Outputs;
     // CDK's own exports for the dev-extras stack (the table it records tokens in) aside.
     const named = (all: Record<string, unknown>) => Object.keys(all).filter((k) => !k.startsWith('ExportsOutput')).sort();
     // With a platform API, also the issuer its callers need tokens from.
-    expect(named(outputs)).toEqual(['apiKey', 'apiUrl', 'platformIssuer', 'twilioWebhookReceiverURL']);
+    expect(named(outputs)).toEqual(['apiKey', 'apiUrl', 'platformIssuer', 'tokenRoutesURL', 'twilioWebhookReceiverURL']);
     expect(outputs.platformIssuer.Value).toBe(PLATFORM_ISSUER);
     const widgetOnly = synth({ platformIssuer: null }).core.toJSON().Outputs;
-    expect(named(widgetOnly)).toEqual(['apiKey', 'apiUrl', 'twilioWebhookReceiverURL']);
+    expect(named(widgetOnly)).toEqual(['apiKey', 'apiUrl', 'tokenRoutesURL', 'twilioWebhookReceiverURL']);
     expect(render(outputs.apiUrl.Value)).toMatch(/^\$\{Api\w+\.GraphQLUrl\}$/);
     expect(render(outputs.apiKey.Value)).toMatch(/^\$\{Api\w+ApiKey\w*\.ApiKey\}$/);
     expect(render(outputs.twilioWebhookReceiverURL.Value)).toMatch(/^\$\{WebhookApi\w+\.ApiEndpoint\}\/twilio\/webhook$/);
