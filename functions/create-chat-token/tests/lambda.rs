@@ -124,7 +124,10 @@ impl WithTable {
         let ssm = moto.ssm().await;
         put_settings(&ssm, &stack, &issuer.url(), API_SECRET).await;
         for (name, value) in extra {
-            test_support::put_parameter(&ssm, &format!("/{stack}/{name}"), value, false).await;
+            // SecureString where the product says, as `chatctl put-params` writes them.
+            let secure = context_chat::settings::Param::from_ssm_suffix(name)
+                .is_some_and(|p| p.is_secret());
+            test_support::put_parameter(&ssm, &format!("/{stack}/{name}"), value, secure).await;
         }
         let dynamodb = moto.dynamodb().await;
         aws_ports::create_table(&dynamodb, &stack).await.unwrap();
@@ -248,4 +251,65 @@ async fn issues_receipts_on_record_and_limits_minting() {
     assert_eq!(ledger.get("order-4").await.unwrap(), None);
     assert_eq!(ledger.of_identity("alex", 100).await.unwrap().len(), 3);
     assert!(!world.function.output().contains(minted));
+}
+
+/// createVirgilToken on the same function: the Virgil settings from SSM (the app key a
+/// SecureString), the token Virgil's SDK would make for that second, on record as `virgil`.
+#[tokio::test]
+async fn makes_virgil_tokens_from_the_app_key_in_ssm() {
+    use secrecy::ExposeSecret;
+    let app_key = context_chat::virgil::generate_app_key().unwrap();
+    let world = WithTable::start(
+        "create-virgil",
+        &[
+            ("virgil/appId", "0123456789abcdef0123456789abcdef"),
+            ("virgil/appKeyId", "fedcba9876543210fedcba9876543210"),
+            ("virgil/tokenTTL", "600"),
+            ("virgil/appKey", app_key.expose_secret()),
+        ],
+    )
+    .await;
+    let ledger = context_chat::ledger::Ledger::new(world.store.clone());
+    let virgil = |identity: &str| {
+        appsync_event(
+            "Mutation",
+            "createVirgilToken",
+            json!({"token": world.key.token(&claims(identity, &["general"]))}),
+        )
+    };
+
+    let answer = world
+        .emulator
+        .invoke("create-chat-token", &virgil("alex"))
+        .await
+        .value();
+    let token = answer.as_str().expect("the field's value is the token");
+    let signer = context_chat::virgil::VirgilSigner::new(
+        "0123456789abcdef0123456789abcdef",
+        "fedcba9876543210fedcba9876543210",
+        &app_key,
+        600,
+    )
+    .unwrap();
+    use base64::Engine as _;
+    let payload: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        token,
+        signer
+            .mint("alex", payload["iat"].as_u64().unwrap())
+            .unwrap()
+    );
+    let records = ledger.of_identity("alex", 10).await.unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].kind, context_chat::ledger::Kind::Virgil);
+    assert_eq!(records[0].expires_at, payload["exp"].as_u64().unwrap());
+    // No Twilio work for a Virgil token.
+    assert!(world.twilio.memberships("alex").is_empty());
+    let logs = world.function.output();
+    assert!(!logs.contains(app_key.expose_secret()) && !logs.contains(token));
 }

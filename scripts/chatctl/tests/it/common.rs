@@ -49,6 +49,13 @@ pub fn chatctl(args: &[&str]) -> Command {
         "PLATFORM_TOKEN_URL",
         "PLATFORM_TOKEN_AUDIENCE",
         "PLATFORM_TOKEN_CACHE",
+        "TWILIO_PUSH_CREDENTIAL_SID",
+        "VIRGIL_APP_ID",
+        "VIRGIL_APP_KEY_ID",
+        "VIRGIL_APP_KEY",
+        "VIRGIL_TOKEN_TTL",
+        "CHAT_TOKENS_PER_MINUTE",
+        "CHAT_ISSUANCE_RETENTION_DAYS",
     ] {
         cmd.env_remove(var);
     }

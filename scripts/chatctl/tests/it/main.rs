@@ -8,3 +8,4 @@ mod notifications;
 mod platform;
 mod put_params;
 mod serve;
+mod virgil;
