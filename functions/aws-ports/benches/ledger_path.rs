@@ -115,6 +115,7 @@ fn settings(issuer: &Issuer) -> Settings {
             per_minute: u32::MAX,
             retention_days: 30,
         },
+        virgil: Err(context_chat::ChatError::internal("no Virgil in this bench")),
     }
 }
 

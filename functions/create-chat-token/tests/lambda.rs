@@ -125,8 +125,8 @@ impl WithTable {
         put_settings(&ssm, &stack, &issuer.url(), API_SECRET).await;
         for (name, value) in extra {
             // SecureString where the product says, as `chatctl put-params` writes them.
-            let secure = context_chat::settings::Param::from_ssm_suffix(name)
-                .is_some_and(|p| p.is_secret());
+            let secure =
+                context_chat::settings::Param::from_ssm_suffix(name).is_some_and(|p| p.is_secret());
             test_support::put_parameter(&ssm, &format!("/{stack}/{name}"), value, secure).await;
         }
         let dynamodb = moto.dynamodb().await;

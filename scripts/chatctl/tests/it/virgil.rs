@@ -42,15 +42,24 @@ async fn rest(server: &Server, path: &str, bearer: Option<&str>) -> reqwest::Res
 async fn local_mode_makes_virgil_tokens_with_its_development_key_and_serves_the_rest_routes() {
     let data = temp_dir("serve-virgil");
     let server = serve(&data, &[]);
-    let sample = server.token.clone().expect("local mode prints a sample token");
+    let sample = server
+        .token
+        .clone()
+        .expect("local mode prints a sample token");
     let identity = payload(&sample)["sub"].as_str().unwrap().to_owned();
 
     // GraphQL: signed with the data directory's key, for the clearly fake app.
     let (status, body) = call(&server, VIRGIL, json!({"token": sample}), None, None).await;
     assert_eq!(status, 200, "{body}");
-    let virgil = body["data"]["createVirgilToken"].as_str().unwrap().to_owned();
+    let virgil = body["data"]["createVirgilToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let claims_of = payload(&virgil);
-    assert_eq!(claims_of["iss"], "virgil-local-development-not-a-virgil-app");
+    assert_eq!(
+        claims_of["iss"],
+        "virgil-local-development-not-a-virgil-app"
+    );
     assert_eq!(claims_of["sub"], format!("identity-{identity}"));
     assert_eq!(
         claims_of["exp"].as_u64().unwrap() - claims_of["iat"].as_u64().unwrap(),
@@ -72,7 +81,10 @@ async fn local_mode_makes_virgil_tokens_with_its_development_key_and_serves_the_
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");
     let body: Value = response.json().await.unwrap();
-    assert_eq!(payload(body["virgilToken"].as_str().unwrap())["sub"], claims_of["sub"]);
+    assert_eq!(
+        payload(body["virgilToken"].as_str().unwrap())["sub"],
+        claims_of["sub"]
+    );
     let body: Value = rest(&server, "/twilio-jwt", Some(&sample))
         .await
         .json()
@@ -129,7 +141,12 @@ async fn local_mode_makes_virgil_tokens_with_its_development_key_and_serves_the_
         .to_ascii_lowercase();
     assert!(headers.contains("authorization"), "{headers}");
     let refused = preflight("https://elsewhere.example").await.unwrap();
-    assert!(refused.headers().get("access-control-allow-origin").is_none());
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
 
     // The key never in the log, nor a token.
     drop(server);
@@ -140,7 +157,12 @@ async fn local_mode_makes_virgil_tokens_with_its_development_key_and_serves_the_
     let server = serve(&data, &[]);
     let (_, body) = call(&server, VIRGIL, json!({"token": sample}), None, None).await;
     let again = body["data"]["createVirgilToken"].as_str().unwrap();
-    assert_eq!(again, signer.mint(&identity, payload(again)["iat"].as_u64().unwrap()).unwrap());
+    assert_eq!(
+        again,
+        signer
+            .mint(&identity, payload(again)["iat"].as_u64().unwrap())
+            .unwrap()
+    );
 }
 
 #[tokio::test]
@@ -171,7 +193,9 @@ async fn without_virgil_settings_only_virgil_tokens_fail_and_the_push_credential
 
     // Chat tokens are unaffected, and carry the push credential.
     let (_, body) = call(&server, CREATE, json!({"token": token}), None, None).await;
-    let chat = body["data"]["createChatToken"].as_str().expect("a chat token");
+    let chat = body["data"]["createChatToken"]
+        .as_str()
+        .expect("a chat token");
     assert_eq!(
         payload(chat)["grants"]["chat"]["push_credential_sid"],
         "CR0123456789abcdef0123456789abcdef"
@@ -199,8 +223,15 @@ async fn virgil_token_prints_the_virgil_sdks_token_for_a_fixed_time() {
         "1700000000",
     ];
     let out = run(&args, &env);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), FROM_VIRGIL_SDK);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        FROM_VIRGIL_SDK
+    );
 
     let out = run(&[&args[..], &["--ttl", "1h"]].concat(), &env);
     let claims_of = payload(String::from_utf8(out.stdout).unwrap().trim());
@@ -212,7 +243,13 @@ async fn virgil_token_prints_the_virgil_sdks_token_for_a_fixed_time() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("VIRGIL_APP_KEY"), "{stderr}");
-    let out = run(&args, &[env[0], env[1], ("VIRGIL_APP_KEY", "MC4CAQ-broken")]);
+    let out = run(
+        &args,
+        &[env[0], env[1], ("VIRGIL_APP_KEY", "MC4CAQ-broken")],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && !stderr.contains("MC4CAQ"), "{stderr}");
+    assert!(
+        !out.status.success() && !stderr.contains("MC4CAQ"),
+        "{stderr}"
+    );
 }
