@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use aws_sdk_ssm::error::DisplayErrorContext;
 use aws_sdk_ssm::types::ParameterType;
-use context_chat::settings::{Param, SettingsSource};
+use context_chat::settings::{Param, Section, SettingsSource};
 
 use crate::error::{CliError, Result};
 
@@ -97,6 +97,18 @@ pub async fn run(args: PutParamsArgs) -> Result<()> {
             .await
             .map_err(nothing_put)?;
         settings.sendgrid.map_err(nothing_put)?;
+        // Virgil's settings are optional as a whole; once any is given, all must load.
+        if values.iter().any(|(p, _)| p.section() == Section::Virgil) {
+            settings.virgil.map_err(nothing_put)?;
+        }
+    } else if let Some((_, key)) = values.iter().find(|(p, _)| **p == Param::VirgilAppKey)
+        && context_chat::virgil::parse_app_key(key).is_err()
+    {
+        return Err(CliError::usage(format!(
+            "{} {} (nothing was put)",
+            Param::VirgilAppKey.env_var(),
+            context_chat::virgil::MalformedKey
+        )));
     }
     let mut puts: Vec<(String, String, bool)> = values
         .iter()

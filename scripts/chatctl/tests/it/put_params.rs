@@ -170,6 +170,28 @@ async fn a_bad_value_is_named_and_nothing_is_put() {
         "{stderr}"
     );
     assert!(!stderr.contains("the-api-secret"));
+    // A Virgil app key that is no key, with the rest of the set or alone: named, never shown.
+    let broken_key = "MC4CAQAwBQYDK2VwBCIEI-not-a-key";
+    let virgil = [
+        ("VIRGIL_APP_ID", "0123456789abcdef0123456789abcdef"),
+        ("VIRGIL_APP_KEY_ID", "fedcba9876543210fedcba9876543210"),
+        ("VIRGIL_APP_KEY", broken_key),
+    ];
+    for args in [&["put-params"][..], &["put-params", "--partial"][..]] {
+        let output = chatctl(args)
+            .envs(moto.env())
+            .envs(settings_env(&stack))
+            .envs(virgil)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("VIRGIL_APP_KEY") && stderr.contains("nothing was put"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("not-a-key"), "{stderr}");
+    }
     let found = moto
         .ssm()
         .await
