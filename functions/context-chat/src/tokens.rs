@@ -1,5 +1,6 @@
-//! The token service: `verifyToken` and `createChatToken`, and the one gate every operation
-//! that takes a context token passes through.
+//! The token service: `verifyToken`, `createChatToken` (and `issueChatToken`),
+//! `createVirgilToken`, and the one gate every operation that takes a context token passes
+//! through. The REST token routes call the same minting after telling a bad bearer apart.
 
 use std::sync::Arc;
 
