@@ -173,6 +173,8 @@ async fn the_rest_routes_mint_for_a_bearer_record_limit_and_refuse_the_rest() {
     assert!((1..=60).contains(&retry), "{retry}");
     assert_eq!(ledger.of_identity("alex", 10).await.unwrap().len(), 4);
 
+    // The log pipe may lag the answers on a loaded machine.
+    assert!(function.wait_for_output("virgil token issued", std::time::Duration::from_secs(10)));
     let logs = function.output();
     for secret in [
         app_key.expose_secret(),
@@ -183,5 +185,4 @@ async fn the_rest_routes_mint_for_a_bearer_record_limit_and_refuse_the_rest() {
     ] {
         assert!(!logs.contains(secret), "a secret or a token in the log");
     }
-    assert!(logs.contains("virgil token issued"), "{logs}");
 }
