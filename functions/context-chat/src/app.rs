@@ -142,7 +142,7 @@ impl App {
         }
     }
 
-    pub fn settings(&self) -> &SettingsHolder {
+    pub fn settings(&self) -> &Arc<SettingsHolder> {
         &self.settings
     }
 

@@ -1,5 +1,6 @@
-//! The settings holder: loads the settings, reloads them when they are due, keeps the
-//! previous ones when a reload fails, and builds once per load what is made from them. The
+//! The settings holder: loads the settings, reloads them in the background before they are
+//! due (no request waits but a process's first), keeps the previous ones when a reload fails,
+//! and builds once per load what is made from them. The
 //! feature services ask it for [`Configured`] on every call, so a change in SSM reaches them
 //! without a restart, and nothing made from the settings is built per request.
 
@@ -143,7 +144,8 @@ pub struct SettingsHolder {
     api_http: reqwest::Client,
     fallback_mailer: Option<Arc<dyn Mailer>>,
     current: RwLock<Option<Loaded>>,
-    reload: tokio::sync::Mutex<()>,
+    /// Held by the one load or reload under way.
+    reload: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SettingsHolder {
@@ -155,7 +157,7 @@ impl SettingsHolder {
             api_http: RestClient::http_client(),
             fallback_mailer: None,
             current: RwLock::new(None),
-            reload: tokio::sync::Mutex::new(()),
+            reload: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -169,17 +171,49 @@ impl SettingsHolder {
         &self.source
     }
 
-    /// The current settings and what is made from them, reloading them when they are older
-    /// than their maximum age. A failed reload keeps the previous ones (and logs); a failed
-    /// first load is an error.
-    pub async fn current(&self) -> Result<Arc<Configured>> {
-        if let Some(configured) = self.fresh() {
+    /// The current settings and what is made from them. Only a process's first load makes
+    /// its caller wait; after it, settings due for a reload (or within the last fifth of
+    /// their age) are reloaded in the background while every caller goes on with the
+    /// previous ones. A failed reload keeps them (and logs) and is tried again after
+    /// `retry`; a failed first load is an error.
+    pub async fn current(self: &Arc<Self>) -> Result<Arc<Configured>> {
+        if let Some((configured, reload_at)) = self.loaded() {
+            let refresh_from = reload_at
+                .checked_sub(self.options.max_age / 5)
+                .unwrap_or(reload_at);
+            if Instant::now() >= refresh_from {
+                self.reload_in_background();
+            }
             return Ok(configured);
         }
-        let _one_reload = self.reload.lock().await;
-        if let Some(configured) = self.fresh() {
+        let _one_load = self.reload.lock().await;
+        if let Some((configured, _)) = self.loaded() {
             return Ok(configured);
         }
+        self.reload().await
+    }
+
+    /// One reload at a time, in a task of its own: no request waits for it.
+    fn reload_in_background(self: &Arc<Self>) {
+        let Ok(one_reload) = self.reload.clone().try_lock_owned() else {
+            return;
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _one_reload = one_reload;
+            // Another reload may have finished between the caller's look and this lock.
+            if this.loaded().is_some_and(|(_, reload_at)| {
+                reload_at.checked_sub(this.options.max_age / 5) > Some(Instant::now())
+            }) {
+                return;
+            }
+            let _ = this.reload().await;
+        });
+    }
+
+    /// Loads the settings and builds what is made from them; on failure keeps the previous
+    /// ones, if any. The caller holds `reload`.
+    async fn reload(&self) -> Result<Arc<Configured>> {
         let previous = self.loaded().map(|(configured, _)| configured);
         let (configured, reload_in) = match (self.source.load().await, previous) {
             (Ok(settings), previous) => (
@@ -206,12 +240,12 @@ impl SettingsHolder {
 
     /// Loads the settings and fetches the issuer's keys now, so that the first request does
     /// not wait for them (a Lambda's init phase).
-    pub async fn warm_up(&self) -> Result<()> {
+    pub async fn warm_up(self: &Arc<Self>) -> Result<()> {
         self.current().await?.verifier()?.prefetch_keys().await
     }
 
     /// Loads the settings and the platform's keys (the platform API's function).
-    pub async fn warm_up_platform(&self) -> Result<()> {
+    pub async fn warm_up_platform(self: &Arc<Self>) -> Result<()> {
         self.current().await?.platform()?.prefetch_keys().await
     }
 
@@ -220,12 +254,6 @@ impl SettingsHolder {
         current
             .as_ref()
             .map(|l| (l.configured.clone(), l.reload_at))
-    }
-
-    fn fresh(&self) -> Option<Arc<Configured>> {
-        self.loaded()
-            .filter(|(_, reload_at)| Instant::now() < *reload_at)
-            .map(|(configured, _)| configured)
     }
 
     /// Keeps the previous verifier and Twilio clients, and so their caches, when the

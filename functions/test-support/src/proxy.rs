@@ -1,5 +1,6 @@
 //! A pass-through HTTP proxy on loopback that counts what goes through it: put in front of
-//! moto, it tells how many AWS calls a process made.
+//! moto, it tells how many AWS calls a process made. It can also hold every request until
+//! released: an AWS service that hangs.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +16,8 @@ struct Inner {
     target: String,
     client: reqwest::Client,
     requests: AtomicUsize,
+    /// True while requests are held.
+    held: tokio::sync::watch::Sender<bool>,
 }
 
 pub struct CountingProxy {
@@ -30,6 +33,7 @@ impl CountingProxy {
             target: target.trim_end_matches('/').to_owned(),
             client: reqwest::Client::new(),
             requests: AtomicUsize::new(0),
+            held: tokio::sync::watch::Sender::new(false),
         });
         let app = Router::new().fallback(forward).with_state(inner.clone());
         let (addr, task) = crate::serve_on_loopback(app).await;
@@ -43,6 +47,15 @@ impl CountingProxy {
     pub fn requests(&self) -> usize {
         self.inner.requests.load(Ordering::SeqCst)
     }
+
+    /// Holds every request (counted on arrival) until [`CountingProxy::release`].
+    pub fn hold(&self) {
+        self.inner.held.send_replace(true);
+    }
+
+    pub fn release(&self) {
+        self.inner.held.send_replace(false);
+    }
 }
 
 impl Drop for CountingProxy {
@@ -53,6 +66,7 @@ impl Drop for CountingProxy {
 
 async fn forward(State(inner): State<Arc<Inner>>, request: Request) -> Response {
     inner.requests.fetch_add(1, Ordering::SeqCst);
+    let _ = inner.held.subscribe().wait_for(|held| !held).await;
     let (parts, body) = request.into_parts();
     let Ok(body) = to_bytes(body, 16 * 1024 * 1024).await else {
         return StatusCode::BAD_REQUEST.into_response();

@@ -208,6 +208,21 @@ async fn unreachable_ssm_is_an_internal_error() {
     assert!(err.message.contains("/nowhere/"), "{}", err.message);
 }
 
+/// The settings once `pred` holds for them, asked for every 20 ms (at most 10 s).
+async fn eventually(
+    app: &App,
+    pred: impl Fn(&context_chat::settings_holder::Configured) -> bool,
+) -> std::sync::Arc<context_chat::settings_holder::Configured> {
+    for _ in 0..500 {
+        let configured = app.settings().current().await.unwrap();
+        if pred(&configured) {
+            return configured;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the settings never changed");
+}
+
 #[tokio::test]
 async fn the_app_reads_settings_once_per_maximum_age_and_keeps_them_when_ssm_fails() {
     let moto = Moto::start();
@@ -239,13 +254,13 @@ async fn the_app_reads_settings_once_per_maximum_age_and_keeps_them_when_ssm_fai
         again.settings.chat.as_ref().unwrap().issuer.as_deref(),
         Some("https://toolbox.example")
     );
-    // ...and is seen after it, with a new verifier because its settings changed.
+    // ...and is seen after it (reloaded in the background: the call that finds the settings
+    // due still gets the previous ones), with a new verifier because its settings changed.
     tokio::time::sleep(Duration::from_millis(350)).await;
-    let reloaded = app.settings().current().await.unwrap();
-    assert_eq!(
-        reloaded.settings.chat.as_ref().unwrap().issuer.as_deref(),
-        Some("https://new.example")
-    );
+    let reloaded = eventually(&app, |c| {
+        c.settings.chat.as_ref().unwrap().issuer.as_deref() == Some("https://new.example")
+    })
+    .await;
     assert!(!std::sync::Arc::ptr_eq(
         first.verifier().unwrap(),
         reloaded.verifier().unwrap()
@@ -258,7 +273,11 @@ async fn the_app_reads_settings_once_per_maximum_age_and_keeps_them_when_ssm_fai
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(350)).await;
+    let before = app.settings().current().await.unwrap();
+    // The failed reload in the background: the next calls still get the last good ones.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let kept = app.settings().current().await.unwrap();
+    assert!(std::sync::Arc::ptr_eq(&before, &kept));
     assert_eq!(
         kept.settings
             .twilio
@@ -272,4 +291,52 @@ async fn the_app_reads_settings_once_per_maximum_age_and_keeps_them_when_ssm_fai
         kept.verifier().unwrap(),
         reloaded.verifier().unwrap()
     ));
+}
+
+/// Issue 17: once loaded, no request waits for settings. With SSM hanging (every request
+/// held at a proxy in front of moto), calls after the maximum age still answer at once with
+/// the previous settings while one reload waits; once SSM answers, the new ones arrive.
+#[tokio::test]
+async fn no_call_waits_for_a_reload_after_the_first_load() {
+    let moto = Moto::start();
+    let proxy = test_support::CountingProxy::start(moto.url()).await;
+    let ssm = moto.ssm().await;
+    let stack = unique("background");
+    put_all(&ssm, &stack, None).await;
+    let options = AppOptions {
+        settings_max_age: Duration::from_millis(200),
+        ..AppOptions::default()
+    };
+    let app = App::new(
+        source(&ssm_client(&proxy.url()).await, &stack, reads::CREATE_CHAT_TOKEN),
+        options,
+    );
+    let first = app.settings().current().await.unwrap();
+    let loads = proxy.requests();
+    assert!(loads >= 1);
+
+    proxy.hold();
+    put_parameter(&ssm, &Param::Issuer.ssm_name(&stack), "https://new.example", false).await;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    // Many calls while the one reload hangs: each answers (a generous bound, not a timing:
+    // before this issue the first of them waited for SSM, here forever).
+    for _ in 0..50 {
+        let now = tokio::time::timeout(Duration::from_secs(5), app.settings().current())
+            .await
+            .expect("a call waited for the reload")
+            .unwrap();
+        assert!(std::sync::Arc::ptr_eq(&now, &first));
+    }
+    let during = proxy.requests() - loads;
+    assert!(
+        (1..=loads).contains(&during),
+        "one reload, held at the proxy: {during} requests"
+    );
+
+    proxy.release();
+    let reloaded = eventually(&app, |c| {
+        c.settings.chat.as_ref().unwrap().issuer.as_deref() == Some("https://new.example")
+    })
+    .await;
+    assert!(!std::sync::Arc::ptr_eq(&reloaded, &first));
 }
