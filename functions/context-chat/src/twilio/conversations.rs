@@ -196,6 +196,31 @@ impl ConversationsApi {
             .await
     }
 
+    /// A conversation made with one participant in the same request
+    /// (`ConversationWithParticipants`): Twilio makes the user if it is new.
+    pub async fn create_conversation_with_participant(
+        &self,
+        unique_name: &str,
+        friendly_name: &str,
+        attributes: &str,
+        identity: &str,
+        deadline: Instant,
+    ) -> Result<Conversation, TwilioError> {
+        let participant = serde_json::json!({ "identity": identity }).to_string();
+        let form = Form::new()
+            .with("UniqueName", unique_name)
+            .with("FriendlyName", friendly_name)
+            .with("Attributes", attributes)
+            .with("Participant", &participant);
+        self.rest
+            .post(
+                self.rest.url(&["ConversationWithParticipants"]),
+                form,
+                deadline,
+            )
+            .await
+    }
+
     pub async fn update_conversation_attributes(
         &self,
         conversation_sid: &str,

@@ -70,6 +70,7 @@ pub struct ProvisioningOptions {
     pub concurrency: usize,
     /// All of one provisioning, retries included; well inside AppSync's 30 s.
     pub budget: Duration,
+    pub strategy: Strategy,
 }
 
 impl Default for ProvisioningOptions {
@@ -78,6 +79,7 @@ impl Default for ProvisioningOptions {
             remember_for: Duration::from_secs(300),
             concurrency: 8,
             budget: Duration::from_secs(12),
+            strategy: Strategy::default(),
         }
     }
 }
@@ -100,6 +102,37 @@ pub enum Provisioned {
     Remembered,
     /// Twilio was asked, and now matches the token.
     Checked(Changes),
+}
+
+/// How provisioning changes Twilio (`adr/007`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Strategy {
+    /// Look, then every change at once: a missing conversation is created with the user in
+    /// it, and Twilio makes a new user on its first participation.
+    #[default]
+    TwoRounds,
+    /// The design before: look; create the user and the conversations; join. Kept so that
+    /// the bench measures both in one run.
+    ThreeRounds,
+}
+
+/// What the first round found.
+struct Look<'c> {
+    contexts: &'c [String],
+    /// Each context's conversation, in `contexts`' order.
+    lookups: Vec<Option<Conversation>>,
+    user_exists: bool,
+    /// The wanted contexts the user is a participant of already.
+    joined: HashSet<String>,
+    /// This deployment's conversations the token no longer names.
+    to_leave: Vec<UserConversation>,
+}
+
+/// What entering one conversation did.
+struct Entry {
+    created: bool,
+    adopted: bool,
+    joined: bool,
 }
 
 /// What a process remembers of one identity: the contexts it last provisioned, until when.
@@ -299,14 +332,29 @@ impl Provisioner {
         Ok(left)
     }
 
-    /// At most three rounds of calls, each round's calls running side by side:
-    /// look (the user's conversations, each context's conversation); create what is
-    /// missing and leave what the token dropped; join.
+    /// Two rounds of calls, each round's calls running side by side (`adr/007`): look (the
+    /// user's conversations, each context's conversation); then create each missing
+    /// conversation with the user in it, join the others (Twilio makes a new user on its
+    /// first participation), mark what is adopted and leave what the token dropped. Races
+    /// (another request creating the same conversation) take more rounds, and converge.
     async fn provision(&self, identity: &str, contexts: &[String]) -> Result<Changes> {
         let deadline = Instant::now() + self.options.budget;
-        let api = &self.api;
-        let mut changes = Changes::default();
+        let look = self.look(identity, contexts, deadline).await?;
+        match self.options.strategy {
+            Strategy::TwoRounds => self.act(identity, look, deadline).await,
+            Strategy::ThreeRounds => self.act_as_before(identity, look, deadline).await,
+        }
+    }
 
+    /// The first round: what Twilio has now, checked (nothing is changed for a token that
+    /// names another product's conversation).
+    async fn look<'c>(
+        &self,
+        identity: &str,
+        contexts: &'c [String],
+        deadline: Instant,
+    ) -> Result<Look<'c>> {
+        let api = &self.api;
         let memberships = async {
             api.user_conversations(identity, deadline)
                 .await
@@ -325,27 +373,165 @@ impl Provisioner {
         let (memberships, lookups) = tokio::join!(memberships, lookups);
         let memberships = memberships?;
         let lookups = lookups?;
-        // Nothing is changed for a token that names another product's conversation.
         for (context, found) in contexts.iter().zip(&lookups) {
             if let Some(c) = found {
                 self.claim(context, c)?;
             }
         }
-
         let wanted: HashSet<&str> = contexts.iter().map(String::as_str).collect();
         let user_exists = memberships.is_some();
         let memberships = memberships.unwrap_or_default();
-        let joined: HashSet<&str> = memberships
+        let joined: HashSet<String> = memberships
             .iter()
-            .filter_map(|m| m.unique_name.as_deref())
-            .filter(|name| wanted.contains(name))
+            .filter_map(|m| m.unique_name.clone())
+            .filter(|name| wanted.contains(name.as_str()))
             .collect();
-        let to_leave: Vec<&UserConversation> = memberships
-            .iter()
+        let to_leave: Vec<UserConversation> = memberships
+            .into_iter()
             .filter(|m| self.owns(m.attributes.as_deref()))
             .filter(|m| !m.unique_name.as_deref().is_some_and(|n| wanted.contains(n)))
             .collect();
+        Ok(Look {
+            contexts,
+            lookups,
+            user_exists,
+            joined,
+            to_leave,
+        })
+    }
 
+    /// The second round: every change at once.
+    async fn act(&self, identity: &str, look: Look<'_>, deadline: Instant) -> Result<Changes> {
+        let mut changes = Changes::default();
+        // A new user with no context has no participation to be made by.
+        let user = async {
+            if look.user_exists || !look.contexts.is_empty() {
+                Ok(false)
+            } else {
+                self.ensure_user(identity, deadline).await
+            }
+        };
+        let work: Vec<(&str, Option<&Conversation>)> = look
+            .contexts
+            .iter()
+            .zip(&look.lookups)
+            .filter(|(context, _)| !look.joined.contains(context.as_str()))
+            .map(|(context, found)| (context.as_str(), found.as_ref()))
+            .collect();
+        let entered = self.each(&work, |(context, found)| async move {
+            match found {
+                Some(c) => self.enter(identity, context, c, deadline).await,
+                None => self.create_with(identity, context, deadline).await,
+            }
+        });
+        // Conversations the user is in already may still need this deployment's mark.
+        let to_mark: Vec<(&str, &str, String)> = look
+            .contexts
+            .iter()
+            .zip(&look.lookups)
+            .filter(|(context, _)| look.joined.contains(context.as_str()))
+            .filter_map(|(context, found)| {
+                let c = found.as_ref()?;
+                match self.claim(context, c) {
+                    Ok(Claim::Mark(attributes)) => {
+                        Some((context.as_str(), c.sid.as_str(), attributes))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        let marked = self.each(&to_mark, |(context, sid, attributes)| {
+            self.mark(context, sid, attributes, deadline)
+        });
+        let left = self.each(&look.to_leave, |m| self.leave(identity, m, deadline));
+        let (user, entered, marked, left) = tokio::join!(user, entered, marked, left);
+        left?;
+        let entered = entered?;
+        changes.user_created = user? || (!look.user_exists && !work.is_empty());
+        changes.left = look
+            .to_leave
+            .iter()
+            .filter_map(|m| m.unique_name.clone())
+            .collect();
+        for ((context, _), entry) in work.iter().zip(&entered) {
+            changes.conversations_created += usize::from(entry.created);
+            changes.conversations_adopted += usize::from(entry.adopted);
+            if entry.joined {
+                changes.joined.push((*context).to_owned());
+            }
+        }
+        changes.conversations_adopted += marked?.into_iter().filter(|m| *m).count();
+        Ok(changes)
+    }
+
+    /// A missing conversation, made with the user in it in one request; when another request
+    /// made it meanwhile, the one it made, entered.
+    async fn create_with(&self, identity: &str, context: &str, deadline: Instant) -> Result<Entry> {
+        let attributes = managed_attributes(context, None, self.ownership.stack.as_deref());
+        match self
+            .api
+            .create_conversation_with_participant(context, context, &attributes, identity, deadline)
+            .await
+        {
+            Ok(_) => Ok(Entry {
+                created: true,
+                adopted: false,
+                joined: true,
+            }),
+            Err(e) if e.has_code(&[CONVERSATION_EXISTS, CONFLICTING_MODIFICATION]) => {
+                let (conversation, _) = self.ensure_conversation(context, deadline).await?;
+                self.claim(context, &conversation)?;
+                self.enter(identity, context, &conversation, deadline).await
+            }
+            Err(e) => Err(step_failed(
+                &format!("creating the conversation of context {context} with {identity} in it"),
+                e,
+            )),
+        }
+    }
+
+    /// Joins an existing conversation, marking it when it is adopted.
+    async fn enter(
+        &self,
+        identity: &str,
+        context: &str,
+        conversation: &Conversation,
+        deadline: Instant,
+    ) -> Result<Entry> {
+        let mark = async {
+            match self.claim(context, conversation)? {
+                Claim::Mark(attributes) => {
+                    self.mark(context, &conversation.sid, &attributes, deadline)
+                        .await
+                }
+                _ => Ok(false),
+            }
+        };
+        let join = self.join(identity, context, &conversation.sid, deadline);
+        let (adopted, joined) = tokio::join!(mark, join);
+        Ok(Entry {
+            created: false,
+            adopted: adopted?,
+            joined: joined?,
+        })
+    }
+
+    /// The design before issue 17, kept for the bench's comparison (`Strategy::ThreeRounds`):
+    /// create the user and the missing conversations and leave; then join and mark.
+    async fn act_as_before(
+        &self,
+        identity: &str,
+        look: Look<'_>,
+        deadline: Instant,
+    ) -> Result<Changes> {
+        let Look {
+            contexts,
+            lookups,
+            user_exists,
+            joined,
+            to_leave,
+        } = look;
+        let mut changes = Changes::default();
         let user = async {
             if user_exists {
                 Ok(false)
@@ -386,7 +572,6 @@ impl Provisioner {
                 Some((context.as_str(), conversation))
             })
             .collect();
-
         // Again, for a conversation someone else made while this request created it.
         let mut to_mark = Vec::new();
         for (context, c) in &conversations {
@@ -396,7 +581,7 @@ impl Provisioner {
         }
         let to_join: Vec<&(&str, Conversation)> = conversations
             .iter()
-            .filter(|(context, _)| !joined.contains(context))
+            .filter(|(context, _)| !joined.contains(*context))
             .collect();
         let joins = self.each(&to_join, |(context, c)| {
             self.join(identity, context, &c.sid, deadline)

@@ -308,7 +308,11 @@ async fn no_call_waits_for_a_reload_after_the_first_load() {
         ..AppOptions::default()
     };
     let app = App::new(
-        source(&ssm_client(&proxy.url()).await, &stack, reads::CREATE_CHAT_TOKEN),
+        source(
+            &ssm_client(&proxy.url()).await,
+            &stack,
+            reads::CREATE_CHAT_TOKEN,
+        ),
         options,
     );
     let first = app.settings().current().await.unwrap();
@@ -316,9 +320,28 @@ async fn no_call_waits_for_a_reload_after_the_first_load() {
     assert!(loads >= 1);
 
     proxy.hold();
-    put_parameter(&ssm, &Param::Issuer.ssm_name(&stack), "https://new.example", false).await;
+    put_parameter(
+        &ssm,
+        &Param::Issuer.ssm_name(&stack),
+        "https://new.example",
+        false,
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(250)).await;
-    // Many calls while the one reload hangs: each answers (a generous bound, not a timing:
+    // The call that finds them due answers with the previous ones and starts a reload,
+    // which hangs at the proxy.
+    let due = tokio::time::timeout(Duration::from_secs(5), app.settings().current())
+        .await
+        .expect("the call that found the settings due waited for SSM")
+        .unwrap();
+    assert!(std::sync::Arc::ptr_eq(&due, &first));
+    for _ in 0..500 {
+        if proxy.requests() > loads {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Many calls while that reload hangs: each answers (a generous bound, not a timing:
     // before this issue the first of them waited for SSM, here forever).
     for _ in 0..50 {
         let now = tokio::time::timeout(Duration::from_secs(5), app.settings().current())

@@ -1,5 +1,6 @@
-//! Conversations and their participants: create (50353 for a taken unique name, 50391 while
-//! a create of it is under way, 50390 for a name that looks like a SID), fetch and update;
+//! Conversations and their participants: create, alone or with its participants in one call
+//! (`ConversationWithParticipants`; 50353 for a taken unique name, 50391 while a create of it
+//! is under way, 50390 for a name that looks like a SID), fetch and update;
 //! participants listed, added (50433 when already there; an unknown identity becomes a
 //! user, as at Twilio), fetched by SID or identity, and removed by SID.
 
@@ -13,6 +14,39 @@ use super::wire::{field, json_response, not_found, twilio_error};
 
 impl Inner {
     pub(super) async fn create_conversation(&self, form: &[(String, String)]) -> Response {
+        self.create_conversation_with(form, vec![]).await
+    }
+
+    /// `Participant` is repeated, each a JSON object of the participant resource's
+    /// parameters; by identity here. All made at once with the conversation, or none.
+    pub(super) async fn create_conversation_with_participants(
+        &self,
+        form: &[(String, String)],
+    ) -> Response {
+        let mut identities = Vec::new();
+        for (key, value) in form.iter().filter(|(k, _)| k == "Participant") {
+            let identity = serde_json::from_str::<Value>(value)
+                .ok()
+                .and_then(|p| p["identity"].as_str().map(str::to_owned));
+            match identity {
+                Some(identity) if !identities.contains(&identity) => identities.push(identity),
+                Some(_) => return twilio_error(409, 50433, "Participant already exists"),
+                None => {
+                    return twilio_error(400, 50404, &format!("{key}: identity must be provided"));
+                }
+            }
+        }
+        if identities.len() > 10 {
+            return twilio_error(400, 50400, "At most 10 participants in one request");
+        }
+        self.create_conversation_with(form, identities).await
+    }
+
+    async fn create_conversation_with(
+        &self,
+        form: &[(String, String)],
+        identities: Vec<String>,
+    ) -> Response {
         let unique_name = field(form, "UniqueName").map(str::to_owned);
         if let Some(name) = &unique_name
             && name.len() == 34
@@ -37,16 +71,35 @@ impl Inner {
             state.creating.insert(key.clone());
         }
         tokio::time::sleep(self.window()).await;
+        let participants: Vec<ParticipantRec> = identities
+            .iter()
+            .map(|identity| ParticipantRec {
+                sid: self.sid("MB"),
+                identity: identity.clone(),
+                last_read_message_index: None,
+            })
+            .collect();
         let conversation = ConversationRec {
             sid: self.sid("CH"),
             unique_name,
             friendly_name: field(form, "FriendlyName").map(str::to_owned),
             attributes: field(form, "Attributes").unwrap_or("{}").to_owned(),
-            participants: vec![],
+            participants,
         };
+        let user_sids: Vec<String> = identities.iter().map(|_| self.sid("US")).collect();
         let mut state = self.state.lock().unwrap();
         if let Some(key) = &key {
             state.creating.remove(key);
+        }
+        // Twilio makes the users of unknown identities, as on adding a participant.
+        for (identity, sid) in identities.into_iter().zip(user_sids) {
+            if state.user(&identity).is_none() {
+                state.users.push(UserRec {
+                    sid,
+                    identity,
+                    is_online: None,
+                });
+            }
         }
         state.conversations.push(conversation.clone());
         json_response(201, self.conversation_json(&conversation))

@@ -24,6 +24,9 @@ impl Inner {
             ("GET", ["Users", user]) => self.fetch_user(user, path),
             ("GET", ["Users", user, "Conversations"]) => self.user_conversations(user, query, path),
             ("POST", ["Conversations"]) => self.create_conversation(form).await,
+            ("POST", ["ConversationWithParticipants"]) => {
+                self.create_conversation_with_participants(form).await
+            }
             ("GET", ["Conversations", c]) => self.fetch_conversation(c, path),
             ("POST", ["Conversations", c]) => self.update_conversation(c, form, path),
             ("GET", ["Conversations", c, "Participants"]) => self.list_participants(c, path),
