@@ -18,6 +18,8 @@ struct Inner {
     requests: AtomicUsize,
     /// True while requests are held.
     held: tokio::sync::watch::Sender<bool>,
+    /// How long each request waits before it is forwarded.
+    delay: std::sync::Mutex<std::time::Duration>,
 }
 
 pub struct CountingProxy {
@@ -34,6 +36,7 @@ impl CountingProxy {
             client: reqwest::Client::new(),
             requests: AtomicUsize::new(0),
             held: tokio::sync::watch::Sender::new(false),
+            delay: std::sync::Mutex::new(std::time::Duration::ZERO),
         });
         let app = Router::new().fallback(forward).with_state(inner.clone());
         let (addr, task) = crate::serve_on_loopback(app).await;
@@ -56,6 +59,11 @@ impl CountingProxy {
     pub fn release(&self) {
         self.inner.held.send_replace(false);
     }
+
+    /// Every request waits this long before it is forwarded: a service across a network.
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        *self.inner.delay.lock().unwrap() = delay;
+    }
 }
 
 impl Drop for CountingProxy {
@@ -67,6 +75,8 @@ impl Drop for CountingProxy {
 async fn forward(State(inner): State<Arc<Inner>>, request: Request) -> Response {
     inner.requests.fetch_add(1, Ordering::SeqCst);
     let _ = inner.held.subscribe().wait_for(|held| !held).await;
+    let delay = *inner.delay.lock().unwrap();
+    tokio::time::sleep(delay).await;
     let (parts, body) = request.into_parts();
     let Ok(body) = to_bytes(body, 16 * 1024 * 1024).await else {
         return StatusCode::BAD_REQUEST.into_response();
