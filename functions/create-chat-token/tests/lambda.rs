@@ -82,7 +82,9 @@ async fn mints_a_twilio_token_for_a_good_context_token_and_refuses_the_rest() {
     assert_eq!(error_type, "AccessDenied", "{message}");
 
     // Twilio refuses a step: an InternalError naming it, and no token.
-    twilio.fail(Fault::new(400, 50350).on(test_support::Method::POST, "/Conversations"));
+    twilio.fail(
+        Fault::new(400, 50350).on(test_support::Method::POST, "/ConversationWithParticipants"),
+    );
     let (error_type, message) = emulator
         .invoke(
             "create-chat-token",
