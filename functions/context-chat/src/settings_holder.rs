@@ -192,10 +192,7 @@ impl SettingsHolder {
                     _ => self.reload().await,
                 };
             }
-            let refresh_from = reload_at
-                .checked_sub(self.options.max_age / 5)
-                .unwrap_or(reload_at);
-            if Instant::now() >= refresh_from {
+            if self.refresh_due(reload_at) {
                 self.reload_in_background();
             }
             return Ok(configured);
@@ -207,6 +204,15 @@ impl SettingsHolder {
         self.reload().await
     }
 
+    /// Whether settings due at `reload_at` are to be reloaded now: in the last fifth of their
+    /// age, so that fresh ones are usually in place before they are due.
+    fn refresh_due(&self, reload_at: Instant) -> bool {
+        let from = reload_at
+            .checked_sub(self.options.max_age / 5)
+            .unwrap_or(reload_at);
+        Instant::now() >= from
+    }
+
     /// One reload at a time, in a task of its own: no request waits for it.
     fn reload_in_background(self: &Arc<Self>) {
         let Ok(one_reload) = self.reload.clone().try_lock_owned() else {
@@ -216,9 +222,10 @@ impl SettingsHolder {
         tokio::spawn(async move {
             let _one_reload = one_reload;
             // Another reload may have finished between the caller's look and this lock.
-            if this.loaded().is_some_and(|(_, reload_at)| {
-                reload_at.checked_sub(this.options.max_age / 5) > Some(Instant::now())
-            }) {
+            if this
+                .loaded()
+                .is_some_and(|(_, reload_at)| !this.refresh_due(reload_at))
+            {
                 return;
             }
             let _ = this.reload().await;

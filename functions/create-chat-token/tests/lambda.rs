@@ -293,13 +293,7 @@ async fn makes_virgil_tokens_from_the_app_key_in_ssm() {
         600,
     )
     .unwrap();
-    use base64::Engine as _;
-    let payload: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(token.split('.').nth(1).unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+    let payload = test_support::jwt_payload(token);
     assert_eq!(
         token,
         signer

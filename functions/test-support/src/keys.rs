@@ -170,6 +170,16 @@ impl TestKey {
     }
 }
 
+/// The claims of a compact JWT, unverified: what a test reads of a token it was handed.
+pub fn jwt_payload(jwt: &str) -> Value {
+    use base64::Engine as _;
+    let part = jwt.split('.').nth(1).expect("a compact JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("base64url claims");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
 /// Claims a platform would sign: `sub`, `contexts`, `iat`, and `exp` an hour ahead.
 pub fn claims(sub: &str, contexts: &[&str]) -> Value {
     let now = now();

@@ -12,7 +12,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use test_support::{
     API_SECRET, Emulator, Function, Issuer, Moto, TestKey, TwilioStandIn, claims,
-    early_in_a_minute, http_api_event, jwks, put_parameter, put_settings, unique,
+    early_in_a_minute, http_api_event, jwks, jwt_payload, put_parameter, put_settings, unique,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_token-routes");
@@ -29,17 +29,6 @@ fn get(path: &str, query: &[(&str, &str)], bearer: Option<&str>) -> Value {
 
 fn body(answer: &Value) -> Value {
     serde_json::from_str(answer["body"].as_str().unwrap()).unwrap()
-}
-
-fn payload(token: &str) -> Value {
-    use base64::Engine as _;
-    let part = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(part)
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 #[tokio::test]
@@ -104,7 +93,7 @@ async fn the_rest_routes_mint_for_a_bearer_record_limit_and_refuse_the_rest() {
     let answer = invoke(get("/virgil-jwt", &[], Some(&token))).await;
     assert_eq!(answer["statusCode"], 200, "{answer}");
     let virgil_token = body(&answer)["virgilToken"].as_str().unwrap().to_owned();
-    let claims_of = payload(&virgil_token);
+    let claims_of = jwt_payload(&virgil_token);
     assert_eq!(claims_of["iss"], format!("virgil-{APP_ID}"));
     assert_eq!(claims_of["sub"], "identity-alex");
     let signer = VirgilSigner::new(APP_ID, APP_KEY_ID, &app_key, 1200).unwrap();

@@ -3,10 +3,11 @@
 //! reused xid, `TooManyRequests` past the limit; and the dev token API's xid, record and
 //! per-address limit. The embedded store, read back as bytes, holds no token.
 
-use base64::Engine as _;
 use context_chat::ledger::sha256_hex;
 use serde_json::{Value, json};
-use test_support::{Issuer, TestKey, TwilioStandIn, claims, early_in_a_minute, jwks, now};
+use test_support::{
+    Issuer, TestKey, TwilioStandIn, claims, early_in_a_minute, jwks, jwt_payload, now,
+};
 
 use crate::common::{Server, call, error_type, serve, temp_dir};
 
@@ -23,16 +24,6 @@ const ISSUANCES: &str = "query($identity: ID!, $limit: Int) { tokenIssuances(ide
 /// A widget's call: the API key, no bearer.
 async fn widget(server: &Server, query: &str, variables: Value) -> (u16, Value) {
     call(server, query, variables, None, Some(API_KEY)).await
-}
-
-fn payload(jwt: &str) -> Value {
-    let part = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(part)
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 /// Every byte of the embedded store: the database and its write-ahead log.
@@ -87,7 +78,7 @@ async fn every_chat_token_is_on_record_and_minting_is_limited() {
     let receipt = &body["data"]["issueChatToken"];
     assert_eq!(receipt["xid"], "order-17:try_1", "{body}");
     let token = receipt["token"].as_str().unwrap().to_owned();
-    let claims_of = payload(&token);
+    let claims_of = jwt_payload(&token);
     assert_eq!(receipt["expiresAt"], claims_of["exp"]);
     assert_eq!(claims_of["grants"]["identity"], "alex");
     let (_, body) = call(
@@ -295,7 +286,7 @@ async fn the_dev_token_api_records_its_tokens_and_limits_each_address() {
         .json()
         .await
         .unwrap();
-    let claims_of = payload(token);
+    let claims_of = jwt_payload(token);
     assert_eq!(
         record,
         json!({

@@ -3,11 +3,10 @@
 //! their 401s and CORS, local mode's development Virgil key, the push credential in the chat
 //! grant; and `chatctl virgil-token`.
 
-use base64::Engine as _;
 use context_chat::virgil::VirgilSigner;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use test_support::{Issuer, TestKey, TwilioStandIn, claims, jwks};
+use test_support::{Issuer, TestKey, TwilioStandIn, claims, jwks, jwt_payload};
 
 use crate::common::{Server, call, chatctl, error_type, serve, temp_dir};
 
@@ -19,16 +18,6 @@ const VIRGIL_KEY: &str = "MC4CAQAwBQYDK2VwBCIEIOiER8JtE3ulAbqlKQ27uZmV18/h3Ko7jj
 /// npm `virgil-sdk` 6.2.0's `JwtGenerator` with that key, app id `app123`, key id `kid456`,
 /// identity `alex`, its clock frozen at 1700000000 s.
 const FROM_VIRGIL_SDK: &str = "eyJhbGciOiJWRURTNTEyIiwia2lkIjoia2lkNDU2IiwidHlwIjoiSldUIiwiY3R5IjoidmlyZ2lsLWp3dDt2PTEifQ.eyJpc3MiOiJ2aXJnaWwtYXBwMTIzIiwic3ViIjoiaWRlbnRpdHktYWxleCIsImlhdCI6MTcwMDAwMDAwMCwiZXhwIjoxNzAwMDAxMjAwfQ.MFEwDQYJYIZIAWUDBAIDBQAEQLZn04K9jfWJSChHpt8GY7OXSBZktl0AnLXwNce7tGASwvJ0U4t8sSGQKIc-s1L6y4h3_h7CDvYA6R15YlJpbQc";
-
-fn payload(jwt: &str) -> Value {
-    let part = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(part)
-            .unwrap(),
-    )
-    .unwrap()
-}
 
 async fn rest(server: &Server, path: &str, bearer: Option<&str>) -> reqwest::Response {
     let mut request = reqwest::Client::new().get(format!("{}{path}", server.base));
@@ -46,7 +35,7 @@ async fn local_mode_makes_virgil_tokens_with_its_development_key_and_serves_the_
         .token
         .clone()
         .expect("local mode prints a sample token");
-    let identity = payload(&sample)["sub"].as_str().unwrap().to_owned();
+    let identity = jwt_payload(&sample)["sub"].as_str().unwrap().to_owned();
 
     // GraphQL: signed with the data directory's key, for the clearly fake app.
     let (status, body) = call(&server, VIRGIL, json!({"token": sample}), None, None).await;
@@ -55,7 +44,7 @@ async fn local_mode_makes_virgil_tokens_with_its_development_key_and_serves_the_
         .as_str()
         .unwrap()
         .to_owned();
-    let claims_of = payload(&virgil);
+    let claims_of = jwt_payload(&virgil);
     assert_eq!(
         claims_of["iss"],
         "virgil-local-development-not-a-virgil-app"
@@ -82,7 +71,7 @@ async fn local_mode_makes_virgil_tokens_with_its_development_key_and_serves_the_
     assert_eq!(response.headers()["cache-control"], "no-store");
     let body: Value = response.json().await.unwrap();
     assert_eq!(
-        payload(body["virgilToken"].as_str().unwrap())["sub"],
+        jwt_payload(body["virgilToken"].as_str().unwrap())["sub"],
         claims_of["sub"]
     );
     let body: Value = rest(&server, "/twilio-jwt", Some(&sample))
@@ -90,7 +79,7 @@ async fn local_mode_makes_virgil_tokens_with_its_development_key_and_serves_the_
         .json()
         .await
         .unwrap();
-    let grants = &payload(body["twilioToken"].as_str().unwrap())["grants"];
+    let grants = &jwt_payload(body["twilioToken"].as_str().unwrap())["grants"];
     assert_eq!(grants["identity"], identity.as_str());
     assert!(grants["chat"].get("endpoint_id").is_none(), "{grants}");
     let body: Value = rest(&server, "/twilio-jwt?deviceId=tablet-2", Some(&sample))
@@ -99,7 +88,7 @@ async fn local_mode_makes_virgil_tokens_with_its_development_key_and_serves_the_
         .await
         .unwrap();
     assert_eq!(
-        payload(body["twilioToken"].as_str().unwrap())["grants"]["chat"]["endpoint_id"],
+        jwt_payload(body["twilioToken"].as_str().unwrap())["grants"]["chat"]["endpoint_id"],
         format!("dachat:{identity}:tablet-2")
     );
 
@@ -160,7 +149,7 @@ async fn local_mode_makes_virgil_tokens_with_its_development_key_and_serves_the_
     assert_eq!(
         again,
         signer
-            .mint(&identity, payload(again)["iat"].as_u64().unwrap())
+            .mint(&identity, jwt_payload(again)["iat"].as_u64().unwrap())
             .unwrap()
     );
 }
@@ -197,7 +186,7 @@ async fn without_virgil_settings_only_virgil_tokens_fail_and_the_push_credential
         .as_str()
         .expect("a chat token");
     assert_eq!(
-        payload(chat)["grants"]["chat"]["push_credential_sid"],
+        jwt_payload(chat)["grants"]["chat"]["push_credential_sid"],
         "CR0123456789abcdef0123456789abcdef"
     );
     assert_eq!(twilio.memberships("alex"), ["general"]);
@@ -234,7 +223,7 @@ async fn virgil_token_prints_the_virgil_sdks_token_for_a_fixed_time() {
     );
 
     let out = run(&[&args[..], &["--ttl", "1h"]].concat(), &env);
-    let claims_of = payload(String::from_utf8(out.stdout).unwrap().trim());
+    let claims_of = jwt_payload(String::from_utf8(out.stdout).unwrap().trim());
     assert_eq!(claims_of["exp"], 1_700_003_600u64);
 
     let out = run(&[&args[..], &["--ttl", "2d"]].concat(), &env);
