@@ -15,6 +15,21 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in declaration order (metrics index by it).
+    pub const ALL: [ErrorKind; 6] = [
+        ErrorKind::BadRequest,
+        ErrorKind::AccessDenied,
+        ErrorKind::EntityNotFound,
+        ErrorKind::Conflict,
+        ErrorKind::InternalError,
+        ErrorKind::TooManyRequests,
+    ];
+
+    /// The kind an `errorType` string names.
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     /// The exact string AppSync and the widget see as `errorType`.
     pub fn as_str(self) -> &'static str {
         match self {

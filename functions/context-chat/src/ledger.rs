@@ -242,6 +242,7 @@ impl Ledger {
                     Minter::Identity(_) => "this user",
                     Minter::Source(_) => "this client address",
                 };
+                crate::metrics::count(crate::metrics::Counter::RateLimited);
                 tracing::info!(
                     kind = issuance.kind.as_str(),
                     per_minute = policy.per_minute,

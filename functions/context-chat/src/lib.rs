@@ -15,6 +15,7 @@ pub mod graphql;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod ledger;
+pub mod metrics;
 pub mod names;
 pub mod notifications;
 pub mod platform;

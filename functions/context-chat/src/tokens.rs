@@ -9,6 +9,7 @@ use futures_util::future::BoxFuture;
 use crate::context_token::{VerifiedToken, now_unix};
 use crate::error::{ChatError, Result};
 use crate::ledger::{self, Issuance, Kind, Ledger};
+use crate::metrics::{self, Counter, ErrorCounter};
 use crate::names::required;
 use crate::revocations::Revocations;
 use crate::settings_holder::{Configured, SettingsHolder};
@@ -142,6 +143,7 @@ impl TokenService {
             Ok(verified)
         };
         checked.await.inspect_err(|err: &ChatError| {
+            metrics::error(ErrorCounter::TokensRefused, err.kind);
             tracing::info!(error_type = %err.kind, reason = %err.message, "context token refused");
         })
     }
@@ -240,6 +242,7 @@ impl TokenService {
                 return Err(err);
             }
         };
+        metrics::count(Counter::ChatTokensIssued);
         tracing::info!(
             identity = %verified.identity,
             contexts = verified.contexts.len(),
@@ -281,6 +284,7 @@ impl TokenService {
             issued_at + signer.ttl_secs(),
         );
         self.record(configured, &issuance).await?;
+        metrics::count(Counter::VirgilTokensIssued);
         tracing::info!(identity = %verified.identity, xid = %xid, "virgil token issued");
         Ok(virgil_token)
     }

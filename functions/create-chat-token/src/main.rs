@@ -4,13 +4,13 @@
 //! limit, revocations, and email subscriptions that end with the contexts provisioning leaves.
 
 use lambda_adapter::{
-    Error, init_tracing, optional_string_argument, reads, serve, string_argument,
+    Error, init, optional_string_argument, reads, serve, string_argument,
 };
 use serde_json::{Value, json};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    init_tracing();
+    init(env!("CARGO_PKG_NAME"));
     let app = aws_ports::build_token_app(reads::CREATE_CHAT_TOKEN).await;
     serve(app, |app, call| async move {
         if call.info.field_name == "createVirgilToken" {

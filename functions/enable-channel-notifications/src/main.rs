@@ -1,12 +1,12 @@
 //! AppSync direct resolver for
 //! `Mutation.enableChannelNotifications(channel: ID!, email: String!, token: ID!): SubscriptionResult!`.
 
-use lambda_adapter::{Error, Warm, init_tracing, reads, serve, string_argument};
+use lambda_adapter::{Error, Warm, init, reads, serve, string_argument};
 use serde_json::json;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    init_tracing();
+    init(env!("CARGO_PKG_NAME"));
     let app = aws_ports::build_notification_app(
         Warm::SettingsAndKeys,
         reads::ENABLE_CHANNEL_NOTIFICATIONS,

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use context_chat::dev_token::DevIssuerSource;
 use context_chat::http::dev_tokens::{self, DevTokens};
 use context_chat::ledger::{Ledger, retention_days_from_env};
-use lambda_adapter::{Error, init_tracing, serve_http};
+use lambda_adapter::{Error, init, serve_http};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    init_tracing();
+    init(env!("CARGO_PKG_NAME"));
     let issuer = Arc::new(DevIssuerSource::from_env());
     // Read during init; a failure is logged, and the next request tries again.
     let _ = issuer.get().await;

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use context_chat::ChatError;
+use context_chat::metrics::{self, Counter, ErrorCounter};
 use context_chat::notifications::QueueMessage;
 use lambda_runtime::{LambdaEvent, service_fn};
 
@@ -28,12 +29,12 @@ where
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         // An emulator may send no deadline (one in the past): then none is enforced.
         let deadline = Some(event.context.deadline()).filter(|d| *d > SystemTime::now());
-        Ok::<_, Error>(
-            run_batch(event.payload, deadline, |message| {
-                handle(state.clone(), message)
-            })
-            .await,
-        )
+        let response = run_batch(event.payload, deadline, |message| {
+            handle(state.clone(), message)
+        })
+        .await;
+        crate::write_metrics();
+        Ok::<_, Error>(response)
     }))
     .await
 }
@@ -77,7 +78,9 @@ where
                 continue;
             }
         };
+        metrics::count(Counter::Requests);
         if let Err(err) = handle(message).await {
+            metrics::error(ErrorCounter::Errors, err.kind);
             tracing::warn!(message_id = %id, error_type = %err.kind, reason = %err.message, "record failed; SQS will deliver it again");
             failures.push(failure(id));
             if let Some(group) = group {
@@ -91,6 +94,7 @@ where
             "the invocation's time ran short; records handed back untried"
         );
     }
+    metrics::add(Counter::NotifierRecordsFailed, failures.len() as u64);
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failures;
     response

@@ -6,11 +6,13 @@
 mod batch;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::io::Write as _;
+use std::sync::{Arc, OnceLock};
 
 use aws_lambda_events::appsync::AppSyncDirectResolverEvent;
 use context_chat::notifications::NotificationPorts;
 use context_chat::settings::SettingsSource;
+use context_chat::metrics::{self, Counter, ErrorCounter};
 use context_chat::{App, AppOptions, ChatError};
 
 pub use batch::serve_queue;
@@ -52,11 +54,37 @@ impl From<ResolverError> for Diagnostic {
     }
 }
 
+/// Names the function for its metrics (`function`: the handler crate's name, as
+/// `env!("CARGO_PKG_NAME")` gives it) and sets up its logs.
+pub fn init(function: &'static str) {
+    let stack = std::env::var("STACK_NAME").unwrap_or_default();
+    let _ = FUNCTION.set((function, stack));
+    init_tracing();
+}
+
+/// The `Function` and `Stack` dimensions of this process's metrics.
+static FUNCTION: OnceLock<(&'static str, String)> = OnceLock::new();
+
+/// Writes what this invocation counted as CloudWatch EMF lines on stdout, where Lambda's
+/// log stream and CloudWatch's metric extraction find them.
+pub fn write_metrics() {
+    let (function, stack) = FUNCTION
+        .get()
+        .map_or(("unknown", ""), |(f, s)| (*f, s.as_str()));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut out = std::io::stdout().lock();
+    for line in metrics::take_emf(function, stack, now) {
+        let _ = writeln!(out, "{line}");
+    }
+}
+
 /// JSON log lines on stdout, for CloudWatch. Every line inside an invocation carries the
 /// runtime's span, so its `requestId`. The level (`error` … `trace`) comes from Lambda's
 /// `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else `info`. A plain level rather than an
 /// `EnvFilter` keeps the regex engine out of the binary.
-pub fn init_tracing() {
+fn init_tracing() {
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
         .ok()
@@ -131,21 +159,28 @@ where
     let resolve = &resolve;
     let state = &state;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let call = resolver_event(event.payload)?;
-        let span = tracing::info_span!(
-            "resolver",
-            field = %call.info.field_name,
-            appsync_request_id = call
-                .request
-                .headers
-                .get("x-amzn-requestid")
-                .and_then(|v| v.as_deref())
-                .unwrap_or_default(),
-        );
-        resolve(state.clone(), call)
-            .instrument(span)
-            .await
-            .map_err(ResolverError)
+        let outcome = match resolver_event(event.payload) {
+            Ok(call) => {
+                let span = tracing::info_span!(
+                    "resolver",
+                    field = %call.info.field_name,
+                    appsync_request_id = call
+                        .request
+                        .headers
+                        .get("x-amzn-requestid")
+                        .and_then(|v| v.as_deref())
+                        .unwrap_or_default(),
+                );
+                resolve(state.clone(), call).instrument(span).await
+            }
+            Err(ResolverError(err)) => Err(err),
+        };
+        metrics::count(Counter::Requests);
+        if let Err(err) = &outcome {
+            metrics::error(ErrorCounter::Errors, err.kind);
+        }
+        write_metrics();
+        outcome.map_err(ResolverError)
     }))
     .await
 }
@@ -154,7 +189,21 @@ where
 /// `chatctl serve` answers the same paths.
 #[cfg(feature = "http")]
 pub async fn serve_http(routes: axum::Router) -> Result<(), Error> {
-    lambda_http::run(routes.layer(axum::middleware::map_request(with_client_address))).await
+    lambda_http::run(
+        routes
+            .layer(axum::middleware::map_request(with_client_address))
+            .layer(axum::middleware::map_response(counted)),
+    )
+    .await
+}
+
+/// Counts the request and writes the invocation's metrics once its answer is ready (error
+/// answers counted themselves, by `errorType`).
+#[cfg(feature = "http")]
+async fn counted(response: axum::response::Response) -> axum::response::Response {
+    metrics::count(Counter::Requests);
+    write_metrics();
+    response
 }
 
 /// The HTTP API's view of the caller's address, as the routes read it (the dev token API

@@ -2,11 +2,11 @@
 //! record handed to the notification service; failed records go back to SQS
 //! (`lambda_adapter::serve_queue`).
 
-use lambda_adapter::{Error, Warm, init_tracing, reads, serve_queue};
+use lambda_adapter::{Error, Warm, init, reads, serve_queue};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    init_tracing();
+    init(env!("CARGO_PKG_NAME"));
     let app = aws_ports::build_notification_app(Warm::Settings, reads::NOTIFY).await;
     serve_queue(app, |app, message| async move {
         app.notifications()?.notify(&message).await.map(|_| ())

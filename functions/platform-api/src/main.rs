@@ -4,14 +4,14 @@
 
 use context_chat::ChatError;
 use lambda_adapter::{
-    Error, authorization, init_tracing, optional_int_argument, serve, string_argument,
+    Error, authorization, init, optional_int_argument, serve, string_argument,
     string_list_argument,
 };
 use serde_json::json;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    init_tracing();
+    init(env!("CARGO_PKG_NAME"));
     let app = aws_ports::build_platform_app().await;
     serve(app, |app, call| async move {
         let (platform, auth) = (app.platform(), authorization(&call));

@@ -4,11 +4,11 @@
 //! configured in Twilio when a custom domain makes it differ from what the HTTP API sees.
 
 use context_chat::http::notifications;
-use lambda_adapter::{Error, Warm, init_tracing, reads, serve_http};
+use lambda_adapter::{Error, Warm, init, reads, serve_http};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    init_tracing();
+    init(env!("CARGO_PKG_NAME"));
     let app = aws_ports::build_notification_app(Warm::Settings, reads::TWILIO_WEBHOOK).await;
     let public_url = std::env::var("WEBHOOK_PUBLIC_URL").ok();
     serve_http(notifications::routes(app, public_url)).await

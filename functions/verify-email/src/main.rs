@@ -3,13 +3,13 @@
 //! With a token, the code must have been asked for by the token's identity.
 
 use lambda_adapter::{
-    Error, Warm, init_tracing, optional_string_argument, reads, serve, string_argument,
+    Error, Warm, init, optional_string_argument, reads, serve, string_argument,
 };
 use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    init_tracing();
+    init(env!("CARGO_PKG_NAME"));
     // The issuer's keys are fetched on the first call with a token, not during init: the
     // widget's calls carry none.
     let app = aws_ports::build_notification_app(Warm::Settings, reads::VERIFY_EMAIL).await;

@@ -190,7 +190,8 @@ pub fn api_key_given(expected: Option<&str>, headers: &HeaderMap) -> bool {
 }
 
 /// The outbox holds confirmation codes: with an API key set, it needs the key too.
-pub async fn outbox_key(
+/// The outbox and the metrics: only with the API key, when one is set.
+pub async fn api_key_required(
     State(expected): State<Option<Arc<str>>>,
     request: Request,
     next: Next,
@@ -198,7 +199,7 @@ pub async fn outbox_key(
     if !api_key_given(expected.as_deref(), request.headers()) {
         return (
             StatusCode::UNAUTHORIZED,
-            "The outbox needs the API key (CHAT_API_KEY) in the x-api-key header.",
+            "This route needs the API key (CHAT_API_KEY) in the x-api-key header.",
         )
             .into_response();
     }

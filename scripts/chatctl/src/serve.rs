@@ -22,7 +22,8 @@ use context_chat::http::notifications::WEBHOOK_PATH;
 use context_chat::http::token_routes;
 use context_chat::ledger::Ledger;
 use context_chat::settings::{Param, SettingsSource, reads};
-use context_chat::{App, AppOptions};
+use context_chat::metrics::{self, Counter, ErrorCounter};
+use context_chat::{App, AppOptions, ErrorKind};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -59,6 +60,8 @@ struct ServerState {
 
 /// A widget's requests are small; this is far above the 8 KiB token limit.
 const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Prometheus scrapes the counters here.
+pub const METRICS_PATH: &str = "/metrics";
 
 pub async fn run(args: ServeArgs) -> Result<()> {
     let listener = TcpListener::bind(("127.0.0.1", args.port))
@@ -107,16 +110,20 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(origins.cors())
         .with_state(state.clone());
-    let outbox_routes = Router::new()
+    let keyed_routes = Router::new()
         .route(
             OUTBOX_PATH,
             get(outbox).with_state(notifications.outbox.clone()),
         )
-        .route_layer(middleware::from_fn_with_state(api_key, guard::outbox_key));
+        .route(METRICS_PATH, get(prometheus_metrics))
+        .route_layer(middleware::from_fn_with_state(
+            api_key,
+            guard::api_key_required,
+        ));
     let mut router = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .merge(graphql_routes)
-        .merge(outbox_routes)
+        .merge(keyed_routes)
         .merge(notification_routes::routes(app.clone(), webhook_public_url))
         // Sample apps' REST token routes: the bearer is the credential, and browsers may call
         // them as they call /graphql.
@@ -136,7 +143,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     println!("Settings: {mode}");
     if state.api_key.is_some() {
         println!(
-            "API key: required in the x-api-key header (CHAT_API_KEY), for /graphql and /outbox"
+            "API key: required in the x-api-key header (CHAT_API_KEY), for /graphql, /outbox and /metrics"
         );
     }
     println!(
@@ -229,6 +236,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         listener,
         router
             .layer(middleware::from_fn_with_state(hosts, guard::check_host))
+            .layer(middleware::map_request(counted))
             .layer(TraceLayer::new_for_http())
             // The peer's address: the dev token API limits by it.
             .into_make_service_with_connect_info::<SocketAddr>(),
@@ -307,6 +315,26 @@ fn describe(source: &SettingsSource, local: bool) -> String {
     }
 }
 
+/// Counts every request but the scrapes of the counters themselves.
+async fn counted(request: axum::extract::Request) -> axum::extract::Request {
+    if request.uri().path() != METRICS_PATH {
+        metrics::count(Counter::Requests);
+    }
+    request
+}
+
+/// The same counters the Lambdas write as CloudWatch metrics, in Prometheus text.
+async fn prometheus_metrics() -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics::prometheus(),
+    )
+        .into_response()
+}
+
 async fn graphiql() -> Html<String> {
     Html(GraphiQLSource::build().endpoint("/graphql").finish())
 }
@@ -354,6 +382,9 @@ fn appsync_error_shape(body: &mut Value) {
             .pointer("/extensions/errorType")
             .cloned()
             .unwrap_or_else(|| json!("BadRequest"));
+        if let Some(kind) = kind.as_str().and_then(ErrorKind::from_name) {
+            metrics::error(ErrorCounter::Errors, kind);
+        }
         error["errorType"] = kind;
     }
 }

@@ -95,6 +95,7 @@ async fn token(
                 )
                 .await?;
         }
+        crate::metrics::count(crate::metrics::Counter::DevTokensIssued);
         tracing::info!(kid = issuer.signer.kid(), xid = %xid, "development token issued");
         Ok::<_, ChatError>((signed.token, xid))
     };

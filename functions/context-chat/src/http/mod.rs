@@ -12,9 +12,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::error::ChatError;
+use crate::metrics::{self, ErrorCounter};
 
 /// A JSON answer with the status of `err`'s kind.
 fn error_json(err: &ChatError, body: Value) -> Response {
+    metrics::error(ErrorCounter::Errors, err.kind);
     (status_of(err), Json(body)).into_response()
 }
 

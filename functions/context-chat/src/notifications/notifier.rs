@@ -54,6 +54,18 @@ pub struct NotifyReport {
     pub access_ended: usize,
 }
 
+impl NotifyReport {
+    fn count(&self) {
+        use crate::metrics::{Counter, add};
+        add(Counter::EmailsSent, self.emailed.len() as u64);
+        add(Counter::EmailsFolded, self.folded as u64);
+        add(Counter::EmailsSkippedOnline, self.skipped_online as u64);
+        add(Counter::EmailsSkippedUnconfirmed, self.skipped_unverified as u64);
+        add(Counter::EmailsSkippedRead, self.skipped_read as u64);
+        add(Counter::EmailsSkippedNotMember, self.access_ended as u64);
+    }
+}
+
 pub struct Notifier {
     settings: Arc<SettingsHolder>,
     ports: NotificationPorts,
@@ -86,10 +98,12 @@ impl Notifier {
     /// Handles one message from the notifier's queue. An error means "try this again later":
     /// what was done before it is recorded, so a retry does not repeat it.
     pub async fn notify(&self, message: &QueueMessage) -> Result<NotifyReport> {
-        match message {
-            QueueMessage::Message(event) => self.notify_message(event).await,
-            QueueMessage::Flush { context, email } => self.flush(context, email).await,
-        }
+        let report = match message {
+            QueueMessage::Message(event) => self.notify_message(event).await?,
+            QueueMessage::Flush { context, email } => self.flush(context, email).await?,
+        };
+        report.count();
+        Ok(report)
     }
 
     async fn notify_message(&self, event: &MessageEvent) -> Result<NotifyReport> {

@@ -117,6 +117,7 @@ impl NotificationService {
     pub async fn receive_webhook(&self, request: &WebhookRequest<'_>) -> Result<WebhookOutcome> {
         let configured = self.settings.current().await?;
         let event = webhook::read_event(request, configured.signatures()?).inspect_err(|err| {
+            crate::metrics::error(crate::metrics::ErrorCounter::WebhooksRefused, err.kind);
             tracing::warn!(error_type = %err.kind, reason = %err.message, "webhook refused");
         })?;
         let Some(event) = event else {

@@ -206,6 +206,7 @@ impl PlatformService {
             ChatError::internal("Revoking needs the store, which this server does not have.")
         })?;
         let revoked_before = revocations.revoke(identity, now_unix()).await?;
+        crate::metrics::count(crate::metrics::Counter::Revocations);
         let left = match &configured.twilio {
             Some(twilio) => twilio.provisioner.leave_all(identity).await?,
             None => Vec::new(),

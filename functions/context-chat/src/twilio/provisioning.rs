@@ -20,6 +20,7 @@ use serde_json::{Map, Value};
 use super::conversations::{Conversation, ConversationsApi, UserConversation};
 use super::rest::TwilioError;
 use crate::error::{ChatError, Result};
+use crate::metrics::{self, Counter};
 
 /// The `managedBy` attribute of the conversations this product made or adopted; only those
 /// are ever left on a user's behalf. Its `stack` attribute names the deployment.
@@ -327,6 +328,7 @@ impl Provisioner {
         self.each(&to_leave, |m| self.leave(identity, m, deadline))
             .await?;
         let left = context_names(&to_leave);
+        metrics::add(Counter::ParticipantsLeft, left.len() as u64);
         // A request that provisioned meanwhile must not be remembered as current.
         self.forget(identity);
         Ok(left)
@@ -340,10 +342,14 @@ impl Provisioner {
     async fn provision(&self, identity: &str, contexts: &[String]) -> Result<Changes> {
         let deadline = Instant::now() + self.options.budget;
         let look = self.look(identity, contexts, deadline).await?;
-        match self.options.strategy {
-            Strategy::TwoRounds => self.act(identity, look, deadline).await,
-            Strategy::ThreeRounds => self.act_as_before(identity, look, deadline).await,
-        }
+        let changes = match self.options.strategy {
+            Strategy::TwoRounds => self.act(identity, look, deadline).await?,
+            Strategy::ThreeRounds => self.act_as_before(identity, look, deadline).await?,
+        };
+        metrics::add(Counter::ConversationsCreated, changes.conversations_created as u64);
+        metrics::add(Counter::ParticipantsJoined, changes.joined.len() as u64);
+        metrics::add(Counter::ParticipantsLeft, changes.left.len() as u64);
+        Ok(changes)
     }
 
     /// The first round: what Twilio has now, checked (nothing is changed for a token that

@@ -15,6 +15,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 use url::Url;
 
+use crate::metrics::{self, Counter};
+
 /// How calls are retried and bounded.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -299,6 +301,7 @@ impl RestClient {
             if error.status.is_some() {
                 last_answer = Some(error.clone());
             }
+            metrics::count(Counter::TwilioRetries);
             tracing::warn!(
                 method = ?method, path = url.path(), error = %error,
                 retry_in_ms = delay.as_millis() as u64, "Twilio call failed; retrying"
@@ -341,12 +344,24 @@ impl RestClient {
                 .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .body(body.to_owned());
         }
-        let response = request.send().await.map_err(|e| Failure {
-            error: TwilioError::local(describe_transport(&e)),
-            retryable: true,
-            retry_after: None,
+        metrics::count(Counter::TwilioRequests);
+        let started = Instant::now();
+        let response = request.send().await;
+        metrics::twilio_latency(started.elapsed());
+        let response = response.map_err(|e| {
+            metrics::count(Counter::TwilioServerErrors);
+            Failure {
+                error: TwilioError::local(describe_transport(&e)),
+                retryable: true,
+                retry_after: None,
+            }
         })?;
         let status = response.status().as_u16();
+        match status {
+            429 => metrics::count(Counter::TwilioThrottled),
+            500.. => metrics::count(Counter::TwilioServerErrors),
+            _ => {}
+        }
         let retry_after = response
             .headers()
             .get(RETRY_AFTER)

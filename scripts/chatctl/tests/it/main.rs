@@ -4,6 +4,7 @@
 mod common;
 mod configure_twilio;
 mod ledger;
+mod metrics;
 mod notifications;
 mod platform;
 mod put_params;
