@@ -103,6 +103,38 @@ async fn mints_a_twilio_token_for_a_good_context_token_and_refuses_the_rest() {
     assert!(!logs.contains(&token) && !logs.contains(API_SECRET));
     assert!(logs.contains("chat token issued"), "{logs}");
     assert!(logs.contains("conversations provisioned"), "{logs}");
+
+    // One EMF line per invocation, in order, with what each did.
+    let lines = function.metrics(4);
+    assert_eq!(lines.len(), 4, "{lines:#?}");
+    for line in &lines {
+        assert_eq!(line["Function"], "create-chat-token");
+        assert_eq!(line["Requests"], 1);
+        let directives = line["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+        assert!(directives.iter().all(|d| d["Namespace"] == "ContextChat"));
+        let text = line.to_string();
+        assert!(!text.contains("alex") && !text.contains(&token[..24]) && !text.contains("phone-1"));
+    }
+    let [minted, no_device, forged, refused] = &lines[..] else {
+        unreachable!()
+    };
+    // First time: look (the user's conversations, the context's), then one create with
+    // alex in it; 3 Twilio requests, each timed.
+    assert_eq!(minted["ChatTokensIssued"], 1);
+    assert_eq!(minted["ConversationsCreated"], 1);
+    assert_eq!(minted["ParticipantsJoined"], 1);
+    assert_eq!(minted["TwilioRequests"], 3);
+    assert_eq!(minted["TwilioLatency"].as_array().unwrap().len(), 3);
+    assert!(minted.get("ErrorType").is_none());
+    assert_eq!(no_device["ErrorType"], "BadRequest");
+    assert_eq!(no_device["Errors"], 1);
+    assert!(no_device.get("TokensRefused").is_none(), "the token was not looked at");
+    assert_eq!(forged["ErrorType"], "AccessDenied");
+    assert_eq!(forged["TokensRefused"], 1);
+    assert!(forged.get("TwilioRequests").is_none());
+    assert_eq!(refused["ErrorType"], "InternalError");
+    assert_eq!(refused["Errors"], 1);
+    assert!(refused.get("ChatTokensIssued").is_none());
 }
 
 /// The function on a table, with its settings (and `extra` parameters) in SSM and Twilio's

@@ -198,6 +198,24 @@ impl Function {
         self.output.lock().unwrap().clone()
     }
 
+    /// The CloudWatch EMF lines the function has written (its metrics, one object per line,
+    /// in order), waiting up to 10 s for at least `at_least` of them.
+    pub fn metrics(&self, at_least: usize) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines: Vec<serde_json::Value> = self
+                .output()
+                .lines()
+                .filter(|l| l.contains("\"_aws\""))
+                .map(|l| serde_json::from_str(l).expect("an EMF line is one JSON object"))
+                .collect();
+            if lines.len() >= at_least || Instant::now() >= deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits until the output holds `needle`.
     pub fn wait_for_output(&self, needle: &str, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
