@@ -23,6 +23,7 @@ export interface NotificationAlarmsProps {
 export class NotificationAlarms extends Construct {
   readonly topic: sns.Topic;
   readonly alarms: cloudwatch.Alarm[] = [];
+  private readonly action: actions.SnsAction;
 
   constructor(scope: Construct, id: string, props: NotificationAlarmsProps) {
     super(scope, id);
@@ -35,6 +36,7 @@ export class NotificationAlarms extends Construct {
     );
     if (props.email) this.topic.addSubscription(new subscriptions.EmailSubscription(props.email));
     const action = new actions.SnsAction(this.topic);
+    this.action = action;
 
     for (const [name, queue] of Object.entries(props.deadLetterQueues)) {
       this.add(
@@ -42,7 +44,6 @@ export class NotificationAlarms extends Construct {
         queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: 'Maximum' }),
         1,
         `${name}: notification events were given up on after 5 tries; the notify function's logs say why.`,
-        action,
       );
     }
     for (const [name, queue] of Object.entries(props.workQueues)) {
@@ -52,16 +53,17 @@ export class NotificationAlarms extends Construct {
         // A flush waits up to 15 minutes by design; a message older than 30 is stuck.
         30 * 60,
         `${name}: the oldest message is over 30 minutes old; the notifier is failing or throttled.`,
-        action,
       );
     }
   }
 
-  private add(id: string, metric: cloudwatch.IMetric, threshold: number, description: string, action: actions.SnsAction) {
+  /** An alarm on `metric` reaching `threshold`, to the topic (missing data: all is well). */
+  add(id: string, metric: cloudwatch.IMetric, threshold: number, description: string, evaluationPeriods = 1): cloudwatch.Alarm {
+    const action = this.action;
     const alarm = new cloudwatch.Alarm(this, id, {
       metric,
       threshold,
-      evaluationPeriods: 1,
+      evaluationPeriods,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       alarmDescription: description,
@@ -69,5 +71,6 @@ export class NotificationAlarms extends Construct {
     alarm.addAlarmAction(action);
     alarm.addOkAction(action);
     this.alarms.push(alarm);
+    return alarm;
   }
 }

@@ -12,6 +12,7 @@ import { NotificationAlarms } from './alarms';
 import { DeploymentConfig } from './config';
 import { addHttpApiAccessLogs } from './http-api';
 import { acceptFinding } from './nag';
+import { Operations } from './operations';
 import { PLATFORM_SCHEMA_PATH, SCHEMA_PATH } from './paths';
 import { RustFunction } from './rust-function';
 import { grantSsmParametersRead, ssmParametersOf } from './ssm-access';
@@ -45,7 +46,9 @@ export class ContextChatStack extends Stack {
     super(scope, id, props);
     const name = this.stackName;
     // Each function with exactly the SSM parameters its code reads (infra/ssm-parameters.json).
+    const deployed: string[] = [];
     const fn = (crate: string, description: string, timeout: Duration, environment: Record<string, string> = {}) => {
+      deployed.push(crate);
       const parameters = ssmParametersOf(crate);
       if (!parameters) throw new Error(`${crate} is not in ssm-parameters.json: run \`chatctl parameters\``);
       const f = new RustFunction(this, pascal(crate), {
@@ -165,7 +168,7 @@ export class ContextChatStack extends Stack {
     for (const queue of [messageEvents.queue, flushes.queue]) {
       notify.fn.addEventSource(new SqsEventSource(queue, { batchSize: 10, reportBatchItemFailures: true }));
     }
-    new NotificationAlarms(this, 'Alarms', {
+    const alarms = new NotificationAlarms(this, 'Alarms', {
       deadLetterQueues: { MessageEventsDeadLetters: messageEvents.deadLetters, DigestFlushesDeadLetters: flushes.deadLetters },
       workQueues: { MessageEvents: messageEvents.queue, DigestFlushes: flushes.queue },
       email: props.alarmEmail,
@@ -180,6 +183,8 @@ export class ContextChatStack extends Stack {
       // is read (a record by xid, an identity's newest by a query).
       useTable(platformApi);
     }
+    // The functions' own metrics: a dashboard, and alarms to the same topic.
+    new Operations(this, 'Operations', { stackName: name, functions: deployed, alarms });
 
     this.api = new appsync.GraphqlApi(this, 'Api', {
       name,

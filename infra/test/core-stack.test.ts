@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Match } from 'aws-cdk-lib/assertions';
 import { SSM_PARAMETERS_PATH } from '../lib/paths';
-import { CORE_FUNCTIONS, PLATFORM_ISSUER, functionId, render, resources, ssmNamesOf, ssmPathsOf, statementsOf, synth } from './support';
+import { CORE_FUNCTIONS, PLATFORM_ISSUER, Resource, functionId, render, resources, ssmNamesOf, ssmPathsOf, statementsOf, synth } from './support';
 
 const { core } = synth();
 
@@ -312,8 +312,98 @@ describe('alarms', () => {
         .sort();
     expect(watched('ApproximateNumberOfMessagesVisible')).toEqual(deadLetters.map((q) => [q, 1]).sort());
     expect(watched('ApproximateAgeOfOldestMessage')).toEqual(work.map((q) => [q, 1800]).sort());
-    expect(alarms).toHaveLength(4);
+    // And the four service alarms below.
+    expect(alarms).toHaveLength(8);
     expect(Object.keys(resources(core, 'AWS::SNS::Subscription'))).toEqual([]);
+  });
+
+  /** The metrics one alarm reads: name, statistic, dimensions as `Name=Value`. */
+  const metricsOf = (alarm: Resource) =>
+    (alarm.Properties.Metrics ?? [])
+      .filter((m: any) => m.MetricStat)
+      .map((m: any) => ({
+        id: m.Id,
+        name: m.MetricStat.Metric.MetricName,
+        namespace: m.MetricStat.Metric.Namespace,
+        stat: m.MetricStat.Stat,
+        dimensions: m.MetricStat.Metric.Dimensions.map((d: any) => `${d.Name}=${d.Value}`).sort(),
+      }));
+  const serviceAlarms = () => {
+    const [topic] = Object.keys(resources(core, 'AWS::SNS::Topic'));
+    return Object.fromEntries(
+      Object.entries(resources(core, 'AWS::CloudWatch::Alarm'))
+        .filter(([, a]) => a.Properties.Metrics)
+        .map(([id, a]) => {
+          expect(a.Properties.AlarmActions).toEqual([{ Ref: topic }]);
+          expect(a.Properties.OKActions).toEqual([{ Ref: topic }]);
+          expect(a.Properties.TreatMissingData).toBe('notBreaching');
+          return [id.replace(/^Operations/, '').replace(/[0-9A-F]{8}$/, ''), a];
+        }),
+    );
+  };
+
+  test('the functions\' own metrics alarm on internal errors, Twilio 429s and 5xx, and refused webhooks', () => {
+    const alarms = serviceAlarms();
+    expect(Object.keys(alarms).sort()).toEqual(['AlarmsInternalErrors', 'AlarmsTwilioServerErrors', 'AlarmsTwilioThrottled', 'AlarmsWebhooksRefused']);
+    for (const alarm of Object.values(alarms)) {
+      for (const m of metricsOf(alarm)) {
+        expect(m.namespace).toBe('ContextChat');
+        expect(m.stat).toBe('Sum');
+        // Summed over the stack's functions, never mixed with another stack's.
+        expect(m.dimensions).toContain('Stack=chat-test');
+        expect(m.dimensions.some((d: string) => d.startsWith('Function='))).toBe(false);
+      }
+    }
+    // A rate, not a count: InternalError answers over requests, once there are 20 requests.
+    const internal = alarms.AlarmsInternalErrors.Properties;
+    expect(internal.Metrics.find((m: any) => m.Expression).Expression).toBe('IF(requests >= 20, 100 * internal / requests, 0)');
+    expect(metricsOf(alarms.AlarmsInternalErrors)).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ id: 'internal', name: 'Errors', dimensions: ['ErrorType=InternalError', 'Stack=chat-test'] }),
+        expect.objectContaining({ id: 'requests', name: 'Requests', dimensions: ['Stack=chat-test'] }),
+      ]),
+    );
+    expect(internal).toMatchObject({ Threshold: 5, EvaluationPeriods: 2 });
+    expect(metricsOf(alarms.AlarmsTwilioThrottled).map((m: any) => m.name)).toEqual(['TwilioThrottled']);
+    expect(metricsOf(alarms.AlarmsTwilioServerErrors).map((m: any) => m.name)).toEqual(['TwilioServerErrors']);
+    expect(metricsOf(alarms.AlarmsWebhooksRefused).map((m: any) => m.dimensions)).toEqual([
+      ['ErrorType=AccessDenied', 'Stack=chat-test'],
+      ['ErrorType=BadRequest', 'Stack=chat-test'],
+    ]);
+    for (const alarm of Object.values(alarms)) {
+      expect(alarm.Properties.AlarmDescription).toMatch(/^chat-test: /);
+    }
+  });
+
+  test('the dashboard graphs every metric the functions write, per stack, and requests per deployed function', () => {
+    const dashboards = Object.values(resources(core, 'AWS::CloudWatch::Dashboard'));
+    expect(dashboards).toHaveLength(1);
+    expect(dashboards[0].Properties.DashboardName).toBe('chat-test-operations');
+    const body = JSON.parse(render(dashboards[0].Properties.DashboardBody).replace(/\$\{[^}]+\}/g, 'X'));
+    const graphed = body.widgets.flatMap((w: any) => w.properties.metrics ?? []);
+    // Each metric entry: [namespace, name, dimension name, value, ..., options].
+    const names = new Set(graphed.map((m: any[]) => m[1]));
+    // The names the Rust code writes (functions/context-chat/src/metrics.rs).
+    const source = fs.readFileSync(path.join(__dirname, '..', '..', 'functions', 'context-chat', 'src', 'metrics.rs'), 'utf8');
+    const counters = source.slice(source.indexOf('counters! {'), source.indexOf('}', source.indexOf('counters! {')));
+    const written = [
+      ...[...counters.matchAll(/^\s+(\w+), "/gm)].map((m) => m[1]),
+      ...[...source.matchAll(/ErrorCounter::\w+ => "([A-Z]\w+)"/g)].map((m) => m[1]),
+      'TwilioLatency',
+    ];
+    expect(written.length).toBeGreaterThan(20);
+    for (const name of written) expect([name, names.has(name)]).toEqual([name, true]);
+    for (const m of graphed) {
+      expect(m[0]).toBe('ContextChat');
+      expect(m.slice(2, -1)).toEqual(expect.arrayContaining(['Stack', 'chat-test']));
+    }
+    const perFunction = graphed
+      .filter((m: any[]) => m[1] === 'Requests' && m.includes('Function'))
+      .map((m: any[]) => m[m.indexOf('Function') + 1])
+      .sort();
+    expect(perFunction).toEqual([...CORE_FUNCTIONS].sort());
+    expect(body.widgets[0].type).toBe('alarm');
+    expect(body.widgets[0].properties.alarms).toHaveLength(8);
   });
 
   test('alarmEmail subscribes an address to the alarm topic', () => {

@@ -50,7 +50,7 @@ export function synth(context: Record<string, unknown> = {}) {
   };
 }
 
-type Resource = { Type: string; Properties: any; DependsOn?: string[]; DeletionPolicy?: string };
+export type Resource = { Type: string; Properties: any; DependsOn?: string[]; DeletionPolicy?: string };
 
 export function resources(template: Template, type: string): Record<string, Resource> {
   return template.findResources(type) as Record<string, Resource>;

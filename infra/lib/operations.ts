@@ -1,0 +1,137 @@
+import { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import { Construct } from 'constructs';
+import { NotificationAlarms } from './alarms';
+
+/** The namespace of the metrics every function writes as CloudWatch EMF lines (`context_chat::metrics`). */
+export const NAMESPACE = 'ContextChat';
+/** The `errorType` values of the contract: the `ErrorType` dimension's values. */
+export const ERROR_TYPES = ['BadRequest', 'AccessDenied', 'EntityNotFound', 'Conflict', 'InternalError', 'TooManyRequests'];
+
+export interface OperationsProps {
+  /** The `Stack` dimension: the stack's name, as the functions read it from STACK_NAME. */
+  readonly stackName: string;
+  /** The `Function` dimension's values: the handler crates this stack deploys. */
+  readonly functions: string[];
+  /** The alarm topic's alarms; the service alarms join them. */
+  readonly alarms: NotificationAlarms;
+}
+
+const PERIOD = Duration.minutes(5);
+
+/**
+ * What an operator reads at 3 a.m.: a dashboard of the functions' own metrics (tokens issued and
+ * refused, provisioning, Twilio's answers and latency, emails, webhooks, limits), and alarms on
+ * the ones that mean trouble: internal errors, Twilio throttling or failing, refused webhooks
+ * spiking. Each alarm's description says where to look.
+ */
+export class Operations extends Construct {
+  readonly dashboard: cloudwatch.Dashboard;
+
+  constructor(scope: Construct, id: string, props: OperationsProps) {
+    super(scope, id);
+    const stack = props.stackName;
+    const metric = (metricName: string, extra: Record<string, string> = {}, statistic = 'Sum', label?: string) =>
+      new cloudwatch.Metric({
+        namespace: NAMESPACE,
+        metricName,
+        dimensionsMap: { Stack: stack, ...extra },
+        statistic,
+        period: PERIOD,
+        label: label ?? metricName,
+      });
+    const byError = (metricName: string) => ERROR_TYPES.map((t) => metric(metricName, { ErrorType: t }, 'Sum', t));
+    const perFunction = (metricName: string) =>
+      props.functions.map((f) => metric(metricName, { Function: f }, 'Sum', f));
+
+    // Alarms.
+    const internalRate = new cloudwatch.MathExpression({
+      // Percent of requests answered InternalError, once there are enough requests to say.
+      expression: 'IF(requests >= 20, 100 * internal / requests, 0)',
+      usingMetrics: { internal: metric('Errors', { ErrorType: 'InternalError' }), requests: metric('Requests') },
+      period: PERIOD,
+      label: 'InternalError %',
+    });
+    const alarms = [
+      props.alarms.add(
+        'InternalErrors',
+        internalRate,
+        5,
+        `${stack}: over 5% of requests answered InternalError for 10 minutes (at least 20 requests in 5 minutes). ` +
+          'The functions\' logs carry each error\'s reason (error_type = "InternalError"): a missing setting, Twilio refusing a step, the table.',
+        2,
+      ),
+      props.alarms.add(
+        'TwilioThrottled',
+        metric('TwilioThrottled'),
+        10,
+        `${stack}: Twilio answered 429 Too Many Requests 10 times or more in 5 minutes; calls are being retried ` +
+          'and may fail. Look at TwilioRequests on the dashboard and at Twilio\'s rate limits for the account.',
+      ),
+      props.alarms.add(
+        'TwilioServerErrors',
+        metric('TwilioServerErrors'),
+        10,
+        `${stack}: Twilio answered 5xx (or not at all) 10 times or more in 5 minutes. See status.twilio.com; ` +
+          'token calls fail with InternalError while it lasts.',
+      ),
+      props.alarms.add(
+        'WebhooksRefused',
+        new cloudwatch.MathExpression({
+          expression: 'denied + bad',
+          usingMetrics: {
+            denied: metric('WebhooksRefused', { ErrorType: 'AccessDenied' }),
+            bad: metric('WebhooksRefused', { ErrorType: 'BadRequest' }),
+          },
+          period: PERIOD,
+          label: 'Webhooks refused',
+        }),
+        20,
+        `${stack}: 20 or more Twilio webhook calls refused in 5 minutes (bad signature or body). Either the auth ` +
+          'token in SSM no longer matches Twilio\'s, the webhook URL changed, or someone is probing the URL.',
+      ),
+    ];
+
+    const graph = (title: string, left: cloudwatch.IMetric[], width = 8) =>
+      new cloudwatch.GraphWidget({ title, left, width, height: 6, stacked: false });
+    this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+      dashboardName: `${stack}-operations`,
+      defaultInterval: Duration.hours(3),
+    });
+    this.dashboard.addWidgets(
+      new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: [...alarms, ...props.alarms.alarms.filter((a) => !alarms.includes(a))], width: 24, height: 3 }),
+    );
+    this.dashboard.addWidgets(
+      graph('Tokens issued', [metric('ChatTokensIssued'), metric('VirgilTokensIssued'), metric('DevTokensIssued')]),
+      graph('Context tokens refused, by errorType', byError('TokensRefused')),
+      graph('Error answers, by errorType', byError('Errors')),
+    );
+    this.dashboard.addWidgets(
+      graph('Requests, by function', perFunction('Requests')),
+      graph('InternalError answers, by function', props.functions.map((f) =>
+        metric('Errors', { Function: f, ErrorType: 'InternalError' }, 'Sum', f))),
+      graph('Provisioning changes', [metric('ConversationsCreated'), metric('ParticipantsJoined'), metric('ParticipantsLeft')]),
+    );
+    this.dashboard.addWidgets(
+      graph('Twilio requests', [metric('TwilioRequests'), metric('TwilioRetries'), metric('TwilioThrottled', {}, 'Sum', '429'), metric('TwilioServerErrors', {}, 'Sum', '5xx or none')]),
+      graph('Twilio latency (ms)', [
+        metric('TwilioLatency', {}, 'p50', 'p50'),
+        metric('TwilioLatency', {}, 'p99', 'p99'),
+        metric('TwilioLatency', {}, 'Maximum', 'max'),
+      ]),
+      graph('Limits and revocations', [metric('RateLimited'), metric('Revocations')]),
+    );
+    this.dashboard.addWidgets(
+      graph('Emails', [
+        metric('EmailsSent'),
+        metric('EmailsFolded'),
+        metric('EmailsSkippedOnline'),
+        metric('EmailsSkippedUnconfirmed'),
+        metric('EmailsSkippedRead'),
+        metric('EmailsSkippedNotMember'),
+      ]),
+      graph('Webhooks refused, by errorType', byError('WebhooksRefused')),
+      graph('Notifier records handed back', [metric('NotifierRecordsFailed')]),
+    );
+  }
+}
