@@ -96,6 +96,35 @@ impl JwksCache {
         }
     }
 
+    /// A cache that holds `keys` and never fetches: a key set known up front (the fuzz
+    /// targets verify against one).
+    pub fn fixed(keys: KeySet) -> Self {
+        // About 136 years: never old, never cooled down.
+        let forever = Duration::from_secs(u64::from(u32::MAX));
+        let policy = JwksPolicy {
+            max_age: forever,
+            cooldown: forever,
+            stale_for: forever,
+            ..JwksPolicy::default()
+        };
+        let now = Instant::now();
+        let cache = Self::new(
+            Url::parse("http://127.0.0.1/fixed-key-set").expect("a valid URL"),
+            reqwest::Client::new(),
+            policy,
+        );
+        if let Ok(mut state) = cache.state.write() {
+            *state = Arc::new(CacheState {
+                keys: Arc::new(keys),
+                fetched_at: Some(now),
+                attempted_at: Some(now),
+                last_failed: false,
+                generation: 1,
+            });
+        }
+        cache
+    }
+
     fn snapshot(&self) -> Arc<CacheState> {
         self.state.read().map(|s| s.clone()).unwrap_or_default()
     }
@@ -285,4 +314,25 @@ fn unknown_kid() -> ChatError {
 
 fn issuer_unreachable() -> ChatError {
     ChatError::internal("The token issuer's keys could not be fetched; try again shortly.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_fixed_key_set_answers_its_kids_and_never_fetches() {
+        let doc = br#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","alg":"EdDSA",
+            "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+        let (keys, skipped) = parse_jwks(doc).unwrap();
+        assert!(skipped.is_empty(), "{skipped:?}");
+        let cache = JwksCache::fixed(keys);
+        assert!(cache.key("k1").await.is_ok());
+        // An unknown kid would send a normal cache to the issuer; this one answers at once.
+        let Err(err) = cache.key("k2").await else {
+            panic!("an unknown kid is refused")
+        };
+        assert_eq!(err.kind, crate::ErrorKind::AccessDenied, "{err}");
+        assert_eq!(cache.snapshot().generation, 1, "nothing was fetched");
+    }
 }

@@ -31,12 +31,15 @@ pub struct Signed {
     pub claims: Map<String, Value>,
     pub expires_at: u64,
     pub issued_at: Option<u64>,
+    /// The header's `typ`, when it has one.
+    pub typ: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct Header {
     alg: Option<String>,
     kid: Option<String>,
+    typ: Option<String>,
     crit: Option<Value>,
 }
 
@@ -133,6 +136,7 @@ pub async fn check(jwks: &JwksCache, token: &str, rules: &Rules<'_>, now: u64) -
         claims,
         expires_at: exp,
         issued_at: iat,
+        typ: header.typ,
     })
 }
 

@@ -95,7 +95,19 @@ impl Verifier {
             mut claims,
             expires_at,
             issued_at,
+            typ,
         } = jwt::check(&self.jwks, token, &rules, now).await?;
+        // A token typed as something else (an OAuth access token, `at+jwt`; a logout or
+        // security event token) is not a context token, whatever its claims say (RFC 8725
+        // §3.11–3.12). Context tokens are plain JWTs: `JWT`, or no `typ` at all.
+        if let Some(typ) = typ.as_deref()
+            && !typ.eq_ignore_ascii_case("JWT")
+            && !typ.eq_ignore_ascii_case("application/jwt")
+        {
+            return Err(ChatError::access_denied(
+                "This token's type (typ) says it is not a context token.",
+            ));
+        }
         let identity = match claims.remove("sub") {
             Some(Value::String(sub)) => sub,
             Some(_) => return Err(malformed("its sub is not a string")),

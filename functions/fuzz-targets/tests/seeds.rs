@@ -1,0 +1,105 @@
+//! Every seed in `fuzz/seeds/` and every input a fuzzer once failed on (`fuzz/regressions/`),
+//! through its target, on every test run; and what the seeds must show: the signed inputs
+//! reach past the signature, so the fuzzers work on what lies behind it.
+
+use std::path::{Path, PathBuf};
+
+use context_chat::ErrorKind;
+use context_chat::platform::Scope;
+
+fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let mut found = Vec::new();
+    for dir in ["seeds", "regressions"] {
+        let dir: PathBuf = root.join(dir).join(target);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            found.push((name, std::fs::read(&path).unwrap()));
+        }
+    }
+    found.sort();
+    found
+}
+
+fn seed(target: &str, name: &str) -> Vec<u8> {
+    inputs(target)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no seed {target}/{name}"))
+        .1
+}
+
+#[test]
+fn context_token_inputs() {
+    let all = inputs("context_token");
+    assert!(all.len() >= 5);
+    for (_, data) in &all {
+        fuzz_targets::context_token(data);
+    }
+    assert!(fuzz_targets::context_token(&seed("context_token", "signed-valid")));
+    assert!(fuzz_targets::context_token(&seed("context_token", "signed-header-claims")));
+    for refused in ["signed-alg-none", "signed-expired", "signed-bad-context", "signed-typ-at", "text-garbage"] {
+        assert!(!fuzz_targets::context_token(&seed("context_token", refused)), "{refused}");
+    }
+}
+
+#[test]
+fn platform_token_inputs() {
+    for (_, data) in inputs("platform_token") {
+        fuzz_targets::platform_token(&data);
+    }
+    let admin = fuzz_targets::platform_token(&seed("platform_token", "signed-admin-bearer"));
+    assert_eq!(admin, [Scope::Read, Scope::Admin]);
+    let read = fuzz_targets::platform_token(&seed("platform_token", "signed-read-bare"));
+    assert_eq!(read, [Scope::Read]);
+    // RFC 8725 §3.12: a context token is not a platform token, even signed by the same key.
+    assert!(fuzz_targets::platform_token(&seed("platform_token", "signed-context-token")).is_empty());
+}
+
+#[test]
+fn jwks_inputs() {
+    for (_, data) in inputs("jwks") {
+        fuzz_targets::jwks(&data);
+    }
+    for one_key in ["okp", "ec", "rsa", "legacy-pem"] {
+        assert_eq!(fuzz_targets::jwks(&seed("jwks", one_key)), 1, "{one_key}");
+    }
+    assert_eq!(fuzz_targets::jwks(&seed("jwks", "mixed-and-broken")), 1);
+    assert_eq!(fuzz_targets::jwks(&seed("jwks", "no-keys")), 0);
+}
+
+#[test]
+fn webhook_inputs() {
+    for (_, data) in inputs("webhook") {
+        let _ = fuzz_targets::webhook(&data);
+    }
+    assert_eq!(fuzz_targets::webhook(&seed("webhook", "form-signed")), Ok(true));
+    assert_eq!(fuzz_targets::webhook(&seed("webhook", "form-media-signed")), Ok(true));
+    assert_eq!(fuzz_targets::webhook(&seed("webhook", "json-signed")), Ok(true));
+    assert_eq!(fuzz_targets::webhook(&seed("webhook", "form-other-event")), Ok(false));
+    assert_eq!(
+        fuzz_targets::webhook(&seed("webhook", "bad-signature")),
+        Err(ErrorKind::AccessDenied)
+    );
+}
+
+#[test]
+fn graphql_inputs() {
+    for (_, data) in inputs("graphql") {
+        let _ = fuzz_targets::graphql(&data);
+    }
+    let answer = fuzz_targets::graphql(&seed("graphql", "create-chat-token")).unwrap();
+    assert!(answer["data"]["createChatToken"].is_string(), "{answer}");
+    let answer = fuzz_targets::graphql(&seed("graphql", "verify-token")).unwrap();
+    assert_eq!(answer["data"]["verifyToken"]["identity"], "alex", "{answer}");
+    let answer = fuzz_targets::graphql(&seed("graphql", "verify-token-bad")).unwrap();
+    assert_eq!(answer["errors"][0]["extensions"]["errorType"], "BadRequest", "{answer}");
+    let answer = fuzz_targets::graphql(&seed("graphql", "platform-contexts")).unwrap();
+    assert!(answer["errors"].is_array() || answer["data"].is_object(), "{answer}");
+    let answer = fuzz_targets::graphql(&seed("graphql", "deep")).unwrap();
+    assert!(answer["errors"].is_array(), "{answer}");
+}
