@@ -3,9 +3,7 @@
 //! `Mutation.createVirgilToken(token: ID!): ID!`. With the table: the ledger and the minting
 //! limit, revocations, and email subscriptions that end with the contexts provisioning leaves.
 
-use lambda_adapter::{
-    Error, init, optional_string_argument, reads, serve, string_argument,
-};
+use lambda_adapter::{Error, init, optional_string_argument, reads, serve, string_argument};
 use serde_json::{Value, json};
 
 #[tokio::main(flavor = "current_thread")]

@@ -113,7 +113,9 @@ async fn mints_a_twilio_token_for_a_good_context_token_and_refuses_the_rest() {
         let directives = line["_aws"]["CloudWatchMetrics"].as_array().unwrap();
         assert!(directives.iter().all(|d| d["Namespace"] == "ContextChat"));
         let text = line.to_string();
-        assert!(!text.contains("alex") && !text.contains(&token[..24]) && !text.contains("phone-1"));
+        assert!(
+            !text.contains("alex") && !text.contains(&token[..24]) && !text.contains("phone-1")
+        );
     }
     let [minted, no_device, forged, refused] = &lines[..] else {
         unreachable!()
@@ -128,7 +130,10 @@ async fn mints_a_twilio_token_for_a_good_context_token_and_refuses_the_rest() {
     assert!(minted.get("ErrorType").is_none());
     assert_eq!(no_device["ErrorType"], "BadRequest");
     assert_eq!(no_device["Errors"], 1);
-    assert!(no_device.get("TokensRefused").is_none(), "the token was not looked at");
+    assert!(
+        no_device.get("TokensRefused").is_none(),
+        "the token was not looked at"
+    );
     assert_eq!(forged["ErrorType"], "AccessDenied");
     assert_eq!(forged["TokensRefused"], 1);
     assert!(forged.get("TwilioRequests").is_none());

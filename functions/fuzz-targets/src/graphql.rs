@@ -7,7 +7,9 @@ use std::sync::{Arc, OnceLock};
 
 use async_graphql::Request;
 use context_chat::graphql::{ChatSchema, RequestAuth, schema};
-use context_chat::settings::{ChatSettings, PlatformSettings, Settings, SettingsSource, TwilioSettings};
+use context_chat::settings::{
+    ChatSettings, PlatformSettings, Settings, SettingsSource, TwilioSettings,
+};
 use context_chat::{App, AppOptions, ErrorKind};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -118,8 +120,14 @@ pub fn graphql(data: &[u8]) -> Option<Value> {
     for error in answer["errors"].as_array().into_iter().flatten() {
         // Resolver errors carry a contract errorType; async-graphql's own (parse, validation)
         // carry none and become BadRequest at the door.
-        if let Some(kind) = error.pointer("/extensions/errorType").and_then(Value::as_str) {
-            assert!(ErrorKind::from_name(kind).is_some() || kind == "UnauthorizedException", "{kind}");
+        if let Some(kind) = error
+            .pointer("/extensions/errorType")
+            .and_then(Value::as_str)
+        {
+            assert!(
+                ErrorKind::from_name(kind).is_some() || kind == "UnauthorizedException",
+                "{kind}"
+            );
         }
         let message = error["message"].as_str().unwrap_or_default();
         assert!(!message.contains(context.as_str()) && !message.contains(platform.as_str()));

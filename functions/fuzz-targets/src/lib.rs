@@ -47,7 +47,9 @@ pub fn jwks_document() -> Vec<u8> {
 }
 
 fn key_set() -> KeySet {
-    parse_jwks(&jwks_document()).expect("the fixed JWKS parses").0
+    parse_jwks(&jwks_document())
+        .expect("the fixed JWKS parses")
+        .0
 }
 
 /// `header.payload.signature` with the fixed key, whatever the header and payload say.
@@ -99,8 +101,7 @@ fn token_of(data: &[u8]) -> Option<String> {
 /// Context token verification against the fixed key set. Whether it was accepted.
 pub fn context_token(data: &[u8]) -> bool {
     static VERIFIER: OnceLock<Verifier> = OnceLock::new();
-    let verifier =
-        VERIFIER.get_or_init(|| Verifier::new(JwksCache::fixed(key_set()), None, None));
+    let verifier = VERIFIER.get_or_init(|| Verifier::new(JwksCache::fixed(key_set()), None, None));
     let Some(token) = token_of(data) else {
         return false;
     };

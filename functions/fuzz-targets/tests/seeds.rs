@@ -40,10 +40,25 @@ fn context_token_inputs() {
     for (_, data) in &all {
         fuzz_targets::context_token(data);
     }
-    assert!(fuzz_targets::context_token(&seed("context_token", "signed-valid")));
-    assert!(fuzz_targets::context_token(&seed("context_token", "signed-header-claims")));
-    for refused in ["signed-alg-none", "signed-expired", "signed-bad-context", "signed-typ-at", "text-garbage"] {
-        assert!(!fuzz_targets::context_token(&seed("context_token", refused)), "{refused}");
+    assert!(fuzz_targets::context_token(&seed(
+        "context_token",
+        "signed-valid"
+    )));
+    assert!(fuzz_targets::context_token(&seed(
+        "context_token",
+        "signed-header-claims"
+    )));
+    for refused in [
+        "signed-alg-none",
+        "signed-expired",
+        "signed-bad-context",
+        "signed-typ-at",
+        "text-garbage",
+    ] {
+        assert!(
+            !fuzz_targets::context_token(&seed("context_token", refused)),
+            "{refused}"
+        );
     }
 }
 
@@ -57,7 +72,9 @@ fn platform_token_inputs() {
     let read = fuzz_targets::platform_token(&seed("platform_token", "signed-read-bare"));
     assert_eq!(read, [Scope::Read]);
     // RFC 8725 §3.12: a context token is not a platform token, even signed by the same key.
-    assert!(fuzz_targets::platform_token(&seed("platform_token", "signed-context-token")).is_empty());
+    assert!(
+        fuzz_targets::platform_token(&seed("platform_token", "signed-context-token")).is_empty()
+    );
 }
 
 #[test]
@@ -77,10 +94,22 @@ fn webhook_inputs() {
     for (_, data) in inputs("webhook") {
         let _ = fuzz_targets::webhook(&data);
     }
-    assert_eq!(fuzz_targets::webhook(&seed("webhook", "form-signed")), Ok(true));
-    assert_eq!(fuzz_targets::webhook(&seed("webhook", "form-media-signed")), Ok(true));
-    assert_eq!(fuzz_targets::webhook(&seed("webhook", "json-signed")), Ok(true));
-    assert_eq!(fuzz_targets::webhook(&seed("webhook", "form-other-event")), Ok(false));
+    assert_eq!(
+        fuzz_targets::webhook(&seed("webhook", "form-signed")),
+        Ok(true)
+    );
+    assert_eq!(
+        fuzz_targets::webhook(&seed("webhook", "form-media-signed")),
+        Ok(true)
+    );
+    assert_eq!(
+        fuzz_targets::webhook(&seed("webhook", "json-signed")),
+        Ok(true)
+    );
+    assert_eq!(
+        fuzz_targets::webhook(&seed("webhook", "form-other-event")),
+        Ok(false)
+    );
     assert_eq!(
         fuzz_targets::webhook(&seed("webhook", "bad-signature")),
         Err(ErrorKind::AccessDenied)
@@ -95,11 +124,20 @@ fn graphql_inputs() {
     let answer = fuzz_targets::graphql(&seed("graphql", "create-chat-token")).unwrap();
     assert!(answer["data"]["createChatToken"].is_string(), "{answer}");
     let answer = fuzz_targets::graphql(&seed("graphql", "verify-token")).unwrap();
-    assert_eq!(answer["data"]["verifyToken"]["identity"], "alex", "{answer}");
+    assert_eq!(
+        answer["data"]["verifyToken"]["identity"], "alex",
+        "{answer}"
+    );
     let answer = fuzz_targets::graphql(&seed("graphql", "verify-token-bad")).unwrap();
-    assert_eq!(answer["errors"][0]["extensions"]["errorType"], "BadRequest", "{answer}");
+    assert_eq!(
+        answer["errors"][0]["extensions"]["errorType"], "BadRequest",
+        "{answer}"
+    );
     let answer = fuzz_targets::graphql(&seed("graphql", "platform-contexts")).unwrap();
-    assert!(answer["errors"].is_array() || answer["data"].is_object(), "{answer}");
+    assert!(
+        answer["errors"].is_array() || answer["data"].is_object(),
+        "{answer}"
+    );
     let answer = fuzz_targets::graphql(&seed("graphql", "deep")).unwrap();
     assert!(answer["errors"].is_array(), "{answer}");
 }

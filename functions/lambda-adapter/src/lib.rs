@@ -10,9 +10,9 @@ use std::io::Write as _;
 use std::sync::{Arc, OnceLock};
 
 use aws_lambda_events::appsync::AppSyncDirectResolverEvent;
+use context_chat::metrics::{self, Counter, ErrorCounter};
 use context_chat::notifications::NotificationPorts;
 use context_chat::settings::SettingsSource;
-use context_chat::metrics::{self, Counter, ErrorCounter};
 use context_chat::{App, AppOptions, ChatError};
 
 pub use batch::serve_queue;

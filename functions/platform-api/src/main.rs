@@ -4,8 +4,7 @@
 
 use context_chat::ChatError;
 use lambda_adapter::{
-    Error, authorization, init, optional_int_argument, serve, string_argument,
-    string_list_argument,
+    Error, authorization, init, optional_int_argument, serve, string_argument, string_list_argument,
 };
 use serde_json::json;
 

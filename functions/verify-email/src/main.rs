@@ -2,9 +2,7 @@
 //! `Mutation.verifyEmail(email: String!, code: String!, token: ID): Boolean`.
 //! With a token, the code must have been asked for by the token's identity.
 
-use lambda_adapter::{
-    Error, Warm, init, optional_string_argument, reads, serve, string_argument,
-};
+use lambda_adapter::{Error, Warm, init, optional_string_argument, reads, serve, string_argument};
 use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]

@@ -1,6 +1,7 @@
 //! `keygen`, `jwks` and `token`: what the old `generateToken` script and README key steps did;
 //! `virgil-token`.
 
+use std::io::Write as _;
 use std::path::Path;
 
 use context_chat::context_token::now_unix;
@@ -45,34 +46,58 @@ pub fn jwks(public_key: &Path, kid: Option<String>, legacy: bool) -> Outcome {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// Whom `chatctl token` signs for: `identity`, or with `count` > 1, `identity-1` … `-count`.
+pub struct Subjects {
+    pub identity: String,
+    pub count: u32,
+}
+
+/// The optional `iss` and `aud` of a signed token.
+pub struct Audience {
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
 pub fn token(
     private_key: &Path,
     kid: Option<String>,
-    identity: String,
+    subjects: Subjects,
     contexts: Vec<String>,
     ttl: u64,
-    issuer: Option<String>,
-    audience: Option<String>,
+    Audience { issuer, audience }: Audience,
 ) -> Outcome {
     let pem = read(private_key)?;
     let kid = match kid {
         Some(kid) => kid,
         None => dev_keys::public_pem_of(&pem).and_then(|public| dev_keys::thumbprint(&public))?,
     };
+    let identities: Vec<String> = match subjects.count {
+        1 => vec![subjects.identity],
+        n => (1..=n)
+            .map(|i| format!("{}-{i}", subjects.identity))
+            .collect(),
+    };
     // Refuse here what the API would refuse, so the mistake shows where it was made.
-    context_chat::names::check_identity(&identity)?;
+    for identity in &identities {
+        context_chat::names::check_identity(identity)?;
+    }
     let contexts = context_chat::names::check_contexts(contexts)?;
     let signer = ContextTokenSigner::from_pem(&pem, &kid)?;
     let now = now_unix();
-    let token = signer.sign(&ContextClaims {
-        sub: identity,
-        contexts,
-        iat: now,
-        exp: now + ttl,
-        iss: issuer,
-        aud: audience,
-    })?;
-    println!("{token}");
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for sub in identities {
+        let token = signer.sign(&ContextClaims {
+            sub,
+            contexts: contexts.clone(),
+            iat: now,
+            exp: now + ttl,
+            iss: issuer.clone(),
+            aud: audience.clone(),
+        })?;
+        writeln!(out, "{token}").map_err(|e| CliError::Failed(format!("stdout: {e}")))?;
+    }
+    out.flush()
+        .map_err(|e| CliError::Failed(format!("stdout: {e}")))?;
     Ok(())
 }
 

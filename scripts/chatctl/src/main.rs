@@ -73,6 +73,10 @@ enum Command {
         issuer: Option<String>,
         #[arg(long)]
         audience: Option<String>,
+        /// Sign this many, for identities `<identity>-1` … `<identity>-N`, one per line
+        /// (the load test's distinct tokens).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        count: u32,
     },
     /// Print a Virgil E3Kit JWT for an identity, signed with the app key of VIRGIL_APP_ID,
     /// VIRGIL_APP_KEY_ID and VIRGIL_APP_KEY (as createVirgilToken makes it).
@@ -135,7 +139,15 @@ async fn main() -> ExitCode {
             ttl,
             issuer,
             audience,
-        } => dev::token(&private_key, kid, identity, context, ttl, issuer, audience),
+            count,
+        } => dev::token(
+            &private_key,
+            kid,
+            dev::Subjects { identity, count },
+            context,
+            ttl,
+            dev::Audience { issuer, audience },
+        ),
         Command::VirgilToken {
             identity,
             issued_at,

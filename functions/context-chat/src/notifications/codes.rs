@@ -389,4 +389,75 @@ mod tests {
         let freed = confirmed(log.as_ref(), &at(1)).unwrap();
         assert!(admit(Some(&freed), &at(9), 1000 + HOUR).is_ok());
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+        use super::{email, h};
+
+        proptest! {
+            /// A code is confirmed exactly when the right code comes before it expires and
+            /// before MAX_ATTEMPTS wrong ones; nothing wrong ever confirms, and a confirmed
+            /// record takes no further tries.
+            #[test]
+            fn a_code_takes_at_most_max_attempts_wrong_tries(
+                tries in prop::collection::vec((prop::bool::weighted(0.2), 0u64..20_000), 1..20)
+            ) {
+                let sent = 1_000_000u64;
+                let (record, issued) = issue(None, ("alex", &email()), h("123456"), sent);
+                prop_assert_eq!(issued, Issue::Send);
+                let mut record = record;
+                let mut now = sent;
+                let mut wrong = 0u32;
+                let mut confirmed = false;
+                for (right, after) in tries {
+                    now += after;
+                    let hash = if right { h("123456") } else { h("654321") };
+                    let expected = right && !confirmed && wrong < MAX_ATTEMPTS && now < sent + CODE_TTL_SECS;
+                    let (next, matched) = check(record.as_ref(), &hash, now, true);
+                    prop_assert_eq!(matched, expected, "right={} wrong={} now-sent={}", right, wrong, now - sent);
+                    if let Some(next) = next {
+                        record = Some(next);
+                    }
+                    if matched {
+                        confirmed = true;
+                    } else if !right && !confirmed && now < sent + CODE_TTL_SECS && wrong < MAX_ATTEMPTS {
+                        wrong += 1;
+                    }
+                    let r = record.as_ref().unwrap();
+                    prop_assert_eq!(r.verified, confirmed);
+                    prop_assert!(r.code.as_ref().is_none_or(|c| c.attempts <= MAX_ATTEMPTS));
+                }
+            }
+
+            /// Tries without a token at one address: at most MAX_ATTEMPTS in the day that
+            /// begins with the first of them; then a new day. So never more than
+            /// 2 × MAX_ATTEMPTS in any 24 hours.
+            #[test]
+            fn tries_without_a_token_are_limited_per_day(gaps in prop::collection::vec(0u64..30_000, 1..40)) {
+                let mut guesses: Option<Guesses> = None;
+                let mut now = 5_000_000u64;
+                let mut allowed_at: Vec<u64> = Vec::new();
+                let (mut day_start, mut in_day) = (0u64, 0u32);
+                for gap in gaps {
+                    now += gap;
+                    if in_day == 0 || now >= day_start + CODE_TTL_SECS {
+                        (day_start, in_day) = (now, 0);
+                    }
+                    let allowed = guesses_left(guesses.as_ref(), now);
+                    prop_assert_eq!(allowed, in_day < MAX_ATTEMPTS, "at {}", now - day_start);
+                    if allowed {
+                        in_day += 1;
+                        allowed_at.push(now);
+                        guesses = Some(guess(guesses.as_ref(), now));
+                    }
+                }
+                let n = 2 * MAX_ATTEMPTS as usize;
+                for window in allowed_at.windows(n + 1) {
+                    prop_assert!(window[n] - window[0] >= CODE_TTL_SECS, "{:?}", window);
+                }
+            }
+        }
+    }
 }

@@ -498,4 +498,87 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+
+    mod properties {
+        use std::collections::BTreeSet;
+
+        use proptest::prelude::*;
+
+        use super::super::*;
+        use super::message;
+
+        /// What happens to one digest: a message delivered (ids from a small set, so some
+        /// deliveries repeat, as SQS repeats them), or a flush; each some seconds after the
+        /// last. An email due is accepted by SendGrid, or fails and is put back.
+        #[derive(Debug, Clone)]
+        enum Event {
+            Deliver { id: u8, after: u64, accepted: bool },
+            Flush { after: u64, accepted: bool },
+        }
+
+        fn events() -> impl Strategy<Value = Vec<Event>> {
+            let event = prop_oneof![
+                3 => (0u8..40, 0u64..400, prop::bool::weighted(0.9))
+                    .prop_map(|(id, after, accepted)| Event::Deliver { id, after, accepted }),
+                1 => (0u64..900, prop::bool::weighted(0.9))
+                    .prop_map(|(after, accepted)| Event::Flush { after, accepted }),
+            ];
+            prop::collection::vec(event, 1..80)
+        }
+
+        proptest! {
+            /// No message is emailed twice, none is lost (each one delivered is in an email,
+            /// or counted in one's "and N more"), and emails are at least a window apart.
+            #[test]
+            fn every_message_is_emailed_once_and_emails_keep_the_window(events in events()) {
+                let email = EmailAddress::parse("alex@example.org").unwrap();
+                let key = ("general", &email, "alex");
+                let mut digest: Option<Digest> = None;
+                let mut now = 1_000_000u64;
+                let mut delivered = BTreeSet::new();
+                let mut emailed = BTreeSet::new();
+                let mut counted_more = 0u64;
+                let mut sent_at: Vec<u64> = Vec::new();
+                let final_flush = Event::Flush { after: WINDOW_SECS + SEND_LEASE_SECS, accepted: true };
+                for event in events.iter().chain([&final_flush]) {
+                    let (message, after, accepted) = match event {
+                        Event::Deliver { id, after, accepted } => {
+                            (Some(message(&format!("IM{id}"))), *after, *accepted)
+                        }
+                        Event::Flush { after, accepted } => (None, *after, *accepted),
+                    };
+                    now += after;
+                    if let Some(m) = &message {
+                        delivered.insert(m.sid.clone());
+                    }
+                    let (next, step) = step(digest.as_ref(), key, message.as_ref(), now, WINDOW_SECS, None);
+                    if let Some(next) = next {
+                        digest = Some(next);
+                    }
+                    if let Step::Send { messages, more, since } = step {
+                        if accepted {
+                            for m in &messages {
+                                prop_assert!(emailed.insert(m.sid.clone()), "{} emailed twice", m.sid);
+                            }
+                            counted_more += u64::from(more);
+                            if let Some(last) = sent_at.last() {
+                                prop_assert!(since >= last + WINDOW_SECS, "two emails within a window");
+                            }
+                            sent_at.push(since);
+                            digest = sent(digest.as_ref(), since).or(digest);
+                        } else {
+                            digest = restore(digest.as_ref(), since).or(digest);
+                        }
+                    }
+                }
+                // After the last flush nothing waits.
+                let left = digest.as_ref().map_or(0, |d| d.pending.len() as u64 + u64::from(d.more));
+                prop_assert_eq!(left, 0, "messages left waiting: {:?}", digest);
+                // A repeated delivery of an id already emailed is recognised (recent ids), so
+                // the emailed and the counted are exactly the distinct ones delivered.
+                prop_assert!(emailed.is_subset(&delivered));
+                prop_assert_eq!(emailed.len() as u64 + counted_more, delivered.len() as u64);
+            }
+        }
+    }
 }

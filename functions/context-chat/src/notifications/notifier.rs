@@ -60,7 +60,10 @@ impl NotifyReport {
         add(Counter::EmailsSent, self.emailed.len() as u64);
         add(Counter::EmailsFolded, self.folded as u64);
         add(Counter::EmailsSkippedOnline, self.skipped_online as u64);
-        add(Counter::EmailsSkippedUnconfirmed, self.skipped_unverified as u64);
+        add(
+            Counter::EmailsSkippedUnconfirmed,
+            self.skipped_unverified as u64,
+        );
         add(Counter::EmailsSkippedRead, self.skipped_read as u64);
         add(Counter::EmailsSkippedNotMember, self.access_ended as u64);
     }

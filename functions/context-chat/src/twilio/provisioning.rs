@@ -346,7 +346,10 @@ impl Provisioner {
             Strategy::TwoRounds => self.act(identity, look, deadline).await?,
             Strategy::ThreeRounds => self.act_as_before(identity, look, deadline).await?,
         };
-        metrics::add(Counter::ConversationsCreated, changes.conversations_created as u64);
+        metrics::add(
+            Counter::ConversationsCreated,
+            changes.conversations_created as u64,
+        );
         metrics::add(Counter::ParticipantsJoined, changes.joined.len() as u64);
         metrics::add(Counter::ParticipantsLeft, changes.left.len() as u64);
         Ok(changes)

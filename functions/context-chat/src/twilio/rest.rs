@@ -440,6 +440,63 @@ mod tests {
         )
     }
 
+    mod names_in_paths {
+        use super::client;
+        use crate::names::{check_context, check_identity};
+        use proptest::prelude::*;
+
+        /// Names mostly of the allowed characters, some with what a URL path treats
+        /// specially (`/ ? # % ; = + &`, spaces, dots), other scripts, control characters.
+        fn names() -> impl Strategy<Value = String> {
+            prop_oneof![
+                4 => "[A-Za-z0-9_.:@-]{1,40}",
+                4 => "[A-Za-z0-9_.:@;,=+&~!$'()*éß日本\u{1F600}\\[\\]-]{1,40}",
+                2 => "[A-Za-z0-9_.:@/\\\\?#% ;,=+&~!$'()*éß日本\u{1F600}\u{7}\\[\\]-]{0,40}",
+            ]
+        }
+
+        /// The name as Twilio reads it: the URL's segment after `prefix`, percent-decoded;
+        /// `None` when the name did not stay one segment.
+        fn segment_after(url: &url::Url, prefix: &str) -> Option<String> {
+            let segments: Vec<&str> = url.path_segments()?.collect();
+            let at = segments.iter().position(|s| *s == prefix)?;
+            (segments.len() == at + 2).then(|| {
+                percent_encoding::percent_decode_str(segments[at + 1])
+                    .decode_utf8()
+                    .expect("UTF-8")
+                    .into_owned()
+            })
+        }
+
+        // What the name checks accept reaches Twilio unchanged, as one path segment.
+        #[test]
+        fn an_accepted_context_is_one_unchanged_path_segment() {
+            let client = client("https://conversations.twilio.com");
+            proptest!(|(name in names())| {
+                prop_assume!(check_context(&name).is_ok());
+                let url = client.url(&["Conversations", &name]);
+                prop_assert_eq!(segment_after(&url, "Conversations"), Some(name.clone()));
+                // Contexts need no encoding at all: what Twilio logs is what the token said.
+                let tail = format!("/Conversations/{}", name);
+                prop_assert!(url.path().ends_with(&tail));
+            });
+        }
+
+        #[test]
+        fn an_accepted_identity_is_one_unchanged_path_segment() {
+            let client = client("https://conversations.twilio.com");
+            proptest!(|(name in names())| {
+                prop_assume!(check_identity(&name).is_ok());
+                let url = client.url(&["Users", &name, "Conversations"]);
+                let segments: Vec<&str> = url.path_segments().unwrap().collect();
+                prop_assert_eq!(segments.last().copied(), Some("Conversations"));
+                let mut without_tail = url.clone();
+                without_tail.path_segments_mut().unwrap().pop();
+                prop_assert_eq!(segment_after(&without_tail, "Users"), Some(name.clone()));
+            });
+        }
+    }
+
     #[test]
     fn paths_are_built_below_the_service_with_each_segment_encoded() {
         let c = client("https://conversations.twilio.com");

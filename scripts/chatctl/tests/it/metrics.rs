@@ -63,7 +63,11 @@ async fn counters_move_after_create_chat_token_and_a_refused_token() {
     let (_, _, after) = scrape(&server, None).await;
     let moved = |series: &str| sample(&after, series) - sample(&before, series);
     assert_eq!(moved("context_chat_chat_tokens_issued_total"), 1.0);
-    assert_eq!(moved("context_chat_requests_total"), 2.0, "scrapes are not counted");
+    assert_eq!(
+        moved("context_chat_requests_total"),
+        2.0,
+        "scrapes are not counted"
+    );
     assert_eq!(
         moved("context_chat_tokens_refused_total{error_type=\"BadRequest\"}"),
         1.0
