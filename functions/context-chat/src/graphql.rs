@@ -16,6 +16,60 @@ pub type ChatSchema = Schema<Query, Mutation, EmptySubscription>;
 /// The schema, executing against `app`. No type is recursive, so the depth limit only has to
 /// leave room for introspection (GraphiQL's query nests `ofType` eight deep); the server's body
 /// limit bounds how many fields one request can ask for.
+/// The longest message an error of async-graphql's own (a parse or validation error) keeps:
+/// shorter than any signed JWT, so that one quoting the query never hands a whole token back.
+const MAX_OWN_MESSAGE_CHARS: usize = 120;
+
+/// A response as AppSync shapes it: `errorType` on the error itself, not under `extensions`,
+/// which is where the widget reads it. Errors async-graphql raises itself (a malformed
+/// query, a missing argument) are the caller's fault: `BadRequest`, with a short message
+/// that quotes no more of the query than its position (a parse error would otherwise quote
+/// the query's line, token and all). Every error is counted by its type.
+pub fn appsync_error_shape(body: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+    let Some(errors) = body.get_mut("errors").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for error in errors {
+        let kind = match error.pointer("/extensions/errorType").cloned() {
+            Some(kind) => kind,
+            None => {
+                let message = error["message"].as_str().unwrap_or_default();
+                error["message"] = json!(own_message(message));
+                json!("BadRequest")
+            }
+        };
+        if let Some(kind) = kind.as_str().and_then(crate::ErrorKind::from_name) {
+            crate::metrics::error(crate::metrics::ErrorCounter::Errors, kind);
+        }
+        error["errorType"] = kind;
+    }
+}
+
+/// A pest parse error (`--> 1:12`, the line, `= expected …`) as one line without the
+/// query's text; any other message cut short.
+fn own_message(message: &str) -> String {
+    let position = message
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("--> "))
+        .map(str::trim);
+    let expected = message
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("= "))
+        .map(str::trim);
+    let text = match (position, expected) {
+        (Some(at), Some(expected)) => {
+            format!("The query is not valid GraphQL at line:column {at}: {expected}.")
+        }
+        (Some(at), None) => format!("The query is not valid GraphQL at line:column {at}."),
+        _ => message.lines().next().unwrap_or_default().to_owned(),
+    };
+    match text.char_indices().nth(MAX_OWN_MESSAGE_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
 pub fn schema(app: Arc<App>) -> ChatSchema {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(app)
@@ -461,7 +515,33 @@ impl PlatformMutation {
 
 #[cfg(test)]
 mod tests {
-    use super::{Fields, sdl};
+    use super::{Fields, appsync_error_shape, sdl};
+
+    #[test]
+    fn errors_of_the_parser_name_the_position_not_the_query() {
+        let token = format!("eyJhbGciOiJFZERTQSJ9.{}.{}", "e".repeat(80), "s".repeat(86));
+        let parse_error = format!(
+            " --> 1:1\n  |\n1 | m\u{a6}utation {{ createVirgilToken(token: \"{token}\") }}\n  | ^---\n  |\n  = expected executable_definition"
+        );
+        let long = format!("Invalid value {token} for argument");
+        let mut body = serde_json::json!({"errors": [
+            {"message": parse_error},
+            {"message": long},
+            {"message": "The token has expired.", "extensions": {"errorType": "AccessDenied"}},
+        ]});
+        appsync_error_shape(&mut body);
+        let errors = body["errors"].as_array().unwrap();
+        assert_eq!(
+            errors[0]["message"],
+            "The query is not valid GraphQL at line:column 1:1: expected executable_definition."
+        );
+        assert_eq!(errors[0]["errorType"], "BadRequest");
+        let cut = errors[1]["message"].as_str().unwrap();
+        assert!(cut.ends_with('…') && cut.chars().count() == 121, "{cut}");
+        assert!(!body.to_string().contains(&token));
+        assert_eq!(errors[2]["errorType"], "AccessDenied");
+        assert_eq!(errors[2]["message"], "The token has expired.");
+    }
 
     #[test]
     fn sdl_leaves_out_built_in_directives_and_keeps_the_schema_block() {

@@ -116,7 +116,9 @@ pub fn graphql(data: &[u8]) -> Option<Value> {
     };
     let schema = schema_on_loopback();
     let response = runtime().block_on(schema.execute(request.data(auth)));
-    let answer = serde_json::to_value(&response).expect("a response serializes");
+    let mut answer = serde_json::to_value(&response).expect("a response serializes");
+    // As `chatctl serve` answers it.
+    context_chat::graphql::appsync_error_shape(&mut answer);
     for error in answer["errors"].as_array().into_iter().flatten() {
         // Resolver errors carry a contract errorType; async-graphql's own (parse, validation)
         // carry none and become BadRequest at the door.
@@ -129,6 +131,11 @@ pub fn graphql(data: &[u8]) -> Option<Value> {
                 "{kind}"
             );
         }
+        let kind = error["errorType"].as_str().unwrap_or_default();
+        assert!(
+            ErrorKind::from_name(kind).is_some() || kind == "UnauthorizedException",
+            "{kind}"
+        );
         let message = error["message"].as_str().unwrap_or_default();
         assert!(!message.contains(context.as_str()) && !message.contains(platform.as_str()));
     }

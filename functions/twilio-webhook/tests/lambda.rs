@@ -179,15 +179,26 @@ async fn queues_signed_messages_once_and_refuses_forgeries_with_403() {
     // event, the unsubscribe page, the refused POST and two unsubscribes.
     let lines = function.metrics(10);
     assert_eq!(lines.len(), 10, "{lines:#?}");
-    assert!(lines.iter().all(|l| l["Function"] == "twilio-webhook" && l["Requests"] == 1));
-    let refused: Vec<_> = lines.iter().filter(|l| l.get("WebhooksRefused").is_some()).collect();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["Function"] == "twilio-webhook" && l["Requests"] == 1)
+    );
+    let refused: Vec<_> = lines
+        .iter()
+        .filter(|l| l.get("WebhooksRefused").is_some())
+        .collect();
     assert_eq!(refused.len(), 3);
     for line in refused {
         assert_eq!(line["ErrorType"], "AccessDenied");
         assert_eq!(line["WebhooksRefused"], 1);
         assert_eq!(line["Errors"], 1);
     }
-    assert!(lines.iter().all(|l| !l.to_string().contains("alex@example.org")));
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.to_string().contains("alex@example.org"))
+    );
 }
 
 #[tokio::test]

@@ -21,11 +21,11 @@ use context_chat::http::notifications as notification_routes;
 use context_chat::http::notifications::WEBHOOK_PATH;
 use context_chat::http::token_routes;
 use context_chat::ledger::Ledger;
-use context_chat::metrics::{self, Counter, ErrorCounter};
+use context_chat::metrics::{self, Counter};
 use context_chat::settings::{Param, SettingsSource, reads};
-use context_chat::{App, AppOptions, ErrorKind};
+use context_chat::{App, AppOptions};
 use secrecy::ExposeSecret;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
@@ -366,25 +366,6 @@ async fn graphql(
     });
     let response = state.schema.execute(request).await;
     let mut body = serde_json::to_value(&response).unwrap_or_else(|_| json!({"data": null}));
-    appsync_error_shape(&mut body);
+    context_chat::graphql::appsync_error_shape(&mut body);
     Json(body).into_response()
-}
-
-/// AppSync reports `errorType` on the error itself, not under `extensions`; the widget reads
-/// it there. Errors async-graphql raises itself (a malformed query, a missing argument) are
-/// the caller's fault: `BadRequest`.
-fn appsync_error_shape(body: &mut Value) {
-    let Some(errors) = body.get_mut("errors").and_then(Value::as_array_mut) else {
-        return;
-    };
-    for error in errors {
-        let kind = error
-            .pointer("/extensions/errorType")
-            .cloned()
-            .unwrap_or_else(|| json!("BadRequest"));
-        if let Some(kind) = kind.as_str().and_then(ErrorKind::from_name) {
-            metrics::error(ErrorCounter::Errors, kind);
-        }
-        error["errorType"] = kind;
-    }
 }
