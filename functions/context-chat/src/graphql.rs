@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{
     Context, EmptySubscription, ErrorExtensions, Guard, ID, MergedObject, Object, SDLExportOptions,
-    Schema, SimpleObject, TypeDirective,
+    Schema, ServerResult, SimpleObject, TypeDirective, Variables,
 };
 
 use crate::app::App;
@@ -13,9 +15,6 @@ use crate::error::ChatError;
 
 pub type ChatSchema = Schema<Query, Mutation, EmptySubscription>;
 
-/// The schema, executing against `app`. No type is recursive, so the depth limit only has to
-/// leave room for introspection (GraphiQL's query nests `ofType` eight deep); the server's body
-/// limit bounds how many fields one request can ask for.
 /// The longest message an error of async-graphql's own (a parse or validation error) keeps:
 /// shorter than any signed JWT, so that one quoting the query never hands a whole token back.
 const MAX_OWN_MESSAGE_CHARS: usize = 120;
@@ -70,11 +69,65 @@ fn own_message(message: &str) -> String {
     }
 }
 
+/// The schema, executing against `app`. No type is recursive, so the depth limit only has to
+/// leave room for introspection (GraphiQL's query nests `ofType` eight deep); the server's body
+/// limit bounds how many fields one request can ask for.
+/// Documents parsed once are kept ([`ParsedQueries`]).
 pub fn schema(app: Arc<App>) -> ChatSchema {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(app)
         .limit_depth(16)
+        .extension(ParsedQueries::new())
         .finish()
+}
+
+/// Parsed documents by their text. A widget sends the same few documents over and over, and
+/// parsing is the largest part of answering a small one (`scripts/load`); validation still
+/// runs on every request, since it depends on the variables. Bounded in count and in the
+/// size of what it keeps.
+pub struct ParsedQueries(Arc<quick_cache::sync::Cache<String, ExecutableDocument>>);
+
+/// Documents kept at most, and the longest document kept.
+const PARSED_QUERIES: usize = 256;
+const MAX_PARSED_QUERY_BYTES: usize = 8 * 1024;
+
+impl ParsedQueries {
+    pub fn new() -> Self {
+        Self(Arc::new(quick_cache::sync::Cache::new(PARSED_QUERIES)))
+    }
+}
+
+impl Default for ParsedQueries {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ExtensionFactory for ParsedQueries {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ParsedQueries(self.0.clone()))
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for ParsedQueries {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        if let Some(document) = self.0.get(query) {
+            return Ok(document);
+        }
+        // Only a document that parsed and passed the depth checks is kept.
+        let document = next.run(ctx, query, variables).await?;
+        if query.len() <= MAX_PARSED_QUERY_BYTES {
+            self.0.insert(query.to_owned(), document.clone());
+        }
+        Ok(document)
+    }
 }
 
 /// Which fields an SDL export holds.

@@ -365,6 +365,9 @@ async fn graphql(
         authorization,
     });
     let response = state.schema.execute(request).await;
+    if response.errors.is_empty() {
+        return Json(response).into_response();
+    }
     let mut body = serde_json::to_value(&response).unwrap_or_else(|_| json!({"data": null}));
     context_chat::graphql::appsync_error_shape(&mut body);
     Json(body).into_response()
