@@ -37,8 +37,7 @@ fn key() -> &'static Ed25519KeyPair {
     KEY.get_or_init(|| Ed25519KeyPair::from_seed_unchecked(&[7; 32]).expect("a 32-byte seed"))
 }
 
-/// The fixed key set: the fixed key as a JWK, and an RSA-free legacy PEM entry would add
-/// nothing the JWKS target does not cover.
+/// The fixed key set: the fixed key as a JWK (the `jwks` target fuzzes the other shapes).
 pub fn jwks_document() -> Vec<u8> {
     let x = URL_SAFE_NO_PAD.encode(key().public_key().as_ref());
     json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": KID, "x": x}]})
