@@ -100,14 +100,14 @@ export class ContextChatStack extends Stack {
 
     const enable = fn(
       'enable-channel-notifications',
-      'AppSync Mutation.enableChannelNotifications',
+      'AppSync Mutation.enableChannelNotifications and Mutation.enableChannelSmsNotifications',
       Duration.seconds(20),
       tableEnv,
     );
     useTable(enable);
 
     // Confirms a code against the table; the issuer's settings check a token when one comes.
-    const verifyEmail = fn('verify-email', 'AppSync Mutation.verifyEmail', Duration.seconds(10), tableEnv);
+    const verifyEmail = fn('verify-email', 'AppSync Mutation.verifyEmail and Mutation.verifyPhone', Duration.seconds(10), tableEnv);
     useTable(verifyEmail);
 
     const webhook = fn('twilio-webhook', 'Twilio onMessageAdded webhook and unsubscribe links', Duration.seconds(10), {
@@ -218,7 +218,9 @@ export class ContextChatStack extends Stack {
       ['Mutation', 'issueChatToken', createChatToken],
       ['Mutation', 'createVirgilToken', createChatToken],
       ['Mutation', 'enableChannelNotifications', enable],
+      ['Mutation', 'enableChannelSmsNotifications', enable],
       ['Mutation', 'verifyEmail', verifyEmail],
+      ['Mutation', 'verifyPhone', verifyEmail],
     ];
     if (platformApi) {
       for (const [typeName, fieldName] of [

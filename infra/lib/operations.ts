@@ -133,5 +133,13 @@ export class Operations extends Construct {
       graph('Webhooks refused, by errorType', byError('WebhooksRefused')),
       graph('Notifier records handed back', [metric('NotifierRecordsFailed')]),
     );
+    this.dashboard.addWidgets(
+      graph('Text messages (the skips of both channels are under Emails)', [
+        metric('SmsSent'),
+        metric('SmsStopped', {}, 'Sum', 'STOP replies'),
+        metric('SmsRefused', {}, 'Sum', 'refused by Twilio'),
+      ]),
+      graph('Phone verification', [metric('PhoneCodesSent'), metric('PhonesVerified')]),
+    );
   }
 }

@@ -116,6 +116,7 @@ fn settings(issuer: &Issuer) -> Settings {
             retention_days: 30,
         },
         virgil: Err(context_chat::ChatError::internal("no Virgil in this bench")),
+        sms: Ok(None),
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::DisplayErrorContext;
-use context_chat::notifications::{EmailAddress, MessageEvent, Queue, QueueMessage};
+use context_chat::notifications::{Address, MessageEvent, Queue, QueueMessage};
 use context_chat::{ChatError, Result};
 use futures_util::future::BoxFuture;
 
@@ -59,7 +59,7 @@ impl Queue for SqsQueue {
     fn schedule<'a>(
         &'a self,
         context: &'a str,
-        email: &'a EmailAddress,
+        address: &'a Address,
         delay: Duration,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
@@ -69,7 +69,7 @@ impl Queue for SqsQueue {
                 .ok_or_else(|| missing(crate::DELAY_QUEUE_ENV))?;
             let message = QueueMessage::Flush {
                 context: context.to_owned(),
-                email: email.clone(),
+                address: address.clone(),
             };
             self.client
                 .send_message()

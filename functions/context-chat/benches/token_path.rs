@@ -82,6 +82,7 @@ fn setup() -> Bench {
         sendgrid: Ok(None),
         ledger: Default::default(),
         virgil: Err(context_chat::ChatError::internal("no Virgil in this bench")),
+        sms: Ok(None),
     };
     let twilio = rt.block_on(TwilioStandIn::start_unchecked());
     let mut with_twilio = settings.clone();

@@ -10,6 +10,7 @@ use crate::error::{ChatError, Result};
 use crate::ledger::Ledger;
 use crate::notifications::mailer::Mailer;
 use crate::notifications::service::EndSubscriptions;
+use crate::notifications::sms::SmsGateway;
 use crate::notifications::{NotificationPorts, NotificationService, NotifyOptions};
 use crate::platform::PlatformService;
 use crate::revocations::Revocations;
@@ -68,6 +69,7 @@ pub struct AppBuilder {
     options: AppOptions,
     notifications: Option<NotificationPorts>,
     fallback_mailer: Option<Arc<dyn Mailer>>,
+    fallback_sms: Option<Arc<dyn SmsGateway>>,
 }
 
 impl AppBuilder {
@@ -78,6 +80,11 @@ impl AppBuilder {
 
     pub fn fallback_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
         self.fallback_mailer = Some(mailer);
+        self
+    }
+
+    pub fn fallback_sms(mut self, sms: Arc<dyn SmsGateway>) -> Self {
+        self.fallback_sms = Some(sms);
         self
     }
 
@@ -96,6 +103,9 @@ impl AppBuilder {
         );
         if let Some(mailer) = self.fallback_mailer {
             holder = holder.with_fallback_mailer(mailer);
+        }
+        if let Some(sms) = self.fallback_sms {
+            holder = holder.with_fallback_sms(sms);
         }
         let settings = Arc::new(holder);
         // Where there is a store, subscriptions end with the access they followed.
@@ -144,6 +154,7 @@ impl App {
             options,
             notifications: None,
             fallback_mailer: None,
+            fallback_sms: None,
         }
     }
 

@@ -277,6 +277,12 @@ pub struct SubscriptionResult {
     pub email_verified: bool,
 }
 
+#[derive(SimpleObject)]
+#[graphql(directive = aws_api_key::apply())]
+pub struct SmsSubscriptionResult {
+    pub phone_verified: bool,
+}
+
 /// The widget's queries and the platform API's.
 #[derive(MergedObject, Default)]
 pub struct Query(WidgetQuery, PlatformQuery);
@@ -396,6 +402,42 @@ impl WidgetMutation {
             .verify_email(&email, &code, token.as_ref().map(|t| t.as_str()))
             .await
             .map(Some)
+            .map_err(|e| e.extend())
+    }
+
+    /// Subscribes a phone number (E.164) to a context's new messages by text; a number
+    /// not verified for the token's identity gets a code from Twilio Verify.
+    #[graphql(guard = "ApiKeyGuard", directive = aws_api_key::apply())]
+    async fn enable_channel_sms_notifications(
+        &self,
+        ctx: &Context<'_>,
+        channel: ID,
+        phone: String,
+        token: ID,
+    ) -> async_graphql::Result<SmsSubscriptionResult> {
+        app(ctx)
+            .notifications()
+            .map_err(|e| e.extend())?
+            .subscribe_sms(&channel, &phone, &token)
+            .await
+            .map(|phone_verified| SmsSubscriptionResult { phone_verified })
+            .map_err(|e| e.extend())
+    }
+
+    /// Checks the code texted to `phone` and binds the number to the token's identity.
+    #[graphql(guard = "ApiKeyGuard", directive = aws_api_key::apply())]
+    async fn verify_phone(
+        &self,
+        ctx: &Context<'_>,
+        phone: String,
+        code: String,
+        token: ID,
+    ) -> async_graphql::Result<bool> {
+        app(ctx)
+            .notifications()
+            .map_err(|e| e.extend())?
+            .verify_phone(&phone, &code, &token)
+            .await
             .map_err(|e| e.extend())
     }
 }

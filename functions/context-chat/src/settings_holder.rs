@@ -11,11 +11,13 @@ use crate::context_token::{JwksCache, JwksPolicy, Verifier, jwks};
 use crate::error::{ChatError, Result};
 use crate::notifications::codes::CodeKey;
 use crate::notifications::mailer::{Mailer, SendGrid};
+use crate::notifications::sms::SmsGateway;
 use crate::notifications::unsubscribe::UnsubscribeSigner;
 use crate::platform::PlatformVerifier;
 use crate::settings::{ChatSettings, Param, Settings, SettingsSource, TwilioSettings};
 use crate::twilio::access_token::AccessTokenMinter;
 use crate::twilio::conversations::ConversationsApi;
+use crate::twilio::messaging::{TwilioSms, TwilioSmsConfig};
 use crate::twilio::provisioning::{Provisioner, ProvisioningOptions};
 use crate::twilio::rest::{RestClient, RetryPolicy};
 use crate::twilio::webhook_signature::SignatureChecker;
@@ -59,6 +61,9 @@ pub struct Configured {
     /// SendGrid when it is set up, else the process's fallback (local mode's outbox); the
     /// error says what is missing or wrong, and fails only the email it concerns.
     pub email: Result<Arc<dyn Mailer>>,
+    /// Twilio's Verify and Messages when they are set up, else the process's fallback
+    /// (local mode's embedded Verify and outbox); else "SMS is not configured".
+    pub sms: Result<Arc<dyn SmsGateway>>,
     signatures: Feature<Arc<SignatureChecker>>,
     links: Feature<Arc<LinkKeys>>,
     platform: Feature<Arc<PlatformVerifier>>,
@@ -147,6 +152,7 @@ pub struct SettingsHolder {
     /// For APIs called with credentials (Twilio, SendGrid): no redirects.
     api_http: reqwest::Client,
     fallback_mailer: Option<Arc<dyn Mailer>>,
+    fallback_sms: Option<Arc<dyn SmsGateway>>,
     current: RwLock<Option<Loaded>>,
     /// Held by the one load or reload under way.
     reload: Arc<tokio::sync::Mutex<()>>,
@@ -160,6 +166,7 @@ impl SettingsHolder {
             keys_http: jwks::http_client(),
             api_http: RestClient::http_client(),
             fallback_mailer: None,
+            fallback_sms: None,
             current: RwLock::new(None),
             reload: Arc::new(tokio::sync::Mutex::new(())),
         }
@@ -168,6 +175,13 @@ impl SettingsHolder {
     /// Where email goes when SendGrid is not set up (local mode's outbox).
     pub fn with_fallback_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
         self.fallback_mailer = Some(mailer);
+        self
+    }
+
+    /// Where text messages go when Twilio's Verify and Messaging services are not set up
+    /// (local mode's embedded Verify and outbox).
+    pub fn with_fallback_sms(mut self, sms: Arc<dyn SmsGateway>) -> Self {
+        self.fallback_sms = Some(sms);
         self
     }
 
@@ -348,6 +362,7 @@ impl SettingsHolder {
             ))),
         };
         let email = self.email(&settings);
+        let sms = self.sms(&settings);
         if let Err(err) = &settings.virgil
             && err.kind == crate::ErrorKind::InternalError
             && self.source.reads().has(crate::settings::Section::Virgil)
@@ -360,6 +375,7 @@ impl SettingsHolder {
             minter,
             twilio,
             email,
+            sms,
             signatures,
             links,
             platform,
@@ -396,6 +412,36 @@ impl SettingsHolder {
             )),
             conversations,
         })
+    }
+
+    fn sms(&self, settings: &Settings) -> Result<Arc<dyn SmsGateway>> {
+        let not_configured = |why: String| {
+            tracing::error!(reason = %why, "text messages cannot be sent");
+            ChatError::internal(format!("SMS is not configured: {why}"))
+        };
+        match &settings.sms {
+            Ok(Some(sms)) => Ok(Arc::new(TwilioSms::new(
+                self.api_http.clone(),
+                TwilioSmsConfig {
+                    account_sid: &sms.account_sid,
+                    api_key_sid: &sms.api_key_sid,
+                    api_secret: &sms.api_secret,
+                    verify_service_sid: &sms.verify_service_sid,
+                    messaging_service_sid: &sms.messaging_service_sid,
+                    verify_base_url: &sms.verify_api_base_url,
+                    messaging_base_url: &sms.messaging_api_base_url,
+                },
+                self.options.twilio,
+            ))),
+            Err(err) => Err(not_configured(err.message.clone())),
+            Ok(None) => self.fallback_sms.clone().ok_or_else(|| {
+                not_configured(format!(
+                    "{} and {} are missing.",
+                    self.source.describe(Param::VerifyServiceSid),
+                    self.source.describe(Param::MessagingServiceSid)
+                ))
+            }),
+        }
     }
 
     fn email(&self, settings: &Settings) -> Result<Arc<dyn Mailer>> {

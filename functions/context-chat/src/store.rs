@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{ChatError, Result};
-use crate::notifications::address::EmailAddress;
+use crate::notifications::address::{Address, EmailAddress, PhoneNumber};
 
 /// Where a document lives. Subscriptions and digests of a context share its partition, so
 /// one query finds a context's subscribers. The key strings keep the old integration's
@@ -33,10 +33,17 @@ pub enum Key {
     /// One identity's confirmation emails: how many lately, which addresses wait.
     Sender(String),
     /// What is waiting to be sent to one address about one context, and when it last was.
-    Digest {
-        context: String,
-        email: EmailAddress,
+    Digest { context: String, address: Address },
+    /// One identity's text-message subscription to a context.
+    SmsSubscription { context: String, identity: String },
+    /// One identity's verification of one phone number, under the number, so that one
+    /// query finds every identity that verified it (a STOP ends them all).
+    Phone {
+        phone: PhoneNumber,
+        identity: String,
     },
+    /// One identity's phone verifications: how many codes went out today, which numbers wait.
+    PhoneSender(String),
     /// Context tokens for the identity issued before a time are refused (`revokeIdentity`).
     Revocation(String),
     /// A minted token's ledger record, by its transaction id: where the id is unique.
@@ -61,17 +68,20 @@ pub enum Minter {
 }
 
 pub const SUBSCRIPTION_PREFIX: &str = "SUB#";
+pub const SMS_SUBSCRIPTION_PREFIX: &str = "SMS#";
 
 impl Key {
     pub fn partition(&self) -> String {
         match self {
-            Key::Subscription { context, .. } | Key::Digest { context, .. } => {
-                context_partition(context)
-            }
+            Key::Subscription { context, .. }
+            | Key::SmsSubscription { context, .. }
+            | Key::Digest { context, .. } => context_partition(context),
+            Key::Phone { phone, .. } => phone_partition(phone),
             Key::Email(email) | Key::Confirmation { email, .. } | Key::Guesses(email) => {
                 email_partition(email)
             }
             Key::Sender(identity)
+            | Key::PhoneSender(identity)
             | Key::Revocation(identity)
             | Key::IssuedTo { identity, .. }
             | Key::Mints {
@@ -89,11 +99,14 @@ impl Key {
     pub fn sort(&self) -> String {
         match self {
             Key::Subscription { identity, .. } => format!("{SUBSCRIPTION_PREFIX}{identity}"),
+            Key::SmsSubscription { identity, .. } => format!("{SMS_SUBSCRIPTION_PREFIX}{identity}"),
+            Key::Phone { identity, .. } => format!("{CONFIRMATION_PREFIX}{identity}"),
+            Key::PhoneSender(_) => "PHONES".into(),
             Key::Email(_) => "EMAIL".into(),
             Key::Confirmation { identity, .. } => format!("{CONFIRMATION_PREFIX}{identity}"),
             Key::Guesses(_) => "GUESSES".into(),
             Key::Sender(_) => "CONFIRMATIONS".into(),
-            Key::Digest { email, .. } => format!("DIGEST#{email}"),
+            Key::Digest { address, .. } => format!("DIGEST#{}", address.as_str()),
             Key::Revocation(_) => "REVOKED".into(),
             Key::Issuance(_) => "ISSUANCE".into(),
             // Zero-padded, so that the sort keys order as the times do.
@@ -118,6 +131,10 @@ pub fn context_partition(context: &str) -> String {
 
 pub fn email_partition(email: &EmailAddress) -> String {
     format!("EMAIL#{email}")
+}
+
+pub fn phone_partition(phone: &PhoneNumber) -> String {
+    format!("PHONE#{}", phone.as_str())
 }
 
 /// A document as stored: its fields, the version that guards it, and when the store may
@@ -198,22 +215,46 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Stored>>>;
 
-    /// Every subscription to `context`.
+    /// Every email subscription to `context`.
     fn subscriptions<'a>(&'a self, context: &'a str) -> BoxFuture<'a, Result<Vec<Subscription>>> {
-        Box::pin(async move {
-            let partition = context_partition(context);
-            Ok(self
-                .query(&partition, SUBSCRIPTION_PREFIX)
-                .await?
-                .into_iter()
-                .filter_map(|doc| {
-                    serde_json::from_value(Value::Object(doc.fields))
-                        .inspect_err(|e| tracing::warn!(context, error = %e, "skipping a subscription that does not parse"))
-                        .ok()
-                })
-                .collect())
-        })
+        Box::pin(async move { parsed(self, context, SUBSCRIPTION_PREFIX).await })
     }
+
+    /// Every text-message subscription to `context`.
+    fn sms_subscriptions<'a>(
+        &'a self,
+        context: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<SmsSubscription>>> {
+        Box::pin(async move { parsed(self, context, SMS_SUBSCRIPTION_PREFIX).await })
+    }
+}
+
+/// The documents of a context's partition under `prefix` that parse as `T`.
+async fn parsed<S: Store + ?Sized, T: DeserializeOwned>(
+    store: &S,
+    context: &str,
+    prefix: &str,
+) -> Result<Vec<T>> {
+    Ok(store
+        .query(&context_partition(context), prefix)
+        .await?
+        .into_iter()
+        .filter_map(|doc| {
+            serde_json::from_value(Value::Object(doc.fields))
+                .inspect_err(|e| tracing::warn!(context, error = %e, "skipping a subscription that does not parse"))
+                .ok()
+        })
+        .collect())
+}
+
+/// One identity's text messages about one context, to a number it verified (or is verifying).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SmsSubscription {
+    pub context: String,
+    pub identity: String,
+    pub phone: PhoneNumber,
+    pub created_at: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,5 +1,6 @@
 //! AppSync direct resolver for
-//! `Mutation.enableChannelNotifications(channel: ID!, email: String!, token: ID!): SubscriptionResult!`.
+//! `Mutation.enableChannelNotifications(channel: ID!, email: String!, token: ID!): SubscriptionResult!`
+//! and `Mutation.enableChannelSmsNotifications(channel: ID!, phone: String!, token: ID!): SmsSubscriptionResult!`.
 
 use lambda_adapter::{Error, Warm, init, reads, serve, string_argument};
 use serde_json::json;
@@ -14,9 +15,14 @@ async fn main() -> Result<(), Error> {
     .await;
     serve(app, |app, call| async move {
         let context = string_argument(&call, "channel")?;
-        let email = string_argument(&call, "email")?;
         let token = string_argument(&call, "token")?;
         let notifications = app.notifications()?;
+        if call.info.field_name == "enableChannelSmsNotifications" {
+            let phone = string_argument(&call, "phone")?;
+            let verified = notifications.subscribe_sms(context, phone, token).await?;
+            return Ok(json!({ "phoneVerified": verified }));
+        }
+        let email = string_argument(&call, "email")?;
         let verified = notifications.subscribe(context, email, token).await?;
         Ok(json!({ "emailVerified": verified }))
     })

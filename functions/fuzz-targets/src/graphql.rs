@@ -47,6 +47,7 @@ fn schema_on_loopback() -> &'static ChatSchema {
             sendgrid: Ok(None),
             ledger: Default::default(),
             virgil: Err(context_chat::ChatError::internal("no Virgil here")),
+            sms: Ok(None),
         };
         let app = App::new(
             SettingsSource::Fixed(Box::new(settings)),

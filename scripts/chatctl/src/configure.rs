@@ -36,6 +36,11 @@ pub async fn run(args: ConfigureArgs) -> Result<()> {
     }
     let source = settings_source().await?;
     let twilio = source.load_twilio().await?;
+    let sms = source
+        .load()
+        .await?
+        .sms
+        .map_err(|e| CliError::usage(e.message))?;
     let base_url = twilio
         .api_base_url
         .as_ref()
@@ -68,6 +73,18 @@ pub async fn run(args: ConfigureArgs) -> Result<()> {
     .await?;
     for step in &report {
         println!("{step}");
+    }
+    match sms {
+        Some(sms) => println!(
+            "Text messages: Verify service {} and Messaging Service {} (their senders and \
+             geographic permissions are set in Twilio's console)",
+            sms.verify_service_sid, sms.messaging_service_sid
+        ),
+        None => println!(
+            "Text messages: not configured ({} and {} are not set)",
+            source.describe(Param::VerifyServiceSid),
+            source.describe(Param::MessagingServiceSid)
+        ),
     }
     let changes = report.iter().filter(|s| s.is_change()).count();
     match (changes, args.dry_run) {

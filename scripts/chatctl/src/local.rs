@@ -136,5 +136,8 @@ pub fn embedded_settings(
         }),
         ledger: context_chat::settings::ledger_policy_from_env()?,
         virgil: Ok(virgil),
+        // Twilio's Verify and Messaging services when TWILIO_* names them; else the
+        // embedded Verify and the outbox.
+        sms: context_chat::settings::sms_settings_from_env(),
     })
 }

@@ -101,6 +101,8 @@ pub async fn run(args: PutParamsArgs) -> Result<()> {
         if values.iter().any(|(p, _)| p.section() == Section::Virgil) {
             settings.virgil.map_err(nothing_put)?;
         }
+        // So are the SMS services: both, with the account's API key.
+        settings.sms.map_err(nothing_put)?;
     } else if let Some((_, key)) = values.iter().find(|(p, _)| **p == Param::VirgilAppKey)
         && context_chat::virgil::parse_app_key(key).is_err()
     {

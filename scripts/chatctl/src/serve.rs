@@ -36,6 +36,7 @@ use crate::local::{
     embedded_settings, load_or_create_issuer, load_or_create_link_secret, virgil_signer,
 };
 use crate::notifications::{LocalNotifications, OUTBOX_PATH, outbox, start_worker};
+use context_chat::notifications::sms::LocalSms;
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -77,12 +78,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .parse()
         .map_err(|e| CliError::Failed(format!("public URL: {e}")))?;
     let notifications = LocalNotifications::open(&args.data_dir, public_url)?;
-    let app = Arc::new(
-        App::builder(source, AppOptions::default())
-            .notifications(notifications.ports.clone())
-            .fallback_mailer(notifications.outbox.clone())
-            .build(),
-    );
+    let mut builder = App::builder(source, AppOptions::default())
+        .notifications(notifications.ports.clone())
+        .fallback_mailer(notifications.outbox.clone());
+    // Local mode verifies numbers itself and texts to the outbox; with the environment's
+    // settings, text messages need Twilio's services (or are "not configured").
+    if local.is_some() {
+        builder = builder.fallback_sms(Arc::new(LocalSms::new(notifications.outbox.clone())));
+    }
+    let app = Arc::new(builder.build());
     start_worker(notifications.receiver, app.clone());
     // Load now, so a configuration mistake shows at start rather than at the first request.
     let configured = app.settings().current().await?;
@@ -168,6 +172,19 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         Ok(None) => println!(
             "Email: written to the outbox, {} (list: http://{addr}{OUTBOX_PATH})",
             notifications.outbox.dir().display()
+        ),
+    }
+    match (&settings.sms, local.is_some()) {
+        (Ok(Some(sms)), _) => println!(
+            "SMS: Twilio Verify {} and Messaging Service {}",
+            sms.verify_service_sid, sms.messaging_service_sid
+        ),
+        (Err(err), _) => println!("SMS: not configured ({})", err.message),
+        (Ok(None), true) => println!(
+            "SMS: an embedded Verify (10-minute codes, 5 checks, 5 sends); codes and texts written to the outbox"
+        ),
+        (Ok(None), false) => println!(
+            "SMS: not configured (set TWILIO_VERIFY_SERVICE_SID and TWILIO_MESSAGING_SERVICE_SID)"
         ),
     }
     println!(

@@ -314,7 +314,9 @@ async fn later_messages_fold_into_the_next_email() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let flush = QueueMessage::Flush {
         context: "general".into(),
-        email: context_chat::notifications::EmailAddress::parse(&alex).unwrap(),
+        address: context_chat::notifications::EmailAddress::parse(&alex)
+            .unwrap()
+            .into(),
     };
     world
         .app
@@ -801,7 +803,9 @@ async fn item_9_a_pending_digest_does_not_follow_an_old_address() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let flush = QueueMessage::Flush {
         context: "general".into(),
-        email: context_chat::notifications::EmailAddress::parse(&old).unwrap(),
+        address: context_chat::notifications::EmailAddress::parse(&old)
+            .unwrap()
+            .into(),
     };
     notifications.notify(&flush).await.unwrap();
     assert_eq!(

@@ -1,4 +1,5 @@
-//! Email addresses as subscriptions and codes are keyed by them.
+//! Addresses as subscriptions, codes and digests are keyed by them: email addresses, and
+//! phone numbers in E.164 for text messages.
 
 use std::fmt;
 
@@ -72,6 +73,122 @@ impl fmt::Display for EmailAddress {
     }
 }
 
+/// A phone number in E.164: `+`, a country code, at most 15 digits in all. Spaces, dashes,
+/// dots and brackets between digits are dropped; anything else is refused, so that no
+/// malformed number reaches Twilio (and costs a request).
+///
+/// Phone numbers are personal data: `Debug` shows only the last two digits, and nothing in
+/// this crate logs or counts one (`adr/016-sms.md`).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    pub fn parse(input: &str) -> Result<Self> {
+        let invalid = || {
+            ChatError::bad_request(
+                "phone must be a number in international form (E.164), like +14155550100.",
+            )
+        };
+        let trimmed = input.trim();
+        let Some(rest) = trimmed.strip_prefix('+') else {
+            return Err(invalid());
+        };
+        let mut digits = String::with_capacity(16);
+        for c in rest.chars() {
+            match c {
+                '0'..='9' => digits.push(c),
+                ' ' | '-' | '.' | '(' | ')' => {}
+                _ => return Err(invalid()),
+            }
+        }
+        // E.164: at most 15 digits; no country code starts with 0; 8 is the shortest
+        // number in use with its country code.
+        if !(8..=15).contains(&digits.len()) || digits.starts_with('0') {
+            return Err(invalid());
+        }
+        Ok(Self(format!("+{digits}")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tail = &self.0[self.0.len().saturating_sub(2)..];
+        write!(f, "PhoneNumber(+…{tail})")
+    }
+}
+
+impl TryFrom<String> for PhoneNumber {
+    type Error = ChatError;
+    fn try_from(value: String) -> Result<Self> {
+        Self::parse(&value)
+    }
+}
+
+impl From<PhoneNumber> for String {
+    fn from(value: PhoneNumber) -> Self {
+        value.0
+    }
+}
+
+/// Where a notification goes: an email address, or a phone number for text messages. On the
+/// wire and in the store it is the address itself (a phone number starts with `+` and has
+/// no `@`, an email address always has one), so digests and queued flushes written before
+/// text messages existed read as emails.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
+pub enum Address {
+    Email(EmailAddress),
+    Phone(PhoneNumber),
+}
+
+impl Address {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Address::Email(e) => e.as_str(),
+            Address::Phone(p) => p.as_str(),
+        }
+    }
+}
+
+impl From<EmailAddress> for Address {
+    fn from(value: EmailAddress) -> Self {
+        Address::Email(value)
+    }
+}
+
+impl From<PhoneNumber> for Address {
+    fn from(value: PhoneNumber) -> Self {
+        Address::Phone(value)
+    }
+}
+
+impl TryFrom<String> for Address {
+    type Error = ChatError;
+    fn try_from(value: String) -> Result<Self> {
+        if value.starts_with('+') && !value.contains('@') {
+            PhoneNumber::parse(&value).map(Address::Phone)
+        } else {
+            EmailAddress::parse(&value).map(Address::Email)
+        }
+    }
+}
+
+impl From<Address> for String {
+    fn from(value: Address) -> Self {
+        match value {
+            Address::Email(e) => e.into(),
+            Address::Phone(p) => p.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +216,53 @@ mod tests {
         }
         let long = format!("{}@example.org", "a".repeat(250));
         assert!(EmailAddress::parse(&long).is_err());
+    }
+
+    #[test]
+    fn phone_numbers_are_e164_with_separators_dropped() {
+        for (input, expected) in [
+            ("+14155550100", "+14155550100"),
+            (" +1 415-555-0100 ", "+14155550100"),
+            ("+44 (20) 7946.0958", "+442079460958"),
+            ("+491701234567", "+491701234567"),
+        ] {
+            assert_eq!(PhoneNumber::parse(input).unwrap().as_str(), expected);
+        }
+        for bad in [
+            "",
+            "14155550100",
+            "+",
+            "+0123456789",
+            "+1415555",
+            "+1234567890123456",
+            "+1 415 555 0100 ext 2",
+            "+1415555010O",
+            "++14155550100",
+            "+1415/5550100",
+            "tel:+14155550100",
+        ] {
+            let err = PhoneNumber::parse(bad).unwrap_err();
+            assert_eq!(err.kind, crate::error::ErrorKind::BadRequest, "{bad:?}");
+            assert!(!err.message.contains(bad) || bad.is_empty(), "{bad:?}");
+        }
+        assert_eq!(
+            format!("{:?}", PhoneNumber::parse("+14155550100").unwrap()),
+            "PhoneNumber(+…00)"
+        );
+    }
+
+    #[test]
+    fn an_address_is_read_back_as_the_kind_it_was() {
+        for text in ["alex@example.org", "+14155550100"] {
+            let address: Address = serde_json::from_value(serde_json::json!(text)).unwrap();
+            assert_eq!(address.as_str(), text);
+            assert_eq!(
+                serde_json::to_value(&address).unwrap(),
+                serde_json::json!(text)
+            );
+        }
+        let email: Address = serde_json::from_value(serde_json::json!("+tag@example.org")).unwrap();
+        assert!(matches!(email, Address::Email(_)));
+        assert!(serde_json::from_value::<Address>(serde_json::json!("+1 nope")).is_err());
     }
 }

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::address::EmailAddress;
+use super::address::Address;
 use super::messages::MAX_QUOTE_CHARS;
 
 /// At most one email per conversation and address in this long.
@@ -24,7 +24,9 @@ pub struct Digest {
     /// Stored as `channel`, the old integration's word.
     #[serde(rename = "channel")]
     pub context: String,
-    pub email: EmailAddress,
+    /// Stored as `email`, the word from before text messages.
+    #[serde(rename = "email")]
+    pub address: Address,
     /// The subscriber, to ask Twilio whether they are online when a folded email is due.
     pub identity: String,
     /// The context's conversation, to ask Twilio what the subscriber read when a folded
@@ -126,16 +128,16 @@ pub enum Step {
 /// message is a flush: when it comes early (clocks differ), it queues itself again.
 pub fn step(
     current: Option<&Digest>,
-    key: (&str, &EmailAddress, &str),
+    key: (&str, &Address, &str),
     message: Option<&PendingMessage>,
     now: u64,
     window: u64,
     last_read: Option<u64>,
 ) -> (Option<Digest>, Step) {
-    let (context, email, identity) = key;
+    let (context, address, identity) = key;
     let mut next = current.cloned().unwrap_or_else(|| Digest {
         context: context.to_owned(),
-        email: email.clone(),
+        address: address.clone(),
         identity: identity.to_owned(),
         conversation_sid: None,
         last_sent_at: None,
@@ -323,7 +325,8 @@ mod tests {
         last_read: Option<u64>,
         accepted: bool,
     ) -> Step {
-        let email = EmailAddress::parse("alex@example.org").unwrap();
+        let email =
+            Address::Email(crate::notifications::EmailAddress::parse("alex@example.org").unwrap());
         let (next, s) = step(
             d.as_ref(),
             ("general", &email, "alex"),
@@ -531,7 +534,7 @@ mod tests {
             /// or counted in one's "and N more"), and emails are at least a window apart.
             #[test]
             fn every_message_is_emailed_once_and_emails_keep_the_window(events in events()) {
-                let email = EmailAddress::parse("alex@example.org").unwrap();
+                let email = Address::Email(crate::notifications::EmailAddress::parse("alex@example.org").unwrap());
                 let key = ("general", &email, "alex");
                 let mut digest: Option<Digest> = None;
                 let mut now = 1_000_000u64;

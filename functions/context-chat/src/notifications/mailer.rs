@@ -145,7 +145,8 @@ impl Mailer for SendGrid {
     }
 }
 
-/// Local mode's mailer: each email a text file in a directory, newest last by name.
+/// Local mode's mailer: each email (`.eml`) and text message (`.sms`) a text file in a
+/// directory, newest last by name.
 pub struct Outbox {
     dir: PathBuf,
     sequence: AtomicU64,
@@ -163,14 +164,18 @@ impl Outbox {
         &self.dir
     }
 
-    /// Every email in the outbox, oldest first, as (file name, content).
+    /// Every email and text message in the outbox, oldest first, as (file name, content).
     pub fn list(dir: &Path) -> Vec<(String, String)> {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return Vec::new();
         };
         let mut all: Vec<(String, String)> = entries
             .filter_map(|e| e.ok())
-            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+            .filter(|e| {
+                e.path()
+                    .extension()
+                    .is_some_and(|x| x == "eml" || x == "sms")
+            })
             .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
                 Some((name, std::fs::read_to_string(e.path()).ok()?))
@@ -181,15 +186,40 @@ impl Outbox {
     }
 }
 
+impl Outbox {
+    /// Writes one file, whole or not at all (a reader never sees half of it).
+    async fn write(&self, extension: &str, content: String) -> Result<String> {
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default();
+        let n = self.sequence.fetch_add(1, Ordering::SeqCst);
+        let name = format!("{millis:015}-{n:04}.{extension}");
+        let write = async {
+            tokio::fs::create_dir_all(&self.dir).await?;
+            let temporary = self.dir.join(format!("{name}.tmp"));
+            tokio::fs::write(&temporary, content).await?;
+            tokio::fs::rename(&temporary, self.dir.join(&name)).await
+        };
+        write
+            .await
+            .map_err(|e| ChatError::internal(format!("outbox {}: {e}", self.dir.display())))?;
+        Ok(name)
+    }
+
+    /// A text message, as local mode's SMS gateway sends it.
+    pub async fn write_sms(&self, to: &str, text: &str) -> Result<()> {
+        let name = self
+            .write("sms", format!("To: {to}\nVia: SMS\n\n{text}"))
+            .await?;
+        tracing::info!(file = %name, "text message written to the outbox");
+        Ok(())
+    }
+}
+
 impl Mailer for Outbox {
     fn send<'a>(&'a self, email: &'a Email) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let millis = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis())
-                .unwrap_or_default();
-            let n = self.sequence.fetch_add(1, Ordering::SeqCst);
-            let name = format!("{millis:015}-{n:04}.eml");
             let list_unsubscribe = email
                 .unsubscribe
                 .as_ref()
@@ -199,15 +229,7 @@ impl Mailer for Outbox {
                 "To: {}\nFrom: {FROM_NAME} <notifications@localhost>\nSubject: {}\n{list_unsubscribe}\n{}",
                 email.to, email.subject, email.text
             );
-            let write = async {
-                tokio::fs::create_dir_all(&self.dir).await?;
-                let temporary = self.dir.join(format!("{name}.tmp"));
-                tokio::fs::write(&temporary, content).await?;
-                tokio::fs::rename(&temporary, self.dir.join(&name)).await
-            };
-            write
-                .await
-                .map_err(|e| ChatError::internal(format!("outbox {}: {e}", self.dir.display())))?;
+            let name = self.write("eml", content).await?;
             tracing::info!(file = %name, "email written to the outbox");
             Ok(())
         })

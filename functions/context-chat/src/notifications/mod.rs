@@ -15,9 +15,11 @@ pub mod digest;
 pub mod mailer;
 pub mod messages;
 pub mod notifier;
+pub mod phones;
 pub mod ports;
 pub mod queue;
 pub mod service;
+pub mod sms;
 #[cfg(feature = "embedded-store")]
 pub mod sqlite_store;
 pub mod unsubscribe;
@@ -25,7 +27,7 @@ pub mod webhook;
 
 /// The store port lives at the crate's root (tokens and the platform API use it too).
 pub use crate::store;
-pub use address::EmailAddress;
+pub use address::{Address, EmailAddress, PhoneNumber};
 pub use confirmations::Confirmations;
 pub use mailer::{Email, Mailer, Outbox, SendGrid};
 pub use notifier::{NotifyOptions, NotifyReport};

@@ -1,6 +1,6 @@
-//! The notifier: for each new message, an email to every confirmed subscriber of its
-//! context who is offline and did not write it, folded into digests so that an address
-//! gets at most one email per context per window.
+//! The notifier: for each new message, an email or text message to every confirmed
+//! subscriber of its context who is offline and did not write it, folded into digests so
+//! that an address (email address or phone number) gets at most one per context per window.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,13 +8,15 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
-use super::address::EmailAddress;
+use super::address::{Address, EmailAddress, PhoneNumber};
 use super::confirmations::Confirmations;
 use super::digest::{self, Digest, PendingMessage, Step};
 use super::messages;
+use super::phones::Phones;
 use super::ports::NotificationPorts;
 use super::queue::QueueMessage;
-use super::store::{self, Key, Store, Subscription};
+use super::sms::{self, Delivery};
+use super::store::{self, Key, SmsSubscription, Store, Subscription};
 use super::webhook::MessageEvent;
 use crate::context_token::now_unix;
 use crate::error::{ChatError, Result};
@@ -45,6 +47,9 @@ impl Default for NotifyOptions {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NotifyReport {
     pub emailed: Vec<EmailAddress>,
+    pub texted: Vec<PhoneNumber>,
+    /// The number's owner had replied STOP: its text subscriptions ended.
+    pub stopped: usize,
     pub folded: usize,
     pub skipped_online: usize,
     pub skipped_unverified: usize,
@@ -58,6 +63,8 @@ impl NotifyReport {
     fn count(&self) {
         use crate::metrics::{Counter, add};
         add(Counter::EmailsSent, self.emailed.len() as u64);
+        add(Counter::SmsSent, self.texted.len() as u64);
+        add(Counter::SmsStopped, self.stopped as u64);
         add(Counter::EmailsFolded, self.folded as u64);
         add(Counter::EmailsSkippedOnline, self.skipped_online as u64);
         add(
@@ -73,6 +80,7 @@ pub struct Notifier {
     settings: Arc<SettingsHolder>,
     ports: NotificationPorts,
     confirmations: Arc<Confirmations>,
+    phones: Arc<Phones>,
     options: NotifyOptions,
     /// Conversation SID → its context (unique name), or `None` for one that has none.
     context_names: quick_cache::sync::Cache<String, Option<String>>,
@@ -83,12 +91,14 @@ impl Notifier {
         settings: Arc<SettingsHolder>,
         ports: NotificationPorts,
         confirmations: Arc<Confirmations>,
+        phones: Arc<Phones>,
         options: NotifyOptions,
     ) -> Self {
         Self {
             settings,
             ports,
             confirmations,
+            phones,
             options,
             context_names: quick_cache::sync::Cache::new(10_000),
         }
@@ -103,7 +113,7 @@ impl Notifier {
     pub async fn notify(&self, message: &QueueMessage) -> Result<NotifyReport> {
         let report = match message {
             QueueMessage::Message(event) => self.notify_message(event).await?,
-            QueueMessage::Flush { context, email } => self.flush(context, email).await?,
+            QueueMessage::Flush { context, address } => self.flush(context, address).await?,
         };
         report.count();
         Ok(report)
@@ -114,21 +124,33 @@ impl Notifier {
             tracing::info!(conversation = %event.conversation_sid, "not a context's conversation; nobody to notify");
             return Ok(NotifyReport::default());
         };
-        let subscriptions = self.store().subscriptions(&context).await?;
-        // An address is the unit: the author's own addresses get nothing, and an address
-        // subscribed by several identities gets one email.
-        let author_emails: Vec<&EmailAddress> = subscriptions
+        let (emails, phones) = tokio::try_join!(
+            self.store().subscriptions(&context),
+            self.store().sms_subscriptions(&context)
+        )?;
+        let subscribers: Vec<(Address, &str)> = emails
             .iter()
-            .filter(|s| s.identity == event.author)
-            .map(|s| &s.email)
+            .map(|s| (Address::Email(s.email.clone()), s.identity.as_str()))
+            .chain(
+                phones
+                    .iter()
+                    .map(|s| (Address::Phone(s.phone.clone()), s.identity.as_str())),
+            )
             .collect();
-        let mut by_email: BTreeMap<EmailAddress, Vec<String>> = BTreeMap::new();
-        for s in &subscriptions {
-            if !author_emails.contains(&&s.email) {
-                by_email
-                    .entry(s.email.clone())
+        // An address is the unit: the author's own addresses get nothing, and an address
+        // subscribed by several identities gets one notification.
+        let author_addresses: Vec<&Address> = subscribers
+            .iter()
+            .filter(|(_, identity)| *identity == event.author)
+            .map(|(address, _)| address)
+            .collect();
+        let mut by_address: BTreeMap<Address, Vec<String>> = BTreeMap::new();
+        for (address, identity) in &subscribers {
+            if !author_addresses.contains(&address) {
+                by_address
+                    .entry(address.clone())
                     .or_default()
-                    .push(s.identity.clone());
+                    .push((*identity).to_owned());
             }
         }
         let message = PendingMessage::new(
@@ -139,8 +161,8 @@ impl Notifier {
             event.index,
         );
         let deadline = Instant::now() + self.options.twilio_budget;
-        let outcomes: Vec<Result<Outcome>> = futures_util::stream::iter(by_email)
-            .map(|(email, identities)| {
+        let outcomes: Vec<Result<Outcome>> = futures_util::stream::iter(by_address)
+            .map(|(address, identities)| {
                 let (context, message) = (&context, &message);
                 async move {
                     // The first identity for which the address is confirmed speaks for it.
@@ -149,7 +171,7 @@ impl Notifier {
                         let target = Target {
                             context,
                             conversation_sid: &event.conversation_sid,
-                            email: &email,
+                            address: &address,
                             identity,
                         };
                         outcome = self.notify_one(target, Some(message), deadline).await;
@@ -168,6 +190,8 @@ impl Notifier {
             context = %context,
             message = %event.message_sid,
             emailed = report.emailed.len(),
+            texted = report.texted.len(),
+            stopped = report.stopped,
             folded = report.folded,
             online = report.skipped_online,
             unverified = report.skipped_unverified,
@@ -178,10 +202,10 @@ impl Notifier {
         Ok(report)
     }
 
-    async fn flush(&self, context: &str, email: &EmailAddress) -> Result<NotifyReport> {
+    async fn flush(&self, context: &str, address: &Address) -> Result<NotifyReport> {
         let key = Key::Digest {
             context: context.to_owned(),
-            email: email.clone(),
+            address: address.clone(),
         };
         let Some(digest) = store::read::<Digest>(self.store(), &key).await? else {
             return Ok(NotifyReport::default());
@@ -201,17 +225,64 @@ impl Notifier {
         let target = Target {
             context,
             conversation_sid: &conversation_sid,
-            email,
+            address,
             identity: &digest.value.identity,
         };
         let outcome = self.notify_one(target, None, deadline).await;
         let report = report(vec![outcome])?;
-        tracing::info!(context, emailed = report.emailed.len(), "digest flushed");
+        tracing::info!(
+            context,
+            emailed = report.emailed.len(),
+            texted = report.texted.len(),
+            "digest flushed"
+        );
         Ok(report)
     }
 
+    /// Whether `identity` is still subscribed to `context` at `address`, confirmed there,
+    /// and the key of that subscription.
+    async fn subscribed(
+        &self,
+        context: &str,
+        identity: &str,
+        address: &Address,
+    ) -> Result<(Key, bool)> {
+        let store = self.store();
+        match address {
+            Address::Email(email) => {
+                let key = Key::Subscription {
+                    context: context.to_owned(),
+                    identity: identity.to_owned(),
+                };
+                // A subscription that moved to another address ends this digest (review item 9).
+                let confirmed = match store::read::<Subscription>(store, &key)
+                    .await?
+                    .filter(|s| s.value.email == *email)
+                {
+                    Some(s) => self.confirmations.is_confirmed(&s.value).await?,
+                    None => false,
+                };
+                Ok((key, confirmed))
+            }
+            Address::Phone(phone) => {
+                let key = Key::SmsSubscription {
+                    context: context.to_owned(),
+                    identity: identity.to_owned(),
+                };
+                let confirmed = match store::read::<SmsSubscription>(store, &key)
+                    .await?
+                    .filter(|s| s.value.phone == *phone)
+                {
+                    Some(_) => self.phones.is_verified(phone, identity).await?,
+                    None => false,
+                };
+                Ok((key, confirmed))
+            }
+        }
+    }
+
     /// One address: still subscribed at it, confirmed, still a participant, offline? Then
-    /// the digest step and, when due, the email.
+    /// the digest step and, when due, the email or text message.
     async fn notify_one(
         &self,
         target: Target<'_>,
@@ -221,25 +292,15 @@ impl Notifier {
         let Target {
             context,
             conversation_sid,
-            email,
+            address,
             identity,
         } = target;
         let store = self.store();
-        let subscription_key = Key::Subscription {
-            context: context.to_owned(),
-            identity: identity.to_owned(),
-        };
         let key = Key::Digest {
             context: context.to_owned(),
-            email: email.clone(),
+            address: address.clone(),
         };
-        let subscription = store::read::<Subscription>(store, &subscription_key).await?;
-        // A subscription that moved to another address ends this digest (review item 9).
-        let subscription = subscription.filter(|s| s.value.email == *email);
-        let confirmed = match &subscription {
-            Some(s) => self.confirmations.is_confirmed(&s.value).await?,
-            None => false,
-        };
+        let (subscription_key, confirmed) = self.subscribed(context, identity, address).await?;
         if !confirmed {
             if message.is_none() {
                 store::update(store, &key, |d: Option<&Digest>| {
@@ -279,7 +340,7 @@ impl Notifier {
         let step = store::update(store, &key, |d: Option<&Digest>| {
             let (mut next, step) = digest::step(
                 d,
-                (context, email, identity),
+                (context, address, identity),
                 message,
                 now,
                 self.options.window.as_secs(),
@@ -296,7 +357,7 @@ impl Notifier {
             Step::Later { at, schedule } => {
                 if schedule {
                     let delay = Duration::from_secs(at.saturating_sub(now_unix()).max(1));
-                    if let Err(err) = self.ports.queue()?.schedule(context, email, delay).await {
+                    if let Err(err) = self.ports.queue()?.schedule(context, address, delay).await {
                         // Unmark it, so that the retry of this message queues the flush.
                         store::update(store, &key, |d: Option<&Digest>| {
                             Ok((
@@ -318,20 +379,33 @@ impl Notifier {
                 more,
                 since,
             } => {
-                let sent = self.send(context, email, &pending, more).await;
-                // Recorded as sent only once SendGrid accepted it; on failure the messages
-                // go back for the queue's next try.
+                let sent = self.send(context, address, &pending, more).await;
+                // Recorded as sent only once SendGrid (Twilio) accepted it; on failure the
+                // messages go back for the queue's next try.
                 let record = store::update(store, &key, |d: Option<&Digest>| {
                     let next = match sent {
-                        Ok(()) => digest::sent(d, since),
+                        Ok(_) => digest::sent(d, since),
                         Err(_) => digest::restore(d, since),
                     };
                     Ok((keep(next), ()))
                 })
                 .await;
-                sent?;
+                let delivery = sent?;
                 record?;
-                Ok(Outcome::Emailed(email.clone()))
+                match (delivery, address) {
+                    (Delivery::Unsubscribed, Address::Phone(phone)) => {
+                        let ended = self.phones.stopped(phone).await?;
+                        tracing::info!(
+                            context,
+                            identity,
+                            ended,
+                            "the number replied STOP; its text subscriptions ended"
+                        );
+                        Ok(Outcome::Stopped)
+                    }
+                    (Delivery::Refused(_), _) => Ok(Outcome::Unverified),
+                    _ => Ok(Outcome::Sent(address.clone())),
+                }
             }
         }
     }
@@ -339,11 +413,19 @@ impl Notifier {
     async fn send(
         &self,
         context: &str,
-        email: &EmailAddress,
+        address: &Address,
         pending: &[PendingMessage],
         more: u32,
-    ) -> Result<()> {
+    ) -> Result<Delivery> {
         let configured = self.settings.current().await?;
+        let email = match address {
+            Address::Email(email) => email,
+            Address::Phone(phone) => {
+                let gateway = configured.sms.clone()?;
+                let text = sms::notification_text(context, pending, more);
+                return gateway.send(phone, &text).await;
+            }
+        };
         // Every email carries its way out: without the link secret, none is sent.
         let links = configured.links()?;
         let link = self
@@ -360,7 +442,7 @@ impl Notifier {
             link.as_deref(),
         );
         let mailer = configured.email.clone()?;
-        mailer.send(&mail).await
+        mailer.send(&mail).await.map(|()| Delivery::Accepted)
     }
 
     /// What the identity last read in the conversation (`Some(None)`: nothing yet), or
@@ -452,12 +534,13 @@ impl Notifier {
 struct Target<'a> {
     context: &'a str,
     conversation_sid: &'a str,
-    email: &'a EmailAddress,
+    address: &'a Address,
     identity: &'a str,
 }
 
 enum Outcome {
-    Emailed(EmailAddress),
+    Sent(Address),
+    Stopped,
     Folded,
     Online,
     Unverified,
@@ -475,7 +558,9 @@ fn report(outcomes: Vec<Result<Outcome>>) -> Result<NotifyReport> {
     let mut first_error = None;
     for outcome in outcomes {
         match outcome {
-            Ok(Outcome::Emailed(email)) => report.emailed.push(email),
+            Ok(Outcome::Sent(Address::Email(email))) => report.emailed.push(email),
+            Ok(Outcome::Sent(Address::Phone(phone))) => report.texted.push(phone),
+            Ok(Outcome::Stopped) => report.stopped += 1,
             Ok(Outcome::Folded) => report.folded += 1,
             Ok(Outcome::Online) => report.skipped_online += 1,
             Ok(Outcome::Unverified) => report.skipped_unverified += 1,

@@ -9,7 +9,7 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use super::address::EmailAddress;
+use super::address::Address;
 use super::webhook::MessageEvent;
 use crate::error::{ChatError, Result};
 
@@ -24,7 +24,9 @@ pub enum QueueMessage {
         /// `channel` on the wire, as messages already queued spell it.
         #[serde(rename = "channel")]
         context: String,
-        email: EmailAddress,
+        /// `email` on the wire, as flushes queued before text messages spell it.
+        #[serde(rename = "email")]
+        address: Address,
     },
 }
 
@@ -47,7 +49,7 @@ pub trait Queue: Send + Sync {
     fn schedule<'a>(
         &'a self,
         context: &'a str,
-        email: &'a EmailAddress,
+        address: &'a Address,
         delay: Duration,
     ) -> BoxFuture<'a, Result<()>>;
 }
@@ -117,14 +119,14 @@ impl Queue for LocalQueue {
     fn schedule<'a>(
         &'a self,
         context: &'a str,
-        email: &'a EmailAddress,
+        address: &'a Address,
         delay: Duration,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let sender = self.sender.clone();
             let message = QueueMessage::Flush {
                 context: context.to_owned(),
-                email: email.clone(),
+                address: address.clone(),
             };
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;

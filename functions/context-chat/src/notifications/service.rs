@@ -3,13 +3,15 @@
 
 use std::sync::Arc;
 
-use super::address::EmailAddress;
+use super::address::{Address, EmailAddress, PhoneNumber};
 use super::codes::Issue;
 use super::confirmations::Confirmations;
 use super::notifier::{Notifier, NotifyOptions, NotifyReport};
+use super::phones::Phones;
 use super::ports::NotificationPorts;
 use super::queue::QueueMessage;
-use super::store::{self, Key, Store, Subscription};
+use super::sms::refusals;
+use super::store::{self, Key, SmsSubscription, Store, Subscription};
 use super::webhook::{self, WebhookOutcome, WebhookRequest};
 use crate::context_token::now_unix;
 use crate::error::{ChatError, Result};
@@ -22,6 +24,7 @@ pub struct NotificationService {
     settings: Arc<SettingsHolder>,
     ports: NotificationPorts,
     confirmations: Arc<Confirmations>,
+    phones: Arc<Phones>,
     notifier: Notifier,
 }
 
@@ -33,14 +36,17 @@ impl NotificationService {
         options: NotifyOptions,
     ) -> Self {
         let confirmations = Arc::new(Confirmations::new(ports.store.clone()));
+        let phones = Arc::new(Phones::new(ports.store.clone()));
         Self {
             notifier: Notifier::new(
                 settings.clone(),
                 ports.clone(),
                 confirmations.clone(),
+                phones.clone(),
                 options,
             ),
             confirmations,
+            phones,
             tokens,
             settings,
             ports,
@@ -98,6 +104,87 @@ impl NotificationService {
             .await;
         tracing::info!(identity = %verified.identity, context, code = ?issued.as_ref().ok(), "notifications enabled");
         Ok(issued? == Issue::AlreadyVerified)
+    }
+
+    /// `enableChannelSmsNotifications`: subscribes the token's identity to `context`, one
+    /// the token carries, at `phone`; a number not verified for this identity gets a code
+    /// from Verify, within the identity's limits ([`super::phones`]). Answers whether the
+    /// number is verified. A refused send stores nothing and counts nothing.
+    pub async fn subscribe_sms(&self, context: &str, phone: &str, token: &str) -> Result<bool> {
+        let token = required(token, "token")?;
+        let context = required(context, "channel")?;
+        let phone = PhoneNumber::parse(phone)?;
+        let verified = self.tokens.verified(token).await?;
+        if !verified.contexts.iter().any(|c| c == context) {
+            return Err(ChatError::access_denied(
+                "The token does not carry this channel, so its notifications cannot be enabled.",
+            ));
+        }
+        let sms = self.settings.current().await?.sms.clone()?;
+        let identity = verified.identity.as_str();
+        let key = Key::SmsSubscription {
+            context: context.to_owned(),
+            identity: identity.to_owned(),
+        };
+        let subscription = SmsSubscription {
+            context: context.to_owned(),
+            identity: identity.to_owned(),
+            phone: phone.clone(),
+            created_at: now_unix(),
+        };
+        if self.phones.is_verified(&phone, identity).await? {
+            self.phones.subscribed(&phone, identity, context).await?;
+            store::write_over(self.store(), &key, &subscription).await?;
+            tracing::info!(
+                identity,
+                context,
+                "text notifications enabled; number verified before"
+            );
+            return Ok(true);
+        }
+        let previous = self.phones.admit(identity, &phone).await?;
+        if let Err(err) = sms.start_verification(&phone).await {
+            self.phones.release(identity, &phone, previous).await;
+            tracing::info!(identity, context, error_type = %err.kind, "no verification code sent");
+            return Err(err);
+        }
+        crate::metrics::count(crate::metrics::Counter::PhoneCodesSent);
+        self.phones.code_sent(&phone, identity, context).await?;
+        store::write_over(self.store(), &key, &subscription).await?;
+        tracing::info!(
+            identity,
+            context,
+            "text notifications enabled; verification code sent"
+        );
+        Ok(false)
+    }
+
+    /// `verifyPhone`: checks `code` with Verify for a number this identity asked a code for,
+    /// and binds the number to the identity when it matches. A wrong code is `false`.
+    pub async fn verify_phone(&self, phone: &str, code: &str, token: &str) -> Result<bool> {
+        let token = required(token, "token")?;
+        let phone = PhoneNumber::parse(phone)?;
+        let code = code.trim();
+        if !(4..=10).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ChatError::bad_request(
+                "code must be the digits of the text message (4 to 10).",
+            ));
+        }
+        let identity = self.tokens.verified(token).await?.identity.clone();
+        let sms = self.settings.current().await?.sms.clone()?;
+        match self.phones.record(&phone, &identity).await? {
+            Some(record) if record.verified => return Ok(true),
+            // Only the identity that asked for the code may use it.
+            None => return Err(refusals::no_pending_code()),
+            Some(_) => {}
+        }
+        let matched = sms.check_verification(&phone, code).await?;
+        if matched {
+            self.phones.verified(&phone, &identity).await?;
+            crate::metrics::count(crate::metrics::Counter::PhonesVerified);
+        }
+        tracing::info!(identity = %identity, matched, "phone code checked");
+        Ok(matched)
     }
 
     /// `verifyEmail`: true when `code` matches a code pending for `email`, for the token's
@@ -161,7 +248,7 @@ impl NotificationService {
         store
             .delete(&Key::Digest {
                 context: context.to_owned(),
-                email: email.clone(),
+                address: Address::Email(email.clone()),
             })
             .await?;
         tracing::info!(context, ended, "unsubscribed by link");
@@ -192,18 +279,27 @@ impl AccessEnded for EndSubscriptions {
                     context: context.clone(),
                     identity: identity.to_owned(),
                 };
-                let Some(subscription) = store::read::<Subscription>(store, &key).await? else {
-                    continue;
+                let sms_key = Key::SmsSubscription {
+                    context: context.clone(),
+                    identity: identity.to_owned(),
                 };
-                store
-                    .delete(&Key::Digest {
-                        context: context.clone(),
-                        email: subscription.value.email.clone(),
-                    })
-                    .await?;
-                store.delete(&key).await?;
-                ended += 1;
-                tracing::info!(identity, context = %context, "access ended; the subscription ended with it");
+                let email = store::read::<Subscription>(store, &key).await?;
+                let sms = store::read::<SmsSubscription>(store, &sms_key).await?;
+                let ended_here = [
+                    email.map(|s| (key, Address::Email(s.value.email))),
+                    sms.map(|s| (sms_key, Address::Phone(s.value.phone))),
+                ];
+                for (key, address) in ended_here.into_iter().flatten() {
+                    store
+                        .delete(&Key::Digest {
+                            context: context.clone(),
+                            address,
+                        })
+                        .await?;
+                    store.delete(&key).await?;
+                    ended += 1;
+                    tracing::info!(identity, context = %context, "access ended; the subscription ended with it");
+                }
             }
             Ok(ended)
         })

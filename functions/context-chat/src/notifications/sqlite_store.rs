@@ -469,7 +469,7 @@ mod tests {
         );
         let other = Key::Digest {
             context: "general".into(),
-            email: EmailAddress::parse("alex@example.org").unwrap(),
+            address: EmailAddress::parse("alex@example.org").unwrap().into(),
         };
         store
             .put(&other, doc(1, 9, None), Expect::Anything)

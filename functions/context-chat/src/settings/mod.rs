@@ -41,7 +41,27 @@ pub struct Settings {
     /// Virgil E3Kit JWTs. A missing setting (`EntityNotFound` naming it) or a malformed one
     /// is kept, not raised, so that it fails only Virgil tokens.
     pub virgil: Result<Arc<VirgilSigner>, ChatError>,
+    /// Text messages through Twilio: `Ok(None)` when no Verify service is set. A mistake is
+    /// kept, not raised, so that it fails only the text messages.
+    pub sms: Result<Option<SmsSettings>, ChatError>,
 }
+
+/// Twilio Verify (phone codes) and the Messaging Service (notifications by text).
+#[derive(Debug, Clone)]
+pub struct SmsSettings {
+    pub account_sid: String,
+    pub api_key_sid: String,
+    pub api_secret: SecretString,
+    pub verify_service_sid: String,
+    pub messaging_service_sid: String,
+    pub verify_api_base_url: Url,
+    pub messaging_api_base_url: Url,
+}
+
+/// Where Twilio Verify answers, unless `TWILIO_VERIFY_API_BASE_URL` says otherwise.
+pub const DEFAULT_VERIFY_API_BASE_URL: &str = "https://verify.twilio.com";
+/// Where the Messages resource answers, unless `TWILIO_MESSAGING_API_BASE_URL` says otherwise.
+pub const DEFAULT_MESSAGING_API_BASE_URL: &str = "https://api.twilio.com";
 
 /// The platform API's access tokens (OAuth 2.0 client credentials).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,6 +237,11 @@ impl Settings {
             } else {
                 Err(ChatError::internal("Virgil tokens are not made here."))
             },
+            sms: if reads.has(Section::Sms) {
+                SmsSettings::from_raw(&r)
+            } else {
+                Ok(None)
+            },
         })
         .and_then(|s| s.tokens_told_apart(&r))
     }
@@ -291,6 +316,19 @@ pub fn virgil_signer_from_env(ttl_secs: Option<u64>) -> Result<Arc<VirgilSigner>
         raw.insert(Param::VirgilTokenTtl, ttl.to_string());
     }
     virgil_signer(&Reader {
+        raw: &raw,
+        describe: &|p: Param| p.env_var().to_owned(),
+    })
+}
+
+/// Twilio's SMS settings from `TWILIO_*` alone (local mode uses them when set).
+pub fn sms_settings_from_env() -> Result<Option<SmsSettings>> {
+    let raw: RawParams = Param::ALL
+        .into_iter()
+        .filter(|p| p.in_section(Section::Sms))
+        .filter_map(|p| std::env::var(p.env_var()).ok().map(|v| (p, v)))
+        .collect();
+    SmsSettings::from_raw(&Reader {
         raw: &raw,
         describe: &|p: Param| p.env_var().to_owned(),
     })
@@ -455,6 +493,33 @@ impl SendGridSettings {
             api_key: SecretString::from(api_key),
             domain,
             api_base_url,
+        }))
+    }
+}
+
+impl SmsSettings {
+    /// Both services, or neither (`None`); with them, the account and its API key.
+    fn from_raw(r: &Reader<'_>) -> Result<Option<Self>> {
+        let verify = r.optional(Param::VerifyServiceSid);
+        let messaging = r.optional(Param::MessagingServiceSid);
+        if verify.is_none() && messaging.is_none() {
+            return Ok(None);
+        }
+        let base = |p: Param, default: &str| {
+            let value = r.optional(p).unwrap_or_else(|| default.to_owned());
+            r.url(p, &value)
+        };
+        Ok(Some(SmsSettings {
+            account_sid: r.sid(Param::AccountSid, "AC")?,
+            api_key_sid: r.sid(Param::ApiKey, "SK")?,
+            api_secret: SecretString::from(r.required(Param::ApiSecret)?.to_owned()),
+            verify_service_sid: r.sid(Param::VerifyServiceSid, "VA")?,
+            messaging_service_sid: r.sid(Param::MessagingServiceSid, "MG")?,
+            verify_api_base_url: base(Param::VerifyApiBaseUrl, DEFAULT_VERIFY_API_BASE_URL)?,
+            messaging_api_base_url: base(
+                Param::MessagingApiBaseUrl,
+                DEFAULT_MESSAGING_API_BASE_URL,
+            )?,
         }))
     }
 }

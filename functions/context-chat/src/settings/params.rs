@@ -39,10 +39,16 @@ pub enum Param {
     /// The Virgil app key: base64 PKCS#8 Ed25519, as Virgil prints it (PEM accepted).
     VirgilAppKey,
     VirgilTokenTtl,
+    /// Twilio Verify v2 service (`VA…`): phone verification codes.
+    VerifyServiceSid,
+    /// The Messaging Service (`MG…`) notifications by text go out through.
+    MessagingServiceSid,
+    VerifyApiBaseUrl,
+    MessagingApiBaseUrl,
 }
 
 impl Param {
-    pub const ALL: [Param; 26] = [
+    pub const ALL: [Param; 30] = [
         Param::AccountSid,
         Param::ApiKey,
         Param::ApiSecret,
@@ -69,6 +75,10 @@ impl Param {
         Param::VirgilAppKeyId,
         Param::VirgilAppKey,
         Param::VirgilTokenTtl,
+        Param::VerifyServiceSid,
+        Param::MessagingServiceSid,
+        Param::VerifyApiBaseUrl,
+        Param::MessagingApiBaseUrl,
     ];
 
     /// The name below `/STACK/`.
@@ -100,6 +110,10 @@ impl Param {
             Param::VirgilAppKeyId => "virgil/appKeyId",
             Param::VirgilAppKey => "virgil/appKey",
             Param::VirgilTokenTtl => "virgil/tokenTTL",
+            Param::VerifyServiceSid => "twilio/verifyServiceSID",
+            Param::MessagingServiceSid => "twilio/messagingServiceSID",
+            Param::VerifyApiBaseUrl => "twilio/verifyApiBaseURL",
+            Param::MessagingApiBaseUrl => "twilio/messagingApiBaseURL",
         }
     }
 
@@ -134,6 +148,10 @@ impl Param {
             Param::VirgilAppKeyId => "VIRGIL_APP_KEY_ID",
             Param::VirgilAppKey => "VIRGIL_APP_KEY",
             Param::VirgilTokenTtl => "VIRGIL_TOKEN_TTL",
+            Param::VerifyServiceSid => "TWILIO_VERIFY_SERVICE_SID",
+            Param::MessagingServiceSid => "TWILIO_MESSAGING_SERVICE_SID",
+            Param::VerifyApiBaseUrl => "TWILIO_VERIFY_API_BASE_URL",
+            Param::MessagingApiBaseUrl => "TWILIO_MESSAGING_API_BASE_URL",
         }
     }
 
@@ -152,7 +170,13 @@ impl Param {
 
     /// Where an environment variable wins over SSM: it points one process at a stand-in.
     pub fn env_overrides_ssm(self) -> bool {
-        matches!(self, Param::ApiBaseUrl | Param::SendGridApiBaseUrl)
+        matches!(
+            self,
+            Param::ApiBaseUrl
+                | Param::SendGridApiBaseUrl
+                | Param::VerifyApiBaseUrl
+                | Param::MessagingApiBaseUrl
+        )
     }
 
     pub fn from_ssm_suffix(suffix: &str) -> Option<Param> {
@@ -183,7 +207,19 @@ impl Param {
             | Param::VirgilAppKeyId
             | Param::VirgilAppKey
             | Param::VirgilTokenTtl => Section::Virgil,
+            Param::VerifyServiceSid
+            | Param::MessagingServiceSid
+            | Param::VerifyApiBaseUrl
+            | Param::MessagingApiBaseUrl => Section::Sms,
         }
+    }
+
+    /// Whether a process reading `section` reads this parameter: its own section's, and the
+    /// account and API key for text messages, which Verify and Messages are called with.
+    pub fn in_section(self, section: Section) -> bool {
+        self.section() == section
+            || (section == Section::Sms
+                && matches!(self, Param::AccountSid | Param::ApiKey | Param::ApiSecret))
     }
 }
 
@@ -206,6 +242,8 @@ pub enum Section {
     Ledger,
     /// Virgil E3Kit JWTs: the application and its app key.
     Virgil,
+    /// Text messages: the Verify and Messaging services (with the account's API key).
+    Sms,
 }
 
 /// The sections a process reads. A Lambda reads only its own, and the deployment grants it
@@ -223,7 +261,7 @@ impl Reads {
     pub fn params(self) -> impl Iterator<Item = Param> {
         Param::ALL
             .into_iter()
-            .filter(move |p| self.has(p.section()))
+            .filter(move |p| self.0.iter().any(|s| p.in_section(*s)))
     }
 }
 
@@ -236,18 +274,20 @@ pub mod reads {
     pub const VERIFY_TOKEN: Reads = Reads(&[Chat]);
     /// `createChatToken`, `issueChatToken`, `createVirgilToken`, and the REST token routes.
     pub const CREATE_CHAT_TOKEN: Reads = Reads(&[Twilio, Chat, Ledger, Virgil]);
-    pub const ENABLE_CHANNEL_NOTIFICATIONS: Reads = Reads(&[Chat, Links, SendGrid]);
-    pub const VERIFY_EMAIL: Reads = Reads(&[Chat, Links]);
+    /// `enableChannelNotifications` and `enableChannelSmsNotifications`.
+    pub const ENABLE_CHANNEL_NOTIFICATIONS: Reads = Reads(&[Chat, Links, SendGrid, Sms]);
+    /// `verifyEmail` and `verifyPhone`.
+    pub const VERIFY_EMAIL: Reads = Reads(&[Chat, Links, Sms]);
     /// Webhook signatures, and unsubscribe links (answered where the webhook is).
     pub const TWILIO_WEBHOOK: Reads = Reads(&[Webhook, Links]);
-    pub const NOTIFY: Reads = Reads(&[Twilio, Links, SendGrid]);
+    pub const NOTIFY: Reads = Reads(&[Twilio, Links, SendGrid, Sms]);
     /// The platform API's fields: provisioning, and the platform's access tokens.
     pub const PLATFORM_API: Reads = Reads(&[Twilio, Platform]);
     /// `chatctl configure-twilio`.
-    pub const CONFIGURE_TWILIO: Reads = Reads(&[Twilio]);
+    pub const CONFIGURE_TWILIO: Reads = Reads(&[Twilio, Sms]);
     /// `chatctl serve`: every feature in one process.
     pub const EVERYTHING: Reads = Reads(&[
-        Twilio, Chat, Webhook, Links, SendGrid, Platform, Ledger, Virgil,
+        Twilio, Chat, Webhook, Links, SendGrid, Platform, Ledger, Virgil, Sms,
     ]);
 
     /// The Lambdas that read settings, by crate name: the deployment grants each exactly

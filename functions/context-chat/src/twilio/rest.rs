@@ -144,10 +144,11 @@ impl Form {
     }
 }
 
-/// One Conversation Service's REST API, with one account's API key.
+/// One Twilio REST resource tree (a Conversation Service, a Verify Service, an account's
+/// Messages), with one account's API key.
 pub struct RestClient {
     http: reqwest::Client,
-    /// `{base}/v1/Services/{IS…}/`
+    /// Where the resources are, ending in `/`: `{base}/v1/Services/{IS…}/` for Conversations.
     service_url: Url,
     authorization: HeaderValue,
     policy: RetryPolicy,
@@ -163,11 +164,28 @@ impl RestClient {
         api_secret: &SecretString,
         policy: RetryPolicy,
     ) -> Self {
+        Self::below(
+            http,
+            base_url,
+            &["v1", "Services", chat_service_sid],
+            api_key_sid,
+            api_secret,
+            policy,
+        )
+    }
+
+    /// The resources below `base_url` + `segments` (each one path segment, encoded).
+    pub fn below(
+        http: reqwest::Client,
+        base_url: &Url,
+        segments: &[&str],
+        api_key_sid: &str,
+        api_secret: &SecretString,
+        policy: RetryPolicy,
+    ) -> Self {
         let mut service_url = base_url.clone();
-        if let Ok(mut segments) = service_url.path_segments_mut() {
-            segments
-                .pop_if_empty()
-                .extend(["v1", "Services", chat_service_sid, ""]);
+        if let Ok(mut path) = service_url.path_segments_mut() {
+            path.pop_if_empty().extend(segments).push("");
         }
         let credentials = STANDARD.encode(format!("{api_key_sid}:{}", api_secret.expose_secret()));
         let mut authorization = HeaderValue::from_str(&format!("Basic {credentials}"))
@@ -393,7 +411,10 @@ impl RestClient {
                 }),
                 attempts: 0,
             },
-            retryable: status == 429 || status >= 500,
+            // Verify's 429s (60202, 60203) are its rules, final: trying again only counts
+            // against the number.
+            retryable: (status == 429 && !code.is_some_and(|c| (60000..61000).contains(&c)))
+                || status >= 500,
             retry_after,
         })
     }

@@ -1,0 +1,342 @@
+//! Verified phone numbers, per identity, and our own limits on verification codes, counted
+//! in the store where every process sees them (`adr/016-sms.md`): at most
+//! [`MAX_WAITING_NUMBERS`] numbers waiting for their code at once, and [`MAX_SENDS_PER_DAY`]
+//! codes a day, per identity. Verify's per-number rules come on top.
+//!
+//! A number verified by one identity is not verified for another: the record is per
+//! (number, identity), kept under the number so that a STOP finds every identity that has it.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::address::{Address, PhoneNumber};
+use super::sms::CODE_TTL_SECS;
+use super::store::{self, CONFIRMATION_PREFIX, Key, SmsSubscription, Store, phone_partition};
+use crate::context_token::now_unix;
+use crate::error::{ChatError, ErrorKind, Result};
+
+/// Numbers one identity may have waiting for their code at once.
+pub const MAX_WAITING_NUMBERS: usize = 2;
+/// Verification codes one identity may have sent in one (UTC) day.
+pub const MAX_SENDS_PER_DAY: u32 = 5;
+const DAY_SECS: u64 = 24 * 3600;
+
+/// One identity's verification of one number, and the contexts it subscribed with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhoneRecord {
+    pub phone: PhoneNumber,
+    pub identity: String,
+    pub verified: bool,
+    #[serde(default)]
+    pub verified_at: Option<u64>,
+    /// Where this identity subscribed the number: what a STOP ends.
+    #[serde(default)]
+    pub contexts: Vec<String>,
+}
+
+/// One identity's codes: how many went out on `day`, and which numbers wait.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhoneSenderLog {
+    /// Unix days.
+    pub day: u64,
+    pub sends: u32,
+    pub waiting: Vec<WaitingNumber>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitingNumber {
+    pub phone: PhoneNumber,
+    /// When its code expires: it stops counting then.
+    pub until: u64,
+}
+
+/// Admits one more code for `phone`, or says which limit stops it. Pure, for the store's
+/// optimistic update.
+pub fn admit(
+    current: Option<&PhoneSenderLog>,
+    phone: &PhoneNumber,
+    now: u64,
+) -> Result<PhoneSenderLog> {
+    let today = now / DAY_SECS;
+    let mut next = current.cloned().unwrap_or_default();
+    if next.day != today {
+        next.day = today;
+        next.sends = 0;
+    }
+    next.waiting.retain(|w| w.until > now);
+    if next.sends >= MAX_SENDS_PER_DAY {
+        return Err(ChatError::new(
+            ErrorKind::TooManyRequests,
+            format!(
+                "At most {MAX_SENDS_PER_DAY} verification codes a day are sent for one user: try again tomorrow (UTC)."
+            ),
+        ));
+    }
+    let waits_already = next.waiting.iter().any(|w| w.phone == *phone);
+    if !waits_already && next.waiting.len() >= MAX_WAITING_NUMBERS {
+        return Err(ChatError::new(
+            ErrorKind::TooManyRequests,
+            format!(
+                "At most {MAX_WAITING_NUMBERS} numbers may wait for their code at once: enter a code you received, or try again in 10 minutes."
+            ),
+        ));
+    }
+    next.sends += 1;
+    next.waiting.retain(|w| w.phone != *phone);
+    next.waiting.push(WaitingNumber {
+        phone: phone.clone(),
+        until: now + CODE_TTL_SECS,
+    });
+    Ok(next)
+}
+
+pub struct Phones {
+    store: Arc<dyn Store>,
+}
+
+impl Phones {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    fn key(phone: &PhoneNumber, identity: &str) -> Key {
+        Key::Phone {
+            phone: phone.clone(),
+            identity: identity.to_owned(),
+        }
+    }
+
+    pub async fn record(&self, phone: &PhoneNumber, identity: &str) -> Result<Option<PhoneRecord>> {
+        Ok(
+            store::read::<PhoneRecord>(self.store(), &Self::key(phone, identity))
+                .await?
+                .map(|d| d.value),
+        )
+    }
+
+    pub async fn is_verified(&self, phone: &PhoneNumber, identity: &str) -> Result<bool> {
+        Ok(self
+            .record(phone, identity)
+            .await?
+            .is_some_and(|r| r.verified))
+    }
+
+    /// Counts one code for `identity` before it is sent; the previous log comes back so
+    /// that [`Phones::release`] can undo it when Verify refuses the send.
+    pub async fn admit(
+        &self,
+        identity: &str,
+        phone: &PhoneNumber,
+    ) -> Result<Option<PhoneSenderLog>> {
+        let now = now_unix();
+        store::update(
+            self.store(),
+            &Key::PhoneSender(identity.to_owned()),
+            |current: Option<&PhoneSenderLog>| {
+                let next = admit(current, phone, now)?;
+                Ok((Some((next, Some(now + DAY_SECS))), current.cloned()))
+            },
+        )
+        .await
+    }
+
+    /// Gives back the code [`Phones::admit`] counted: Verify refused to send it.
+    pub async fn release(
+        &self,
+        identity: &str,
+        phone: &PhoneNumber,
+        previous: Option<PhoneSenderLog>,
+    ) {
+        let now = now_unix();
+        let undone = store::update(
+            self.store(),
+            &Key::PhoneSender(identity.to_owned()),
+            |current: Option<&PhoneSenderLog>| {
+                let Some(current) = current else {
+                    return Ok((None, ()));
+                };
+                let mut next = current.clone();
+                next.sends = next.sends.saturating_sub(1);
+                let waited = previous
+                    .as_ref()
+                    .and_then(|p| p.waiting.iter().find(|w| w.phone == *phone).cloned());
+                next.waiting.retain(|w| w.phone != *phone);
+                next.waiting.extend(waited);
+                Ok((Some((next, Some(now + DAY_SECS))), ()))
+            },
+        )
+        .await;
+        if let Err(err) = undone {
+            tracing::warn!(identity, error = %err, "a refused code could not be given back to the user's allowance");
+        }
+    }
+
+    /// Records that a code went to `phone` for `identity`, subscribing `context`; an
+    /// unverified record is forgotten a day after its code expires.
+    pub async fn code_sent(
+        &self,
+        phone: &PhoneNumber,
+        identity: &str,
+        context: &str,
+    ) -> Result<()> {
+        let now = now_unix();
+        store::update(
+            self.store(),
+            &Self::key(phone, identity),
+            |current: Option<&PhoneRecord>| {
+                let mut next = current.cloned().unwrap_or_else(|| PhoneRecord {
+                    phone: phone.clone(),
+                    identity: identity.to_owned(),
+                    verified: false,
+                    verified_at: None,
+                    contexts: Vec::new(),
+                });
+                add_context(&mut next.contexts, context);
+                let expires = (!next.verified).then_some(now + CODE_TTL_SECS + DAY_SECS);
+                Ok((Some((next, expires)), ()))
+            },
+        )
+        .await
+    }
+
+    /// Adds `context` to a verified number's subscriptions.
+    pub async fn subscribed(
+        &self,
+        phone: &PhoneNumber,
+        identity: &str,
+        context: &str,
+    ) -> Result<()> {
+        store::update(
+            self.store(),
+            &Self::key(phone, identity),
+            |current: Option<&PhoneRecord>| {
+                let Some(current) = current.filter(|r| !r.contexts.iter().any(|c| c == context))
+                else {
+                    return Ok((None, ()));
+                };
+                let mut next = current.clone();
+                add_context(&mut next.contexts, context);
+                Ok((Some((next, None)), ()))
+            },
+        )
+        .await
+    }
+
+    /// Verify approved the code: the number is `identity`'s, and waits no more.
+    pub async fn verified(&self, phone: &PhoneNumber, identity: &str) -> Result<()> {
+        let now = now_unix();
+        store::update(
+            self.store(),
+            &Self::key(phone, identity),
+            |current: Option<&PhoneRecord>| {
+                let mut next = current.cloned().unwrap_or_else(|| PhoneRecord {
+                    phone: phone.clone(),
+                    identity: identity.to_owned(),
+                    verified: false,
+                    verified_at: None,
+                    contexts: Vec::new(),
+                });
+                next.verified = true;
+                next.verified_at = Some(now);
+                Ok((Some((next, None)), ()))
+            },
+        )
+        .await?;
+        store::update(
+            self.store(),
+            &Key::PhoneSender(identity.to_owned()),
+            |current: Option<&PhoneSenderLog>| {
+                let Some(current) = current else {
+                    return Ok((None, ()));
+                };
+                let mut next = current.clone();
+                next.waiting.retain(|w| w.phone != *phone);
+                Ok((Some((next, Some(now + DAY_SECS))), ()))
+            },
+        )
+        .await
+    }
+
+    /// The number's owner replied STOP: every identity's record of it ends, with the text
+    /// subscriptions and digests made with it. Answers how many subscriptions ended.
+    pub async fn stopped(&self, phone: &PhoneNumber) -> Result<usize> {
+        let store = self.store();
+        let records: Vec<PhoneRecord> = store
+            .query(&phone_partition(phone), CONFIRMATION_PREFIX)
+            .await?
+            .into_iter()
+            .filter_map(|doc| serde_json::from_value(Value::Object(doc.fields)).ok())
+            .collect();
+        let mut ended = 0;
+        for record in &records {
+            for context in &record.contexts {
+                let key = Key::SmsSubscription {
+                    context: context.clone(),
+                    identity: record.identity.clone(),
+                };
+                if let Some(s) = store::read::<SmsSubscription>(store, &key).await?
+                    && s.value.phone == *phone
+                {
+                    store.delete(&key).await?;
+                    ended += 1;
+                }
+                store
+                    .delete(&Key::Digest {
+                        context: context.clone(),
+                        address: Address::Phone(phone.clone()),
+                    })
+                    .await?;
+            }
+            store.delete(&Self::key(phone, &record.identity)).await?;
+        }
+        Ok(ended)
+    }
+}
+
+fn add_context(contexts: &mut Vec<String>, context: &str) {
+    if !contexts.iter().any(|c| c == context) {
+        contexts.push(context.to_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phone(n: u32) -> PhoneNumber {
+        PhoneNumber::parse(&format!("+1415555{n:04}")).unwrap()
+    }
+
+    #[test]
+    fn two_numbers_wait_at_once_and_five_codes_a_day() {
+        let now = 100 * DAY_SECS + 10;
+        let log = admit(None, &phone(1), now).unwrap();
+        let log = admit(Some(&log), &phone(2), now).unwrap();
+        let err = admit(Some(&log), &phone(3), now).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::TooManyRequests);
+        // The same number again is no new number.
+        let log = admit(Some(&log), &phone(1), now + 1).unwrap();
+        assert_eq!(log.sends, 3);
+        // A number whose code expired waits no more.
+        let later = now + CODE_TTL_SECS + 1;
+        let log = admit(Some(&log), &phone(3), later).unwrap();
+        let log = admit(Some(&log), &phone(3), later).unwrap();
+        assert_eq!(log.sends, 5);
+        assert_eq!(
+            admit(Some(&log), &phone(3), later).unwrap_err().kind,
+            ErrorKind::TooManyRequests
+        );
+        // A new day, a new allowance.
+        let log = admit(Some(&log), &phone(3), 101 * DAY_SECS).unwrap();
+        assert_eq!(log.sends, 1);
+    }
+}
