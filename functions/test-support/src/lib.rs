@@ -8,6 +8,7 @@ pub mod moto;
 pub mod prism;
 pub mod proxy;
 pub mod sendgrid;
+pub mod sms;
 pub mod twilio;
 pub mod webhooks;
 
@@ -26,6 +27,7 @@ pub use moto::{
 };
 pub use proxy::CountingProxy;
 pub use sendgrid::{SENDGRID_API_KEY, SENDGRID_DOMAIN, SendGridStandIn, SentEmail};
+pub use sms::{SentSms, SmsStandIn};
 pub use twilio::{API_SECRET, Fault, TwilioStandIn};
 pub use webhooks::{AUTH_TOKEN, form_body, on_message_added, on_message_added_at, sign_form};
 

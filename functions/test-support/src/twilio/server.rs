@@ -11,7 +11,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::response::Response;
 use percent_encoding::percent_decode_str;
-use serde_json::Value;
 
 use super::fault::Fault;
 use super::state::ServiceState;
@@ -139,43 +138,7 @@ impl Inner {
         body: &Bytes,
     ) -> Option<String> {
         let prism_url = self.prism_url.as_ref()?;
-        let url = format!(
-            "{}{}",
-            prism_url,
-            uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
-        );
-        let mut request = self.http.request(method.clone(), url).body(body.to_vec());
-        for name in [header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT] {
-            if let Some(value) = headers.get(&name) {
-                request = request.header(name, value.clone());
-            }
-        }
-        let response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => return Some(format!("Prism could not be asked: {e}")),
-        };
-        let status = response.status().as_u16();
-        if status < 400 {
-            return None;
-        }
-        let detail: Value = response.json().await.unwrap_or(Value::Null);
-        let messages: Vec<String> = detail["validation"]
-            .as_array()
-            .map(|v| {
-                v.iter()
-                    .map(|e| format!("{} {}", e["location"], e["message"].as_str().unwrap_or("")))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Some(format!(
-            "Prism {status}: {} {}",
-            detail["title"].as_str().unwrap_or(""),
-            if messages.is_empty() {
-                detail["detail"].as_str().unwrap_or("").to_owned()
-            } else {
-                messages.join("; ")
-            }
-        ))
+        crate::prism::check(&self.http, prism_url, method, uri, headers, body).await
     }
 
     fn take_fault(&self, method: &Method, path: &str) -> Option<Fault> {

@@ -9,4 +9,5 @@ mod notifications;
 mod platform;
 mod put_params;
 mod serve;
+mod sms;
 mod virgil;

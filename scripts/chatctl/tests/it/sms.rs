@@ -1,0 +1,469 @@
+//! Text messages on `chatctl serve`: numbers verified through Twilio Verify (the stateful
+//! stand-in, every request checked by Prism), notifications through the Messages resource,
+//! STOP; local mode's embedded Verify and outbox; and every refusal changing nothing.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use context_chat::notifications::sqlite_store::SqliteStore;
+use context_chat::notifications::{Key, PhoneNumber, Store};
+use serde_json::{Value, json};
+use test_support::sms::{FRAUD_BLOCKED, GEO_BLOCKED, LANDLINE};
+use test_support::{
+    AUTH_TOKEN, Issuer, SmsStandIn, TestKey, TwilioStandIn, claims, form_body, jwks,
+    on_message_added, sign_form,
+};
+
+use crate::common::{Server, call, error_type, serve, temp_dir};
+
+const SUBSCRIBE: &str = "mutation S($channel: ID!, $phone: String!, $token: ID!) { \
+    enableChannelSmsNotifications(channel: $channel, phone: $phone, token: $token) { phoneVerified } }";
+const VERIFY: &str = "mutation V($phone: String!, $code: String!, $token: ID!) { \
+    verifyPhone(phone: $phone, code: $code, token: $token) }";
+
+async fn subscribe(server: &Server, context: &str, phone: &str, token: &str) -> Value {
+    let (status, body) = call(
+        server,
+        SUBSCRIBE,
+        json!({"channel": context, "phone": phone, "token": token}),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    body
+}
+
+async fn verify(server: &Server, phone: &str, code: &str, token: &str) -> Value {
+    let (status, body) = call(
+        server,
+        VERIFY,
+        json!({"phone": phone, "code": code, "token": token}),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    body
+}
+
+fn phone_verified(body: &Value) -> bool {
+    body["data"]["enableChannelSmsNotifications"]["phoneVerified"]
+        .as_bool()
+        .unwrap_or_else(|| panic!("{body}"))
+}
+
+fn sms_subscription(context: &str, identity: &str) -> Key {
+    Key::SmsSubscription {
+        context: context.into(),
+        identity: identity.into(),
+    }
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+struct Deployment {
+    key: TestKey,
+    twilio: TwilioStandIn,
+    sms: SmsStandIn,
+    server: Server,
+    data: std::path::PathBuf,
+    _issuer: Issuer,
+}
+
+impl Deployment {
+    async fn start(name: &str) -> Self {
+        let key = TestKey::es256("k1");
+        let issuer = Issuer::start(jwks(&[&key])).await;
+        let twilio = TwilioStandIn::start().await;
+        let sms = SmsStandIn::start().await;
+        let mut env = twilio.env();
+        env.extend(sms.env());
+        env.extend([
+            ("CHAT_JWKS_URL", issuer.url()),
+            ("TWILIO_AUTH_TOKEN", AUTH_TOKEN.to_owned()),
+        ]);
+        let data = temp_dir(name);
+        let server = serve(&data, &env);
+        Self {
+            key,
+            twilio,
+            sms,
+            server,
+            data,
+            _issuer: issuer,
+        }
+    }
+
+    /// A context token for `who`, and their Twilio user made by provisioning.
+    async fn member(&self, who: &str, contexts: &[&str]) -> String {
+        let token = self.key.token(&claims(who, contexts));
+        let (_, body) = call(
+            &self.server,
+            "mutation C($t: ID!) { createChatToken(deviceId: \"d\", token: $t) }",
+            json!({"t": token}),
+            None,
+            None,
+        )
+        .await;
+        assert!(body["data"]["createChatToken"].is_string(), "{body}");
+        token
+    }
+
+    async fn subscribed_and_verified(&self, context: &str, phone: &str, token: &str) {
+        assert!(!phone_verified(
+            &subscribe(&self.server, context, phone, token).await
+        ));
+        let code = self.sms.last_code(phone).expect("a code was texted");
+        let body = verify(&self.server, phone, &code, token).await;
+        assert_eq!(body["data"]["verifyPhone"], true, "{body}");
+    }
+
+    async fn webhook(&self, context: &str, message_sid: &str, author: &str, body: &str) {
+        let url = format!("{}/twilio/webhook", self.server.base);
+        let conversation = self.twilio.conversation_sid(context).unwrap();
+        let params = on_message_added(&conversation, message_sid, author, body);
+        let status = reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", sign_form(AUTH_TOKEN, &url, &params))
+            .body(form_body(&params))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
+
+    fn store(&self) -> SqliteStore {
+        SqliteStore::open(&self.data).unwrap()
+    }
+}
+
+const ALEX: &str = "+14155550101";
+const SAM: &str = "+14155550102";
+
+#[tokio::test]
+async fn subscribe_verify_and_one_text_for_the_offline_member_until_stop() {
+    let d = Deployment::start("serve-sms").await;
+    let alex = d.member("alex", &["general", "random"]).await;
+    let sam = d.member("sam", &["general", "random"]).await;
+    let kim = d.member("kim", &["general"]).await;
+
+    // Refused before Twilio is asked: a malformed number, a context the token lacks.
+    let body = subscribe(&d.server, "general", "+1 415 555 01OI", &alex).await;
+    assert_eq!(error_type(&body), "BadRequest", "{body}");
+    let body = subscribe(&d.server, "elsewhere", ALEX, &alex).await;
+    assert_eq!(error_type(&body), "AccessDenied", "{body}");
+    assert!(d.sms.requests().is_empty(), "{:?}", d.sms.requests());
+
+    // Spaces and dashes are normalised; a wrong code is false, the right one binds.
+    let body = subscribe(&d.server, "general", "+1 415-555-0101", &alex).await;
+    assert!(!phone_verified(&body), "{body}");
+    assert_eq!(d.sms.codes_sent(ALEX), 1);
+    let code = d.sms.last_code(ALEX).unwrap();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let body = verify(&d.server, ALEX, wrong, &alex).await;
+    assert_eq!(body["data"]["verifyPhone"], false, "{body}");
+    let body = verify(&d.server, ALEX, &code, &alex).await;
+    assert_eq!(body["data"]["verifyPhone"], true, "{body}");
+    // Verified: another context subscribes at once, without a code.
+    assert!(phone_verified(
+        &subscribe(&d.server, "random", ALEX, &alex).await
+    ));
+    assert_eq!(d.sms.codes_sent(ALEX), 1);
+
+    // A number verified by alex is not verified for kim: kim gets no say with alex's code.
+    assert!(!phone_verified(
+        &subscribe(&d.server, "general", ALEX, &kim).await
+    ));
+    let body = verify(&d.server, ALEX, &code, &kim).await;
+    assert_eq!(body["data"]["verifyPhone"], false, "{body}");
+    let body = verify(&d.server, SAM, "123456", &kim).await;
+    assert_eq!(error_type(&body), "BadRequest", "no code asked for: {body}");
+
+    d.subscribed_and_verified("general", SAM, &sam).await;
+
+    // sam writes: exactly one text, to alex (kim's number is not verified; sam wrote it).
+    d.webhook(
+        "general",
+        "IM00000000000000000000000000000001",
+        "sam",
+        "Truck leaves at 6.",
+    )
+    .await;
+    wait_for("a text", || !d.sms.sent().is_empty()).await;
+    // A second message in the window folds; nothing more is sent.
+    d.webhook(
+        "general",
+        "IM00000000000000000000000000000002",
+        "sam",
+        "Bring water.",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let sent = d.sms.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].to, ALEX);
+    assert_eq!(
+        sent[0].messaging_service_sid,
+        test_support::sms::MESSAGING_SERVICE_SID
+    );
+    assert_eq!(
+        sent[0].body,
+        "sam in \"general\": Truck leaves at 6.\nReply STOP to stop"
+    );
+
+    // alex replies STOP: the next text is refused with 21610, and every text subscription
+    // of the number ends (both contexts), with its verification.
+    d.sms.reply_stop(ALEX);
+    let store = d.store();
+    assert!(
+        store
+            .get(&sms_subscription("general", "alex"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    d.webhook(
+        "random",
+        "IM00000000000000000000000000000003",
+        "sam",
+        "Hello",
+    )
+    .await;
+    let phone = PhoneNumber::parse(ALEX).unwrap();
+    let record = Key::Phone {
+        phone: phone.clone(),
+        identity: "alex".into(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while store.get(&record).await.unwrap().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the STOP did not end the subscriptions"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for context in ["general", "random"] {
+        assert!(
+            store
+                .get(&sms_subscription(context, "alex"))
+                .await
+                .unwrap()
+                .is_none(),
+            "{context}"
+        );
+    }
+    assert!(
+        store
+            .get(&sms_subscription("general", "sam"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(d.sms.sent().len(), 1);
+
+    // No phone number in the server's log.
+    let log = std::fs::read_to_string(d.data.join("server.log")).unwrap();
+    for number in [ALEX, SAM, "4155550101", "4155550102"] {
+        assert!(!log.contains(number), "{number} in the log");
+    }
+}
+
+#[tokio::test]
+async fn verifys_refusals_are_clear_errors_and_change_nothing() {
+    let d = Deployment::start("serve-sms-refusals").await;
+    let alex = d.member("alex", &["general"]).await;
+    let sam = d.member("sam", &["general"]).await;
+
+    for (number, expected) in [
+        (LANDLINE, "BadRequest"),
+        (FRAUD_BLOCKED, "AccessDenied"),
+        (GEO_BLOCKED, "AccessDenied"),
+    ] {
+        let body = subscribe(&d.server, "general", number, &alex).await;
+        assert_eq!(error_type(&body), expected, "{number}: {body}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(!message.contains(&number[1..]), "the number in {message:?}");
+    }
+    // Nothing stored, nothing counted: no subscription, and alex may still have two
+    // numbers waiting and five codes today.
+    let store = d.store();
+    assert!(
+        store
+            .get(&sms_subscription("general", "alex"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!phone_verified(
+        &subscribe(&d.server, "general", ALEX, &alex).await
+    ));
+    assert!(!phone_verified(
+        &subscribe(&d.server, "general", SAM, &alex).await
+    ));
+    // Our own limits: a third number waiting is refused, before Twilio.
+    let asked = d.sms.requests().len();
+    let body = subscribe(&d.server, "general", "+14155550103", &alex).await;
+    assert_eq!(error_type(&body), "TooManyRequests", "{body}");
+    assert_eq!(d.sms.requests().len(), asked);
+    let stored = store
+        .get(&sms_subscription("general", "alex"))
+        .await
+        .unwrap();
+    // Still the last accepted number.
+    assert_eq!(stored.unwrap().fields["phone"], SAM);
+    // Three more codes to numbers already waiting; the sixth code of the day is refused.
+    for _ in 0..3 {
+        subscribe(&d.server, "general", ALEX, &alex).await;
+    }
+    let body = subscribe(&d.server, "general", ALEX, &alex).await;
+    assert_eq!(error_type(&body), "TooManyRequests", "{body}");
+    assert_eq!(d.sms.codes_sent(ALEX) + d.sms.codes_sent(SAM), 5);
+
+    // Verify's own rules: five wrong checks end the code (60202).
+    for _ in 0..5 {
+        let body = verify(&d.server, SAM, "000001", &alex).await;
+        assert_eq!(body["data"]["verifyPhone"], false, "{body}");
+    }
+    let body = verify(&d.server, SAM, "000001", &alex).await;
+    assert_eq!(error_type(&body), "TooManyRequests", "{body}");
+    // Expired after ten minutes (404/20404).
+    d.sms.expire_verifications();
+    let code = d.sms.last_code(ALEX).unwrap();
+    let body = verify(&d.server, ALEX, &code, &alex).await;
+    assert_eq!(error_type(&body), "BadRequest", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{body}"
+    );
+
+    // Too many sends to one number (60203): sam's allowance is given back.
+    for _ in 0..5 {
+        assert!(!phone_verified(
+            &subscribe(&d.server, "general", "+14155550104", &sam).await
+        ));
+    }
+    let kim = d.member("kim", &["general"]).await;
+    let body = subscribe(&d.server, "general", "+14155550104", &kim).await;
+    assert_eq!(error_type(&body), "TooManyRequests", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("sent to this number"),
+        "{body}"
+    );
+    assert!(
+        store
+            .get(&sms_subscription("general", "kim"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Kim's refused number does not wait: two others may.
+    assert!(!phone_verified(
+        &subscribe(&d.server, "general", "+14155550105", &kim).await
+    ));
+    assert!(!phone_verified(
+        &subscribe(&d.server, "general", "+14155550106", &kim).await
+    ));
+}
+
+#[tokio::test]
+async fn local_mode_verifies_through_the_outbox() {
+    let data = temp_dir("serve-sms-local");
+    let server = serve(&data, &[]);
+    let token = server.token.clone().unwrap();
+    assert!(
+        server
+            .banner
+            .iter()
+            .any(|l| l.starts_with("SMS: an embedded Verify")),
+        "{:?}",
+        server.banner
+    );
+    assert!(!phone_verified(
+        &subscribe(&server, "general", ALEX, &token).await
+    ));
+    let texts = outbox_sms(&data, ALEX);
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    let code = texts[0].rsplit(' ').next().unwrap().trim().to_owned();
+    let body = verify(&server, ALEX, "999999x", &token).await;
+    assert_eq!(error_type(&body), "BadRequest", "not digits: {body}");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    assert_eq!(
+        verify(&server, ALEX, wrong, &token).await["data"]["verifyPhone"],
+        false
+    );
+    assert_eq!(
+        verify(&server, ALEX, &code, &token).await["data"]["verifyPhone"],
+        true
+    );
+    assert!(phone_verified(
+        &subscribe(&server, "random", ALEX, &token).await
+    ));
+    let page = reqwest::get(format!("{}/outbox", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Via: SMS"), "{page}");
+}
+
+#[tokio::test]
+async fn without_the_services_sms_is_not_configured_and_email_keeps_working() {
+    let key = TestKey::es256("k1");
+    let issuer = Issuer::start(jwks(&[&key])).await;
+    let twilio = TwilioStandIn::start().await;
+    let mut env = twilio.env();
+    env.push(("CHAT_JWKS_URL", issuer.url()));
+    let data = temp_dir("serve-sms-none");
+    let server = serve(&data, &env);
+    let token = key.token(&claims("alex", &["general"]));
+    let body = subscribe(&server, "general", ALEX, &token).await;
+    assert_eq!(error_type(&body), "InternalError", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("SMS is not configured"),
+        "{body}"
+    );
+    let body = verify(&server, ALEX, "123456", &token).await;
+    assert_eq!(error_type(&body), "InternalError", "{body}");
+    let (_, body) = call(
+        &server,
+        "mutation E($t: ID!) { enableChannelNotifications(channel: \"general\", email: \"alex@example.org\", token: $t) { emailVerified } }",
+        json!({"t": token}),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        body["data"]["enableChannelNotifications"]["emailVerified"], false,
+        "{body}"
+    );
+}
+
+/// The outbox's text messages to `to`, oldest first.
+fn outbox_sms(data: &Path, to: &str) -> Vec<String> {
+    context_chat::notifications::Outbox::list(&data.join("outbox"))
+        .into_iter()
+        .filter(|(name, content)| {
+            name.ends_with(".sms") && content.starts_with(&format!("To: {to}\n"))
+        })
+        .map(|(_, content)| content)
+        .collect()
+}
