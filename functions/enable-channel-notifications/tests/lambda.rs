@@ -98,3 +98,89 @@ async fn subscribes_for_a_context_of_the_token_and_sends_a_code() {
     assert!(!logs.contains(&code), "the code is never logged");
     assert!(!logs.contains(&token));
 }
+
+#[tokio::test]
+async fn subscribes_a_phone_with_a_code_from_verify_and_stores_nothing_when_refused() {
+    let moto = Moto::start();
+    let key = TestKey::es256("k1");
+    let issuer = Issuer::start(jwks(&[&key])).await;
+    let stack = unique("enable-sms");
+    let ssm = moto.ssm().await;
+    put_settings(&ssm, &stack, &issuer.url(), test_support::API_SECRET).await;
+    put_notification_settings(&ssm, &stack).await;
+    test_support::put_sms_settings(&ssm, &stack).await;
+    let dynamodb = moto.dynamodb().await;
+    aws_ports::create_table(&dynamodb, &stack).await.unwrap();
+    let sms = test_support::SmsStandIn::start().await;
+    let emulator = Emulator::start();
+    let mut env = moto.env();
+    env.extend([
+        ("STACK_NAME", stack.clone()),
+        ("NOTIFICATIONS_TABLE", stack.clone()),
+    ]);
+    env.extend(sms.base_url_env());
+    let function = Function::start(
+        Path::new(BINARY),
+        "enable-channel-notifications",
+        &emulator,
+        &env,
+    );
+    let token = key.token(&claims("alex", &["general"]));
+    let sms_event = |phone: &str| {
+        appsync_event(
+            "Mutation",
+            "enableChannelSmsNotifications",
+            json!({"channel": "general", "phone": phone, "token": token}),
+        )
+    };
+    let items = || async {
+        dynamodb
+            .scan()
+            .table_name(&stack)
+            .send()
+            .await
+            .unwrap()
+            .items
+            .unwrap_or_default()
+            .len()
+    };
+
+    let (error_type, _) = emulator
+        .invoke("enable-channel-notifications", &sms_event("0041 79 123"))
+        .await
+        .error();
+    assert_eq!(error_type, "BadRequest");
+    assert!(sms.requests().is_empty(), "refused before Twilio");
+    let (error_type, message) = emulator
+        .invoke(
+            "enable-channel-notifications",
+            &sms_event(test_support::sms::LANDLINE),
+        )
+        .await
+        .error();
+    assert_eq!(error_type, "BadRequest");
+    assert!(message.contains("landline"), "{message}");
+    assert_eq!(
+        items().await,
+        0,
+        "nothing stored when Verify refuses the send"
+    );
+
+    let answer = emulator
+        .invoke(
+            "enable-channel-notifications",
+            &sms_event("+44 7700-900123"),
+        )
+        .await
+        .value();
+    assert_eq!(answer, json!({"phoneVerified": false}));
+    assert_eq!(sms.codes_sent("+447700900123"), 1);
+    assert_eq!(
+        items().await,
+        3,
+        "the text subscription, alex's record of the number, alex's count of codes"
+    );
+    let logs = function.output();
+    assert!(!logs.contains("7700900123"), "{logs}");
+    assert!(!logs.contains(test_support::API_SECRET), "{logs}");
+}

@@ -190,3 +190,145 @@ async fn emails_an_offline_subscriber_and_reports_failed_records() {
     assert!(logs.contains("message notified"), "{logs}");
     assert!(!logs.contains(test_support::SENDGRID_API_KEY), "{logs}");
 }
+
+/// Text messages: one for the offline subscriber, none for the author, none more in the
+/// window; Twilio's 21610 (the number replied STOP) ends the number's text subscriptions.
+#[tokio::test]
+async fn texts_an_offline_subscriber_once_and_a_stop_ends_the_numbers_subscriptions() {
+    use context_chat::notifications::PhoneNumber;
+    use context_chat::notifications::phones::Phones;
+    use context_chat::notifications::store::SmsSubscription;
+
+    let moto = Moto::start();
+    let stack = unique("notify-sms");
+    let ssm = moto.ssm().await;
+    put_settings(
+        &ssm,
+        &stack,
+        "https://issuer.example/jwks.json",
+        test_support::API_SECRET,
+    )
+    .await;
+    put_notification_settings(&ssm, &stack).await;
+    test_support::put_sms_settings(&ssm, &stack).await;
+    let dynamodb = moto.dynamodb().await;
+    aws_ports::create_table(&dynamodb, &stack).await.unwrap();
+    let (queue_url, delay_url) = moto.notify_queues(&stack).await;
+    let twilio = TwilioStandIn::start().await;
+    for context in ["general", "random"] {
+        twilio.add_conversation(context, "{}");
+        twilio.add_participant(context, "alex");
+        twilio.add_participant(context, "sam");
+    }
+    twilio.set_online("alex", Some(false));
+    twilio.set_online("sam", Some(false));
+    let sms = test_support::SmsStandIn::start().await;
+
+    // alex and sam subscribed both contexts by text and verified their numbers, as the
+    // other functions leave it.
+    let table = std::sync::Arc::new(aws_ports::DynamoStore::new(dynamodb, stack.clone()));
+    let phones = Phones::new(table.clone());
+    for (who, number) in [("alex", "+14155550101"), ("sam", "+14155550102")] {
+        let phone = PhoneNumber::parse(number).unwrap();
+        for context in ["general", "random"] {
+            phones.code_sent(&phone, who, context).await.unwrap();
+            store::write_over(
+                table.as_ref(),
+                &Key::SmsSubscription {
+                    context: context.into(),
+                    identity: who.into(),
+                },
+                &SmsSubscription {
+                    context: context.into(),
+                    identity: who.into(),
+                    phone: phone.clone(),
+                    created_at: 1,
+                },
+            )
+            .await
+            .unwrap();
+        }
+        phones.verified(&phone, who).await.unwrap();
+    }
+
+    let emulator = Emulator::start();
+    let mut env = moto.env();
+    env.extend([
+        ("STACK_NAME", stack.clone()),
+        ("NOTIFICATIONS_TABLE", stack.clone()),
+        ("NOTIFY_QUEUE_URL", queue_url),
+        ("NOTIFY_DELAY_QUEUE_URL", delay_url),
+        ("TWILIO_API_BASE_URL", twilio.base_url()),
+    ]);
+    env.extend(sms.base_url_env());
+    let function = Function::start(Path::new(BINARY), "notify", &emulator, &env);
+    let general = twilio.conversation_sid("general").unwrap();
+    let random = twilio.conversation_sid("random").unwrap();
+
+    let answer = emulator
+        .invoke(
+            "notify",
+            &sqs_event(&[
+                (
+                    "m1",
+                    message(&general, "IM00000000000000000000000000000001", "Truck at 6"),
+                ),
+                (
+                    "m2",
+                    message(
+                        &general,
+                        "IM00000000000000000000000000000002",
+                        "Bring water",
+                    ),
+                ),
+            ]),
+        )
+        .await
+        .value();
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    let sent = sms.sent();
+    assert_eq!(
+        sent.len(),
+        1,
+        "one text in the window, none for the author: {sent:?}"
+    );
+    assert_eq!(sent[0].to, "+14155550101");
+    assert_eq!(
+        sent[0].body,
+        "sam in \"general\": Truck at 6\nReply STOP to stop"
+    );
+
+    sms.reply_stop("+14155550101");
+    let answer = emulator
+        .invoke(
+            "notify",
+            &sqs_event(&[(
+                "m3",
+                message(&random, "IM00000000000000000000000000000003", "Hello"),
+            )]),
+        )
+        .await
+        .value();
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    assert_eq!(sms.sent().len(), 1);
+    for context in ["general", "random"] {
+        let alex = Key::SmsSubscription {
+            context: context.into(),
+            identity: "alex".into(),
+        };
+        assert!(table.get(&alex).await.unwrap().is_none(), "{context}");
+        let sam = Key::SmsSubscription {
+            context: context.into(),
+            identity: "sam".into(),
+        };
+        assert!(table.get(&sam).await.unwrap().is_some(), "{context}");
+    }
+    let logs = function.output();
+    assert!(logs.contains("the number replied STOP"), "{logs}");
+    assert!(!logs.contains("4155550101"), "{logs}");
+    let metrics = function.metrics(1);
+    assert!(
+        metrics.iter().any(|m| m.get("SmsStopped").is_some()),
+        "{metrics:?}"
+    );
+}

@@ -23,7 +23,7 @@ pub use keys::{TestKey, claims, early_in_a_minute, jwks, jwt_payload, legacy_jwk
 pub use lambda::{Emulator, Function, Invocation, appsync_event, http_api_event};
 pub use moto::{
     Moto, aws_env, delayed_count, drain_queue, put_notification_settings, put_parameter,
-    put_settings, ssm_client,
+    put_settings, put_sms_settings, ssm_client,
 };
 pub use proxy::CountingProxy;
 pub use sendgrid::{SENDGRID_API_KEY, SENDGRID_DOMAIN, SendGridStandIn, SentEmail};

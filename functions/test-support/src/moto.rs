@@ -189,6 +189,20 @@ pub async fn put_settings(
     }
 }
 
+/// Puts the SMS services (the SMS stand-in's), as `chatctl put-params` does; the account
+/// and API key are [`put_settings`]'s.
+pub async fn put_sms_settings(ssm: &aws_sdk_ssm::Client, stack: &str) {
+    for (name, value) in [
+        ("twilio/verifyServiceSID", crate::sms::VERIFY_SERVICE_SID),
+        (
+            "twilio/messagingServiceSID",
+            crate::sms::MESSAGING_SERVICE_SID,
+        ),
+    ] {
+        put_parameter(ssm, &format!("/{stack}/{name}"), value, false).await;
+    }
+}
+
 /// Puts what the notification functions need besides [`put_settings`], as `chatctl
 /// put-params` does: the webhook's auth token and the link secret (SecureStrings), and
 /// SendGrid's key (SecureString) and domain.

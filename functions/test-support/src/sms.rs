@@ -133,6 +133,11 @@ impl SmsStandIn {
         ]
     }
 
+    /// Only the base URLs (a Lambda reads the service SIDs from SSM: [`crate::put_sms_settings`]).
+    pub fn base_url_env(&self) -> Vec<(&'static str, String)> {
+        self.env().split_off(2)
+    }
+
     /// The last code texted to `to`, as its owner would read it.
     pub fn last_code(&self, to: &str) -> Option<String> {
         let state = self.inner.state.lock().unwrap();

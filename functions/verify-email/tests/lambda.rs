@@ -148,3 +148,93 @@ async fn item_13_without_a_link_secret_it_says_not_configured_without_naming_the
         "{message}"
     );
 }
+
+/// verifyPhone on the same function: Verify checks the code (the SMS stand-in), only for
+/// the identity that asked for it, and the number is then verified for that identity.
+#[tokio::test]
+async fn verify_phone_checks_the_code_with_verify_for_the_identity_that_asked() {
+    use context_chat::notifications::PhoneNumber;
+    use context_chat::notifications::phones::Phones;
+    use context_chat::notifications::sms::SmsGateway;
+    use context_chat::twilio::messaging::{TwilioSms, TwilioSmsConfig};
+
+    let moto = Moto::start();
+    let stack = unique("verify-phone");
+    let dynamodb = moto.dynamodb().await;
+    aws_ports::create_table(&dynamodb, &stack).await.unwrap();
+    let key = TestKey::es256("k1");
+    let issuer = Issuer::start(jwks(&[&key])).await;
+    let ssm = moto.ssm().await;
+    test_support::put_settings(&ssm, &stack, &issuer.url(), test_support::API_SECRET).await;
+    put_parameter(
+        &ssm,
+        &format!("/{stack}/notifications/linkSecret"),
+        LINK_SECRET,
+        true,
+    )
+    .await;
+    test_support::put_sms_settings(&ssm, &stack).await;
+    let sms = test_support::SmsStandIn::start().await;
+
+    // As enable-channel-notifications leaves it: a code sent by Verify, alex's record.
+    let phone = PhoneNumber::parse("+14155550123").unwrap();
+    let base = url::Url::parse(&sms.base_url()).unwrap();
+    let secret = SecretString::from(test_support::API_SECRET);
+    let gateway = TwilioSms::new(
+        reqwest::Client::new(),
+        TwilioSmsConfig {
+            account_sid: test_support::ACCOUNT_SID,
+            api_key_sid: test_support::API_KEY_SID,
+            api_secret: &secret,
+            verify_service_sid: test_support::sms::VERIFY_SERVICE_SID,
+            messaging_service_sid: test_support::sms::MESSAGING_SERVICE_SID,
+            verify_base_url: &base,
+            messaging_base_url: &base,
+        },
+        Default::default(),
+    );
+    gateway.start_verification(&phone).await.unwrap();
+    let store = std::sync::Arc::new(aws_ports::DynamoStore::new(dynamodb, stack.clone()));
+    let phones = Phones::new(store.clone());
+    phones.code_sent(&phone, "alex", "general").await.unwrap();
+    let code = sms.last_code(phone.as_str()).unwrap();
+
+    let emulator = Emulator::start();
+    let mut env = moto.env();
+    env.push(("STACK_NAME", stack.clone()));
+    env.push(("NOTIFICATIONS_TABLE", stack));
+    env.extend(sms.base_url_env());
+    let function = Function::start(Path::new(BINARY), "verify-email", &emulator, &env);
+    let verify_phone = |code: &str, who: &str| {
+        appsync_event(
+            "Mutation",
+            "verifyPhone",
+            json!({"phone": "+1 415 555 0123", "code": code, "token": key.token(&claims(who, &["general"]))}),
+        )
+    };
+
+    let (error_type, _) = emulator
+        .invoke("verify-email", &verify_phone(&code, "mallory"))
+        .await
+        .error();
+    assert_eq!(error_type, "BadRequest", "mallory asked for no code");
+    assert_eq!(
+        emulator
+            .invoke("verify-email", &verify_phone(wrong(&code), "alex"))
+            .await
+            .value(),
+        json!(false)
+    );
+    assert!(!phones.is_verified(&phone, "alex").await.unwrap());
+    assert_eq!(
+        emulator
+            .invoke("verify-email", &verify_phone(&code, "alex"))
+            .await
+            .value(),
+        json!(true)
+    );
+    assert!(phones.is_verified(&phone, "alex").await.unwrap());
+    assert!(!phones.is_verified(&phone, "mallory").await.unwrap());
+    let logs = function.output();
+    assert!(!logs.contains("4155550123"), "{logs}");
+}

@@ -162,7 +162,7 @@ impl Phones {
             &Key::PhoneSender(identity.to_owned()),
             |current: Option<&PhoneSenderLog>| {
                 let Some(current) = current else {
-                    return Ok((None, ()));
+                    return Ok((None, false));
                 };
                 let mut next = current.clone();
                 next.sends = next.sends.saturating_sub(1);
@@ -171,10 +171,16 @@ impl Phones {
                     .and_then(|p| p.waiting.iter().find(|w| w.phone == *phone).cloned());
                 next.waiting.retain(|w| w.phone != *phone);
                 next.waiting.extend(waited);
-                Ok((Some((next, Some(now + DAY_SECS))), ()))
+                let empty = next.sends == 0 && next.waiting.is_empty();
+                Ok((Some((next, Some(now + DAY_SECS))), empty))
             },
         )
         .await;
+        // A log back at nothing is no log: a refused first send leaves nothing stored.
+        let undone = match undone {
+            Ok(true) => self.store().delete(&Key::PhoneSender(identity.to_owned())).await,
+            other => other.map(drop),
+        };
         if let Err(err) = undone {
             tracing::warn!(identity, error = %err, "a refused code could not be given back to the user's allowance");
         }
