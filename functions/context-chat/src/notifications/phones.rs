@@ -178,7 +178,11 @@ impl Phones {
         .await;
         // A log back at nothing is no log: a refused first send leaves nothing stored.
         let undone = match undone {
-            Ok(true) => self.store().delete(&Key::PhoneSender(identity.to_owned())).await,
+            Ok(true) => {
+                self.store()
+                    .delete(&Key::PhoneSender(identity.to_owned()))
+                    .await
+            }
             other => other.map(drop),
         };
         if let Err(err) = undone {

@@ -8,4 +8,5 @@ mod live_twilio;
 mod platform_token;
 mod provisioning;
 mod settings_ssm;
+mod sms;
 mod webhook_signature;

@@ -1,0 +1,93 @@
+//! Our Verify and Messages requests against Twilio's own client: the requests twilio-python
+//! 9.13.0 sends (recorded by `functions/test-support/fixtures/make_sms_requests.py`) are
+//! accepted by the SMS stand-in and by Prism with Twilio's specs, and ours for the same
+//! inputs go to the same paths with the same fields.
+
+use base64::Engine as _;
+use context_chat::notifications::PhoneNumber;
+use context_chat::notifications::sms::{Delivery, SmsGateway};
+use context_chat::twilio::messaging::{TwilioSms, TwilioSmsConfig};
+use secrecy::SecretString;
+use serde_json::Value;
+use test_support::SmsStandIn;
+use test_support::sms::{MESSAGING_SERVICE_SID, VERIFY_SERVICE_SID};
+
+const RECORDED: &str = include_str!("../../../test-support/fixtures/twilio-sms-requests.json");
+
+fn decoded(body: &str) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+#[tokio::test]
+async fn our_sms_requests_match_twilio_pythons_and_the_stand_in_takes_both() {
+    let sms = SmsStandIn::start().await;
+    let recorded: Value = serde_json::from_str(RECORDED).unwrap();
+    let requests = recorded["requests"].as_array().unwrap();
+    assert_eq!(requests.len(), 3);
+
+    // twilio-python's requests, replayed as they were put on the wire.
+    let credentials = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        test_support::API_KEY_SID,
+        test_support::API_SECRET
+    ));
+    let mut theirs = Vec::new();
+    for request in requests {
+        let url = url::Url::parse(request["url"].as_str().unwrap()).unwrap();
+        let status = reqwest::Client::new()
+            .post(format!("{}{}", sms.base_url(), url.path()))
+            .header("authorization", format!("Basic {credentials}"))
+            .header("content-type", request["content_type"].as_str().unwrap())
+            .body(request["body"].as_str().unwrap().to_owned())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        assert!(status < 300, "{} answered {status}", url.path());
+        theirs.push((
+            url.path().to_owned(),
+            request["body"].as_str().unwrap().to_owned(),
+        ));
+    }
+
+    // Ours, for the same inputs.
+    let base = url::Url::parse(&sms.base_url()).unwrap();
+    let secret = SecretString::from(test_support::API_SECRET);
+    let gateway = TwilioSms::new(
+        reqwest::Client::new(),
+        TwilioSmsConfig {
+            account_sid: test_support::ACCOUNT_SID,
+            api_key_sid: test_support::API_KEY_SID,
+            api_secret: &secret,
+            verify_service_sid: VERIFY_SERVICE_SID,
+            messaging_service_sid: MESSAGING_SERVICE_SID,
+            verify_base_url: &base,
+            messaging_base_url: &base,
+        },
+        Default::default(),
+    );
+    let to = PhoneNumber::parse("+14155550123").unwrap();
+    gateway.start_verification(&to).await.unwrap();
+    gateway.check_verification(&to, "123456").await.unwrap();
+    let delivery = gateway
+        .send(&to, "sam in \"general\": Truck at 6\nReply STOP to stop")
+        .await
+        .unwrap();
+    assert_eq!(delivery, Delivery::Accepted);
+
+    let ours: Vec<(String, String)> = sms.requests()[3..]
+        .iter()
+        .map(|r| (r.path.clone(), r.body.clone()))
+        .collect();
+    assert_eq!(ours.len(), 3);
+    for ((their_path, their_body), (our_path, our_body)) in theirs.iter().zip(&ours) {
+        assert_eq!(our_path, their_path);
+        assert_eq!(decoded(our_body), decoded(their_body), "{our_path}");
+    }
+    assert!(sms.violations().is_empty(), "{:?}", sms.violations());
+}
