@@ -616,6 +616,71 @@ mod tests {
     }
 
     #[test]
+    fn sms_settings_are_both_services_or_none_and_a_mistake_fails_only_sms() {
+        let mut raw = good();
+        let sms = |raw: &RawParams| {
+            Settings::from_raw(raw, &describe, reads::ENABLE_CHANNEL_NOTIFICATIONS)
+                .unwrap()
+                .sms
+        };
+        assert!(matches!(sms(&raw), Ok(None)));
+        raw.insert(Param::VerifyServiceSid, format!("VA{}", "a".repeat(32)));
+        let err = sms(&raw).unwrap_err();
+        assert!(
+            err.message.contains("twilio/messagingServiceSID"),
+            "{}",
+            err.message
+        );
+        raw.insert(Param::MessagingServiceSid, format!("VA{}", "b".repeat(32)));
+        let err = sms(&raw).unwrap_err();
+        assert!(
+            err.message.contains("MG followed by 32 hex digits"),
+            "{}",
+            err.message
+        );
+        raw.insert(Param::MessagingServiceSid, format!("MG{}", "b".repeat(32)));
+        let settings = sms(&raw).unwrap().unwrap();
+        assert_eq!(
+            settings.verify_api_base_url.as_str(),
+            "https://verify.twilio.com/"
+        );
+        assert_eq!(
+            settings.messaging_api_base_url.as_str(),
+            "https://api.twilio.com/"
+        );
+        assert_eq!(settings.account_sid, raw[&Param::AccountSid]);
+        raw.insert(Param::VerifyApiBaseUrl, "http://verify.example".into());
+        assert!(sms(&raw).is_err(), "https only, but for loopback");
+        raw.insert(Param::VerifyApiBaseUrl, "http://127.0.0.1:9".into());
+        assert!(sms(&raw).is_ok());
+        // A mistake in them never fails the rest of the process.
+        raw.insert(Param::VerifyServiceSid, "nope".into());
+        let loaded =
+            Settings::from_raw(&raw, &describe, reads::ENABLE_CHANNEL_NOTIFICATIONS).unwrap();
+        assert!(loaded.sms.is_err() && loaded.chat.is_some());
+        // Processes that send no text messages do not read them; those that do get the
+        // account's API key with them.
+        assert!(matches!(
+            load_with(&raw, reads::CREATE_CHAT_TOKEN).sms,
+            Ok(None)
+        ));
+        let params: Vec<Param> = reads::VERIFY_EMAIL.params().collect();
+        for p in [
+            Param::AccountSid,
+            Param::ApiKey,
+            Param::ApiSecret,
+            Param::VerifyServiceSid,
+        ] {
+            assert!(params.contains(&p), "{p:?}");
+        }
+        assert!(!params.contains(&Param::ChatServiceSid));
+    }
+
+    fn load_with(raw: &RawParams, reads: Reads) -> Settings {
+        Settings::from_raw(raw, &describe, reads).unwrap()
+    }
+
+    #[test]
     fn the_platform_api_is_off_without_an_issuer_and_its_tokens_are_told_apart() {
         let mut raw = good();
         assert_eq!(load(&raw).unwrap().platform, None);

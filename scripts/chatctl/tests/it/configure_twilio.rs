@@ -44,6 +44,12 @@ async fn a_dry_run_changes_nothing_then_setup_is_applied_once() {
 
     let dry = stdout(&configure(&twilio, &["--webhook-url", WEBHOOK, "--dry-run"]).await);
     assert!(dry.contains("dry run"), "{dry}");
+    assert!(
+        dry.contains(
+            "Text messages: not configured (environment variable TWILIO_VERIFY_SERVICE_SID and"
+        ),
+        "{dry}"
+    );
     assert_eq!(
         dry.lines().filter(|l| l.starts_with("would")).count(),
         4,
@@ -96,6 +102,41 @@ async fn a_dry_run_changes_nothing_then_setup_is_applied_once() {
     );
     assert!(twilio.requests().iter().all(|r| r.method == "GET"));
     assert_eq!(twilio.role_count(), 6);
+}
+
+#[tokio::test]
+async fn a_dry_run_names_the_sms_services_and_refuses_a_wrong_one() {
+    let twilio = TwilioStandIn::start().await;
+    let sms = [
+        (
+            "TWILIO_VERIFY_SERVICE_SID",
+            test_support::sms::VERIFY_SERVICE_SID,
+        ),
+        (
+            "TWILIO_MESSAGING_SERVICE_SID",
+            test_support::sms::MESSAGING_SERVICE_SID,
+        ),
+    ];
+    let run = |sms: Vec<(&'static str, &'static str)>| {
+        let mut cmd = chatctl(&["configure-twilio", "--dry-run"]);
+        cmd.envs(twilio.env()).envs(sms);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    };
+    let dry = stdout(&run(sms.to_vec()).await.unwrap());
+    assert!(
+        dry.contains(&format!(
+            "Text messages: Verify service {} and Messaging Service {}",
+            sms[0].1, sms[1].1
+        )),
+        "{dry}"
+    );
+    let refused = run(vec![sms[0]]).await.unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("TWILIO_MESSAGING_SERVICE_SID"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }
 
 #[tokio::test]

@@ -192,6 +192,36 @@ async fn a_bad_value_is_named_and_nothing_is_put() {
         );
         assert!(!stderr.contains("not-a-key"), "{stderr}");
     }
+    // The SMS services: one without the other, or a SID of the wrong kind, is refused.
+    for sms in [
+        &[(
+            "TWILIO_VERIFY_SERVICE_SID",
+            test_support::sms::VERIFY_SERVICE_SID,
+        )][..],
+        &[
+            (
+                "TWILIO_VERIFY_SERVICE_SID",
+                test_support::sms::MESSAGING_SERVICE_SID,
+            ),
+            (
+                "TWILIO_MESSAGING_SERVICE_SID",
+                test_support::sms::MESSAGING_SERVICE_SID,
+            ),
+        ][..],
+    ] {
+        let output = chatctl(&["put-params"])
+            .envs(moto.env())
+            .envs(settings_env(&stack))
+            .envs(sms.iter().copied())
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{sms:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("TWILIO_") && stderr.contains("nothing was put"),
+            "{stderr}"
+        );
+    }
     let found = moto
         .ssm()
         .await
@@ -202,4 +232,45 @@ async fn a_bad_value_is_named_and_nothing_is_put() {
         .await
         .unwrap();
     assert!(found.parameters().is_empty());
+
+    // Both, well formed: put where the functions read them.
+    let output = chatctl(&["put-params"])
+        .envs(moto.env())
+        .envs(settings_env(&stack))
+        .envs([
+            (
+                "TWILIO_VERIFY_SERVICE_SID",
+                test_support::sms::VERIFY_SERVICE_SID,
+            ),
+            (
+                "TWILIO_MESSAGING_SERVICE_SID",
+                test_support::sms::MESSAGING_SERVICE_SID,
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let ssm = moto.ssm().await;
+    for (name, value) in [
+        (
+            "twilio/verifyServiceSID",
+            test_support::sms::VERIFY_SERVICE_SID,
+        ),
+        (
+            "twilio/messagingServiceSID",
+            test_support::sms::MESSAGING_SERVICE_SID,
+        ),
+    ] {
+        let found = ssm
+            .get_parameter()
+            .name(format!("/{stack}/{name}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(found.parameter().unwrap().value(), Some(value), "{name}");
+    }
 }
