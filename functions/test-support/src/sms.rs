@@ -255,10 +255,10 @@ impl Inner {
                 &format!("not allowed by Twilio's OpenAPI spec: {message}"),
             );
         }
-        if !headers
+        let authorized = headers
             .get(header::AUTHORIZATION)
-            .is_some_and(|v| v.as_bytes() == self.authorization.as_bytes())
-        {
+            .is_some_and(|v| v.as_bytes() == self.authorization.as_bytes());
+        if !authorized {
             return error(401, 20003, "Authenticate");
         }
         let form: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();

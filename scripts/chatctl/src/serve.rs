@@ -272,8 +272,8 @@ async fn choose_settings(
     addr: SocketAddr,
 ) -> Result<(SettingsSource, Option<Local>)> {
     // TWILIO_API_BASE_URL alone only redirects, CHAT_LINK_SECRET only keys links, the
-    // ledger's two only tune it, VIRGIL_* and the push credential only add to tokens: none
-    // leaves local mode.
+    // ledger's two only tune it, VIRGIL_* and the push credential only add to tokens, the
+    // SMS services only replace the embedded Verify: none leaves local mode.
     let from_env = Param::ALL
         .iter()
         .filter(|p| {
@@ -284,7 +284,10 @@ async fn choose_settings(
                     | Param::TokensPerMinute
                     | Param::IssuanceRetentionDays
                     | Param::PushCredentialSid
-            ) && p.section() != context_chat::settings::Section::Virgil
+            ) && !matches!(
+                p.section(),
+                context_chat::settings::Section::Virgil | context_chat::settings::Section::Sms
+            )
         })
         .any(|p| std::env::var(p.env_var()).is_ok_and(|v| !v.is_empty()));
     if std::env::var("STACK_NAME").is_ok_and(|v| !v.trim().is_empty()) || from_env {
