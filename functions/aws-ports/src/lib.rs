@@ -30,7 +30,18 @@ pub async fn build_notification_app(
     reads: context_chat::settings::Reads,
 ) -> Arc<context_chat::App> {
     let config = context_chat::aws_env::sdk_config();
-    lambda_adapter::build_app_with(Some(ports_from_env(&config).await), warm, reads).await
+    lambda_adapter::build_app_with(Some(ports_from_env(&config).await), warm, reads, None).await
+}
+
+/// As [`build_notification_app`], for the functions that text: with Twilio's SMS client.
+pub async fn build_texting_app(
+    warm: lambda_adapter::Warm,
+    reads: context_chat::settings::Reads,
+) -> Arc<context_chat::App> {
+    let config = context_chat::aws_env::sdk_config();
+    let ports = Some(ports_from_env(&config).await);
+    let sms = context_chat::twilio::messaging::TwilioSms::gateway;
+    lambda_adapter::build_app_with(ports, warm, reads, Some(sms)).await
 }
 
 /// The token functions' [`App`]: the token operations, and the table named by
@@ -60,7 +71,7 @@ async fn build_store_app(
         queue: None,
         public_url: None,
     });
-    lambda_adapter::build_app_with(Some(ports), warm, reads).await
+    lambda_adapter::build_app_with(Some(ports), warm, reads, None).await
 }
 
 fn var(name: &str) -> Option<String> {

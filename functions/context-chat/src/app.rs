@@ -15,7 +15,7 @@ use crate::notifications::{NotificationPorts, NotificationService, NotifyOptions
 use crate::platform::PlatformService;
 use crate::revocations::Revocations;
 use crate::settings::SettingsSource;
-use crate::settings_holder::{HolderOptions, SettingsHolder};
+use crate::settings_holder::{HolderOptions, SettingsHolder, SmsMaker};
 use crate::tokens::{AccessEnded, TokenService};
 use crate::twilio::provisioning::ProvisioningOptions;
 use crate::twilio::rest::RetryPolicy;
@@ -70,6 +70,7 @@ pub struct AppBuilder {
     notifications: Option<NotificationPorts>,
     fallback_mailer: Option<Arc<dyn Mailer>>,
     fallback_sms: Option<Arc<dyn SmsGateway>>,
+    sms_maker: Option<SmsMaker>,
 }
 
 impl AppBuilder {
@@ -85,6 +86,12 @@ impl AppBuilder {
 
     pub fn fallback_sms(mut self, sms: Arc<dyn SmsGateway>) -> Self {
         self.fallback_sms = Some(sms);
+        self
+    }
+
+    /// Texts through Twilio when the settings name its services (see [`SmsMaker`]).
+    pub fn sms(mut self, make: SmsMaker) -> Self {
+        self.sms_maker = Some(make);
         self
     }
 
@@ -106,6 +113,9 @@ impl AppBuilder {
         }
         if let Some(sms) = self.fallback_sms {
             holder = holder.with_fallback_sms(sms);
+        }
+        if let Some(make) = self.sms_maker {
+            holder = holder.with_sms_maker(make);
         }
         let settings = Arc::new(holder);
         // Where there is a store, subscriptions end with the access they followed.
@@ -155,6 +165,7 @@ impl App {
             notifications: None,
             fallback_mailer: None,
             fallback_sms: None,
+            sms_maker: None,
         }
     }
 

@@ -14,10 +14,9 @@ use crate::notifications::mailer::{Mailer, SendGrid};
 use crate::notifications::sms::SmsGateway;
 use crate::notifications::unsubscribe::UnsubscribeSigner;
 use crate::platform::PlatformVerifier;
-use crate::settings::{ChatSettings, Param, Settings, SettingsSource, TwilioSettings};
+use crate::settings::{ChatSettings, Param, Settings, SettingsSource, SmsSettings, TwilioSettings};
 use crate::twilio::access_token::AccessTokenMinter;
 use crate::twilio::conversations::ConversationsApi;
-use crate::twilio::messaging::{TwilioSms, TwilioSmsConfig};
 use crate::twilio::provisioning::{Provisioner, ProvisioningOptions};
 use crate::twilio::rest::{RestClient, RetryPolicy};
 use crate::twilio::webhook_signature::SignatureChecker;
@@ -48,6 +47,10 @@ impl Default for HolderOptions {
         }
     }
 }
+
+/// Makes Twilio's SMS gateway from its settings. Handed in by the processes that text
+/// (`TwilioSms::gateway`), so that only their binaries link Twilio's SMS client.
+pub type SmsMaker = fn(reqwest::Client, &SmsSettings, RetryPolicy) -> Arc<dyn SmsGateway>;
 
 /// Everything made from one load of the settings. Each feature is one field; one the
 /// process does not read, or whose parameters are not set, answers "not configured".
@@ -153,6 +156,7 @@ pub struct SettingsHolder {
     api_http: reqwest::Client,
     fallback_mailer: Option<Arc<dyn Mailer>>,
     fallback_sms: Option<Arc<dyn SmsGateway>>,
+    sms_maker: Option<SmsMaker>,
     current: RwLock<Option<Loaded>>,
     /// Held by the one load or reload under way.
     reload: Arc<tokio::sync::Mutex<()>>,
@@ -167,6 +171,7 @@ impl SettingsHolder {
             api_http: RestClient::http_client(),
             fallback_mailer: None,
             fallback_sms: None,
+            sms_maker: None,
             current: RwLock::new(None),
             reload: Arc::new(tokio::sync::Mutex::new(())),
         }
@@ -182,6 +187,13 @@ impl SettingsHolder {
     /// (local mode's embedded Verify and outbox).
     pub fn with_fallback_sms(mut self, sms: Arc<dyn SmsGateway>) -> Self {
         self.fallback_sms = Some(sms);
+        self
+    }
+
+    /// How this process makes Twilio's SMS gateway; without it, text messages are "not
+    /// configured" here whatever the settings say.
+    pub fn with_sms_maker(mut self, make: SmsMaker) -> Self {
+        self.sms_maker = Some(make);
         self
     }
 
@@ -420,19 +432,12 @@ impl SettingsHolder {
             ChatError::internal(format!("SMS is not configured: {why}"))
         };
         match &settings.sms {
-            Ok(Some(sms)) => Ok(Arc::new(TwilioSms::new(
-                self.api_http.clone(),
-                TwilioSmsConfig {
-                    account_sid: &sms.account_sid,
-                    api_key_sid: &sms.api_key_sid,
-                    api_secret: &sms.api_secret,
-                    verify_service_sid: &sms.verify_service_sid,
-                    messaging_service_sid: &sms.messaging_service_sid,
-                    verify_base_url: &sms.verify_api_base_url,
-                    messaging_base_url: &sms.messaging_api_base_url,
-                },
-                self.options.twilio,
-            ))),
+            Ok(Some(sms)) => match self.sms_maker {
+                Some(make) => Ok(make(self.api_http.clone(), sms, self.options.twilio)),
+                None => Err(not_configured(
+                    "this process sends no text messages.".into(),
+                )),
+            },
             Err(err) => Err(not_configured(err.message.clone())),
             Ok(None) => self.fallback_sms.clone().ok_or_else(|| {
                 not_configured(format!(

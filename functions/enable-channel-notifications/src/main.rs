@@ -8,11 +8,9 @@ use serde_json::json;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     init(env!("CARGO_PKG_NAME"));
-    let app = aws_ports::build_notification_app(
-        Warm::SettingsAndKeys,
-        reads::ENABLE_CHANNEL_NOTIFICATIONS,
-    )
-    .await;
+    let app =
+        aws_ports::build_texting_app(Warm::SettingsAndKeys, reads::ENABLE_CHANNEL_NOTIFICATIONS)
+            .await;
     serve(app, |app, call| async move {
         let context = string_argument(&call, "channel")?;
         let token = string_argument(&call, "token")?;

@@ -114,21 +114,26 @@ pub enum Warm {
 /// Builds the process's one [`App`] with the token operations: the settings `reads` names
 /// from SSM under `STACK_NAME`, loaded with the issuer's keys during init.
 pub async fn build_app(reads: Reads) -> Arc<App> {
-    build_app_with(None, Warm::SettingsAndKeys, reads).await
+    build_app_with(None, Warm::SettingsAndKeys, reads, None).await
 }
 
 /// The process's one [`App`], with the notification ports when given: aws-config and the
 /// settings source (SSM under `STACK_NAME`, reading what `reads` names), then what `warm` says,
 /// during init rather than on the first invocation. A failure here is logged; invocations
-/// retry and report it.
+/// retry and report it. `sms`: how the functions that text make Twilio's SMS client (the
+/// others pass `None` and do not link it).
 pub async fn build_app_with(
     ports: Option<context_chat::Result<NotificationPorts>>,
     warm: Warm,
     reads: Reads,
+    sms: Option<context_chat::settings_holder::SmsMaker>,
 ) -> Arc<App> {
     let source =
         SettingsSource::from_env(reads, async { context_chat::aws_env::sdk_config() }).await;
     let mut app = App::builder(source, AppOptions::default());
+    if let Some(make) = sms {
+        app = app.sms(make);
+    }
     match ports {
         Some(Ok(ports)) => app = app.notifications(ports),
         Some(Err(err)) => {

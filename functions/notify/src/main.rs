@@ -7,7 +7,7 @@ use lambda_adapter::{Error, Warm, init, reads, serve_queue};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     init(env!("CARGO_PKG_NAME"));
-    let app = aws_ports::build_notification_app(Warm::Settings, reads::NOTIFY).await;
+    let app = aws_ports::build_texting_app(Warm::Settings, reads::NOTIFY).await;
     serve_queue(app, |app, message| async move {
         app.notifications()?.notify(&message).await.map(|_| ())
     })

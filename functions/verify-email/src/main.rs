@@ -11,7 +11,7 @@ async fn main() -> Result<(), Error> {
     init(env!("CARGO_PKG_NAME"));
     // The issuer's keys are fetched on the first call with a token, not during init: the
     // widget's calls carry none.
-    let app = aws_ports::build_notification_app(Warm::Settings, reads::VERIFY_EMAIL).await;
+    let app = aws_ports::build_texting_app(Warm::Settings, reads::VERIFY_EMAIL).await;
     serve(app, |app, call| async move {
         let code = string_argument(&call, "code")?;
         let notifications = app.notifications()?;

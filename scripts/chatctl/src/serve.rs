@@ -80,7 +80,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let notifications = LocalNotifications::open(&args.data_dir, public_url)?;
     let mut builder = App::builder(source, AppOptions::default())
         .notifications(notifications.ports.clone())
-        .fallback_mailer(notifications.outbox.clone());
+        .fallback_mailer(notifications.outbox.clone())
+        .sms(context_chat::twilio::messaging::TwilioSms::gateway);
     // Local mode verifies numbers itself and texts to the outbox; with the environment's
     // settings, text messages need Twilio's services (or are "not configured").
     if local.is_some() {

@@ -43,6 +43,27 @@ struct Verification {
 }
 
 impl TwilioSms {
+    /// The gateway of a deployment's settings (a [`crate::settings_holder::SmsMaker`]).
+    pub fn gateway(
+        http: reqwest::Client,
+        sms: &crate::settings::SmsSettings,
+        policy: RetryPolicy,
+    ) -> std::sync::Arc<dyn SmsGateway> {
+        std::sync::Arc::new(Self::new(
+            http,
+            TwilioSmsConfig {
+                account_sid: &sms.account_sid,
+                api_key_sid: &sms.api_key_sid,
+                api_secret: &sms.api_secret,
+                verify_service_sid: &sms.verify_service_sid,
+                messaging_service_sid: &sms.messaging_service_sid,
+                verify_base_url: &sms.verify_api_base_url,
+                messaging_base_url: &sms.messaging_api_base_url,
+            },
+            policy,
+        ))
+    }
+
     pub fn new(http: reqwest::Client, config: TwilioSmsConfig<'_>, policy: RetryPolicy) -> Self {
         Self {
             verify: RestClient::below(
