@@ -530,11 +530,16 @@ mod tests {
         }
 
         proptest! {
-            /// No message is emailed twice, none is lost (each one delivered is in an email,
-            /// or counted in one's "and N more"), and emails are at least a window apart.
+            /// No message is emailed (or texted) twice, none is lost (each one delivered is
+            /// in an email, or counted in one's "and N more"), and emails are at least a
+            /// window apart; for an email address and a phone number alike.
             #[test]
-            fn every_message_is_emailed_once_and_emails_keep_the_window(events in events()) {
-                let email = Address::Email(crate::notifications::EmailAddress::parse("alex@example.org").unwrap());
+            fn every_message_is_emailed_once_and_emails_keep_the_window(events in events(), by_text in any::<bool>()) {
+                let email = if by_text {
+                    Address::Phone(crate::notifications::PhoneNumber::parse("+14155550100").unwrap())
+                } else {
+                    Address::Email(crate::notifications::EmailAddress::parse("alex@example.org").unwrap())
+                };
                 let key = ("general", &email, "alex");
                 let mut digest: Option<Digest> = None;
                 let mut now = 1_000_000u64;
