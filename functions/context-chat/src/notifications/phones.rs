@@ -21,6 +21,8 @@ use crate::error::{ChatError, ErrorKind, Result};
 pub const MAX_WAITING_NUMBERS: usize = 2;
 /// Verification codes one identity may have sent in one (UTC) day.
 pub const MAX_SENDS_PER_DAY: u32 = 5;
+/// A number that got a code this recently gets no new one (a second tap is not a second SMS).
+pub const RESEND_AFTER_SECS: u64 = 60;
 const DAY_SECS: u64 = 24 * 3600;
 
 /// One identity's verification of one number, and the contexts it subscribed with it.
@@ -53,6 +55,16 @@ pub struct WaitingNumber {
     pub phone: PhoneNumber,
     /// When its code expires: it stops counting then.
     pub until: u64,
+}
+
+/// Whether `phone` got a code from this identity less than [`RESEND_AFTER_SECS`] ago
+/// (a waiting number's `until` is its send time plus the code's life).
+pub fn sent_recently(current: Option<&PhoneSenderLog>, phone: &PhoneNumber, now: u64) -> bool {
+    current.is_some_and(|log| {
+        log.waiting
+            .iter()
+            .any(|w| w.phone == *phone && now + CODE_TTL_SECS < w.until + RESEND_AFTER_SECS)
+    })
 }
 
 /// Admits one more code for `phone`, or says which limit stops it. Pure, for the store's
@@ -131,19 +143,23 @@ impl Phones {
     }
 
     /// Counts one code for `identity` before it is sent; the previous log comes back so
-    /// that [`Phones::release`] can undo it when Verify refuses the send.
+    /// that [`Phones::release`] can undo it when Verify refuses the send. `Ok(None)`: the
+    /// number got a code a moment ago, so none is sent and nothing counted.
     pub async fn admit(
         &self,
         identity: &str,
         phone: &PhoneNumber,
-    ) -> Result<Option<PhoneSenderLog>> {
+    ) -> Result<Option<Option<PhoneSenderLog>>> {
         let now = now_unix();
         store::update(
             self.store(),
             &Key::PhoneSender(identity.to_owned()),
             |current: Option<&PhoneSenderLog>| {
+                if sent_recently(current, phone, now) {
+                    return Ok((None, None));
+                }
                 let next = admit(current, phone, now)?;
-                Ok((Some((next, Some(now + DAY_SECS))), current.cloned()))
+                Ok((Some((next, Some(now + DAY_SECS))), Some(current.cloned())))
             },
         )
         .await
@@ -348,5 +364,24 @@ mod tests {
         // A new day, a new allowance.
         let log = admit(Some(&log), &phone(3), 101 * DAY_SECS).unwrap();
         assert_eq!(log.sends, 1);
+    }
+
+    #[test]
+    fn a_number_gets_at_most_one_code_a_minute() {
+        let now = 100 * DAY_SECS;
+        let log = admit(None, &phone(1), now).unwrap();
+        assert!(sent_recently(Some(&log), &phone(1), now));
+        assert!(sent_recently(
+            Some(&log),
+            &phone(1),
+            now + RESEND_AFTER_SECS - 1
+        ));
+        assert!(!sent_recently(
+            Some(&log),
+            &phone(1),
+            now + RESEND_AFTER_SECS
+        ));
+        assert!(!sent_recently(Some(&log), &phone(2), now));
+        assert!(!sent_recently(None, &phone(1), now));
     }
 }

@@ -142,13 +142,22 @@ impl NotificationService {
             );
             return Ok(true);
         }
-        let previous = self.phones.admit(identity, &phone).await?;
-        if let Err(err) = sms.start_verification(&phone).await {
-            self.phones.release(identity, &phone, previous).await;
-            tracing::info!(identity, context, error_type = %err.kind, "no verification code sent");
-            return Err(err);
+        match self.phones.admit(identity, &phone).await? {
+            Some(previous) => {
+                if let Err(err) = sms.start_verification(&phone).await {
+                    self.phones.release(identity, &phone, previous).await;
+                    tracing::info!(identity, context, error_type = %err.kind, "no verification code sent");
+                    return Err(err);
+                }
+                crate::metrics::count(crate::metrics::Counter::PhoneCodesSent);
+            }
+            // A code went out a moment ago: that one still serves.
+            None => tracing::info!(
+                identity,
+                context,
+                "a code was sent a moment ago; none sent again"
+            ),
         }
-        crate::metrics::count(crate::metrics::Counter::PhoneCodesSent);
         self.phones.code_sent(&phone, identity, context).await?;
         store::write_over(self.store(), &key, &subscription).await?;
         tracing::info!(
