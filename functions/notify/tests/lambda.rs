@@ -231,7 +231,7 @@ async fn texts_an_offline_subscriber_once_and_a_stop_ends_the_numbers_subscripti
     for (who, number) in [("alex", "+14155550101"), ("sam", "+14155550102")] {
         let phone = PhoneNumber::parse(number).unwrap();
         for context in ["general", "random"] {
-            phones.code_sent(&phone, who, context).await.unwrap();
+            phones.add_context(&phone, who, context).await.unwrap();
             store::write_over(
                 table.as_ref(),
                 &Key::SmsSubscription {

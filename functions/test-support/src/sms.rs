@@ -217,15 +217,7 @@ async fn handle(
 }
 
 fn error(status: u16, code: u32, message: &str) -> (u16, Value) {
-    (
-        status,
-        json!({
-            "code": code,
-            "message": message,
-            "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
-            "status": status,
-        }),
-    )
+    (status, crate::twilio::error_body(status, code, message))
 }
 
 impl Inner {

@@ -196,7 +196,7 @@ async fn verify_phone_checks_the_code_with_verify_for_the_identity_that_asked() 
     gateway.start_verification(&phone).await.unwrap();
     let store = std::sync::Arc::new(aws_ports::DynamoStore::new(dynamodb, stack.clone()));
     let phones = Phones::new(store.clone());
-    phones.code_sent(&phone, "alex", "general").await.unwrap();
+    phones.add_context(&phone, "alex", "general").await.unwrap();
     let code = sms.last_code(phone.as_str()).unwrap();
 
     let emulator = Emulator::start();

@@ -39,6 +39,18 @@ pub struct PhoneRecord {
     pub contexts: Vec<String>,
 }
 
+impl PhoneRecord {
+    fn new(phone: &PhoneNumber, identity: &str) -> Self {
+        Self {
+            phone: phone.clone(),
+            identity: identity.to_owned(),
+            verified: false,
+            verified_at: None,
+            contexts: Vec::new(),
+        }
+    }
+}
+
 /// One identity's codes: how many went out on `day`, and which numbers wait.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -206,9 +218,10 @@ impl Phones {
         }
     }
 
-    /// Records that a code went to `phone` for `identity`, subscribing `context`; an
-    /// unverified record is forgotten a day after its code expires.
-    pub async fn code_sent(
+    /// Records that `identity` subscribed `context` with `phone` (a record made for a
+    /// code just sent starts unverified); an unverified record is forgotten a day after its
+    /// code expires.
+    pub async fn add_context(
         &self,
         phone: &PhoneNumber,
         identity: &str,
@@ -219,39 +232,19 @@ impl Phones {
             self.store(),
             &Self::key(phone, identity),
             |current: Option<&PhoneRecord>| {
-                let mut next = current.cloned().unwrap_or_else(|| PhoneRecord {
-                    phone: phone.clone(),
-                    identity: identity.to_owned(),
-                    verified: false,
-                    verified_at: None,
-                    contexts: Vec::new(),
-                });
-                add_context(&mut next.contexts, context);
+                // Nothing to change for a verified number (an unverified record is written
+                // again, so that it lives a day past its newest code).
+                if current.is_some_and(|r| r.verified && r.contexts.iter().any(|c| c == context)) {
+                    return Ok((None, ()));
+                }
+                let mut next = current
+                    .cloned()
+                    .unwrap_or_else(|| PhoneRecord::new(phone, identity));
+                if !next.contexts.iter().any(|c| c == context) {
+                    next.contexts.push(context.to_owned());
+                }
                 let expires = (!next.verified).then_some(now + CODE_TTL_SECS + DAY_SECS);
                 Ok((Some((next, expires)), ()))
-            },
-        )
-        .await
-    }
-
-    /// Adds `context` to a verified number's subscriptions.
-    pub async fn subscribed(
-        &self,
-        phone: &PhoneNumber,
-        identity: &str,
-        context: &str,
-    ) -> Result<()> {
-        store::update(
-            self.store(),
-            &Self::key(phone, identity),
-            |current: Option<&PhoneRecord>| {
-                let Some(current) = current.filter(|r| !r.contexts.iter().any(|c| c == context))
-                else {
-                    return Ok((None, ()));
-                };
-                let mut next = current.clone();
-                add_context(&mut next.contexts, context);
-                Ok((Some((next, None)), ()))
             },
         )
         .await
@@ -264,13 +257,9 @@ impl Phones {
             self.store(),
             &Self::key(phone, identity),
             |current: Option<&PhoneRecord>| {
-                let mut next = current.cloned().unwrap_or_else(|| PhoneRecord {
-                    phone: phone.clone(),
-                    identity: identity.to_owned(),
-                    verified: false,
-                    verified_at: None,
-                    contexts: Vec::new(),
-                });
+                let mut next = current
+                    .cloned()
+                    .unwrap_or_else(|| PhoneRecord::new(phone, identity));
                 next.verified = true;
                 next.verified_at = Some(now);
                 Ok((Some((next, None)), ()))
@@ -325,12 +314,6 @@ impl Phones {
             store.delete(&Self::key(phone, &record.identity)).await?;
         }
         Ok(ended)
-    }
-}
-
-fn add_context(contexts: &mut Vec<String>, context: &str) {
-    if !contexts.iter().any(|c| c == context) {
-        contexts.push(context.to_owned());
     }
 }
 

@@ -133,7 +133,7 @@ impl NotificationService {
             created_at: now_unix(),
         };
         if self.phones.is_verified(&phone, identity).await? {
-            self.phones.subscribed(&phone, identity, context).await?;
+            self.phones.add_context(&phone, identity, context).await?;
             store::write_over(self.store(), &key, &subscription).await?;
             tracing::info!(
                 identity,
@@ -158,7 +158,7 @@ impl NotificationService {
                 "a code was sent a moment ago; none sent again"
             ),
         }
-        self.phones.code_sent(&phone, identity, context).await?;
+        self.phones.add_context(&phone, identity, context).await?;
         store::write_over(self.store(), &key, &subscription).await?;
         tracing::info!(
             identity,

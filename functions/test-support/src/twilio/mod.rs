@@ -23,6 +23,8 @@ mod state;
 mod users;
 mod wire;
 
+pub(crate) use wire::error_body;
+
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};

@@ -5,14 +5,19 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-/// Twilio's legacy error body.
-pub(super) fn twilio_error(status: u16, code: u32, message: &str) -> Response {
-    let body = json!({
+/// Twilio's legacy error body (every Twilio API answers errors with it).
+pub(crate) fn error_body(status: u16, code: u32, message: &str) -> Value {
+    json!({
         "code": code,
         "message": message,
         "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
         "status": status,
-    });
+    })
+}
+
+/// Twilio's legacy error, as an answer.
+pub(super) fn twilio_error(status: u16, code: u32, message: &str) -> Response {
+    let body = error_body(status, code, message);
     (
         StatusCode::from_u16(status).unwrap(),
         [(header::CONTENT_TYPE, "application/json")],
