@@ -7,7 +7,11 @@ import { INFRA_ROOT } from './paths';
 export interface DeploymentConfig {
   /** The core stack's name: also the SSM prefix `/STACK/…` and the prefix of every resource name. */
   readonly stackName: string;
-  /** Where `scripts/build-lambdas` put `NAME/bootstrap.zip`. */
+  /**
+   * Where `scripts/build-lambdas` put `NAME/bootstrap.zip`: `-c lambdaDir=…`, else the `lambda`
+   * folder of the Cargo target directory the scripts build in (`CARGO_TARGET_DIR`, which
+   * `scripts/build-env` sets to the build cache), else `../target/lambda`.
+   */
   readonly lambdaDir: string;
   readonly logRetention: RetentionDays;
   /** A throwaway stack: its table goes when the stack goes. */
@@ -33,7 +37,7 @@ export function readConfig(node: Node): DeploymentConfig {
       `stackName "${stackName}" must start with a letter and hold only letters, digits and hyphens (at most 35).`,
     );
   }
-  const lambdaDir = path.resolve(INFRA_ROOT, String(node.tryGetContext('lambdaDir') ?? '../target/lambda'));
+  const lambdaDir = path.resolve(INFRA_ROOT, String(node.tryGetContext('lambdaDir') ?? defaultLambdaDir()));
   const days = Number(node.tryGetContext('logRetentionDays') ?? 90);
   if (!(Object.values(RetentionDays) as number[]).includes(days) || days === RetentionDays.INFINITE) {
     throw new Error(`logRetentionDays ${days} is not a retention CloudWatch Logs offers (1, 3, 5, 7, 14, 30, 60, 90, …).`);
@@ -54,6 +58,11 @@ export function readConfig(node: Node): DeploymentConfig {
     alarmEmail: alarmEmail === undefined ? undefined : String(alarmEmail),
     platformIssuer: platformIssuer === undefined ? undefined : String(platformIssuer),
   };
+}
+
+function defaultLambdaDir(): string {
+  const target = process.env.CARGO_TARGET_DIR;
+  return target ? path.join(target, 'lambda') : '../target/lambda';
 }
 
 function flag(node: Node, key: string): boolean {

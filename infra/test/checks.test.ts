@@ -54,6 +54,19 @@ describe('deployment settings', () => {
     );
   });
 
+  test('without lambdaDir the zips are looked for where the scripts build: CARGO_TARGET_DIR/lambda', () => {
+    const before = process.env.CARGO_TARGET_DIR;
+    process.env.CARGO_TARGET_DIR = '/build-cache/target';
+    try {
+      expect(() => buildApp(new App({ context: { stackName: 'chat-test' } }))).toThrow(
+        '/build-cache/target/lambda/verify-token/bootstrap.zip is missing',
+      );
+    } finally {
+      if (before === undefined) delete process.env.CARGO_TARGET_DIR;
+      else process.env.CARGO_TARGET_DIR = before;
+    }
+  });
+
   test('the default stack name is context-chat, and the dev extras are named after it', () => {
     const a = new App({ context: { lambdaDir: placeholderLambdaDir() } });
     const { core, devExtras } = buildApp(a);

@@ -18,6 +18,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod names;
 pub mod notifications;
+pub mod panics;
 pub mod platform;
 pub mod revocations;
 pub mod settings;

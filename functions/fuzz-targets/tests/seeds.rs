@@ -141,3 +141,39 @@ fn graphql_inputs() {
     let answer = fuzz_targets::graphql(&seed("graphql", "deep")).unwrap();
     assert!(answer["errors"].is_array(), "{answer}");
 }
+
+/// `fuzz/` is only the cargo-fuzz wrapper: one binary per target, each handing its input to the
+/// function of this library that these tests call. Checked here, where CI sees it, rather than
+/// by compiling that crate apart (it builds with nightly and the sanitizer in `scripts/fuzz`):
+/// every target file is exactly that one line, calls a target these tests replay, and is a
+/// `[[bin]]` of fuzz/Cargo.toml.
+#[test]
+fn the_fuzz_crate_hands_each_input_to_a_replayed_target() {
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let manifest = std::fs::read_to_string(fuzz.join("Cargo.toml")).unwrap();
+    let replayed = [
+        "context_token",
+        "jwks",
+        "platform_token",
+        "webhook",
+        "graphql",
+    ];
+    let mut files: Vec<String> = std::fs::read_dir(fuzz.join("fuzz_targets"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut expected: Vec<String> = replayed.iter().map(|t| format!("{t}.rs")).collect();
+    expected.sort();
+    assert_eq!(files, expected, "one file per replayed target");
+    for target in replayed {
+        let text = std::fs::read_to_string(fuzz.join(format!("fuzz_targets/{target}.rs"))).unwrap();
+        let wanted = format!(
+            "#![no_main]\nlibfuzzer_sys::fuzz_target!(|data: &[u8]| {{\n    let _ = fuzz_targets::{target}(data);\n}});\n"
+        );
+        assert_eq!(text, wanted, "fuzz/fuzz_targets/{target}.rs");
+        let bin = format!("[[bin]]\nname = \"{target}\"\npath = \"fuzz_targets/{target}.rs\"\n");
+        assert!(manifest.contains(&bin), "fuzz/Cargo.toml builds {target}");
+        assert!(!inputs(target).is_empty(), "{target} has seeds");
+    }
+}

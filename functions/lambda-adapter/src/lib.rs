@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock};
 use aws_lambda_events::appsync::AppSyncDirectResolverEvent;
 use context_chat::metrics::{self, Counter, ErrorCounter};
 use context_chat::notifications::NotificationPorts;
+use context_chat::panics::unpanicked;
 use context_chat::settings::SettingsSource;
 use context_chat::{App, AppOptions, ChatError};
 
@@ -60,6 +61,7 @@ pub fn init(function: &'static str) {
     let stack = std::env::var("STACK_NAME").unwrap_or_default();
     let _ = FUNCTION.set((function, stack));
     init_tracing();
+    context_chat::panics::log_panics();
 }
 
 /// The `Function` and `Stack` dimensions of this process's metrics.
@@ -176,7 +178,7 @@ where
                         .and_then(|v| v.as_deref())
                         .unwrap_or_default(),
                 );
-                resolve(state.clone(), call).instrument(span).await
+                unpanicked(resolve(state.clone(), call).instrument(span)).await
             }
             Err(ResolverError(err)) => Err(err),
         };
@@ -196,6 +198,7 @@ where
 pub async fn serve_http(routes: axum::Router) -> Result<(), Error> {
     lambda_http::run(
         routes
+            .layer(axum::middleware::from_fn(context_chat::http::catch_panics))
             .layer(axum::middleware::map_request(with_client_address))
             .layer(axum::middleware::map_response(counted)),
     )

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -31,6 +31,8 @@ struct Inner {
     behaviour: Mutex<Behaviour>,
     delay: Mutex<Duration>,
     fetches: AtomicUsize,
+    /// When each fetch arrived and when its answer was ready.
+    times: Mutex<Vec<(Instant, Instant)>>,
 }
 
 /// The running issuer. It stops when dropped.
@@ -47,6 +49,7 @@ impl Issuer {
             behaviour: Mutex::new(Behaviour::Serve),
             delay: Mutex::new(Duration::ZERO),
             fetches: AtomicUsize::new(0),
+            times: Mutex::default(),
         });
         let app = Router::new()
             .route("/.well-known/jwks.json", get(serve_jwks))
@@ -80,6 +83,11 @@ impl Issuer {
     pub fn fetches(&self) -> usize {
         self.inner.fetches.load(Ordering::SeqCst)
     }
+
+    /// When each fetch so far arrived and when its answer was ready.
+    pub fn fetch_times(&self) -> Vec<(Instant, Instant)> {
+        self.inner.times.lock().unwrap().clone()
+    }
 }
 
 impl Drop for Issuer {
@@ -89,6 +97,13 @@ impl Drop for Issuer {
 }
 
 async fn serve_jwks(State(inner): State<Arc<Inner>>) -> Response {
+    let arrived = Instant::now();
+    let response = answer(&inner).await;
+    inner.times.lock().unwrap().push((arrived, Instant::now()));
+    response
+}
+
+async fn answer(inner: &Inner) -> Response {
     inner.fetches.fetch_add(1, Ordering::SeqCst);
     let delay = *inner.delay.lock().unwrap();
     if !delay.is_zero() {

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
@@ -20,6 +21,9 @@ struct Inner {
     held: tokio::sync::watch::Sender<bool>,
     /// How long each request waits before it is forwarded.
     delay: std::sync::Mutex<std::time::Duration>,
+    /// Each request's operation (`x-amz-target`, else the path), when it arrived and when its
+    /// answer was ready.
+    times: std::sync::Mutex<Vec<Timed>>,
 }
 
 pub struct CountingProxy {
@@ -37,6 +41,7 @@ impl CountingProxy {
             requests: AtomicUsize::new(0),
             held: tokio::sync::watch::Sender::new(false),
             delay: std::sync::Mutex::new(std::time::Duration::ZERO),
+            times: std::sync::Mutex::default(),
         });
         let app = Router::new().fallback(forward).with_state(inner.clone());
         let (addr, task) = crate::serve_on_loopback(app).await;
@@ -60,6 +65,11 @@ impl CountingProxy {
         self.inner.held.send_replace(false);
     }
 
+    /// Each request so far: its operation, when it arrived and when its answer was ready.
+    pub fn request_times(&self) -> Vec<Timed> {
+        self.inner.times.lock().unwrap().clone()
+    }
+
     /// Every request waits this long before it is forwarded: a service across a network.
     pub fn set_delay(&self, delay: std::time::Duration) {
         *self.inner.delay.lock().unwrap() = delay;
@@ -72,7 +82,32 @@ impl Drop for CountingProxy {
     }
 }
 
+/// One request through the proxy.
+#[derive(Debug, Clone)]
+pub struct Timed {
+    /// `x-amz-target` (`AmazonSSM.GetParameters`, `DynamoDB_20120810.GetItem`), else the path.
+    pub operation: String,
+    pub arrived: Instant,
+    pub answered: Instant,
+}
+
 async fn forward(State(inner): State<Arc<Inner>>, request: Request) -> Response {
+    let arrived = Instant::now();
+    let operation = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(|| request.uri().path().to_owned(), str::to_owned);
+    let response = forward_once(&inner, request).await;
+    inner.times.lock().unwrap().push(Timed {
+        operation,
+        arrived,
+        answered: Instant::now(),
+    });
+    response
+}
+
+async fn forward_once(inner: &Inner, request: Request) -> Response {
     inner.requests.fetch_add(1, Ordering::SeqCst);
     let _ = inner.held.subscribe().wait_for(|held| !held).await;
     let delay = *inner.delay.lock().unwrap();

@@ -8,6 +8,7 @@ mod error;
 mod guard;
 mod local;
 mod notifications;
+mod pages;
 mod platform;
 mod put_params;
 mod serve;

@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::GraphQLRequest;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -36,6 +35,7 @@ use crate::local::{
     embedded_settings, load_or_create_issuer, load_or_create_link_secret, virgil_signer,
 };
 use crate::notifications::{LocalNotifications, OUTBOX_PATH, outbox, start_worker};
+use crate::pages::{self, StartPage};
 use context_chat::notifications::sms::LocalSms;
 
 #[derive(clap::Args)]
@@ -65,6 +65,7 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const METRICS_PATH: &str = "/metrics";
 
 pub async fn run(args: ServeArgs) -> Result<()> {
+    context_chat::panics::log_panics();
     let listener = TcpListener::bind(("127.0.0.1", args.port))
         .await
         .map_err(|e| CliError::Failed(format!("cannot listen on 127.0.0.1:{}: {e}", args.port)))?;
@@ -125,8 +126,16 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             api_key,
             guard::api_key_required,
         ));
+    let start_page = Arc::new(StartPage {
+        origin: format!("http://{addr}"),
+        mode: mode.clone(),
+        api_key_required: state.api_key.is_some(),
+        issuer: local.clone(),
+        platform_keys: auth.is_some(),
+    });
     let mut router = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .merge(pages::routes(start_page))
         .merge(graphql_routes)
         .merge(keyed_routes)
         .merge(notification_routes::routes(app.clone(), webhook_public_url))
@@ -144,7 +153,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         router = router.merge(auth.clone().routes());
     }
 
-    println!("Context Chat is listening on http://{addr}/graphql (GraphiQL: open it in a browser)");
+    println!(
+        "Context Chat is listening on http://{addr}/graphql (in a browser: http://{addr}/ for the start page and GraphiQL)"
+    );
     println!("Settings: {mode}");
     if state.api_key.is_some() {
         println!(
@@ -207,16 +218,22 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     );
     if let Some(issuer) = &local {
         let token = issuer.get().await?.sign(
-            "alex",
-            &["general", "random"],
+            pages::SAMPLE_IDENTITY,
+            &pages::SAMPLE_CONTEXTS,
             context_chat::context_token::now_unix(),
-            12 * 3600,
+            pages::SAMPLE_LIFETIME_SECS,
         )?;
-        println!("Sample context token (alex; contexts general, random; 12 h):");
+        println!(
+            "Sample context token ({}; contexts {}; {} h):",
+            pages::SAMPLE_IDENTITY,
+            pages::SAMPLE_CONTEXTS.join(", "),
+            pages::SAMPLE_LIFETIME_SECS / 3600
+        );
         println!("{token}");
         println!("Try it:");
         println!(
-            "  curl -s http://{addr}/graphql -H 'content-type: application/json' \\\n    -d '{{\"query\":\"query {{ verifyToken(token: \\\"{token}\\\") {{ identity contexts }} }}\"}}'"
+            "  {}",
+            pages::verify_token_curl(&format!("http://{addr}"), &token)
         );
         println!("More tokens: curl -s -X POST 'http://{addr}/token?identity=sam&context=general'");
     }
@@ -253,6 +270,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     axum::serve(
         listener,
         router
+            .layer(middleware::from_fn(context_chat::http::catch_panics))
             .layer(middleware::from_fn_with_state(hosts, guard::check_host))
             .layer(middleware::map_request(counted))
             .layer(TraceLayer::new_for_http())
@@ -356,8 +374,8 @@ async fn prometheus_metrics() -> Response {
         .into_response()
 }
 
-async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+async fn graphiql(State(state): State<Arc<ServerState>>) -> Html<String> {
+    pages::graphiql(state.api_key.is_some())
 }
 
 async fn graphql(

@@ -36,6 +36,19 @@ fn refusal(err: &ChatError) -> Response {
     response
 }
 
+/// A layer for every router (`axum::middleware::from_fn(catch_panics)`): a handler that panics
+/// answers 500 with the contract's `InternalError`, as a resolver does (`crate::panics`),
+/// rather than dropping the connection.
+pub async fn catch_panics(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match crate::panics::unpanicked(async { Ok(next.run(request).await) }).await {
+        Ok(response) => response,
+        Err(err) => refusal(&err),
+    }
+}
+
 fn status_of(err: &ChatError) -> StatusCode {
     StatusCode::from_u16(err.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
@@ -82,5 +95,37 @@ mod tests {
             called_url(&lambda, &headers, Some("https://chat.example.org/hook?")),
             "https://chat.example.org/hook?x=%20"
         );
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_internal_error_and_the_server_goes_on() {
+        async fn boom() -> &'static str {
+            if std::hint::black_box(true) {
+                panic!("a bug");
+            }
+            "never"
+        }
+        let app = axum::Router::new()
+            .route("/boom", axum::routing::get(boom))
+            .route("/fine", axum::routing::get(|| async { "fine" }))
+            .layer(axum::middleware::from_fn(catch_panics));
+        let (addr, task) = test_support::serve_on_loopback(app).await;
+        let client = reqwest::Client::new();
+        let answer = client
+            .get(format!("http://{addr}/boom"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 500);
+        let body: Value = serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap();
+        assert_eq!(body["errorType"], "InternalError");
+        assert_eq!(body["message"], crate::panics::PANIC_MESSAGE);
+        let fine = client
+            .get(format!("http://{addr}/fine"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(fine.text().await.unwrap(), "fine");
+        task.abort();
     }
 }

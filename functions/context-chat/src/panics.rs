@@ -1,0 +1,72 @@
+//! A panic is a bug. It must get the same answer in the cloud as in the tests, must not hand its
+//! message to a caller, and must not take the process down with every request in it: every
+//! door (the Lambda adapter, `chatctl serve`) runs a request's code through [`unpanicked`], and
+//! the caller gets the contract's `InternalError`. The process goes on serving; the production
+//! profile unwinds, as the tests do (`adr/015`).
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt as _;
+
+use crate::error::{ChatError, Result};
+
+/// What a caller is told when the code that served it panicked.
+pub const PANIC_MESSAGE: &str =
+    "Something went wrong on our side (a bug, now in our logs). Try again later.";
+
+/// No log line may hold a whole token, and a panic's message may quote anything: it is cut
+/// shorter than any signed JWT, as GraphQL's own error messages are.
+const MAX_LOGGED_CHARS: usize = 120;
+
+/// `work`'s outcome, or `InternalError` when it panicked (the hook of [`log_panics`] has
+/// logged where).
+pub async fn unpanicked<T>(work: impl Future<Output = Result<T>>) -> Result<T> {
+    match AssertUnwindSafe(work).catch_unwind().await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(ChatError::internal(PANIC_MESSAGE)),
+    }
+}
+
+/// Replaces the default panic message on stderr with one log line (JSON on a Lambda): where
+/// it happened and the start of its message.
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("");
+        let message: String = message.chars().take(MAX_LOGGED_CHARS).collect();
+        tracing::error!(%location, %message, "panicked (a bug); the request is answered InternalError");
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[tokio::test]
+    async fn a_panic_becomes_internal_error_and_an_answer_stays_an_answer() {
+        let answered = unpanicked(async { Ok::<_, ChatError>(7) }).await;
+        assert_eq!(answered.unwrap(), 7);
+        let refused = unpanicked(async { Err::<(), _>(ChatError::bad_request("no")) }).await;
+        assert_eq!(refused.unwrap_err().kind, ErrorKind::BadRequest);
+        let panicked = unpanicked(async {
+            if std::hint::black_box(true) {
+                panic!("secret token eyJ in a panic message");
+            }
+            Ok::<(), ChatError>(())
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(panicked.kind, ErrorKind::InternalError);
+        assert_eq!(panicked.message, PANIC_MESSAGE);
+    }
+}
