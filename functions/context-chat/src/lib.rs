@@ -14,6 +14,7 @@ pub mod error;
 pub mod graphql;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod http_client;
 pub mod ledger;
 pub mod metrics;
 pub mod names;

@@ -1,17 +1,20 @@
-//! A panic is a bug. It must get the same answer in the cloud as in the tests, must not hand its
-//! message to a caller, and must not take the process down with every request in it: every
-//! door (the Lambda adapter, `chatctl serve`) runs a request's code through [`unpanicked`], and
-//! the caller gets the contract's `InternalError`. The process goes on serving; the production
-//! profile unwinds, as the tests do (`adr/015`).
+//! A panic is a bug. What it costs depends on the door (`adr/017`):
+//! - a Lambda function ends its process (the production profile's `panic = "abort"`; the
+//!   adapter's hook does the same in debug builds, so the tests see what the cloud does): no
+//!   state a panic left half-changed serves another request;
+//! - `chatctl serve`, one long-lived process for every request, answers that request
+//!   `InternalError` ([`unpanicked`]) and goes on.
+//!
+//! Either way the log gets one line: where, and the start of the message.
 
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
+use std::panic::{AssertUnwindSafe, PanicHookInfo};
 
 use futures_util::FutureExt as _;
 
 use crate::error::{ChatError, Result};
 
-/// What a caller is told when the code that served it panicked.
+/// What a caller of `chatctl serve` is told when the code that served it panicked.
 pub const PANIC_MESSAGE: &str =
     "Something went wrong on our side (a bug, now in our logs). Try again later.";
 
@@ -28,23 +31,25 @@ pub async fn unpanicked<T>(work: impl Future<Output = Result<T>>) -> Result<T> {
     }
 }
 
-/// Replaces the default panic message on stderr with one log line (JSON on a Lambda): where
-/// it happened and the start of its message.
+/// Replaces the default panic message on stderr with [`log`]'s line.
 pub fn log_panics() {
-    std::panic::set_hook(Box::new(|info| {
-        let location = info
-            .location()
-            .map(|l| format!("{}:{}", l.file(), l.line()))
-            .unwrap_or_default();
-        let payload = info.payload();
-        let message = payload
-            .downcast_ref::<&str>()
-            .copied()
-            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-            .unwrap_or("");
-        let message: String = message.chars().take(MAX_LOGGED_CHARS).collect();
-        tracing::error!(%location, %message, "panicked (a bug); the request is answered InternalError");
-    }));
+    std::panic::set_hook(Box::new(log));
+}
+
+/// One error line for a panic: where it happened and the start of its message.
+pub fn log(info: &PanicHookInfo<'_>) {
+    let location = info
+        .location()
+        .map(|l| format!("{}:{}", l.file(), l.line()))
+        .unwrap_or_default();
+    let payload = info.payload();
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("");
+    let message: String = message.chars().take(MAX_LOGGED_CHARS).collect();
+    tracing::error!(%location, %message, "panicked (a bug)");
 }
 
 #[cfg(test)]
@@ -60,7 +65,7 @@ mod tests {
         assert_eq!(refused.unwrap_err().kind, ErrorKind::BadRequest);
         let panicked = unpanicked(async {
             if std::hint::black_box(true) {
-                panic!("secret token eyJ in a panic message");
+                panic!("a bug");
             }
             Ok::<(), ChatError>(())
         })

@@ -30,7 +30,7 @@ where
         // An emulator may send no deadline (one in the past): then none is enforced.
         let deadline = Some(event.context.deadline()).filter(|d| *d > SystemTime::now());
         let response = run_batch(event.payload, deadline, |message| {
-            context_chat::panics::unpanicked(handle(state.clone(), message))
+            handle(state.clone(), message)
         })
         .await;
         crate::write_metrics();

@@ -12,7 +12,6 @@ use std::sync::{Arc, OnceLock};
 use aws_lambda_events::appsync::AppSyncDirectResolverEvent;
 use context_chat::metrics::{self, Counter, ErrorCounter};
 use context_chat::notifications::NotificationPorts;
-use context_chat::panics::unpanicked;
 use context_chat::settings::SettingsSource;
 use context_chat::{App, AppOptions, ChatError};
 
@@ -61,7 +60,21 @@ pub fn init(function: &'static str) {
     let stack = std::env::var("STACK_NAME").unwrap_or_default();
     let _ = FUNCTION.set((function, stack));
     init_tracing();
-    context_chat::panics::log_panics();
+    std::panic::set_hook(Box::new(end_on_panic));
+}
+
+/// A panic is a bug, and ends the process: the production profile has `panic = "abort"`, and
+/// this hook ends debug builds too, so the tests see what the cloud does (`adr/017`). Before it
+/// goes, the process logs where (`context_chat::panics::log`) and writes the invocation's
+/// metrics with an `InternalError`, so the dashboard and the alarm count it. Lambda reports the
+/// invocation failed (`Runtime.ExitError`) and the next one gets a fresh process: no state a
+/// panic left half-changed serves another request.
+fn end_on_panic(info: &std::panic::PanicHookInfo<'_>) {
+    context_chat::panics::log(info);
+    metrics::count(Counter::Requests);
+    metrics::error(ErrorCounter::Errors, context_chat::ErrorKind::InternalError);
+    write_metrics();
+    std::process::abort();
 }
 
 /// The `Function` and `Stack` dimensions of this process's metrics.
@@ -178,7 +191,7 @@ where
                         .and_then(|v| v.as_deref())
                         .unwrap_or_default(),
                 );
-                unpanicked(resolve(state.clone(), call).instrument(span)).await
+                resolve(state.clone(), call).instrument(span).await
             }
             Err(ResolverError(err)) => Err(err),
         };
@@ -198,7 +211,6 @@ where
 pub async fn serve_http(routes: axum::Router) -> Result<(), Error> {
     lambda_http::run(
         routes
-            .layer(axum::middleware::from_fn(context_chat::http::catch_panics))
             .layer(axum::middleware::map_request(with_client_address))
             .layer(axum::middleware::map_response(counted)),
     )

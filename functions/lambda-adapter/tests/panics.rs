@@ -1,9 +1,12 @@
-//! What a bug costs under cargo lambda's runtime: a handler that panics answers the contract's
-//! `InternalError` with a message that quotes nothing, the sandbox keeps serving, and the log
-//! says where, cut short. The production profile unwinds as these debug builds do, so this is
-//! the cloud's behaviour too.
+//! What a bug costs under cargo lambda's runtime: a handler that panics ends its process, as
+//! the production profile's `panic = "abort"` does in the cloud (the adapter's hook makes these
+//! debug builds do the same), after one log line that says where (its message cut short) and
+//! the invocation's metrics with an `InternalError`. Lambda then answers the caller with a
+//! function error and the next invocation gets a fresh process.
 
+use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
+use std::time::Duration;
 
 use serde_json::json;
 use test_support::{Emulator, Function, Invocation, appsync_event};
@@ -11,38 +14,59 @@ use test_support::{Emulator, Function, Invocation, appsync_event};
 const BINARY: &str = env!("CARGO_BIN_EXE_panic-probe");
 
 #[tokio::test]
-async fn a_panic_answers_internal_error_and_the_next_invocation_is_served() {
+async fn a_panic_ends_the_process_after_a_log_line_and_its_metrics() {
     let emulator = Emulator::start();
     let function = Function::start(Path::new(BINARY), "panic-probe", &emulator, &[]);
-    let panicked = emulator
-        .invoke(
-            "panic-probe",
-            &appsync_event("Query", "probe", json!({"panic": true})),
-        )
-        .await;
-    let (error_type, message) = panicked.error();
-    assert_eq!(error_type, "InternalError");
-    assert_eq!(message, context_chat::panics::PANIC_MESSAGE);
-
     let answered = emulator
         .invoke("panic-probe", &appsync_event("Query", "probe", json!({})))
         .await;
     assert_eq!(answered, Invocation::Answered(json!("answered")));
 
-    assert!(function.wait_for_output("panicked (a bug)", std::time::Duration::from_secs(5)));
+    // The emulator keeps this invocation waiting for an answer that never comes.
+    let pending = {
+        let url = emulator.invocations_url("panic-probe");
+        tokio::spawn(async move {
+            let event = appsync_event("Query", "probe", json!({"panic": true}));
+            reqwest::Client::new()
+                .post(url)
+                .json(&event)
+                .timeout(Duration::from_secs(20))
+                .send()
+                .await
+        })
+    };
+    let mut function = function;
+    let status = tokio::task::spawn_blocking(move || {
+        let status = function.wait_for_exit(Duration::from_secs(10));
+        (status, function)
+    })
+    .await
+    .unwrap();
+    let (status, function) = status;
+    let status = status.expect("the process ended");
+    assert_eq!(status.signal(), Some(6), "ended by SIGABRT: {status:?}");
+    pending.abort();
+
     let logs = function.output();
-    assert!(
-        logs.contains("panic-probe.rs"),
-        "the log says where: {logs}"
-    );
+    let line = logs
+        .lines()
+        .find(|l| l.contains("panicked (a bug)"))
+        .unwrap_or_else(|| panic!("a log line for the panic: {logs}"));
+    assert!(line.contains("panic-probe.rs"), "it says where: {line}");
     assert!(
         !logs.contains("c2lnbmF0dXJl"),
         "the message is cut before it could hold a whole token: {logs}"
     );
+    let metrics = function.metrics(2);
+    let last = metrics
+        .last()
+        .expect("an EMF line for the failed invocation");
+    assert_eq!(last["ErrorType"], "InternalError", "{last}");
+    assert_eq!(last["Errors"], 1, "{last}");
 }
 
 #[test]
-fn the_production_profile_unwinds_as_the_tests_do() {
+fn the_production_profile_aborts_as_the_hook_does_in_tests() {
     let manifest =
         std::fs::read_to_string(test_support::workspace_root().join("Cargo.toml")).unwrap();
     let production = manifest
@@ -50,9 +74,7 @@ fn the_production_profile_unwinds_as_the_tests_do() {
         .find(|section| section.starts_with("profile.production]"))
         .expect("Cargo.toml has [profile.production]");
     assert!(
-        production
-            .lines()
-            .any(|l| l.trim() == r#"panic = "unwind""#),
-        "[profile.production] says panic = \"unwind\": {production}"
+        production.lines().any(|l| l.trim() == r#"panic = "abort""#),
+        "[profile.production] says panic = \"abort\": {production}"
     );
 }

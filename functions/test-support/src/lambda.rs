@@ -193,6 +193,20 @@ impl Function {
         self.child.id()
     }
 
+    /// How the process ended, once it has, within `timeout`.
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// What the function has printed so far (its logs).
     pub fn output(&self) -> String {
         self.output.lock().unwrap().clone()

@@ -56,10 +56,9 @@ pub fn http_client() -> reqwest::Client {
             attempt.follow()
         }
     });
-    reqwest::Client::builder()
+    crate::http_client::builder()
         .redirect(redirects)
         .connect_timeout(Duration::from_secs(5))
-        .user_agent(concat!("context-chat/", env!("CARGO_PKG_VERSION")))
         .build()
         .unwrap_or_else(|_| reqwest::Client::new())
 }

@@ -203,11 +203,10 @@ impl RestClient {
     /// An HTTP client for Twilio: no redirects, since a redirect would carry the credentials
     /// somewhere else.
     pub fn http_client() -> reqwest::Client {
-        reqwest::Client::builder()
+        crate::http_client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(60))
-            .user_agent(concat!("context-chat/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new())
     }
