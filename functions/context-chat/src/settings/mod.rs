@@ -165,8 +165,16 @@ impl Reader<'_> {
         }
     }
 
-    /// https anywhere; http only to loopback.
+    /// https anywhere; http only to loopback. ASCII only: the binaries leave out Unicode host
+    /// names' tables (idna_adapter 1.0, `adr/002`), so an international host is written in its
+    /// `xn--` form.
     fn url(&self, p: Param, value: &str) -> Result<Url> {
+        if !value.is_ascii() {
+            return Err(self.invalid(
+                p,
+                "is not all ASCII: write an international host name in its xn-- form",
+            ));
+        }
         let url = Url::parse(value).map_err(|_| self.invalid(p, "is not a URL"))?;
         if is_allowed_remote_url(&url) {
             Ok(url)
@@ -913,10 +921,20 @@ mod tests {
             ("http://10.0.0.1/jwks.json", false),
             ("ftp://issuer.example/jwks.json", false),
             ("not a url", false),
+            ("https://xn--bcher-kva.example/jwks.json", true),
+            ("https://bücher.example/jwks.json", false),
         ] {
             let mut raw = good();
             raw.insert(Param::JwksUrl, url.into());
             assert_eq!(load(&raw).is_ok(), ok, "{url}");
         }
+    }
+
+    #[test]
+    fn an_international_host_name_is_asked_for_in_its_xn_form() {
+        let mut raw = good();
+        raw.insert(Param::JwksUrl, "https://bücher.example/jwks.json".into());
+        let err = load(&raw).unwrap_err();
+        assert!(err.message.contains("xn--"), "{}", err.message);
     }
 }
