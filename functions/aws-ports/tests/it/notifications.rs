@@ -285,7 +285,10 @@ async fn one_email_to_each_offline_confirmed_subscriber_and_none_to_the_rest() {
 
 #[tokio::test]
 async fn later_messages_fold_into_the_next_email() {
-    let world = World::new(Duration::from_secs(2)).await;
+    // Long enough that the second run comes inside it even on a loaded machine (the tests run
+    // several at a time).
+    let window = Duration::from_secs(6);
+    let world = World::new(window).await;
     let alex = world.subscriber("alex", true).await;
     world.subscriber("sam", true).await;
 
@@ -311,7 +314,7 @@ async fn later_messages_fold_into_the_next_email() {
         + drain_queue(&world.sqs, &world.delay_url).await.len();
     assert_eq!(flushes, 1, "one flush queued for the window's end");
 
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(window + Duration::from_secs(1)).await;
     let flush = QueueMessage::Flush {
         context: "general".into(),
         address: context_chat::notifications::EmailAddress::parse(&alex)
@@ -770,7 +773,9 @@ async fn racing_tries_never_exceed_five() {
 /// moved their subscription to another address.
 #[tokio::test]
 async fn item_9_a_pending_digest_does_not_follow_an_old_address() {
-    let world = World::new(Duration::from_secs(2)).await;
+    // Long enough for the steps before the flush on a loaded machine.
+    let window = Duration::from_secs(6);
+    let world = World::new(window).await;
     let old = world.subscriber("alex", true).await;
     world.subscriber("sam", true).await;
     world
@@ -800,7 +805,7 @@ async fn item_9_a_pending_digest_does_not_follow_an_old_address() {
         Ok(true)
     );
 
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(window + Duration::from_secs(1)).await;
     let flush = QueueMessage::Flush {
         context: "general".into(),
         address: context_chat::notifications::EmailAddress::parse(&old)

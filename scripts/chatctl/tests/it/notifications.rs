@@ -303,9 +303,11 @@ async fn a_server_killed_mid_run_leaves_a_store_that_opens_with_every_acknowledg
         )
         .unwrap(),
     );
+    let written = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let writers = (0..6).map(|w| {
         let base = base.clone();
         let signer = signer.clone();
+        let written = written.clone();
         tokio::spawn(async move {
             let client = reqwest::Client::new();
             let mut acknowledged = Vec::new();
@@ -329,6 +331,7 @@ async fn a_server_killed_mid_run_leaves_a_store_that_opens_with_every_acknowledg
                         };
                         assert!(body["errors"].is_null(), "{body}");
                         acknowledged.push(identity);
+                        written.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     }
                     _ => break,
                 }
@@ -337,8 +340,12 @@ async fn a_server_killed_mid_run_leaves_a_store_that_opens_with_every_acknowledg
         })
     });
     let writers: Vec<_> = writers.collect();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    // SIGKILL, in the middle of writes: nothing is flushed or closed on the way out.
+    // Once enough writes were acknowledged (however loaded the machine), and while more are
+    // under way: SIGKILL, nothing is flushed or closed on the way out.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while written.load(std::sync::atomic::Ordering::SeqCst) <= 20 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     server.child.kill().unwrap();
     server.child.wait().unwrap();
     let mut acknowledged = Vec::new();
