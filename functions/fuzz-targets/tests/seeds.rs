@@ -2,13 +2,21 @@
 //! through its target, on every test run; and what the seeds must show: the signed inputs
 //! reach past the signature, so the fuzzers work on what lies behind it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use context_chat::ErrorKind;
+
+/// `fuzz/` of the checkout the test runs in (`CARGO_MANIFEST_DIR` as the runner sets it: the
+/// build cache is shared, and a path fixed at compile time may be another clone's).
+fn fuzz_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("../../fuzz")
+}
 use context_chat::platform::Scope;
 
 fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let root = fuzz_dir();
     let mut found = Vec::new();
     for dir in ["seeds", "regressions"] {
         let dir: PathBuf = root.join(dir).join(target);
@@ -149,7 +157,7 @@ fn graphql_inputs() {
 /// `[[bin]]` of fuzz/Cargo.toml.
 #[test]
 fn the_fuzz_crate_hands_each_input_to_a_replayed_target() {
-    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let fuzz = fuzz_dir();
     let manifest = std::fs::read_to_string(fuzz.join("Cargo.toml")).unwrap();
     let replayed = [
         "context_token",

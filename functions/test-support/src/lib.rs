@@ -38,9 +38,19 @@ pub const CHAT_SERVICE_SID: &str = "IS00112233445566778899aabbccddeeff";
 /// The deployment's link secret in tests (`/STACK/notifications/linkSecret`, `CHAT_LINK_SECRET`).
 pub const LINK_SECRET: &str = "test-link-secret-0123456789abcdef";
 
-/// The repository's root.
+/// The repository's root: the checkout the tests run in, found at run time. The build cache
+/// is shared by every checkout and cargo counts a moved workspace as fresh, so a path fixed
+/// at compile time may be another (perhaps deleted) clone's.
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    package_dir().join("../..")
+}
+
+/// The running test's package directory: `CARGO_MANIFEST_DIR` as cargo and nextest set it
+/// when they run a test (not when they compiled it).
+pub fn package_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// Serves `app` on a free loopback port; the task stops when its handle is aborted.
