@@ -10,7 +10,8 @@ use context_chat::ErrorKind;
 /// build cache is shared, and a path fixed at compile time may be another clone's).
 fn fuzz_dir() -> PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .map(PathBuf::from)
+        .expect("CARGO_MANIFEST_DIR: run the tests with cargo (scripts/test)")
         .join("../../fuzz")
 }
 use context_chat::platform::Scope;

@@ -316,10 +316,8 @@ mod tests {
     use context_chat::ErrorKind;
 
     fn appsync_event(arguments: Value) -> Value {
-        let mut event: Value = serde_json::from_str(include_str!(
-            "../../test-support/fixtures/appsync-direct-resolver.json"
-        ))
-        .unwrap();
+        let mut event: Value =
+            serde_json::from_str(test_support::fixtures::APPSYNC_DIRECT_RESOLVER).unwrap();
         event["arguments"] = arguments;
         event
     }

@@ -261,8 +261,7 @@ pub(crate) fn wait_for_port(port: u16, timeout: Duration) {
 /// An AppSync direct resolver event for `parent.field` with these arguments, shaped like
 /// aws-lambda-events' `example-appsync-direct-resolver.json` with an API-key request.
 pub fn appsync_event(parent: &str, field: &str, arguments: Value) -> Value {
-    let mut event: Value =
-        serde_json::from_str(include_str!("../fixtures/appsync-direct-resolver.json")).unwrap();
+    let mut event: Value = serde_json::from_str(crate::fixtures::APPSYNC_DIRECT_RESOLVER).unwrap();
     event["info"]["parentTypeName"] = parent.into();
     event["info"]["fieldName"] = field.into();
     event["info"]["variables"] = arguments.clone();

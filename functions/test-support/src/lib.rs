@@ -38,6 +38,17 @@ pub const CHAT_SERVICE_SID: &str = "IS00112233445566778899aabbccddeeff";
 /// The deployment's link secret in tests (`/STACK/notifications/linkSecret`, `CHAT_LINK_SECRET`).
 pub const LINK_SECRET: &str = "test-link-secret-0123456789abcdef";
 
+/// Fixtures other crates' tests read, included here, inside this package: a file included
+/// from outside a package is tracked by its absolute path, which a fresh clone no longer has
+/// (every clone would rebuild the including test).
+pub mod fixtures {
+    /// twilio-python's SMS requests, as `make_sms_requests.py` recorded them.
+    pub const TWILIO_SMS_REQUESTS: &str = include_str!("../fixtures/twilio-sms-requests.json");
+    /// An AppSync direct resolver event, as AppSync sends it.
+    pub const APPSYNC_DIRECT_RESOLVER: &str =
+        include_str!("../fixtures/appsync-direct-resolver.json");
+}
+
 /// The repository's root: the checkout the tests run in, found at run time. The build cache
 /// is shared by every checkout and cargo counts a moved workspace as fresh, so a path fixed
 /// at compile time may be another (perhaps deleted) clone's.
@@ -47,10 +58,13 @@ pub fn workspace_root() -> PathBuf {
 
 /// The running test's package directory: `CARGO_MANIFEST_DIR` as cargo and nextest set it
 /// when they run a test (not when they compiled it).
+///
+/// Not `env!`: a crate that reads an environment variable at compile time is rebuilt when
+/// its value changes, and here it would change with every clone.
 pub fn package_dir() -> PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .expect("CARGO_MANIFEST_DIR: run the tests with cargo (scripts/test)")
 }
 
 /// Serves `app` on a free loopback port; the task stops when its handle is aborted.

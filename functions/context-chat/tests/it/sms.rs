@@ -12,7 +12,7 @@ use serde_json::Value;
 use test_support::SmsStandIn;
 use test_support::sms::{MESSAGING_SERVICE_SID, VERIFY_SERVICE_SID};
 
-const RECORDED: &str = include_str!("../../../test-support/fixtures/twilio-sms-requests.json");
+const RECORDED: &str = test_support::fixtures::TWILIO_SMS_REQUESTS;
 
 fn decoded(body: &str) -> Vec<(String, String)> {
     let mut pairs: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
