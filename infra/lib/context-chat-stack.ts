@@ -76,10 +76,21 @@ export class ContextChatStack extends Stack {
     });
     const tableEnv = { NOTIFICATIONS_TABLE: this.table.tableName };
     const useTable = (f: RustFunction) => this.table.grant(f.role, ...STORE_ACTIONS);
+    // The internet-facing functions reach only the partitions they use (issue 30, L6): a flaw
+    // in one cannot write or delete another feature's records.
+    const useTableUnder = (f: RustFunction, prefixes: string[], actions: string[]) =>
+      f.role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          actions,
+          resources: [this.table.tableArn],
+          conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': prefixes.map((p) => `${p}#*`) } },
+        }),
+      );
 
     // Message events, in order per conversation (group = ConversationSid, de-dup = MessageSid).
     const messageEvents = queueWithDlq(this, 'MessageEvents', { fifo: true, consumerTimeout: NOTIFY_TIMEOUT });
-    // Digest flushes, each due up to 15 minutes later (FIFO queues have no per-message delay).
+    // Digest flushes, each due up to 15 minutes later (FIFO queues have no per-message delay),
+    // and the second sweeps after revokeIdentity and syncIdentity.
     const flushes = queueWithDlq(this, 'DigestFlushes', { fifo: false, consumerTimeout: NOTIFY_TIMEOUT });
 
     // Functions, each with its own SSM parameters, table rights and queues.
@@ -114,7 +125,8 @@ export class ContextChatStack extends Stack {
       ...tableEnv,
       NOTIFY_QUEUE_URL: messageEvents.queue.queueUrl,
     });
-    useTable(webhook);
+    // Unsubscribe links end a context's subscriptions and digests: CHANNEL# partitions only.
+    useTableUnder(webhook, ['CHANNEL'], STORE_ACTIONS);
     messageEvents.queue.grantSendMessages(webhook.role);
 
     // The REST token routes of sample apps: the same settings and table rights as createChatToken.
@@ -124,7 +136,9 @@ export class ContextChatStack extends Stack {
       Duration.seconds(20),
       tableEnv,
     );
-    this.table.grant(tokenRoutes.role, ...MINT_ACTIONS);
+    // As createChatToken: the identity's records (revocation, ledger by identity, counters),
+    // the ledger by xid, and the subscriptions of contexts left.
+    useTableUnder(tokenRoutes, ['IDENTITY', 'ISSUANCE', 'CHANNEL'], MINT_ACTIONS);
 
     this.httpApi = new apigw.HttpApi(this, 'WebhookApi', {
       apiName: `${name}-webhooks`,
@@ -178,10 +192,15 @@ export class ContextChatStack extends Stack {
     let platformApi: RustFunction | undefined;
     if (props.platformIssuer) {
       // Provisioning as createChatToken does, on any identity: up to 12 s per call to Twilio.
-      platformApi = fn('platform-api', 'AppSync platform API (OIDC): identityContexts, contextMembers, tokenIssuance(s), syncIdentity, revokeIdentity', Duration.seconds(25), tableEnv);
-      // Revocations are written; subscriptions of left contexts are read and deleted; the ledger
-      // is read (a record by xid, an identity's newest by a query).
+      platformApi = fn('platform-api', 'AppSync platform API (OIDC): identityContexts, contextMembers, tokenIssuance(s), syncIdentity, revokeIdentity', Duration.seconds(25), {
+        ...tableEnv,
+        // Each revocation and sync queues a second sweep, which the notifier runs (ADR 012).
+        NOTIFY_DELAY_QUEUE_URL: flushes.queue.queueUrl,
+      });
+      // Revocations and syncs are written; subscriptions of left contexts are read and deleted;
+      // the ledger is read (a record by xid, an identity's newest by a query).
       useTable(platformApi);
+      flushes.queue.grantSendMessages(platformApi.role);
     }
     // The functions' own metrics: a dashboard, and alarms to the same topic.
     new Operations(this, 'Operations', { stackName: name, functions: deployed, alarms });

@@ -90,6 +90,14 @@ export class Operations extends Construct {
         `${stack}: 20 or more Twilio webhook calls refused in 5 minutes (bad signature or body). Either the auth ` +
           'token in SSM no longer matches Twilio\'s, the webhook URL changed, or someone is probing the URL.',
       ),
+      props.alarms.add(
+        'SweepsUnscheduled',
+        metric('SweepsUnscheduled'),
+        1,
+        `${stack}: a revokeIdentity or syncIdentity could not queue its second sweep (ADR 012): a join that raced it ` +
+          'may stand. The platform-api logs name the identity ("the sweep could not be scheduled"); call the ' +
+          'operation again once the delay queue takes messages.',
+      ),
     ];
 
     const graph = (title: string, left: cloudwatch.IMetric[], width = 8) =>
@@ -119,7 +127,12 @@ export class Operations extends Construct {
         metric('TwilioLatency', {}, 'p99', 'p99'),
         metric('TwilioLatency', {}, 'Maximum', 'max'),
       ]),
-      graph('Limits and revocations', [metric('RateLimited'), metric('Revocations')]),
+      graph('Limits, revocations and sweeps', [
+        metric('RateLimited'),
+        metric('Revocations'),
+        metric('Sweeps', {}, 'Sum', 'second sweeps run'),
+        metric('SweepsUnscheduled', {}, 'Sum', 'second sweeps not queued'),
+      ]),
     );
     this.dashboard.addWidgets(
       graph('Emails', [

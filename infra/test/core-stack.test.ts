@@ -62,6 +62,12 @@ describe('functions', () => {
       NOTIFICATIONS_TABLE: { Ref: table },
       NOTIFY_QUEUE_URL: { Ref: queue(true) },
     });
+    // Its revocations and syncs queue their second sweep on the notifier's delay queue.
+    expect(env('platform-api')).toEqual({
+      STACK_NAME: 'chat-test',
+      NOTIFICATIONS_TABLE: { Ref: table },
+      NOTIFY_DELAY_QUEUE_URL: { Ref: queue(false) },
+    });
     const notify = env('notify');
     expect(notify).toMatchObject({
       STACK_NAME: 'chat-test',
@@ -99,7 +105,7 @@ describe('least privilege', () => {
       expect([crate, readable.some((n) => n.endsWith('/authToken'))]).toEqual([crate, crate === 'twilio-webhook']);
     }
     expect(ssmNamesOf(statementsOf(core, 'chat-test-verify-token'))).toEqual(
-      ['/chat-test/chat/audience', '/chat-test/chat/issuer', '/chat-test/chat/jwks.json'],
+      ['/chat-test/chat/audience', '/chat-test/chat/issuer', '/chat-test/chat/jwks.json', '/chat-test/chat/maxTokenLifetime'],
     );
   });
 
@@ -142,7 +148,29 @@ describe('least privilege', () => {
     }
   });
 
-  test('the webhook only sends message events; the notifier consumes both queues and sends only flushes', () => {
+  test.each([
+    ['twilio-webhook', ['CHANNEL#*']],
+    ['token-routes', ['IDENTITY#*', 'ISSUANCE#*', 'CHANNEL#*']],
+  ])('%s, on the internet, reaches only the partitions it uses (dynamodb:LeadingKeys)', (crate, prefixes) => {
+    const [table] = Object.keys(resources(core, 'AWS::DynamoDB::Table'));
+    const onTable = statementsOf(core, `chat-test-${crate}`).filter((s) => s.Resource.some((r) => r.includes(table)));
+    expect(onTable).toHaveLength(1);
+    expect(onTable[0].Resource).toEqual([`\${${table}.Arn}`]);
+    expect((onTable[0] as any).Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': prefixes } });
+  });
+
+  test('the other functions that touch the table are not internet-facing', () => {
+    const [table] = Object.keys(resources(core, 'AWS::DynamoDB::Table'));
+    const unscoped = CORE_FUNCTIONS.filter((crate) =>
+      statementsOf(core, `chat-test-${crate}`).some((s) => s.Resource.some((r) => r.includes(table)) && !(s as any).Condition),
+    );
+    // AppSync's resolvers (behind its API key and schema) and the queue's consumer.
+    expect(unscoped.sort()).toEqual(
+      ['create-chat-token', 'enable-channel-notifications', 'notify', 'platform-api', 'verify-email', 'verify-token'].sort(),
+    );
+  });
+
+  test('the webhook only sends message events; the notifier consumes both queues and sends only delayed work; the platform API only sends sweeps', () => {
     const queues = resources(core, 'AWS::SQS::Queue');
     const main = (fifo: boolean) =>
       Object.keys(queues).find((id) => !!queues[id].Properties.FifoQueue === fifo && queues[id].Properties.RedrivePolicy)!;
@@ -160,6 +188,7 @@ describe('least privilege', () => {
     const consume = ['sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage'];
     expect(sqsRights('twilio-webhook')).toEqual({ [main(true)]: send });
     expect(sqsRights('notify')).toEqual({ [main(true)]: consume, [main(false)]: [...consume, ...send].sort() });
+    expect(sqsRights('platform-api')).toEqual({ [main(false)]: send });
     for (const crate of ['verify-token', 'create-chat-token', 'token-routes', 'enable-channel-notifications', 'verify-email']) {
       expect(sqsRights(crate)).toEqual({});
     }
@@ -312,8 +341,8 @@ describe('alarms', () => {
         .sort();
     expect(watched('ApproximateNumberOfMessagesVisible')).toEqual(deadLetters.map((q) => [q, 1]).sort());
     expect(watched('ApproximateAgeOfOldestMessage')).toEqual(work.map((q) => [q, 1800]).sort());
-    // And the four service alarms below.
-    expect(alarms).toHaveLength(8);
+    // And the five service alarms below.
+    expect(alarms).toHaveLength(9);
     expect(Object.keys(resources(core, 'AWS::SNS::Subscription'))).toEqual([]);
   });
 
@@ -342,9 +371,15 @@ describe('alarms', () => {
     );
   };
 
-  test('the functions\' own metrics alarm on internal errors, Twilio 429s and 5xx, and refused webhooks', () => {
+  test('the functions\' own metrics alarm on internal errors, Twilio 429s and 5xx, refused webhooks and unqueued sweeps', () => {
     const alarms = serviceAlarms();
-    expect(Object.keys(alarms).sort()).toEqual(['AlarmsInternalErrors', 'AlarmsTwilioServerErrors', 'AlarmsTwilioThrottled', 'AlarmsWebhooksRefused']);
+    expect(Object.keys(alarms).sort()).toEqual([
+      'AlarmsInternalErrors',
+      'AlarmsSweepsUnscheduled',
+      'AlarmsTwilioServerErrors',
+      'AlarmsTwilioThrottled',
+      'AlarmsWebhooksRefused',
+    ]);
     for (const alarm of Object.values(alarms)) {
       for (const m of metricsOf(alarm)) {
         expect(m.namespace).toBe('ContextChat');
@@ -366,6 +401,9 @@ describe('alarms', () => {
     expect(internal).toMatchObject({ Threshold: 5, EvaluationPeriods: 2 });
     expect(metricsOf(alarms.AlarmsTwilioThrottled).map((m: any) => m.name)).toEqual(['TwilioThrottled']);
     expect(metricsOf(alarms.AlarmsTwilioServerErrors).map((m: any) => m.name)).toEqual(['TwilioServerErrors']);
+    // One sweep not queued is one too many: a raced join may stand.
+    expect(metricsOf(alarms.AlarmsSweepsUnscheduled).map((m: any) => m.name)).toEqual(['SweepsUnscheduled']);
+    expect(alarms.AlarmsSweepsUnscheduled.Properties.Threshold).toBe(1);
     expect(metricsOf(alarms.AlarmsWebhooksRefused).map((m: any) => m.dimensions)).toEqual([
       ['ErrorType=AccessDenied', 'Stack=chat-test'],
       ['ErrorType=BadRequest', 'Stack=chat-test'],
@@ -403,7 +441,7 @@ describe('alarms', () => {
       .sort();
     expect(perFunction).toEqual([...CORE_FUNCTIONS].sort());
     expect(body.widgets[0].type).toBe('alarm');
-    expect(body.widgets[0].properties.alarms).toHaveLength(8);
+    expect(body.widgets[0].properties.alarms).toHaveLength(9);
   });
 
   test('alarmEmail subscribes an address to the alarm topic', () => {

@@ -105,6 +105,7 @@ fn settings(issuer: &Issuer) -> Settings {
             jwks_url: issuer.url().parse().unwrap(),
             issuer: None,
             audience: None,
+            max_token_lifetime_secs: context_chat::settings::DEFAULT_MAX_TOKEN_LIFETIME_SECS,
         }),
         webhook_auth_token: None,
         link_secret: None,

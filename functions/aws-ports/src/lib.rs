@@ -52,11 +52,12 @@ pub async fn build_token_app(reads: context_chat::settings::Reads) -> Arc<contex
     build_store_app(reads, lambda_adapter::Warm::SettingsAndKeys).await
 }
 
-/// The platform API's [`App`]: as [`build_token_app`], warmed with the platform's keys.
+/// The platform API's [`App`]: the store, and the delay queue its sweeps go through (after
+/// `revokeIdentity` and `syncIdentity`), warmed with the platform's keys.
 pub async fn build_platform_app() -> Arc<context_chat::App> {
-    build_store_app(
-        context_chat::settings::reads::PLATFORM_API,
+    build_notification_app(
         lambda_adapter::Warm::SettingsAndPlatformKeys,
+        context_chat::settings::reads::PLATFORM_API,
     )
     .await
 }

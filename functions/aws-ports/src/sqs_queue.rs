@@ -62,27 +62,44 @@ impl Queue for SqsQueue {
         address: &'a Address,
         delay: Duration,
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let url = self
-                .delay_queue_url
-                .as_deref()
-                .ok_or_else(|| missing(crate::DELAY_QUEUE_ENV))?;
-            let message = QueueMessage::Flush {
-                context: context.to_owned(),
-                address: address.clone(),
-            };
-            self.client
-                .send_message()
-                .queue_url(url)
-                .message_body(message.to_json())
-                .delay_seconds(delay.min(MAX_DELAY).as_secs() as i32)
-                .send()
-                .await
-                .map_err(|e| {
-                    tracing::error!(error = %DisplayErrorContext(&e), "SQS SendMessage (flush) failed");
-                    ChatError::internal("A flush could not be queued.")
-                })?;
-            Ok(())
-        })
+        let message = QueueMessage::Flush {
+            context: context.to_owned(),
+            address: address.clone(),
+        };
+        Box::pin(self.later(message, delay, "A flush could not be queued."))
+    }
+
+    fn schedule_sweep<'a>(
+        &'a self,
+        identity: &'a str,
+        delay: Duration,
+    ) -> BoxFuture<'a, Result<()>> {
+        let message = QueueMessage::Sweep {
+            identity: identity.to_owned(),
+        };
+        Box::pin(self.later(message, delay, "A sweep could not be queued."))
+    }
+}
+
+impl SqsQueue {
+    /// On the delay queue, handled after `delay` (at most SQS's 15 minutes).
+    async fn later(&self, message: QueueMessage, delay: Duration, failed: &str) -> Result<()> {
+        let url = self
+            .delay_queue_url
+            .as_deref()
+            .ok_or_else(|| missing(crate::DELAY_QUEUE_ENV))?;
+        self.client
+            .send_message()
+            .queue_url(url)
+            .message_body(message.to_json())
+            // Whole seconds, rounded up: a sweep must not come early.
+            .delay_seconds(delay.min(MAX_DELAY).as_secs_f64().ceil() as i32)
+            .send()
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %DisplayErrorContext(&e), "SQS SendMessage (delayed) failed");
+                ChatError::internal(failed)
+            })?;
+        Ok(())
     }
 }

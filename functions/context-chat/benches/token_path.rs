@@ -75,6 +75,7 @@ fn setup() -> Bench {
             jwks_url: issuer.url().parse().unwrap(),
             issuer: None,
             audience: None,
+            max_token_lifetime_secs: context_chat::settings::DEFAULT_MAX_TOKEN_LIFETIME_SECS,
         }),
         webhook_auth_token: None,
         link_secret: None,

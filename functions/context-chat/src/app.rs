@@ -11,7 +11,7 @@ use crate::ledger::Ledger;
 use crate::notifications::mailer::Mailer;
 use crate::notifications::service::EndSubscriptions;
 use crate::notifications::sms::SmsGateway;
-use crate::notifications::{NotificationPorts, NotificationService, NotifyOptions};
+use crate::notifications::{NotificationPorts, NotificationService, NotifyOptions, QueueMessage};
 use crate::platform::PlatformService;
 use crate::revocations::Revocations;
 use crate::settings::SettingsSource;
@@ -139,7 +139,11 @@ impl AppBuilder {
             revocations.clone(),
             ledger.clone(),
         ));
-        let platform = PlatformService::new(settings.clone(), revocations, access_ended, ledger);
+        let sweeps = self.notifications.as_ref().and_then(|p| p.queue.clone());
+        let sweep_after =
+            options.revocation_window + options.provisioning.budget + crate::platform::SWEEP_MARGIN;
+        let platform = PlatformService::new(settings.clone(), revocations, access_ended, ledger)
+            .with_sweeps(sweeps, sweep_after);
         let notifications = self.notifications.map(|ports| {
             NotificationService::new(tokens.clone(), settings.clone(), ports, options.notify)
         });
@@ -180,6 +184,15 @@ impl App {
     /// The platform API (its calls check the caller's access token).
     pub fn platform(&self) -> &PlatformService {
         &self.platform
+    }
+
+    /// Handles one queued message (the notifier Lambda's, local mode's worker): a sweep is
+    /// the platform service's, the rest the notifier's.
+    pub async fn handle_queued(&self, message: &QueueMessage) -> Result<()> {
+        match message {
+            QueueMessage::Sweep { identity } => self.platform.sweep(identity).await.map(|_| ()),
+            other => self.notifications()?.notify(other).await.map(|_| ()),
+        }
     }
 
     pub fn notifications(&self) -> Result<&NotificationService> {

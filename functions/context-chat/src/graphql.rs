@@ -448,6 +448,9 @@ impl WidgetMutation {
 pub struct SyncResult {
     pub joined: Vec<String>,
     pub left: Vec<String>,
+    /// When (unix seconds) the memberships are made what this sync said once more, undoing
+    /// any join that raced it; null when no sweep could be scheduled.
+    pub sweep_at: Option<i64>,
 }
 
 /// What `revokeIdentity` did; context tokens issued before `revokedBefore` (unix seconds)
@@ -458,6 +461,9 @@ pub struct RevokeResult {
     pub left: Vec<String>,
     pub subscriptions_removed: i64,
     pub revoked_before: i64,
+    /// When (unix seconds) the identity leaves every conversation once more, undoing any
+    /// join that raced the revocation; null when no sweep could be scheduled.
+    pub sweep_at: Option<i64>,
 }
 
 /// A minted token as the ledger records it: never the token, only its SHA-256 (hex).
@@ -530,16 +536,23 @@ impl PlatformQuery {
             .map_err(|e| e.extend())
     }
 
-    /// The ledger's record of a minted token, by its transaction id; null when unknown.
+    /// The ledger's record of a minted token, by its transaction id (and identity: an id is
+    /// unique per identity; without one, `Conflict` where identities share it); null when
+    /// unknown.
     #[graphql(directive = aws_oidc::apply())]
     async fn token_issuance(
         &self,
         ctx: &Context<'_>,
         xid: ID,
+        identity: Option<ID>,
     ) -> async_graphql::Result<Option<TokenIssuance>> {
         app(ctx)
             .platform()
-            .token_issuance(authorization(ctx), &xid)
+            .token_issuance(
+                authorization(ctx),
+                &xid,
+                identity.as_ref().map(|i| i.as_str()),
+            )
             .await
             .map(|found| found.map(TokenIssuance::from))
             .map_err(|e| e.extend())
@@ -560,6 +573,10 @@ impl PlatformQuery {
             .map(|found| found.into_iter().map(TokenIssuance::from).collect())
             .map_err(|e| e.extend())
     }
+}
+
+fn seconds(unix: u64) -> i64 {
+    i64::try_from(unix).unwrap_or(i64::MAX)
 }
 
 /// The platform API's mutations (scope `chat:admin`).
@@ -583,6 +600,7 @@ impl PlatformMutation {
             .map(|r| SyncResult {
                 joined: r.joined,
                 left: r.left,
+                sweep_at: r.sweep_at.map(seconds),
             })
             .map_err(|e| e.extend())
     }
@@ -602,7 +620,8 @@ impl PlatformMutation {
             .map(|r| RevokeResult {
                 left: r.left,
                 subscriptions_removed: i64::try_from(r.subscriptions_removed).unwrap_or(i64::MAX),
-                revoked_before: i64::try_from(r.revoked_before).unwrap_or(i64::MAX),
+                revoked_before: seconds(r.revoked_before),
+                sweep_at: r.sweep_at.map(seconds),
             })
             .map_err(|e| e.extend())
     }

@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use crate::error::{ChatError, ErrorKind, Result};
 use crate::store::{
-    self, Count, Created, ISSUED_PREFIX, Key, Minter, Store, Stored, identity_partition,
+    Count, Created, ISSUANCE_PREFIX, ISSUED_PREFIX, Key, Minter, Store, Stored, identity_partition,
+    issuance_partition,
 };
 
 /// Tokens one identity may mint a minute, unless the settings say otherwise.
@@ -218,7 +219,10 @@ impl Ledger {
             .expires_at
             .saturating_add(u64::from(policy.retention_days) * DAY_SECS);
         let keys = [
-            Key::Issuance(issuance.xid.clone()),
+            Key::Issuance {
+                xid: issuance.xid.clone(),
+                identity: issuance.identity.clone(),
+            },
             Key::IssuedTo {
                 identity: issuance.identity.clone(),
                 issued_at_ms: now_ms,
@@ -231,11 +235,17 @@ impl Ledger {
             expires_at: Some(keep_until),
         };
         let docs = keys.iter().map(|k| (k.clone(), doc.clone())).collect();
-        match self.store.create_counted(count, docs).await? {
+        match self.store.create_counted(count.clone(), docs).await? {
             Created::Done => Ok(Recorded { keys }),
-            Created::Exists => Err(ChatError::conflict(
-                "This xid is already on record; nothing was minted. Use a new xid.",
-            )),
+            Created::Exists => {
+                // Counted all the same: trying ids is not free.
+                if count.is_some() {
+                    self.store.create_counted(count, Vec::new()).await?;
+                }
+                Err(ChatError::conflict(
+                    "This xid is already on record for this user; nothing was minted. Use a new xid.",
+                ))
+            }
             Created::OverLimit => {
                 let retry = ((window + 1) * WINDOW_SECS).saturating_sub(now).max(1);
                 let whom = match minter {
@@ -270,14 +280,31 @@ impl Ledger {
         }
     }
 
-    /// The record of `xid`, while it is kept.
-    pub async fn get(&self, xid: &str) -> Result<Option<Issuance>> {
+    /// The record of `xid`, while it is kept: the one of `identity` when given, else the only
+    /// one (`Conflict` when identities share the id: then the caller names one; adr/013).
+    pub async fn get(&self, xid: &str, identity: Option<&str>) -> Result<Option<Issuance>> {
         check_xid(xid)?;
-        Ok(
-            store::read::<Issuance>(self.store.as_ref(), &Key::Issuance(xid.to_owned()))
-                .await?
-                .map(|d| d.value),
-        )
+        let found = self
+            .store
+            .query(&issuance_partition(xid), ISSUANCE_PREFIX)
+            .await?;
+        let mut records: Vec<Issuance> =
+            found.into_iter().map(parse_record).collect::<Result<_>>()?;
+        if let Some(identity) = identity {
+            records.retain(|r| r.identity == identity);
+        }
+        records.sort_by_key(|r| r.issued_at);
+        let identities = records
+            .iter()
+            .map(|r| r.identity.as_str())
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        if identities > 1 {
+            return Err(ChatError::conflict(
+                "More than one user has a token on record under this xid; name the identity.",
+            ));
+        }
+        Ok(records.pop())
     }
 
     /// An identity's records, newest first, at most `limit` ([`MAX_LIST`]).
@@ -291,19 +318,18 @@ impl Ledger {
             .store
             .latest(&identity_partition(identity), ISSUED_PREFIX, limit)
             .await?;
-        found
-            .into_iter()
-            .map(|doc| {
-                serde_json::from_value(Value::Object(doc.fields)).map_err(|e| {
-                    tracing::error!(error = %e, "a ledger record does not parse");
-                    ChatError::new(
-                        ErrorKind::InternalError,
-                        "A ledger record is damaged; see the logs.",
-                    )
-                })
-            })
-            .collect()
+        found.into_iter().map(parse_record).collect()
     }
+}
+
+fn parse_record(doc: Stored) -> Result<Issuance> {
+    serde_json::from_value(Value::Object(doc.fields)).map_err(|e| {
+        tracing::error!(error = %e, "a ledger record does not parse");
+        ChatError::new(
+            ErrorKind::InternalError,
+            "A ledger record is damaged; see the logs.",
+        )
+    })
 }
 
 #[cfg(test)]

@@ -68,6 +68,8 @@ counters! {
     NotifierRecordsFailed, "notifier_records_failed", "Notifier queue records handed back for redelivery.";
     RateLimited, "rate_limited", "Requests refused by a rate limit.";
     Revocations, "revocations", "Identities and tokens revoked.";
+    Sweeps, "sweeps", "Delayed sweeps run: memberships made what the platform last said.";
+    SweepsUnscheduled, "sweeps_unscheduled", "Revocations and syncs whose delayed sweep could not be queued.";
 }
 
 /// A counter kept per `errorType`: CloudWatch gets the `ErrorType` dimension, Prometheus the

@@ -395,15 +395,18 @@ impl SettingsHolder {
     }
 
     fn verifier(&self, chat: &ChatSettings) -> Arc<Verifier> {
-        Arc::new(Verifier::new(
-            JwksCache::new(
-                chat.jwks_url.clone(),
-                self.keys_http.clone(),
-                self.options.jwks,
-            ),
-            chat.issuer.clone(),
-            chat.audience.clone(),
-        ))
+        Arc::new(
+            Verifier::new(
+                JwksCache::new(
+                    chat.jwks_url.clone(),
+                    self.keys_http.clone(),
+                    self.options.jwks,
+                ),
+                chat.issuer.clone(),
+                chat.audience.clone(),
+            )
+            .with_max_lifetime(chat.max_token_lifetime_secs),
+        )
     }
 
     fn twilio_api(&self, twilio: &TwilioSettings) -> Option<TwilioApi> {

@@ -46,8 +46,10 @@ pub enum Key {
     PhoneSender(String),
     /// Context tokens for the identity issued before a time are refused (`revokeIdentity`).
     Revocation(String),
-    /// A minted token's ledger record, by its transaction id: where the id is unique.
-    Issuance(String),
+    /// A minted token's ledger record, by its transaction id and its identity: an id is
+    /// unique per identity, so that nobody can take another's id (issue 30, L1). Records
+    /// written before share the partition with the sort key `ISSUANCE` alone.
+    Issuance { xid: String, identity: String },
     /// The same record under its identity, sorted by when it was minted, so that one
     /// query lists an identity's newest.
     IssuedTo {
@@ -88,12 +90,40 @@ impl Key {
                 minter: Minter::Identity(identity),
                 ..
             } => identity_partition(identity),
-            Key::Issuance(xid) => format!("ISSUANCE#{xid}"),
+            Key::Issuance { xid, .. } => issuance_partition(xid),
             Key::Mints {
                 minter: Minter::Source(address),
                 ..
             } => format!("SOURCE#{address}"),
         }
+    }
+
+    /// What kind of record, for logs: a key's strings hold addresses, numbers and
+    /// identities, which no log line may (adr/016).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Key::Subscription { .. } => "subscription",
+            Key::Email(_) => "email",
+            Key::Confirmation { .. } => "confirmation",
+            Key::Guesses(_) => "guesses",
+            Key::Sender(_) => "sender",
+            Key::Digest { .. } => "digest",
+            Key::SmsSubscription { .. } => "sms-subscription",
+            Key::Phone { .. } => "phone",
+            Key::PhoneSender(_) => "phone-sender",
+            Key::Revocation(_) => "access",
+            Key::Issuance { .. } => "issuance",
+            Key::IssuedTo { .. } => "issued-to",
+            Key::Mints { .. } => "mints",
+        }
+    }
+
+    /// The first 12 hex digits of the key's SHA-256: tells log lines about one record apart
+    /// (and an operator who knows the key can find it), without the key.
+    pub fn fingerprint(&self) -> String {
+        let whole = format!("{}\n{}", self.partition(), self.sort());
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, whole.as_bytes());
+        hex::encode(&digest.as_ref()[..6])
     }
 
     pub fn sort(&self) -> String {
@@ -108,7 +138,7 @@ impl Key {
             Key::Sender(_) => "CONFIRMATIONS".into(),
             Key::Digest { address, .. } => format!("DIGEST#{}", address.as_str()),
             Key::Revocation(_) => "REVOKED".into(),
-            Key::Issuance(_) => "ISSUANCE".into(),
+            Key::Issuance { identity, .. } => format!("{ISSUANCE_PREFIX}#{identity}"),
             // Zero-padded, so that the sort keys order as the times do.
             Key::IssuedTo {
                 issued_at_ms, xid, ..
@@ -119,6 +149,12 @@ impl Key {
 }
 
 pub const CONFIRMATION_PREFIX: &str = "IDENTITY#";
+/// The sort keys of an xid's ledger records, new and old.
+pub const ISSUANCE_PREFIX: &str = "ISSUANCE";
+
+pub fn issuance_partition(xid: &str) -> String {
+    format!("ISSUANCE#{xid}")
+}
 pub const ISSUED_PREFIX: &str = "ISSUED#";
 
 pub fn identity_partition(identity: &str) -> String {
@@ -289,13 +325,31 @@ pub async fn read<T: DeserializeOwned>(
         return Ok(None);
     };
     let value = serde_json::from_value(Value::Object(stored.fields)).map_err(|e| {
-        tracing::error!(partition = %key.partition(), sort = %key.sort(), error = %e, "a stored document does not parse");
-        ChatError::internal("A stored notification record is damaged; see the logs.")
+        tracing::error!(key_kind = key.kind(), key = %key.fingerprint(), error = %without_strings(&e.to_string()), "a stored document does not parse");
+        ChatError::internal("A stored record is damaged; see the logs.")
     })?;
     Ok(Some(Document {
         version: stored.version,
         value,
     }))
+}
+
+/// A message with its quoted strings cut out: serde names the value it did not expect, and a
+/// stored value may be an address or a number.
+fn without_strings(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        if c == '"' {
+            if !quoted {
+                out.push_str("\"…\"");
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Writes `value` as the successor of `previous` (or as a new document).
@@ -369,7 +423,7 @@ where
             return Ok(result);
         }
     }
-    tracing::warn!(partition = %key.partition(), sort = %key.sort(), "gave up after losing {MAX_RACES} races");
+    tracing::warn!(key_kind = key.kind(), key = %key.fingerprint(), "gave up after losing {MAX_RACES} races");
     Err(ChatError::new(
         crate::error::ErrorKind::Conflict,
         "Too many changes at once to this record; try again.",

@@ -15,7 +15,7 @@ use crate::revocations::Revocations;
 use crate::settings_holder::{Configured, SettingsHolder};
 use crate::store::Minter;
 use crate::twilio::access_token::Grant;
-use crate::twilio::provisioning::Provisioned;
+use crate::twilio::provisioning::{JoinGate, Provisioned};
 
 /// The answer to `verifyToken`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,16 +318,37 @@ impl TokenService {
         let Some(twilio) = &configured.twilio else {
             return Ok("off");
         };
-        // What this process remembers from before a revocation is not trusted.
-        let revoked_before = match &self.revocations {
-            Some(r) => r.revoked_before(&verified.identity).await?,
-            None => None,
+        let provisioner = &twilio.provisioner;
+        let Some(revocations) = &self.revocations else {
+            let provisioned = provisioner.ensure(&verified.identity, &verified.contexts);
+            return self.provisioned(verified, provisioned.await?).await;
         };
-        match twilio
-            .provisioner
-            .ensure_since(&verified.identity, &verified.contexts, revoked_before)
-            .await?
-        {
+        // Planned from what this process remembers of the platform's word; the gate reads
+        // it again before any join, and a plan a sync elsewhere made stale is made again.
+        let mut again = false;
+        loop {
+            let (contexts, not_before, gate) = revocations.admission(verified).await?;
+            let outcome = provisioner
+                .ensure_since(
+                    &verified.identity,
+                    &contexts,
+                    not_before,
+                    Some(gate.clone() as Arc<dyn JoinGate>),
+                )
+                .await;
+            match outcome {
+                Err(_) if gate.stale() && !again => again = true,
+                outcome => return self.provisioned(verified, outcome?).await,
+            }
+        }
+    }
+
+    async fn provisioned(
+        &self,
+        verified: &VerifiedToken,
+        provisioned: Provisioned,
+    ) -> Result<&'static str> {
+        match provisioned {
             Provisioned::Remembered => Ok("remembered"),
             Provisioned::Checked(changes) => {
                 tracing::info!(

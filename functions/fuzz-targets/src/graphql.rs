@@ -36,6 +36,8 @@ fn schema_on_loopback() -> &'static ChatSchema {
                 jwks_url: jwks_url.clone(),
                 issuer: None,
                 audience: None,
+                // Its tokens are signed once and live through a long fuzzing run (30 days).
+                max_token_lifetime_secs: context_chat::settings::MAX_MAX_TOKEN_LIFETIME_SECS,
             }),
             webhook_auth_token: None,
             link_secret: None,

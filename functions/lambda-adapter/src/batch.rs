@@ -143,6 +143,7 @@ mod tests {
         match message {
             QueueMessage::Message(m) => m.message_sid.clone(),
             QueueMessage::Flush { context, .. } => format!("flush:{context}"),
+            QueueMessage::Sweep { identity } => format!("sweep:{identity}"),
         }
     }
 

@@ -4,7 +4,8 @@
 
 use context_chat::ChatError;
 use lambda_adapter::{
-    Error, authorization, init, optional_int_argument, serve, string_argument, string_list_argument,
+    Error, authorization, init, optional_int_argument, optional_string_argument, serve,
+    string_argument, string_list_argument,
 };
 use serde_json::json;
 
@@ -20,13 +21,13 @@ async fn main() -> Result<(), Error> {
             "syncIdentity" => {
                 let contexts = string_list_argument(&call, "contexts")?;
                 let r = platform.sync_identity(auth, string_argument(&call, "identity")?, contexts).await?;
-                json!({ "joined": r.joined, "left": r.left })
+                json!({ "joined": r.joined, "left": r.left, "sweepAt": r.sweep_at })
             }
             "revokeIdentity" => {
                 let r = platform.revoke_identity(auth, string_argument(&call, "identity")?).await?;
-                json!({ "left": r.left, "subscriptionsRemoved": r.subscriptions_removed, "revokedBefore": r.revoked_before })
+                json!({ "left": r.left, "subscriptionsRemoved": r.subscriptions_removed, "revokedBefore": r.revoked_before, "sweepAt": r.sweep_at })
             }
-            "tokenIssuance" => json!(platform.token_issuance(auth, string_argument(&call, "xid")?).await?.map(|i| i.api_json())),
+            "tokenIssuance" => json!(platform.token_issuance(auth, string_argument(&call, "xid")?, optional_string_argument(&call, "identity")?).await?.map(|i| i.api_json())),
             "tokenIssuances" => {
                 let found = platform.token_issuances(auth, string_argument(&call, "identity")?, optional_int_argument(&call, "limit")?).await?;
                 json!(found.iter().map(|i| i.api_json()).collect::<Vec<_>>())

@@ -4,15 +4,31 @@
 
 use std::path::Path;
 
-use context_chat::revocations::Revocation;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use context_chat::notifications::QueueMessage;
+use context_chat::revocations::Access;
 use context_chat::store::{self, Key};
 use serde_json::{Value, json};
 use test_support::{
-    API_SECRET, Emulator, Function, Issuer, Moto, TestKey, TwilioStandIn, appsync_event, jwks, now,
-    put_parameter, put_settings, unique,
+    API_SECRET, Emulator, Fault, Function, Issuer, Method, Moto, TestKey, TwilioStandIn,
+    appsync_event, claims, delayed_count, jwks, now, put_parameter, put_settings, unique,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_platform-api");
+
+/// Another handler crate's binary: the workspace's test build makes every one of them, next
+/// to this one.
+fn sibling(name: &str) -> PathBuf {
+    let path = Path::new(BINARY).with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run the workspace's tests (scripts/test, or cargo nextest run --workspace)",
+        path.display()
+    );
+    path
+}
 const ISSUER: &str = "https://tenant.eu.auth0.com/";
 const AUDIENCE: &str = "https://chat.example.org/platform";
 
@@ -62,6 +78,8 @@ async fn the_platform_fields_act_for_a_token_with_the_scope_and_for_no_other() {
     env.push(("STACK_NAME", stack.clone()));
     env.push(("NOTIFICATIONS_TABLE", stack.clone()));
     env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
+    let (_, delay_queue) = moto.notify_queues(&stack).await;
+    env.push(("NOTIFY_DELAY_QUEUE_URL", delay_queue));
     let function = Function::start(Path::new(BINARY), "platform-api", &emulator, &env);
     let admin = access_token(&platform_key, "chat:read chat:admin", AUDIENCE);
 
@@ -77,7 +95,11 @@ async fn the_platform_fields_act_for_a_token_with_the_scope_and_for_no_other() {
         )
         .await
         .value();
-    assert_eq!(synced, json!({"joined": ["general", "random"], "left": []}));
+    assert_eq!(
+        (&synced["joined"], &synced["left"]),
+        (&json!(["general", "random"]), &json!([]))
+    );
+    assert!(synced["sweepAt"].as_u64().is_some_and(|at| at > now()));
     assert_eq!(twilio.memberships("alex"), ["general", "random"]);
     let contexts = emulator
         .invoke(
@@ -130,7 +152,7 @@ async fn the_platform_fields_act_for_a_token_with_the_scope_and_for_no_other() {
     assert!(twilio.memberships("alex").is_empty());
     // The revocation is in the table, where every token function reads it.
     let table = aws_ports::DynamoStore::new(dynamodb, stack);
-    let recorded = store::read::<Revocation>(&table, &Key::Revocation("alex".into()))
+    let recorded = store::read::<Access>(&table, &Key::Revocation("alex".into()))
         .await
         .unwrap()
         .unwrap();
@@ -152,4 +174,139 @@ async fn the_platform_fields_act_for_a_token_with_the_scope_and_for_no_other() {
         let signature = token.rsplit('.').next().unwrap();
         assert!(!output.contains(signature), "a token in the function's log");
     }
+}
+
+/// H1 through the functions: platform-api revokes while create-chat-token (another process,
+/// which read "not revoked" a moment before) is asked again with an older token, and while
+/// one of its joins is still on its way to Twilio; the sweep platform-api queued on the
+/// delay queue, handed to the notify function as SQS would hand it over, takes the raced
+/// join out again.
+#[tokio::test]
+async fn h1_the_functions_refuse_a_join_after_a_revocation_and_sweep_a_raced_one() {
+    let moto = Moto::start();
+    let platform_key = TestKey::rs256("idp-1");
+    let context_key = TestKey::es256("ctx");
+    let issuer = Issuer::start(jwks(&[&platform_key])).await;
+    let context_issuer = Issuer::start(jwks(&[&context_key])).await;
+    let stack = unique("sweep");
+    let ssm = moto.ssm().await;
+    put_settings(&ssm, &stack, &context_issuer.url(), API_SECRET).await;
+    for (name, value) in [
+        ("platform/issuer", ISSUER.to_owned()),
+        ("platform/audience", AUDIENCE.to_owned()),
+        ("platform/jwks.json", issuer.url()),
+    ] {
+        put_parameter(&ssm, &format!("/{stack}/{name}"), &value, false).await;
+    }
+    let dynamodb = moto.dynamodb().await;
+    aws_ports::create_table(&dynamodb, &stack).await.unwrap();
+    let (_, delay_queue) = moto.notify_queues(&stack).await;
+    let twilio = TwilioStandIn::start().await;
+    let emulator = Emulator::start();
+    let mut env = moto.env();
+    env.push(("STACK_NAME", stack.clone()));
+    env.push(("NOTIFICATIONS_TABLE", stack.clone()));
+    env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
+    env.push(("NOTIFY_DELAY_QUEUE_URL", delay_queue.clone()));
+    let _platform = Function::start(Path::new(BINARY), "platform-api", &emulator, &env);
+    let _tokens = Function::start(
+        &sibling("create-chat-token"),
+        "create-chat-token",
+        &emulator,
+        &env,
+    );
+    let _notify = Function::start(&sibling("notify"), "notify", &emulator, &env);
+    let admin = access_token(&platform_key, "chat:read chat:admin", AUDIENCE);
+    let old = |identity: &str, contexts: &[&str]| {
+        let mut c = claims(identity, contexts);
+        c["iat"] = json!(now() - 30);
+        context_key.token(&c)
+    };
+    let create = |token: String| {
+        let event = appsync_event(
+            "Mutation",
+            "createChatToken",
+            json!({"deviceId": "d", "token": token}),
+        );
+        let emulator = &emulator;
+        async move { emulator.invoke("create-chat-token", &event).await }
+    };
+    let revoke = |identity: &str| {
+        event(
+            "Mutation",
+            "revokeIdentity",
+            json!({"identity": identity}),
+            Some(&admin),
+        )
+    };
+
+    // create-chat-token serves alex, and reads that alex is not revoked.
+    create(old("alex", &["general"])).await.value();
+    assert_eq!(twilio.memberships("alex"), ["general"]);
+    let revoked = emulator
+        .invoke("platform-api", &revoke("alex"))
+        .await
+        .value();
+    assert_eq!(revoked["left"], json!(["general"]));
+    let sweep_at = revoked["sweepAt"].as_u64().expect("a sweep is scheduled");
+    assert!(
+        sweep_at >= now() + 60,
+        "after the window and the provisioning budget"
+    );
+    assert_eq!(delayed_count(&moto.sqs().await, &delay_queue).await, 1);
+    // Another old token, within create-chat-token's minute of trust: refused before any join.
+    let (error_type, message) = create(old("alex", &["general", "random"])).await.error();
+    assert_eq!(error_type, "AccessDenied", "{message}");
+    assert!(twilio.memberships("alex").is_empty(), "nothing joined");
+
+    // sky's join is still on its way to Twilio when the revocation lists sky's memberships.
+    // Its checks take milliseconds; a second and a half leaves room on a loaded machine.
+    twilio.fail(Fault::slow(Duration::from_millis(3500)).on(Method::POST, "/Participants"));
+    let revoking = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        emulator.invoke("platform-api", &revoke("sky")).await
+    };
+    let (created, revoked) = tokio::join!(create(old("sky", &["general"])), revoking);
+    created.value();
+    assert_eq!(revoked.value()["left"], json!([]));
+    assert_eq!(twilio.memberships("sky"), ["general"], "the race is real");
+
+    // The delay queue holds both sweeps; SQS hands them to notify when due.
+    assert_eq!(delayed_count(&moto.sqs().await, &delay_queue).await, 2);
+    let sweeps = ["alex", "sky"].map(|identity| {
+        json!({
+            "messageId": identity,
+            "receiptHandle": format!("handle-{identity}"),
+            "body": QueueMessage::Sweep { identity: identity.into() }.to_json(),
+            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795341600000"},
+            "messageAttributes": {},
+            "md5OfBody": "",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:notify-delay",
+            "awsRegion": "eu-west-1"
+        })
+    });
+    let batch = emulator
+        .invoke("notify", &json!({"Records": sweeps}))
+        .await
+        .value();
+    assert_eq!(batch, json!({"batchItemFailures": []}));
+    assert!(
+        twilio.memberships("sky").is_empty(),
+        "the sweep took sky out"
+    );
+    let contexts = emulator
+        .invoke(
+            "platform-api",
+            &event(
+                "Query",
+                "identityContexts",
+                json!({"identity": "sky"}),
+                Some(&admin),
+            ),
+        )
+        .await
+        .value();
+    assert_eq!(contexts, json!([]));
+    assert_eq!(twilio.participants("general"), Vec::<String>::new());
 }

@@ -238,3 +238,66 @@ async fn verify_phone_checks_the_code_with_verify_for_the_identity_that_asked() 
     let logs = function.output();
     assert!(!logs.contains("4155550123"), "{logs}");
 }
+
+/// L7: a record that no longer parses is logged by its kind and a short hash of its key,
+/// never by the key (which holds the number) nor by the value serde did not expect.
+#[tokio::test]
+async fn l7_a_damaged_record_is_logged_by_kind_and_hash_never_by_number() {
+    use context_chat::notifications::PhoneNumber;
+    use context_chat::store::{Expect, Store, Stored};
+
+    let moto = Moto::start();
+    let stack = unique("damaged");
+    let dynamodb = moto.dynamodb().await;
+    aws_ports::create_table(&dynamodb, &stack).await.unwrap();
+    let key = TestKey::es256("k1");
+    let issuer = Issuer::start(jwks(&[&key])).await;
+    let ssm = moto.ssm().await;
+    test_support::put_settings(&ssm, &stack, &issuer.url(), test_support::API_SECRET).await;
+    let secret = format!("/{stack}/notifications/linkSecret");
+    put_parameter(&ssm, &secret, LINK_SECRET, true).await;
+    test_support::put_sms_settings(&ssm, &stack).await;
+    let sms = test_support::SmsStandIn::start().await;
+    let phone = PhoneNumber::parse("+14155550123").unwrap();
+    let record = Key::Phone {
+        phone: phone.clone(),
+        identity: "alex".into(),
+    };
+    let damaged = json!({"phone": phone.as_str(), "identity": "alex", "verified": phone.as_str()});
+    let table = aws_ports::DynamoStore::new(dynamodb, stack.clone());
+    let stored = Stored {
+        version: 3,
+        fields: damaged.as_object().unwrap().clone(),
+        expires_at: None,
+    };
+    assert!(table.put(&record, stored, Expect::Anything).await.unwrap());
+
+    let emulator = Emulator::start();
+    let mut env = moto.env();
+    env.push(("STACK_NAME", stack.clone()));
+    env.push(("NOTIFICATIONS_TABLE", stack));
+    env.extend(sms.base_url_env());
+    let function = Function::start(Path::new(BINARY), "verify-email", &emulator, &env);
+    let token = key.token(&claims("alex", &["general"]));
+    let (error_type, message) = emulator
+        .invoke(
+            "verify-email",
+            &appsync_event(
+                "Mutation",
+                "verifyPhone",
+                json!({"phone": phone.as_str(), "code": "123456", "token": token}),
+            ),
+        )
+        .await
+        .error();
+    assert_eq!(error_type, "InternalError", "{message}");
+    assert!(message.contains("damaged"), "{message}");
+    assert!(function.wait_for_output("does not parse", std::time::Duration::from_secs(5)));
+    let logs = function.output();
+    let line = logs.lines().find(|l| l.contains("does not parse")).unwrap();
+    assert!(line.contains(&record.fingerprint()), "{line}");
+    assert!(line.contains("\"key_kind\":\"phone\""), "{line}");
+    for text in [&logs, &message] {
+        assert!(!text.contains("4155550123"), "{text}");
+    }
+}

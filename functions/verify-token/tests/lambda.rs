@@ -225,7 +225,6 @@ async fn answers_cargo_lambda_invoke() {
 
 #[tokio::test]
 async fn a_revoked_identitys_older_token_is_access_denied_and_a_newer_one_works() {
-    use context_chat::revocations::Revocation;
     use context_chat::store::{self, Key};
 
     let moto = Moto::start();
@@ -236,15 +235,12 @@ async fn a_revoked_identitys_older_token_is_access_denied_and_a_newer_one_works(
     let dynamodb = moto.dynamodb().await;
     aws_ports::create_table(&dynamodb, &stack).await.unwrap();
     let now = test_support::now();
-    // As revokeIdentity leaves it in the table.
+    // As revokeIdentity left it in the table before syncs were recorded beside it.
     let table = aws_ports::DynamoStore::new(dynamodb, stack.clone());
     store::write_over(
         &table,
         &Key::Revocation("alex".into()),
-        &Revocation {
-            identity: "alex".into(),
-            revoked_before: now - 10,
-        },
+        &serde_json::json!({"identity": "alex", "revokedBefore": now - 10}),
     )
     .await
     .unwrap();

@@ -34,8 +34,8 @@ pub const AUDIENCE: &str = "context-chat-platform";
 /// What the development client may ask for, and gets when it names no scope.
 const SCOPES: [&str; 2] = ["chat:read", "chat:admin"];
 const TOKEN_TTL_SECS: u64 = 3600;
-const KEY_FILE: &str = "platform-auth-private.pem";
-const CLIENT_FILE: &str = "platform-client.json";
+pub const KEY_FILE: &str = "platform-auth-private.pem";
+pub const CLIENT_FILE: &str = "platform-client.json";
 
 /// The development client's credentials, as a platform backend would be given them.
 #[derive(Clone, Serialize, Deserialize)]

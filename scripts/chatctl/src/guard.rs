@@ -134,6 +134,23 @@ pub struct Hosts {
     public: Option<String>,
 }
 
+/// Who a request's Host says it is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Audience {
+    Loopback,
+    /// The host of `WEBHOOK_PUBLIC_URL`: a tunnel from the internet.
+    Public,
+    Stranger,
+}
+
+/// The only routes the tunnel's host answers: what Twilio and a reader of an email call.
+/// The outbox (codes), the metrics, the dev token mint, the development OAuth server and the
+/// rest stay on loopback, with or without `CHAT_API_KEY` (issue 30, L8).
+pub const PUBLIC_PATHS: &[&str] = &[
+    context_chat::http::notifications::WEBHOOK_PATH,
+    context_chat::notifications::unsubscribe::PATH,
+];
+
 impl Hosts {
     pub fn new(public_url: Option<&str>) -> Self {
         Self {
@@ -143,7 +160,7 @@ impl Hosts {
         }
     }
 
-    fn allows(&self, host_header: &str) -> bool {
+    fn audience(&self, host_header: &str) -> Audience {
         let host = host_header.trim().to_ascii_lowercase();
         let name = match host.strip_prefix('[') {
             Some(v6) => v6.split(']').next().unwrap_or_default().to_owned(),
@@ -156,25 +173,40 @@ impl Hosts {
             || name
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback());
-        loopback || self.public.as_deref() == Some(name.as_str())
+        if loopback {
+            Audience::Loopback
+        } else if self.public.as_deref() == Some(name.as_str()) {
+            Audience::Public
+        } else {
+            Audience::Stranger
+        }
     }
 }
 
-/// 421 Misdirected Request for a Host this server is not.
+/// 421 Misdirected Request for a Host this server is not; 404 for a route the tunnel's
+/// host does not serve.
 pub async fn check_host(State(hosts): State<Arc<Hosts>>, request: Request, next: Next) -> Response {
-    let allowed = request
+    let audience = request
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .is_some_and(|h| hosts.allows(h));
-    if !allowed {
-        return (
+        .map_or(Audience::Stranger, |h| hosts.audience(h));
+    match audience {
+        Audience::Loopback => next.run(request).await,
+        Audience::Public if PUBLIC_PATHS.contains(&request.uri().path()) => {
+            next.run(request).await
+        }
+        Audience::Public => (
+            StatusCode::NOT_FOUND,
+            "The public host serves only Twilio's webhook and the unsubscribe links.",
+        )
+            .into_response(),
+        Audience::Stranger => (
             StatusCode::MISDIRECTED_REQUEST,
             "This server answers only to localhost, 127.0.0.1, [::1] and the host of WEBHOOK_PUBLIC_URL.",
         )
-            .into_response();
+            .into_response(),
     }
-    next.run(request).await
 }
 
 /// Whether `headers` carry the API key, when one is set.
@@ -244,19 +276,22 @@ mod tests {
     #[test]
     fn hosts_are_loopback_names_or_the_public_one() {
         let hosts = Hosts::new(Some("https://abc.ngrok.app/twilio/webhook"));
-        for (host, ok) in [
-            ("localhost:4000", true),
-            ("127.0.0.1:4000", true),
-            ("127.0.0.1", true),
-            ("[::1]:4000", true),
-            ("app.localhost:4000", true),
-            ("abc.ngrok.app", true),
-            ("evil.example:4000", false),
-            ("localhost.evil.example", false),
-            ("10.0.0.5:4000", false),
+        for (host, audience) in [
+            ("localhost:4000", Audience::Loopback),
+            ("127.0.0.1:4000", Audience::Loopback),
+            ("127.0.0.1", Audience::Loopback),
+            ("[::1]:4000", Audience::Loopback),
+            ("app.localhost:4000", Audience::Loopback),
+            ("abc.ngrok.app", Audience::Public),
+            ("evil.example:4000", Audience::Stranger),
+            ("localhost.evil.example", Audience::Stranger),
+            ("10.0.0.5:4000", Audience::Stranger),
         ] {
-            assert_eq!(hosts.allows(host), ok, "{host}");
+            assert_eq!(hosts.audience(host), audience, "{host}");
         }
-        assert!(!Hosts::new(None).allows("abc.ngrok.app"));
+        assert_eq!(
+            Hosts::new(None).audience("abc.ngrok.app"),
+            Audience::Stranger
+        );
     }
 }

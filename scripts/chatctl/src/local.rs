@@ -23,6 +23,33 @@ pub const DEV_VIRGIL_APP_KEY_ID: &str = "local-development-key";
 /// Where the development issuer publishes its JWKS.
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
+/// The data directory's secrets: owner-only, whatever wrote them (an older version, a copy).
+const SECRET_FILES: &[&str] = &[
+    PRIVATE_FILE,
+    LINK_SECRET_FILE,
+    VIRGIL_KEY_FILE,
+    crate::dev_auth::KEY_FILE,
+    crate::dev_auth::CLIENT_FILE,
+];
+
+/// Sets the data directory's secret files to 0600 again, saying which it changed.
+pub fn secure_secret_files(data_dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    for name in SECRET_FILES {
+        use std::os::unix::fs::PermissionsExt;
+        let path = data_dir.join(name);
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(CliError::file(&path))?;
+            tracing::warn!(path = %path.display(), "a secret file was readable by others: set to 0600");
+        }
+    }
+    Ok(())
+}
+
 /// The data directory's link secret (unsubscribe links, code hashes), made on first start
 /// and kept, so that links and codes outlive a restart.
 pub fn load_or_create_link_secret(data_dir: &Path) -> Result<SecretString> {
@@ -123,6 +150,7 @@ pub fn embedded_settings(
             jwks_url,
             issuer: None,
             audience: None,
+            max_token_lifetime_secs: context_chat::settings::DEFAULT_MAX_TOKEN_LIFETIME_SECS,
         }),
         webhook_auth_token: Some(SecretString::from(
             "local-development-only-not-a-twilio-token",

@@ -61,10 +61,7 @@ pub fn start_worker(mut receiver: mpsc::UnboundedReceiver<QueueMessage>, app: Ar
 
 async fn deliver(app: &App, message: QueueMessage) {
     for attempt in 1..=MAX_TRIES {
-        let outcome = match app.notifications() {
-            Ok(notifications) => notifications.notify(&message).await.map(|_| ()),
-            Err(err) => Err(err),
-        };
+        let outcome = app.handle_queued(&message).await;
         match outcome {
             Ok(()) => return,
             Err(err) => {

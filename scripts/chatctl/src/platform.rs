@@ -73,6 +73,9 @@ enum Call {
     TokenIssuance {
         #[arg(long)]
         xid: String,
+        /// Whose record: an xid is unique per identity.
+        #[arg(long)]
+        identity: Option<String>,
     },
     /// An identity's minted tokens, newest first (chat:read).
     TokenIssuances {
@@ -111,10 +114,10 @@ impl Call {
                 "contextMembers",
                 json!({ "context": context }),
             ),
-            Call::TokenIssuance { xid } => (
-                "query($xid: ID!) { tokenIssuance(xid: $xid) { xid kind identity contexts deviceId issuedAt expiresAt tokenSha256 } }",
+            Call::TokenIssuance { xid, identity } => (
+                "query($xid: ID!, $identity: ID) { tokenIssuance(xid: $xid, identity: $identity) { xid kind identity contexts deviceId issuedAt expiresAt tokenSha256 } }",
                 "tokenIssuance",
-                json!({ "xid": xid }),
+                json!({ "xid": xid, "identity": identity }),
             ),
             Call::TokenIssuances { identity, limit } => (
                 "query($identity: ID!, $limit: Int) { tokenIssuances(identity: $identity, limit: $limit) { xid kind identity contexts deviceId issuedAt expiresAt tokenSha256 } }",
@@ -122,12 +125,12 @@ impl Call {
                 json!({ "identity": identity, "limit": limit }),
             ),
             Call::SyncIdentity { identity, context } => (
-                "mutation($identity: ID!, $contexts: [String!]!) { syncIdentity(identity: $identity, contexts: $contexts) { joined left } }",
+                "mutation($identity: ID!, $contexts: [String!]!) { syncIdentity(identity: $identity, contexts: $contexts) { joined left sweepAt } }",
                 "syncIdentity",
                 json!({ "identity": identity, "contexts": context }),
             ),
             Call::RevokeIdentity { identity } => (
-                "mutation($identity: ID!) { revokeIdentity(identity: $identity) { left subscriptionsRemoved revokedBefore } }",
+                "mutation($identity: ID!) { revokeIdentity(identity: $identity) { left subscriptionsRemoved revokedBefore sweepAt } }",
                 "revokeIdentity",
                 json!({ "identity": identity }),
             ),

@@ -33,6 +33,11 @@ pub struct PutParamsArgs {
     /// Print what would be put (secrets masked), put nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Put nothing given; only make the secrets the stack is missing (the link secret),
+    /// replacing none: what `scripts/deploy` runs before `cdk deploy`, so that a deployment
+    /// of the old integration's parameters gets them (issue 30, M4).
+    #[arg(long, conflicts_with_all = ["set", "partial", "dev_private_key"])]
+    make_missing: bool,
 }
 
 pub async fn run(args: PutParamsArgs) -> Result<()> {
@@ -45,6 +50,16 @@ pub async fn run(args: PutParamsArgs) -> Result<()> {
         return Err(CliError::usage(
             "--stack must be a stack name (letters, digits, - and _)",
         ));
+    }
+    if args.make_missing {
+        let link_secret = Param::LinkSecret.ssm_name(stack);
+        if args.dry_run {
+            println!("would make {link_secret} [SecureString] unless it exists");
+            return Ok(());
+        }
+        let config = crate::aws().await;
+        let ssm = aws_sdk_ssm::Client::new(&config);
+        return make_unless_present(&ssm, &link_secret).await;
     }
     let mut values: HashMap<Param, String> = writable()
         .filter_map(|p| {
@@ -112,6 +127,9 @@ pub async fn run(args: PutParamsArgs) -> Result<()> {
             context_chat::virgil::MalformedKey
         )));
     }
+    if args.partial {
+        check_token_kinds(stack, &values, args.dry_run).await?;
+    }
     let mut puts: Vec<(String, String, bool)> = values
         .iter()
         .map(|(p, v)| (p.ssm_name(stack), v.trim().to_owned(), p.is_secret()))
@@ -174,6 +192,82 @@ pub async fn run(args: PutParamsArgs) -> Result<()> {
         println!("put {name}{}", if *secure { " [SecureString]" } else { "" });
     }
     Ok(())
+}
+
+/// The settings that tell context tokens from platform tokens.
+const TOKEN_KINDS: [Param; 4] = [
+    Param::Issuer,
+    Param::Audience,
+    Param::PlatformIssuer,
+    Param::PlatformAudience,
+];
+
+/// With `--partial`: what is put, merged with what the stack has, must still tell context
+/// tokens from platform tokens. No function reads both sections, so this is where it is
+/// checked (issue 30, L2). A dry run that cannot read the stack says so and goes on.
+async fn check_token_kinds(
+    stack: &str,
+    values: &HashMap<Param, String>,
+    dry_run: bool,
+) -> Result<()> {
+    if !values.keys().any(|p| TOKEN_KINDS.contains(p)) {
+        return Ok(());
+    }
+    let config = crate::aws().await;
+    let ssm = aws_sdk_ssm::Client::new(&config);
+    let names: Vec<String> = TOKEN_KINDS.iter().map(|p| p.ssm_name(stack)).collect();
+    let current: HashMap<Param, String> = match ssm
+        .get_parameters()
+        .set_names(Some(names))
+        .send()
+        .await
+    {
+        Ok(found) => found
+            .parameters()
+            .iter()
+            .filter_map(|p| {
+                let param = TOKEN_KINDS
+                    .into_iter()
+                    .find(|k| Some(k.ssm_name(stack).as_str()) == p.name())?;
+                Some((param, p.value()?.to_owned()))
+            })
+            .collect(),
+        Err(e) if dry_run => {
+            eprintln!(
+                "could not read the stack's issuer and audiences to check them with these ({}); not checked",
+                DisplayErrorContext(&e)
+            );
+            return Ok(());
+        }
+        Err(e) => {
+            return Err(CliError::Failed(format!(
+                "reading the stack's issuer and audiences failed: {}",
+                DisplayErrorContext(&e)
+            )));
+        }
+    };
+    let get = |p: Param| {
+        values
+            .get(&p)
+            .or_else(|| current.get(&p))
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    };
+    if get(Param::PlatformIssuer).is_some() && get(Param::PlatformAudience).is_none() {
+        return Err(CliError::usage(format!(
+            "{} must be set with {} (nothing was put)",
+            Param::PlatformAudience.ssm_suffix(),
+            Param::PlatformIssuer.ssm_suffix()
+        )));
+    }
+    context_chat::settings::TokenKinds {
+        chat_issuer: get(Param::Issuer),
+        chat_audience: get(Param::Audience),
+        platform_issuer: get(Param::PlatformIssuer),
+        platform_audience: get(Param::PlatformAudience),
+    }
+    .check()
+    .map_err(|e| CliError::usage(format!("{} (nothing was put)", e.message)))
 }
 
 /// Puts a new random link secret at `name` unless one is there: replacing it would void

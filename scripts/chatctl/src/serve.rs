@@ -73,6 +73,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .local_addr()
         .map_err(|e| CliError::Failed(format!("no local address: {e}")))?;
 
+    crate::local::secure_secret_files(&args.data_dir)?;
     let (source, local) = choose_settings(&args, addr).await?;
     let mode = describe(&source, local.is_some());
     let public_url = format!("http://{addr}/")

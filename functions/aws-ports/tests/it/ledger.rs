@@ -90,36 +90,44 @@ async fn contract(store: Arc<dyn Store>, tag: &str) -> Vec<String> {
     assert_eq!(refused.kind, ErrorKind::TooManyRequests, "{refused:?}");
     assert_eq!(refused.retry_after_secs, Some(55), "{refused:?}");
     assert!(refused.message.contains("55 s"), "{}", refused.message);
-    assert_eq!(ledger.get(&xid21).await.unwrap(), None);
+    assert_eq!(ledger.get(&xid21, None).await.unwrap(), None);
     // Another identity is unaffected.
     let (xid_sam, token_sam) = mint(1, &sam);
     record(&ledger, &xid_sam, &sam, &token_sam, t0 + 31, expires)
         .await
         .unwrap();
     tokens.push(token_sam.clone());
-    // A reused xid: Conflict, the first record unchanged, and nothing counted.
+    // A reused xid: Conflict, the first record unchanged, and the try counted (L1).
     let reused = record(&ledger, &xid_sam, &sam, "another-token", t0 + 32, expires)
         .await
         .unwrap_err();
     assert_eq!(reused.kind, ErrorKind::Conflict, "{reused:?}");
-    let kept = ledger.get(&xid_sam).await.unwrap().unwrap();
+    let kept = ledger.get(&xid_sam, None).await.unwrap().unwrap();
     assert_eq!(kept.token_sha256, sha256_hex(&token_sam));
-    for n in 2..=LIMIT as usize {
+    for n in 2..LIMIT as usize {
         let (xid, token) = mint(n, &sam);
         record(&ledger, &xid, &sam, &token, t0 + 40 + n as u64, expires)
             .await
             .unwrap_or_else(|e| panic!("sam's mint {n}: {e:?}"));
         tokens.push(token);
     }
+    let (xid, token) = mint(LIMIT as usize, &sam);
+    let refused = record(&ledger, &xid, &sam, &token, t0 + 59, expires)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.kind,
+        ErrorKind::TooManyRequests,
+        "the conflict counted"
+    );
     // The next minute: alex mints again.
     let (xid_next, token_next) = mint(22, &alex);
     record(&ledger, &xid_next, &alex, &token_next, t0 + 60_000, expires)
         .await
         .unwrap();
     tokens.push(token_next);
-
     // The record: what was minted, the token's hash, never the token.
-    let found = ledger.get(&xid_next).await.unwrap().unwrap();
+    let found = ledger.get(&xid_next, None).await.unwrap().unwrap();
     assert_eq!(
         found,
         issuance(&xid_next, &alex, &tokens[tokens.len() - 1], expires)
@@ -139,7 +147,7 @@ async fn contract(store: Arc<dyn Store>, tag: &str) -> Vec<String> {
         ledger.of_identity(&unique("nobody"), 100).await.unwrap(),
         vec![]
     );
-    assert_eq!(ledger.get(&unique("unknown")).await.unwrap(), None);
+    assert_eq!(ledger.get(&unique("unknown"), None).await.unwrap(), None);
 
     // Kept only the retention past expiry: a record whose time is up is not read, even
     // while the table's TTL has not removed it yet.
@@ -157,7 +165,7 @@ async fn contract(store: Arc<dyn Store>, tag: &str) -> Vec<String> {
         )
         .await
         .unwrap();
-    assert_eq!(ledger.get(&old.xid).await.unwrap(), None);
+    assert_eq!(ledger.get(&old.xid, None).await.unwrap(), None);
     // Its xid is free again.
     let again = Issuance {
         xid: old.xid.clone(),
@@ -189,7 +197,7 @@ async fn contract(store: Arc<dyn Store>, tag: &str) -> Vec<String> {
         .await
         .unwrap();
     ledger.take_back(taken).await;
-    assert_eq!(ledger.get(&xid_back).await.unwrap(), None);
+    assert_eq!(ledger.get(&xid_back, None).await.unwrap(), None);
     assert!(
         ledger
             .of_identity(&sam, 100)
@@ -315,4 +323,52 @@ async fn concurrent_mints_never_pass_the_limit() -> Result<()> {
     assert_eq!(ledger.of_identity(&identity, 100).await?.len(), passed);
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
+}
+
+/// L1: an xid is unique per identity. Another identity's use of it is no conflict (so that
+/// nobody can take, or probe, another's id); the same identity's is, and counts against its
+/// limit; `tokenIssuance` by xid alone says to name the identity where two used it.
+#[tokio::test]
+async fn l1_an_xid_is_unique_per_identity_and_a_conflict_counts() {
+    let moto = Moto::start();
+    let table = unique("ledger-l1");
+    let dynamodb = moto.dynamodb().await;
+    create_table(&dynamodb, &table).await.unwrap();
+    let ledger = Ledger::new(Arc::new(DynamoStore::new(dynamodb, table)));
+    let (alex, sam) = (unique("alex"), unique("sam"));
+    let t0 = (now_unix() / 60 * 60 + 5) * 1000;
+    let expires = now_unix() + 3600;
+    // A predictable id: sam's first order.
+    let xid = "order-1";
+    record(&ledger, xid, &sam, "sams-token", t0, expires)
+        .await
+        .unwrap();
+    assert_eq!(
+        ledger.get(xid, None).await.unwrap().unwrap().token_sha256,
+        sha256_hex("sams-token")
+    );
+    record(&ledger, xid, &alex, "alexs-token", t0 + 1, expires)
+        .await
+        .expect("another identity's xid is no conflict");
+    let shared = ledger.get(xid, None).await.unwrap_err();
+    assert_eq!(shared.kind, ErrorKind::Conflict, "{shared:?}");
+    assert!(shared.message.contains("identity"), "{}", shared.message);
+    for (who, token) in [(&sam, "sams-token"), (&alex, "alexs-token")] {
+        let found = ledger.get(xid, Some(who)).await.unwrap().unwrap();
+        assert_eq!(found.token_sha256, sha256_hex(token));
+    }
+    // sam's own xid again: Conflict, and counted: 1 + 1 + 18 reach the limit of 20.
+    let again = record(&ledger, xid, &sam, "another", t0 + 2, expires)
+        .await
+        .unwrap_err();
+    assert_eq!(again.kind, ErrorKind::Conflict);
+    for n in 0..LIMIT - 2 {
+        record(&ledger, &format!("sam-{n}"), &sam, "t", t0 + 3, expires)
+            .await
+            .unwrap_or_else(|e| panic!("mint {n}: {e:?}"));
+    }
+    let over = record(&ledger, "sam-last", &sam, "t", t0 + 4, expires)
+        .await
+        .unwrap_err();
+    assert_eq!(over.kind, ErrorKind::TooManyRequests, "{over:?}");
 }

@@ -819,3 +819,35 @@ async fn item_9_a_pending_digest_does_not_follow_an_old_address() {
         "nothing more to the address alex left"
     );
 }
+
+/// L3: mallory subscribes alex's address under mallory's identity (unconfirmed: mallory
+/// cannot read alex's code) and writes; alex, who confirmed the address, is still told.
+#[tokio::test]
+async fn l3_an_unconfirmed_subscription_does_not_silence_the_addresss_owner() {
+    let world = World::new(Duration::from_secs(600)).await;
+    let alex = world.subscriber("alex", true).await;
+    world.twilio.set_online("alex", Some(false));
+    let mallory = world.token("mallory", &["general"]);
+    world
+        .app
+        .tokens()
+        .create_chat_token("d", &mallory)
+        .await
+        .unwrap();
+    let verified = world
+        .app
+        .notifications()
+        .unwrap()
+        .subscribe("general", &alex, &mallory)
+        .await
+        .unwrap();
+    assert!(!verified, "alex's address is not mallory's");
+
+    world
+        .post_message("IM00000000000000000000000000000031", "mallory", "psst")
+        .await;
+    assert_eq!(world.run_notifier().await, 1);
+    let to_alex = world.notifications_to(&alex);
+    assert_eq!(to_alex.len(), 1, "alex is told of mallory's message");
+    assert!(to_alex[0].text.contains("psst"));
+}

@@ -46,6 +46,7 @@ pub struct Verifier {
     jwks: JwksCache,
     issuer: Option<String>,
     audience: Option<String>,
+    max_lifetime_secs: u64,
     verified: Cache<String, Arc<VerifiedToken>, TokenWeight>,
 }
 
@@ -55,8 +56,16 @@ impl Verifier {
             jwks,
             issuer,
             audience,
+            max_lifetime_secs: crate::settings::DEFAULT_MAX_TOKEN_LIFETIME_SECS,
             verified: Cache::with_weighter(4096, VERIFIED_CACHE_BYTES, TokenWeight),
         }
+    }
+
+    /// Refuses tokens that live longer than `secs`, `iat` (or, without one, now) to `exp`:
+    /// a revocation must outlast every token it refuses.
+    pub fn with_max_lifetime(mut self, secs: u64) -> Self {
+        self.max_lifetime_secs = secs;
+        self
     }
 
     /// Fetches the issuer's keys unless they are already cached.
@@ -97,6 +106,13 @@ impl Verifier {
             issued_at,
             typ,
         } = jwt::check(&self.jwks, token, &rules, now).await?;
+        let lifetime = expires_at.saturating_sub(issued_at.unwrap_or(now));
+        if lifetime > self.max_lifetime_secs {
+            return Err(ChatError::access_denied(format!(
+                "This token lives {lifetime} s from iat (or now) to exp; context tokens may live at most {} s (chat/maxTokenLifetime).",
+                self.max_lifetime_secs
+            )));
+        }
         // A token typed as something else (an OAuth access token, `at+jwt`; a logout or
         // security event token) is not a context token, whatever its claims say (RFC 8725
         // §3.11–3.12). Context tokens are plain JWTs: `JWT`, or no `typ` at all.

@@ -113,7 +113,7 @@ async fn record(State(tokens): State<Arc<DevTokens>>, Path(xid): Path<String>) -
             ChatError::internal("This token API keeps no ledger (it has no store).")
         })?;
         ledger
-            .get(&xid)
+            .get(&xid, None)
             .await?
             .filter(|i| i.kind == Kind::ContextDev)
             .ok_or_else(|| ChatError::not_found("No development token is on record with this xid."))

@@ -195,11 +195,24 @@ impl Outbox {
             .unwrap_or_default();
         let n = self.sequence.fetch_add(1, Ordering::SeqCst);
         let name = format!("{millis:015}-{n:04}.{extension}");
+        let dir = self.dir.clone();
+        let file_name = name.clone();
+        let write = tokio::task::spawn_blocking(move || {
+            use std::io::Write as _;
+            std::fs::create_dir_all(&dir)?;
+            let temporary = dir.join(format!("{file_name}.tmp"));
+            // Owner-only: the outbox holds codes and addresses.
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            options.open(&temporary)?.write_all(content.as_bytes())?;
+            std::fs::rename(&temporary, dir.join(&file_name))
+        });
         let write = async {
-            tokio::fs::create_dir_all(&self.dir).await?;
-            let temporary = self.dir.join(format!("{name}.tmp"));
-            tokio::fs::write(&temporary, content).await?;
-            tokio::fs::rename(&temporary, self.dir.join(&name)).await
+            write
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
         };
         write
             .await

@@ -114,6 +114,11 @@ impl Notifier {
         let report = match message {
             QueueMessage::Message(event) => self.notify_message(event).await?,
             QueueMessage::Flush { context, address } => self.flush(context, address).await?,
+            QueueMessage::Sweep { .. } => {
+                return Err(ChatError::internal(
+                    "A sweep is the platform service's, not the notifier's (App::handle_queued).",
+                ));
+            }
         };
         report.count();
         Ok(report)
@@ -138,15 +143,23 @@ impl Notifier {
             )
             .collect();
         // An address is the unit: the author's own addresses get nothing, and an address
-        // subscribed by several identities gets one notification.
-        let author_addresses: Vec<&Address> = subscribers
-            .iter()
-            .filter(|(_, identity)| *identity == event.author)
-            .map(|(address, _)| address)
-            .collect();
+        // subscribed by several identities gets one notification. Only addresses confirmed
+        // for the author are its own: anyone can subscribe another's address unconfirmed,
+        // and must not silence its owner that way (issue 30, L3).
+        let mut author_addresses: Vec<Address> = Vec::new();
+        for s in emails.iter().filter(|s| s.identity == event.author) {
+            if self.confirmations.is_confirmed(s).await? {
+                author_addresses.push(Address::Email(s.email.clone()));
+            }
+        }
+        for s in phones.iter().filter(|s| s.identity == event.author) {
+            if self.phones.is_verified(&s.phone, &event.author).await? {
+                author_addresses.push(Address::Phone(s.phone.clone()));
+            }
+        }
         let mut by_address: BTreeMap<Address, Vec<String>> = BTreeMap::new();
         for (address, identity) in &subscribers {
-            if !author_addresses.contains(&address) {
+            if !author_addresses.contains(address) {
                 by_address
                     .entry(address.clone())
                     .or_default()

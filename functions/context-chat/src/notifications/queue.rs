@@ -28,6 +28,9 @@ pub enum QueueMessage {
         #[serde(rename = "email")]
         address: Address,
     },
+    /// Make an identity's memberships what the platform last said (`revokeIdentity`,
+    /// `syncIdentity`), once no request that raced the statement can still join.
+    Sweep { identity: String },
 }
 
 impl QueueMessage {
@@ -50,6 +53,13 @@ pub trait Queue: Send + Sync {
         &'a self,
         context: &'a str,
         address: &'a Address,
+        delay: Duration,
+    ) -> BoxFuture<'a, Result<()>>;
+
+    /// Queues a sweep of the identity's memberships to be handled after `delay`.
+    fn schedule_sweep<'a>(
+        &'a self,
+        identity: &'a str,
         delay: Duration,
     ) -> BoxFuture<'a, Result<()>>;
 }
@@ -99,6 +109,17 @@ impl LocalQueue {
         true
     }
 
+    /// A timer: a message queued for later is lost when the process ends, as everything
+    /// local mode keeps in memory.
+    fn later(&self, message: QueueMessage, delay: Duration) -> Result<()> {
+        let sender = self.sender.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = sender.send(message);
+        });
+        Ok(())
+    }
+
     fn send(&self, message: QueueMessage) -> Result<()> {
         self.sender
             .send(message)
@@ -122,17 +143,21 @@ impl Queue for LocalQueue {
         address: &'a Address,
         delay: Duration,
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let sender = self.sender.clone();
-            let message = QueueMessage::Flush {
-                context: context.to_owned(),
-                address: address.clone(),
-            };
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                let _ = sender.send(message);
-            });
-            Ok(())
-        })
+        let message = QueueMessage::Flush {
+            context: context.to_owned(),
+            address: address.clone(),
+        };
+        Box::pin(async move { self.later(message, delay) })
+    }
+
+    fn schedule_sweep<'a>(
+        &'a self,
+        identity: &'a str,
+        delay: Duration,
+    ) -> BoxFuture<'a, Result<()>> {
+        let message = QueueMessage::Sweep {
+            identity: identity.to_owned(),
+        };
+        Box::pin(async move { self.later(message, delay) })
     }
 }

@@ -4,5 +4,5 @@
 pub mod service;
 pub mod token;
 
-pub use service::{PlatformService, RevokeResult, SyncResult};
+pub use service::{PlatformService, RevokeResult, SWEEP_MARGIN, SweepResult, SyncResult};
 pub use token::{PlatformCaller, PlatformVerifier, Scope};

@@ -3,19 +3,35 @@
 //! access token first; nothing is read or changed for a refused one.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::token::{PlatformCaller, Scope};
 use crate::context_token::now_unix;
 use crate::error::{ChatError, Result};
 use crate::ledger::{DEFAULT_LIST, Issuance, Ledger, MAX_LIST, check_xid};
 use crate::names::{check_context, check_contexts, check_identity};
+use crate::notifications::Queue;
 use crate::revocations::Revocations;
 use crate::settings_holder::{Configured, SettingsHolder, TwilioApi};
 use crate::tokens::AccessEnded;
 
+/// Added to the window in which a request may still join after a statement (another
+/// process's memory of the record, then a provisioning's budget) before the sweep runs.
+pub const SWEEP_MARGIN: Duration = Duration::from_secs(3);
+
 /// What `syncIdentity` changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncResult {
+    pub joined: Vec<String>,
+    pub left: Vec<String>,
+    /// When (unix seconds) the memberships are made what this sync said once more, undoing
+    /// a join that raced it; `None` when no sweep could be scheduled.
+    pub sweep_at: Option<u64>,
+}
+
+/// What a sweep changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepResult {
     pub joined: Vec<String>,
     pub left: Vec<String>,
 }
@@ -27,6 +43,9 @@ pub struct RevokeResult {
     pub subscriptions_removed: usize,
     /// Context tokens issued before this (unix seconds) are refused.
     pub revoked_before: u64,
+    /// When (unix seconds) the identity leaves every conversation once more, undoing a join
+    /// that raced the revocation; `None` when no sweep could be scheduled.
+    pub sweep_at: Option<u64>,
 }
 
 pub struct PlatformService {
@@ -34,6 +53,9 @@ pub struct PlatformService {
     revocations: Option<Arc<Revocations>>,
     access_ended: Option<Arc<dyn AccessEnded>>,
     ledger: Option<Arc<Ledger>>,
+    /// Where a sweep is queued for later (the notifier's delay queue; local mode's timer).
+    sweeps: Option<Arc<dyn Queue>>,
+    sweep_after: Duration,
 }
 
 impl PlatformService {
@@ -48,7 +70,83 @@ impl PlatformService {
             revocations,
             access_ended,
             ledger,
+            sweeps: None,
+            sweep_after: Duration::ZERO,
         }
+    }
+
+    /// Statements are swept again `after` this long, through `queue`.
+    pub fn with_sweeps(mut self, queue: Option<Arc<dyn Queue>>, after: Duration) -> Self {
+        self.sweeps = queue;
+        self.sweep_after = after;
+        self
+    }
+
+    fn revocations(&self, what: &str) -> Result<&Revocations> {
+        self.revocations.as_deref().ok_or_else(|| {
+            ChatError::internal(format!(
+                "{what} needs the store, which this server does not have."
+            ))
+        })
+    }
+
+    /// Queues the second sweep; answers when it runs. A failure leaves the statement in
+    /// force (tokens are refused or follow it) and is said in the answer, the log and a
+    /// metric.
+    async fn schedule_sweep(&self, identity: &str) -> Option<u64> {
+        let Some(queue) = &self.sweeps else {
+            tracing::error!(
+                identity,
+                "no queue to sweep through: a join that raced this statement stays"
+            );
+            crate::metrics::count(crate::metrics::Counter::SweepsUnscheduled);
+            return None;
+        };
+        match queue.schedule_sweep(identity, self.sweep_after).await {
+            Ok(()) => Some(now_unix() + self.sweep_after.as_secs_f64().ceil() as u64),
+            Err(err) => {
+                tracing::error!(identity, error_type = %err.kind, reason = %err.message, "the sweep could not be scheduled");
+                crate::metrics::count(crate::metrics::Counter::SweepsUnscheduled);
+                None
+            }
+        }
+    }
+
+    /// The second sweep: the identity's memberships become what the newest word in its
+    /// record says (no contexts after a revocation, the synced ones, or those of a token
+    /// issued after the statement that joined since), read from the store.
+    pub async fn sweep(&self, identity: &str) -> Result<SweepResult> {
+        let Some(access) = self.revocations("A sweep")?.fresh(identity).await? else {
+            return Ok(SweepResult::default());
+        };
+        let configured = self.settings.current().await?;
+        let provisioner = &Self::twilio(&configured)?.provisioner;
+        let word = access.word();
+        let result = if word.contexts.is_empty() {
+            SweepResult {
+                joined: Vec::new(),
+                left: provisioner.leave_all(identity).await?,
+            }
+        } else {
+            provisioner.forget(identity);
+            match provisioner.ensure(identity, &word.contexts).await? {
+                crate::twilio::provisioning::Provisioned::Checked(changes) => SweepResult {
+                    joined: changes.joined,
+                    left: changes.left,
+                },
+                crate::twilio::provisioning::Provisioned::Remembered => SweepResult::default(),
+            }
+        };
+        let subscriptions_removed = self.end_access(identity, &result.left).await;
+        crate::metrics::count(crate::metrics::Counter::Sweeps);
+        tracing::info!(
+            identity,
+            joined = result.joined.len(),
+            left = result.left.len(),
+            subscriptions_removed,
+            "identity swept"
+        );
+        Ok(result)
     }
 
     fn ledger(&self) -> Result<&Ledger> {
@@ -59,16 +157,21 @@ impl PlatformService {
         })
     }
 
-    /// `tokenIssuance`: the ledger's record of `xid`, while it is kept.
+    /// `tokenIssuance`: the ledger's record of `xid` (of `identity`, when given), while it
+    /// is kept.
     pub async fn token_issuance(
         &self,
         authorization: Option<&str>,
         xid: &str,
+        identity: Option<&str>,
     ) -> Result<Option<Issuance>> {
         self.authorize(authorization, Scope::Read, "tokenIssuance")
             .await?;
         check_xid(xid)?;
-        self.ledger()?.get(xid).await
+        if let Some(identity) = identity {
+            check_identity(identity)?;
+        }
+        self.ledger()?.get(xid, identity).await
     }
 
     /// `tokenIssuances`: the identity's records, newest first (`limit`: default 20, at most
@@ -175,6 +278,10 @@ impl PlatformService {
         check_identity(identity)?;
         let contexts = check_contexts(contexts)?;
         let provisioner = &Self::twilio(&configured)?.provisioner;
+        // Recorded first: from now on, older tokens follow it in every process.
+        if let Some(revocations) = &self.revocations {
+            revocations.sync(identity, &contexts, now_unix()).await?;
+        }
         // Asked of Twilio, whatever this process remembers.
         provisioner.forget(identity);
         let changes = match provisioner.ensure(identity, &contexts).await? {
@@ -183,10 +290,15 @@ impl PlatformService {
             crate::twilio::provisioning::Provisioned::Remembered => Default::default(),
         };
         self.end_access(identity, &changes.left).await;
-        tracing::info!(identity, client = %caller.client, joined = changes.joined.len(), left = changes.left.len(), "identity synced");
+        let sweep_at = match self.revocations {
+            Some(_) => self.schedule_sweep(identity).await,
+            None => None,
+        };
+        tracing::info!(identity, client = %caller.client, joined = changes.joined.len(), left = changes.left.len(), sweep_at, "identity synced");
         Ok(SyncResult {
             joined: changes.joined,
             left: changes.left,
+            sweep_at,
         })
     }
 
@@ -202,21 +314,23 @@ impl PlatformService {
             .authorize(authorization, Scope::Admin, "revokeIdentity")
             .await?;
         check_identity(identity)?;
-        let revocations = self.revocations.as_ref().ok_or_else(|| {
-            ChatError::internal("Revoking needs the store, which this server does not have.")
-        })?;
-        let revoked_before = revocations.revoke(identity, now_unix()).await?;
+        let revoked_before = self
+            .revocations("Revoking")?
+            .revoke(identity, now_unix())
+            .await?;
         crate::metrics::count(crate::metrics::Counter::Revocations);
         let left = match &configured.twilio {
             Some(twilio) => twilio.provisioner.leave_all(identity).await?,
             None => Vec::new(),
         };
         let subscriptions_removed = self.end_access(identity, &left).await;
-        tracing::info!(identity, client = %caller.client, left = left.len(), subscriptions_removed, revoked_before, "identity revoked");
+        let sweep_at = self.schedule_sweep(identity).await;
+        tracing::info!(identity, client = %caller.client, left = left.len(), subscriptions_removed, revoked_before, sweep_at, "identity revoked");
         Ok(RevokeResult {
             left,
             subscriptions_removed,
             revoked_before,
+            sweep_at,
         })
     }
 

@@ -103,7 +103,16 @@ pub struct ChatSettings {
     pub jwks_url: Url,
     pub issuer: Option<String>,
     pub audience: Option<String>,
+    /// Context tokens that live longer, `iat` (or now) to `exp`, are refused.
+    pub max_token_lifetime_secs: u64,
 }
+
+/// The longest a context token may live unless `chat/maxTokenLifetime` says otherwise: a
+/// day. A platform signs short tokens; a long one outlives what a revocation can hold.
+pub const DEFAULT_MAX_TOKEN_LIFETIME_SECS: u64 = 24 * 3600;
+/// The most `chat/maxTokenLifetime` may be: a revocation is kept longer than this.
+pub const MAX_MAX_TOKEN_LIFETIME_SECS: u64 = 365 * 24 * 3600;
+const _: () = assert!(MAX_MAX_TOKEN_LIFETIME_SECS < crate::revocations::KEEP_SECS);
 
 /// Raw parameter values by [`Param`], as a source found them.
 pub(crate) type RawParams = HashMap<Param, String>;
@@ -258,16 +267,53 @@ impl Settings {
     /// issuer that signs both must also give them different audiences, so that neither
     /// kind's rules accept the other (RFC 8725 §3.12).
     fn tokens_told_apart(self, r: &Reader<'_>) -> Result<Self> {
-        if let (Some(chat), Some(platform)) = (&self.chat, &self.platform)
-            && chat.issuer.as_deref() == Some(platform.issuer.as_str())
-            && (chat.audience.is_none() || chat.audience == platform.audience)
-        {
-            return Err(r.invalid(
-                Param::PlatformAudience,
-                "must differ from the context tokens' audience, which must be set, when both kinds of token come from one issuer",
-            ));
+        if let (Some(chat), Some(platform)) = (&self.chat, &self.platform) {
+            let kinds = TokenKinds {
+                chat_issuer: chat.issuer.as_deref(),
+                chat_audience: chat.audience.as_deref(),
+                platform_issuer: Some(&platform.issuer),
+                platform_audience: platform.audience.as_deref(),
+            };
+            if !kinds.told_apart() {
+                return Err(r.invalid(Param::PlatformAudience, TOLD_APART));
+            }
         }
         Ok(self)
+    }
+}
+
+const TOLD_APART: &str = "must differ from the context tokens' audience, which must be set, when both kinds of token come from one issuer";
+
+/// The four settings that tell context tokens from platform access tokens, wherever they
+/// come from: the loaded settings, or `put-params` merging what it puts with what is there
+/// (no function reads both sections, so the check runs where they are put; issue 30, L2).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokenKinds<'a> {
+    pub chat_issuer: Option<&'a str>,
+    pub chat_audience: Option<&'a str>,
+    pub platform_issuer: Option<&'a str>,
+    pub platform_audience: Option<&'a str>,
+}
+
+impl TokenKinds<'_> {
+    /// Context tokens and platform tokens are told apart by their claims (`contexts`); an
+    /// issuer that signs both must also give them different audiences.
+    pub fn told_apart(&self) -> bool {
+        let one_issuer = self.platform_issuer.is_some() && self.chat_issuer == self.platform_issuer;
+        !one_issuer
+            || (self.chat_audience.is_some() && self.chat_audience != self.platform_audience)
+    }
+
+    /// [`TokenKinds::told_apart`], or an error naming the SSM parameter.
+    pub fn check(&self) -> Result<()> {
+        if self.told_apart() {
+            Ok(())
+        } else {
+            Err(ChatError::internal(format!(
+                "The setting {} {TOLD_APART}.",
+                Param::PlatformAudience.ssm_suffix()
+            )))
+        }
     }
 }
 
@@ -400,9 +446,17 @@ impl PlatformSettings {
                 )?
             }
         };
+        // An access token for another API of the same provider must not pass (RFC 8725
+        // §3.9): without an audience there is nothing to tell them apart by (issue 30, L2).
+        let audience = r.optional(Param::PlatformAudience).ok_or_else(|| {
+            r.invalid(
+                Param::PlatformAudience,
+                "must be set with the platform issuer: the platform API accepts only access tokens made for it",
+            )
+        })?;
         Ok(Some(PlatformSettings {
             issuer,
-            audience: r.optional(Param::PlatformAudience),
+            audience: Some(audience),
             jwks_url,
         }))
     }
@@ -535,10 +589,25 @@ impl SmsSettings {
 impl ChatSettings {
     pub(crate) fn from_raw(raw: &RawParams, describe: &dyn Fn(Param) -> String) -> Result<Self> {
         let r = Reader { raw, describe };
+        let max_token_lifetime_secs = match r.optional(Param::MaxTokenLifetime) {
+            None => DEFAULT_MAX_TOKEN_LIFETIME_SECS,
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|t| (60..=MAX_MAX_TOKEN_LIFETIME_SECS).contains(t))
+                .ok_or_else(|| {
+                    r.invalid(
+                        Param::MaxTokenLifetime,
+                        &format!("must be seconds from 60 to {MAX_MAX_TOKEN_LIFETIME_SECS}"),
+                    )
+                })?,
+        };
         Ok(ChatSettings {
             jwks_url: r.url(Param::JwksUrl, r.required(Param::JwksUrl)?)?,
             issuer: r.optional(Param::Issuer),
             audience: r.optional(Param::Audience),
+            max_token_lifetime_secs,
         })
     }
 }
@@ -693,6 +762,13 @@ mod tests {
         let mut raw = good();
         assert_eq!(load(&raw).unwrap().platform, None);
         raw.insert(Param::PlatformIssuer, "https://tenant.eu.auth0.com/".into());
+        // L2: an issuer without an audience is refused (another API's tokens would pass).
+        let err = load(&raw).unwrap_err();
+        assert!(err.message.contains("platform/audience"), "{}", err.message);
+        raw.insert(
+            Param::PlatformAudience,
+            "https://chat.example/platform".into(),
+        );
         let platform = load(&raw).unwrap().platform.unwrap();
         assert_eq!(
             platform.jwks_url.as_str(),

@@ -45,10 +45,12 @@ pub enum Param {
     MessagingServiceSid,
     VerifyApiBaseUrl,
     MessagingApiBaseUrl,
+    /// The longest a context token may live, `iat` to `exp` (issue 30, L4).
+    MaxTokenLifetime,
 }
 
 impl Param {
-    pub const ALL: [Param; 30] = [
+    pub const ALL: [Param; 31] = [
         Param::AccountSid,
         Param::ApiKey,
         Param::ApiSecret,
@@ -79,6 +81,7 @@ impl Param {
         Param::MessagingServiceSid,
         Param::VerifyApiBaseUrl,
         Param::MessagingApiBaseUrl,
+        Param::MaxTokenLifetime,
     ];
 
     /// The name below `/STACK/`.
@@ -114,6 +117,7 @@ impl Param {
             Param::MessagingServiceSid => "twilio/messagingServiceSID",
             Param::VerifyApiBaseUrl => "twilio/verifyApiBaseURL",
             Param::MessagingApiBaseUrl => "twilio/messagingApiBaseURL",
+            Param::MaxTokenLifetime => "chat/maxTokenLifetime",
         }
     }
 
@@ -152,6 +156,7 @@ impl Param {
             Param::MessagingServiceSid => "TWILIO_MESSAGING_SERVICE_SID",
             Param::VerifyApiBaseUrl => "TWILIO_VERIFY_API_BASE_URL",
             Param::MessagingApiBaseUrl => "TWILIO_MESSAGING_API_BASE_URL",
+            Param::MaxTokenLifetime => "CHAT_MAX_TOKEN_LIFETIME",
         }
     }
 
@@ -193,7 +198,9 @@ impl Param {
             | Param::ApiBaseUrl
             | Param::AdoptConversations
             | Param::PushCredentialSid => Section::Twilio,
-            Param::JwksUrl | Param::Issuer | Param::Audience => Section::Chat,
+            Param::JwksUrl | Param::Issuer | Param::Audience | Param::MaxTokenLifetime => {
+                Section::Chat
+            }
             Param::WebhookAuthToken | Param::LegacyAuthToken => Section::Webhook,
             Param::LinkSecret => Section::Links,
             Param::SendGridApiKey | Param::SendGridDomain | Param::SendGridApiBaseUrl => {

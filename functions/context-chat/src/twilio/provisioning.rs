@@ -157,6 +157,16 @@ impl Weighter<String, Arc<Remembered>> for RememberedWeight {
 
 const REMEMBERED_BYTES: u64 = 4 * 1024 * 1024;
 
+/// Asked once before a provisioning adds the identity to any conversation, after Twilio was
+/// looked at: what may join is read where every process writes it, not remembered
+/// (`revocations::AccessGate`, adr/012). A returning user whose memberships are right
+/// joins nothing and is never asked about.
+pub trait JoinGate: Send + Sync {
+    fn before_join(&self) -> BoxFuture<'_, Result<()>>;
+    /// Requests whose gates have different keys never share one provisioning.
+    fn key(&self) -> String;
+}
+
 type InFlight = Shared<BoxFuture<'static, Result<Changes>>>;
 
 pub struct Provisioner {
@@ -192,17 +202,19 @@ impl Provisioner {
         identity: &str,
         contexts: &[String],
     ) -> Result<Provisioned> {
-        self.ensure_since(identity, contexts, None).await
+        self.ensure_since(identity, contexts, None, None).await
     }
 
     /// As [`Provisioner::ensure`], but what this process remembers from before `not_before`
     /// (unix seconds; a revocation another process made) is not trusted, nor what it learned
-    /// in that same second, which may have been before it.
+    /// in that same second, which may have been before it; and `gate` is asked before the
+    /// identity is added to any conversation.
     pub async fn ensure_since(
         self: &Arc<Self>,
         identity: &str,
         contexts: &[String],
         not_before: Option<u64>,
+        gate: Option<Arc<dyn JoinGate>>,
     ) -> Result<Provisioned> {
         let mut sorted: Vec<&str> = contexts.iter().map(String::as_str).collect();
         sorted.sort_unstable();
@@ -218,7 +230,9 @@ impl Provisioner {
             return Ok(Provisioned::Remembered);
         }
 
-        let key = flight_key(identity, &sorted);
+        // The gate's key first: an identity holds no newline.
+        let gate_key = gate.as_ref().map(|g| g.key()).unwrap_or_default();
+        let key = format!("{gate_key}\n{}", flight_key(identity, &sorted));
         let flight = {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
             in_flight
@@ -230,7 +244,7 @@ impl Provisioner {
                     let key = key.clone();
                     async move {
                         let started_at = crate::context_token::now_unix();
-                        let outcome = this.provision(&identity, &contexts).await;
+                        let outcome = this.provision(&identity, &contexts, gate.as_deref()).await;
                         if outcome.is_ok() {
                             let mut sorted = contexts;
                             sorted.sort_unstable();
@@ -339,9 +353,19 @@ impl Provisioner {
     /// conversation with the user in it, join the others (Twilio makes a new user on its
     /// first participation), mark what is adopted and leave what the token dropped. Races
     /// (another request creating the same conversation) take more rounds, and converge.
-    async fn provision(&self, identity: &str, contexts: &[String]) -> Result<Changes> {
+    async fn provision(
+        &self,
+        identity: &str,
+        contexts: &[String],
+        gate: Option<&dyn JoinGate>,
+    ) -> Result<Changes> {
         let deadline = Instant::now() + self.options.budget;
         let look = self.look(identity, contexts, deadline).await?;
+        if let Some(gate) = gate
+            && contexts.iter().any(|c| !look.joined.contains(c))
+        {
+            gate.before_join().await?;
+        }
         let changes = match self.options.strategy {
             Strategy::TwoRounds => self.act(identity, look, deadline).await?,
             Strategy::ThreeRounds => self.act_as_before(identity, look, deadline).await?,

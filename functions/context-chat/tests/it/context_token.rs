@@ -383,3 +383,93 @@ async fn every_single_character_change_is_refused_cleanly() {
     }
     assert!(tried > 300, "{tried}");
 }
+
+/// L4: a context token may live at most a day (`chat/maxTokenLifetime`), `iat` to `exp`, or
+/// now to `exp` without `iat`: a revocation, kept 366 days, outlasts every token it refuses.
+#[tokio::test]
+async fn l4_a_context_token_lives_at_most_the_maximum() {
+    use context_chat::settings::SettingsSource;
+    use context_chat::{App, AppOptions};
+
+    let key = TestKey::es256("k1");
+    let issuer = Issuer::start(jwks(&[&key])).await;
+    let token = |iat: Option<u64>, exp: u64| {
+        let mut c = claims("alex", &["general"]);
+        match iat {
+            Some(iat) => c["iat"] = json!(iat),
+            None => {
+                c.as_object_mut().unwrap().remove("iat");
+            }
+        }
+        c["exp"] = json!(exp);
+        key.token(&c)
+    };
+    let app = |max: Option<&str>| {
+        let mut env: std::collections::HashMap<String, String> = [
+            ("CHAT_JWKS_URL", issuer.url()),
+            ("TWILIO_ACCOUNT_SID", test_support::ACCOUNT_SID.to_owned()),
+            ("TWILIO_API_KEY", test_support::API_KEY_SID.to_owned()),
+            ("TWILIO_API_SECRET", test_support::API_SECRET.to_owned()),
+            (
+                "TWILIO_CHAT_SERVICE_SID",
+                test_support::CHAT_SERVICE_SID.to_owned(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        if let Some(max) = max {
+            env.insert("CHAT_MAX_TOKEN_LIFETIME".into(), max.into());
+        }
+        App::new(SettingsSource::env_vars(env), AppOptions::default())
+    };
+    let (t, day) = (now(), 24 * 3600);
+
+    let default = app(None);
+    for ok in [
+        token(Some(t), t + day),
+        token(Some(t - day + 60), t + 60),
+        token(None, t + day - 5),
+    ] {
+        default.tokens().verify_token(&ok).await.unwrap();
+    }
+    for long in [
+        token(Some(t), t + day + 1),
+        token(Some(t - 400 * day), t + 60),
+        token(None, t + day + 60),
+        token(Some(t), t + 10 * 365 * day),
+    ] {
+        let err = default.tokens().verify_token(&long).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::AccessDenied, "{}", err.message);
+        assert!(
+            err.message.contains("chat/maxTokenLifetime"),
+            "{}",
+            err.message
+        );
+    }
+
+    let two_hours = app(Some("7200"));
+    two_hours
+        .tokens()
+        .verify_token(&token(Some(t), t + 7200))
+        .await
+        .unwrap();
+    let err = two_hours
+        .tokens()
+        .verify_token(&token(Some(t), t + 7201))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::AccessDenied);
+    for bad in ["59", "31536001", "a day"] {
+        let err = app(Some(bad))
+            .tokens()
+            .verify_token(&token(Some(t), t + 60))
+            .await
+            .unwrap_err();
+        assert!(
+            err.message.contains("CHAT_MAX_TOKEN_LIFETIME"),
+            "{bad}: {}",
+            err.message
+        );
+    }
+}

@@ -30,6 +30,12 @@ impl Fault {
         }
     }
 
+    /// No failure: the request is answered as usual, only after `delay` (one still in flight
+    /// while something else happens).
+    pub fn slow(delay: Duration) -> Self {
+        Self::new(0, 0).after(delay)
+    }
+
     /// Only requests with this method whose path contains `path_contains`.
     pub fn on(mut self, method: Method, path_contains: &str) -> Self {
         self.method = Some(method);

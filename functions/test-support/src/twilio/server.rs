@@ -104,8 +104,11 @@ impl Inner {
             return not_found(uri.path());
         }
         let path = format!("/{}", rest.join("/"));
-        if let Some(fault) = self.take_fault(method, &path) {
+        let fault = self.take_fault(method, &path);
+        if let Some(fault) = &fault {
             tokio::time::sleep(fault.delay).await;
+        }
+        if let Some(fault) = fault.filter(|f| f.status != 0) {
             let mut response = twilio_error(fault.status, fault.code, "injected by the test");
             if let Some(seconds) = fault.retry_after {
                 response.headers_mut().insert(

@@ -21,8 +21,8 @@ fn access_token(key: &TestKey, scope: &str) -> String {
     }))
 }
 
-const SYNC: &str = "mutation($identity: ID!, $contexts: [String!]!) { syncIdentity(identity: $identity, contexts: $contexts) { joined left } }";
-const REVOKE: &str = "mutation($identity: ID!) { revokeIdentity(identity: $identity) { left subscriptionsRemoved revokedBefore } }";
+const SYNC: &str = "mutation($identity: ID!, $contexts: [String!]!) { syncIdentity(identity: $identity, contexts: $contexts) { joined left sweepAt } }";
+const REVOKE: &str = "mutation($identity: ID!) { revokeIdentity(identity: $identity) { left subscriptionsRemoved revokedBefore sweepAt } }";
 const CREATE: &str = "mutation($token: ID!) { createChatToken(deviceId: \"d\", token: $token) }";
 
 #[tokio::test]
@@ -60,9 +60,14 @@ async fn platform_fields_take_the_bearer_and_widget_fields_the_api_key() {
     )
     .await;
     assert_eq!(status, 200);
+    let synced = &body["data"]["syncIdentity"];
+    assert!(
+        synced["sweepAt"].as_u64().is_some_and(|at| at > now()),
+        "{body}"
+    );
     assert_eq!(
-        body["data"]["syncIdentity"],
-        json!({"joined": ["general", "random"], "left": []}),
+        (&synced["joined"], &synced["left"]),
+        (&json!(["general", "random"]), &json!([])),
         "{body}"
     );
     assert_eq!(twilio.memberships("alex"), ["general", "random"]);
@@ -136,6 +141,13 @@ async fn platform_fields_take_the_bearer_and_widget_fields_the_api_key() {
     let revoked = &body["data"]["revokeIdentity"];
     assert_eq!(revoked["left"], json!(["general", "random"]), "{body}");
     assert!(revoked["revokedBefore"].as_u64().unwrap() >= now() - 2);
+    // Local mode sweeps again on a timer, after the window and the provisioning budget.
+    assert!(
+        revoked["sweepAt"]
+            .as_u64()
+            .is_some_and(|at| at >= now() + 70),
+        "{body}"
+    );
     assert!(twilio.memberships("alex").is_empty());
     let (_, body) = call(&server, CREATE, json!({"token": old}), None, Some(API_KEY)).await;
     assert_eq!(error_type(&body), "AccessDenied", "{body}");

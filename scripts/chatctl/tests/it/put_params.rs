@@ -274,3 +274,170 @@ async fn a_bad_value_is_named_and_nothing_is_put() {
         assert_eq!(found.parameter().unwrap().value(), Some(value), "{name}");
     }
 }
+
+/// Every parameter under /STACK/, decrypted, sorted by name.
+async fn parameters(ssm: &aws_sdk_ssm::Client, stack: &str) -> Vec<(String, String)> {
+    let mut all: Vec<(String, String)> = ssm
+        .get_parameters_by_path()
+        .path(format!("/{stack}/"))
+        .recursive(true)
+        .with_decryption(true)
+        .into_paginator()
+        .send()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .flat_map(|page| page.unwrap().parameters.unwrap_or_default())
+        .map(|p| (p.name.unwrap_or_default(), p.value.unwrap_or_default()))
+        .collect();
+    all.sort();
+    all
+}
+
+/// M4: a stack with the old integration's parameters and no link secret, as a drop-in switch
+/// finds it: `put-params --make-missing` (what `scripts/deploy` runs before `cdk deploy`)
+/// makes the link secret, changes nothing else, and keeps it on the next deploy.
+#[tokio::test]
+async fn m4_deploying_over_the_old_integrations_parameters_makes_the_missing_secrets() {
+    let deploy =
+        std::fs::read_to_string(test_support::workspace_root().join("scripts/deploy")).unwrap();
+    assert!(
+        deploy.contains("-p chatctl -- put-params --stack \"$stack\" --make-missing\n"),
+        "scripts/deploy makes the missing secrets"
+    );
+    let moto = Moto::start();
+    let stack = unique("params-old");
+    let ssm = moto.ssm().await;
+    // The old integration's set: Twilio's four, the auth token at its old name, the JWKS.
+    test_support::put_settings(&ssm, &stack, "https://toolbox.example.org/jwks.json", "s").await;
+    let old_token = format!("/{stack}/twilio/authToken");
+    test_support::put_parameter(&ssm, &old_token, "old-token", true).await;
+    let source = SettingsSource::Ssm {
+        client: ssm.clone(),
+        stack: stack.clone(),
+        reads: reads::EVERYTHING,
+    };
+    assert!(source.load().await.unwrap().link_secret.is_none());
+    let before = parameters(&ssm, &stack).await;
+
+    for said in ["made", "kept"] {
+        let output = chatctl(&["put-params", "--stack", &stack, "--make-missing"])
+            .envs(moto.env())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let line = format!("{said} /{stack}/notifications/linkSecret");
+        assert!(stdout.contains(&line), "{stdout}");
+    }
+    let after = parameters(&ssm, &stack).await;
+    let secret = after
+        .iter()
+        .find(|(name, _)| name.ends_with("/notifications/linkSecret"))
+        .expect("the link secret")
+        .clone();
+    assert!(secret.1.len() >= 43, "256 random bits");
+    let rest: Vec<_> = after.into_iter().filter(|p| *p != secret).collect();
+    assert_eq!(rest, before, "nothing else changed");
+    let loaded = source.load().await.unwrap();
+    assert_eq!(loaded.link_secret.unwrap().expose_secret(), secret.1);
+}
+
+/// L2: one issuer signing both kinds of token needs two audiences. No function reads both
+/// sections, so `put-params` checks what it puts against what the stack has (with
+/// `--partial` too), `chatctl serve` checks at start, and a platform issuer needs an audience.
+#[tokio::test]
+async fn l2_one_issuer_for_both_kinds_needs_two_audiences_wherever_the_settings_are_put() {
+    let moto = Moto::start();
+    let stack = unique("params-kinds");
+    let idp = "https://idp.example.org/";
+    let full = chatctl(&[
+        "put-params",
+        "--set",
+        &format!("chat/issuer={idp}"),
+        "--set",
+        "chat/audience=https://chat.example.org",
+    ])
+    .envs(moto.env())
+    .envs(settings_env(&stack))
+    .output()
+    .unwrap();
+    assert!(
+        full.status.success(),
+        "{}",
+        String::from_utf8_lossy(&full.stderr)
+    );
+    let partial = |sets: &[&str]| {
+        let mut args = vec!["put-params", "--partial"];
+        for set in sets {
+            args.extend(["--set", set]);
+        }
+        chatctl(&args)
+            .envs(moto.env())
+            .env("STACK_NAME", &stack)
+            .output()
+            .unwrap()
+    };
+    let same_issuer = format!("platform/issuer={idp}");
+    for sets in [
+        vec![
+            same_issuer.as_str(),
+            "platform/audience=https://chat.example.org",
+        ],
+        vec![same_issuer.as_str()],
+    ] {
+        let refused = partial(&sets);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{sets:?}");
+        assert!(
+            stderr.contains("platform/audience") && stderr.contains("nothing was put"),
+            "{stderr}"
+        );
+    }
+    let ssm = moto.ssm().await;
+    let platform_issuer = ssm
+        .get_parameter()
+        .name(format!("/{stack}/platform/issuer"))
+        .send()
+        .await;
+    assert!(platform_issuer.is_err(), "nothing was put");
+    let ok = partial(&[
+        &same_issuer,
+        "platform/audience=https://chat.example.org/platform",
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    // Now the context tokens' audience may not become the platform's.
+    let refused = partial(&["chat/audience=https://chat.example.org/platform"]);
+    assert!(!refused.status.success());
+
+    // chatctl serve on these settings in the environment: refused at start.
+    let serve = chatctl(&[
+        "serve",
+        "--port",
+        "0",
+        "--data-dir",
+        temp_dir("kinds").to_str().unwrap(),
+    ])
+    .envs(
+        settings_env(&stack)
+            .into_iter()
+            .filter(|(k, _)| *k != "STACK_NAME"),
+    )
+    .env("CHAT_ISSUER", idp)
+    .env("CHAT_AUDIENCE", "https://chat.example.org")
+    .env("PLATFORM_ISSUER", idp)
+    .env("PLATFORM_AUDIENCE", "https://chat.example.org")
+    .output()
+    .unwrap();
+    assert!(!serve.status.success());
+    let stderr = String::from_utf8_lossy(&serve.stderr);
+    assert!(stderr.contains("PLATFORM_AUDIENCE"), "{stderr}");
+}

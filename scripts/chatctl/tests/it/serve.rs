@@ -585,3 +585,92 @@ async fn item_11_cors_only_for_graphql_and_allowed_origins_outbox_behind_the_key
     let outbox = format!("{}/outbox", server.base);
     assert_eq!(client.get(&outbox).send().await.unwrap().status(), 200);
 }
+
+/// L8: with a tunnel (`WEBHOOK_PUBLIC_URL`) and no API key, the tunnel's host reaches the
+/// webhook and the unsubscribe links and nothing else; a secret file left readable by others
+/// is owner-only after start; the outbox's files are written owner-only.
+#[tokio::test]
+async fn l8_the_tunnels_host_reaches_only_the_webhook_and_unsubscribe_links() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+    let data = temp_dir("serve-l8");
+    let secret = data.join("link-secret");
+    std::fs::write(&secret, "a-link-secret-an-older-version-left-readable").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let server = serve(
+        &data,
+        &[(
+            "WEBHOOK_PUBLIC_URL",
+            "https://tunnel.example/twilio/webhook".into(),
+        )],
+    );
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&secret), 0o600);
+
+    let client = reqwest::Client::new();
+    let request = |method: reqwest::Method, path: &str, host: &str| {
+        client
+            .request(method, format!("{}{path}", server.base))
+            .header("host", host)
+    };
+    for (method, path) in [
+        (reqwest::Method::GET, "/outbox"),
+        (reqwest::Method::GET, "/metrics"),
+        (reqwest::Method::GET, "/"),
+        (reqwest::Method::POST, "/graphql"),
+        (reqwest::Method::POST, "/token"),
+        (reqwest::Method::POST, "/oauth/token"),
+        (reqwest::Method::GET, "/.well-known/jwks.json"),
+    ] {
+        let status = request(method.clone(), path, "tunnel.example")
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 404, "{method} {path} through the tunnel");
+        let status = request(method.clone(), path, "localhost")
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_ne!(status, 404, "{method} {path} on loopback");
+    }
+    // Twilio's webhook (refused for its missing signature, by the route itself) and the
+    // unsubscribe page (refused for its missing link) are reached.
+    let webhook = request(reqwest::Method::POST, "/twilio/webhook", "tunnel.example")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("EventType=onMessageAdded")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(webhook, 403);
+    let unsubscribe = request(
+        reqwest::Method::GET,
+        "/notifications/unsubscribe",
+        "tunnel.example",
+    )
+    .send()
+    .await
+    .unwrap()
+    .status();
+    assert!(![404, 421].contains(&unsubscribe.as_u16()), "{unsubscribe}");
+
+    // A confirmation email in the outbox: owner-only.
+    let token = server.token.clone().unwrap();
+    let body = operation(
+        &server,
+        "enableChannelNotifications",
+        json!({"channel": "general", "email": "alex@example.org", "token": token}),
+    )
+    .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let files: Vec<_> = std::fs::read_dir(data.join("outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!files.is_empty());
+    for file in files {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+}
