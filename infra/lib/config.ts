@@ -24,6 +24,13 @@ export interface DeploymentConfig {
    * is deployed. Audience and JWKS are SSM parameters (`/STACK/platform/…`), checked by the function.
    */
   readonly platformIssuer?: string;
+  /**
+   * Concurrent executions reserved for the webhook and for the notifier (`webhookConcurrency`,
+   * default 10; `notifyConcurrency`, default 5; 0: none reserved): a flood elsewhere in the
+   * account cannot take their capacity, and a flood of webhooks cannot take the account's.
+   */
+  readonly webhookConcurrency: number;
+  readonly notifyConcurrency: number;
 }
 
 // Function names are `${stackName}-${crate}` (at most 64) and the longest crate name is 28.
@@ -50,8 +57,17 @@ export function readConfig(node: Node): DeploymentConfig {
   if (platformIssuer !== undefined && !/^https:\/\/[^\s/]+(\/\S*)?$/.test(String(platformIssuer))) {
     throw new Error(`platformIssuer "${platformIssuer}" is not an https URL (as the tokens' iss has it).`);
   }
+  const concurrency = (key: string, fallback: number) => {
+    const value = Number(node.tryGetContext(key) ?? fallback);
+    if (!Number.isInteger(value) || value < 0 || value > 1000) {
+      throw new Error(`${key} ${node.tryGetContext(key)} must be a whole number from 0 (none reserved) to 1000.`);
+    }
+    return value;
+  };
   return {
     stackName,
+    webhookConcurrency: concurrency('webhookConcurrency', 10),
+    notifyConcurrency: concurrency('notifyConcurrency', 5),
     lambdaDir,
     logRetention: days as RetentionDays,
     testStack: flag(node, 'testStack'),

@@ -29,6 +29,11 @@ export const QUERY_DEPTH_LIMIT = 3;
 /** The widget sends one field per request; a little room for a client that batches a few. */
 export const RESOLVER_COUNT_LIMIT = 4;
 
+/** Where Twilio posts, below the HTTP API's URL (the stack output twilioWebhookReceiverURL). */
+export const WEBHOOK_PATH = '/twilio/webhook';
+/** The webhook route's own throttle: a busy deployment's message rate, with room. */
+export const WEBHOOK_THROTTLE = { rateLimit: 50, burstLimit: 100 };
+
 /** The notifier works through a batch of up to ten events, each with Twilio and SendGrid calls. */
 const NOTIFY_TIMEOUT = Duration.seconds(60);
 
@@ -47,6 +52,10 @@ export class ContextChatStack extends Stack {
     const name = this.stackName;
     // Each function with exactly the SSM parameters its code reads (infra/ssm-parameters.json).
     const deployed: string[] = [];
+    const reserved: Record<string, number> = {
+      'twilio-webhook': props.webhookConcurrency,
+      notify: props.notifyConcurrency,
+    };
     const fn = (crate: string, description: string, timeout: Duration, environment: Record<string, string> = {}) => {
       deployed.push(crate);
       const parameters = ssmParametersOf(crate);
@@ -58,6 +67,7 @@ export class ContextChatStack extends Stack {
         lambdaDir: props.lambdaDir,
         logRetention: props.logRetention,
         environment: { STACK_NAME: name, ...environment },
+        reservedConcurrency: reserved[crate],
       });
       grantSsmParametersRead(
         f.role,
@@ -153,7 +163,13 @@ export class ContextChatStack extends Stack {
       },
     });
     const webhookIntegration = new HttpLambdaIntegration('TwilioWebhook', webhook.fn);
-    this.httpApi.addRoutes({ path: '/twilio/webhook', methods: [apigw.HttpMethod.POST], integration: webhookIntegration });
+    // The last segment is webhook/pathSecret (made by put-params, given to Twilio by
+    // configure-twilio): the function refuses any other before any work (ADR 010).
+    const [webhookRoute] = this.httpApi.addRoutes({
+      path: `${WEBHOOK_PATH}/{secret}`,
+      methods: [apigw.HttpMethod.POST],
+      integration: webhookIntegration,
+    });
     this.httpApi.addRoutes({
       path: '/notifications/unsubscribe',
       methods: [apigw.HttpMethod.GET, apigw.HttpMethod.POST],
@@ -163,7 +179,11 @@ export class ContextChatStack extends Stack {
     for (const path of ['/virgil-jwt', '/twilio-jwt']) {
       this.httpApi.addRoutes({ path, methods: [apigw.HttpMethod.GET], integration: tokenIntegration });
     }
-    addHttpApiAccessLogs(this.httpApi, props.logRetention, { rateLimit: 100, burstLimit: 200 });
+    addHttpApiAccessLogs(this.httpApi, props.logRetention, { rateLimit: 100, burstLimit: 200 }, [
+      // Twilio's webhook has a throttle of its own, so that the token routes' callers never
+      // spend its allowance (nor it theirs).
+      { route: webhookRoute, key: `POST ${WEBHOOK_PATH}/{secret}`, ...WEBHOOK_THROTTLE },
+    ]);
     acceptFinding(
       this.httpApi,
       'APIG4',
@@ -284,8 +304,9 @@ export class ContextChatStack extends Stack {
       description: 'Sample apps call GET /virgil-jwt and GET /twilio-jwt here, with Authorization: Bearer <context token>',
     });
     new CfnOutput(this, 'twilioWebhookReceiverURL', {
-      value: `${this.httpApi.apiEndpoint}/twilio/webhook`,
-      description: 'The post-event webhook URL for the Conversation Service (chatctl configure-twilio)',
+      value: `${this.httpApi.apiEndpoint}${WEBHOOK_PATH}`,
+      description:
+        'The post-event webhook base URL: chatctl configure-twilio --webhook-url <it> gives Twilio <it>/<webhook/pathSecret>',
     });
   }
 

@@ -10,7 +10,7 @@ import { RustFunction } from './rust-function';
 import { grantSsmPathsRead } from './ssm-access';
 
 export type DevExtrasStackProps = StackProps &
-  Omit<DeploymentConfig, 'stackName' | 'testStack' | 'alarmEmail'> & {
+  Omit<DeploymentConfig, 'stackName' | 'testStack' | 'alarmEmail' | 'webhookConcurrency' | 'notifyConcurrency'> & {
     /** The core stack's table: the token ledger, and the per-address minting counters. */
     table: dynamodb.ITable;
   };

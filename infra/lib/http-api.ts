@@ -10,6 +10,7 @@ export function addHttpApiAccessLogs(
   api: apigw.HttpApi,
   retention: logs.RetentionDays,
   throttle: { rateLimit: number; burstLimit: number },
+  routes: { route: apigw.HttpRoute; key: string; rateLimit: number; burstLimit: number }[] = [],
 ): void {
   const stage = api.defaultStage?.node.defaultChild as apigw.CfnStage | undefined;
   if (!stage) throw new Error(`${api.node.path} has no default stage`);
@@ -35,4 +36,15 @@ export function addHttpApiAccessLogs(
     throttlingRateLimit: throttle.rateLimit,
     throttlingBurstLimit: throttle.burstLimit,
   };
+  if (routes.length > 0) {
+    stage.routeSettings = Object.fromEntries(
+      routes.map(({ key, rateLimit, burstLimit }) => [
+        key,
+        // A JSON map in CloudFormation's own spelling: CDK passes it through as it is.
+        { ThrottlingRateLimit: rateLimit, ThrottlingBurstLimit: burstLimit },
+      ]),
+    );
+    // The stage names the routes by key: they must exist first.
+    for (const { route } of routes) stage.node.addDependency(route);
+  }
 }

@@ -15,6 +15,8 @@ export interface RustFunctionProps {
   readonly logRetention: logs.RetentionDays;
   readonly environment?: Record<string, string>;
   readonly memorySize?: number;
+  /** Concurrent executions reserved for this function; unset or 0: none. */
+  readonly reservedConcurrency?: number;
 }
 
 /**
@@ -64,6 +66,7 @@ export class RustFunction extends Construct {
       applicationLogLevelV2: lambda.ApplicationLogLevel.INFO,
       systemLogLevelV2: lambda.SystemLogLevel.WARN,
       environment: props.environment,
+      reservedConcurrentExecutions: props.reservedConcurrency || undefined,
     });
   }
 }

@@ -275,7 +275,7 @@ describe('HTTP API', () => {
       ['GET /twilio-jwt', tokens],
       ['GET /virgil-jwt', tokens],
       ['POST /notifications/unsubscribe', webhook],
-      ['POST /twilio/webhook', webhook],
+      ['POST /twilio/webhook/{secret}', webhook],
     ]);
     expect(Object.keys(integrations)).toHaveLength(2);
   });
@@ -297,6 +297,30 @@ describe('HTTP API', () => {
       AccessLogSettings: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp('requestId') },
       DefaultRouteSettings: { ThrottlingRateLimit: 100, ThrottlingBurstLimit: 200 },
     });
+  });
+
+  test("M2: Twilio's webhook has a throttle of its own, apart from the token routes, and the stage waits for its route", () => {
+    const [[, stage]] = Object.entries(resources(core, 'AWS::ApiGatewayV2::Stage'));
+    expect(stage.Properties.RouteSettings).toEqual({
+      'POST /twilio/webhook/{secret}': { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 },
+    });
+    const [webhookRoute] = Object.entries(resources(core, 'AWS::ApiGatewayV2::Route')).find(
+      ([, r]) => r.Properties.RouteKey === 'POST /twilio/webhook/{secret}',
+    )!;
+    expect(stage.DependsOn).toEqual(expect.arrayContaining([webhookRoute]));
+  });
+
+  test('M2: the webhook and the notifier have reserved concurrency (a setting), the rest none', () => {
+    const reserved = (template: typeof core) =>
+      Object.fromEntries(
+        Object.values(resources(template, 'AWS::Lambda::Function'))
+          .filter((f) => f.Properties.ReservedConcurrentExecutions !== undefined)
+          .map((f) => [f.Properties.FunctionName, f.Properties.ReservedConcurrentExecutions]),
+      );
+    expect(reserved(core)).toEqual({ 'chat-test-twilio-webhook': 10, 'chat-test-notify': 5 });
+    const { core: tuned } = synth({ webhookConcurrency: '40', notifyConcurrency: '0' });
+    expect(reserved(tuned)).toEqual({ 'chat-test-twilio-webhook': 40 });
+    expect(() => synth({ webhookConcurrency: '-1' })).toThrow(/webhookConcurrency -1 must be a whole number/);
   });
 });
 

@@ -108,6 +108,7 @@ fn settings(issuer: &Issuer) -> Settings {
             max_token_lifetime_secs: context_chat::settings::DEFAULT_MAX_TOKEN_LIFETIME_SECS,
         }),
         webhook_auth_token: None,
+        webhook_path_secret: None,
         link_secret: None,
         platform: None,
         sendgrid: Ok(None),

@@ -50,7 +50,7 @@ impl Queue for SqsQueue {
                 .await
                 .map_err(|e| {
                     tracing::error!(error = %DisplayErrorContext(&e), "SQS SendMessage failed");
-                    ChatError::internal("The message could not be queued; Twilio will retry.")
+                    ChatError::internal("The message could not be queued.")
                 })?;
             Ok(())
         })

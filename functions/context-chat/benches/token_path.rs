@@ -78,6 +78,7 @@ fn setup() -> Bench {
             max_token_lifetime_secs: context_chat::settings::DEFAULT_MAX_TOKEN_LIFETIME_SECS,
         }),
         webhook_auth_token: None,
+        webhook_path_secret: None,
         link_secret: None,
         platform: None,
         sendgrid: Ok(None),

@@ -46,7 +46,7 @@ impl ErrorKind {
 impl ErrorKind {
     /// The status an HTTP door (webhook, unsubscribe link, dev token API) answers with.
     /// Behind those doors `EntityNotFound` means a missing setting, so it is the server's
-    /// problem like the rest: 500 (which Twilio retries).
+    /// problem like the rest: 500 (Twilio does not retry a post-event webhook: ADR 010).
     pub fn http_status(self) -> u16 {
         match self {
             ErrorKind::BadRequest => 400,

@@ -40,6 +40,7 @@ fn schema_on_loopback() -> &'static ChatSchema {
                 max_token_lifetime_secs: context_chat::settings::MAX_MAX_TOKEN_LIFETIME_SECS,
             }),
             webhook_auth_token: None,
+            webhook_path_secret: None,
             link_secret: None,
             platform: Some(PlatformSettings {
                 issuer: PLATFORM_ISSUER.into(),

@@ -37,6 +37,8 @@ pub const API_KEY_SID: &str = "SKfedcba9876543210fedcba9876543210";
 pub const CHAT_SERVICE_SID: &str = "IS00112233445566778899aabbccddeeff";
 /// The deployment's link secret in tests (`/STACK/notifications/linkSecret`, `CHAT_LINK_SECRET`).
 pub const LINK_SECRET: &str = "test-link-secret-0123456789abcdef";
+/// The deployment's webhook path secret in tests (`/STACK/webhook/pathSecret`).
+pub const WEBHOOK_PATH_SECRET: &str = "test-webhook-path-0123456789abcdef";
 
 /// Fixtures other crates' tests read, included here, inside this package: a file included
 /// from outside a package is tracked by its absolute path, which a fresh clone no longer has

@@ -204,12 +204,13 @@ pub async fn put_sms_settings(ssm: &aws_sdk_ssm::Client, stack: &str) {
 }
 
 /// Puts what the notification functions need besides [`put_settings`], as `chatctl
-/// put-params` does: the webhook's auth token and the link secret (SecureStrings), and
-/// SendGrid's key (SecureString) and domain.
+/// put-params` does: the webhook's auth token, the link secret and the webhook path secret
+/// (SecureStrings), and SendGrid's key (SecureString) and domain.
 pub async fn put_notification_settings(ssm: &aws_sdk_ssm::Client, stack: &str) {
     for (name, value, secure) in [
         ("webhook/authToken", crate::AUTH_TOKEN, true),
         ("notifications/linkSecret", crate::LINK_SECRET, true),
+        ("webhook/pathSecret", crate::WEBHOOK_PATH_SECRET, true),
         ("sendgrid/apiKey", crate::SENDGRID_API_KEY, true),
         ("sendgrid/domain", crate::SENDGRID_DOMAIN, false),
     ] {

@@ -1,7 +1,8 @@
-//! Twilio's post-event webhook (`POST /twilio/webhook`) and the unsubscribe links of
-//! notification emails (`GET|POST /notifications/unsubscribe`) on an HTTP API (payload 2.0):
-//! the library's routes, as `chatctl serve` answers them. `WEBHOOK_PUBLIC_URL` is the URL
-//! configured in Twilio when a custom domain makes it differ from what the HTTP API sees.
+//! Twilio's post-event webhook (`POST /twilio/webhook/<webhook/pathSecret>`) and the
+//! unsubscribe links of notification emails (`GET|POST /notifications/unsubscribe`) on an
+//! HTTP API (payload 2.0): the library's routes, as `chatctl serve` answers them.
+//! `WEBHOOK_PUBLIC_URL` is the webhook's base URL configured in Twilio when a custom domain
+//! makes it differ from what the HTTP API sees.
 
 use context_chat::http::notifications;
 use lambda_adapter::{Error, Warm, init, reads, serve_http};

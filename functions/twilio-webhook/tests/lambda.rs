@@ -8,9 +8,9 @@ use context_chat::notifications::unsubscribe::UnsubscribeSigner;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use test_support::{
-    AUTH_TOKEN, Emulator, Function, Invocation, LINK_SECRET, Moto, drain_queue, form_body,
-    http_api_event, on_message_added, put_notification_settings, put_parameter, put_settings,
-    sign_form, unique,
+    AUTH_TOKEN, Emulator, Function, Invocation, LINK_SECRET, Moto, WEBHOOK_PATH_SECRET,
+    drain_queue, form_body, http_api_event, on_message_added, put_notification_settings,
+    put_parameter, put_settings, sign_form, unique,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_twilio-webhook");
@@ -19,6 +19,15 @@ const CONVERSATION: &str = "CH00000000000000000000000000000042";
 
 /// Twilio's POST to the webhook, as the HTTP API hands it over.
 fn http_event(signature: Option<&str>, body: &str) -> Value {
+    http_event_at(&webhook_path(), signature, body)
+}
+
+/// Where Twilio posts: under the path secret.
+fn webhook_path() -> String {
+    format!("/twilio/webhook/{WEBHOOK_PATH_SECRET}")
+}
+
+fn http_event_at(path: &str, signature: Option<&str>, body: &str) -> Value {
     let mut headers = json!({
         "content-type": "application/x-www-form-urlencoded",
         "host": DOMAIN,
@@ -27,7 +36,7 @@ fn http_event(signature: Option<&str>, body: &str) -> Value {
     if let Some(signature) = signature {
         headers["x-twilio-signature"] = signature.into();
     }
-    http_api_event("POST", DOMAIN, "/twilio/webhook", &[], headers, Some(body))
+    http_api_event("POST", DOMAIN, path, &[], headers, Some(body))
 }
 
 fn status(invocation: Invocation) -> i64 {
@@ -78,7 +87,7 @@ async fn queues_signed_messages_once_and_refuses_forgeries_with_403() {
     let emulator = Emulator::start();
     let (function, queue_url) = start(&moto, &stack, &emulator).await;
 
-    let url = format!("https://{DOMAIN}/twilio/webhook");
+    let url = format!("https://{DOMAIN}{}", webhook_path());
     let params = on_message_added(
         CONVERSATION,
         "IM00000000000000000000000000000001",
@@ -207,7 +216,8 @@ async fn item_4_the_auth_token_at_its_old_place_still_checks_webhooks_and_item_1
     let moto = Moto::start();
     let stack = unique("webhook-old");
     let ssm = moto.ssm().await;
-    // Only what the existing integration has: the auth token under twilio/.
+    // What the existing integration has (the auth token under twilio/), and the path secret
+    // scripts/deploy makes when it is missing.
     put_parameter(
         &ssm,
         &format!("/{stack}/twilio/authToken"),
@@ -215,9 +225,11 @@ async fn item_4_the_auth_token_at_its_old_place_still_checks_webhooks_and_item_1
         true,
     )
     .await;
+    let path_secret = format!("/{stack}/webhook/pathSecret");
+    put_parameter(&ssm, &path_secret, WEBHOOK_PATH_SECRET, true).await;
     let emulator = Emulator::start();
     let (_function, queue_url) = start(&moto, &stack, &emulator).await;
-    let url = format!("https://{DOMAIN}/twilio/webhook");
+    let url = format!("https://{DOMAIN}{}", webhook_path());
     let params = on_message_added(
         CONVERSATION,
         "IM00000000000000000000000000000002",
@@ -248,6 +260,8 @@ async fn item_4_the_auth_token_at_its_old_place_still_checks_webhooks_and_item_1
 
     // No auth token anywhere: 500, "not configured", no parameter named.
     let bare = unique("webhook-bare");
+    let path_secret = format!("/{bare}/webhook/pathSecret");
+    put_parameter(&ssm, &path_secret, WEBHOOK_PATH_SECRET, true).await;
     let emulator = Emulator::start();
     let (function, _) = start(&moto, &bare, &emulator).await;
     let answer = emulator.invoke("twilio-webhook", &signed).await.value();
@@ -265,4 +279,66 @@ async fn item_4_the_auth_token_at_its_old_place_still_checks_webhooks_and_item_1
         "{}",
         function.output()
     );
+}
+
+/// M2: only Twilio knows the webhook's path. A post to any other path, the old one without a
+/// secret included, is refused with 404 before any work, signed or not: nothing is queued,
+/// and no signature is checked (a flood of guesses is no `WebhooksRefused` alarm).
+#[tokio::test]
+async fn m2_a_webhook_at_any_other_path_is_refused_before_any_work() {
+    let moto = Moto::start();
+    let stack = unique("webhook-path");
+    let ssm = moto.ssm().await;
+    put_settings(&ssm, &stack, "https://issuer.example/jwks.json", "secret").await;
+    put_notification_settings(&ssm, &stack).await;
+    let emulator = Emulator::start();
+    let (function, queue_url) = start(&moto, &stack, &emulator).await;
+    let params = on_message_added(
+        CONVERSATION,
+        "IM00000000000000000000000000000031",
+        "sam",
+        "hi",
+    );
+    let body = form_body(&params);
+    let sqs = moto.sqs().await;
+
+    let wrong = "test-webhook-path-0123456789abcdeX";
+    for path in [
+        "/twilio/webhook".to_owned(),
+        format!("/twilio/webhook/{wrong}"),
+        format!("/twilio/webhook/{}", &WEBHOOK_PATH_SECRET[..20]),
+    ] {
+        // Signed for that very URL, as someone who knows the auth token but not the path.
+        let signature = sign_form(AUTH_TOKEN, &format!("https://{DOMAIN}{path}"), &params);
+        let answer = emulator
+            .invoke(
+                "twilio-webhook",
+                &http_event_at(&path, Some(&signature), &body),
+            )
+            .await
+            .value();
+        assert_eq!(answer["statusCode"], 404, "{path}: {answer}");
+    }
+    assert!(
+        drain_queue(&sqs, &queue_url).await.is_empty(),
+        "nothing queued"
+    );
+    let output = function.output();
+    assert!(
+        !output.contains("webhook refused"),
+        "no signature was checked: {output}"
+    );
+    assert!(
+        !output.contains(WEBHOOK_PATH_SECRET),
+        "the secret is never logged"
+    );
+
+    // Under the path secret, the same message is queued.
+    let url = format!("https://{DOMAIN}{}", webhook_path());
+    let signature = sign_form(AUTH_TOKEN, &url, &params);
+    let answer = emulator
+        .invoke("twilio-webhook", &http_event(Some(&signature), &body))
+        .await;
+    assert_eq!(status(answer), 200);
+    assert_eq!(drain_queue(&sqs, &queue_url).await.len(), 1);
 }

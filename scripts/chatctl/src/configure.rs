@@ -8,12 +8,15 @@ use context_chat::twilio::conversations::ConversationsApi;
 use context_chat::twilio::rest::{RestClient, RetryPolicy};
 use context_chat::twilio::service_setup::Setup;
 
+use secrecy::{ExposeSecret, SecretString};
+
 use crate::error::{CliError, Result};
 
 #[derive(clap::Args)]
 pub struct ConfigureArgs {
-    /// Where Twilio posts onMessageAdded: the deployment's webhook receiver
-    /// (the stack output twilioWebhookReceiverURL). Without it the webhook is left as it is.
+    /// Where Twilio posts onMessageAdded: the deployment's webhook receiver (the stack output
+    /// twilioWebhookReceiverURL, ending in /twilio/webhook); the path secret
+    /// (webhook/pathSecret) is appended. Without it the webhook is left as it is.
     #[arg(long, env = "TWILIO_WEBHOOK_URL")]
     webhook_url: Option<String>,
     /// Print what would change, and change nothing.
@@ -36,11 +39,13 @@ pub async fn run(args: ConfigureArgs) -> Result<()> {
     }
     let source = settings_source().await?;
     let twilio = source.load_twilio().await?;
-    let sms = source
-        .load()
-        .await?
-        .sms
-        .map_err(|e| CliError::usage(e.message))?;
+    let settings = source.load().await?;
+    let path_secret = settings.webhook_path_secret.clone();
+    let webhook_url = match &args.webhook_url {
+        None => None,
+        Some(base) => Some(with_path_secret(base, path_secret.as_ref(), &source)?),
+    };
+    let sms = settings.sms.map_err(|e| CliError::usage(e.message))?;
     let base_url = twilio
         .api_base_url
         .as_ref()
@@ -65,14 +70,22 @@ pub async fn run(args: ConfigureArgs) -> Result<()> {
     );
     let report = Setup {
         api: &api,
-        webhook_url: args.webhook_url.as_deref(),
+        webhook_url: webhook_url.as_deref(),
         dry_run: args.dry_run,
         deadline: Instant::now() + BUDGET,
     }
     .apply()
     .await?;
+    // The path secret is Twilio's and the deployment's to know, not the terminal's.
+    let hidden = |text: String| match &path_secret {
+        Some(secret) => text.replace(
+            secret.expose_secret(),
+            &format!("<{}>", Param::WebhookPathSecret.ssm_suffix()),
+        ),
+        None => text,
+    };
     for step in &report {
-        println!("{step}");
+        println!("{}", hidden(step.to_string()));
     }
     match sms {
         Some(sms) => println!(
@@ -93,6 +106,28 @@ pub async fn run(args: ConfigureArgs) -> Result<()> {
         (n, false) => println!("{n} change(s) made."),
     }
     Ok(())
+}
+
+/// The webhook's base URL (…/twilio/webhook) with the path secret as its last segment.
+fn with_path_secret(
+    base: &str,
+    secret: Option<&SecretString>,
+    source: &SettingsSource,
+) -> Result<String> {
+    let base = base.trim_end_matches('/');
+    if !base.ends_with(context_chat::http::notifications::WEBHOOK_PATH) {
+        return Err(CliError::usage(format!(
+            "--webhook-url must end with {} (the stack output twilioWebhookReceiverURL); the path secret is added to it",
+            context_chat::http::notifications::WEBHOOK_PATH
+        )));
+    }
+    let secret = secret.ok_or_else(|| {
+        CliError::usage(format!(
+            "{} is not set, and the webhook answers nowhere without it: run chatctl put-params (it makes one)",
+            source.describe(Param::WebhookPathSecret)
+        ))
+    })?;
+    Ok(format!("{base}/{}", secret.expose_secret()))
 }
 
 /// SSM under STACK_NAME, else the TWILIO_* variables; never the embedded fake credentials.

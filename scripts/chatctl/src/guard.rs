@@ -143,13 +143,17 @@ enum Audience {
     Stranger,
 }
 
-/// The only routes the tunnel's host answers: what Twilio and a reader of an email call.
-/// The outbox (codes), the metrics, the dev token mint, the development OAuth server and the
-/// rest stay on loopback, with or without `CHAT_API_KEY` (issue 30, L8).
-pub const PUBLIC_PATHS: &[&str] = &[
-    context_chat::http::notifications::WEBHOOK_PATH,
-    context_chat::notifications::unsubscribe::PATH,
-];
+/// The only routes the tunnel's host answers: what Twilio and a reader of an email call (the
+/// webhook under its path secret, the unsubscribe links). The outbox (codes), the metrics,
+/// the dev token mint, the development OAuth server and the rest stay on loopback, with or
+/// without `CHAT_API_KEY` (issue 30, L8).
+fn is_public_path(path: &str) -> bool {
+    path == context_chat::notifications::unsubscribe::PATH
+        || path
+            .strip_prefix(context_chat::http::notifications::WEBHOOK_PATH)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|secret| !secret.is_empty() && !secret.contains('/'))
+}
 
 impl Hosts {
     pub fn new(public_url: Option<&str>) -> Self {
@@ -193,7 +197,7 @@ pub async fn check_host(State(hosts): State<Arc<Hosts>>, request: Request, next:
         .map_or(Audience::Stranger, |h| hosts.audience(h));
     match audience {
         Audience::Loopback => next.run(request).await,
-        Audience::Public if PUBLIC_PATHS.contains(&request.uri().path()) => {
+        Audience::Public if is_public_path(request.uri().path()) => {
             next.run(request).await
         }
         Audience::Public => (

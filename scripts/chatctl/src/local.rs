@@ -16,6 +16,7 @@ use crate::error::{CliError, Result};
 const PRIVATE_FILE: &str = "dev-issuer-private.pem";
 const KID_FILE: &str = "dev-issuer.kid";
 const LINK_SECRET_FILE: &str = "link-secret";
+const WEBHOOK_PATH_SECRET_FILE: &str = "webhook-path-secret";
 const VIRGIL_KEY_FILE: &str = "dev-virgil-app-key";
 /// Local mode's Virgil application: clearly not one of Virgil's (theirs are 32 hex digits).
 pub const DEV_VIRGIL_APP_ID: &str = "local-development-not-a-virgil-app";
@@ -27,6 +28,7 @@ pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 const SECRET_FILES: &[&str] = &[
     PRIVATE_FILE,
     LINK_SECRET_FILE,
+    WEBHOOK_PATH_SECRET_FILE,
     VIRGIL_KEY_FILE,
     crate::dev_auth::KEY_FILE,
     crate::dev_auth::CLIENT_FILE,
@@ -53,7 +55,17 @@ pub fn secure_secret_files(data_dir: &Path) -> Result<()> {
 /// The data directory's link secret (unsubscribe links, code hashes), made on first start
 /// and kept, so that links and codes outlive a restart.
 pub fn load_or_create_link_secret(data_dir: &Path) -> Result<SecretString> {
-    let path = data_dir.join(LINK_SECRET_FILE);
+    load_or_create_secret(data_dir, LINK_SECRET_FILE)
+}
+
+/// The data directory's webhook path secret: the webhook answers at
+/// `/twilio/webhook/<it>` and nowhere else, kept so that a tunnel's URL outlives a restart.
+pub fn load_or_create_webhook_path_secret(data_dir: &Path) -> Result<SecretString> {
+    load_or_create_secret(data_dir, WEBHOOK_PATH_SECRET_FILE)
+}
+
+fn load_or_create_secret(data_dir: &Path, file: &str) -> Result<SecretString> {
+    let path = data_dir.join(file);
     if let Ok(secret) = std::fs::read_to_string(&path)
         && !secret.trim().is_empty()
     {
@@ -123,6 +135,7 @@ pub fn load_or_create_issuer(data_dir: &Path) -> Result<DevIssuer> {
 pub fn embedded_settings(
     server_url: &Url,
     link_secret: SecretString,
+    webhook_path_secret: SecretString,
     virgil: Arc<VirgilSigner>,
 ) -> Result<Settings> {
     let join = |path: &str| {
@@ -155,6 +168,7 @@ pub fn embedded_settings(
         webhook_auth_token: Some(SecretString::from(
             "local-development-only-not-a-twilio-token",
         )),
+        webhook_path_secret: Some(webhook_path_secret),
         link_secret: Some(link_secret),
         sendgrid: Ok(None),
         platform: Some(PlatformSettings {

@@ -1,7 +1,8 @@
 //! `chatctl put-params`: puts a deployment's SSM parameters (`shared/PRODUCT.md`'s table) from
 //! the environment variables that name them, or `--set`, as SecureString where the table
 //! says. The values are checked as the functions will load them before anything is written.
-//! The link secret (`notifications/linkSecret`) is made when the stack has none; the auth
+//! The link secret (`notifications/linkSecret`) and the webhook path secret
+//! (`webhook/pathSecret`) are made when the stack has none; the auth
 //! token goes to `webhook/authToken`, never to the old `twilio/authToken`.
 
 use std::collections::HashMap;
@@ -33,7 +34,8 @@ pub struct PutParamsArgs {
     /// Print what would be put (secrets masked), put nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Put nothing given; only make the secrets the stack is missing (the link secret),
+    /// Put nothing given; only make the secrets the stack is missing (the link secret and the
+    /// webhook path secret),
     /// replacing none: what `scripts/deploy` runs before `cdk deploy`, so that a deployment
     /// of the old integration's parameters gets them (issue 30, M4).
     #[arg(long, conflicts_with_all = ["set", "partial", "dev_private_key"])]
@@ -52,14 +54,19 @@ pub async fn run(args: PutParamsArgs) -> Result<()> {
         ));
     }
     if args.make_missing {
-        let link_secret = Param::LinkSecret.ssm_name(stack);
+        let names: Vec<String> = MADE.iter().map(|p| p.ssm_name(stack)).collect();
         if args.dry_run {
-            println!("would make {link_secret} [SecureString] unless it exists");
+            for name in &names {
+                println!("would make {name} [SecureString] unless it exists");
+            }
             return Ok(());
         }
         let config = crate::aws().await;
         let ssm = aws_sdk_ssm::Client::new(&config);
-        return make_unless_present(&ssm, &link_secret).await;
+        for name in &names {
+            make_unless_present(&ssm, name).await?;
+        }
+        return Ok(());
     }
     let mut values: HashMap<Param, String> = writable()
         .filter_map(|p| {
@@ -147,8 +154,11 @@ pub async fn run(args: PutParamsArgs) -> Result<()> {
         puts.push((format!("{base}/keyId"), kid.trim().to_owned(), false));
     }
     puts.sort();
-    let link_secret = Param::LinkSecret.ssm_name(stack);
-    let make_link_secret = !values.contains_key(&Param::LinkSecret);
+    let to_make: Vec<String> = MADE
+        .iter()
+        .filter(|p| !values.contains_key(p))
+        .map(|p| p.ssm_name(stack))
+        .collect();
     if args.dry_run {
         for (name, value, secure) in &puts {
             let shown = if *secure {
@@ -161,15 +171,15 @@ pub async fn run(args: PutParamsArgs) -> Result<()> {
                 if *secure { " [SecureString]" } else { "" }
             );
         }
-        if make_link_secret {
-            println!("would make {link_secret} [SecureString] unless it exists");
+        for name in &to_make {
+            println!("would make {name} [SecureString] unless it exists");
         }
         return Ok(());
     }
     let config = crate::aws().await;
     let ssm = aws_sdk_ssm::Client::new(&config);
-    if make_link_secret {
-        make_unless_present(&ssm, &link_secret).await?;
+    for name in &to_make {
+        make_unless_present(&ssm, name).await?;
     }
     for (name, value, secure) in &puts {
         ssm.put_parameter()
@@ -193,6 +203,11 @@ pub async fn run(args: PutParamsArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// The secrets this command makes when a stack has none (256 random bits, base64url), and
+/// never replaces: the link secret (replacing it voids every link and code) and the webhook
+/// path secret (replacing it stops the webhook until configure-twilio runs again).
+const MADE: [Param; 2] = [Param::LinkSecret, Param::WebhookPathSecret];
 
 /// The settings that tell context tokens from platform tokens.
 const TOKEN_KINDS: [Param; 4] = [
@@ -270,7 +285,7 @@ async fn check_token_kinds(
     .map_err(|e| CliError::usage(format!("{} (nothing was put)", e.message)))
 }
 
-/// Puts a new random link secret at `name` unless one is there: replacing it would void
+/// Puts a new random secret at `name` unless one is there: replacing a link secret would void
 /// every unsubscribe link and pending code.
 async fn make_unless_present(ssm: &aws_sdk_ssm::Client, name: &str) -> Result<()> {
     let secret = context_chat::settings::new_link_secret()?;

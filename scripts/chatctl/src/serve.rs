@@ -3,7 +3,7 @@
 //! token API) that the Lambdas behind the HTTP API answer in the cloud.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_graphql_axum::GraphQLRequest;
@@ -32,7 +32,8 @@ use crate::dev_auth::{DevAuthServer, TOKEN_PATH};
 use crate::error::{CliError, Result};
 use crate::guard;
 use crate::local::{
-    embedded_settings, load_or_create_issuer, load_or_create_link_secret, virgil_signer,
+    embedded_settings, load_or_create_issuer, load_or_create_link_secret,
+    load_or_create_webhook_path_secret, virgil_signer,
 };
 use crate::notifications::{LocalNotifications, OUTBOX_PATH, outbox, start_worker};
 use crate::pages::{self, StartPage};
@@ -200,8 +201,17 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             "SMS: not configured (set TWILIO_VERIFY_SERVICE_SID and TWILIO_MESSAGING_SERVICE_SID)"
         ),
     }
+    // The data directory's path secret is this machine's, and shown; a deployment's is not.
+    let local_path_secret = load_or_create_webhook_path_secret(&args.data_dir)?;
+    let path = match &settings.webhook_path_secret {
+        Some(s) if s.expose_secret() == local_path_secret.expose_secret() => {
+            s.expose_secret().to_owned()
+        }
+        Some(_) => format!("<{}>", Param::WebhookPathSecret.ssm_suffix()),
+        None => "<not set: every webhook is refused>".to_owned(),
+    };
     println!(
-        "Notifications: subscriptions in {}; Twilio webhook at http://{addr}{WEBHOOK_PATH}{}",
+        "Notifications: subscriptions in {}; Twilio webhook at http://{addr}{WEBHOOK_PATH}/{path}{}",
         notifications.store_path.display(),
         if settings.webhook_auth_token.is_some() {
             ""
@@ -312,15 +322,24 @@ async fn choose_settings(
         .any(|p| std::env::var(p.env_var()).is_ok_and(|v| !v.is_empty()));
     if std::env::var("STACK_NAME").is_ok_and(|v| !v.trim().is_empty()) || from_env {
         let mut source = SettingsSource::from_env(reads::EVERYTHING, crate::aws()).await;
-        // Variables without a link secret use the data directory's, as local mode does.
-        if let SettingsSource::Env(vars, _) = &mut source
-            && !vars.contains_key(Param::LinkSecret.env_var())
-        {
-            let secret = load_or_create_link_secret(&args.data_dir)?;
-            vars.insert(
-                Param::LinkSecret.env_var().to_owned(),
-                secret.expose_secret().to_owned(),
-            );
+        // Variables without a link secret or a webhook path secret use the data directory's,
+        // as local mode does.
+        if let SettingsSource::Env(vars, _) = &mut source {
+            for (param, load) in [
+                (
+                    Param::LinkSecret,
+                    load_or_create_link_secret as fn(&Path) -> _,
+                ),
+                (Param::WebhookPathSecret, load_or_create_webhook_path_secret),
+            ] {
+                if !vars.contains_key(param.env_var()) {
+                    let secret = load(&args.data_dir)?;
+                    vars.insert(
+                        param.env_var().to_owned(),
+                        secret.expose_secret().to_owned(),
+                    );
+                }
+            }
         }
         return Ok((source, None));
     }
@@ -330,11 +349,13 @@ async fn choose_settings(
         .map_err(|e| CliError::Failed(format!("server URL: {e}")))?;
     let auth = DevAuthServer::load_or_create(&args.data_dir, server_url.to_string())?;
     let link_secret = load_or_create_link_secret(&args.data_dir)?;
+    let path_secret = load_or_create_webhook_path_secret(&args.data_dir)?;
     let virgil = virgil_signer(&args.data_dir)?;
     Ok((
         SettingsSource::Fixed(Box::new(embedded_settings(
             &server_url,
             link_secret,
+            path_secret,
             virgil,
         )?)),
         Some(Local {

@@ -1,19 +1,24 @@
-//! `POST /twilio/webhook` (Twilio's signed post-event webhook) and
+//! `POST /twilio/webhook/<webhook/pathSecret>` (Twilio's signed post-event webhook) and
 //! `GET|POST /notifications/unsubscribe` (the link in every notification email).
 //!
-//! The webhook answers 200 (queued or ignored), 403 (missing or bad signature), 400 (a signed
-//! request that is not a usable event), 500 (try again: Twilio retries).
+//! The webhook answers 404 for any other path, before any work (a flood of guesses costs a
+//! settings lookup and a comparison); 200 (queued or ignored), 403 (missing or bad signature),
+//! 400 (a signed request that is not a usable event), 500 (not queued). Twilio does not retry
+//! a post-event webhook that fails: a 500 loses that notification (ADR 010), which is why the
+//! route has its own throttle and the function its own concurrency.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use secrecy::ExposeSecret;
 use serde_json::json;
+use subtle::ConstantTimeEq;
 
 use super::{called_url, error_json};
 use crate::app::App;
@@ -21,11 +26,13 @@ use crate::notifications::unsubscribe::{self, PATH as UNSUBSCRIBE_PATH};
 use crate::notifications::webhook::MAX_BODY_BYTES;
 use crate::notifications::{WebhookOutcome, WebhookRequest};
 
+/// The webhook's base path; Twilio is given `WEBHOOK_PATH/<webhook/pathSecret>`.
 pub const WEBHOOK_PATH: &str = "/twilio/webhook";
 
 struct Routes {
     app: Arc<App>,
-    /// The webhook URL configured in Twilio, when it differs from what this server sees.
+    /// The webhook's base URL as Twilio sees it (…/twilio/webhook), when it differs from what
+    /// this server sees (a custom domain, a tunnel); the path secret is appended to it.
     webhook_public_url: Option<String>,
 }
 
@@ -36,20 +43,55 @@ pub fn routes(app: Arc<App>, webhook_public_url: Option<String>) -> Router {
         webhook_public_url: webhook_public_url.filter(|u| !u.trim().is_empty()),
     });
     Router::new()
-        .route(WEBHOOK_PATH, post(webhook))
+        .route(&format!("{WEBHOOK_PATH}/{{secret}}"), post(webhook))
         .route(UNSUBSCRIBE_PATH, get(unsubscribe_page).post(unsubscribe))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
+impl Routes {
+    /// Whether `given` is the path secret, compared in constant time; no secret set refuses
+    /// everything (and says so in the log).
+    async fn path_secret_is(&self, given: &str) -> bool {
+        let configured = self.app.settings().current().await.ok();
+        let secret = configured
+            .as_ref()
+            .and_then(|c| c.settings.webhook_path_secret.as_ref());
+        let Some(secret) = secret else {
+            tracing::error!(
+                "webhook/pathSecret is not set: every webhook is refused (chatctl put-params makes it)"
+            );
+            return false;
+        };
+        bool::from(secret.expose_secret().as_bytes().ct_eq(given.as_bytes()))
+    }
+}
+
 async fn webhook(
     State(routes): State<Arc<Routes>>,
+    Path(secret): Path<String>,
     // The routes are merged, never nested, so this is the URI as it arrived.
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let url = called_url(&uri, &headers, routes.webhook_public_url.as_deref());
+    // Before any work: anyone on the internet can post here, only Twilio knows the path.
+    if !routes.path_secret_is(&secret).await {
+        crate::metrics::error(
+            crate::metrics::ErrorCounter::WebhooksRefused,
+            crate::ErrorKind::EntityNotFound,
+        );
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "message": "Not Found" })),
+        )
+            .into_response();
+    }
+    let public = routes
+        .webhook_public_url
+        .as_deref()
+        .map(|base| format!("{}/{secret}", base.trim_end_matches('/')));
+    let url = called_url(&uri, &headers, public.as_deref());
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let request = WebhookRequest {
         url: &url,

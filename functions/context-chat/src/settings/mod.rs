@@ -29,6 +29,9 @@ pub struct Settings {
     pub chat: Option<ChatSettings>,
     /// The account's auth token, for webhook signatures; optional even where it is read.
     pub webhook_auth_token: Option<SecretString>,
+    /// The webhook path's last segment (`webhook/pathSecret`); without it every webhook is
+    /// refused.
+    pub webhook_path_secret: Option<SecretString>,
     /// Optional where it is read: what needs it fails, saying it is not configured.
     pub link_secret: Option<SecretString>,
     /// `Ok(None)` when no SendGrid API key is set. A mistake here is kept, not raised, so
@@ -129,6 +132,14 @@ pub fn new_link_secret() -> Result<String> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// Whether `s` can be the webhook path's secret segment: long enough to be unguessable, and
+/// nothing a URL would need to escape.
+pub fn is_path_secret(s: &str) -> bool {
+    (MIN_LINK_SECRET_CHARS..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// Where Twilio's Conversations API answers, unless `TWILIO_API_BASE_URL` says otherwise.
 pub const DEFAULT_TWILIO_API_BASE_URL: &str = "https://conversations.twilio.com";
 
@@ -216,6 +227,20 @@ impl Settings {
             }
             s => s.map(SecretString::from),
         };
+        let webhook_path_secret = match r
+            .optional(Param::WebhookPathSecret)
+            .filter(|_| reads.has(Section::Webhook))
+        {
+            Some(s) if !is_path_secret(&s) => {
+                return Err(r.invalid(
+                    Param::WebhookPathSecret,
+                    &format!(
+                        "must be {MIN_LINK_SECRET_CHARS} to 128 of A-Z a-z 0-9 _ - (put-params makes one)"
+                    ),
+                ));
+            }
+            s => s.map(SecretString::from),
+        };
         Ok(Settings {
             twilio: reads
                 .has(Section::Twilio)
@@ -233,6 +258,7 @@ impl Settings {
                 })
                 .flatten()
                 .map(SecretString::from),
+            webhook_path_secret,
             link_secret,
             sendgrid: if reads.has(Section::SendGrid) {
                 SendGridSettings::from_raw(raw, describe)

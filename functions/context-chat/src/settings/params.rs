@@ -47,10 +47,13 @@ pub enum Param {
     MessagingApiBaseUrl,
     /// The longest a context token may live, `iat` to `exp` (issue 30, L4).
     MaxTokenLifetime,
+    /// The unguessable last segment of the webhook's path: Twilio is given
+    /// `…/twilio/webhook/<it>`, and every other path is refused before any work (issue 30, M2).
+    WebhookPathSecret,
 }
 
 impl Param {
-    pub const ALL: [Param; 31] = [
+    pub const ALL: [Param; 32] = [
         Param::AccountSid,
         Param::ApiKey,
         Param::ApiSecret,
@@ -82,6 +85,7 @@ impl Param {
         Param::VerifyApiBaseUrl,
         Param::MessagingApiBaseUrl,
         Param::MaxTokenLifetime,
+        Param::WebhookPathSecret,
     ];
 
     /// The name below `/STACK/`.
@@ -118,6 +122,7 @@ impl Param {
             Param::VerifyApiBaseUrl => "twilio/verifyApiBaseURL",
             Param::MessagingApiBaseUrl => "twilio/messagingApiBaseURL",
             Param::MaxTokenLifetime => "chat/maxTokenLifetime",
+            Param::WebhookPathSecret => "webhook/pathSecret",
         }
     }
 
@@ -157,6 +162,7 @@ impl Param {
             Param::VerifyApiBaseUrl => "TWILIO_VERIFY_API_BASE_URL",
             Param::MessagingApiBaseUrl => "TWILIO_MESSAGING_API_BASE_URL",
             Param::MaxTokenLifetime => "CHAT_MAX_TOKEN_LIFETIME",
+            Param::WebhookPathSecret => "TWILIO_WEBHOOK_PATH_SECRET",
         }
     }
 
@@ -168,6 +174,7 @@ impl Param {
                 | Param::WebhookAuthToken
                 | Param::LegacyAuthToken
                 | Param::LinkSecret
+                | Param::WebhookPathSecret
                 | Param::SendGridApiKey
                 | Param::VirgilAppKey
         )
@@ -201,7 +208,9 @@ impl Param {
             Param::JwksUrl | Param::Issuer | Param::Audience | Param::MaxTokenLifetime => {
                 Section::Chat
             }
-            Param::WebhookAuthToken | Param::LegacyAuthToken => Section::Webhook,
+            Param::WebhookAuthToken | Param::LegacyAuthToken | Param::WebhookPathSecret => {
+                Section::Webhook
+            }
             Param::LinkSecret => Section::Links,
             Param::SendGridApiKey | Param::SendGridDomain | Param::SendGridApiBaseUrl => {
                 Section::SendGrid
@@ -290,8 +299,8 @@ pub mod reads {
     pub const NOTIFY: Reads = Reads(&[Twilio, Links, SendGrid, Sms]);
     /// The platform API's fields: provisioning, and the platform's access tokens.
     pub const PLATFORM_API: Reads = Reads(&[Twilio, Platform]);
-    /// `chatctl configure-twilio`.
-    pub const CONFIGURE_TWILIO: Reads = Reads(&[Twilio, Sms]);
+    /// `chatctl configure-twilio` (the webhook's path secret goes into the URL it sets).
+    pub const CONFIGURE_TWILIO: Reads = Reads(&[Twilio, Sms, Webhook]);
     /// `chatctl serve`: every feature in one process.
     pub const EVERYTHING: Reads = Reads(&[
         Twilio, Chat, Webhook, Links, SendGrid, Platform, Ledger, Virgil, Sms,

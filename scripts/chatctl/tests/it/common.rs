@@ -31,6 +31,7 @@ pub fn chatctl(args: &[&str]) -> Command {
         "TWILIO_ACCESS_TOKEN_TTL",
         "TWILIO_API_BASE_URL",
         "TWILIO_WEBHOOK_URL",
+        "TWILIO_WEBHOOK_PATH_SECRET",
         "CHAT_JWKS_URL",
         "CHAT_ISSUER",
         "CHAT_AUDIENCE",
@@ -73,6 +74,20 @@ pub struct Server {
     pub token: Option<String>,
     /// What it printed up to "Ready.".
     pub banner: Vec<String>,
+}
+
+impl Server {
+    /// Twilio's webhook URL, path secret and all, as the banner shows it for a secret of the
+    /// data directory.
+    pub fn webhook_url(&self) -> String {
+        self.banner
+            .iter()
+            .find_map(|line| line.split("Twilio webhook at ").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .filter(|url| !url.contains('<'))
+            .unwrap_or_else(|| panic!("no webhook URL in {:?}", self.banner))
+            .to_owned()
+    }
 }
 
 impl Drop for Server {

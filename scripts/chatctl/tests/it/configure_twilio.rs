@@ -17,6 +17,10 @@ async fn configure(twilio: &TwilioStandIn, args: &[&str]) -> Output {
     all.extend_from_slice(args);
     let mut cmd = chatctl(&all);
     cmd.envs(twilio.env());
+    cmd.env(
+        "TWILIO_WEBHOOK_PATH_SECRET",
+        test_support::WEBHOOK_PATH_SECRET,
+    );
     tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap()
@@ -87,8 +91,20 @@ async fn a_dry_run_changes_nothing_then_setup_is_applied_once() {
         configuration["default_conversation_role_sid"],
         configuration["default_conversation_creator_role_sid"]
     );
+    // M2: Twilio gets the URL with the path secret; the terminal never shows it.
     let webhooks = twilio.webhooks();
-    assert_eq!(webhooks["post_webhook_url"], WEBHOOK);
+    let secret = test_support::WEBHOOK_PATH_SECRET;
+    assert_eq!(webhooks["post_webhook_url"], format!("{WEBHOOK}/{secret}"));
+    for out in [&dry, &first] {
+        assert!(!out.contains(secret), "{out}");
+        assert!(
+            out.contains("/twilio/webhook/<webhook/pathSecret>"),
+            "{out}"
+        );
+    }
+    let elsewhere = configure(&twilio, &["--webhook-url", "https://chat.example.org/hook"]).await;
+    assert!(!elsewhere.status.success());
+    assert!(String::from_utf8_lossy(&elsewhere.stderr).contains("must end with /twilio/webhook"));
     assert_eq!(webhooks["method"], "POST");
     assert_eq!(webhooks["filters"], serde_json::json!(["onMessageAdded"]));
 

@@ -127,7 +127,7 @@ async fn a_signed_webhook_reaches_the_offline_subscriber_through_the_outbox() {
         subscribe_and_confirm(&server, &data, &token, &format!("{who}@example.org")).await;
     }
 
-    let url = format!("{}/twilio/webhook", server.base);
+    let url = server.webhook_url();
     let conversation = twilio.conversation_sid("general").unwrap();
     let params = on_message_added(
         &conversation,
@@ -250,7 +250,7 @@ async fn revoked_access_end_to_end_no_email_once_the_token_drops_the_context() {
     assert!(body["data"]["createChatToken"].is_string(), "{body}");
     assert_eq!(twilio.memberships("alex"), ["random"]);
 
-    let url = format!("{}/twilio/webhook", server.base);
+    let url = server.webhook_url();
     let conversation = twilio.conversation_sid("general").unwrap();
     let params = on_message_added(
         &conversation,

@@ -95,6 +95,7 @@ async fn puts_what_the_functions_load_with_secrets_as_securestrings() {
         ("twilio/apiSecret", true),
         ("webhook/authToken", true),
         ("notifications/linkSecret", true),
+        ("webhook/pathSecret", true),
         ("sendgrid/apiKey", true),
         ("twilio/accountSID", false),
         ("chat/jwks.json", false),
@@ -331,20 +332,34 @@ async fn m4_deploying_over_the_old_integrations_parameters_makes_the_missing_sec
             "{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let line = format!("{said} /{stack}/notifications/linkSecret");
-        assert!(stdout.contains(&line), "{stdout}");
+        for made in ["notifications/linkSecret", "webhook/pathSecret"] {
+            let line = format!("{said} /{stack}/{made}");
+            assert!(stdout.contains(&line), "{stdout}");
+        }
     }
     let after = parameters(&ssm, &stack).await;
-    let secret = after
+    let made = |suffix: &str| {
+        after
+            .iter()
+            .find(|(name, _)| name.ends_with(suffix))
+            .unwrap_or_else(|| panic!("{suffix}"))
+            .clone()
+    };
+    let (link, path) = (
+        made("/notifications/linkSecret"),
+        made("/webhook/pathSecret"),
+    );
+    assert!(link.1.len() >= 43 && path.1.len() >= 43, "256 random bits");
+    assert_ne!(link.1, path.1);
+    let rest: Vec<_> = after
         .iter()
-        .find(|(name, _)| name.ends_with("/notifications/linkSecret"))
-        .expect("the link secret")
-        .clone();
-    assert!(secret.1.len() >= 43, "256 random bits");
-    let rest: Vec<_> = after.into_iter().filter(|p| *p != secret).collect();
+        .filter(|p| **p != link && **p != path)
+        .cloned()
+        .collect();
     assert_eq!(rest, before, "nothing else changed");
     let loaded = source.load().await.unwrap();
-    assert_eq!(loaded.link_secret.unwrap().expose_secret(), secret.1);
+    assert_eq!(loaded.link_secret.unwrap().expose_secret(), link.1);
+    assert_eq!(loaded.webhook_path_secret.unwrap().expose_secret(), path.1);
 }
 
 /// L2: one issuer signing both kinds of token needs two audiences. No function reads both

@@ -635,9 +635,10 @@ async fn l8_the_tunnels_host_reaches_only_the_webhook_and_unsubscribe_links() {
             .status();
         assert_ne!(status, 404, "{method} {path} on loopback");
     }
-    // Twilio's webhook (refused for its missing signature, by the route itself) and the
-    // unsubscribe page (refused for its missing link) are reached.
-    let webhook = request(reqwest::Method::POST, "/twilio/webhook", "tunnel.example")
+    // Twilio's webhook under its path secret (refused for its missing signature, by the route
+    // itself) and the unsubscribe page (refused for its missing link) are reached.
+    let webhook_path = server.webhook_url().replacen(&server.base, "", 1);
+    let webhook = request(reqwest::Method::POST, &webhook_path, "tunnel.example")
         .header("content-type", "application/x-www-form-urlencoded")
         .body("EventType=onMessageAdded")
         .send()

@@ -126,7 +126,7 @@ impl Deployment {
     }
 
     async fn webhook(&self, context: &str, message_sid: &str, author: &str, body: &str) {
-        let url = format!("{}/twilio/webhook", self.server.base);
+        let url = self.server.webhook_url();
         let conversation = self.twilio.conversation_sid(context).unwrap();
         let params = on_message_added(&conversation, message_sid, author, body);
         let status = reqwest::Client::new()
