@@ -1,7 +1,8 @@
 //! Verified phone numbers, per identity, and our own limits on verification codes, counted
 //! in the store where every process sees them (`adr/016-sms.md`): at most
 //! [`MAX_WAITING_NUMBERS`] numbers waiting for their code at once, and [`MAX_SENDS_PER_DAY`]
-//! codes a day, per identity. Verify's per-number rules come on top.
+//! codes a day, per identity, and [`MAX_CHECKS_PER_IDENTITY`] checks of a pending code per
+//! (identity, number). Verify's per-number rules come on top.
 //!
 //! A number verified by one identity is not verified for another: the record is per
 //! (number, identity), kept under the number so that a STOP finds every identity that has it.
@@ -21,6 +22,10 @@ use crate::error::{ChatError, ErrorKind, Result};
 pub const MAX_WAITING_NUMBERS: usize = 2;
 /// Verification codes one identity may have sent in one (UTC) day.
 pub const MAX_SENDS_PER_DAY: u32 = 5;
+/// Codes one identity may check against a number's pending code. Verify allows 5 checks per
+/// number, whoever makes them: an identity that asked for a code to someone else's number
+/// may use at most this many, so that the number's owner keeps 2 (issue 30, L5).
+pub const MAX_CHECKS_PER_IDENTITY: u32 = 3;
 /// A number that got a code this recently gets no new one (a second tap is not a second SMS).
 pub const RESEND_AFTER_SECS: u64 = 60;
 const DAY_SECS: u64 = 24 * 3600;
@@ -37,6 +42,9 @@ pub struct PhoneRecord {
     /// Where this identity subscribed the number: what a STOP ends.
     #[serde(default)]
     pub contexts: Vec<String>,
+    /// Codes this identity checked against the number's pending code since its last send.
+    #[serde(default)]
+    pub checks: u32,
 }
 
 impl PhoneRecord {
@@ -47,6 +55,7 @@ impl PhoneRecord {
             verified: false,
             verified_at: None,
             contexts: Vec::new(),
+            checks: 0,
         }
     }
 }
@@ -216,6 +225,53 @@ impl Phones {
         if let Err(err) = undone {
             tracing::warn!(identity, error = %err, "a refused code could not be given back to the user's allowance");
         }
+    }
+
+    /// Counts one check of a code by `identity` against `phone`'s pending code, before Verify
+    /// is asked; past [`MAX_CHECKS_PER_IDENTITY`] since this identity's last code, refused
+    /// (and Verify is not asked).
+    pub async fn count_check(&self, phone: &PhoneNumber, identity: &str) -> Result<()> {
+        let now = now_unix();
+        store::update(
+            self.store(),
+            &Self::key(phone, identity),
+            |current: Option<&PhoneRecord>| {
+                let Some(current) = current else {
+                    return Err(super::sms::refusals::no_pending_code());
+                };
+                if current.checks >= MAX_CHECKS_PER_IDENTITY {
+                    return Err(ChatError::new(
+                        ErrorKind::TooManyRequests,
+                        format!(
+                            "{MAX_CHECKS_PER_IDENTITY} wrong codes for this number: ask for a new code."
+                        ),
+                    ));
+                }
+                let mut next = current.clone();
+                next.checks += 1;
+                let expires = (!next.verified).then_some(now + CODE_TTL_SECS + DAY_SECS);
+                Ok((Some((next, expires)), ()))
+            },
+        )
+        .await
+    }
+
+    /// A new code went to `phone` for `identity`: its checks start again.
+    pub async fn code_sent(&self, phone: &PhoneNumber, identity: &str) -> Result<()> {
+        let now = now_unix();
+        store::update(
+            self.store(),
+            &Self::key(phone, identity),
+            |current: Option<&PhoneRecord>| {
+                let mut next = current
+                    .cloned()
+                    .unwrap_or_else(|| PhoneRecord::new(phone, identity));
+                next.checks = 0;
+                let expires = (!next.verified).then_some(now + CODE_TTL_SECS + DAY_SECS);
+                Ok((Some((next, expires)), ()))
+            },
+        )
+        .await
     }
 
     /// Records that `identity` subscribed `context` with `phone` (a record made for a

@@ -149,6 +149,7 @@ impl NotificationService {
                     tracing::info!(identity, context, error_type = %err.kind, "no verification code sent");
                     return Err(err);
                 }
+                self.phones.code_sent(&phone, identity).await?;
                 crate::metrics::count(crate::metrics::Counter::PhoneCodesSent);
             }
             // A code went out a moment ago: that one still serves.
@@ -187,6 +188,8 @@ impl NotificationService {
             None => return Err(refusals::no_pending_code()),
             Some(_) => {}
         }
+        // Counted per (identity, number) before Verify, which counts per number only.
+        self.phones.count_check(&phone, &identity).await?;
         let matched = sms.check_verification(&phone, code).await?;
         if matched {
             self.phones.verified(&phone, &identity).await?;

@@ -91,3 +91,40 @@ async fn our_sms_requests_match_twilio_pythons_and_the_stand_in_takes_both() {
     }
     assert!(sms.violations().is_empty(), "{:?}", sms.violations());
 }
+
+/// Verify's own rule through our gateway: five wrong checks end the code (429/60202), which
+/// reaches the widget as `TooManyRequests`, worded for a person.
+#[tokio::test]
+async fn verifys_five_checks_end_the_code_and_say_so() {
+    let sms = SmsStandIn::start().await;
+    let base = url::Url::parse(&sms.base_url()).unwrap();
+    let secret = SecretString::from(test_support::API_SECRET);
+    let gateway = TwilioSms::new(
+        reqwest::Client::new(),
+        TwilioSmsConfig {
+            account_sid: test_support::ACCOUNT_SID,
+            api_key_sid: test_support::API_KEY_SID,
+            api_secret: &secret,
+            verify_service_sid: VERIFY_SERVICE_SID,
+            messaging_service_sid: MESSAGING_SERVICE_SID,
+            verify_base_url: &base,
+            messaging_base_url: &base,
+        },
+        Default::default(),
+    );
+    let to = PhoneNumber::parse("+14155550199").unwrap();
+    gateway.start_verification(&to).await.unwrap();
+    let code = sms.last_code(to.as_str()).unwrap();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..5 {
+        assert!(!gateway.check_verification(&to, wrong).await.unwrap());
+    }
+    let err = gateway.check_verification(&to, &code).await.unwrap_err();
+    assert_eq!(
+        err.kind,
+        context_chat::ErrorKind::TooManyRequests,
+        "{}",
+        err.message
+    );
+    assert!(err.message.contains("new code"), "{}", err.message);
+}

@@ -328,8 +328,9 @@ async fn verifys_refusals_are_clear_errors_and_change_nothing() {
         "the last accepted number"
     );
 
-    // Verify's own rules: five wrong checks end the code (60202).
-    for _ in 0..5 {
+    // Three wrong checks from one identity, then ours refuse before Verify is asked (issue 30,
+    // L5); Verify's own five-check rule (60202) is the gateway's (context-chat's sms tests).
+    for _ in 0..3 {
         let body = verify(&d.server, SAM, "000001", &alex).await;
         assert_eq!(body["data"]["verifyPhone"], false, "{body}");
     }
@@ -492,4 +493,45 @@ fn outbox_sms(data: &Path, to: &str) -> Vec<String> {
         })
         .map(|(_, content)| content)
         .collect()
+}
+
+/// L5: Verify counts checks per number, whoever makes them. mallory asks for a code to
+/// alex's number and guesses: past 3 wrong codes we refuse before asking Verify, so alex,
+/// who asked for his own code, still has tries left and verifies.
+#[tokio::test]
+async fn l5_another_identity_cannot_burn_the_numbers_tries() {
+    let d = Deployment::start("sms-l5").await;
+    let alex = d.member("alex", &["general"]).await;
+    let mallory = d.member("mallory", &["general"]).await;
+    let phone = "+14155550123";
+    assert!(!phone_verified(
+        &subscribe(&d.server, "general", phone, &mallory).await
+    ));
+    assert!(!phone_verified(
+        &subscribe(&d.server, "general", phone, &alex).await
+    ));
+    let code = d.sms.last_code(phone).expect("a code was texted");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..3 {
+        let body = verify(&d.server, phone, wrong, &mallory).await;
+        assert_eq!(body["data"]["verifyPhone"], false, "{body}");
+    }
+    // The fourth: refused by us, Verify not asked (it would have counted a fourth check).
+    let checks_before = d.sms.requests().len();
+    let body = verify(&d.server, phone, wrong, &mallory).await;
+    assert_eq!(body["errors"][0]["errorType"], "TooManyRequests", "{body}");
+    assert_eq!(
+        d.sms.requests().len(),
+        checks_before,
+        "Verify was not asked"
+    );
+    let body = verify(&d.server, phone, wrong, &mallory).await;
+    assert_eq!(body["errors"][0]["errorType"], "TooManyRequests", "{body}");
+    // alex mistypes once, then types his code: still within Verify's five.
+    assert_eq!(
+        verify(&d.server, phone, wrong, &alex).await["data"]["verifyPhone"],
+        false
+    );
+    let body = verify(&d.server, phone, &code, &alex).await;
+    assert_eq!(body["data"]["verifyPhone"], true, "{body}");
 }
