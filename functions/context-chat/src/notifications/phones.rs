@@ -231,44 +231,56 @@ impl Phones {
     /// is asked; past [`MAX_CHECKS_PER_IDENTITY`] since this identity's last code, refused
     /// (and Verify is not asked).
     pub async fn count_check(&self, phone: &PhoneNumber, identity: &str) -> Result<()> {
-        let now = now_unix();
-        store::update(
-            self.store(),
-            &Self::key(phone, identity),
-            |current: Option<&PhoneRecord>| {
-                let Some(current) = current else {
-                    return Err(super::sms::refusals::no_pending_code());
-                };
-                if current.checks >= MAX_CHECKS_PER_IDENTITY {
-                    return Err(ChatError::new(
-                        ErrorKind::TooManyRequests,
-                        format!(
-                            "{MAX_CHECKS_PER_IDENTITY} wrong codes for this number: ask for a new code."
-                        ),
-                    ));
-                }
-                let mut next = current.clone();
-                next.checks += 1;
-                let expires = (!next.verified).then_some(now + CODE_TTL_SECS + DAY_SECS);
-                Ok((Some((next, expires)), ()))
-            },
-        )
+        self.update_record(phone, identity, |current| {
+            let Some(current) = current else {
+                return Err(super::sms::refusals::no_pending_code());
+            };
+            if current.checks >= MAX_CHECKS_PER_IDENTITY {
+                return Err(ChatError::new(
+                    ErrorKind::TooManyRequests,
+                    format!(
+                        "{MAX_CHECKS_PER_IDENTITY} wrong codes for this number: ask for a new code."
+                    ),
+                ));
+            }
+            let mut next = current.clone();
+            next.checks += 1;
+            Ok(Some(next))
+        })
         .await
     }
 
     /// A new code went to `phone` for `identity`: its checks start again.
     pub async fn code_sent(&self, phone: &PhoneNumber, identity: &str) -> Result<()> {
+        self.update_record(phone, identity, |current| {
+            let mut next = current
+                .cloned()
+                .unwrap_or_else(|| PhoneRecord::new(phone, identity));
+            next.checks = 0;
+            Ok(Some(next))
+        })
+        .await
+    }
+
+    /// Read, change, write if unchanged the identity's record of `phone`; `change` answers
+    /// the record to write (`None`: nothing). An unverified record is forgotten a day after
+    /// its code expires.
+    async fn update_record(
+        &self,
+        phone: &PhoneNumber,
+        identity: &str,
+        mut change: impl FnMut(Option<&PhoneRecord>) -> Result<Option<PhoneRecord>>,
+    ) -> Result<()> {
         let now = now_unix();
         store::update(
             self.store(),
             &Self::key(phone, identity),
             |current: Option<&PhoneRecord>| {
-                let mut next = current
-                    .cloned()
-                    .unwrap_or_else(|| PhoneRecord::new(phone, identity));
-                next.checks = 0;
-                let expires = (!next.verified).then_some(now + CODE_TTL_SECS + DAY_SECS);
-                Ok((Some((next, expires)), ()))
+                let next = change(current)?.map(|next| {
+                    let expires = (!next.verified).then_some(now + CODE_TTL_SECS + DAY_SECS);
+                    (next, expires)
+                });
+                Ok((next, ()))
             },
         )
         .await
@@ -283,44 +295,34 @@ impl Phones {
         identity: &str,
         context: &str,
     ) -> Result<()> {
-        let now = now_unix();
-        store::update(
-            self.store(),
-            &Self::key(phone, identity),
-            |current: Option<&PhoneRecord>| {
-                // Nothing to change for a verified number (an unverified record is written
-                // again, so that it lives a day past its newest code).
-                if current.is_some_and(|r| r.verified && r.contexts.iter().any(|c| c == context)) {
-                    return Ok((None, ()));
-                }
-                let mut next = current
-                    .cloned()
-                    .unwrap_or_else(|| PhoneRecord::new(phone, identity));
-                if !next.contexts.iter().any(|c| c == context) {
-                    next.contexts.push(context.to_owned());
-                }
-                let expires = (!next.verified).then_some(now + CODE_TTL_SECS + DAY_SECS);
-                Ok((Some((next, expires)), ()))
-            },
-        )
+        self.update_record(phone, identity, |current| {
+            // Nothing to change for a verified number (an unverified record is written
+            // again, so that it lives a day past its newest code).
+            if current.is_some_and(|r| r.verified && r.contexts.iter().any(|c| c == context)) {
+                return Ok(None);
+            }
+            let mut next = current
+                .cloned()
+                .unwrap_or_else(|| PhoneRecord::new(phone, identity));
+            if !next.contexts.iter().any(|c| c == context) {
+                next.contexts.push(context.to_owned());
+            }
+            Ok(Some(next))
+        })
         .await
     }
 
     /// Verify approved the code: the number is `identity`'s, and waits no more.
     pub async fn verified(&self, phone: &PhoneNumber, identity: &str) -> Result<()> {
         let now = now_unix();
-        store::update(
-            self.store(),
-            &Self::key(phone, identity),
-            |current: Option<&PhoneRecord>| {
-                let mut next = current
-                    .cloned()
-                    .unwrap_or_else(|| PhoneRecord::new(phone, identity));
-                next.verified = true;
-                next.verified_at = Some(now);
-                Ok((Some((next, None)), ()))
-            },
-        )
+        self.update_record(phone, identity, |current| {
+            let mut next = current
+                .cloned()
+                .unwrap_or_else(|| PhoneRecord::new(phone, identity));
+            next.verified = true;
+            next.verified_at = Some(now);
+            Ok(Some(next))
+        })
         .await?;
         store::update(
             self.store(),

@@ -14,6 +14,25 @@ use test_support::sms::{MESSAGING_SERVICE_SID, VERIFY_SERVICE_SID};
 
 const RECORDED: &str = test_support::fixtures::TWILIO_SMS_REQUESTS;
 
+/// Our Verify and Messages client, pointed at the stand-in.
+fn gateway(sms: &SmsStandIn) -> TwilioSms {
+    let base = url::Url::parse(&sms.base_url()).unwrap();
+    let secret = SecretString::from(test_support::API_SECRET);
+    TwilioSms::new(
+        reqwest::Client::new(),
+        TwilioSmsConfig {
+            account_sid: test_support::ACCOUNT_SID,
+            api_key_sid: test_support::API_KEY_SID,
+            api_secret: &secret,
+            verify_service_sid: VERIFY_SERVICE_SID,
+            messaging_service_sid: MESSAGING_SERVICE_SID,
+            verify_base_url: &base,
+            messaging_base_url: &base,
+        },
+        Default::default(),
+    )
+}
+
 fn decoded(body: &str) -> Vec<(String, String)> {
     let mut pairs: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
         .into_owned()
@@ -56,21 +75,7 @@ async fn our_sms_requests_match_twilio_pythons_and_the_stand_in_takes_both() {
     }
 
     // Ours, for the same inputs.
-    let base = url::Url::parse(&sms.base_url()).unwrap();
-    let secret = SecretString::from(test_support::API_SECRET);
-    let gateway = TwilioSms::new(
-        reqwest::Client::new(),
-        TwilioSmsConfig {
-            account_sid: test_support::ACCOUNT_SID,
-            api_key_sid: test_support::API_KEY_SID,
-            api_secret: &secret,
-            verify_service_sid: VERIFY_SERVICE_SID,
-            messaging_service_sid: MESSAGING_SERVICE_SID,
-            verify_base_url: &base,
-            messaging_base_url: &base,
-        },
-        Default::default(),
-    );
+    let gateway = gateway(&sms);
     let to = PhoneNumber::parse("+14155550123").unwrap();
     gateway.start_verification(&to).await.unwrap();
     gateway.check_verification(&to, "123456").await.unwrap();
@@ -97,21 +102,7 @@ async fn our_sms_requests_match_twilio_pythons_and_the_stand_in_takes_both() {
 #[tokio::test]
 async fn verifys_five_checks_end_the_code_and_say_so() {
     let sms = SmsStandIn::start().await;
-    let base = url::Url::parse(&sms.base_url()).unwrap();
-    let secret = SecretString::from(test_support::API_SECRET);
-    let gateway = TwilioSms::new(
-        reqwest::Client::new(),
-        TwilioSmsConfig {
-            account_sid: test_support::ACCOUNT_SID,
-            api_key_sid: test_support::API_KEY_SID,
-            api_secret: &secret,
-            verify_service_sid: VERIFY_SERVICE_SID,
-            messaging_service_sid: MESSAGING_SERVICE_SID,
-            verify_base_url: &base,
-            messaging_base_url: &base,
-        },
-        Default::default(),
-    );
+    let gateway = gateway(&sms);
     let to = PhoneNumber::parse("+14155550199").unwrap();
     gateway.start_verification(&to).await.unwrap();
     let code = sms.last_code(to.as_str()).unwrap();
