@@ -79,6 +79,16 @@ struct Held {
     stopped: HashSet<String>,
     log: Vec<SmsRequest>,
     violations: Vec<String>,
+    faults: Vec<SmsFault>,
+}
+
+/// A failure the next matching request gets, once.
+#[derive(Debug, Clone)]
+struct SmsFault {
+    path_ends_with: String,
+    status: u16,
+    /// Done first, then failed: Twilio acted and the answer was lost (a 5xx after sending).
+    after_processing: bool,
 }
 
 struct Inner {
@@ -155,6 +165,18 @@ impl SmsStandIn {
         self.inner.state.lock().unwrap().sent.clone()
     }
 
+    /// The next request whose path ends with `path_ends_with` (`Verifications`,
+    /// `VerificationCheck`, `Messages.json`) is answered `status`; `after_processing`: after
+    /// Twilio did what it asked (a code or a text went out, and the answer was lost), else
+    /// before (as a 429 is).
+    pub fn fail_next(&self, path_ends_with: &str, status: u16, after_processing: bool) {
+        self.inner.state.lock().unwrap().faults.push(SmsFault {
+            path_ends_with: path_ends_with.to_owned(),
+            status,
+            after_processing,
+        });
+    }
+
     pub fn requests(&self) -> Vec<SmsRequest> {
         self.inner.state.lock().unwrap().log.clone()
     }
@@ -202,7 +224,22 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (status, answer) = inner.answer(&method, &uri, &headers, &body).await;
+    let fault = {
+        let mut state = inner.state.lock().unwrap();
+        let found = state
+            .faults
+            .iter()
+            .position(|f| uri.path().ends_with(&f.path_ends_with));
+        found.map(|i| state.faults.remove(i))
+    };
+    let (status, answer) = match fault {
+        Some(f) if !f.after_processing => error(f.status, 20429, "injected by the test"),
+        Some(f) => {
+            inner.answer(&method, &uri, &headers, &body).await;
+            error(f.status, 20500, "injected by the test, after processing")
+        }
+        None => inner.answer(&method, &uri, &headers, &body).await,
+    };
     inner.state.lock().unwrap().log.push(SmsRequest {
         path: uri.path().to_owned(),
         body: String::from_utf8_lossy(&body).into_owned(),

@@ -145,7 +145,11 @@ impl NotificationService {
         match self.phones.admit(identity, &phone).await? {
             Some(previous) => {
                 if let Err(err) = sms.start_verification(&phone).await {
-                    self.phones.release(identity, &phone, previous).await;
+                    // Given back only when Verify refused for good (its coded 4xx); after a
+                    // timeout or a 5xx the code may have gone out (issue 30, M3).
+                    if err.kind != crate::ErrorKind::InternalError {
+                        self.phones.release(identity, &phone, previous).await;
+                    }
                     tracing::info!(identity, context, error_type = %err.kind, "no verification code sent");
                     return Err(err);
                 }

@@ -108,7 +108,7 @@ impl SmsGateway for TwilioSms {
         Box::pin(async move {
             let form = Form::new().with("To", to.as_str()).with("Channel", "sms");
             self.verify
-                .post::<Verification>(
+                .post_unrepeated::<Verification>(
                     self.verify.url(&["Verifications"]),
                     form,
                     Instant::now() + BUDGET,
@@ -128,7 +128,7 @@ impl SmsGateway for TwilioSms {
             let form = Form::new().with("To", to.as_str()).with("Code", code);
             let checked = self
                 .verify
-                .post::<Verification>(
+                .post_unrepeated::<Verification>(
                     self.verify.url(&["VerificationCheck"]),
                     form,
                     Instant::now() + BUDGET,
@@ -147,7 +147,7 @@ impl SmsGateway for TwilioSms {
                 .with("Body", text);
             match self
                 .messages
-                .post::<serde_json::Value>(
+                .post_unrepeated::<serde_json::Value>(
                     self.messages.url(&["Messages.json"]),
                     form,
                     Instant::now() + BUDGET,

@@ -232,7 +232,7 @@ impl RestClient {
         url: Url,
         deadline: Instant,
     ) -> Result<T, TwilioError> {
-        let body = self.send(Method::Get, url, None, deadline).await?;
+        let body = self.send(Method::Get, url, None, deadline, true).await?;
         parse(&body)
     }
 
@@ -243,24 +243,41 @@ impl RestClient {
         deadline: Instant,
     ) -> Result<T, TwilioError> {
         let body = self
-            .send(Method::Post, url, Some(form.finish()), deadline)
+            .send(Method::Post, url, Some(form.finish()), deadline, true)
+            .await?;
+        parse(&body)
+    }
+
+    /// A POST that must not happen twice (a text, a verification code: each costs money and
+    /// reaches a person): tried again only when it surely did not reach Twilio (no
+    /// connection was made, or Twilio answered 429), never after a timeout or a 5xx.
+    pub async fn post_unrepeated<T: DeserializeOwned>(
+        &self,
+        url: Url,
+        form: Form,
+        deadline: Instant,
+    ) -> Result<T, TwilioError> {
+        let body = self
+            .send(Method::Post, url, Some(form.finish()), deadline, false)
             .await?;
         parse(&body)
     }
 
     pub async fn delete(&self, url: Url, deadline: Instant) -> Result<(), TwilioError> {
-        self.send(Method::Delete, url, None, deadline)
+        self.send(Method::Delete, url, None, deadline, true)
             .await
             .map(drop)
     }
 
-    /// Sends until success, a failure not worth retrying, or the deadline.
+    /// Sends until success, a failure not worth retrying, or the deadline; `repeatable`:
+    /// false where a request that may have reached Twilio must not be sent again.
     async fn send(
         &self,
         method: Method,
         url: Url,
         body: Option<String>,
         deadline: Instant,
+        repeatable: bool,
     ) -> Result<Vec<u8>, TwilioError> {
         let mut attempts = 0u32;
         // When the time runs out, Twilio's last answer says more than the timeout that cut
@@ -301,7 +318,7 @@ impl RestClient {
                 attempts,
                 ..failure.error
             };
-            if !failure.retryable {
+            if !failure.retryable || (!repeatable && failure.maybe_sent) {
                 return Err(error);
             }
             let delay = failure
@@ -368,6 +385,8 @@ impl RestClient {
         let response = response.map_err(|e| {
             metrics::count(Counter::TwilioServerErrors);
             Failure {
+                // Without a connection nothing was sent; after one, it may have been.
+                maybe_sent: !e.is_connect(),
                 error: TwilioError::local(describe_transport(&e)),
                 retryable: true,
                 retry_after: None,
@@ -389,6 +408,7 @@ impl RestClient {
             error: TwilioError::local(describe_transport(&e)),
             retryable: true,
             retry_after: None,
+            maybe_sent: true,
         })?;
         if (200..300).contains(&status) {
             return Ok(bytes.to_vec());
@@ -415,6 +435,8 @@ impl RestClient {
             retryable: (status == 429 && !code.is_some_and(|c| (60000..61000).contains(&c)))
                 || status >= 500,
             retry_after,
+            // A 429 is Twilio refusing before doing anything; a 5xx may come after.
+            maybe_sent: status != 429,
         })
     }
 }
@@ -423,6 +445,8 @@ struct Failure {
     error: TwilioError,
     retryable: bool,
     retry_after: Option<Duration>,
+    /// The request may have reached Twilio (and been acted on).
+    maybe_sent: bool,
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, TwilioError> {

@@ -119,3 +119,42 @@ async fn verifys_five_checks_end_the_code_and_say_so() {
     );
     assert!(err.message.contains("new code"), "{}", err.message);
 }
+
+/// M3 (in part): a verification code or a text that may have reached Twilio is never sent
+/// again (a timeout or a 5xx after sending: a second try would text the person twice);
+/// what surely did not (Twilio's 429) is tried again.
+#[tokio::test]
+async fn m3_a_text_or_code_that_may_have_reached_twilio_is_not_sent_again() {
+    let sms = SmsStandIn::start().await;
+    let gateway = gateway(&sms);
+    let posts = |path: &str| {
+        sms.requests()
+            .iter()
+            .filter(|r| r.path.ends_with(path))
+            .count()
+    };
+
+    let to = PhoneNumber::parse("+14155550171").unwrap();
+    sms.fail_next("Verifications", 500, true);
+    let err = gateway.start_verification(&to).await.unwrap_err();
+    assert_eq!(
+        err.kind,
+        context_chat::ErrorKind::InternalError,
+        "{}",
+        err.message
+    );
+    assert_eq!(posts("Verifications"), 1, "not sent again");
+    assert_eq!(sms.codes_sent(to.as_str()), 1, "the code went out once");
+
+    let to = PhoneNumber::parse("+14155550172").unwrap();
+    sms.fail_next("Verifications", 429, false);
+    gateway.start_verification(&to).await.unwrap();
+    assert_eq!(posts("Verifications"), 3, "a 429 is tried again");
+    assert_eq!(sms.codes_sent(to.as_str()), 1);
+
+    let sent_before = sms.sent().len();
+    sms.fail_next("Messages.json", 503, true);
+    assert!(gateway.send(&to, "sam in \"general\": hi").await.is_err());
+    assert_eq!(posts("Messages.json"), 1, "not sent again");
+    assert_eq!(sms.sent().len(), sent_before + 1, "the text went out once");
+}

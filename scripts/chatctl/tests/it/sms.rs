@@ -535,3 +535,32 @@ async fn l5_another_identity_cannot_burn_the_numbers_tries() {
     let body = verify(&d.server, phone, &code, &alex).await;
     assert_eq!(body["data"]["verifyPhone"], true, "{body}");
 }
+
+/// M3 (in part): the allowance of codes is given back only when Verify refused for good;
+/// after a 5xx the code may have gone out, so it stays counted.
+#[tokio::test]
+async fn m3_a_code_that_may_have_gone_out_stays_counted() {
+    let d = Deployment::start("sms-m3").await;
+    let alex = d.member("alex", &["general"]).await;
+    let sender = Key::PhoneSender("alex".into());
+    d.sms.fail_next("Verifications", 500, true);
+    let body = subscribe(&d.server, "general", "+14155550181", &alex).await;
+    assert_eq!(body["errors"][0]["errorType"], "InternalError", "{body}");
+    let log = d
+        .store()
+        .get(&sender)
+        .await
+        .unwrap()
+        .expect("still counted");
+    assert_eq!(log.fields["sends"], 1, "{:?}", log.fields);
+    // A refusal for good (a landline: 60205) gives it back.
+    let body = subscribe(&d.server, "general", LANDLINE, &alex).await;
+    assert_eq!(body["errors"][0]["errorType"], "BadRequest", "{body}");
+    let log = d
+        .store()
+        .get(&sender)
+        .await
+        .unwrap()
+        .expect("the first code");
+    assert_eq!(log.fields["sends"], 1, "{:?}", log.fields);
+}
