@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::DisplayErrorContext;
-use context_chat::notifications::{Address, MessageEvent, Queue, QueueMessage};
+use context_chat::notifications::{MessageEvent, Queue, QueueMessage};
 use context_chat::{ChatError, Result};
 use futures_util::future::BoxFuture;
 
@@ -56,50 +56,29 @@ impl Queue for SqsQueue {
         })
     }
 
-    fn schedule<'a>(
-        &'a self,
-        context: &'a str,
-        address: &'a Address,
-        delay: Duration,
-    ) -> BoxFuture<'a, Result<()>> {
-        let message = QueueMessage::Flush {
-            context: context.to_owned(),
-            address: address.clone(),
-        };
-        Box::pin(self.later(message, delay, "A flush could not be queued."))
-    }
-
-    fn schedule_sweep<'a>(
-        &'a self,
-        identity: &'a str,
-        delay: Duration,
-    ) -> BoxFuture<'a, Result<()>> {
-        let message = QueueMessage::Sweep {
-            identity: identity.to_owned(),
-        };
-        Box::pin(self.later(message, delay, "A sweep could not be queued."))
-    }
-}
-
-impl SqsQueue {
     /// On the delay queue, handled after `delay` (at most SQS's 15 minutes).
-    async fn later(&self, message: QueueMessage, delay: Duration, failed: &str) -> Result<()> {
-        let url = self
-            .delay_queue_url
-            .as_deref()
-            .ok_or_else(|| missing(crate::DELAY_QUEUE_ENV))?;
-        self.client
-            .send_message()
-            .queue_url(url)
-            .message_body(message.to_json())
-            // Whole seconds, rounded up: a sweep must not come early.
-            .delay_seconds(delay.min(MAX_DELAY).as_secs_f64().ceil() as i32)
-            .send()
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %DisplayErrorContext(&e), "SQS SendMessage (delayed) failed");
-                ChatError::internal(failed)
-            })?;
-        Ok(())
+    fn later(&self, message: QueueMessage, delay: Duration) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let url = self
+                .delay_queue_url
+                .as_deref()
+                .ok_or_else(|| missing(crate::DELAY_QUEUE_ENV))?;
+            self.client
+                .send_message()
+                .queue_url(url)
+                .message_body(message.to_json())
+                // Whole seconds, rounded up: a sweep must not come early.
+                .delay_seconds(delay.min(MAX_DELAY).as_secs_f64().ceil() as i32)
+                .send()
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %DisplayErrorContext(&e), "SQS SendMessage (delayed) failed");
+                    ChatError::internal(match message {
+                        QueueMessage::Sweep { .. } => "A sweep could not be queued.",
+                        _ => "A flush could not be queued.",
+                    })
+                })?;
+            Ok(())
+        })
     }
 }

@@ -48,20 +48,30 @@ pub trait Queue: Send + Sync {
     /// Queues a message event: in order per conversation, once per message SID.
     fn enqueue<'a>(&'a self, event: &'a MessageEvent) -> BoxFuture<'a, Result<()>>;
 
+    /// Queues `message` to be handled after `delay` (a flush, a sweep).
+    fn later(&self, message: QueueMessage, delay: Duration) -> BoxFuture<'_, Result<()>>;
+
     /// Queues a flush to be handled after `delay`.
-    fn schedule<'a>(
-        &'a self,
-        context: &'a str,
-        address: &'a Address,
+    fn schedule(
+        &self,
+        context: &str,
+        address: &Address,
         delay: Duration,
-    ) -> BoxFuture<'a, Result<()>>;
+    ) -> BoxFuture<'_, Result<()>> {
+        let message = QueueMessage::Flush {
+            context: context.to_owned(),
+            address: address.clone(),
+        };
+        self.later(message, delay)
+    }
 
     /// Queues a sweep of the identity's memberships to be handled after `delay`.
-    fn schedule_sweep<'a>(
-        &'a self,
-        identity: &'a str,
-        delay: Duration,
-    ) -> BoxFuture<'a, Result<()>>;
+    fn schedule_sweep(&self, identity: &str, delay: Duration) -> BoxFuture<'_, Result<()>> {
+        let message = QueueMessage::Sweep {
+            identity: identity.to_owned(),
+        };
+        self.later(message, delay)
+    }
 }
 
 /// How long a message SID is remembered to drop a repeated delivery, as SQS FIFO does.
@@ -109,17 +119,6 @@ impl LocalQueue {
         true
     }
 
-    /// A timer: a message queued for later is lost when the process ends, as everything
-    /// local mode keeps in memory.
-    fn later(&self, message: QueueMessage, delay: Duration) -> Result<()> {
-        let sender = self.sender.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            let _ = sender.send(message);
-        });
-        Ok(())
-    }
-
     fn send(&self, message: QueueMessage) -> Result<()> {
         self.sender
             .send(message)
@@ -137,27 +136,14 @@ impl Queue for LocalQueue {
         })
     }
 
-    fn schedule<'a>(
-        &'a self,
-        context: &'a str,
-        address: &'a Address,
-        delay: Duration,
-    ) -> BoxFuture<'a, Result<()>> {
-        let message = QueueMessage::Flush {
-            context: context.to_owned(),
-            address: address.clone(),
-        };
-        Box::pin(async move { self.later(message, delay) })
-    }
-
-    fn schedule_sweep<'a>(
-        &'a self,
-        identity: &'a str,
-        delay: Duration,
-    ) -> BoxFuture<'a, Result<()>> {
-        let message = QueueMessage::Sweep {
-            identity: identity.to_owned(),
-        };
-        Box::pin(async move { self.later(message, delay) })
+    /// A timer: a message queued for later is lost when the process ends, as everything
+    /// local mode keeps in memory.
+    fn later(&self, message: QueueMessage, delay: Duration) -> BoxFuture<'_, Result<()>> {
+        let sender = self.sender.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = sender.send(message);
+        });
+        Box::pin(async { Ok(()) })
     }
 }

@@ -242,10 +242,7 @@ impl RestClient {
         form: Form,
         deadline: Instant,
     ) -> Result<T, TwilioError> {
-        let body = self
-            .send(Method::Post, url, Some(form.finish()), deadline, true)
-            .await?;
-        parse(&body)
+        self.post_form(url, form, deadline, true).await
     }
 
     /// A POST that must not happen twice (a text, a verification code: each costs money and
@@ -257,8 +254,18 @@ impl RestClient {
         form: Form,
         deadline: Instant,
     ) -> Result<T, TwilioError> {
+        self.post_form(url, form, deadline, false).await
+    }
+
+    async fn post_form<T: DeserializeOwned>(
+        &self,
+        url: Url,
+        form: Form,
+        deadline: Instant,
+        repeatable: bool,
+    ) -> Result<T, TwilioError> {
         let body = self
-            .send(Method::Post, url, Some(form.finish()), deadline, false)
+            .send(Method::Post, url, Some(form.finish()), deadline, repeatable)
             .await?;
         parse(&body)
     }
