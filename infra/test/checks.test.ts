@@ -1,10 +1,10 @@
-import { App, Stack } from 'aws-cdk-lib';
+import { Stack } from 'aws-cdk-lib';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { buildApp } from '../lib/app';
-import { placeholderLambdaDir } from './support';
+import { placeholderLambdaDir, testApp } from './support';
 
 const app = (context: Record<string, unknown> = {}) =>
-  new App({ context: { stackName: 'chat-test', lambdaDir: placeholderLambdaDir(), ...context } });
+  testApp({ stackName: 'chat-test', lambdaDir: placeholderLambdaDir(), ...context });
 
 describe('cdk-nag AwsSolutions', () => {
   test('both stacks pass, with every accepted finding reasoned where it is made', () => {
@@ -58,7 +58,7 @@ describe('deployment settings', () => {
     const before = process.env.CARGO_TARGET_DIR;
     process.env.CARGO_TARGET_DIR = '/build-cache/target';
     try {
-      expect(() => buildApp(new App({ context: { stackName: 'chat-test' } }))).toThrow(
+      expect(() => buildApp(testApp({ stackName: 'chat-test' }))).toThrow(
         '/build-cache/target/lambda/verify-token/bootstrap.zip is missing',
       );
     } finally {
@@ -68,7 +68,7 @@ describe('deployment settings', () => {
   });
 
   test('the default stack name is context-chat, and the dev extras are named after it', () => {
-    const a = new App({ context: { lambdaDir: placeholderLambdaDir() } });
+    const a = testApp({ lambdaDir: placeholderLambdaDir() });
     const { core, devExtras } = buildApp(a);
     expect([core, devExtras].map((s: Stack) => s.stackName)).toEqual(['context-chat', 'context-chat-dev-extras']);
   });

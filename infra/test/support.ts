@@ -20,12 +20,29 @@ export const FUNCTIONS = fs
 export const DEV_EXTRAS_FUNCTIONS = ['issue-dev-token'];
 export const CORE_FUNCTIONS = FUNCTIONS.filter((crate) => !DEV_EXTRAS_FUNCTIONS.includes(crate));
 
+/** What this test file made under the system's temporary folder, removed when it ends. */
+const scratch: string[] = [];
+afterAll(() => {
+  for (const dir of scratch.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function scratchDir(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  scratch.push(dir);
+  return dir;
+}
+
+/** An app whose cloud assembly goes to a scratch folder (CDK's default, a new temporary folder per app, is never removed). */
+export function testApp(context: Record<string, unknown>): App {
+  return new App({ outdir: scratchDir('context-chat-cdk.out-'), context });
+}
+
 /**
  * A folder shaped like `target/lambda` (NAME/bootstrap.zip), so the stacks synthesize without
  * a Rust build; scripts/test synthesizes again with the real zips for cfn-lint.
  */
 export function placeholderLambdaDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'context-chat-lambdas-'));
+  const dir = scratchDir('context-chat-lambdas-');
   for (const name of FUNCTIONS) {
     fs.mkdirSync(path.join(dir, name));
     fs.writeFileSync(path.join(dir, name, 'bootstrap.zip'), `placeholder for ${name}`);
@@ -40,7 +57,7 @@ export const PLATFORM_ISSUER = 'https://tenant.eu.auth0.com/';
 export function synth(context: Record<string, unknown> = {}) {
   const all: Record<string, unknown> = { stackName: 'chat-test', lambdaDir: placeholderLambdaDir(), platformIssuer: PLATFORM_ISSUER, ...context };
   for (const key of Object.keys(all)) if (all[key] === null) delete all[key];
-  const app = new App({ context: all });
+  const app = testApp(all);
   const stacks = buildApp(app);
   return {
     app,

@@ -101,6 +101,43 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// A folder of its own under the system's temporary directory, removed with all it holds
+/// when dropped, so that test runs do not pile up in /tmp. Declare it before whatever
+/// writes into it (a server process), so that it goes last.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> Self {
+        let dir = std::env::temp_dir().join(unique(prefix));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for TempDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A server process a test started on a loopback port (moto, Prism); killed when dropped.
 pub(crate) struct LocalServer {
     child: Child,

@@ -382,10 +382,7 @@ async fn wrong_credentials_are_an_internal_error_and_nothing_is_retried() {
         .collect();
     env.insert("TWILIO_API_SECRET".into(), "not-the-secret".into());
     env.insert("CHAT_JWKS_URL".into(), w.issuer.url());
-    let app = App::new(
-        SettingsSource::env_vars(env),
-        options(AMPLE),
-    );
+    let app = App::new(SettingsSource::env_vars(env), options(AMPLE));
 
     let err = app
         .tokens()
@@ -480,10 +477,7 @@ async fn item_10_a_conversation_the_old_integration_made_is_adopted_another_prod
     // The operator opts in: taken over, its attributes kept.
     let mut env = w.env();
     env.insert("CHAT_ADOPT_CONVERSATIONS".into(), "true".into());
-    let adopting = App::new(
-        SettingsSource::env_vars(env),
-        options(AMPLE),
-    );
+    let adopting = App::new(SettingsSource::env_vars(env), options(AMPLE));
     w.chat_token(&adopting, "sam", &["aid"]).await;
     let attributes = w.twilio.conversation_attributes("aid").unwrap();
     assert_eq!(attributes["topic"], "everyone");

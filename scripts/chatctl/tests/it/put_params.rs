@@ -434,24 +434,19 @@ async fn l2_one_issuer_for_both_kinds_needs_two_audiences_wherever_the_settings_
     assert!(!refused.status.success());
 
     // chatctl serve on these settings in the environment: refused at start.
-    let serve = chatctl(&[
-        "serve",
-        "--port",
-        "0",
-        "--data-dir",
-        temp_dir("kinds").to_str().unwrap(),
-    ])
-    .envs(
-        settings_env(&stack)
-            .into_iter()
-            .filter(|(k, _)| *k != "STACK_NAME"),
-    )
-    .env("CHAT_ISSUER", idp)
-    .env("CHAT_AUDIENCE", "https://chat.example.org")
-    .env("PLATFORM_ISSUER", idp)
-    .env("PLATFORM_AUDIENCE", "https://chat.example.org")
-    .output()
-    .unwrap();
+    let data = temp_dir("kinds");
+    let serve = chatctl(&["serve", "--port", "0", "--data-dir", data.to_str().unwrap()])
+        .envs(
+            settings_env(&stack)
+                .into_iter()
+                .filter(|(k, _)| *k != "STACK_NAME"),
+        )
+        .env("CHAT_ISSUER", idp)
+        .env("CHAT_AUDIENCE", "https://chat.example.org")
+        .env("PLATFORM_ISSUER", idp)
+        .env("PLATFORM_AUDIENCE", "https://chat.example.org")
+        .output()
+        .unwrap();
     assert!(!serve.status.success());
     let stderr = String::from_utf8_lossy(&serve.stderr);
     assert!(stderr.contains("PLATFORM_AUDIENCE"), "{stderr}");

@@ -243,7 +243,8 @@ async fn with_stack_name_settings_come_from_ssm() {
     let mut env = moto.env();
     env.push(("STACK_NAME", stack));
     env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
-    let server = serve(&temp_dir("serve-ssm"), &env);
+    let data = temp_dir("serve-ssm");
+    let server = serve(&data, &env);
     assert!(
         server.token.is_none(),
         "no development issuer outside local mode"
@@ -290,7 +291,8 @@ async fn environment_settings_work_and_a_missing_one_stops_the_start() {
         ("CHAT_JWKS_URL", issuer.url()),
         ("CHAT_AUDIENCE", "context-chat".to_owned()),
     ]);
-    let server = serve(&temp_dir("serve-env"), &env);
+    let data = temp_dir("serve-env");
+    let server = serve(&data, &env);
     let mut c = claims("kim", &["general"]);
     c["aud"] = json!("context-chat");
     let body = operation(

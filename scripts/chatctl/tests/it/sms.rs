@@ -73,7 +73,7 @@ struct Deployment {
     twilio: TwilioStandIn,
     sms: SmsStandIn,
     server: Server,
-    data: std::path::PathBuf,
+    data: test_support::TempDir,
     _issuer: Issuer,
 }
 
