@@ -98,6 +98,22 @@ export class Operations extends Construct {
           'may stand. The platform-api logs name the identity ("the sweep could not be scheduled"); call the ' +
           'operation again once the delay queue takes messages.',
       ),
+      props.alarms.add(
+        'SmsBudgetSpent',
+        new cloudwatch.MathExpression({
+          expression: 'codes + texts',
+          usingMetrics: {
+            codes: metric('SmsCodeBudgetReached'),
+            texts: metric('SmsTextBudgetReached'),
+          },
+          period: PERIOD,
+          label: 'SMS budget reached',
+        }),
+        1,
+        `${stack}: the day's SMS budget is spent (sms/dailyCodes or sms/dailyTexts): verification codes are refused ` +
+          'with TooManyRequests, or notification texts held, until 00:00 UTC. Either the deployment grew (raise the ' +
+          'budget in SSM) or someone is making it send (look at PhoneCodesSent and at the sign-ups).',
+      ),
     ];
 
     const graph = (title: string, left: cloudwatch.IMetric[], width = 8) =>
@@ -151,8 +167,15 @@ export class Operations extends Construct {
         metric('SmsSent'),
         metric('SmsStopped', {}, 'Sum', 'STOP replies'),
         metric('SmsRefused', {}, 'Sum', 'refused by Twilio'),
+        metric('SmsTextBudgetReached', {}, 'Sum', 'held: daily budget'),
+        metric('SmsNumberBudgetReached', {}, 'Sum', 'refused or held: a number\'s daily share'),
+        metric('SmsCountryRefused', {}, 'Sum', 'refused: country not allowed'),
       ]),
-      graph('Phone verification', [metric('PhoneCodesSent'), metric('PhonesVerified')]),
+      graph('Phone verification', [
+        metric('PhoneCodesSent'),
+        metric('PhonesVerified'),
+        metric('SmsCodeBudgetReached', {}, 'Sum', 'refused: daily budget'),
+      ]),
     );
   }
 }

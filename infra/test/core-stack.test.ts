@@ -365,8 +365,8 @@ describe('alarms', () => {
         .sort();
     expect(watched('ApproximateNumberOfMessagesVisible')).toEqual(deadLetters.map((q) => [q, 1]).sort());
     expect(watched('ApproximateAgeOfOldestMessage')).toEqual(work.map((q) => [q, 1800]).sort());
-    // And the five service alarms below.
-    expect(alarms).toHaveLength(9);
+    // And the six service alarms below.
+    expect(alarms).toHaveLength(10);
     expect(Object.keys(resources(core, 'AWS::SNS::Subscription'))).toEqual([]);
   });
 
@@ -395,10 +395,11 @@ describe('alarms', () => {
     );
   };
 
-  test('the functions\' own metrics alarm on internal errors, Twilio 429s and 5xx, refused webhooks and unqueued sweeps', () => {
+  test('the functions\' own metrics alarm on internal errors, Twilio 429s and 5xx, refused webhooks, unqueued sweeps and a spent SMS budget', () => {
     const alarms = serviceAlarms();
     expect(Object.keys(alarms).sort()).toEqual([
       'AlarmsInternalErrors',
+      'AlarmsSmsBudgetSpent',
       'AlarmsSweepsUnscheduled',
       'AlarmsTwilioServerErrors',
       'AlarmsTwilioThrottled',
@@ -428,6 +429,9 @@ describe('alarms', () => {
     // One sweep not queued is one too many: a raced join may stand.
     expect(metricsOf(alarms.AlarmsSweepsUnscheduled).map((m: any) => m.name)).toEqual(['SweepsUnscheduled']);
     expect(alarms.AlarmsSweepsUnscheduled.Properties.Threshold).toBe(1);
+    // The day's SMS budget spent (issue 30, M3): codes refused or texts held until midnight.
+    expect(metricsOf(alarms.AlarmsSmsBudgetSpent).map((m: any) => m.name).sort()).toEqual(['SmsCodeBudgetReached', 'SmsTextBudgetReached']);
+    expect(alarms.AlarmsSmsBudgetSpent.Properties.Threshold).toBe(1);
     expect(metricsOf(alarms.AlarmsWebhooksRefused).map((m: any) => m.dimensions)).toEqual([
       ['ErrorType=AccessDenied', 'Stack=chat-test'],
       ['ErrorType=BadRequest', 'Stack=chat-test'],
@@ -465,7 +469,7 @@ describe('alarms', () => {
       .sort();
     expect(perFunction).toEqual([...CORE_FUNCTIONS].sort());
     expect(body.widgets[0].type).toBe('alarm');
-    expect(body.widgets[0].properties.alarms).toHaveLength(9);
+    expect(body.widgets[0].properties.alarms).toHaveLength(10);
   });
 
   test('alarmEmail subscribes an address to the alarm topic', () => {

@@ -70,11 +70,11 @@ impl Store for Counted {
     }
     fn create_counted<'a>(
         &'a self,
-        count: Option<Count>,
+        counts: Vec<Count>,
         docs: Vec<(Key, Stored)>,
     ) -> BoxFuture<'a, context_chat::Result<Created>> {
         self.tick();
-        self.inner.create_counted(count, docs)
+        self.inner.create_counted(counts, docs)
     }
     fn latest<'a>(
         &'a self,
@@ -119,6 +119,7 @@ fn settings(issuer: &Issuer) -> Settings {
         },
         virgil: Err(context_chat::ChatError::internal("no Virgil in this bench")),
         sms: Ok(None),
+        sms_policy: Ok(Default::default()),
     }
 }
 

@@ -177,13 +177,13 @@ impl Store for DynamoStore {
 
     fn create_counted<'a>(
         &'a self,
-        count: Option<Count>,
+        counts: Vec<Count>,
         docs: Vec<(Key, Stored)>,
     ) -> BoxFuture<'a, Result<Created>> {
         Box::pin(async move {
             let now = AttributeValue::N(now_unix().to_string());
             let documents = docs.len();
-            let mut items = Vec::with_capacity(documents + 1);
+            let mut items = Vec::with_capacity(documents + counts.len());
             for (key, doc) in docs {
                 let put = Put::builder()
                     .table_name(&self.table)
@@ -194,7 +194,7 @@ impl Store for DynamoStore {
                     .map_err(internal)?;
                 items.push(TransactWriteItem::builder().put(put).build());
             }
-            if let Some(count) = count {
+            for count in counts {
                 // The counter's key names its window, so an old window's count is never
                 // read; the condition is all the limit needs.
                 let update = Update::builder()
@@ -243,7 +243,7 @@ impl Store for DynamoStore {
                 .collect();
             match failed.first() {
                 Some(&i) if i < documents => Ok(Created::Exists),
-                Some(_) => Ok(Created::OverLimit),
+                Some(&i) => Ok(Created::OverLimit(i - documents)),
                 // Cancelled for another reason (a conflicting transaction): retryable.
                 None => Err(self.failed("TransactWriteItems", err)),
             }

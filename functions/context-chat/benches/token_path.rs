@@ -85,6 +85,7 @@ fn setup() -> Bench {
         ledger: Default::default(),
         virgil: Err(context_chat::ChatError::internal("no Virgil in this bench")),
         sms: Ok(None),
+        sms_policy: Ok(Default::default()),
     };
     let twilio = rt.block_on(TwilioStandIn::start_unchecked());
     let mut with_twilio = settings.clone();
@@ -409,7 +410,7 @@ impl Store for CountingStore {
     /// Only verifyToken is measured on this store; nothing here mints.
     fn create_counted<'a>(
         &'a self,
-        _count: Option<Count>,
+        _counts: Vec<Count>,
         _docs: Vec<(Key, Stored)>,
     ) -> BoxFuture<'a, context_chat::Result<Created>> {
         Box::pin(async { Ok(Created::Done) })

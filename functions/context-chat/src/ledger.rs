@@ -235,18 +235,19 @@ impl Ledger {
             expires_at: Some(keep_until),
         };
         let docs = keys.iter().map(|k| (k.clone(), doc.clone())).collect();
-        match self.store.create_counted(count.clone(), docs).await? {
+        let counts: Vec<Count> = count.into_iter().collect();
+        match self.store.create_counted(counts.clone(), docs).await? {
             Created::Done => Ok(Recorded { keys }),
             Created::Exists => {
                 // Counted all the same: trying ids is not free.
-                if count.is_some() {
-                    self.store.create_counted(count, Vec::new()).await?;
+                if !counts.is_empty() {
+                    self.store.create_counted(counts, Vec::new()).await?;
                 }
                 Err(ChatError::conflict(
                     "This xid is already on record for this user; nothing was minted. Use a new xid.",
                 ))
             }
-            Created::OverLimit => {
+            Created::OverLimit(_) => {
                 let retry = ((window + 1) * WINDOW_SECS).saturating_sub(now).max(1);
                 let whom = match minter {
                     Minter::Identity(_) => "this user",

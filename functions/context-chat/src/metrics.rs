@@ -64,6 +64,10 @@ counters! {
     SmsStopped, "sms_stopped", "Text-message subscriptions ended because the number replied STOP.";
     SmsRefused, "sms_refused", "Text messages Twilio refused for good (a number it cannot send to).";
     PhoneCodesSent, "phone_codes_sent", "Phone verification codes sent (Verify).";
+    SmsCodeBudgetReached, "sms_code_budget_reached", "Verification codes refused: the deployment's daily budget (sms/dailyCodes) was spent.";
+    SmsTextBudgetReached, "sms_text_budget_reached", "Notification texts held: the deployment's daily budget (sms/dailyTexts) was spent.";
+    SmsNumberBudgetReached, "sms_number_budget_reached", "Codes refused or texts held: one number's daily budget was spent.";
+    SmsCountryRefused, "sms_country_refused", "Codes or texts refused: the number is outside sms/allowedCountries.";
     PhonesVerified, "phones_verified", "Phone numbers verified by their code.";
     NotifierRecordsFailed, "notifier_records_failed", "Notifier queue records handed back for redelivery.";
     RateLimited, "rate_limited", "Requests refused by a rate limit.";

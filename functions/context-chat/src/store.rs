@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::error::{ChatError, Result};
 use crate::notifications::address::{Address, EmailAddress, PhoneNumber};
+use crate::notifications::budget::Spending;
 
 /// Where a document lives. Subscriptions and digests of a context share its partition, so
 /// one query finds a context's subscribers. The key strings keep the old integration's
@@ -59,6 +60,13 @@ pub enum Key {
     },
     /// How many tokens one minter asked for in one minute (`window`: unix minutes).
     Mints { minter: Minter, window: u64 },
+    /// Codes or texts sent on one UTC day (`day`: unix days), by the whole deployment
+    /// (`number: None`) or to one number (`notifications::budget`).
+    SmsSpent {
+        what: Spending,
+        day: u64,
+        number: Option<PhoneNumber>,
+    },
 }
 
 /// Who a rate limit counts.
@@ -95,6 +103,13 @@ impl Key {
                 minter: Minter::Source(address),
                 ..
             } => format!("SOURCE#{address}"),
+            Key::SmsSpent {
+                number: Some(phone),
+                ..
+            } => phone_partition(phone),
+            Key::SmsSpent {
+                number: None, day, ..
+            } => format!("SMSBUDGET#{day}"),
         }
     }
 
@@ -115,6 +130,7 @@ impl Key {
             Key::Issuance { .. } => "issuance",
             Key::IssuedTo { .. } => "issued-to",
             Key::Mints { .. } => "mints",
+            Key::SmsSpent { .. } => "sms-spent",
         }
     }
 
@@ -144,6 +160,14 @@ impl Key {
                 issued_at_ms, xid, ..
             } => format!("{ISSUED_PREFIX}{issued_at_ms:015}#{xid}"),
             Key::Mints { window, .. } => format!("MINTS#{window}"),
+            Key::SmsSpent {
+                what, number: None, ..
+            } => what.as_str().to_owned(),
+            Key::SmsSpent {
+                what,
+                day,
+                number: Some(_),
+            } => format!("SPENT#{day}#{}", what.as_str()),
         }
     }
 }
@@ -194,6 +218,7 @@ pub enum Expect {
 }
 
 /// A counter that [`Store::create_counted`] adds one to, unless it has reached `max`.
+/// Its key names its window (a minute, a day), so that a window's count is never reset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Count {
     pub key: Key,
@@ -210,8 +235,9 @@ pub const COUNT_FIELD: &str = "n";
 pub enum Created {
     /// Every document written and the counter counted.
     Done,
-    /// The counter was at its maximum: nothing written.
-    OverLimit,
+    /// The counter at this index of `counts` was at its maximum: nothing written, nothing
+    /// counted.
+    OverLimit(usize),
     /// A document was already there: nothing written, nothing counted.
     Exists,
 }
@@ -233,12 +259,12 @@ pub trait Store: Send + Sync {
         sort_prefix: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Stored>>>;
 
-    /// Writes every document of `docs`, each of which must be absent, and adds one to
-    /// `count` unless it has reached its maximum: all of it or none of it, in one round
-    /// trip (a DynamoDB transaction; one SQLite transaction).
+    /// Writes every document of `docs`, each of which must be absent, and adds one to each
+    /// of `counts` unless one has reached its maximum: all of it or none of it, in one
+    /// round trip (a DynamoDB transaction; one SQLite transaction).
     fn create_counted<'a>(
         &'a self,
-        count: Option<Count>,
+        counts: Vec<Count>,
         docs: Vec<(Key, Stored)>,
     ) -> BoxFuture<'a, Result<Created>>;
 

@@ -51,6 +51,7 @@ fn schema_on_loopback() -> &'static ChatSchema {
             ledger: Default::default(),
             virgil: Err(context_chat::ChatError::internal("no Virgil here")),
             sms: Ok(None),
+            sms_policy: Ok(Default::default()),
         };
         let app = App::new(
             SettingsSource::Fixed(Box::new(settings)),

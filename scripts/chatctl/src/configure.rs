@@ -46,6 +46,9 @@ pub async fn run(args: ConfigureArgs) -> Result<()> {
         Some(base) => Some(with_path_secret(base, path_secret.as_ref(), &source)?),
     };
     let sms = settings.sms.map_err(|e| CliError::usage(e.message))?;
+    let sms_policy = settings
+        .sms_policy
+        .map_err(|e| CliError::usage(e.message))?;
     let base_url = twilio
         .api_base_url
         .as_ref()
@@ -88,11 +91,25 @@ pub async fn run(args: ConfigureArgs) -> Result<()> {
         println!("{}", hidden(step.to_string()));
     }
     match sms {
-        Some(sms) => println!(
-            "Text messages: Verify service {} and Messaging Service {} (their senders and \
-             geographic permissions are set in Twilio's console)",
-            sms.verify_service_sid, sms.messaging_service_sid
-        ),
+        Some(sms) => {
+            println!(
+                "Text messages: Verify service {} and Messaging Service {} (their senders and \
+                 geographic permissions are set in Twilio's console); at most {} codes and {} \
+                 texts a day",
+                sms.verify_service_sid,
+                sms.messaging_service_sid,
+                sms_policy.daily_codes,
+                sms_policy.daily_texts
+            );
+            match &sms_policy.allowed_countries {
+                Some(codes) => println!("Text messages go only to {}", codes.join(", ")),
+                // Loading the settings warned of it on stderr.
+                None => println!(
+                    "Text messages go to any country ({} is not set)",
+                    source.describe(Param::SmsAllowedCountries)
+                ),
+            }
+        }
         None => println!(
             "Text messages: not configured ({} and {} are not set)",
             source.describe(Param::VerifyServiceSid),

@@ -181,5 +181,6 @@ pub fn embedded_settings(
         // Twilio's Verify and Messaging services when TWILIO_* names them; else the
         // embedded Verify and the outbox.
         sms: context_chat::settings::sms_settings_from_env(),
+        sms_policy: context_chat::settings::sms_policy_from_env(),
     })
 }

@@ -372,3 +372,76 @@ async fn l1_an_xid_is_unique_per_identity_and_a_conflict_counts() {
         .unwrap_err();
     assert_eq!(over.kind, ErrorKind::TooManyRequests, "{over:?}");
 }
+
+/// M3: the SMS budgets are counted in the store, so every process spends from one budget:
+/// two DynamoDB clients (two Lambdas) alternate, and the deployment's budget and the
+/// number's hold across them; a refusal counts nothing and says when to retry.
+#[tokio::test]
+async fn m3_sms_budgets_hold_across_processes_on_dynamodb() {
+    use context_chat::notifications::PhoneNumber;
+    use context_chat::notifications::budget::{
+        SmsBudgets, SmsPolicy, Spending, TEXTS_PER_NUMBER_PER_DAY,
+    };
+    let moto = Moto::start();
+    let table = unique("budgets");
+    let client = moto.dynamodb().await;
+    create_table(&client, &table).await.unwrap();
+    let processes = [
+        SmsBudgets::new(Arc::new(DynamoStore::new(client, table.clone()))),
+        SmsBudgets::new(Arc::new(DynamoStore::new(
+            moto.dynamodb().await,
+            table.clone(),
+        ))),
+    ];
+    let policy = SmsPolicy {
+        daily_codes: 3,
+        daily_texts: 0,
+        allowed_countries: None,
+    };
+    let number = |n: u32| PhoneNumber::parse(&format!("+1415555{n:04}")).unwrap();
+    let mut outcomes = Vec::new();
+    for n in 0..5 {
+        let process = &processes[n as usize % 2];
+        outcomes.push(process.spend(Spending::Code, &number(n), &policy).await);
+    }
+    assert!(outcomes[..3].iter().all(Result::is_ok), "{outcomes:?}");
+    for refused in &outcomes[3..] {
+        let err = refused.as_ref().unwrap_err();
+        assert_eq!(err.kind, ErrorKind::TooManyRequests);
+        assert!(
+            err.retry_after_secs
+                .is_some_and(|s| (1..=86_400).contains(&s)),
+            "{err:?}"
+        );
+        assert!(err.message.contains("verification codes"), "{err:?}");
+    }
+    // Texts have their own budget, and one number gets at most its share of it a day.
+    let policy = SmsPolicy {
+        daily_texts: TEXTS_PER_NUMBER_PER_DAY + 1,
+        ..policy
+    };
+    let mut passed = 0;
+    for n in 0..40 {
+        if processes[n % 2]
+            .spend(Spending::Text, &number(7), &policy)
+            .await
+            .is_ok()
+        {
+            passed += 1;
+        }
+    }
+    assert_eq!(passed, TEXTS_PER_NUMBER_PER_DAY);
+    processes[0]
+        .spend(Spending::Text, &number(8), &policy)
+        .await
+        .expect("another number, within the deployment's budget");
+    let err = processes[1]
+        .spend(Spending::Text, &number(9), &policy)
+        .await
+        .unwrap_err();
+    assert!(
+        err.message
+            .starts_with("This service has sent all the text messages"),
+        "{err:?}"
+    );
+}

@@ -9,6 +9,7 @@
 //! the AWS SDKs. [`NotificationService`] is the feature's one entry.
 
 pub mod address;
+pub mod budget;
 pub mod codes;
 pub mod confirmations;
 pub mod digest;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 
 use super::address::{Address, EmailAddress, PhoneNumber};
+use super::budget::{SmsBudgets, Spending};
 use super::confirmations::Confirmations;
 use super::digest::{self, Digest, PendingMessage, Step};
 use super::messages;
@@ -50,6 +51,9 @@ pub struct NotifyReport {
     pub texted: Vec<PhoneNumber>,
     /// The number's owner had replied STOP: its text subscriptions ended.
     pub stopped: usize,
+    /// Texts not sent today: a daily budget is spent (`sms/dailyTexts`, or the number's);
+    /// their messages wait for the number's next text.
+    pub held: usize,
     pub folded: usize,
     pub skipped_online: usize,
     pub skipped_unverified: usize,
@@ -81,6 +85,7 @@ pub struct Notifier {
     ports: NotificationPorts,
     confirmations: Arc<Confirmations>,
     phones: Arc<Phones>,
+    budgets: Arc<SmsBudgets>,
     options: NotifyOptions,
     /// Conversation SID → its context (unique name), or `None` for one that has none.
     context_names: quick_cache::sync::Cache<String, Option<String>>,
@@ -92,6 +97,7 @@ impl Notifier {
         ports: NotificationPorts,
         confirmations: Arc<Confirmations>,
         phones: Arc<Phones>,
+        budgets: Arc<SmsBudgets>,
         options: NotifyOptions,
     ) -> Self {
         Self {
@@ -99,6 +105,7 @@ impl Notifier {
             ports,
             confirmations,
             phones,
+            budgets,
             options,
             context_names: quick_cache::sync::Cache::new(10_000),
         }
@@ -205,6 +212,7 @@ impl Notifier {
             emailed = report.emailed.len(),
             texted = report.texted.len(),
             stopped = report.stopped,
+            held = report.held,
             folded = report.folded,
             online = report.skipped_online,
             unverified = report.skipped_unverified,
@@ -397,8 +405,8 @@ impl Notifier {
                 // messages go back for the queue's next try.
                 let record = store::update(store, &key, |d: Option<&Digest>| {
                     let next = match sent {
+                        Ok(Delivery::Held) | Err(_) => digest::restore(d, since),
                         Ok(_) => digest::sent(d, since),
-                        Err(_) => digest::restore(d, since),
                     };
                     Ok((keep(next), ()))
                 })
@@ -416,7 +424,10 @@ impl Notifier {
                         );
                         Ok(Outcome::Stopped)
                     }
-                    (Delivery::Refused(_), _) => Ok(Outcome::Unverified),
+                    (Delivery::Refused(_) | Delivery::CountryNotAllowed, _) => {
+                        Ok(Outcome::Unverified)
+                    }
+                    (Delivery::Held, _) => Ok(Outcome::Held),
                     _ => Ok(Outcome::Sent(address.clone())),
                 }
             }
@@ -435,6 +446,18 @@ impl Notifier {
             Address::Email(email) => email,
             Address::Phone(phone) => {
                 let gateway = configured.sms.clone()?;
+                let policy = configured.settings.sms_policy.clone()?;
+                if policy.check_country(phone).is_err() {
+                    crate::metrics::count(crate::metrics::Counter::SmsCountryRefused);
+                    return Ok(Delivery::CountryNotAllowed);
+                }
+                match self.budgets.spend(Spending::Text, phone, &policy).await {
+                    Ok(()) => {}
+                    Err(err) if err.kind == crate::ErrorKind::TooManyRequests => {
+                        return Ok(Delivery::Held);
+                    }
+                    Err(err) => return Err(err),
+                }
                 let text = sms::notification_text(context, pending, more);
                 return gateway.send(phone, &text).await;
             }
@@ -554,6 +577,7 @@ struct Target<'a> {
 enum Outcome {
     Sent(Address),
     Stopped,
+    Held,
     Folded,
     Online,
     Unverified,
@@ -574,6 +598,7 @@ fn report(outcomes: Vec<Result<Outcome>>) -> Result<NotifyReport> {
             Ok(Outcome::Sent(Address::Email(email))) => report.emailed.push(email),
             Ok(Outcome::Sent(Address::Phone(phone))) => report.texted.push(phone),
             Ok(Outcome::Stopped) => report.stopped += 1,
+            Ok(Outcome::Held) => report.held += 1,
             Ok(Outcome::Folded) => report.folded += 1,
             Ok(Outcome::Online) => report.skipped_online += 1,
             Ok(Outcome::Unverified) => report.skipped_unverified += 1,

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::address::{Address, EmailAddress, PhoneNumber};
+use super::budget::{SmsBudgets, Spending};
 use super::codes::Issue;
 use super::confirmations::Confirmations;
 use super::notifier::{Notifier, NotifyOptions, NotifyReport};
@@ -25,6 +26,7 @@ pub struct NotificationService {
     ports: NotificationPorts,
     confirmations: Arc<Confirmations>,
     phones: Arc<Phones>,
+    budgets: Arc<SmsBudgets>,
     notifier: Notifier,
 }
 
@@ -37,16 +39,19 @@ impl NotificationService {
     ) -> Self {
         let confirmations = Arc::new(Confirmations::new(ports.store.clone()));
         let phones = Arc::new(Phones::new(ports.store.clone()));
+        let budgets = Arc::new(SmsBudgets::new(ports.store.clone()));
         Self {
             notifier: Notifier::new(
                 settings.clone(),
                 ports.clone(),
                 confirmations.clone(),
                 phones.clone(),
+                budgets.clone(),
                 options,
             ),
             confirmations,
             phones,
+            budgets,
             tokens,
             settings,
             ports,
@@ -120,7 +125,12 @@ impl NotificationService {
                 "The token does not carry this channel, so its notifications cannot be enabled.",
             ));
         }
-        let sms = self.settings.current().await?.sms.clone()?;
+        let configured = self.settings.current().await?;
+        let sms = configured.sms.clone()?;
+        let policy = configured.settings.sms_policy.clone()?;
+        policy.check_country(&phone).inspect_err(|_| {
+            crate::metrics::count(crate::metrics::Counter::SmsCountryRefused);
+        })?;
         let identity = verified.identity.as_str();
         let key = Key::SmsSubscription {
             context: context.to_owned(),
@@ -144,6 +154,12 @@ impl NotificationService {
         }
         match self.phones.admit(identity, &phone).await? {
             Some(previous) => {
+                // The deployment's budgets after the identity's: an identity over its own
+                // limit spends none of everyone's.
+                if let Err(err) = self.budgets.spend(Spending::Code, &phone, &policy).await {
+                    self.phones.release(identity, &phone, previous).await;
+                    return Err(err);
+                }
                 if let Err(err) = sms.start_verification(&phone).await {
                     // Given back only when Verify refused for good (its coded 4xx); after a
                     // timeout or a 5xx the code may have gone out (issue 30, M3).

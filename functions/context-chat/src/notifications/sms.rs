@@ -31,6 +31,10 @@ pub enum Delivery {
     Unsubscribed,
     /// Refused for good (Twilio's error code): trying again would not help.
     Refused(u32),
+    /// Not sent: the number is outside `sms/allowedCountries`.
+    CountryNotAllowed,
+    /// Not sent: a daily budget is spent; the messages wait for the next text.
+    Held,
 }
 
 pub trait SmsGateway: Send + Sync {

@@ -286,10 +286,13 @@ impl Store for SqliteStore {
 
     fn create_counted<'a>(
         &'a self,
-        count: Option<Count>,
+        counts: Vec<Count>,
         docs: Vec<(Key, Stored)>,
     ) -> BoxFuture<'a, Result<Created>> {
-        let count = count.map(|c| (c.key.partition(), c.key.sort(), c.max, c.expires_at));
+        let counts: Vec<_> = counts
+            .into_iter()
+            .map(|c| (c.key.partition(), c.key.sort(), c.max, c.expires_at))
+            .collect();
         let docs: Vec<(String, String, Stored)> = docs
             .into_iter()
             .map(|(key, doc)| (key.partition(), key.sort(), doc))
@@ -313,19 +316,17 @@ impl Store for SqliteStore {
                     return Ok(Created::Exists);
                 }
             }
-            let counted = match &count {
-                Some((pk, sk, max, _)) => {
-                    let n = live_row(pk, sk)?
-                        .and_then(|doc| doc.fields.get(COUNT_FIELD).and_then(Value::as_u64))
-                        .unwrap_or(0);
-                    if n >= *max {
-                        return Ok(Created::OverLimit);
-                    }
-                    Some(n + 1)
+            let mut counted = Vec::with_capacity(counts.len());
+            for (i, (pk, sk, max, _)) in counts.iter().enumerate() {
+                let n = live_row(pk, sk)?
+                    .and_then(|doc| doc.fields.get(COUNT_FIELD).and_then(Value::as_u64))
+                    .unwrap_or(0);
+                if n >= *max {
+                    return Ok(Created::OverLimit(i));
                 }
-                None => None,
-            };
-            if let (Some((pk, sk, _, expires_at)), Some(n)) = (&count, counted) {
+                counted.push(n + 1);
+            }
+            for ((pk, sk, _, expires_at), n) in counts.iter().zip(counted) {
                 let mut fields = Map::new();
                 fields.insert(COUNT_FIELD.into(), n.into());
                 upsert(

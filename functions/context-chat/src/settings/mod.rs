@@ -18,6 +18,7 @@ use url::Url;
 use crate::error::{ChatError, Result};
 use crate::ledger::LedgerPolicy;
 use crate::names::looks_like_sid;
+use crate::notifications::budget::{self, SmsPolicy};
 use crate::twilio::access_token::{DEFAULT_TTL_SECS, MAX_TTL_SECS};
 use crate::twilio::provisioning::{Adoption, Ownership};
 use crate::virgil::VirgilSigner;
@@ -47,6 +48,9 @@ pub struct Settings {
     /// Text messages through Twilio: `Ok(None)` when no Verify service is set. A mistake is
     /// kept, not raised, so that it fails only the text messages.
     pub sms: Result<Option<SmsSettings>, ChatError>,
+    /// Daily budgets and allowed countries of text messages (the defaults where not read).
+    /// A mistake fails only the text messages.
+    pub sms_policy: Result<SmsPolicy, ChatError>,
 }
 
 /// Twilio Verify (phone codes) and the Messaging Service (notifications by text).
@@ -285,8 +289,26 @@ impl Settings {
             } else {
                 Ok(None)
             },
+            sms_policy: if reads.has(Section::Sms) {
+                sms_policy(&r)
+            } else {
+                Ok(SmsPolicy::default())
+            },
         })
         .and_then(|s| s.tokens_told_apart(&r))
+        .inspect(Settings::warn_of_any_country)
+    }
+
+    /// Texts through Twilio to any country: allowed, but an operator should know (once a
+    /// process: settings are loaded again every few minutes).
+    fn warn_of_any_country(&self) {
+        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if let (Ok(Some(_)), Ok(policy)) = (&self.sms, &self.sms_policy)
+            && policy.allowed_countries.is_none()
+            && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!("{ANY_COUNTRY_WARNING}");
+        }
     }
 
     /// Context tokens and platform tokens are told apart by their claims (`contexts`); an
@@ -411,6 +433,54 @@ pub fn sms_settings_from_env() -> Result<Option<SmsSettings>> {
     SmsSettings::from_raw(&Reader {
         raw: &raw,
         describe: &|p: Param| p.env_var().to_owned(),
+    })
+}
+
+/// The SMS budgets and countries from `SMS_*` alone (local mode).
+pub fn sms_policy_from_env() -> Result<SmsPolicy> {
+    let raw: RawParams = [
+        Param::SmsDailyCodes,
+        Param::SmsDailyTexts,
+        Param::SmsAllowedCountries,
+    ]
+    .into_iter()
+    .filter_map(|p| std::env::var(p.env_var()).ok().map(|v| (p, v)))
+    .collect();
+    sms_policy(&Reader {
+        raw: &raw,
+        describe: &|p: Param| p.env_var().to_owned(),
+    })
+}
+
+/// The warning an operator gets while texts may go to any country (at load, and from
+/// `configure-twilio --dry-run`).
+pub const ANY_COUNTRY_WARNING: &str = "sms/allowedCountries is not set: verification codes and texts may go to any country (set it, e.g. +49,+44, to cap what abuse can cost)";
+
+fn sms_policy(r: &Reader<'_>) -> Result<SmsPolicy> {
+    let daily = |p: Param, default: u32| match r.optional(p) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n <= budget::MAX_DAILY)
+            .ok_or_else(|| {
+                r.invalid(
+                    p,
+                    &format!("must be a whole number from 0 to {}", budget::MAX_DAILY),
+                )
+            }),
+    };
+    let allowed_countries = r
+        .optional(Param::SmsAllowedCountries)
+        .map(|v| {
+            SmsPolicy::parse_countries(&v)
+                .map_err(|what| r.invalid(Param::SmsAllowedCountries, what))
+        })
+        .transpose()?;
+    Ok(SmsPolicy {
+        daily_codes: daily(Param::SmsDailyCodes, budget::DEFAULT_DAILY_CODES)?,
+        daily_texts: daily(Param::SmsDailyTexts, budget::DEFAULT_DAILY_TEXTS)?,
+        allowed_countries,
     })
 }
 
@@ -716,6 +786,44 @@ mod tests {
         raw.remove(&Param::ApiSecret);
         assert!(Settings::from_raw(&raw, &describe, reads::VERIFY_TOKEN).is_ok());
         assert!(Settings::from_raw(&raw, &describe, reads::CREATE_CHAT_TOKEN).is_err());
+    }
+
+    #[test]
+    fn m3_sms_budgets_and_countries_have_safe_defaults_and_a_mistake_fails_only_sms() {
+        let mut raw = good();
+        let policy = |raw: &RawParams| {
+            Settings::from_raw(raw, &describe, reads::ENABLE_CHANNEL_NOTIFICATIONS)
+                .unwrap()
+                .sms_policy
+        };
+        assert_eq!(policy(&raw).unwrap(), SmsPolicy::default());
+        assert_eq!(SmsPolicy::default().daily_codes, 100);
+        assert_eq!(SmsPolicy::default().daily_texts, 500);
+        raw.insert(Param::SmsDailyCodes, "20".into());
+        raw.insert(Param::SmsDailyTexts, "0".into());
+        raw.insert(Param::SmsAllowedCountries, "+49, +44".into());
+        assert_eq!(
+            policy(&raw).unwrap(),
+            SmsPolicy {
+                daily_codes: 20,
+                daily_texts: 0,
+                allowed_countries: Some(vec!["+49".into(), "+44".into()]),
+            }
+        );
+        for (param, bad, named) in [
+            (Param::SmsDailyCodes, "-1", "sms/dailyCodes"),
+            (Param::SmsDailyTexts, "1000001", "sms/dailyTexts"),
+            (Param::SmsAllowedCountries, "DE,UK", "sms/allowedCountries"),
+        ] {
+            let mut raw = raw.clone();
+            raw.insert(param, bad.into());
+            let loaded =
+                Settings::from_raw(&raw, &describe, reads::ENABLE_CHANNEL_NOTIFICATIONS).unwrap();
+            let err = loaded.sms_policy.unwrap_err();
+            assert!(err.message.contains(named), "{}", err.message);
+            assert!(!err.message.contains(bad), "{}", err.message);
+            assert!(loaded.chat.is_some());
+        }
     }
 
     #[test]

@@ -50,10 +50,16 @@ pub enum Param {
     /// The unguessable last segment of the webhook's path: Twilio is given
     /// `…/twilio/webhook/<it>`, and every other path is refused before any work (issue 30, M2).
     WebhookPathSecret,
+    /// Verification codes the whole deployment may send in one UTC day (issue 30, M3).
+    SmsDailyCodes,
+    /// Notification texts the whole deployment may send in one UTC day.
+    SmsDailyTexts,
+    /// The country calling codes texts may go to (`+49,+44`); unset: any.
+    SmsAllowedCountries,
 }
 
 impl Param {
-    pub const ALL: [Param; 32] = [
+    pub const ALL: [Param; 35] = [
         Param::AccountSid,
         Param::ApiKey,
         Param::ApiSecret,
@@ -86,6 +92,9 @@ impl Param {
         Param::MessagingApiBaseUrl,
         Param::MaxTokenLifetime,
         Param::WebhookPathSecret,
+        Param::SmsDailyCodes,
+        Param::SmsDailyTexts,
+        Param::SmsAllowedCountries,
     ];
 
     /// The name below `/STACK/`.
@@ -123,6 +132,9 @@ impl Param {
             Param::MessagingApiBaseUrl => "twilio/messagingApiBaseURL",
             Param::MaxTokenLifetime => "chat/maxTokenLifetime",
             Param::WebhookPathSecret => "webhook/pathSecret",
+            Param::SmsDailyCodes => "sms/dailyCodes",
+            Param::SmsDailyTexts => "sms/dailyTexts",
+            Param::SmsAllowedCountries => "sms/allowedCountries",
         }
     }
 
@@ -163,6 +175,9 @@ impl Param {
             Param::MessagingApiBaseUrl => "TWILIO_MESSAGING_API_BASE_URL",
             Param::MaxTokenLifetime => "CHAT_MAX_TOKEN_LIFETIME",
             Param::WebhookPathSecret => "TWILIO_WEBHOOK_PATH_SECRET",
+            Param::SmsDailyCodes => "SMS_DAILY_CODES",
+            Param::SmsDailyTexts => "SMS_DAILY_TEXTS",
+            Param::SmsAllowedCountries => "SMS_ALLOWED_COUNTRIES",
         }
     }
 
@@ -226,7 +241,10 @@ impl Param {
             Param::VerifyServiceSid
             | Param::MessagingServiceSid
             | Param::VerifyApiBaseUrl
-            | Param::MessagingApiBaseUrl => Section::Sms,
+            | Param::MessagingApiBaseUrl
+            | Param::SmsDailyCodes
+            | Param::SmsDailyTexts
+            | Param::SmsAllowedCountries => Section::Sms,
         }
     }
 

@@ -138,13 +138,47 @@ async fn a_dry_run_names_the_sms_services_and_refuses_a_wrong_one() {
         cmd.envs(twilio.env()).envs(sms);
         tokio::task::spawn_blocking(move || cmd.output().unwrap())
     };
-    let dry = stdout(&run(sms.to_vec()).await.unwrap());
+    let output = run(sms.to_vec()).await.unwrap();
+    let dry = stdout(&output);
     assert!(
         dry.contains(&format!(
             "Text messages: Verify service {} and Messaging Service {}",
             sms[0].1, sms[1].1
         )),
         "{dry}"
+    );
+    // Issue 30, M3: the budgets are named, and texts to any country are warned of...
+    assert!(
+        dry.contains("at most 100 codes and 500 texts a day"),
+        "{dry}"
+    );
+    assert!(
+        dry.contains("Text messages go to any country (environment variable SMS_ALLOWED_COUNTRIES is not set)"),
+        "{dry}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.matches("sms/allowedCountries is not set").count(),
+        1,
+        "{stderr}"
+    );
+    // ...until the countries are set.
+    let mut limited = sms.to_vec();
+    limited.extend([
+        ("SMS_ALLOWED_COUNTRIES", "+49,+44"),
+        ("SMS_DAILY_CODES", "20"),
+    ]);
+    let output = run(limited).await.unwrap();
+    let dry = stdout(&output);
+    assert!(
+        dry.contains("at most 20 codes and 500 texts a day"),
+        "{dry}"
+    );
+    assert!(dry.contains("Text messages go only to +49, +44"), "{dry}");
+    assert!(
+        !String::from_utf8_lossy(&output.stderr).contains("allowedCountries"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
     );
     let refused = run(vec![sms[0]]).await.unwrap();
     assert!(!refused.status.success());

@@ -79,6 +79,11 @@ struct Deployment {
 
 impl Deployment {
     async fn start(name: &str) -> Self {
+        Self::start_with(name, &[]).await
+    }
+
+    /// With more settings in the server's environment.
+    async fn start_with(name: &str, settings: &[(&'static str, &str)]) -> Self {
         let key = TestKey::es256("k1");
         let issuer = Issuer::start(jwks(&[&key])).await;
         let twilio = TwilioStandIn::start().await;
@@ -89,6 +94,7 @@ impl Deployment {
             ("CHAT_JWKS_URL", issuer.url()),
             ("TWILIO_AUTH_TOKEN", AUTH_TOKEN.to_owned()),
         ]);
+        env.extend(settings.iter().map(|(k, v)| (*k, (*v).to_owned())));
         let data = temp_dir(name);
         let server = serve(&data, &env);
         Self {
@@ -563,4 +569,94 @@ async fn m3_a_code_that_may_have_gone_out_stays_counted() {
         .unwrap()
         .expect("the first code");
     assert_eq!(log.fields["sends"], 1, "{:?}", log.fields);
+}
+
+/// The seconds a `TooManyRequests` message says to wait.
+fn retry_after(body: &Value) -> u64 {
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    message
+        .split("Try again in ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no retry time in {body}"))
+}
+
+/// M3: what the whole deployment sends a day is capped in the store (codes and texts, each
+/// with its budget), and numbers outside the allowed countries are refused before Twilio
+/// is asked and before anything is counted.
+#[tokio::test]
+async fn m3_daily_budgets_and_allowed_countries_cap_what_the_deployment_pays() {
+    let d = Deployment::start_with(
+        "sms-budgets",
+        &[
+            ("SMS_DAILY_CODES", "2"),
+            ("SMS_DAILY_TEXTS", "1"),
+            ("SMS_ALLOWED_COUNTRIES", "+1"),
+        ],
+    )
+    .await;
+    let alex = d.member("alex", &["general"]).await;
+    let sam = d.member("sam", &["general"]).await;
+    let kim = d.member("kim", &["general"]).await;
+    let kims_allowance = Key::PhoneSender("kim".into());
+
+    let body = subscribe(&d.server, "general", "+447700900123", &kim).await;
+    assert_eq!(error_type(&body), "BadRequest", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("+1"),
+        "{body}"
+    );
+    assert!(d.sms.requests().is_empty(), "{:?}", d.sms.requests());
+    assert!(d.store().get(&kims_allowance).await.unwrap().is_none());
+
+    // Two codes today for everyone: alex's and sam's go out; kim's, within kim's own five,
+    // is refused until tomorrow (UTC), without asking Verify, and kim's allowance is kept.
+    d.subscribed_and_verified("general", ALEX, &alex).await;
+    d.subscribed_and_verified("general", SAM, &sam).await;
+    let asked = d.sms.requests().len();
+    let body = subscribe(&d.server, "general", "+14155550103", &kim).await;
+    assert_eq!(error_type(&body), "TooManyRequests", "{body}");
+    assert!((1..=86_400).contains(&retry_after(&body)), "{body}");
+    assert_eq!(d.sms.requests().len(), asked, "Verify was asked");
+    assert!(d.store().get(&kims_allowance).await.unwrap().is_none());
+
+    // One text today: kim writes, alex and sam are offline; one of them is texted and the
+    // other's text is held (not an error the queue would retry all day).
+    d.webhook(
+        "general",
+        "IM00000000000000000000000000000011",
+        "kim",
+        "Hello",
+    )
+    .await;
+    wait_for("a text", || !d.sms.sent().is_empty()).await;
+    let metrics = |server: &Server| {
+        let url = format!("{}/metrics", server.base);
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = metrics(&d.server).await;
+        if text.contains("context_chat_sms_text_budget_reached_total 1") {
+            assert!(
+                text.contains("context_chat_sms_code_budget_reached_total 1"),
+                "{text}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no held text counted: {text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(d.sms.sent().len(), 1, "{:?}", d.sms.sent());
+    assert!(
+        d.sms
+            .requests()
+            .iter()
+            .all(|r| !r.body.contains("447700900123")),
+        "a request for the refused number"
+    );
 }
