@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::DisplayErrorContext;
-use context_chat::notifications::{MessageEvent, Queue, QueueMessage};
+use context_chat::notifications::{Queue, QueueMessage};
 use context_chat::{ChatError, Result};
 use futures_util::future::BoxFuture;
 
@@ -34,18 +34,21 @@ fn missing(name: &str) -> ChatError {
 }
 
 impl Queue for SqsQueue {
-    fn enqueue<'a>(&'a self, event: &'a MessageEvent) -> BoxFuture<'a, Result<()>> {
+    fn enqueue<'a>(&'a self, message: &'a QueueMessage) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let url = self
                 .queue_url
                 .as_deref()
                 .ok_or_else(|| missing(crate::QUEUE_ENV))?;
+            let (group, id) = message.ordering().ok_or_else(|| {
+                ChatError::internal("Only the webhook's events are queued in order.")
+            })?;
             self.client
                 .send_message()
                 .queue_url(url)
-                .message_body(QueueMessage::Message(event.clone()).to_json())
-                .message_group_id(&event.conversation_sid)
-                .message_deduplication_id(&event.message_sid)
+                .message_body(message.to_json())
+                .message_group_id(group)
+                .message_deduplication_id(id)
                 .send()
                 .await
                 .map_err(|e| {

@@ -60,6 +60,8 @@ pub enum Key {
     },
     /// How many tokens one minter asked for in one minute (`window`: unix minutes).
     Mints { minter: Minter, window: u64 },
+    /// The number replied STOP and has not texted START since: no code goes to it.
+    SmsStopped(PhoneNumber),
     /// Codes or texts sent on one UTC day (`day`: unix days), by the whole deployment
     /// (`number: None`) or to one number (`notifications::budget`).
     SmsSpent {
@@ -86,7 +88,7 @@ impl Key {
             Key::Subscription { context, .. }
             | Key::SmsSubscription { context, .. }
             | Key::Digest { context, .. } => context_partition(context),
-            Key::Phone { phone, .. } => phone_partition(phone),
+            Key::Phone { phone, .. } | Key::SmsStopped(phone) => phone_partition(phone),
             Key::Email(email) | Key::Confirmation { email, .. } | Key::Guesses(email) => {
                 email_partition(email)
             }
@@ -131,6 +133,7 @@ impl Key {
             Key::IssuedTo { .. } => "issued-to",
             Key::Mints { .. } => "mints",
             Key::SmsSpent { .. } => "sms-spent",
+            Key::SmsStopped(_) => "sms-stopped",
         }
     }
 
@@ -148,6 +151,7 @@ impl Key {
             Key::SmsSubscription { identity, .. } => format!("{SMS_SUBSCRIPTION_PREFIX}{identity}"),
             Key::Phone { identity, .. } => format!("{CONFIRMATION_PREFIX}{identity}"),
             Key::PhoneSender(_) => "PHONES".into(),
+            Key::SmsStopped(_) => "STOPPED".into(),
             Key::Email(_) => "EMAIL".into(),
             Key::Confirmation { identity, .. } => format!("{CONFIRMATION_PREFIX}{identity}"),
             Key::Guesses(_) => "GUESSES".into(),

@@ -144,6 +144,7 @@ mod tests {
             QueueMessage::Message(m) => m.message_sid.clone(),
             QueueMessage::Flush { context, .. } => format!("flush:{context}"),
             QueueMessage::Sweep { identity } => format!("sweep:{identity}"),
+            QueueMessage::SmsReply(reply) => reply.message_sid.clone(),
         }
     }
 

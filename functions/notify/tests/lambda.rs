@@ -323,9 +323,53 @@ async fn texts_an_offline_subscriber_once_and_a_stop_ends_the_numbers_subscripti
         };
         assert!(table.get(&sam).await.unwrap().is_some(), "{context}");
     }
+    // L5: the number is marked: no code goes to it until it texts START.
+    let alexs_stop = Key::SmsStopped(PhoneNumber::parse("+14155550101").unwrap());
+    assert!(table.get(&alexs_stop).await.unwrap().is_some());
+
+    // STOP and START texted back, as the webhook queues them: sam's STOP ends sam's
+    // subscriptions at once; alex's START lifts the mark.
+    let reply = |sid: &str, from: &str, opt_in: bool| {
+        QueueMessage::SmsReply(context_chat::notifications::webhook::SmsReply {
+            message_sid: sid.into(),
+            from: PhoneNumber::parse(from).unwrap(),
+            opt_in,
+        })
+        .to_json()
+    };
+    let answer = emulator
+        .invoke(
+            "notify",
+            &sqs_event(&[
+                (
+                    "r1",
+                    reply("SM00000000000000000000000000000001", "+14155550102", false),
+                ),
+                (
+                    "r2",
+                    reply("SM00000000000000000000000000000002", "+14155550101", true),
+                ),
+            ]),
+        )
+        .await
+        .value();
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    assert!(table.get(&alexs_stop).await.unwrap().is_none());
+    let sams_stop = Key::SmsStopped(PhoneNumber::parse("+14155550102").unwrap());
+    assert!(table.get(&sams_stop).await.unwrap().is_some());
+    for context in ["general", "random"] {
+        let sam = Key::SmsSubscription {
+            context: context.into(),
+            identity: "sam".into(),
+        };
+        assert!(table.get(&sam).await.unwrap().is_none(), "{context}");
+    }
+
     let logs = function.output();
     assert!(logs.contains("the number replied STOP"), "{logs}");
+    assert!(logs.contains("the number texted START"), "{logs}");
     assert!(!logs.contains("4155550101"), "{logs}");
+    assert!(!logs.contains("4155550102"), "{logs}");
     let metrics = function.metrics(1);
     assert!(
         metrics.iter().any(|m| m.get("SmsStopped").is_some()),

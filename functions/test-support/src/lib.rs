@@ -29,7 +29,9 @@ pub use proxy::CountingProxy;
 pub use sendgrid::{SENDGRID_API_KEY, SENDGRID_DOMAIN, SendGridStandIn, SentEmail};
 pub use sms::{SentSms, SmsStandIn};
 pub use twilio::{API_SECRET, Fault, TwilioStandIn};
-pub use webhooks::{AUTH_TOKEN, form_body, on_message_added, on_message_added_at, sign_form};
+pub use webhooks::{
+    AUTH_TOKEN, form_body, incoming_sms, on_message_added, on_message_added_at, sign_form,
+};
 
 /// Twilio identifiers of the same shape as real ones, for settings in tests.
 pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";

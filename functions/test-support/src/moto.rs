@@ -83,7 +83,15 @@ impl Moto {
     }
 }
 
-/// Every message now visible on a queue, deleting them, with their delay attributes.
+/// The FIFO group a drained message was sent in.
+pub fn group_id(message: &aws_sdk_sqs::types::Message) -> Option<String> {
+    message
+        .attributes()?
+        .get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)
+        .cloned()
+}
+
+/// Every message now visible on a queue, deleting them, with their attributes.
 pub async fn drain_queue(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
     let mut all = Vec::new();
     loop {
@@ -91,6 +99,7 @@ pub async fn drain_queue(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sq
             .receive_message()
             .queue_url(url)
             .max_number_of_messages(10)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
             .send()
             .await
             .expect("receive");

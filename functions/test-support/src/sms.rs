@@ -191,6 +191,11 @@ impl SmsStandIn {
             .insert(to.to_owned());
     }
 
+    /// The owner of `to` texts START: Twilio sends to the number again.
+    pub fn reply_start(&self, to: &str) {
+        self.inner.state.lock().unwrap().stopped.remove(to);
+    }
+
     /// Ten minutes pass for every pending verification.
     pub fn expire_verifications(&self) {
         let mut state = self.inner.state.lock().unwrap();

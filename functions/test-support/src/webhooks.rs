@@ -28,6 +28,31 @@ pub fn form_body(params: &[(&str, &str)]) -> String {
         .finish()
 }
 
+/// A text `from` a person to the deployment's Messaging Service, as Twilio posts it to the
+/// service's incoming-message webhook (without Advanced Opt-Out: no `OptOutType`).
+pub fn incoming_sms<'a>(
+    message_sid: &'a str,
+    from: &'a str,
+    body: &'a str,
+) -> Vec<(&'static str, &'a str)> {
+    vec![
+        ("AccountSid", crate::ACCOUNT_SID),
+        ("ApiVersion", "2010-04-01"),
+        ("Body", body),
+        ("From", from),
+        ("FromCountry", "US"),
+        ("MessageSid", message_sid),
+        ("MessagingServiceSid", crate::sms::MESSAGING_SERVICE_SID),
+        ("NumMedia", "0"),
+        ("NumSegments", "1"),
+        ("SmsMessageSid", message_sid),
+        ("SmsSid", message_sid),
+        ("SmsStatus", "received"),
+        ("To", "+14155550000"),
+        ("ToCountry", "US"),
+    ]
+}
+
 /// An `onMessageAdded` as Twilio posts it, for the conversation's first message.
 pub fn on_message_added<'a>(
     conversation_sid: &'a str,

@@ -143,6 +143,39 @@ async fn queues_signed_messages_once_and_refuses_forgeries_with_403() {
     assert_eq!(status(answer), 200);
     assert!(drain_queue(&sqs, &queue_url).await.is_empty());
 
+    // L5: a STOP texted back to the Messaging Service (its incoming-message webhook on the
+    // same URL) is queued once, grouped by a hash of the number, never named by it; any
+    // other text is acknowledged and left alone.
+    for (sid, text) in [
+        ("SM00000000000000000000000000000001", "STOP"),
+        ("SM00000000000000000000000000000001", "STOP"),
+        ("SM00000000000000000000000000000002", "see you at 6"),
+    ] {
+        let params = test_support::incoming_sms(sid, "+14155550101", text);
+        let answer = emulator
+            .invoke(
+                "twilio-webhook",
+                &http_event(
+                    Some(&sign_form(AUTH_TOKEN, &url, &params)),
+                    &form_body(&params),
+                ),
+            )
+            .await;
+        assert_eq!(status(answer), 200);
+    }
+    let queued = drain_queue(&sqs, &queue_url).await;
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    let reply: Value = serde_json::from_str(queued[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!(reply["kind"], "smsReply");
+    assert_eq!(reply["from"], "+14155550101");
+    assert_eq!(reply["optIn"], false);
+    let group = test_support::moto::group_id(&queued[0]).unwrap_or_default();
+    assert!(
+        group.starts_with("sms-") && !group.contains("4155550101"),
+        "{group}"
+    );
+    assert!(!function.output().contains("4155550101"));
+
     // An email's unsubscribe link: GET asks, POST with a wrong signature is refused.
     for (method, expected) in [("GET", 200), ("POST", 403)] {
         let event = http_api_event(
@@ -185,9 +218,9 @@ async fn queues_signed_messages_once_and_refuses_forgeries_with_403() {
     assert!(logs.contains("webhook refused"), "{logs}");
 
     // Its metrics, one EMF line per HTTP invocation: 2 queued, 3 refused (403), 1 other
-    // event, the unsubscribe page, the refused POST and two unsubscribes.
-    let lines = function.metrics(10);
-    assert_eq!(lines.len(), 10, "{lines:#?}");
+    // event, 3 texts back, the unsubscribe page, the refused POST and two unsubscribes.
+    let lines = function.metrics(13);
+    assert_eq!(lines.len(), 13, "{lines:#?}");
     assert!(
         lines
             .iter()

@@ -101,6 +101,11 @@ pub async fn run(args: ConfigureArgs) -> Result<()> {
                 sms_policy.daily_codes,
                 sms_policy.daily_texts
             );
+            println!(
+                "Text messages: set the Messaging Service's incoming-message webhook (Integration, \
+                 Send a webhook) to the webhook URL, so that a STOP or START texted back reaches \
+                 the deployment"
+            );
             match &sms_policy.allowed_countries {
                 Some(codes) => println!("Text messages go only to {}", codes.join(", ")),
                 // Loading the settings warned of it on stderr.

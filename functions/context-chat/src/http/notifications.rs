@@ -104,7 +104,7 @@ async fn webhook(
         Err(err) => Err(err),
     };
     match outcome {
-        Ok(WebhookOutcome::Queued { .. }) => {
+        Ok(WebhookOutcome::Queued { .. } | WebhookOutcome::ReplyQueued { .. }) => {
             (StatusCode::OK, Json(json!({ "message": "queued" }))).into_response()
         }
         Ok(WebhookOutcome::Ignored { .. }) => {

@@ -121,6 +121,19 @@ impl Notifier {
         let report = match message {
             QueueMessage::Message(event) => self.notify_message(event).await?,
             QueueMessage::Flush { context, address } => self.flush(context, address).await?,
+            QueueMessage::SmsReply(reply) if reply.opt_in => {
+                self.phones.started(&reply.from).await?;
+                tracing::info!(message = %reply.message_sid, "the number texted START: codes may go to it again");
+                NotifyReport::default()
+            }
+            QueueMessage::SmsReply(reply) => {
+                let stopped = self.phones.stopped(&reply.from).await?;
+                tracing::info!(message = %reply.message_sid, ended = stopped, "the number texted STOP; its text subscriptions ended");
+                NotifyReport {
+                    stopped,
+                    ..NotifyReport::default()
+                }
+            }
             QueueMessage::Sweep { .. } => {
                 return Err(ChatError::internal(
                     "A sweep is the platform service's, not the notifier's (App::handle_queued).",

@@ -60,6 +60,12 @@ impl PhoneRecord {
     }
 }
 
+/// The number replied STOP at `at` (kept until it texts START).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopMarker {
+    pub at: u64,
+}
+
 /// One identity's codes: how many went out on `day`, and which numbers wait.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -339,10 +345,33 @@ impl Phones {
         .await
     }
 
+    /// Whether the number replied STOP and has not texted START since: then no code goes to
+    /// it, whoever asks (issue 30, L5).
+    pub async fn has_stopped(&self, phone: &PhoneNumber) -> Result<bool> {
+        Ok(self
+            .store()
+            .get(&Key::SmsStopped(phone.clone()))
+            .await?
+            .is_some())
+    }
+
+    /// The number texted START (or YES, UNSTOP): codes may go to it again. Only the number
+    /// itself ends its STOP: the webhook's signature says Twilio saw it text.
+    pub async fn started(&self, phone: &PhoneNumber) -> Result<()> {
+        self.store().delete(&Key::SmsStopped(phone.clone())).await
+    }
+
     /// The number's owner replied STOP: every identity's record of it ends, with the text
-    /// subscriptions and digests made with it. Answers how many subscriptions ended.
+    /// subscriptions and digests made with it, and a marker refuses new codes to it until it
+    /// texts START. Answers how many subscriptions ended.
     pub async fn stopped(&self, phone: &PhoneNumber) -> Result<usize> {
         let store = self.store();
+        store::write_over(
+            store,
+            &Key::SmsStopped(phone.clone()),
+            &StopMarker { at: now_unix() },
+        )
+        .await?;
         let records: Vec<PhoneRecord> = store
             .query(&phone_partition(phone), CONFIRMATION_PREFIX)
             .await?

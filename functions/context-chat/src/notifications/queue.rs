@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::address::Address;
-use super::webhook::MessageEvent;
+use super::webhook::{MessageEvent, SmsReply};
 use crate::error::{ChatError, Result};
 
 /// What the notifier is asked to do.
@@ -31,9 +31,33 @@ pub enum QueueMessage {
     /// Make an identity's memberships what the platform last said (`revokeIdentity`,
     /// `syncIdentity`), once no request that raced the statement can still join.
     Sweep { identity: String },
+    /// A number texted STOP or START back (from the webhook).
+    SmsReply(SmsReply),
 }
 
 impl QueueMessage {
+    /// What the webhook queues in order: its group (one conversation; one number, by a
+    /// hash of it, so that the number is not an SQS attribute) and the id a repeated
+    /// delivery is dropped by. `None` for what is queued for later.
+    pub fn ordering(&self) -> Option<(String, &str)> {
+        match self {
+            QueueMessage::Message(event) => {
+                Some((event.conversation_sid.clone(), event.message_sid.as_str()))
+            }
+            QueueMessage::SmsReply(reply) => {
+                let digest = aws_lc_rs::digest::digest(
+                    &aws_lc_rs::digest::SHA256,
+                    reply.from.as_str().as_bytes(),
+                );
+                Some((
+                    format!("sms-{}", hex::encode(&digest.as_ref()[..8])),
+                    reply.message_sid.as_str(),
+                ))
+            }
+            QueueMessage::Flush { .. } | QueueMessage::Sweep { .. } => None,
+        }
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
@@ -45,8 +69,9 @@ impl QueueMessage {
 }
 
 pub trait Queue: Send + Sync {
-    /// Queues a message event: in order per conversation, once per message SID.
-    fn enqueue<'a>(&'a self, event: &'a MessageEvent) -> BoxFuture<'a, Result<()>>;
+    /// Queues what the webhook read (a message event, an SMS reply): in order per
+    /// conversation or number, once per message SID ([`QueueMessage::ordering`]).
+    fn enqueue<'a>(&'a self, message: &'a QueueMessage) -> BoxFuture<'a, Result<()>>;
 
     /// Queues `message` to be handled after `delay` (a flush, a sweep).
     fn later(&self, message: QueueMessage, delay: Duration) -> BoxFuture<'_, Result<()>>;
@@ -127,10 +152,15 @@ impl LocalQueue {
 }
 
 impl Queue for LocalQueue {
-    fn enqueue<'a>(&'a self, event: &'a MessageEvent) -> BoxFuture<'a, Result<()>> {
+    fn enqueue<'a>(&'a self, message: &'a QueueMessage) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            if self.first_time(&event.message_sid) {
-                self.send(QueueMessage::Message(event.clone()))?;
+            let Some((_, id)) = message.ordering() else {
+                return Err(ChatError::internal(
+                    "Only the webhook's events are queued in order.",
+                ));
+            };
+            if self.first_time(id) {
+                self.send(message.clone())?;
             }
             Ok(())
         })

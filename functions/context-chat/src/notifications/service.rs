@@ -131,6 +131,9 @@ impl NotificationService {
         policy.check_country(&phone).inspect_err(|_| {
             crate::metrics::count(crate::metrics::Counter::SmsCountryRefused);
         })?;
+        if self.phones.has_stopped(&phone).await? {
+            return Err(refusals::replied_stop());
+        }
         let identity = verified.identity.as_str();
         let key = Key::SmsSubscription {
             context: context.to_owned(),
@@ -232,23 +235,37 @@ impl NotificationService {
             .await
     }
 
-    /// The webhook: checks Twilio's signature and queues an `onMessageAdded` for the notifier.
+    /// The webhook: checks Twilio's signature and queues an `onMessageAdded`, or a STOP or
+    /// START texted back, for the notifier.
     pub async fn receive_webhook(&self, request: &WebhookRequest<'_>) -> Result<WebhookOutcome> {
         let configured = self.settings.current().await?;
-        let event = webhook::read_event(request, configured.signatures()?).inspect_err(|err| {
+        let read = webhook::read_event(request, configured.signatures()?).inspect_err(|err| {
             crate::metrics::error(crate::metrics::ErrorCounter::WebhooksRefused, err.kind);
             tracing::warn!(error_type = %err.kind, reason = %err.message, "webhook refused");
         })?;
-        let Some(event) = event else {
+        let Some(message) = read else {
             return Ok(WebhookOutcome::Ignored {
                 event_type: "other".into(),
             });
         };
-        self.ports.queue()?.enqueue(&event).await?;
-        tracing::info!(conversation = %event.conversation_sid, message = %event.message_sid, "message queued for notification");
-        Ok(WebhookOutcome::Queued {
-            message_sid: event.message_sid,
-        })
+        self.ports.queue()?.enqueue(&message).await?;
+        match message {
+            QueueMessage::SmsReply(reply) => {
+                tracing::info!(message = %reply.message_sid, opt_in = reply.opt_in, "a STOP or START texted back queued");
+                Ok(WebhookOutcome::ReplyQueued {
+                    message_sid: reply.message_sid,
+                })
+            }
+            QueueMessage::Message(event) => {
+                tracing::info!(conversation = %event.conversation_sid, message = %event.message_sid, "message queued for notification");
+                Ok(WebhookOutcome::Queued {
+                    message_sid: event.message_sid,
+                })
+            }
+            QueueMessage::Flush { .. } | QueueMessage::Sweep { .. } => Err(ChatError::internal(
+                "The webhook read something it does not queue.",
+            )),
+        }
     }
 
     /// The unsubscribe link: stops `context`'s emails to `email` when its signature holds.

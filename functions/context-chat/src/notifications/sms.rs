@@ -87,6 +87,13 @@ pub mod refusals {
         )
     }
 
+    /// Ours, not Verify's: the number replied STOP to our texts (issue 30, L5).
+    pub fn replied_stop() -> ChatError {
+        ChatError::access_denied(
+            "This number replied STOP to our text messages, so no code is sent to it. To get texts again, text START to the number they came from, then ask again.",
+        )
+    }
+
     pub fn not_a_number() -> ChatError {
         ChatError::bad_request("Twilio does not accept this phone number.")
     }

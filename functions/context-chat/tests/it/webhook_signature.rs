@@ -126,7 +126,11 @@ fn the_webhook_reads_the_vectors_wire_bodies() {
             )
         };
         if v["kind"] == "form" {
-            let event = request(&body).unwrap().expect("an onMessageAdded");
+            let Some(context_chat::notifications::QueueMessage::Message(event)) =
+                request(&body).unwrap()
+            else {
+                panic!("not an onMessageAdded")
+            };
             assert_eq!(event.author, "alex");
             assert_eq!(event.body, v["params"]["Body"].as_str().unwrap());
             assert_eq!(

@@ -10,7 +10,7 @@ use context_chat::notifications::{Key, PhoneNumber, Store};
 use serde_json::{Value, json};
 use test_support::sms::{FRAUD_BLOCKED, GEO_BLOCKED, LANDLINE};
 use test_support::{
-    AUTH_TOKEN, Issuer, SmsStandIn, TestKey, TwilioStandIn, claims, form_body, jwks,
+    AUTH_TOKEN, Issuer, SmsStandIn, TestKey, TwilioStandIn, claims, form_body, incoming_sms, jwks,
     on_message_added, sign_form,
 };
 
@@ -145,6 +145,23 @@ impl Deployment {
             .unwrap()
             .status();
         assert_eq!(status, 200);
+    }
+
+    /// `from` texts `body` to the Messaging Service; Twilio posts it to the webhook, signed
+    /// with `token`. Answers the HTTP status.
+    async fn texts_back(&self, message_sid: &str, from: &str, body: &str, token: &str) -> u16 {
+        let url = self.server.webhook_url();
+        let params = incoming_sms(message_sid, from, body);
+        reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", sign_form(token, &url, &params))
+            .body(form_body(&params))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
     }
 
     fn store(&self) -> SqliteStore {
@@ -658,5 +675,96 @@ async fn m3_daily_budgets_and_allowed_countries_cap_what_the_deployment_pays() {
             .iter()
             .all(|r| !r.body.contains("447700900123")),
         "a request for the refused number"
+    );
+}
+
+/// L5: a number that replied STOP gets no code, whoever asks, until the number itself texts
+/// START (Twilio posts it to the webhook, signed). A STOP texted to the Messaging Service ends
+/// the number's subscriptions at once, as a refused text (21610) does.
+#[tokio::test]
+async fn l5_a_number_that_replied_stop_gets_no_code_until_it_texts_start() {
+    let d = Deployment::start("sms-stop").await;
+    let alex = d.member("alex", &["general"]).await;
+    let sam = d.member("sam", &["general"]).await;
+    let mallory = d.member("mallory", &["general"]).await;
+    d.subscribed_and_verified("general", ALEX, &alex).await;
+    d.subscribed_and_verified("general", SAM, &sam).await;
+    let alexs = Key::Phone {
+        phone: PhoneNumber::parse(ALEX).unwrap(),
+        identity: "alex".into(),
+    };
+
+    // alex texts STOP; the Messaging Service opts the number out and tells the webhook.
+    d.sms.reply_stop(ALEX);
+    let stop = "SM00000000000000000000000000000001";
+    assert_eq!(d.texts_back(stop, ALEX, " stop ", AUTH_TOKEN).await, 200);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while d.store().get(&alexs).await.unwrap().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the STOP did not end alex's verification"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        d.store()
+            .get(&sms_subscription("general", "sam"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // No code goes to the number: not for alex, not for mallory. Verify is not asked.
+    let asked = d.sms.requests().len();
+    for token in [&alex, &mallory] {
+        let body = subscribe(&d.server, "general", ALEX, token).await;
+        assert_eq!(error_type(&body), "AccessDenied", "{body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("text START"),
+            "{body}"
+        );
+    }
+    assert_eq!(d.sms.requests().len(), asked);
+
+    // A START that is not Twilio's (a wrong signature), or from another number, or any other
+    // text from the number, ends nothing.
+    let start = "SM00000000000000000000000000000002";
+    assert_eq!(
+        d.texts_back(start, ALEX, "START", "not-the-auth-token")
+            .await,
+        403
+    );
+    assert_eq!(d.texts_back(start, SAM, "START", AUTH_TOKEN).await, 200);
+    let hello = "SM00000000000000000000000000000003";
+    assert_eq!(
+        d.texts_back(hello, ALEX, "start please", AUTH_TOKEN).await,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let body = subscribe(&d.server, "general", ALEX, &alex).await;
+    assert_eq!(error_type(&body), "AccessDenied", "{body}");
+
+    // The number texts START: codes go to it again, and alex verifies anew.
+    d.sms.reply_start(ALEX);
+    let start = "SM00000000000000000000000000000004";
+    assert_eq!(d.texts_back(start, ALEX, "Start", AUTH_TOKEN).await, 200);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let body = subscribe(&d.server, "general", ALEX, &alex).await;
+        if body["errors"].is_null() {
+            assert!(!phone_verified(&body), "{body}");
+            break;
+        }
+        assert_eq!(error_type(&body), "AccessDenied", "{body}");
+        assert!(Instant::now() < deadline, "the START was not taken");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let code = d.sms.last_code(ALEX).expect("a new code");
+    assert_eq!(
+        verify(&d.server, ALEX, &code, &alex).await["data"]["verifyPhone"],
+        true
     );
 }
