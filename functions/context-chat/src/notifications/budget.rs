@@ -18,8 +18,9 @@ pub const DEFAULT_DAILY_CODES: u32 = 100;
 pub const DEFAULT_DAILY_TEXTS: u32 = 500;
 /// The most either budget may be set to.
 pub const MAX_DAILY: u32 = 1_000_000;
-/// Codes one number gets a day, whoever asks (an identity gets 5 a day, across numbers).
-pub const CODES_PER_NUMBER_PER_DAY: u32 = 5;
+/// Codes one number gets a day, whoever asks (an identity gets 5 a day, across numbers;
+/// Verify allows 5 to a number in 10 minutes).
+pub const CODES_PER_NUMBER_PER_DAY: u32 = 10;
 /// Notification texts one number gets a day, whatever the contexts (digests fold a context's
 /// messages into one text per window, so a person in busy rooms still gets most).
 pub const TEXTS_PER_NUMBER_PER_DAY: u32 = 30;
