@@ -2,6 +2,7 @@
 //! Twilio stand-in (checked by Prism), moto for SSM.
 
 mod access_token;
+mod architecture;
 mod context_token;
 mod jwks_policy;
 mod live_twilio;

@@ -1,0 +1,180 @@
+//! The library's shape, checked from its source (ADR 018): the graph of its top-level
+//! modules, derived from the `crate::` paths in code (comments left out), has no cycle
+//! beyond the ones still being taken apart, and the kernel imports nothing else of the crate.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Modules every other may use, which use none of the rest: they stay at the bottom.
+const KERNEL: [&str; 5] = ["error", "clock", "names", "metrics", "panics"];
+
+/// Pairs of top-level modules that still reach each other (directly or through others),
+/// while issue 31 takes the tangle apart. It only shrinks: a new pair fails the test, and so
+/// does a pair that no longer reaches the other and is still listed.
+const STILL_TANGLED: usize = 45;
+
+fn src() -> PathBuf {
+    test_support::package_dir().join("src")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Code without its comments: `//` to the end of a line (doc comments included; a `//`
+/// inside a string literal is rare enough here to cut too), and `/* … */`.
+fn code_of(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while !rest.is_empty() {
+        let line_comment = rest.find("//");
+        let block_comment = rest.find("/*");
+        match (line_comment, block_comment) {
+            (Some(l), b) if b.is_none_or(|b| l < b) => {
+                out.push_str(&rest[..l]);
+                rest = rest[l..].find('\n').map_or("", |end| &rest[l + end..]);
+            }
+            (_, Some(b)) => {
+                out.push_str(&rest[..b]);
+                rest = rest[b..].find("*/").map_or("", |end| &rest[b + end + 2..]);
+            }
+            (None, None) => {
+                out.push_str(rest);
+                rest = "";
+            }
+            (Some(_), None) => unreachable!(),
+        }
+    }
+    out
+}
+
+/// The names at `crate::` that are modules, and the names the crate's root re-exports, by
+/// the module they come from.
+fn root_names(lib: &str) -> (BTreeSet<String>, BTreeMap<String, String>) {
+    let mut modules = BTreeSet::new();
+    let mut reexports = BTreeMap::new();
+    for line in code_of(lib).lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix("pub mod ") {
+            modules.insert(name.trim_end_matches(';').to_owned());
+        } else if let Some(path) = line.strip_prefix("pub use ") {
+            let (module, names) = path.split_once("::").unwrap();
+            let names = names
+                .trim_end_matches(';')
+                .trim_matches(|c| c == '{' || c == '}');
+            for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                reexports.insert(name.to_owned(), module.to_owned());
+            }
+        }
+    }
+    (modules, reexports)
+}
+
+/// Top-level module → the top-level modules its code names.
+fn module_graph() -> BTreeMap<String, BTreeSet<String>> {
+    let root = src();
+    let (modules, reexports) = root_names(&std::fs::read_to_string(root.join("lib.rs")).unwrap());
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    let mut graph: BTreeMap<String, BTreeSet<String>> = modules
+        .iter()
+        .map(|m| (m.clone(), BTreeSet::new()))
+        .collect();
+    for file in files {
+        let relative = file.strip_prefix(&root).unwrap();
+        let first = relative.components().next().unwrap();
+        let module = first
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_owned();
+        if module == "lib" {
+            continue;
+        }
+        let code = code_of(&std::fs::read_to_string(&file).unwrap());
+        for (at, _) in code.match_indices("crate::") {
+            let name: String = code[at + "crate::".len()..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            let target = if modules.contains(&name) {
+                Some(name)
+            } else {
+                reexports.get(&name).cloned()
+            };
+            if let Some(target) = target.filter(|t| *t != module) {
+                graph.entry(module.clone()).or_default().insert(target);
+            }
+        }
+    }
+    graph
+}
+
+fn reachable(graph: &BTreeMap<String, BTreeSet<String>>, from: &str) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![from.to_owned()];
+    while let Some(next) = stack.pop() {
+        for to in graph.get(&next).into_iter().flatten() {
+            if seen.insert(to.clone()) {
+                stack.push(to.clone());
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn the_module_graph_has_no_new_cycle_and_the_kernel_imports_nothing_else() {
+    let graph = module_graph();
+    assert!(graph.len() > 10, "the modules were not found: {graph:?}");
+    let reach: BTreeMap<&String, BTreeSet<String>> =
+        graph.keys().map(|m| (m, reachable(&graph, m))).collect();
+    let tangled: Vec<(String, String)> = graph
+        .keys()
+        .flat_map(|a| graph.keys().map(move |b| (a, b)))
+        .filter(|(a, b)| a < b && reach[a].contains(*b) && reach[b].contains(*a))
+        .map(|(a, b)| (a.clone(), b.clone()))
+        .collect();
+    let edges: Vec<String> = graph
+        .iter()
+        .map(|(m, to)| {
+            format!(
+                "{m} -> {}",
+                to.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect();
+    assert_eq!(
+        tangled.len(),
+        STILL_TANGLED,
+        "pairs of modules that reach each other: {tangled:?}\n{}",
+        edges.join("\n")
+    );
+    for kernel in KERNEL.iter().filter(|k| graph.contains_key(**k)) {
+        let outside: Vec<&String> = graph[*kernel]
+            .iter()
+            .filter(|t| !KERNEL.contains(&t.as_str()))
+            .collect();
+        assert!(
+            outside.is_empty(),
+            "the kernel module {kernel} uses {outside:?}"
+        );
+    }
+}
+
+#[test]
+fn comments_and_doc_links_are_not_dependencies() {
+    let code = code_of(
+        "use crate::a; // crate::b\n/// [`crate::c`]\nfn f() { crate::d::g(); /* crate::e */ }\n",
+    );
+    assert!(code.contains("crate::a") && code.contains("crate::d"));
+    for left_out in ["crate::b", "crate::c", "crate::e"] {
+        assert!(!code.contains(left_out), "{code}");
+    }
+}
