@@ -40,7 +40,7 @@ pub async fn build_texting_app(
 ) -> Arc<context_chat::App> {
     let config = context_chat::aws_env::sdk_config();
     let ports = Some(ports_from_env(&config).await);
-    let sms = context_chat::twilio::messaging::TwilioSms::gateway;
+    let sms = context_chat::notifications::twilio_sms::TwilioSms::gateway;
     lambda_adapter::build_app_with(ports, warm, reads, Some(sms)).await
 }
 

@@ -39,3 +39,18 @@ pub fn builder() -> reqwest::ClientBuilder {
         None => builder,
     }
 }
+
+/// HTTPS anywhere; plain HTTP only to this machine, for local mode and tests (issuer
+/// keys, Twilio stand-ins).
+pub fn is_allowed_remote_url(url: &url::Url) -> bool {
+    match url.scheme() {
+        "https" => url.host().is_some(),
+        "http" => match url.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => std::net::IpAddr::V4(ip).is_loopback(),
+            Some(url::Host::Ipv6(ip)) => std::net::IpAddr::V6(ip).is_loopback(),
+            None => false,
+        },
+        _ => false,
+    }
+}

@@ -165,15 +165,6 @@ impl Default for LedgerPolicy {
     }
 }
 
-/// `CHAT_ISSUANCE_RETENTION_DAYS` for processes that read no settings (the dev token API),
-/// else [`DEFAULT_RETENTION_DAYS`].
-pub fn retention_days_from_env() -> u32 {
-    std::env::var(crate::settings::Param::IssuanceRetentionDays.env_var())
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(DEFAULT_RETENTION_DAYS)
-}
-
 /// A record written, so that it can be taken back when the token is not handed out after
 /// all (provisioning failed): the ledger holds only tokens someone received.
 #[derive(Debug, Clone)]

@@ -4,8 +4,10 @@
 //! crates and `chatctl serve` are thin doors onto the services [`App`] composes. Its HTTP
 //! routes (feature `http`) and GraphQL schema (feature `graphql`) are shared by both.
 
+pub mod address;
 pub mod app;
 pub mod aws_env;
+pub mod clock;
 pub mod context_token;
 pub mod dev_keys;
 pub mod dev_token;
@@ -16,6 +18,7 @@ pub mod graphql;
 pub mod http;
 pub mod http_client;
 pub mod ledger;
+pub mod mail;
 pub mod metrics;
 pub mod names;
 pub mod notifications;
@@ -24,6 +27,7 @@ pub mod platform;
 pub mod revocations;
 pub mod settings;
 pub mod settings_holder;
+pub mod sms_gateway;
 pub mod store;
 pub mod tokens;
 pub mod twilio;

@@ -7,14 +7,14 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use secrecy::SecretString;
+
+use crate::context_token::platform::PlatformVerifier;
 use crate::context_token::{JwksCache, JwksPolicy, Verifier, jwks};
 use crate::error::{ChatError, Result};
-use crate::notifications::codes::CodeKey;
-use crate::notifications::mailer::{Mailer, SendGrid};
-use crate::notifications::sms::SmsGateway;
-use crate::notifications::unsubscribe::UnsubscribeSigner;
-use crate::platform::PlatformVerifier;
+use crate::mail::{Mailer, SendGrid};
 use crate::settings::{ChatSettings, Param, Settings, SettingsSource, SmsSettings, TwilioSettings};
+use crate::sms_gateway::SmsGateway;
 use crate::twilio::access_token::AccessTokenMinter;
 use crate::twilio::conversations::ConversationsApi;
 use crate::twilio::provisioning::{Provisioner, ProvisioningOptions};
@@ -68,7 +68,7 @@ pub struct Configured {
     /// (local mode's embedded Verify and outbox); else "SMS is not configured".
     pub sms: Result<Arc<dyn SmsGateway>>,
     signatures: Feature<Arc<SignatureChecker>>,
-    links: Feature<Arc<LinkKeys>>,
+    link_secret: Feature<SecretString>,
     platform: Feature<Arc<PlatformVerifier>>,
 }
 
@@ -98,8 +98,10 @@ impl Configured {
         need(&self.signatures, "Checking webhooks")
     }
 
-    pub fn links(&self) -> Result<&Arc<LinkKeys>> {
-        need(&self.links, "Signing links and codes")
+    /// The link secret, which keys unsubscribe links and the hashes of confirmation codes
+    /// (`notifications::links`).
+    pub fn link_secret(&self) -> Result<&SecretString> {
+        need(&self.link_secret, "Signing links and codes")
     }
 
     /// The platform API's token check; without an issuer, `AccessDenied`: no caller can be
@@ -116,30 +118,6 @@ impl Configured {
 pub struct TwilioApi {
     pub conversations: Arc<ConversationsApi>,
     pub provisioner: Arc<Provisioner>,
-}
-
-/// What the link secret keys: unsubscribe links and the stored hashes of confirmation
-/// codes. Links signed with the auth token, as they were before the link secret, still
-/// check where the auth token is read (the webhook).
-pub struct LinkKeys {
-    pub unsubscribe: UnsubscribeSigner,
-    legacy_unsubscribe: Option<UnsubscribeSigner>,
-    pub codes: CodeKey,
-}
-
-impl LinkKeys {
-    pub fn check_unsubscribe(
-        &self,
-        context: &str,
-        email: &crate::notifications::EmailAddress,
-        signature: &str,
-    ) -> bool {
-        self.unsubscribe.check(context, email, signature)
-            || self
-                .legacy_unsubscribe
-                .as_ref()
-                .is_some_and(|legacy| legacy.check(context, email, signature))
-    }
 }
 
 struct Loaded {
@@ -344,19 +322,9 @@ impl SettingsHolder {
             .as_ref()
             .map(|token| Arc::new(SignatureChecker::new(token)))
             .ok_or_else(|| missing(Param::WebhookAuthToken));
-        let links = settings
+        let link_secret = settings
             .link_secret
-            .as_ref()
-            .map(|secret| {
-                Arc::new(LinkKeys {
-                    unsubscribe: UnsubscribeSigner::new(secret),
-                    legacy_unsubscribe: settings
-                        .webhook_auth_token
-                        .as_ref()
-                        .map(UnsubscribeSigner::new),
-                    codes: CodeKey::new(secret),
-                })
-            })
+            .clone()
             .ok_or_else(|| missing(Param::LinkSecret));
         let platform = match (&settings.platform, previous) {
             (None, _) => Err(missing(Param::PlatformIssuer)),
@@ -389,7 +357,7 @@ impl SettingsHolder {
             email,
             sms,
             signatures,
-            links,
+            link_secret,
             platform,
         }
     }

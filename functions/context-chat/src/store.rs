@@ -9,9 +9,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::address::{Address, EmailAddress, PhoneNumber};
 use crate::error::{ChatError, Result};
-use crate::notifications::address::{Address, EmailAddress, PhoneNumber};
-use crate::notifications::budget::Spending;
 
 /// Where a document lives. Subscriptions and digests of a context share its partition, so
 /// one query finds a context's subscribers. The key strings keep the old integration's
@@ -65,7 +64,8 @@ pub enum Key {
     /// Codes or texts sent on one UTC day (`day`: unix days), by the whole deployment
     /// (`number: None`) or to one number (`notifications::budget`).
     SmsSpent {
-        what: Spending,
+        /// `CODES` or `TEXTS` (`notifications::budget::Spending`).
+        what: &'static str,
         day: u64,
         number: Option<PhoneNumber>,
     },
@@ -166,12 +166,12 @@ impl Key {
             Key::Mints { window, .. } => format!("MINTS#{window}"),
             Key::SmsSpent {
                 what, number: None, ..
-            } => what.as_str().to_owned(),
+            } => (*what).to_owned(),
             Key::SmsSpent {
                 what,
                 day,
                 number: Some(_),
-            } => format!("SPENT#{day}#{}", what.as_str()),
+            } => format!("SPENT#{day}#{what}"),
         }
     }
 }

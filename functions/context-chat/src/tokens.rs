@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
-use crate::context_token::{VerifiedToken, now_unix};
+use crate::clock::{now_millis, now_unix};
+use crate::context_token::VerifiedToken;
 use crate::error::{ChatError, Result};
 use crate::ledger::{self, Issuance, Kind, Ledger};
 use crate::metrics::{self, Counter, ErrorCounter};
@@ -389,12 +390,4 @@ pub(crate) async fn end_access(
             tracing::warn!(identity, error_type = %err.kind, reason = %err.message, "ending what followed access failed; the notifier will");
         })
         .unwrap_or(0)
-}
-
-/// The clock in milliseconds: the ledger orders an identity's records by it.
-pub(crate) fn now_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or_default()
 }

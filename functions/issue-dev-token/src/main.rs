@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use context_chat::dev_token::DevIssuerSource;
 use context_chat::http::dev_tokens::{self, DevTokens};
-use context_chat::ledger::{Ledger, retention_days_from_env};
+use context_chat::ledger::Ledger;
+use context_chat::settings::retention_days_from_env;
 use lambda_adapter::{Error, init, serve_http};
 
 #[tokio::main(flavor = "current_thread")]

@@ -156,7 +156,7 @@ async fn verify_phone_checks_the_code_with_verify_for_the_identity_that_asked() 
     use context_chat::notifications::PhoneNumber;
     use context_chat::notifications::phones::Phones;
     use context_chat::notifications::sms::SmsGateway;
-    use context_chat::twilio::messaging::{TwilioSms, TwilioSmsConfig};
+    use context_chat::notifications::twilio_sms::{TwilioSms, TwilioSmsConfig};
 
     let moto = Moto::start();
     let stack = unique("verify-phone");

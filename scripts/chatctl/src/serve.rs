@@ -84,7 +84,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let mut builder = App::builder(source, AppOptions::default())
         .notifications(notifications.ports.clone())
         .fallback_mailer(notifications.outbox.clone())
-        .sms(context_chat::twilio::messaging::TwilioSms::gateway);
+        .sms(context_chat::notifications::twilio_sms::TwilioSms::gateway);
     // Local mode verifies numbers itself and texts to the outbox; with the environment's
     // settings, text messages need Twilio's services (or are "not configured").
     if local.is_some() {

@@ -11,7 +11,7 @@ use url::Url;
 
 use super::keys::{KeySet, VerifyKey, parse_jwks};
 use crate::error::{ChatError, Result};
-use crate::settings::is_allowed_remote_url;
+use crate::http_client::is_allowed_remote_url;
 
 #[derive(Debug, Clone, Copy)]
 pub struct JwksPolicy {

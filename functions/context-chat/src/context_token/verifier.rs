@@ -56,7 +56,7 @@ impl Verifier {
             jwks,
             issuer,
             audience,
-            max_lifetime_secs: crate::settings::DEFAULT_MAX_TOKEN_LIFETIME_SECS,
+            max_lifetime_secs: DEFAULT_MAX_TOKEN_LIFETIME_SECS,
             verified: Cache::with_weighter(4096, VERIFIED_CACHE_BYTES, TokenWeight),
         }
     }
@@ -155,9 +155,8 @@ impl Verifier {
     }
 }
 
-pub fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+/// The longest a context token may live unless `chat/maxTokenLifetime` says otherwise: a
+/// day. A platform signs short tokens; a long one outlives what a revocation can hold.
+pub const DEFAULT_MAX_TOKEN_LIFETIME_SECS: u64 = 24 * 3600;
+
+pub use crate::clock::now_unix;

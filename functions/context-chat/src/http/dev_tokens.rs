@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use serde_json::json;
 
 use super::refusal;
-use crate::context_token::now_unix;
+use crate::clock::now_unix;
 use crate::dev_token::{self, DevIssuerSource};
 use crate::error::ChatError;
 use crate::ledger::{self, DEV_TOKENS_PER_MINUTE, Issuance, Kind, Ledger, LedgerPolicy};
@@ -91,7 +91,7 @@ async fn token(
                     &issuance,
                     Minter::Source(source),
                     policy,
-                    crate::tokens::now_millis(),
+                    crate::clock::now_millis(),
                 )
                 .await?;
         }

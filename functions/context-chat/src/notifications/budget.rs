@@ -8,16 +8,12 @@ use std::sync::Arc;
 
 use super::address::PhoneNumber;
 use super::store::{Count, Created, Key, Store};
-use crate::context_token::now_unix;
+use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
+pub use crate::settings::sms_policy::{
+    DEFAULT_DAILY_CODES, DEFAULT_DAILY_TEXTS, MAX_DAILY, SmsPolicy,
+};
 
-/// Verification codes a deployment sends a day unless `sms/dailyCodes` says otherwise:
-/// enough for a few dozen sign-ups, little money if abused.
-pub const DEFAULT_DAILY_CODES: u32 = 100;
-/// Notification texts a deployment sends a day unless `sms/dailyTexts` says otherwise.
-pub const DEFAULT_DAILY_TEXTS: u32 = 500;
-/// The most either budget may be set to.
-pub const MAX_DAILY: u32 = 1_000_000;
 /// Codes one number gets a day, whoever asks (an identity gets 5 a day, across numbers;
 /// Verify allows 5 to a number in 10 minutes).
 pub const CODES_PER_NUMBER_PER_DAY: u32 = 10;
@@ -38,72 +34,6 @@ impl Spending {
         match self {
             Spending::Code => "CODES",
             Spending::Text => "TEXTS",
-        }
-    }
-}
-
-/// The settings of SMS spending.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SmsPolicy {
-    pub daily_codes: u32,
-    pub daily_texts: u32,
-    /// Country calling codes with their `+` (`+49`); `None`: any country.
-    pub allowed_countries: Option<Vec<String>>,
-}
-
-impl Default for SmsPolicy {
-    fn default() -> Self {
-        Self {
-            daily_codes: DEFAULT_DAILY_CODES,
-            daily_texts: DEFAULT_DAILY_TEXTS,
-            allowed_countries: None,
-        }
-    }
-}
-
-impl SmsPolicy {
-    /// Parses `sms/allowedCountries`: `+` and 1 to 3 digits each, comma separated. `Err`
-    /// says what is wrong, without the value.
-    pub fn parse_countries(value: &str) -> std::result::Result<Vec<String>, &'static str> {
-        let codes: Vec<String> = value
-            .split(',')
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .map(str::to_owned)
-            .collect();
-        let valid = |c: &String| {
-            c.strip_prefix('+').is_some_and(|digits| {
-                (1..=3).contains(&digits.len())
-                    && digits.bytes().all(|b| b.is_ascii_digit())
-                    && !digits.starts_with('0')
-            })
-        };
-        if codes.is_empty() || !codes.iter().all(valid) {
-            return Err(
-                "must be country calling codes, each + and 1 to 3 digits, comma separated (+49,+44)",
-            );
-        }
-        Ok(codes)
-    }
-
-    /// Refuses a number outside the allowed countries, before anything is counted or sent.
-    /// Calling codes are prefix-free (ITU E.164), so a prefix match is exact.
-    pub fn check_country(&self, phone: &PhoneNumber) -> Result<()> {
-        match &self.allowed_countries {
-            Some(codes) if !codes.iter().any(|c| phone.as_str().starts_with(c.as_str())) => {
-                Err(ChatError::bad_request(format!(
-                    "Text messages go only to numbers of these country codes: {}.",
-                    codes.join(", ")
-                )))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    fn daily(&self, what: Spending) -> u32 {
-        match what {
-            Spending::Code => self.daily_codes,
-            Spending::Text => self.daily_texts,
         }
     }
 }
@@ -133,16 +63,19 @@ impl SmsBudgets {
         let counts = vec![
             Count {
                 key: Key::SmsSpent {
-                    what,
+                    what: what.as_str(),
                     day,
                     number: None,
                 },
-                max: u64::from(policy.daily(what)),
+                max: u64::from(match what {
+                    Spending::Code => policy.daily_codes,
+                    Spending::Text => policy.daily_texts,
+                }),
                 expires_at,
             },
             Count {
                 key: Key::SmsSpent {
-                    what,
+                    what: what.as_str(),
                     day,
                     number: Some(to.clone()),
                 },
@@ -178,40 +111,5 @@ impl SmsBudgets {
                 Err(ChatError::too_many(&message, retry))
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::error::ErrorKind;
-
-    fn phone(s: &str) -> PhoneNumber {
-        PhoneNumber::parse(s).unwrap()
-    }
-
-    #[test]
-    fn countries_are_calling_codes_and_a_number_matches_by_its_prefix() {
-        assert_eq!(
-            SmsPolicy::parse_countries(" +49, +44 ,+1").unwrap(),
-            ["+49", "+44", "+1"]
-        );
-        for bad in ["", ",", "49", "+", "+4912", "+0", "+49;+44", "DE"] {
-            assert!(SmsPolicy::parse_countries(bad).is_err(), "{bad}");
-        }
-        let policy = SmsPolicy {
-            allowed_countries: Some(vec!["+49".into(), "+1".into()]),
-            ..SmsPolicy::default()
-        };
-        assert!(policy.check_country(&phone("+4915112345678")).is_ok());
-        assert!(policy.check_country(&phone("+14155550100")).is_ok());
-        let err = policy.check_country(&phone("+447700900123")).unwrap_err();
-        assert_eq!(err.kind, ErrorKind::BadRequest);
-        assert!(!err.message.contains("7700900123"), "{}", err.message);
-        assert!(
-            SmsPolicy::default()
-                .check_country(&phone("+447700900123"))
-                .is_ok()
-        );
     }
 }

@@ -16,7 +16,7 @@ use super::codes::{self, CodeKey, Confirmation, EmailRecord, Guesses, Issue, Sen
 use super::mailer::Mailer;
 use super::messages;
 use super::store::{self, CONFIRMATION_PREFIX, Key, Store, Subscription, email_partition};
-use crate::context_token::now_unix;
+use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
 
 pub struct Confirmations {

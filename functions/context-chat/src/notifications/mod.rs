@@ -8,12 +8,15 @@
 //! `aws-ports` crate the DynamoDB and SQS ones, so that only the functions using them link
 //! the AWS SDKs. [`NotificationService`] is the feature's one entry.
 
-pub mod address;
+/// The address newtypes live in the kernel (the store names them too).
+pub use crate::address;
 pub mod budget;
 pub mod codes;
 pub mod confirmations;
 pub mod digest;
-pub mod mailer;
+pub mod links;
+/// The mail port and its adapters (SendGrid, the outbox) live beside the other ports.
+pub use crate::mail as mailer;
 pub mod messages;
 pub mod notifier;
 pub mod phones;
@@ -23,6 +26,7 @@ pub mod service;
 pub mod sms;
 #[cfg(feature = "embedded-store")]
 pub mod sqlite_store;
+pub mod twilio_sms;
 pub mod unsubscribe;
 pub mod webhook;
 

@@ -19,7 +19,7 @@ use super::queue::QueueMessage;
 use super::sms::{self, Delivery};
 use super::store::{self, Key, SmsSubscription, Store, Subscription};
 use super::webhook::MessageEvent;
-use crate::context_token::now_unix;
+use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
 use crate::settings_holder::SettingsHolder;
 use crate::twilio::conversations::ConversationsApi;
@@ -476,7 +476,7 @@ impl Notifier {
             }
         };
         // Every email carries its way out: without the link secret, none is sent.
-        let links = configured.links()?;
+        let links = super::links::LinkKeys::of(&configured)?;
         let link = self
             .ports
             .public_url

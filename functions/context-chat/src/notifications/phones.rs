@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::address::{Address, PhoneNumber};
 use super::sms::CODE_TTL_SECS;
 use super::store::{self, CONFIRMATION_PREFIX, Key, SmsSubscription, Store, phone_partition};
-use crate::context_token::now_unix;
+use crate::clock::now_unix;
 use crate::error::{ChatError, ErrorKind, Result};
 
 /// Numbers one identity may have waiting for their code at once.

@@ -7,6 +7,7 @@ use super::address::{Address, EmailAddress, PhoneNumber};
 use super::budget::{SmsBudgets, Spending};
 use super::codes::Issue;
 use super::confirmations::Confirmations;
+use super::links::LinkKeys;
 use super::notifier::{Notifier, NotifyOptions, NotifyReport};
 use super::phones::Phones;
 use super::ports::NotificationPorts;
@@ -14,7 +15,7 @@ use super::queue::QueueMessage;
 use super::sms::refusals;
 use super::store::{self, Key, SmsSubscription, Store, Subscription};
 use super::webhook::{self, WebhookOutcome, WebhookRequest};
-use crate::context_token::now_unix;
+use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
 use crate::names::required;
 use crate::settings_holder::SettingsHolder;
@@ -77,7 +78,8 @@ impl NotificationService {
         }
         let configured = self.settings.current().await?;
         let mailer = configured.email.clone()?;
-        let codes = &configured.links()?.codes;
+        let links = LinkKeys::of(&configured)?;
+        let codes = &links.codes;
         let subscription = Subscription {
             context: context.to_owned(),
             identity: verified.identity.clone(),
@@ -231,7 +233,12 @@ impl NotificationService {
         };
         let configured = self.settings.current().await?;
         self.confirmations
-            .verify_email(email, code, identity.as_deref(), &configured.links()?.codes)
+            .verify_email(
+                email,
+                code,
+                identity.as_deref(),
+                &LinkKeys::of(&configured)?.codes,
+            )
             .await
     }
 
@@ -273,10 +280,7 @@ impl NotificationService {
     pub async fn unsubscribe(&self, context: &str, email: &str, signature: &str) -> Result<usize> {
         let email = EmailAddress::parse(email)?;
         let configured = self.settings.current().await?;
-        if !configured
-            .links()?
-            .check_unsubscribe(context, &email, signature)
-        {
+        if !LinkKeys::of(&configured)?.check_unsubscribe(context, &email, signature) {
             return Err(ChatError::access_denied(
                 "This unsubscribe link is not valid; use the one in the email, unchanged.",
             ));

@@ -1,7 +1,7 @@
 //! Text messages: the SMS port (verifying a number by code, sending a notification), its
 //! local implementation (an embedded Verify that writes to the outbox), and the texts.
 //!
-//! Twilio's implementation is `twilio::messaging::TwilioSms` (Verify v2 and the Messages
+//! Twilio's implementation is `notifications::twilio_sms::TwilioSms` (Verify v2 and the Messages
 //! resource). Both keep Verify's rules: a code lives 10 minutes, 5 wrong checks end it, at
 //! most 5 sends to one number in those 10 minutes (`adr/016-sms.md`).
 
@@ -13,8 +13,8 @@ use futures_util::future::BoxFuture;
 use super::address::PhoneNumber;
 use super::digest::PendingMessage;
 use super::mailer::Outbox;
-use crate::context_token::now_unix;
-use crate::error::{ChatError, ErrorKind, Result};
+use crate::clock::now_unix;
+use crate::error::{ChatError, Result};
 
 /// How long a verification code is valid (Verify's default).
 pub const CODE_TTL_SECS: u64 = 600;
@@ -23,81 +23,7 @@ pub const MAX_CHECKS: u32 = 5;
 /// Sends to one number within one verification (Verify: 60203).
 pub const MAX_SENDS: u32 = 5;
 
-/// What became of a text message handed to the gateway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    Accepted,
-    /// The recipient replied STOP (Twilio 21610): nothing may be sent to the number again.
-    Unsubscribed,
-    /// Refused for good (Twilio's error code): trying again would not help.
-    Refused(u32),
-    /// Not sent: the number is outside `sms/allowedCountries`.
-    CountryNotAllowed,
-    /// Not sent: a daily budget is spent; the messages wait for the next text.
-    Held,
-}
-
-pub trait SmsGateway: Send + Sync {
-    /// Sends a verification code to `to` (a new one, or the pending one again).
-    fn start_verification<'a>(&'a self, to: &'a PhoneNumber) -> BoxFuture<'a, Result<()>>;
-
-    /// Whether `code` is the one pending for `to`; a wrong code is `false`. No pending code
-    /// (expired, used, never sent) or too many wrong ones are errors that say so.
-    fn check_verification<'a>(
-        &'a self,
-        to: &'a PhoneNumber,
-        code: &'a str,
-    ) -> BoxFuture<'a, Result<bool>>;
-
-    fn send<'a>(&'a self, to: &'a PhoneNumber, text: &'a str) -> BoxFuture<'a, Result<Delivery>>;
-}
-
-/// The errors of Verify's rules, worded for the person at the widget. Both gateways
-/// answer with these.
-pub mod refusals {
-    use super::*;
-
-    pub fn too_many_checks() -> ChatError {
-        ChatError::new(
-            ErrorKind::TooManyRequests,
-            "Too many wrong codes for this number: ask for a new code in 10 minutes.",
-        )
-    }
-
-    pub fn too_many_sends() -> ChatError {
-        ChatError::new(
-            ErrorKind::TooManyRequests,
-            "Too many codes were sent to this number: try again in 10 minutes.",
-        )
-    }
-
-    pub fn no_pending_code() -> ChatError {
-        ChatError::bad_request(
-            "No code is waiting for this number: it expired after 10 minutes, or it was used. Ask for a new one.",
-        )
-    }
-
-    pub fn landline() -> ChatError {
-        ChatError::bad_request("This number is a landline: it cannot receive text messages.")
-    }
-
-    pub fn blocked() -> ChatError {
-        ChatError::access_denied(
-            "Text messages to this number are blocked (fraud protection, or a country this service does not send to).",
-        )
-    }
-
-    /// Ours, not Verify's: the number replied STOP to our texts (issue 30, L5).
-    pub fn replied_stop() -> ChatError {
-        ChatError::access_denied(
-            "This number replied STOP to our text messages, so no code is sent to it. To get texts again, text START to the number they came from, then ask again.",
-        )
-    }
-
-    pub fn not_a_number() -> ChatError {
-        ChatError::bad_request("Twilio does not accept this phone number.")
-    }
-}
+pub use crate::sms_gateway::{Delivery, SmsGateway, refusals};
 
 /// Local mode's SMS: an embedded Verify that keeps Verify's rules in memory, and every text
 /// (codes included) written to the outbox.
@@ -271,6 +197,7 @@ pub fn units(text: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     fn message(author: &str, body: &str) -> PendingMessage {
         PendingMessage::new("IM1", author, body, "2026-11-24T10:00:00Z", Some(1))

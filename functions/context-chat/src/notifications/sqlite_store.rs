@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::store::{COUNT_FIELD, Count, Created, Expect, Key, Store, Stored};
-use crate::context_token::now_unix;
+use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
 
 pub const FILE_NAME: &str = "store.sqlite3";

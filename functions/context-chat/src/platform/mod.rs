@@ -2,7 +2,8 @@
 //! client-credentials access tokens (`token`).
 
 pub mod service;
-pub mod token;
+/// Its access tokens are checked where context tokens are (`context_token::platform`).
+pub use crate::context_token::platform as token;
 
+pub use crate::context_token::platform::{PlatformCaller, PlatformVerifier, Scope};
 pub use service::{PlatformService, RevokeResult, SWEEP_MARGIN, SweepResult, SyncResult};
-pub use token::{PlatformCaller, PlatformVerifier, Scope};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::token::{PlatformCaller, Scope};
-use crate::context_token::now_unix;
+use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
 use crate::ledger::{DEFAULT_LIST, Issuance, Ledger, MAX_LIST, check_xid};
 use crate::names::{check_context, check_contexts, check_identity};

@@ -3,13 +3,13 @@
 //! and checked once when loaded. A process reads only the sections it uses ([`Reads`]).
 
 mod params;
+pub mod sms_policy;
 mod source;
 
 pub use params::{Param, Reads, Section, reads};
 pub use source::{SettingsSource, read_ssm_path};
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -18,10 +18,10 @@ use url::Url;
 use crate::error::{ChatError, Result};
 use crate::ledger::LedgerPolicy;
 use crate::names::looks_like_sid;
-use crate::notifications::budget::{self, SmsPolicy};
 use crate::twilio::access_token::{DEFAULT_TTL_SECS, MAX_TTL_SECS};
 use crate::twilio::provisioning::{Adoption, Ownership};
 use crate::virgil::VirgilSigner;
+use sms_policy::SmsPolicy;
 
 /// One load of the settings. A section the process does not read is `None` (or `Ok(None)`).
 #[derive(Debug, Clone)]
@@ -114,9 +114,7 @@ pub struct ChatSettings {
     pub max_token_lifetime_secs: u64,
 }
 
-/// The longest a context token may live unless `chat/maxTokenLifetime` says otherwise: a
-/// day. A platform signs short tokens; a long one outlives what a revocation can hold.
-pub const DEFAULT_MAX_TOKEN_LIFETIME_SECS: u64 = 24 * 3600;
+pub use crate::context_token::DEFAULT_MAX_TOKEN_LIFETIME_SECS;
 /// The most `chat/maxTokenLifetime` may be: a revocation is kept longer than this.
 pub const MAX_MAX_TOKEN_LIFETIME_SECS: u64 = 365 * 24 * 3600;
 const _: () = assert!(MAX_MAX_TOKEN_LIFETIME_SECS < crate::revocations::KEEP_SECS);
@@ -369,6 +367,15 @@ impl TokenKinds<'_> {
 pub const MAX_TOKENS_PER_MINUTE: u32 = 10_000;
 pub const MAX_RETENTION_DAYS: u32 = 3650;
 
+/// `CHAT_ISSUANCE_RETENTION_DAYS` for processes that read no settings (the dev token API),
+/// else [`crate::ledger::DEFAULT_RETENTION_DAYS`].
+pub fn retention_days_from_env() -> u32 {
+    std::env::var(Param::IssuanceRetentionDays.env_var())
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(crate::ledger::DEFAULT_RETENTION_DAYS)
+}
+
 /// The ledger's settings from `CHAT_TOKENS_PER_MINUTE` and `CHAT_ISSUANCE_RETENTION_DAYS`
 /// alone (local mode's embedded settings take them from the environment).
 pub fn ledger_policy_from_env() -> Result<LedgerPolicy> {
@@ -462,11 +469,11 @@ fn sms_policy(r: &Reader<'_>) -> Result<SmsPolicy> {
         Some(v) => v
             .parse::<u32>()
             .ok()
-            .filter(|n| *n <= budget::MAX_DAILY)
+            .filter(|n| *n <= sms_policy::MAX_DAILY)
             .ok_or_else(|| {
                 r.invalid(
                     p,
-                    &format!("must be a whole number from 0 to {}", budget::MAX_DAILY),
+                    &format!("must be a whole number from 0 to {}", sms_policy::MAX_DAILY),
                 )
             }),
     };
@@ -478,8 +485,8 @@ fn sms_policy(r: &Reader<'_>) -> Result<SmsPolicy> {
         })
         .transpose()?;
     Ok(SmsPolicy {
-        daily_codes: daily(Param::SmsDailyCodes, budget::DEFAULT_DAILY_CODES)?,
-        daily_texts: daily(Param::SmsDailyTexts, budget::DEFAULT_DAILY_TEXTS)?,
+        daily_codes: daily(Param::SmsDailyCodes, sms_policy::DEFAULT_DAILY_CODES)?,
+        daily_texts: daily(Param::SmsDailyTexts, sms_policy::DEFAULT_DAILY_TEXTS)?,
         allowed_countries,
     })
 }
@@ -645,7 +652,7 @@ impl SendGridSettings {
             Param::SendGridApiBaseUrl,
             r.optional(Param::SendGridApiBaseUrl)
                 .as_deref()
-                .unwrap_or(crate::notifications::mailer::DEFAULT_SENDGRID_API_BASE_URL),
+                .unwrap_or(crate::mail::DEFAULT_SENDGRID_API_BASE_URL),
         )?;
         Ok(Some(SendGridSettings {
             api_key: SecretString::from(api_key),
@@ -708,20 +715,7 @@ impl ChatSettings {
     }
 }
 
-/// HTTPS anywhere; plain HTTP only to this machine, for local mode and tests (issuer
-/// keys, Twilio stand-ins).
-pub fn is_allowed_remote_url(url: &Url) -> bool {
-    match url.scheme() {
-        "https" => url.host().is_some(),
-        "http" => match url.host() {
-            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-            Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-            Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-            None => false,
-        },
-        _ => false,
-    }
-}
+pub use crate::http_client::is_allowed_remote_url;
 
 #[cfg(test)]
 mod tests {

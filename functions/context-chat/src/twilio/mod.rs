@@ -3,7 +3,6 @@
 
 pub mod access_token;
 pub mod conversations;
-pub mod messaging;
 pub mod provisioning;
 pub mod rest;
 pub mod service_setup;

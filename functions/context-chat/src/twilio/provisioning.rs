@@ -243,7 +243,7 @@ impl Provisioner {
                     let contexts = contexts.to_vec();
                     let key = key.clone();
                     async move {
-                        let started_at = crate::context_token::now_unix();
+                        let started_at = crate::clock::now_unix();
                         let outcome = this.provision(&identity, &contexts, gate.as_deref()).await;
                         if outcome.is_ok() {
                             let mut sorted = contexts;

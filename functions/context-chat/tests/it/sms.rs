@@ -6,7 +6,7 @@
 use base64::Engine as _;
 use context_chat::notifications::PhoneNumber;
 use context_chat::notifications::sms::{Delivery, SmsGateway};
-use context_chat::twilio::messaging::{TwilioSms, TwilioSmsConfig};
+use context_chat::notifications::twilio_sms::{TwilioSms, TwilioSmsConfig};
 use secrecy::SecretString;
 use serde_json::Value;
 use test_support::SmsStandIn;

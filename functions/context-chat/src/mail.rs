@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use url::Url;
 
-use super::address::EmailAddress;
+use crate::address::EmailAddress;
 use crate::error::{ChatError, Result};
 
 /// One plain-text email.

@@ -7,8 +7,9 @@
 
 use serde_json::Value;
 
-use crate::context_token::jwt::{self, malformed};
-use crate::context_token::{JwksCache, now_unix};
+use super::JwksCache;
+use super::jwt::{self, malformed};
+use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
 
 /// What an operation needs: `chat:read` for queries, `chat:admin` for mutations.
