@@ -191,7 +191,7 @@ impl WithTable {
 }
 
 #[tokio::test]
-async fn item_1_leaving_a_context_ends_its_email_subscription() {
+async fn leaving_a_context_ends_its_email_subscription() {
     let world = WithTable::start("create-left", &[]).await;
     let (key, emulator, twilio, store) = (&world.key, &world.emulator, &world.twilio, &world.store);
     let create = |contexts: &[&str]| {

@@ -148,9 +148,9 @@ mod tests {
         }
     }
 
-    /// Review item 5: one bad record fails only the later records of its own group.
+    /// One bad record fails only the later records of its own group.
     #[tokio::test]
-    async fn item_5_a_failure_holds_back_only_its_own_group() {
+    async fn a_failure_holds_back_only_its_own_group() {
         let batch = event(&[
             ("1", Some("CH-a"), "bad"),
             ("2", Some("CH-b"), "ok-b1"),
@@ -180,9 +180,9 @@ mod tests {
         );
     }
 
-    /// Review item 5: a failed flush (no group) stops nothing.
+    /// A failed flush (no group) stops nothing.
     #[tokio::test]
-    async fn item_5_flushes_never_stop_the_batch() {
+    async fn flushes_never_stop_the_batch() {
         let batch = event(&[
             ("1", None, "flush:a"),
             ("2", None, "flush:b"),
@@ -203,9 +203,9 @@ mod tests {
         assert_eq!(failed(&response), ["1"]);
     }
 
-    /// Review item 5: near the deadline, records are handed back untried.
+    /// Near the deadline, records are handed back untried.
     #[tokio::test]
-    async fn item_5_records_left_near_the_deadline_are_failed_untried() {
+    async fn records_left_near_the_deadline_are_failed_untried() {
         let batch = event(&[("1", Some("CH-a"), "m1"), ("2", Some("CH-b"), "m2")]);
         let tried = Mutex::new(0);
         let deadline = Some(SystemTime::now() + RECORD_TIME - Duration::from_secs(1));

@@ -244,8 +244,7 @@ async fn queues_signed_messages_once_and_refuses_forgeries_with_403() {
 }
 
 #[tokio::test]
-async fn item_4_the_auth_token_at_its_old_place_still_checks_webhooks_and_item_13_none_is_not_named()
- {
+async fn the_auth_token_at_its_old_place_still_checks_webhooks_and_none_is_not_named() {
     let moto = Moto::start();
     let stack = unique("webhook-old");
     let ssm = moto.ssm().await;

@@ -114,7 +114,7 @@ async fn confirms_with_the_right_code_only_and_for_the_token_s_identity() {
 }
 
 #[tokio::test]
-async fn item_13_without_a_link_secret_it_says_not_configured_without_naming_the_parameter() {
+async fn without_a_link_secret_it_says_not_configured_without_naming_the_parameter() {
     let moto = Moto::start();
     let stack = unique("verify-unset");
     let dynamodb = moto.dynamodb().await;

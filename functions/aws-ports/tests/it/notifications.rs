@@ -565,10 +565,10 @@ async fn subscribing_needs_the_context_in_the_token_and_a_real_address() {
     );
 }
 
-/// Review item 2: a miss, no code, an unknown address: the same `false`. Tries without a
+/// A miss, no code, an unknown address: the same `false`. Tries without a
 /// token are counted per address, apart from the identity's own.
 #[tokio::test]
-async fn item_2_every_miss_is_the_same_false_and_guessing_burns_no_ones_tries() {
+async fn every_miss_is_the_same_false_and_guessing_burns_no_ones_tries() {
     let world = World::new(Duration::from_secs(600)).await;
     let email = world.subscriber("alex", false).await;
     let code = code_in(&world.sendgrid, &email);
@@ -628,10 +628,10 @@ async fn item_2_every_miss_is_the_same_false_and_guessing_burns_no_ones_tries() 
     );
 }
 
-/// Review item 2: an address alex confirmed is not confirmed for mallory: subscribing
+/// An address alex confirmed is not confirmed for mallory: subscribing
 /// with it sends mallory a code instead of answering true, and mallory gets no email.
 #[tokio::test]
-async fn item_2_an_address_confirmed_by_one_identity_is_not_confirmed_for_another() {
+async fn an_address_confirmed_by_one_identity_is_not_confirmed_for_another() {
     let world = World::new(Duration::ZERO).await;
     let email = world.subscriber("alex", true).await;
     let mallory = world.token("mallory", &["general"]);
@@ -663,10 +663,10 @@ async fn item_2_an_address_confirmed_by_one_identity_is_not_confirmed_for_anothe
     assert!(world.notifications_to(&email).is_empty());
 }
 
-/// Review item 1: a subscriber whose token no longer carries the context gets no email,
+/// A subscriber whose token no longer carries the context gets no email,
 /// their subscription ends, and what they had read is never emailed.
 #[tokio::test]
-async fn item_1_email_follows_access_and_only_what_is_unread() {
+async fn email_follows_access_and_only_what_is_unread() {
     let world = World::new(Duration::ZERO).await;
     let alex = world.subscriber("alex", true).await;
     let blair = world.subscriber("blair", true).await;
@@ -769,10 +769,10 @@ async fn racing_tries_never_exceed_five() {
     );
 }
 
-/// Review item 9: a digest waiting for one address is not sent there after the subscriber
+/// A digest waiting for one address is not sent there after the subscriber
 /// moved their subscription to another address.
 #[tokio::test]
-async fn item_9_a_pending_digest_does_not_follow_an_old_address() {
+async fn a_pending_digest_does_not_follow_an_old_address() {
     // Long enough for the steps before the flush on a loaded machine.
     let window = Duration::from_secs(6);
     let world = World::new(window).await;

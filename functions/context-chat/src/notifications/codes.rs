@@ -367,9 +367,9 @@ mod tests {
         assert!(normalise("１２３４５６７８").is_err());
     }
 
-    /// Review item 3: three addresses waiting at once, ten emails an hour, per identity.
+    /// Three addresses waiting at once, ten emails an hour, per identity.
     #[test]
-    fn item_3_an_identity_may_mail_few_addresses() {
+    fn an_identity_may_mail_few_addresses() {
         let at = |n: usize| EmailAddress::parse(&format!("x{n}@example.org")).unwrap();
         let mut log = None;
         for n in 0..MAX_WAITING_ADDRESSES {

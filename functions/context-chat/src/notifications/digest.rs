@@ -372,7 +372,7 @@ mod tests {
                 schedule: false
             }
         );
-        // A flush that comes a second early queues itself again (review item 8).
+        // A flush that comes a second early queues itself again.
         assert_eq!(
             run(&mut d, None, 1599),
             Step::Later {
@@ -424,9 +424,9 @@ mod tests {
         );
     }
 
-    /// Review item 8: an early flush is not dropped; it is queued again for when it is due.
+    /// An early flush is not dropped; it is queued again for when it is due.
     #[test]
-    fn item_8_an_early_flush_reschedules_itself() {
+    fn an_early_flush_reschedules_itself() {
         let mut d = None;
         run(&mut d, Some(&message("IM1")), 1000);
         run(&mut d, Some(&message("IM2")), 1100);
@@ -443,9 +443,9 @@ mod tests {
         );
     }
 
-    /// Review item 1: what the subscriber read is neither added nor sent.
+    /// What the subscriber read is neither added nor sent.
     #[test]
-    fn item_1_read_messages_are_not_emailed() {
+    fn read_messages_are_not_emailed() {
         let mut d = None;
         // Read already when it arrives: nothing.
         assert_eq!(
@@ -471,9 +471,9 @@ mod tests {
         assert_eq!(run_read(&mut d, None, 2200, Some(7)), Step::Nothing);
     }
 
-    /// Review item 12: a digest keeps no more of a body than the email quotes.
+    /// A digest keeps no more of a body than the email quotes.
     #[test]
-    fn item_12_stored_bodies_are_cut_to_what_the_email_shows() {
+    fn stored_bodies_are_cut_to_what_the_email_shows() {
         let long = "x".repeat(300_000);
         let m = PendingMessage::new("IM1", "sam", &long, "d", None);
         assert_eq!(m.body.chars().count(), MAX_QUOTE_CHARS + 1);
@@ -486,10 +486,10 @@ mod tests {
         assert!(stored.len() < 100_000, "{} bytes", stored.len());
     }
 
-    /// Review item 5: a worker that died between the claim and SendGrid's answer loses
+    /// A worker that died between the claim and SendGrid's answer loses
     /// nothing: after the lease the messages go again.
     #[test]
-    fn item_5_an_email_whose_sender_died_is_sent_again_after_the_lease() {
+    fn an_email_whose_sender_died_is_sent_again_after_the_lease() {
         let mut d = None;
         let Step::Send { since, .. } = run_unsent(&mut d, Some(&message("IM1")), 1000) else {
             panic!()

@@ -288,7 +288,7 @@ impl Notifier {
                     context: context.to_owned(),
                     identity: identity.to_owned(),
                 };
-                // A subscription that moved to another address ends this digest (review item 9).
+                // A subscription that moved to another address ends this digest.
                 let confirmed = match store::read::<Subscription>(store, &key)
                     .await?
                     .filter(|s| s.value.email == *email)
@@ -345,7 +345,7 @@ impl Notifier {
             return Ok(Outcome::Unverified);
         }
         // Access follows the token: one who is no longer a participant gets nothing, and
-        // their subscription ends (review item 1). Asked beside the online check.
+        // their subscription ends. Asked beside the online check.
         let (online, participant) = tokio::join!(
             self.is_online(identity, deadline),
             self.participant(conversation_sid, identity, deadline)

@@ -315,7 +315,7 @@ impl NotificationService {
 }
 
 /// Ends an identity's subscriptions to the contexts it lost, with their pending digests:
-/// email follows access (review item 1), from the moment provisioning takes it away.
+/// email follows access, from the moment provisioning takes it away.
 pub struct EndSubscriptions(pub Arc<dyn Store>);
 
 impl AccessEnded for EndSubscriptions {

@@ -961,7 +961,7 @@ mod tests {
     }
 
     #[test]
-    fn item_10_only_what_the_old_integration_made_is_adopted_by_default() {
+    fn only_what_the_old_integration_made_is_adopted_by_default() {
         let default = ours(Adoption::default());
         for empty in [None, Some(""), Some("{}"), Some("null")] {
             let value = marked(claim(&default, "general", empty));
@@ -1001,7 +1001,7 @@ mod tests {
     }
 
     #[test]
-    fn item_10_conversations_carry_the_stack_and_another_deployments_are_refused() {
+    fn conversations_carry_the_stack_and_another_deployments_are_refused() {
         let mine = managed_attributes("general", None, Some("chat-prod"));
         let theirs = managed_attributes("general", None, Some("chat-staging"));
         let before_stacks = managed_attributes("general", None, None);

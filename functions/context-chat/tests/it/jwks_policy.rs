@@ -206,10 +206,10 @@ async fn an_issuer_down_from_the_start_is_an_internal_error() {
     assert_eq!(err.kind, ErrorKind::InternalError);
 }
 
-/// Review item 6: with the issuer down at a cold start and no keys cached, requests within
+/// With the issuer down at a cold start and no keys cached, requests within
 /// the cooldown of a failed fetch are answered at once instead of each starting a fetch.
 #[tokio::test]
-async fn item_6_a_failed_first_fetch_is_not_repeated_within_the_cooldown() {
+async fn a_failed_first_fetch_is_not_repeated_within_the_cooldown() {
     let key = TestKey::es256("ec-1");
     let issuer = Issuer::start(jwks(&[&key])).await;
     issuer.set_behaviour(Behaviour::Status(503));

@@ -433,7 +433,7 @@ async fn a_context_dropped_from_the_token_is_left_and_others_are_untouched() {
 }
 
 #[tokio::test]
-async fn item_10_a_conversation_the_old_integration_made_is_adopted_another_products_is_refused() {
+async fn a_conversation_the_old_integration_made_is_adopted_another_products_is_refused() {
     let w = World::new().await;
     w.twilio.add_conversation("general", "");
     w.twilio.add_conversation("aid", r#"{"topic":"everyone"}"#);

@@ -110,7 +110,7 @@ async fn loads_by_name_more_than_one_call_holds_and_decrypts_secure_strings() {
 }
 
 #[tokio::test]
-async fn item_4_each_function_reads_only_its_secrets_and_the_auth_token_has_a_place_of_its_own() {
+async fn each_function_reads_only_its_secrets_and_the_auth_token_has_a_place_of_its_own() {
     let moto = Moto::start();
     let ssm = moto.ssm().await;
     let stack = unique("reads");

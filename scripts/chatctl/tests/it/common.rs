@@ -86,6 +86,24 @@ impl Server {
             .unwrap_or_else(|| panic!("no webhook URL in {:?}", self.banner))
             .to_owned()
     }
+
+    /// Posts `params` to the webhook as Twilio does, signed with `auth_token`; the status.
+    pub async fn post_webhook(&self, params: &[(&str, &str)], auth_token: &str) -> u16 {
+        let url = self.webhook_url();
+        reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(
+                "x-twilio-signature",
+                test_support::sign_form(auth_token, &url, params),
+            )
+            .body(test_support::form_body(params))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
 }
 
 impl Drop for Server {

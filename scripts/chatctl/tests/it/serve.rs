@@ -513,8 +513,7 @@ async fn preflight(server: &Server, path: &str, origin: &str) -> Option<String> 
 }
 
 #[tokio::test]
-async fn item_11_cors_only_for_graphql_and_allowed_origins_outbox_behind_the_key_and_hosts_checked()
-{
+async fn cors_only_for_graphql_and_allowed_origins_outbox_behind_the_key_and_hosts_checked() {
     let data = temp_dir("serve-guard");
     let server = serve(&data, &[("CHAT_API_KEY", "local-key".into())]);
     let own = server.base.clone();

@@ -10,8 +10,8 @@ use context_chat::notifications::{Key, PhoneNumber, Store};
 use serde_json::{Value, json};
 use test_support::sms::{FRAUD_BLOCKED, GEO_BLOCKED, LANDLINE};
 use test_support::{
-    AUTH_TOKEN, Issuer, SmsStandIn, TestKey, TwilioStandIn, claims, form_body, incoming_sms, jwks,
-    on_message_added, sign_form,
+    AUTH_TOKEN, Issuer, SmsStandIn, TestKey, TwilioStandIn, claims, incoming_sms, jwks,
+    on_message_added,
 };
 
 use crate::common::{Server, call, error_type, serve, temp_dir};
@@ -132,36 +132,16 @@ impl Deployment {
     }
 
     async fn webhook(&self, context: &str, message_sid: &str, author: &str, body: &str) {
-        let url = self.server.webhook_url();
         let conversation = self.twilio.conversation_sid(context).unwrap();
         let params = on_message_added(&conversation, message_sid, author, body);
-        let status = reqwest::Client::new()
-            .post(&url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("x-twilio-signature", sign_form(AUTH_TOKEN, &url, &params))
-            .body(form_body(&params))
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert_eq!(status, 200);
+        assert_eq!(self.server.post_webhook(&params, AUTH_TOKEN).await, 200);
     }
 
     /// `from` texts `body` to the Messaging Service; Twilio posts it to the webhook, signed
     /// with `token`. Answers the HTTP status.
     async fn texts_back(&self, message_sid: &str, from: &str, body: &str, token: &str) -> u16 {
-        let url = self.server.webhook_url();
         let params = incoming_sms(message_sid, from, body);
-        reqwest::Client::new()
-            .post(&url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("x-twilio-signature", sign_form(token, &url, &params))
-            .body(form_body(&params))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
+        self.server.post_webhook(&params, token).await
     }
 
     fn store(&self) -> SqliteStore {
