@@ -39,19 +39,22 @@ pub trait SmsGateway: Send + Sync {
 /// The errors of Verify's rules, worded for the person at the widget. Both gateways
 /// answer with these.
 pub mod refusals {
-    use crate::error::{ChatError, ErrorKind};
+    use crate::error::ChatError;
+
+    /// Verify's own limits: a verification lasts 10 minutes.
+    const VERIFICATION_SECS: u64 = 600;
 
     pub fn too_many_checks() -> ChatError {
-        ChatError::new(
-            ErrorKind::TooManyRequests,
-            "Too many wrong codes for this number: ask for a new code in 10 minutes.",
+        ChatError::too_many(
+            "Too many wrong codes for this number: ask for a new code then.",
+            VERIFICATION_SECS,
         )
     }
 
     pub fn too_many_sends() -> ChatError {
-        ChatError::new(
-            ErrorKind::TooManyRequests,
-            "Too many codes were sent to this number: try again in 10 minutes.",
+        ChatError::too_many(
+            "Too many codes were sent to this number.",
+            VERIFICATION_SECS,
         )
     }
 

@@ -240,18 +240,26 @@ pub fn admit(current: Option<&SenderLog>, email: &EmailAddress, now: u64) -> Res
     let already_waiting = log.waiting.iter().any(|w| w.email == *email);
     if !already_waiting && log.waiting.len() >= MAX_WAITING_ADDRESSES {
         let free_at = log.waiting.iter().map(|w| w.until).min().unwrap_or(now);
-        return Err(ChatError::bad_request(format!(
-            "{MAX_WAITING_ADDRESSES} addresses are already waiting for confirmation. Confirm one \
-             of them, or try again {}.",
-            when(free_at, now)
-        )));
+        return Err(over_limit(
+            &format!(
+                "{MAX_WAITING_ADDRESSES} addresses are already waiting for confirmation: confirm \
+                 one of them, or try again {}.",
+                when(free_at, now)
+            ),
+            free_at,
+            now,
+        ));
     }
     if log.sent.len() >= MAX_CODES_PER_HOUR {
         let free_at = log.sent.iter().min().map_or(now, |at| at + HOUR);
-        return Err(ChatError::bad_request(format!(
-            "{MAX_CODES_PER_HOUR} confirmation emails were sent in the last hour. Try again {}.",
-            when(free_at, now)
-        )));
+        return Err(over_limit(
+            &format!(
+                "{MAX_CODES_PER_HOUR} confirmation emails were sent in the last hour: try again {}.",
+                when(free_at, now)
+            ),
+            free_at,
+            now,
+        ));
     }
     log.sent.push(now);
     log.waiting.retain(|w| w.email != *email);
@@ -268,6 +276,16 @@ pub fn confirmed(current: Option<&SenderLog>, email: &EmailAddress) -> Option<Se
     let before = log.waiting.len();
     log.waiting.retain(|w| w.email != *email);
     (log.waiting.len() != before).then_some(log)
+}
+
+/// Over one of the identity's limits: `TooManyRequests` with the seconds until `free_at`
+/// (ADR 013: every limit answers so).
+fn over_limit(message: &str, free_at: u64, now: u64) -> ChatError {
+    crate::metrics::count(crate::metrics::Counter::RateLimited);
+    ChatError {
+        retry_after_secs: Some(free_at.saturating_sub(now).max(1)),
+        ..ChatError::new(crate::error::ErrorKind::TooManyRequests, message)
+    }
 }
 
 fn when(at: u64, now: u64) -> String {
@@ -376,14 +394,17 @@ mod tests {
             log = Some(admit(log.as_ref(), &at(n), 1000).unwrap());
         }
         let err = admit(log.as_ref(), &at(9), 1000).unwrap_err();
-        assert_eq!(err.kind, crate::error::ErrorKind::BadRequest);
+        assert_eq!(err.kind, crate::error::ErrorKind::TooManyRequests);
         assert!(err.message.contains("in 24 hours"), "{}", err.message);
+        assert_eq!(err.retry_after_secs, Some(CODE_TTL_SECS));
         // A new code for an address already waiting is fine, up to ten an hour.
         for _ in MAX_WAITING_ADDRESSES..MAX_CODES_PER_HOUR {
             log = Some(admit(log.as_ref(), &at(0), 1000).unwrap());
         }
         let err = admit(log.as_ref(), &at(0), 1100).unwrap_err();
+        assert_eq!(err.kind, crate::error::ErrorKind::TooManyRequests);
         assert!(err.message.contains("in 59 minutes"), "{}", err.message);
+        assert_eq!(err.retry_after_secs, Some(HOUR - 100));
         assert!(admit(log.as_ref(), &at(0), 1000 + HOUR).is_ok());
         // A confirmed address frees its place.
         let freed = confirmed(log.as_ref(), &at(1)).unwrap();

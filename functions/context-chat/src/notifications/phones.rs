@@ -16,7 +16,7 @@ use super::address::{Address, PhoneNumber};
 use super::sms::CODE_TTL_SECS;
 use super::store::{self, CONFIRMATION_PREFIX, Key, SmsSubscription, Store, phone_partition};
 use crate::clock::now_unix;
-use crate::error::{ChatError, ErrorKind, Result};
+use crate::error::{ChatError, Result};
 
 /// Numbers one identity may have waiting for their code at once.
 pub const MAX_WAITING_NUMBERS: usize = 2;
@@ -109,20 +109,23 @@ pub fn admit(
     }
     next.waiting.retain(|w| w.until > now);
     if next.sends >= MAX_SENDS_PER_DAY {
-        return Err(ChatError::new(
-            ErrorKind::TooManyRequests,
-            format!(
-                "At most {MAX_SENDS_PER_DAY} verification codes a day are sent for one user: try again tomorrow (UTC)."
+        crate::metrics::count(crate::metrics::Counter::RateLimited);
+        return Err(ChatError::too_many(
+            &format!(
+                "At most {MAX_SENDS_PER_DAY} verification codes a day are sent for one user (the day is UTC's)."
             ),
+            ((today + 1) * DAY_SECS).saturating_sub(now).max(1),
         ));
     }
     let waits_already = next.waiting.iter().any(|w| w.phone == *phone);
     if !waits_already && next.waiting.len() >= MAX_WAITING_NUMBERS {
-        return Err(ChatError::new(
-            ErrorKind::TooManyRequests,
-            format!(
-                "At most {MAX_WAITING_NUMBERS} numbers may wait for their code at once: enter a code you received, or try again in 10 minutes."
+        let free_at = next.waiting.iter().map(|w| w.until).min().unwrap_or(now);
+        crate::metrics::count(crate::metrics::Counter::RateLimited);
+        return Err(ChatError::too_many(
+            &format!(
+                "At most {MAX_WAITING_NUMBERS} numbers may wait for their code at once: enter a code you received."
             ),
+            free_at.saturating_sub(now).max(1),
         ));
     }
     next.sends += 1;
@@ -242,11 +245,12 @@ impl Phones {
                 return Err(super::sms::refusals::no_pending_code());
             };
             if current.checks >= MAX_CHECKS_PER_IDENTITY {
-                return Err(ChatError::new(
-                    ErrorKind::TooManyRequests,
-                    format!(
+                crate::metrics::count(crate::metrics::Counter::RateLimited);
+                return Err(ChatError::too_many(
+                    &format!(
                         "{MAX_CHECKS_PER_IDENTITY} wrong codes for this number: ask for a new code."
                     ),
+                    RESEND_AFTER_SECS,
                 ));
             }
             let mut next = current.clone();
@@ -407,6 +411,7 @@ impl Phones {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     fn phone(n: u32) -> PhoneNumber {
         PhoneNumber::parse(&format!("+1415555{n:04}")).unwrap()
