@@ -9,8 +9,9 @@
 //!
 //! Targets: first-seen at most 1.15 × the bare verification; repeated at most 5 µs (issue 2);
 //! returning user at most 1.2 × repeated; a first-time user with 3 contexts at most 2
-//! sequential round trips (issue 17; 3 before, measured beside it), counted as the
-//! provisioning tests count them; no call waiting for a settings reload (SSM on moto).
+//! sequential round trips (issue 17; the design before took 3, README keeps that run's table),
+//! counted as the provisioning tests count them; no call waiting for a settings reload (SSM
+//! on moto).
 //! Run: `cargo bench -p context-chat --bench token_path`. The token ledger's cost on the same
 //! path (embedded store and DynamoDB on moto, beside it off) is measured by
 //! `cargo bench -p aws-ports --bench ledger_path`, where the DynamoDB store is.
@@ -27,7 +28,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use context_chat::notifications::NotificationPorts;
 use context_chat::settings::{ChatSettings, Settings, SettingsSource, TwilioSettings};
 use context_chat::store::{Count, Created, Expect, Key, Store, Stored};
-use context_chat::twilio::provisioning::Strategy;
 use context_chat::{App, AppOptions};
 use criterion::{BatchSize, Criterion};
 use futures_util::future::BoxFuture;
@@ -446,70 +446,54 @@ fn measure(b: &Bench, app: &App, identity: &str, contexts: &[&str]) -> (usize, u
     )
 }
 
-fn provisioning_app(b: &Bench, strategy: Strategy) -> App {
-    let mut options = AppOptions::default();
-    options.provisioning.strategy = strategy;
+fn provisioning_app(b: &Bench) -> App {
     App::new(
         SettingsSource::Fixed(Box::new(b.twilio_settings.clone())),
-        options,
+        AppOptions::default(),
     )
 }
 
-/// Issue 17's table: Twilio round trips of the design before (three rounds) and of today's
-/// (two), each case in the same run against the stand-in answering every request after a
-/// fixed latency (counted there: each request sent after the previous was answered adds
-/// one); and what a call pays that finds the settings due, with SSM (moto behind a proxy)
-/// answering after the same latency.
+/// Issue 17's table: Twilio round trips of createChatToken, each case against the stand-in
+/// answering every request after a fixed latency (counted there: each request sent after the
+/// previous was answered adds one); and what a call pays that finds the settings due, with
+/// SSM (moto behind a proxy) answering after the same latency.
 fn round_trips(b: &Bench) {
     b.twilio.set_fixed_latency(TWILIO_LATENCY);
     println!(
-        "\nTwilio round trips for createChatToken (stand-in answering after {} ms; counted there), before | now:",
+        "\nTwilio round trips for createChatToken (stand-in answering after {} ms; counted there):",
         TWILIO_LATENCY.as_millis()
     );
-    let cases = [
-        ("first-time user, 3 contexts, no conversations", 2),
-        ("first-time user, 3 contexts, conversations exist", 2),
-        ("returning user, new process", 1),
-        ("returning user, same process", 0),
+    let contexts: Vec<&str> = vec!["SHIPMENT-1", "GROUP-PRIVATE-1", "general-1"];
+    let app = provisioning_app(b);
+    // Settings and keys loaded, nothing of these contexts provisioned.
+    measure(b, &app, "warm", &["warm"]);
+    let newcomer = measure(b, &app, "newcomer", &contexts);
+    let second = measure(b, &app, "second", &contexts);
+    let fresh = provisioning_app(b);
+    measure(b, &fresh, "warm", &["warm"]);
+    let new_process = measure(b, &fresh, "newcomer", &contexts);
+    let same_process = measure(b, &app, "newcomer", &contexts);
+    let rows = [
+        ("first-time user, 3 contexts, no conversations", 2, newcomer),
+        (
+            "first-time user, 3 contexts, conversations exist",
+            2,
+            second,
+        ),
+        ("returning user, new process", 1, new_process),
+        ("returning user, same process", 0, same_process),
     ];
-    let mut rows = vec![Vec::new(); cases.len()];
-    for (n, strategy) in [Strategy::ThreeRounds, Strategy::TwoRounds]
-        .into_iter()
-        .enumerate()
-    {
-        let contexts: Vec<String> = ["SHIPMENT", "GROUP-PRIVATE", "general"]
-            .iter()
-            .map(|c| format!("{c}-{n}"))
-            .collect();
-        let contexts: Vec<&str> = contexts.iter().map(String::as_str).collect();
-        let app = provisioning_app(b, strategy);
-        // Settings and keys loaded, nothing of these contexts provisioned.
-        measure(b, &app, &format!("warm-{n}"), &["warm"]);
-        rows[0].push(measure(b, &app, &format!("newcomer-{n}"), &contexts));
-        rows[1].push(measure(b, &app, &format!("second-{n}"), &contexts));
-        let fresh = provisioning_app(b, strategy);
-        measure(b, &fresh, &format!("warm-{n}"), &["warm"]);
-        rows[2].push(measure(b, &fresh, &format!("newcomer-{n}"), &contexts));
-        rows[3].push(measure(b, &app, &format!("newcomer-{n}"), &contexts));
-    }
-    for ((case, target), row) in cases.iter().zip(&rows) {
-        let (before, now) = (row[0], row[1]);
+    for (case, target, (trips, requests, ms)) in rows {
         println!(
-            "  {case:<50} {} rt, {:>2} req, {:>4} ms | {} rt, {:>2} req, {:>4} ms  (target ≤ {target}) {}",
-            before.0,
-            before.1,
-            before.2,
-            now.0,
-            now.1,
-            now.2,
-            if now.0 <= *target { "MET" } else { "MISSED" }
+            "  {case:<50} {trips} rt, {requests:>2} req, {ms:>4} ms  (target ≤ {target}) {}",
+            if trips <= target { "MET" } else { "MISSED" }
         );
     }
     settings_reload(b);
 }
 
-/// A call arriving when the settings are due, SSM answering after [`TWILIO_LATENCY`]:
-/// before, it waited for the reload; now it gets the previous settings at once.
+/// A call arriving when the settings are due, SSM answering after [`TWILIO_LATENCY`]: it
+/// gets the previous settings at once while they reload in the background.
 fn settings_reload(b: &Bench) {
     let Some(moto) = std::panic::catch_unwind(test_support::Moto::start).ok() else {
         println!(
@@ -528,35 +512,30 @@ fn settings_reload(b: &Bench) {
     let proxy =
         b.rt.block_on(test_support::CountingProxy::start(moto.url()));
     let client = b.rt.block_on(test_support::ssm_client(&proxy.url()));
-    let mut waits = Vec::new();
-    for in_background in [false, true] {
-        let options = AppOptions {
-            settings_max_age: Duration::from_millis(300),
-            settings_in_background: in_background,
-            ..AppOptions::default()
-        };
-        let app = App::new(
-            SettingsSource::Ssm {
-                client: client.clone(),
-                stack: stack.into(),
-                reads: context_chat::settings::reads::CREATE_CHAT_TOKEN,
-            },
-            options,
-        );
-        proxy.set_delay(Duration::ZERO);
-        b.rt.block_on(app.settings().current()).unwrap();
-        proxy.set_delay(TWILIO_LATENCY);
-        std::thread::sleep(Duration::from_millis(350));
-        let started = Instant::now();
-        b.rt.block_on(app.settings().current()).unwrap();
-        waits.push(started.elapsed());
-    }
+    let options = AppOptions {
+        settings_max_age: Duration::from_millis(300),
+        ..AppOptions::default()
+    };
+    let app = App::new(
+        SettingsSource::Ssm {
+            client,
+            stack: stack.into(),
+            reads: context_chat::settings::reads::CREATE_CHAT_TOKEN,
+        },
+        options,
+    );
+    proxy.set_delay(Duration::ZERO);
+    b.rt.block_on(app.settings().current()).unwrap();
+    proxy.set_delay(TWILIO_LATENCY);
+    std::thread::sleep(Duration::from_millis(350));
+    let started = Instant::now();
+    b.rt.block_on(app.settings().current()).unwrap();
+    let waited = started.elapsed();
     println!(
-        "  {:<50} waits {:>4.1} ms | waits {:>4.1} ms  (target: never waits after the first load) {}",
+        "  {:<50} waits {:>4.1} ms  (target: never waits after the first load) {}",
         "a call finding the settings due (SSM +50 ms)",
-        waits[0].as_secs_f64() * 1e3,
-        waits[1].as_secs_f64() * 1e3,
-        if waits[1] < TWILIO_LATENCY / 10 {
+        waited.as_secs_f64() * 1e3,
+        if waited < TWILIO_LATENCY / 10 {
             "MET"
         } else {
             "MISSED"

@@ -26,9 +26,6 @@ pub struct AppOptions {
     pub settings_max_age: Duration,
     /// After a failed reload, how long the previous settings are kept before trying again.
     pub settings_retry: Duration,
-    /// Reload settings in the background (no call waits but the first); `false` is the
-    /// design before, kept so that the bench measures both in one run.
-    pub settings_in_background: bool,
     pub jwks: JwksPolicy,
     pub twilio: RetryPolicy,
     pub provisioning: ProvisioningOptions,
@@ -44,7 +41,6 @@ impl Default for AppOptions {
         Self {
             settings_max_age: holder.max_age,
             settings_retry: holder.retry,
-            settings_in_background: holder.in_background,
             jwks: holder.jwks,
             twilio: holder.twilio,
             provisioning: holder.provisioning,
@@ -102,7 +98,6 @@ impl AppBuilder {
             HolderOptions {
                 max_age: options.settings_max_age,
                 retry: options.settings_retry,
-                in_background: options.settings_in_background,
                 jwks: options.jwks,
                 twilio: options.twilio,
                 provisioning: options.provisioning,

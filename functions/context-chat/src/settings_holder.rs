@@ -27,9 +27,6 @@ pub struct HolderOptions {
     pub max_age: Duration,
     /// After a failed reload, how long the previous settings are kept before trying again.
     pub retry: Duration,
-    /// Reloads in the background; `false`: the caller that finds them due waits (the design
-    /// before, for the bench).
-    pub in_background: bool,
     pub jwks: JwksPolicy,
     pub twilio: RetryPolicy,
     pub provisioning: ProvisioningOptions,
@@ -40,7 +37,6 @@ impl Default for HolderOptions {
         Self {
             max_age: Duration::from_secs(300),
             retry: Duration::from_secs(30),
-            in_background: true,
             jwks: JwksPolicy::default(),
             twilio: RetryPolicy::default(),
             provisioning: ProvisioningOptions::default(),
@@ -186,16 +182,6 @@ impl SettingsHolder {
     /// `retry`; a failed first load is an error.
     pub async fn current(self: &Arc<Self>) -> Result<Arc<Configured>> {
         if let Some((configured, reload_at)) = self.loaded() {
-            if !self.options.in_background {
-                if Instant::now() < reload_at {
-                    return Ok(configured);
-                }
-                let _one_reload = self.reload.lock().await;
-                return match self.loaded() {
-                    Some((configured, reload_at)) if Instant::now() < reload_at => Ok(configured),
-                    _ => self.reload().await,
-                };
-            }
             if self.refresh_due(reload_at) {
                 self.reload_in_background();
             }

@@ -71,7 +71,6 @@ pub struct ProvisioningOptions {
     pub concurrency: usize,
     /// All of one provisioning, retries included; well inside AppSync's 30 s.
     pub budget: Duration,
-    pub strategy: Strategy,
 }
 
 impl Default for ProvisioningOptions {
@@ -80,7 +79,6 @@ impl Default for ProvisioningOptions {
             remember_for: Duration::from_secs(300),
             concurrency: 8,
             budget: Duration::from_secs(12),
-            strategy: Strategy::default(),
         }
     }
 }
@@ -103,18 +101,6 @@ pub enum Provisioned {
     Remembered,
     /// Twilio was asked, and now matches the token.
     Checked(Changes),
-}
-
-/// How provisioning changes Twilio (`adr/007`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Strategy {
-    /// Look, then every change at once: a missing conversation is created with the user in
-    /// it, and Twilio makes a new user on its first participation.
-    #[default]
-    TwoRounds,
-    /// The design before: look; create the user and the conversations; join. Kept so that
-    /// the bench measures both in one run.
-    ThreeRounds,
 }
 
 /// What the first round found.
@@ -366,10 +352,7 @@ impl Provisioner {
         {
             gate.before_join().await?;
         }
-        let changes = match self.options.strategy {
-            Strategy::TwoRounds => self.act(identity, look, deadline).await?,
-            Strategy::ThreeRounds => self.act_as_before(identity, look, deadline).await?,
-        };
+        let changes = self.act(identity, look, deadline).await?;
         metrics::add(
             Counter::ConversationsCreated,
             changes.conversations_created as u64,
@@ -547,90 +530,6 @@ impl Provisioner {
             adopted: adopted?,
             joined: joined?,
         })
-    }
-
-    /// The design before issue 17, kept for the bench's comparison (`Strategy::ThreeRounds`):
-    /// create the user and the missing conversations and leave; then join and mark.
-    async fn act_as_before(
-        &self,
-        identity: &str,
-        look: Look<'_>,
-        deadline: Instant,
-    ) -> Result<Changes> {
-        let Look {
-            contexts,
-            lookups,
-            user_exists,
-            joined,
-            to_leave,
-        } = look;
-        let mut changes = Changes::default();
-        let user = async {
-            if user_exists {
-                Ok(false)
-            } else {
-                self.ensure_user(identity, deadline).await
-            }
-        };
-        let missing: Vec<&str> = contexts
-            .iter()
-            .zip(&lookups)
-            .filter(|(_, found)| found.is_none())
-            .map(|(c, _)| c.as_str())
-            .collect();
-        let created = self.each(&missing, |context| {
-            self.ensure_conversation(context, deadline)
-        });
-        let left = self.each(&to_leave, |m| self.leave(identity, m, deadline));
-        let (user, created, left) = tokio::join!(user, created, left);
-        changes.user_created = user?;
-        left?;
-        changes.left = to_leave
-            .iter()
-            .filter_map(|m| m.unique_name.clone())
-            .collect();
-        let mut created = created?.into_iter();
-        let conversations: Vec<(&str, Conversation)> = contexts
-            .iter()
-            .zip(lookups)
-            .filter_map(|(context, found)| {
-                let conversation = match found {
-                    Some(c) => c,
-                    None => {
-                        let (c, was_created) = created.next()?;
-                        changes.conversations_created += usize::from(was_created);
-                        c
-                    }
-                };
-                Some((context.as_str(), conversation))
-            })
-            .collect();
-        // Again, for a conversation someone else made while this request created it.
-        let mut to_mark = Vec::new();
-        for (context, c) in &conversations {
-            if let Claim::Mark(attributes) = self.claim(context, c)? {
-                to_mark.push((*context, c.sid.as_str(), attributes));
-            }
-        }
-        let to_join: Vec<&(&str, Conversation)> = conversations
-            .iter()
-            .filter(|(context, _)| !joined.contains(*context))
-            .collect();
-        let joins = self.each(&to_join, |(context, c)| {
-            self.join(identity, context, &c.sid, deadline)
-        });
-        let adoptions = self.each(&to_mark, |(context, sid, attributes)| {
-            self.mark(context, sid, attributes, deadline)
-        });
-        let (joins, adoptions) = tokio::join!(joins, adoptions);
-        changes.joined = to_join
-            .iter()
-            .zip(joins?)
-            .filter(|(_, joined)| *joined)
-            .map(|((context, _), _)| (*context).to_owned())
-            .collect();
-        changes.conversations_adopted = adoptions?.into_iter().filter(|a| *a).count();
-        Ok(changes)
     }
 
     /// Runs `step` for every item, at most `concurrency` at once, and answers every result
