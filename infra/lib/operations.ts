@@ -151,6 +151,14 @@ export class Operations extends Construct {
       ]),
     );
     this.dashboard.addWidgets(
+      graph(
+        'Requests refused by a limit, by limit',
+        ['mints', 'email_codes', 'phone_codes', 'phone_checks', 'verify', 'sms_budget'].map((limit) =>
+          metric('RateLimited', { Limit: limit }, 'Sum', limit)),
+        24,
+      ),
+    );
+    this.dashboard.addWidgets(
       graph('Emails', [
         metric('EmailsSent'),
         metric('EmailsFolded'),

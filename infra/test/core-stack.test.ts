@@ -463,6 +463,13 @@ describe('alarms', () => {
       expect(m[0]).toBe('ContextChat');
       expect(m.slice(2, -1)).toEqual(expect.arrayContaining(['Stack', 'chat-test']));
     }
+    // RateLimited by each limit the Rust code names (metrics.rs, `Limit::… => "…"`).
+    const limits = [...source.matchAll(/Limit::\w+ => "([a-z_]+)"/g)].map((m) => m[1]);
+    expect(limits.length).toBeGreaterThan(4);
+    expect(graphed
+      .filter((m: any[]) => m[1] === 'RateLimited' && m.includes('Limit'))
+      .map((m: any[]) => m[m.indexOf('Limit') + 1])
+      .sort()).toEqual([...limits].sort());
     const perFunction = graphed
       .filter((m: any[]) => m[1] === 'Requests' && m.includes('Function'))
       .map((m: any[]) => m[m.indexOf('Function') + 1])

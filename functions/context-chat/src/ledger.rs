@@ -244,7 +244,7 @@ impl Ledger {
                     Minter::Identity(_) => "this user",
                     Minter::Source(_) => "this client address",
                 };
-                crate::metrics::count(crate::metrics::Counter::RateLimited);
+                crate::metrics::limited(crate::metrics::Limit::Mints);
                 tracing::info!(
                     kind = issuance.kind.as_str(),
                     per_minute = policy.per_minute,

@@ -118,6 +118,46 @@ impl ErrorCounter {
     }
 }
 
+/// Which limit refused a request: `RateLimited` is also counted per `Limit` (CloudWatch's
+/// `Limit` dimension, Prometheus's `limit` label), so that one metric says which it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Limit {
+    /// Tokens one identity (or client address) may mint a minute (`chat/tokensPerMinute`).
+    Mints,
+    /// Confirmation emails one identity causes, and addresses waiting.
+    EmailCodes,
+    /// Verification codes one identity asks for, and numbers waiting.
+    PhoneCodes,
+    /// Codes one identity checks against a number's pending code.
+    PhoneChecks,
+    /// Verify's own: checks of one code, sends to one number.
+    Verify,
+    /// The deployment's daily SMS budgets, and a number's daily share.
+    SmsBudget,
+}
+
+impl Limit {
+    pub const ALL: [Limit; 6] = [
+        Limit::Mints,
+        Limit::EmailCodes,
+        Limit::PhoneCodes,
+        Limit::PhoneChecks,
+        Limit::Verify,
+        Limit::SmsBudget,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::Mints => "mints",
+            Limit::EmailCodes => "email_codes",
+            Limit::PhoneCodes => "phone_codes",
+            Limit::PhoneChecks => "phone_checks",
+            Limit::Verify => "verify",
+            Limit::SmsBudget => "sms_budget",
+        }
+    }
+}
+
 /// Upper bounds (milliseconds) of the Twilio latency histogram's buckets.
 const LATENCY_BOUNDS_MS: [u64; 10] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
 /// At most this many latencies per EMF line (CloudWatch takes 100 values per metric).
@@ -132,6 +172,7 @@ const ZERO: AtomicU64 = AtomicU64::new(0);
 const ZEROS: [AtomicU64; KINDS] = [ZERO; KINDS];
 static COUNTS: [AtomicU64; COUNTERS] = [ZERO; COUNTERS];
 static ERRORS: [[AtomicU64; KINDS]; ERROR_COUNTERS] = [ZEROS; ERROR_COUNTERS];
+static LIMITS: [AtomicU64; Limit::ALL.len()] = [ZERO; Limit::ALL.len()];
 static LATENCY_BUCKETS: [AtomicU64; LATENCY_BOUNDS_MS.len() + 1] =
     [ZERO; LATENCY_BOUNDS_MS.len() + 1];
 static LATENCY_SUM_MS: AtomicU64 = ZERO;
@@ -155,6 +196,12 @@ pub fn error(counter: ErrorCounter, kind: ErrorKind) {
     ERRORS[counter as usize][kind as usize].fetch_add(1, Relaxed);
 }
 
+/// Counts one request refused by `limit` (and `RateLimited`).
+pub fn limited(limit: Limit) {
+    count(Counter::RateLimited);
+    LIMITS[limit as usize].fetch_add(1, Relaxed);
+}
+
 /// Records how long one Twilio request took.
 pub fn twilio_latency(elapsed: std::time::Duration) {
     let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
@@ -176,6 +223,7 @@ pub fn twilio_latency(elapsed: std::time::Duration) {
 pub struct Snapshot {
     counts: Vec<u64>,
     errors: Vec<[u64; KINDS]>,
+    limits: Vec<u64>,
     latency_buckets: Vec<u64>,
     latency_sum_ms: u64,
 }
@@ -189,6 +237,7 @@ impl Snapshot {
                 .iter()
                 .map(|row| std::array::from_fn(|k| row[k].load(Relaxed)))
                 .collect(),
+            limits: LIMITS.iter().map(|c| c.load(Relaxed)).collect(),
             latency_buckets: LATENCY_BUCKETS.iter().map(|c| c.load(Relaxed)).collect(),
             latency_sum_ms: LATENCY_SUM_MS.load(Relaxed),
         }
@@ -204,6 +253,11 @@ impl Snapshot {
         self.errors
             .get(counter as usize)
             .map_or(0, |row| row[kind as usize])
+    }
+
+    /// Requests refused by `limit`.
+    pub fn get_limit(&self, limit: Limit) -> u64 {
+        self.limits.get(limit as usize).copied().unwrap_or(0)
     }
 
     /// Twilio requests timed.
@@ -229,6 +283,7 @@ impl Snapshot {
                     std::array::from_fn(|k| row[k].saturating_sub(then[k]))
                 })
                 .collect(),
+            limits: minus(&self.limits, &earlier.limits),
             latency_buckets: minus(&self.latency_buckets, &earlier.latency_buckets),
             latency_sum_ms: self.latency_sum_ms.saturating_sub(earlier.latency_sum_ms),
         }
@@ -313,6 +368,22 @@ fn emf_lines(
         }));
         lines.push(finish(target, target_directives, timestamp_ms));
     }
+    // One more line per limit that refused (rare: one request meets one limit).
+    for limit in Limit::ALL {
+        let n = delta.get_limit(limit);
+        if n == 0 {
+            continue;
+        }
+        let mut target = dimensions();
+        target.insert("Limit".into(), json!(limit.as_str()));
+        target.insert(Counter::RateLimited.name().into(), json!(n));
+        let directives = vec![json!({
+            "Namespace": NAMESPACE,
+            "Dimensions": [["Stack", "Limit"]],
+            "Metrics": [{"Name": Counter::RateLimited.name(), "Unit": "Count"}],
+        })];
+        lines.push(finish(target, directives, timestamp_ms));
+    }
     if !line.is_empty() {
         lines.insert(0, finish(line, directives, timestamp_ms));
     }
@@ -348,6 +419,19 @@ pub fn prometheus() -> String {
                 now.get_error(counter, kind)
             );
         }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP context_chat_limits_reached_total Requests refused by a limit, by which limit."
+    );
+    let _ = writeln!(out, "# TYPE context_chat_limits_reached_total counter");
+    for limit in Limit::ALL {
+        let _ = writeln!(
+            out,
+            "context_chat_limits_reached_total{{limit=\"{}\"}} {}",
+            limit.as_str(),
+            now.get_limit(limit)
+        );
     }
     let name = "context_chat_twilio_request_duration_seconds";
     let _ = writeln!(out, "# HELP {name} How long Twilio requests took.");
@@ -427,6 +511,27 @@ mod tests {
         assert!(next.get("ParticipantsJoined").is_none());
         assert!(next.get("ErrorType").is_none());
         assert!(next.get("TwilioLatency").is_none());
+    }
+
+    #[test]
+    fn a_refusal_by_a_limit_is_counted_with_the_limit_that_refused() {
+        let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = take_emf("f", "s", 0);
+        limited(Limit::PhoneChecks);
+        let lines = take_emf("verify-email", "chat", 1);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        let total = parse(&lines[0]);
+        assert_eq!(total["RateLimited"], 1);
+        let by_limit = parse(&lines[1]);
+        assert_eq!(by_limit["Limit"], "phone_checks");
+        assert_eq!(by_limit["RateLimited"], 1);
+        assert_eq!(
+            by_limit["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Stack", "Limit"]])
+        );
+        assert!(
+            prometheus().contains("context_chat_limits_reached_total{limit=\"phone_checks\"} ")
+        );
     }
 
     #[test]

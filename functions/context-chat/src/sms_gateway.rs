@@ -45,6 +45,7 @@ pub mod refusals {
     const VERIFICATION_SECS: u64 = 600;
 
     pub fn too_many_checks() -> ChatError {
+        crate::metrics::limited(crate::metrics::Limit::Verify);
         ChatError::too_many(
             "Too many wrong codes for this number: ask for a new code then.",
             VERIFICATION_SECS,
@@ -52,6 +53,7 @@ pub mod refusals {
     }
 
     pub fn too_many_sends() -> ChatError {
+        crate::metrics::limited(crate::metrics::Limit::Verify);
         ChatError::too_many(
             "Too many codes were sent to this number.",
             VERIFICATION_SECS,

@@ -88,6 +88,7 @@ impl SmsBudgets {
             Created::Done | Created::Exists => Ok(()),
             Created::OverLimit(which) => {
                 let deployment = which == 0;
+                crate::metrics::limited(crate::metrics::Limit::SmsBudget);
                 crate::metrics::count(match (what, deployment) {
                     (_, false) => crate::metrics::Counter::SmsNumberBudgetReached,
                     (Spending::Code, true) => crate::metrics::Counter::SmsCodeBudgetReached,

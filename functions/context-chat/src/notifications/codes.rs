@@ -281,7 +281,7 @@ pub fn confirmed(current: Option<&SenderLog>, email: &EmailAddress) -> Option<Se
 /// Over one of the identity's limits: `TooManyRequests` with the seconds until `free_at`
 /// (ADR 013: every limit answers so).
 fn over_limit(message: &str, free_at: u64, now: u64) -> ChatError {
-    crate::metrics::count(crate::metrics::Counter::RateLimited);
+    crate::metrics::limited(crate::metrics::Limit::EmailCodes);
     ChatError {
         retry_after_secs: Some(free_at.saturating_sub(now).max(1)),
         ..ChatError::new(crate::error::ErrorKind::TooManyRequests, message)

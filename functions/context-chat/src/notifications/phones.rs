@@ -109,7 +109,7 @@ pub fn admit(
     }
     next.waiting.retain(|w| w.until > now);
     if next.sends >= MAX_SENDS_PER_DAY {
-        crate::metrics::count(crate::metrics::Counter::RateLimited);
+        crate::metrics::limited(crate::metrics::Limit::PhoneCodes);
         return Err(ChatError::too_many(
             &format!(
                 "At most {MAX_SENDS_PER_DAY} verification codes a day are sent for one user (the day is UTC's)."
@@ -120,7 +120,7 @@ pub fn admit(
     let waits_already = next.waiting.iter().any(|w| w.phone == *phone);
     if !waits_already && next.waiting.len() >= MAX_WAITING_NUMBERS {
         let free_at = next.waiting.iter().map(|w| w.until).min().unwrap_or(now);
-        crate::metrics::count(crate::metrics::Counter::RateLimited);
+        crate::metrics::limited(crate::metrics::Limit::PhoneCodes);
         return Err(ChatError::too_many(
             &format!(
                 "At most {MAX_WAITING_NUMBERS} numbers may wait for their code at once: enter a code you received."
@@ -245,7 +245,7 @@ impl Phones {
                 return Err(super::sms::refusals::no_pending_code());
             };
             if current.checks >= MAX_CHECKS_PER_IDENTITY {
-                crate::metrics::count(crate::metrics::Counter::RateLimited);
+                crate::metrics::limited(crate::metrics::Limit::PhoneChecks);
                 return Err(ChatError::too_many(
                     &format!(
                         "{MAX_CHECKS_PER_IDENTITY} wrong codes for this number: ask for a new code."
