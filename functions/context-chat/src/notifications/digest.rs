@@ -7,7 +7,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::address::Address;
-use super::messages::MAX_QUOTE_CHARS;
+
+/// Longest message body quoted in an email (`messages`); the rest is in the chat. Digests
+/// store no more.
+pub const MAX_QUOTE_CHARS: usize = 2000;
 
 /// At most one email per conversation and address in this long.
 pub const WINDOW_SECS: u64 = 600;

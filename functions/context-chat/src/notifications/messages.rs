@@ -21,8 +21,7 @@ pub fn confirmation(to: &EmailAddress, context: &str, code: &str) -> Email {
     }
 }
 
-/// Longest message body quoted in an email; the rest is in the chat. Digests store no more.
-pub const MAX_QUOTE_CHARS: usize = 2000;
+pub use super::digest::MAX_QUOTE_CHARS;
 
 pub fn new_messages(
     to: &EmailAddress,

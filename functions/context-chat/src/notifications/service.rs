@@ -255,6 +255,10 @@ impl NotificationService {
                 event_type: "other".into(),
             });
         };
+        let message = match message {
+            webhook::Inbound::Message(event) => QueueMessage::Message(event),
+            webhook::Inbound::SmsReply(reply) => QueueMessage::SmsReply(reply),
+        };
         self.ports.queue()?.enqueue(&message).await?;
         match message {
             QueueMessage::SmsReply(reply) => {

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::address::PhoneNumber;
-use super::queue::QueueMessage;
 use crate::error::{ChatError, Result};
 use crate::names::looks_like_sid;
 use crate::twilio::webhook_signature::SignatureChecker;
@@ -55,6 +54,13 @@ const OPT_OUT_WORDS: [&str; 9] = [
 ];
 const OPT_IN_WORDS: [&str; 3] = ["START", "YES", "UNSTOP"];
 
+/// What a signed webhook asks the notifier to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound {
+    Message(MessageEvent),
+    SmsReply(SmsReply),
+}
+
 /// An HTTP request as it reached us: the URL Twilio called (scheme, host, path, query as
 /// sent), the `X-Twilio-Signature` header, the content type and the raw body.
 #[derive(Debug, Clone, Copy)]
@@ -89,7 +95,7 @@ pub const MAX_BODY_BYTES: usize = 128 * 1024;
 pub fn read_event(
     request: &WebhookRequest<'_>,
     checker: &SignatureChecker,
-) -> Result<Option<QueueMessage>> {
+) -> Result<Option<Inbound>> {
     let signature = request
         .signature
         .map(str::trim)
@@ -138,7 +144,7 @@ pub fn read_event(
     };
     let event_type = get("EventType").unwrap_or_default();
     if event_type.is_empty() && get("MessagingServiceSid").is_some() {
-        return sms_reply(&get).map(|r| r.map(QueueMessage::SmsReply));
+        return sms_reply(&get).map(|r| r.map(Inbound::SmsReply));
     }
     if event_type != "onMessageAdded" {
         return Ok(None);
@@ -154,7 +160,7 @@ pub fn read_event(
         (None, Some(_)) => "(an attachment)".to_owned(),
         (None, None) => String::new(),
     };
-    Ok(Some(QueueMessage::Message(MessageEvent {
+    Ok(Some(Inbound::Message(MessageEvent {
         conversation_sid: conversation_sid.to_owned(),
         message_sid: message_sid.to_owned(),
         author: get("Author")

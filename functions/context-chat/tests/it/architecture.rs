@@ -1,6 +1,7 @@
 //! The library's shape, checked from its source (ADR 018): the graph of its top-level
-//! modules, derived from the `crate::` paths in code (comments left out), has no cycle
-//! beyond the ones still being taken apart, and the kernel imports nothing else of the crate.
+//! modules, derived from the `crate::` paths in code (comments left out), has no cycle, nor
+//! has the graph of the modules inside each folder, and the kernel imports nothing else of
+//! the crate.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -115,6 +116,50 @@ fn module_graph() -> BTreeMap<String, BTreeSet<String>> {
     graph
 }
 
+/// Inside `folder`: each module → the modules of the same folder its code names
+/// (`super::x`, `crate::folder::x`), its tests (from `#[cfg(test)]` on) left out.
+fn folder_graph(folder: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let name = folder.file_name().unwrap().to_string_lossy().into_owned();
+    let modules: BTreeSet<String> = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .filter(|m| m != "mod")
+        .collect();
+    let mut graph = BTreeMap::new();
+    for module in &modules {
+        let source = std::fs::read_to_string(folder.join(format!("{module}.rs"))).unwrap();
+        let code = code_of(source.split("#[cfg(test)]").next().unwrap_or_default());
+        let mut uses = BTreeSet::new();
+        for prefix in ["super::".to_owned(), format!("crate::{name}::")] {
+            for (at, _) in code.match_indices(&prefix) {
+                let used: String = code[at + prefix.len()..]
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if modules.contains(&used) && used != *module {
+                    uses.insert(used);
+                }
+            }
+        }
+        graph.insert(module.clone(), uses);
+    }
+    graph
+}
+
+/// The pairs of `graph`'s nodes that reach each other.
+fn tangled_pairs(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<(String, String)> {
+    let reach: BTreeMap<&String, BTreeSet<String>> =
+        graph.keys().map(|m| (m, reachable(graph, m))).collect();
+    graph
+        .keys()
+        .flat_map(|a| graph.keys().map(move |b| (a, b)))
+        .filter(|(a, b)| a < b && reach[a].contains(*b) && reach[b].contains(*a))
+        .map(|(a, b)| (a.clone(), b.clone()))
+        .collect()
+}
+
 fn reachable(graph: &BTreeMap<String, BTreeSet<String>>, from: &str) -> BTreeSet<String> {
     let mut seen = BTreeSet::new();
     let mut stack = vec![from.to_owned()];
@@ -132,14 +177,7 @@ fn reachable(graph: &BTreeMap<String, BTreeSet<String>>, from: &str) -> BTreeSet
 fn the_module_graph_has_no_new_cycle_and_the_kernel_imports_nothing_else() {
     let graph = module_graph();
     assert!(graph.len() > 10, "the modules were not found: {graph:?}");
-    let reach: BTreeMap<&String, BTreeSet<String>> =
-        graph.keys().map(|m| (m, reachable(&graph, m))).collect();
-    let tangled: Vec<(String, String)> = graph
-        .keys()
-        .flat_map(|a| graph.keys().map(move |b| (a, b)))
-        .filter(|(a, b)| a < b && reach[a].contains(*b) && reach[b].contains(*a))
-        .map(|(a, b)| (a.clone(), b.clone()))
-        .collect();
+    let tangled = tangled_pairs(&graph);
     let edges: Vec<String> = graph
         .iter()
         .map(|(m, to)| {
@@ -165,6 +203,26 @@ fn the_module_graph_has_no_new_cycle_and_the_kernel_imports_nothing_else() {
             "the kernel module {kernel} uses {outside:?}"
         );
     }
+}
+
+#[test]
+fn no_folder_has_a_cycle_among_its_modules() {
+    let mut folders = 0;
+    for entry in std::fs::read_dir(src()).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.is_dir() {
+            continue;
+        }
+        folders += 1;
+        let graph = folder_graph(&path);
+        let tangled = tangled_pairs(&graph);
+        assert!(
+            tangled.is_empty(),
+            "{}: {tangled:?}\n{graph:?}",
+            path.display()
+        );
+    }
+    assert!(folders >= 4, "the folders were not found");
 }
 
 #[test]

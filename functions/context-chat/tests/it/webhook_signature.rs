@@ -126,7 +126,7 @@ fn the_webhook_reads_the_vectors_wire_bodies() {
             )
         };
         if v["kind"] == "form" {
-            let Some(context_chat::notifications::QueueMessage::Message(event)) =
+            let Some(context_chat::notifications::webhook::Inbound::Message(event)) =
                 request(&body).unwrap()
             else {
                 panic!("not an onMessageAdded")
