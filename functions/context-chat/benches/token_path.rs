@@ -7,7 +7,8 @@
 //! A returning user with revocations checked (a store the bench counts reads of, in memory)
 //! beside the repeated token without: at most one store read per identity per minute.
 //!
-//! Targets: first-seen at most 1.15 × the bare verification; repeated at most 5 µs (issue 2);
+//! Targets: first-seen at most 1.15 × the bare verification; repeated at most 5 µs (issue 2)
+//! and at most 0.035 × the bare verification (issue 31: the structure must not cost);
 //! returning user at most 1.2 × repeated; a first-time user with 3 contexts at most 2
 //! sequential round trips (issue 17; the design before took 3, README keeps that run's table),
 //! counted as the provisioning tests count them; no call waiting for a settings reload (SSM
@@ -324,9 +325,14 @@ fn summary(b: &Bench) {
         }
     );
     println!(
-        "  createChatToken, repeated        {:>8.2} µs (target ≤ 5 µs) {}",
+        "  createChatToken, repeated        {:>8.2} µs = {:.3} × bare (targets ≤ 5 µs, ≤ 0.035 × bare) {}",
         us(repeated),
-        if us(repeated) <= 5.0 { "MET" } else { "MISSED" }
+        repeated / bare,
+        if us(repeated) <= 5.0 && repeated / bare <= 0.035 {
+            "MET"
+        } else {
+            "MISSED"
+        }
     );
     println!(
         "  createChatToken, returning user  {:>8.2} µs = {:.3} × repeated (target ≤ 1.2) {}",

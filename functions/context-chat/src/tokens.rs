@@ -30,6 +30,7 @@ pub struct TokenInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatTokenReceipt {
     pub token: String,
+    /// Its record's id; empty where no ledger keeps records (then there is none).
     pub xid: String,
     pub expires_at: u64,
 }
@@ -54,12 +55,13 @@ impl Authenticated {
 pub struct ChatTokenRequest {
     /// Makes the grant's endpoint id; without one, the token has none.
     device_id: Option<String>,
-    xid: String,
+    /// The caller's; else one is made where a ledger records it.
+    xid: Option<String>,
     needs_ledger: bool,
 }
 
 impl ChatTokenRequest {
-    /// `xid` empty or absent: a new one.
+    /// `xid` empty or absent: a new one, where a ledger records it.
     pub fn new(device_id: Option<&str>, xid: Option<&str>) -> Result<Self> {
         if let Some(device_id) = device_id
             && (device_id.is_empty()
@@ -75,9 +77,9 @@ impl ChatTokenRequest {
         let xid = match xid.map(str::trim).filter(|x| !x.is_empty()) {
             Some(xid) => {
                 ledger::check_xid(xid)?;
-                xid.to_owned()
+                Some(xid.to_owned())
             }
-            None => ledger::new_xid()?,
+            None => None,
         };
         Ok(Self {
             device_id: device_id.map(str::to_owned),
@@ -223,17 +225,28 @@ impl TokenService {
             issued_at,
         );
         let expires_at = issued_at + minter.ttl_secs();
-        let issuance = Issuance::of(
-            Kind::TwilioChat,
-            request.xid.clone(),
-            &verified.identity,
-            &verified.contexts,
-            request.device_id.as_deref(),
-            &access_token,
-            issued_at,
-            expires_at,
-        );
-        let recorded = self.record(configured, &issuance).await?;
+        // The record (and a new xid) only where a ledger keeps it: the token path without
+        // one pays for neither (a SHA-256 of the token, a random id).
+        let (xid, recorded) = match &self.ledger {
+            Some(_) => {
+                let xid = match &request.xid {
+                    Some(xid) => xid.clone(),
+                    None => ledger::new_xid()?,
+                };
+                let issuance = Issuance::of(
+                    Kind::TwilioChat,
+                    xid.clone(),
+                    &verified.identity,
+                    &verified.contexts,
+                    request.device_id.as_deref(),
+                    &access_token,
+                    issued_at,
+                    expires_at,
+                );
+                (xid, self.record(configured, &issuance).await?)
+            }
+            None => (request.xid.clone().unwrap_or_default(), None),
+        };
         let provisioned = match self.provision(configured, verified).await {
             Ok(provisioned) => provisioned,
             Err(err) => {
@@ -248,12 +261,12 @@ impl TokenService {
             identity = %verified.identity,
             contexts = verified.contexts.len(),
             provisioning = provisioned,
-            xid = %request.xid,
+            xid = %xid,
             "chat token issued"
         );
         Ok(ChatTokenReceipt {
             token: access_token,
-            xid: request.xid.clone(),
+            xid,
             expires_at,
         })
     }
