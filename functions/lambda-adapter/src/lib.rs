@@ -126,12 +126,6 @@ pub enum Warm {
     SettingsAndPlatformKeys,
 }
 
-/// Builds the process's one [`App`] with the token operations: the settings `reads` names
-/// from SSM under `STACK_NAME`, loaded with the issuer's keys during init.
-pub async fn build_app(reads: Reads) -> Arc<App> {
-    build_app_with(None, Warm::SettingsAndKeys, reads, None).await
-}
-
 /// The process's one [`App`], with the notification ports when given: aws-config and the
 /// settings source (SSM under `STACK_NAME`, reading what `reads` names), then what `warm` says,
 /// during init rather than on the first invocation. A failure here is logged; invocations
