@@ -192,7 +192,7 @@ impl App {
 
     pub fn notifications(&self) -> Result<&NotificationService> {
         self.notifications.as_ref().ok_or_else(|| {
-            ChatError::internal("Email notifications are not set up on this server.")
+            ChatError::internal("Notifications (email and text) are not set up on this server.")
         })
     }
 }
