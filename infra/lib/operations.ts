@@ -171,8 +171,13 @@ export class Operations extends Construct {
       graph('Notifier records handed back', [metric('NotifierRecordsFailed')]),
     );
     this.dashboard.addWidgets(
-      graph('Text messages (the skips of both channels are under Emails)', [
+      graph('Text messages', [
         metric('SmsSent'),
+        metric('SmsFolded'),
+        metric('SmsSkippedOnline'),
+        metric('SmsSkippedUnverified'),
+        metric('SmsSkippedRead'),
+        metric('SmsSkippedNotMember'),
         metric('SmsStopped', {}, 'Sum', 'STOP replies'),
         metric('SmsRefused', {}, 'Sum', 'refused by Twilio'),
         metric('SmsTextBudgetReached', {}, 'Sum', 'held: daily budget'),

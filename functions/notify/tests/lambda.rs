@@ -370,9 +370,18 @@ async fn texts_an_offline_subscriber_once_and_a_stop_ends_the_numbers_subscripti
     assert!(logs.contains("the number texted START"), "{logs}");
     assert!(!logs.contains("4155550101"), "{logs}");
     assert!(!logs.contains("4155550102"), "{logs}");
-    let metrics = function.metrics(1);
+    let metrics = function.metrics(3);
     assert!(
         metrics.iter().any(|m| m.get("SmsStopped").is_some()),
+        "{metrics:?}"
+    );
+    // "Bring water" folded into alex's pending text: counted for texts, not emails.
+    assert!(
+        metrics.iter().any(|m| m["SmsFolded"] == 1),
+        "{metrics:?}"
+    );
+    assert!(
+        metrics.iter().all(|m| m.get("EmailsFolded").is_none()),
         "{metrics:?}"
     );
 }

@@ -54,11 +54,21 @@ pub struct NotifyReport {
     /// Texts not sent today: a daily budget is spent (`sms/dailyTexts`, or the number's);
     /// their messages wait for the number's next text.
     pub held: usize,
+    /// What became of the rest, by channel.
+    pub email: Skipped,
+    pub sms: Skipped,
+}
+
+/// Notifications not sent (yet), one channel's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Skipped {
+    /// Folded into a pending digest.
     pub folded: usize,
-    pub skipped_online: usize,
-    pub skipped_unverified: usize,
+    pub online: usize,
+    /// The address or number is not confirmed.
+    pub unverified: usize,
     /// The subscriber had read the message already.
-    pub skipped_read: usize,
+    pub read: usize,
     /// The subscriber is no longer a participant: their subscription was ended.
     pub access_ended: usize,
 }
@@ -69,14 +79,40 @@ impl NotifyReport {
         add(Counter::EmailsSent, self.emailed.len() as u64);
         add(Counter::SmsSent, self.texted.len() as u64);
         add(Counter::SmsStopped, self.stopped as u64);
-        add(Counter::EmailsFolded, self.folded as u64);
-        add(Counter::EmailsSkippedOnline, self.skipped_online as u64);
-        add(
-            Counter::EmailsSkippedUnconfirmed,
-            self.skipped_unverified as u64,
-        );
-        add(Counter::EmailsSkippedRead, self.skipped_read as u64);
-        add(Counter::EmailsSkippedNotMember, self.access_ended as u64);
+        let by_channel = [
+            (
+                self.email,
+                [
+                    Counter::EmailsFolded,
+                    Counter::EmailsSkippedOnline,
+                    Counter::EmailsSkippedUnconfirmed,
+                    Counter::EmailsSkippedRead,
+                    Counter::EmailsSkippedNotMember,
+                ],
+            ),
+            (
+                self.sms,
+                [
+                    Counter::SmsFolded,
+                    Counter::SmsSkippedOnline,
+                    Counter::SmsSkippedUnverified,
+                    Counter::SmsSkippedRead,
+                    Counter::SmsSkippedNotMember,
+                ],
+            ),
+        ];
+        for (skipped, counters) in by_channel {
+            let counts = [
+                skipped.folded,
+                skipped.online,
+                skipped.unverified,
+                skipped.read,
+                skipped.access_ended,
+            ];
+            for (counter, n) in counters.into_iter().zip(counts) {
+                add(counter, n as u64);
+            }
+        }
     }
 }
 
@@ -194,7 +230,7 @@ impl Notifier {
             event.index,
         );
         let deadline = Instant::now() + self.options.twilio_budget;
-        let outcomes: Vec<Result<Outcome>> = futures_util::stream::iter(by_address)
+        let outcomes: Vec<(bool, Result<Outcome>)> = futures_util::stream::iter(by_address)
             .map(|(address, identities)| {
                 let (context, message) = (&context, &message);
                 async move {
@@ -212,7 +248,7 @@ impl Notifier {
                             break;
                         }
                     }
-                    outcome
+                    (matches!(address, Address::Phone(_)), outcome)
                 }
             })
             .buffer_unordered(self.options.concurrency.max(1))
@@ -226,11 +262,11 @@ impl Notifier {
             texted = report.texted.len(),
             stopped = report.stopped,
             held = report.held,
-            folded = report.folded,
-            online = report.skipped_online,
-            unverified = report.skipped_unverified,
-            read = report.skipped_read,
-            no_access = report.access_ended,
+            folded = report.email.folded + report.sms.folded,
+            online = report.email.online + report.sms.online,
+            unverified = report.email.unverified + report.sms.unverified,
+            read = report.email.read + report.sms.read,
+            no_access = report.email.access_ended + report.sms.access_ended,
             "message notified"
         );
         Ok(report)
@@ -263,7 +299,7 @@ impl Notifier {
             identity: &digest.value.identity,
         };
         let outcome = self.notify_one(target, None, deadline).await;
-        let report = report(vec![outcome])?;
+        let report = report(vec![(matches!(address, Address::Phone(_)), outcome)])?;
         tracing::info!(
             context,
             emailed = report.emailed.len(),
@@ -603,20 +639,26 @@ fn keep(next: Option<Digest>) -> Option<(Digest, Option<u64>)> {
     next.map(|d| (d, Some(now_unix() + digest::KEEP_SECS)))
 }
 
-fn report(outcomes: Vec<Result<Outcome>>) -> Result<NotifyReport> {
+/// The outcomes, each with whether it was a text's, as one report.
+fn report(outcomes: Vec<(bool, Result<Outcome>)>) -> Result<NotifyReport> {
     let mut report = NotifyReport::default();
     let mut first_error = None;
-    for outcome in outcomes {
+    for (texted, outcome) in outcomes {
+        let skipped = if texted {
+            &mut report.sms
+        } else {
+            &mut report.email
+        };
         match outcome {
             Ok(Outcome::Sent(Address::Email(email))) => report.emailed.push(email),
             Ok(Outcome::Sent(Address::Phone(phone))) => report.texted.push(phone),
             Ok(Outcome::Stopped) => report.stopped += 1,
             Ok(Outcome::Held) => report.held += 1,
-            Ok(Outcome::Folded) => report.folded += 1,
-            Ok(Outcome::Online) => report.skipped_online += 1,
-            Ok(Outcome::Unverified) => report.skipped_unverified += 1,
-            Ok(Outcome::Read) => report.skipped_read += 1,
-            Ok(Outcome::AccessEnded) => report.access_ended += 1,
+            Ok(Outcome::Folded) => skipped.folded += 1,
+            Ok(Outcome::Online) => skipped.online += 1,
+            Ok(Outcome::Unverified) => skipped.unverified += 1,
+            Ok(Outcome::Read) => skipped.read += 1,
+            Ok(Outcome::AccessEnded) => skipped.access_ended += 1,
             Err(err) => {
                 first_error.get_or_insert(err);
             }
