@@ -497,7 +497,6 @@ impl Notifier {
                 let gateway = configured.sms.clone()?;
                 let policy = configured.settings.sms_policy.clone()?;
                 if policy.check_country(phone).is_err() {
-                    crate::metrics::count(crate::metrics::Counter::SmsCountryRefused);
                     return Ok(Delivery::CountryNotAllowed);
                 }
                 match self.budgets.spend(Spending::Text, phone, &policy).await {

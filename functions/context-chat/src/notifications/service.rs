@@ -130,9 +130,7 @@ impl NotificationService {
         let configured = self.settings.current().await?;
         let sms = configured.sms.clone()?;
         let policy = configured.settings.sms_policy.clone()?;
-        policy.check_country(&phone).inspect_err(|_| {
-            crate::metrics::count(crate::metrics::Counter::SmsCountryRefused);
-        })?;
+        policy.check_country(&phone)?;
         if self.phones.has_stopped(&phone).await? {
             return Err(refusals::replied_stop());
         }

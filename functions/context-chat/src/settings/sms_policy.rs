@@ -55,11 +55,13 @@ impl SmsPolicy {
         Ok(codes)
     }
 
-    /// Refuses a number outside the allowed countries, before anything is counted or sent.
+    /// Refuses a number outside the allowed countries (and counts it), before anything is
+    /// counted or sent.
     /// Calling codes are prefix-free (ITU E.164), so a prefix match is exact.
     pub fn check_country(&self, phone: &PhoneNumber) -> Result<()> {
         match &self.allowed_countries {
             Some(codes) if !codes.iter().any(|c| phone.as_str().starts_with(c.as_str())) => {
+                crate::metrics::count(crate::metrics::Counter::SmsCountryRefused);
                 Err(ChatError::bad_request(format!(
                     "Text messages go only to numbers of these country codes: {}.",
                     codes.join(", ")
