@@ -16,7 +16,7 @@ use context_chat::notifications::NotificationPorts;
 use context_chat::notifications::sqlite_store::SqliteStore;
 use context_chat::settings::{ChatSettings, Settings, SettingsSource, TwilioSettings};
 use context_chat::store::{Count, Created, Expect, Key, Store, Stored};
-use context_chat::{App, AppOptions};
+use context_chat::{App, AppOptions, revocations};
 use futures_util::future::BoxFuture;
 use secrecy::SecretString;
 use test_support::{Issuer, Moto, TestKey, claims, jwks, unique};
@@ -210,7 +210,7 @@ fn main() {
                 let started = Instant::now();
                 for _ in 0..PER_ROUND {
                     n += 1;
-                    let key = Key::Revocation(format!("bench-{n}"));
+                    let key = revocations::key(&format!("bench-{n}"));
                     let doc = Stored {
                         version: 1,
                         fields: Default::default(),

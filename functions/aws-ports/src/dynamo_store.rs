@@ -119,8 +119,8 @@ impl Store for DynamoStore {
                 .client
                 .get_item()
                 .table_name(&self.table)
-                .key(PK, AttributeValue::S(key.partition()))
-                .key(SK, AttributeValue::S(key.sort()))
+                .key(PK, AttributeValue::S(key.partition().to_owned()))
+                .key(SK, AttributeValue::S(key.sort().to_owned()))
                 .consistent_read(true)
                 .send()
                 .await
@@ -166,8 +166,8 @@ impl Store for DynamoStore {
             self.client
                 .delete_item()
                 .table_name(&self.table)
-                .key(PK, AttributeValue::S(key.partition()))
-                .key(SK, AttributeValue::S(key.sort()))
+                .key(PK, AttributeValue::S(key.partition().to_owned()))
+                .key(SK, AttributeValue::S(key.sort().to_owned()))
                 .send()
                 .await
                 .map_err(|e| self.failed("DeleteItem", e))?;
@@ -199,8 +199,8 @@ impl Store for DynamoStore {
                 // read; the condition is all the limit needs.
                 let update = Update::builder()
                     .table_name(&self.table)
-                    .key(PK, AttributeValue::S(count.key.partition()))
-                    .key(SK, AttributeValue::S(count.key.sort()))
+                    .key(PK, AttributeValue::S(count.key.partition().to_owned()))
+                    .key(SK, AttributeValue::S(count.key.sort().to_owned()))
                     .update_expression(
                         "SET #n = if_not_exists(#n, :zero) + :one, #v = if_not_exists(#v, :zero) + :one, #e = :expires",
                     )
@@ -279,8 +279,8 @@ fn item_of(key: &Key, doc: Stored) -> HashMap<String, AttributeValue> {
         .filter(|(name, _)| ![PK, SK, VERSION, EXPIRES_AT].contains(&name.as_str()))
         .map(|(name, value)| (name, attribute(value)))
         .collect();
-    item.insert(PK.into(), AttributeValue::S(key.partition()));
-    item.insert(SK.into(), AttributeValue::S(key.sort()));
+    item.insert(PK.into(), AttributeValue::S(key.partition().to_owned()));
+    item.insert(SK.into(), AttributeValue::S(key.sort().to_owned()));
     item.insert(VERSION.into(), AttributeValue::N(doc.version.to_string()));
     if let Some(at) = doc.expires_at {
         item.insert(EXPIRES_AT.into(), AttributeValue::N(at.to_string()));

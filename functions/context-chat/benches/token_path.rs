@@ -379,7 +379,7 @@ impl Store for CountingStore {
             .docs
             .lock()
             .unwrap()
-            .get(&(key.partition(), key.sort()))
+            .get(&(key.partition().to_owned(), key.sort().to_owned()))
             .cloned();
         Box::pin(async move { Ok(found) })
     }
@@ -393,7 +393,7 @@ impl Store for CountingStore {
         self.docs
             .lock()
             .unwrap()
-            .insert((key.partition(), key.sort()), doc);
+            .insert((key.partition().to_owned(), key.sort().to_owned()), doc);
         Box::pin(async { Ok(true) })
     }
 
@@ -401,7 +401,7 @@ impl Store for CountingStore {
         self.docs
             .lock()
             .unwrap()
-            .remove(&(key.partition(), key.sort()));
+            .remove(&(key.partition().to_owned(), key.sort().to_owned()));
         Box::pin(async { Ok(()) })
     }
 

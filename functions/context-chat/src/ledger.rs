@@ -11,10 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{ChatError, ErrorKind, Result};
-use crate::store::{
-    Count, Created, ISSUANCE_PREFIX, ISSUED_PREFIX, Key, Minter, Store, Stored, identity_partition,
-    issuance_partition,
-};
+use crate::store::{Count, Created, Key, Store, Stored, identity_partition};
 
 /// Tokens one identity may mint a minute, unless the settings say otherwise.
 pub const DEFAULT_TOKENS_PER_MINUTE: u32 = 20;
@@ -195,10 +192,7 @@ impl Ledger {
         let now = now_ms / 1000;
         let window = now / WINDOW_SECS;
         let count = (policy.per_minute > 0).then(|| Count {
-            key: Key::Mints {
-                minter: minter.clone(),
-                window,
-            },
+            key: keys::mints(&minter, window),
             max: u64::from(policy.per_minute),
             // Kept a window longer than it counts, so that a late TTL never matters.
             expires_at: (window + 2) * WINDOW_SECS,
@@ -210,15 +204,8 @@ impl Ledger {
             .expires_at
             .saturating_add(u64::from(policy.retention_days) * DAY_SECS);
         let keys = [
-            Key::Issuance {
-                xid: issuance.xid.clone(),
-                identity: issuance.identity.clone(),
-            },
-            Key::IssuedTo {
-                identity: issuance.identity.clone(),
-                issued_at_ms: now_ms,
-                xid: issuance.xid.clone(),
-            },
+            keys::issuance(&issuance.xid, &issuance.identity),
+            keys::issued_to(&issuance.identity, now_ms, &issuance.xid),
         ];
         let doc = Stored {
             version: 1,
@@ -278,7 +265,7 @@ impl Ledger {
         check_xid(xid)?;
         let found = self
             .store
-            .query(&issuance_partition(xid), ISSUANCE_PREFIX)
+            .query(&keys::issuance_partition(xid), keys::ISSUANCE_PREFIX)
             .await?;
         let mut records: Vec<Issuance> =
             found.into_iter().map(parse_record).collect::<Result<_>>()?;
@@ -308,7 +295,7 @@ impl Ledger {
         }
         let found = self
             .store
-            .latest(&identity_partition(identity), ISSUED_PREFIX, limit)
+            .latest(&identity_partition(identity), keys::ISSUED_PREFIX, limit)
             .await?;
         found.into_iter().map(parse_record).collect()
     }
@@ -354,5 +341,57 @@ mod tests {
             sha256_hex("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+}
+
+/// Who a rate limit counts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Minter {
+    Identity(String),
+    /// A client address (the dev token API, which takes no token).
+    Source(String),
+}
+
+/// Where the ledger keeps its records (`tests/it/stored_format.rs` pins the strings).
+pub mod keys {
+    use super::Minter;
+    use crate::store::{Key, identity_partition};
+
+    /// The sort keys of an xid's ledger records, new and old.
+    pub const ISSUANCE_PREFIX: &str = "ISSUANCE";
+    pub const ISSUED_PREFIX: &str = "ISSUED#";
+
+    pub fn issuance_partition(xid: &str) -> String {
+        format!("ISSUANCE#{xid}")
+    }
+
+    /// A minted token's record, by its transaction id and its identity: an id is unique per
+    /// identity, so that nobody can take another's id. Records written before share the
+    /// partition with the sort key `ISSUANCE` alone.
+    pub fn issuance(xid: &str, identity: &str) -> Key {
+        Key::new(
+            "issuance",
+            issuance_partition(xid),
+            format!("{ISSUANCE_PREFIX}#{identity}"),
+        )
+    }
+
+    /// The same record under its identity, sorted by when it was minted (zero-padded, so
+    /// that the sort keys order as the times do), so that one query lists the newest.
+    pub fn issued_to(identity: &str, issued_at_ms: u64, xid: &str) -> Key {
+        Key::new(
+            "issued-to",
+            identity_partition(identity),
+            format!("{ISSUED_PREFIX}{issued_at_ms:015}#{xid}"),
+        )
+    }
+
+    /// How many tokens one minter asked for in one minute (`window`: unix minutes).
+    pub fn mints(minter: &Minter, window: u64) -> Key {
+        let partition = match minter {
+            Minter::Identity(identity) => identity_partition(identity),
+            Minter::Source(address) => format!("SOURCE#{address}"),
+        };
+        Key::new("mints", partition, format!("MINTS#{window}"))
     }
 }

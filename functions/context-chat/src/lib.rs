@@ -28,6 +28,8 @@ pub mod revocations;
 pub mod settings;
 pub mod settings_holder;
 pub mod sms_gateway;
+#[cfg(feature = "embedded-store")]
+pub mod sqlite_store;
 pub mod store;
 pub mod tokens;
 pub mod twilio;

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::context_token::VerifiedToken;
 use crate::error::{ChatError, Result};
-use crate::store::{self, Key, Store};
+use crate::store::{self, Key, Store, identity_partition};
 use crate::twilio::provisioning::JoinGate;
 
 /// How long a process trusts what it read of an identity's record, by default.
@@ -267,8 +267,10 @@ fn state(access: &mut Access, now: u64, contexts: Vec<String>) {
     }
 }
 
-fn key(identity: &str) -> Key {
-    Key::Revocation(identity.to_owned())
+/// Where an identity's access record lives: what the platform last said (`revokeIdentity`,
+/// `syncIdentity`) of tokens issued before a time.
+pub fn key(identity: &str) -> Key {
+    Key::new("access", identity_partition(identity), "REVOKED")
 }
 
 /// Asked by provisioning before it adds the identity to any conversation: the record is

@@ -9,12 +9,12 @@ use futures_util::future::BoxFuture;
 use crate::clock::{now_millis, now_unix};
 use crate::context_token::VerifiedToken;
 use crate::error::{ChatError, Result};
+use crate::ledger::Minter;
 use crate::ledger::{self, Issuance, Kind, Ledger};
 use crate::metrics::{self, Counter, ErrorCounter};
 use crate::names::required;
 use crate::revocations::Revocations;
 use crate::settings_holder::{Configured, SettingsHolder};
-use crate::store::Minter;
 use crate::twilio::access_token::Grant;
 use crate::twilio::provisioning::{JoinGate, Provisioned};
 

@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use context_chat::notifications::EmailAddress;
-use context_chat::notifications::store::{self, Key, Store, Subscription};
+use context_chat::notifications::Subscription;
+use context_chat::notifications::keys;
+use context_chat::notifications::store::{self, Store};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 use test_support::{
@@ -208,10 +210,7 @@ async fn leaving_a_context_ends_its_email_subscription() {
     };
 
     assert!(create(&["general", "random"]).await.is_string());
-    let subscription = |context: &str| Key::Subscription {
-        context: context.into(),
-        identity: "alex".into(),
-    };
+    let subscription = |context: &str| keys::subscription(context, "alex");
     for context in ["general", "random"] {
         let record = Subscription {
             context: context.into(),

@@ -3,8 +3,10 @@
 
 use std::path::Path;
 
+use context_chat::notifications::Subscription;
 use context_chat::notifications::codes::EmailRecord;
-use context_chat::notifications::store::{self, Key, Store, Subscription};
+use context_chat::notifications::keys;
+use context_chat::notifications::store::{self, Store};
 use context_chat::notifications::{EmailAddress, MessageEvent, QueueMessage};
 use serde_json::{Value, json};
 use test_support::{
@@ -69,10 +71,7 @@ async fn emails_an_offline_subscriber_and_reports_failed_records() {
     let email = EmailAddress::parse("alex@example.org").unwrap();
     store::write_over(
         &table,
-        &Key::Subscription {
-            context: "general".into(),
-            identity: "alex".into(),
-        },
+        &keys::subscription("general", "alex"),
         &Subscription {
             context: "general".into(),
             identity: "alex".into(),
@@ -86,7 +85,7 @@ async fn emails_an_offline_subscriber_and_reports_failed_records() {
     .unwrap();
     store::write_over(
         &table,
-        &Key::Email(email.clone()),
+        &keys::old_confirmation(&email),
         &EmailRecord {
             email: email.clone(),
             verified: true,
@@ -175,10 +174,7 @@ async fn emails_an_offline_subscriber_and_reports_failed_records() {
     assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
     assert_eq!(sendgrid.sent_to("alex@example.org").len(), 1);
     let subscription = table
-        .get(&Key::Subscription {
-            context: "general".into(),
-            identity: "alex".into(),
-        })
+        .get(&keys::subscription("general", "alex"))
         .await
         .unwrap();
     assert!(
@@ -196,8 +192,8 @@ async fn emails_an_offline_subscriber_and_reports_failed_records() {
 #[tokio::test]
 async fn texts_an_offline_subscriber_once_and_a_stop_ends_the_numbers_subscriptions() {
     use context_chat::notifications::PhoneNumber;
+    use context_chat::notifications::SmsSubscription;
     use context_chat::notifications::phones::Phones;
-    use context_chat::notifications::store::SmsSubscription;
 
     let moto = Moto::start();
     let stack = unique("notify-sms");
@@ -234,10 +230,7 @@ async fn texts_an_offline_subscriber_once_and_a_stop_ends_the_numbers_subscripti
             phones.add_context(&phone, who, context).await.unwrap();
             store::write_over(
                 table.as_ref(),
-                &Key::SmsSubscription {
-                    context: context.into(),
-                    identity: who.into(),
-                },
+                &keys::sms_subscription(context, who),
                 &SmsSubscription {
                     context: context.into(),
                     identity: who.into(),
@@ -312,19 +305,13 @@ async fn texts_an_offline_subscriber_once_and_a_stop_ends_the_numbers_subscripti
     assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
     assert_eq!(sms.sent().len(), 1);
     for context in ["general", "random"] {
-        let alex = Key::SmsSubscription {
-            context: context.into(),
-            identity: "alex".into(),
-        };
+        let alex = keys::sms_subscription(context, "alex");
         assert!(table.get(&alex).await.unwrap().is_none(), "{context}");
-        let sam = Key::SmsSubscription {
-            context: context.into(),
-            identity: "sam".into(),
-        };
+        let sam = keys::sms_subscription(context, "sam");
         assert!(table.get(&sam).await.unwrap().is_some(), "{context}");
     }
     // L5: the number is marked: no code goes to it until it texts START.
-    let alexs_stop = Key::SmsStopped(PhoneNumber::parse("+14155550101").unwrap());
+    let alexs_stop = keys::sms_stopped(&PhoneNumber::parse("+14155550101").unwrap());
     assert!(table.get(&alexs_stop).await.unwrap().is_some());
 
     // STOP and START texted back, as the webhook queues them: sam's STOP ends sam's
@@ -355,13 +342,10 @@ async fn texts_an_offline_subscriber_once_and_a_stop_ends_the_numbers_subscripti
         .value();
     assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
     assert!(table.get(&alexs_stop).await.unwrap().is_none());
-    let sams_stop = Key::SmsStopped(PhoneNumber::parse("+14155550102").unwrap());
+    let sams_stop = keys::sms_stopped(&PhoneNumber::parse("+14155550102").unwrap());
     assert!(table.get(&sams_stop).await.unwrap().is_some());
     for context in ["general", "random"] {
-        let sam = Key::SmsSubscription {
-            context: context.into(),
-            identity: "sam".into(),
-        };
+        let sam = keys::sms_subscription(context, "sam");
         assert!(table.get(&sam).await.unwrap().is_none(), "{context}");
     }
 

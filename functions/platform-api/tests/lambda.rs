@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use context_chat::notifications::QueueMessage;
-use context_chat::revocations::Access;
-use context_chat::store::{self, Key};
+use context_chat::revocations::{self, Access};
+use context_chat::store::{self};
 use serde_json::{Value, json};
 use test_support::{
     API_SECRET, Emulator, Fault, Function, Issuer, Method, Moto, TestKey, TwilioStandIn,
@@ -152,7 +152,7 @@ async fn the_platform_fields_act_for_a_token_with_the_scope_and_for_no_other() {
     assert!(twilio.memberships("alex").is_empty());
     // The revocation is in the table, where every token function reads it.
     let table = aws_ports::DynamoStore::new(dynamodb, stack);
-    let recorded = store::read::<Access>(&table, &Key::Revocation("alex".into()))
+    let recorded = store::read::<Access>(&table, &revocations::key("alex"))
         .await
         .unwrap()
         .unwrap();

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use context_chat::notifications::EmailAddress;
 use context_chat::notifications::codes::{self, CodeKey, Confirmation};
-use context_chat::notifications::store::{self, Key};
+use context_chat::notifications::keys;
+use context_chat::notifications::store::{self};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use test_support::{
@@ -30,10 +31,7 @@ async fn pending_code(store: &aws_ports::DynamoStore, identity: &str, email: &st
         key.hash(identity, &email, &code),
         context_chat::context_token::now_unix(),
     );
-    let key = Key::Confirmation {
-        email,
-        identity: identity.into(),
-    };
+    let key = keys::confirmation(&email, identity);
     assert!(
         store::write::<Confirmation>(store, &key, None, &record.unwrap(), None)
             .await
@@ -259,10 +257,7 @@ async fn l7_a_damaged_record_is_logged_by_kind_and_hash_never_by_number() {
     test_support::put_sms_settings(&ssm, &stack).await;
     let sms = test_support::SmsStandIn::start().await;
     let phone = PhoneNumber::parse("+14155550123").unwrap();
-    let record = Key::Phone {
-        phone: phone.clone(),
-        identity: "alex".into(),
-    };
+    let record = keys::phone(&phone, "alex");
     let damaged = json!({"phone": phone.as_str(), "identity": "alex", "verified": phone.as_str()});
     let table = aws_ports::DynamoStore::new(dynamodb, stack.clone());
     let stored = Stored {

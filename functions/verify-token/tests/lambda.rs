@@ -225,7 +225,7 @@ async fn answers_cargo_lambda_invoke() {
 
 #[tokio::test]
 async fn a_revoked_identitys_older_token_is_access_denied_and_a_newer_one_works() {
-    use context_chat::store::{self, Key};
+    use context_chat::{revocations, store};
 
     let moto = Moto::start();
     let key = TestKey::es256("platform-1");
@@ -239,7 +239,7 @@ async fn a_revoked_identitys_older_token_is_access_denied_and_a_newer_one_works(
     let table = aws_ports::DynamoStore::new(dynamodb, stack.clone());
     store::write_over(
         &table,
-        &Key::Revocation("alex".into()),
+        &revocations::key("alex"),
         &serde_json::json!({"identity": "alex", "revokedBefore": now - 10}),
     )
     .await

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use aws_ports::{DynamoStore, create_table};
 use aws_sdk_dynamodb::types::AttributeValue;
 use context_chat::context_token::now_unix;
+use context_chat::ledger::Minter;
 use context_chat::ledger::{Issuance, Kind, Ledger, LedgerPolicy, sha256_hex};
 use context_chat::notifications::sqlite_store::SqliteStore;
-use context_chat::store::{Minter, Store};
+use context_chat::store::Store;
 use context_chat::{ErrorKind, Result};
 use test_support::{Moto, unique};
 

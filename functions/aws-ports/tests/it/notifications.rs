@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_ports::{DynamoStore, SqsQueue, create_table};
+use context_chat::notifications::keys;
 use context_chat::notifications::notifier::NotifyOptions;
 use context_chat::notifications::{
-    Key, NotificationPorts, QueueMessage, Store, WebhookOutcome, WebhookRequest,
+    NotificationPorts, QueueMessage, Store, WebhookOutcome, WebhookRequest,
 };
 use context_chat::settings::SettingsSource;
 use context_chat::{App, AppOptions, ErrorKind};
@@ -691,10 +692,7 @@ async fn email_follows_access_and_only_what_is_unread() {
 
     // The platform drops "general" from alex's token: provisioning takes alex out of the
     // conversation and ends the subscription at once; no more email.
-    let subscription = Key::Subscription {
-        context: "general".into(),
-        identity: "alex".into(),
-    };
+    let subscription = keys::subscription("general", "alex");
     assert!(world.store.get(&subscription).await.unwrap().is_some());
     let dropped = world.token("alex", &["random"]);
     world

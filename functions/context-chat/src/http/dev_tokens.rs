@@ -21,8 +21,8 @@ use super::refusal;
 use crate::clock::now_unix;
 use crate::dev_token::{self, DevIssuerSource};
 use crate::error::ChatError;
+use crate::ledger::Minter;
 use crate::ledger::{self, DEV_TOKENS_PER_MINUTE, Issuance, Kind, Ledger, LedgerPolicy};
-use crate::store::Minter;
 
 /// The client's address, as the door that received the request saw it: `lambda_http`'s
 /// request context in the cloud (set by `lambda-adapter`), the socket's peer locally.

@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use super::address::PhoneNumber;
-use super::store::{Count, Created, Key, Store};
+use super::keys;
+use super::store::{Count, Created, Store};
 use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
 pub use crate::settings::sms_policy::{
@@ -62,11 +63,7 @@ impl SmsBudgets {
         };
         let counts = vec![
             Count {
-                key: Key::SmsSpent {
-                    what: what.as_str(),
-                    day,
-                    number: None,
-                },
+                key: keys::sms_spent(what.as_str(), day, None),
                 max: u64::from(match what {
                     Spending::Code => policy.daily_codes,
                     Spending::Text => policy.daily_texts,
@@ -74,11 +71,7 @@ impl SmsBudgets {
                 expires_at,
             },
             Count {
-                key: Key::SmsSpent {
-                    what: what.as_str(),
-                    day,
-                    number: Some(to.clone()),
-                },
+                key: keys::sms_spent(what.as_str(), day, Some(to)),
                 max: u64::from(per_number),
                 expires_at,
             },

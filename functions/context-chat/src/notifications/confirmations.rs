@@ -13,9 +13,10 @@ use serde_json::Value;
 
 use super::address::EmailAddress;
 use super::codes::{self, CodeKey, Confirmation, EmailRecord, Guesses, Issue, SenderLog};
+use super::keys::{self, CONFIRMATION_PREFIX, Subscription};
 use super::mailer::Mailer;
 use super::messages;
-use super::store::{self, CONFIRMATION_PREFIX, Key, Store, Subscription, email_partition};
+use super::store::{self, Store, email_partition};
 use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
 
@@ -36,10 +37,7 @@ impl Confirmations {
     /// from the old integration's time also counts an address confirmed for anyone, as it
     /// did then.
     pub async fn is_confirmed(&self, subscription: &Subscription) -> Result<bool> {
-        let key = Key::Confirmation {
-            email: subscription.email.clone(),
-            identity: subscription.identity.clone(),
-        };
+        let key = keys::confirmation(&subscription.email, &subscription.identity);
         if store::read::<Confirmation>(self.store(), &key)
             .await?
             .is_some_and(|r| r.value.verified)
@@ -54,7 +52,7 @@ impl Confirmations {
 
     async fn legacy_confirmed(&self, email: &EmailAddress) -> Result<bool> {
         Ok(
-            store::read::<EmailRecord>(self.store(), &Key::Email(email.clone()))
+            store::read::<EmailRecord>(self.store(), &keys::old_confirmation(email))
                 .await?
                 .is_some_and(|r| r.value.verified),
         )
@@ -73,10 +71,7 @@ impl Confirmations {
             return Ok(false);
         }
         let now = now_unix();
-        let key = Key::Confirmation {
-            email: email.clone(),
-            identity: identity.to_owned(),
-        };
+        let key = keys::confirmation(email, identity);
         store::update(self.store(), &key, |current: Option<&Confirmation>| {
             let next = Confirmation {
                 email: email.clone(),
@@ -105,10 +100,7 @@ impl Confirmations {
     ) -> Result<Issue> {
         let store = self.store();
         let now = now_unix();
-        let key = Key::Confirmation {
-            email: email.clone(),
-            identity: identity.to_owned(),
-        };
+        let key = keys::confirmation(email, identity);
         if let Some(current) = store::read::<Confirmation>(store, &key).await? {
             let (_, issued) =
                 codes::issue(Some(&current.value), (identity, email), String::new(), now);
@@ -119,7 +111,7 @@ impl Confirmations {
         // Counted where every process sees it, before anything is sent.
         store::update(
             store,
-            &Key::Sender(identity.to_owned()),
+            &keys::email_sender(identity),
             |current: Option<&SenderLog>| {
                 let next = codes::admit(current, email, now)?;
                 Ok((Some((next, Some(now + codes::CODE_TTL_SECS))), ()))
@@ -199,10 +191,7 @@ impl Confirmations {
         count_wrong: bool,
     ) -> Result<bool> {
         let code_hash = codes.hash(identity, email, code);
-        let key = Key::Confirmation {
-            email: email.clone(),
-            identity: identity.to_owned(),
-        };
+        let key = keys::confirmation(email, identity);
         let matched = store::update(self.store(), &key, |current: Option<&Confirmation>| {
             let (next, matched) = codes::check(current, &code_hash, now, count_wrong);
             let expiry = |n: &Confirmation| (!n.verified).then(|| unverified_expiry(now)).flatten();
@@ -218,7 +207,7 @@ impl Confirmations {
         if matched {
             store::update(
                 self.store(),
-                &Key::Sender(identity.to_owned()),
+                &keys::email_sender(identity),
                 |current: Option<&SenderLog>| {
                     Ok((
                         codes::confirmed(current, email)
@@ -245,7 +234,7 @@ impl Confirmations {
         // allowance.
         let allowed = store::update(
             self.store(),
-            &Key::Guesses(email.clone()),
+            &keys::guesses(email),
             |current: Option<&Guesses>| {
                 if !codes::guesses_left(current, now) {
                     return Ok((None, false));

@@ -14,6 +14,7 @@ pub mod budget;
 pub mod codes;
 pub mod confirmations;
 pub mod digest;
+pub mod keys;
 pub mod links;
 /// The mail port and its adapters (SendGrid, the outbox) live beside the other ports.
 pub use crate::mail as mailer;
@@ -24,20 +25,22 @@ pub mod ports;
 pub mod queue;
 pub mod service;
 pub mod sms;
-#[cfg(feature = "embedded-store")]
-pub mod sqlite_store;
 pub mod twilio_sms;
 pub mod unsubscribe;
 pub mod webhook;
 
-/// The store port lives at the crate's root (tokens and the platform API use it too).
+#[cfg(feature = "embedded-store")]
+pub use crate::sqlite_store;
+/// The store port and its embedded adapter live at the crate's root (the ledger and
+/// revocations use them too).
 pub use crate::store;
 pub use address::{Address, EmailAddress, PhoneNumber};
 pub use confirmations::Confirmations;
+pub use keys::{SmsSubscription, Subscription};
 pub use mailer::{Email, Mailer, Outbox, SendGrid};
 pub use notifier::{NotifyOptions, NotifyReport};
 pub use ports::NotificationPorts;
 pub use queue::{LocalQueue, Queue, QueueMessage};
 pub use service::NotificationService;
-pub use store::{Document, Key, Store, Subscription};
+pub use store::{Document, Key, Store};
 pub use webhook::{MessageEvent, WebhookOutcome, WebhookRequest};

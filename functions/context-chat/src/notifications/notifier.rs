@@ -12,12 +12,13 @@ use super::address::{Address, EmailAddress, PhoneNumber};
 use super::budget::{SmsBudgets, Spending};
 use super::confirmations::Confirmations;
 use super::digest::{self, Digest, PendingMessage, Step};
+use super::keys::{self, SmsSubscription, Subscription};
 use super::messages;
 use super::phones::Phones;
 use super::ports::NotificationPorts;
 use super::queue::QueueMessage;
 use super::sms::{self, Delivery};
-use super::store::{self, Key, SmsSubscription, Store, Subscription};
+use super::store::{self, Key, Store};
 use super::webhook::MessageEvent;
 use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
@@ -186,8 +187,8 @@ impl Notifier {
             return Ok(NotifyReport::default());
         };
         let (emails, phones) = tokio::try_join!(
-            self.store().subscriptions(&context),
-            self.store().sms_subscriptions(&context)
+            keys::subscriptions(self.store(), &context),
+            keys::sms_subscriptions(self.store(), &context)
         )?;
         let subscribers: Vec<(Address, &str)> = emails
             .iter()
@@ -273,10 +274,7 @@ impl Notifier {
     }
 
     async fn flush(&self, context: &str, address: &Address) -> Result<NotifyReport> {
-        let key = Key::Digest {
-            context: context.to_owned(),
-            address: address.clone(),
-        };
+        let key = keys::digest(context, address);
         let Some(digest) = store::read::<Digest>(self.store(), &key).await? else {
             return Ok(NotifyReport::default());
         };
@@ -320,10 +318,7 @@ impl Notifier {
         let store = self.store();
         match address {
             Address::Email(email) => {
-                let key = Key::Subscription {
-                    context: context.to_owned(),
-                    identity: identity.to_owned(),
-                };
+                let key = keys::subscription(context, identity);
                 // A subscription that moved to another address ends this digest.
                 let confirmed = match store::read::<Subscription>(store, &key)
                     .await?
@@ -335,10 +330,7 @@ impl Notifier {
                 Ok((key, confirmed))
             }
             Address::Phone(phone) => {
-                let key = Key::SmsSubscription {
-                    context: context.to_owned(),
-                    identity: identity.to_owned(),
-                };
+                let key = keys::sms_subscription(context, identity);
                 let confirmed = match store::read::<SmsSubscription>(store, &key)
                     .await?
                     .filter(|s| s.value.phone == *phone)
@@ -366,10 +358,7 @@ impl Notifier {
             identity,
         } = target;
         let store = self.store();
-        let key = Key::Digest {
-            context: context.to_owned(),
-            address: address.clone(),
-        };
+        let key = keys::digest(context, address);
         let (subscription_key, confirmed) = self.subscribed(context, identity, address).await?;
         if !confirmed {
             if message.is_none() {

@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::address::{Address, PhoneNumber};
+use super::keys::{self, CONFIRMATION_PREFIX, SmsSubscription};
 use super::sms::CODE_TTL_SECS;
-use super::store::{self, CONFIRMATION_PREFIX, Key, SmsSubscription, Store, phone_partition};
+use super::store::{self, Key, Store, phone_partition};
 use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
 
@@ -151,10 +152,7 @@ impl Phones {
     }
 
     fn key(phone: &PhoneNumber, identity: &str) -> Key {
-        Key::Phone {
-            phone: phone.clone(),
-            identity: identity.to_owned(),
-        }
+        keys::phone(phone, identity)
     }
 
     pub async fn record(&self, phone: &PhoneNumber, identity: &str) -> Result<Option<PhoneRecord>> {
@@ -183,7 +181,7 @@ impl Phones {
         let now = now_unix();
         store::update(
             self.store(),
-            &Key::PhoneSender(identity.to_owned()),
+            &keys::phone_sender(identity),
             |current: Option<&PhoneSenderLog>| {
                 if sent_recently(current, phone, now) {
                     return Ok((None, None));
@@ -205,7 +203,7 @@ impl Phones {
         let now = now_unix();
         let undone = store::update(
             self.store(),
-            &Key::PhoneSender(identity.to_owned()),
+            &keys::phone_sender(identity),
             |current: Option<&PhoneSenderLog>| {
                 let Some(current) = current else {
                     return Ok((None, false));
@@ -224,11 +222,7 @@ impl Phones {
         .await;
         // A log back at nothing is no log: a refused first send leaves nothing stored.
         let undone = match undone {
-            Ok(true) => {
-                self.store()
-                    .delete(&Key::PhoneSender(identity.to_owned()))
-                    .await
-            }
+            Ok(true) => self.store().delete(&keys::phone_sender(identity)).await,
             other => other.map(drop),
         };
         if let Err(err) = undone {
@@ -336,7 +330,7 @@ impl Phones {
         .await?;
         store::update(
             self.store(),
-            &Key::PhoneSender(identity.to_owned()),
+            &keys::phone_sender(identity),
             |current: Option<&PhoneSenderLog>| {
                 let Some(current) = current else {
                     return Ok((None, ()));
@@ -352,17 +346,13 @@ impl Phones {
     /// Whether the number replied STOP and has not texted START since: then no code goes to
     /// it, whoever asks (issue 30, L5).
     pub async fn has_stopped(&self, phone: &PhoneNumber) -> Result<bool> {
-        Ok(self
-            .store()
-            .get(&Key::SmsStopped(phone.clone()))
-            .await?
-            .is_some())
+        Ok(self.store().get(&keys::sms_stopped(phone)).await?.is_some())
     }
 
     /// The number texted START (or YES, UNSTOP): codes may go to it again. Only the number
     /// itself ends its STOP: the webhook's signature says Twilio saw it text.
     pub async fn started(&self, phone: &PhoneNumber) -> Result<()> {
-        self.store().delete(&Key::SmsStopped(phone.clone())).await
+        self.store().delete(&keys::sms_stopped(phone)).await
     }
 
     /// The number's owner replied STOP: every identity's record of it ends, with the text
@@ -372,7 +362,7 @@ impl Phones {
         let store = self.store();
         store::write_over(
             store,
-            &Key::SmsStopped(phone.clone()),
+            &keys::sms_stopped(phone),
             &StopMarker { at: now_unix() },
         )
         .await?;
@@ -385,10 +375,7 @@ impl Phones {
         let mut ended = 0;
         for record in &records {
             for context in &record.contexts {
-                let key = Key::SmsSubscription {
-                    context: context.clone(),
-                    identity: record.identity.clone(),
-                };
+                let key = keys::sms_subscription(context, &record.identity);
                 if let Some(s) = store::read::<SmsSubscription>(store, &key).await?
                     && s.value.phone == *phone
                 {
@@ -396,10 +383,7 @@ impl Phones {
                     ended += 1;
                 }
                 store
-                    .delete(&Key::Digest {
-                        context: context.clone(),
-                        address: Address::Phone(phone.clone()),
-                    })
+                    .delete(&keys::digest(context, &Address::Phone(phone.clone())))
                     .await?;
             }
             store.delete(&Self::key(phone, &record.identity)).await?;

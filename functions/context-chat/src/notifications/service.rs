@@ -7,13 +7,14 @@ use super::address::{Address, EmailAddress, PhoneNumber};
 use super::budget::{SmsBudgets, Spending};
 use super::codes::Issue;
 use super::confirmations::Confirmations;
+use super::keys::{self, SmsSubscription, Subscription};
 use super::links::LinkKeys;
 use super::notifier::{Notifier, NotifyOptions, NotifyReport};
 use super::phones::Phones;
 use super::ports::NotificationPorts;
 use super::queue::QueueMessage;
 use super::sms::refusals;
-use super::store::{self, Key, SmsSubscription, Store, Subscription};
+use super::store::{self, Store};
 use super::webhook::{self, WebhookOutcome, WebhookRequest};
 use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
@@ -87,10 +88,7 @@ impl NotificationService {
             created_at: now_unix(),
             per_identity: true,
         };
-        let key = Key::Subscription {
-            context: context.to_owned(),
-            identity: verified.identity.clone(),
-        };
+        let key = keys::subscription(context, &verified.identity);
         let previous = store::read::<Subscription>(self.store(), &key).await?;
         let carried = self
             .confirmations
@@ -135,10 +133,7 @@ impl NotificationService {
             return Err(refusals::replied_stop());
         }
         let identity = verified.identity.as_str();
-        let key = Key::SmsSubscription {
-            context: context.to_owned(),
-            identity: identity.to_owned(),
-        };
+        let key = keys::sms_subscription(context, identity);
         let subscription = SmsSubscription {
             context: context.to_owned(),
             identity: identity.to_owned(),
@@ -289,22 +284,16 @@ impl NotificationService {
         }
         let store = self.store();
         let mut ended = 0;
-        for subscription in store.subscriptions(context).await? {
+        for subscription in keys::subscriptions(store, context).await? {
             if subscription.email == email {
                 store
-                    .delete(&Key::Subscription {
-                        context: context.to_owned(),
-                        identity: subscription.identity.clone(),
-                    })
+                    .delete(&keys::subscription(context, &subscription.identity))
                     .await?;
                 ended += 1;
             }
         }
         store
-            .delete(&Key::Digest {
-                context: context.to_owned(),
-                address: Address::Email(email.clone()),
-            })
+            .delete(&keys::digest(context, &Address::Email(email.clone())))
             .await?;
         tracing::info!(context, ended, "unsubscribed by link");
         Ok(ended)
@@ -330,14 +319,8 @@ impl AccessEnded for EndSubscriptions {
             let store = self.0.as_ref();
             let mut ended = 0;
             for context in contexts {
-                let key = Key::Subscription {
-                    context: context.clone(),
-                    identity: identity.to_owned(),
-                };
-                let sms_key = Key::SmsSubscription {
-                    context: context.clone(),
-                    identity: identity.to_owned(),
-                };
+                let key = keys::subscription(context, identity);
+                let sms_key = keys::sms_subscription(context, identity);
                 let email = store::read::<Subscription>(store, &key).await?;
                 let sms = store::read::<SmsSubscription>(store, &sms_key).await?;
                 let ended_here = [
@@ -345,12 +328,7 @@ impl AccessEnded for EndSubscriptions {
                     sms.map(|s| (sms_key, Address::Phone(s.value.phone))),
                 ];
                 for (key, address) in ended_here.into_iter().flatten() {
-                    store
-                        .delete(&Key::Digest {
-                            context: context.clone(),
-                            address,
-                        })
-                        .await?;
+                    store.delete(&keys::digest(context, &address)).await?;
                     store.delete(&key).await?;
                     ended += 1;
                     tracing::info!(identity, context = %context, "access ended; the subscription ended with it");

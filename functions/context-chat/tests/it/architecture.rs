@@ -1,13 +1,22 @@
 //! The library's shape, checked from its source (ADR 018): the graph of its top-level
 //! modules, derived from the `crate::` paths in code (comments left out), has no cycle, nor
 //! has the graph of the modules inside each folder, and the kernel imports nothing else of
-//! the crate.
+//! the crate, and the ports know no feature.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Modules every other may use, which use none of the rest: they stay at the bottom.
 const KERNEL: [&str; 6] = ["error", "clock", "names", "metrics", "panics", "address"];
+
+/// The ports and their adapters in this crate: they know no feature (features own their
+/// store keys and documents), only the kernel and the port they adapt.
+const PORTS: [(&str, &[&str]); 4] = [
+    ("store", &[]),
+    ("sqlite_store", &["store"]),
+    ("mail", &[]),
+    ("sms_gateway", &[]),
+];
 
 /// Pairs of top-level modules that reach each other (directly or through others): 45 before
 /// issue 31 took the tangle apart, none since.
@@ -202,6 +211,21 @@ fn the_module_graph_has_no_new_cycle_and_the_kernel_imports_nothing_else() {
             outside.is_empty(),
             "the kernel module {kernel} uses {outside:?}"
         );
+    }
+}
+
+#[test]
+fn the_ports_know_no_feature() {
+    let graph = module_graph();
+    for (port, adapts) in PORTS {
+        let uses = graph
+            .get(port)
+            .unwrap_or_else(|| panic!("no module {port}"));
+        let features: Vec<&String> = uses
+            .iter()
+            .filter(|t| !KERNEL.contains(&t.as_str()) && !adapts.contains(&t.as_str()))
+            .collect();
+        assert!(features.is_empty(), "the port {port} uses {features:?}");
     }
 }
 

@@ -10,4 +10,5 @@ mod platform_token;
 mod provisioning;
 mod settings_ssm;
 mod sms;
+mod stored_format;
 mod webhook_signature;

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use context_chat::notifications::Key;
 use context_chat::notifications::Store;
+use context_chat::notifications::keys;
 use context_chat::notifications::sqlite_store::{FILE_NAME as SQLITE_FILE, SqliteStore};
 use serde_json::json;
 use test_support::{
@@ -208,10 +208,7 @@ async fn a_signed_webhook_reaches_the_offline_subscriber_through_the_outbox() {
     // The subscription is gone from the store (the 10-minute window would hide a later email).
     // (Read while the server runs: SQLite's WAL lets another process read.)
     let store = SqliteStore::open(&data).unwrap();
-    let subscription = |identity: &str| Key::Subscription {
-        context: "general".into(),
-        identity: identity.into(),
-    };
+    let subscription = |identity: &str| keys::subscription("general", identity);
     assert!(store.get(&subscription("alex")).await.unwrap().is_none());
     assert!(store.get(&subscription("sam")).await.unwrap().is_some());
 }
@@ -355,10 +352,7 @@ async fn a_server_killed_mid_run_leaves_a_store_that_opens_with_every_acknowledg
     drop(db);
     let store = SqliteStore::open(&data).unwrap();
     for identity in &acknowledged {
-        let key = Key::Subscription {
-            context: "general".into(),
-            identity: identity.clone(),
-        };
+        let key = keys::subscription("general", identity);
         assert!(
             store.get(&key).await.unwrap().is_some(),
             "{identity}'s subscription was acknowledged"

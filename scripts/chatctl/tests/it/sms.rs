@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use context_chat::notifications::keys;
 use context_chat::notifications::sqlite_store::SqliteStore;
 use context_chat::notifications::{Key, PhoneNumber, Store};
 use serde_json::{Value, json};
@@ -54,10 +55,7 @@ fn phone_verified(body: &Value) -> bool {
 }
 
 fn sms_subscription(context: &str, identity: &str) -> Key {
-    Key::SmsSubscription {
-        context: context.into(),
-        identity: identity.into(),
-    }
+    keys::sms_subscription(context, identity)
 }
 
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
@@ -242,10 +240,7 @@ async fn subscribe_verify_and_one_text_for_the_offline_member_until_stop() {
     )
     .await;
     let phone = PhoneNumber::parse(ALEX).unwrap();
-    let record = Key::Phone {
-        phone: phone.clone(),
-        identity: "alex".into(),
-    };
+    let record = keys::phone(&phone, "alex");
     let deadline = Instant::now() + Duration::from_secs(15);
     while store.get(&record).await.unwrap().is_some() {
         assert!(
@@ -545,7 +540,7 @@ async fn l5_another_identity_cannot_burn_the_numbers_tries() {
 async fn m3_a_code_that_may_have_gone_out_stays_counted() {
     let d = Deployment::start("sms-m3").await;
     let alex = d.member("alex", &["general"]).await;
-    let sender = Key::PhoneSender("alex".into());
+    let sender = keys::phone_sender("alex");
     d.sms.fail_next("Verifications", 500, true);
     let body = subscribe(&d.server, "general", "+14155550181", &alex).await;
     assert_eq!(body["errors"][0]["errorType"], "InternalError", "{body}");
@@ -596,7 +591,7 @@ async fn m3_daily_budgets_and_allowed_countries_cap_what_the_deployment_pays() {
     let alex = d.member("alex", &["general"]).await;
     let sam = d.member("sam", &["general"]).await;
     let kim = d.member("kim", &["general"]).await;
-    let kims_allowance = Key::PhoneSender("kim".into());
+    let kims_allowance = keys::phone_sender("kim");
 
     let body = subscribe(&d.server, "general", "+447700900123", &kim).await;
     assert_eq!(error_type(&body), "BadRequest", "{body}");
@@ -669,10 +664,7 @@ async fn l5_a_number_that_replied_stop_gets_no_code_until_it_texts_start() {
     let mallory = d.member("mallory", &["general"]).await;
     d.subscribed_and_verified("general", ALEX, &alex).await;
     d.subscribed_and_verified("general", SAM, &sam).await;
-    let alexs = Key::Phone {
-        phone: PhoneNumber::parse(ALEX).unwrap(),
-        identity: "alex".into(),
-    };
+    let alexs = keys::phone(&PhoneNumber::parse(ALEX).unwrap(), "alex");
 
     // alex texts STOP; the Messaging Service opts the number out and tells the webhook.
     d.sms.reply_stop(ALEX);

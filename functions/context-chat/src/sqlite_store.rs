@@ -17,9 +17,9 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::store::{COUNT_FIELD, Count, Created, Expect, Key, Store, Stored};
 use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
+use crate::store::{COUNT_FIELD, Count, Created, Expect, Key, Store, Stored};
 
 pub const FILE_NAME: &str = "store.sqlite3";
 /// Where earlier versions kept the documents: imported once, then renamed.
@@ -232,7 +232,7 @@ fn row_to_stored(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Stored, Option<i6
 
 impl Store for SqliteStore {
     fn get<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<Option<Stored>>> {
-        let (pk, sk) = (key.partition(), key.sort());
+        let (pk, sk) = (key.partition().to_owned(), key.sort().to_owned());
         Box::pin(self.with(move |c| {
             let found = c
                 .query_row(
@@ -248,7 +248,7 @@ impl Store for SqliteStore {
     }
 
     fn put<'a>(&'a self, key: &'a Key, doc: Stored, expect: Expect) -> BoxFuture<'a, Result<bool>> {
-        let (pk, sk) = (key.partition(), key.sort());
+        let (pk, sk) = (key.partition().to_owned(), key.sort().to_owned());
         Box::pin(self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let current: Option<(i64, Option<i64>)> = tx
@@ -274,7 +274,7 @@ impl Store for SqliteStore {
     }
 
     fn delete<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<()>> {
-        let (pk, sk) = (key.partition(), key.sort());
+        let (pk, sk) = (key.partition().to_owned(), key.sort().to_owned());
         Box::pin(self.with(move |c| {
             c.execute(
                 "DELETE FROM documents WHERE pk = ?1 AND sk = ?2",
@@ -291,11 +291,18 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<Created>> {
         let counts: Vec<_> = counts
             .into_iter()
-            .map(|c| (c.key.partition(), c.key.sort(), c.max, c.expires_at))
+            .map(|c| {
+                (
+                    c.key.partition().to_owned(),
+                    c.key.sort().to_owned(),
+                    c.max,
+                    c.expires_at,
+                )
+            })
             .collect();
         let docs: Vec<(String, String, Stored)> = docs
             .into_iter()
-            .map(|(key, doc)| (key.partition(), key.sort(), doc))
+            .map(|(key, doc)| (key.partition().to_owned(), key.sort().to_owned(), doc))
             .collect();
         Box::pin(self.with(move |c| {
             let now = now_unix();
@@ -397,7 +404,6 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notifications::address::EmailAddress;
 
     fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
@@ -420,10 +426,7 @@ mod tests {
     }
 
     fn key(identity: &str) -> Key {
-        Key::Subscription {
-            context: "general".into(),
-            identity: identity.into(),
-        }
+        Key::new("test", "CHANNEL#general".into(), format!("SUB#{identity}"))
     }
 
     #[tokio::test]
@@ -468,10 +471,7 @@ mod tests {
                 .await
                 .unwrap()
         );
-        let other = Key::Digest {
-            context: "general".into(),
-            address: EmailAddress::parse("alex@example.org").unwrap().into(),
-        };
+        let other = Key::new("test", "CHANNEL#general".into(), "DIGEST#alex@example.org");
         store
             .put(&other, doc(1, 9, None), Expect::Anything)
             .await
