@@ -1,5 +1,7 @@
-//! The AWS side of the notification ports: [`DynamoStore`] and [`SqsQueue`]. A crate of its
-//! own so that only the functions that use them link the DynamoDB and SQS SDKs.
+//! The AWS adapters of the ports: [`DynamoStore`] (the store) and [`SqsQueue`] (the queue),
+//! and how the environment names them. Adapters only: the Lambdas are composed in
+//! `lambda-adapter`'s profile table. A crate of its own so that only the functions that use
+//! them link the DynamoDB and SQS SDKs.
 
 mod dynamo_store;
 mod sqs_queue;
@@ -22,58 +24,6 @@ pub const DELAY_QUEUE_ENV: &str = "NOTIFY_DELAY_QUEUE_URL";
 
 /// Where the deployment's HTTP API answers (for unsubscribe links in emails).
 pub const PUBLIC_URL_ENV: &str = "NOTIFICATIONS_PUBLIC_URL";
-
-/// A notification function's [`App`]: its ports from the environment, then
-/// [`lambda_adapter::build_app_with`] (the settings `reads` names, warmed as `warm` says).
-pub async fn build_notification_app(
-    warm: lambda_adapter::Warm,
-    reads: context_chat::settings::Reads,
-) -> Arc<context_chat::App> {
-    let config = context_chat::aws_env::sdk_config();
-    lambda_adapter::build_app_with(Some(ports_from_env(&config).await), warm, reads, None).await
-}
-
-/// As [`build_notification_app`], for the functions that text: with Twilio's SMS client.
-pub async fn build_texting_app(
-    warm: lambda_adapter::Warm,
-    reads: context_chat::settings::Reads,
-) -> Arc<context_chat::App> {
-    let config = context_chat::aws_env::sdk_config();
-    let ports = Some(ports_from_env(&config).await);
-    let sms = context_chat::notifications::twilio_sms::TwilioSms::gateway;
-    lambda_adapter::build_app_with(ports, warm, reads, Some(sms)).await
-}
-
-/// The token functions' [`App`]: the token operations, and the table named by
-/// `NOTIFICATIONS_TABLE`, where revocations are and where subscriptions end with the
-/// contexts provisioning takes away. Only the store: no queue is linked in (the binary
-/// stays small).
-pub async fn build_token_app(reads: context_chat::settings::Reads) -> Arc<context_chat::App> {
-    build_store_app(reads, lambda_adapter::Warm::SettingsAndKeys).await
-}
-
-/// The platform API's [`App`]: the store, and the delay queue its sweeps go through (after
-/// `revokeIdentity` and `syncIdentity`), warmed with the platform's keys.
-pub async fn build_platform_app() -> Arc<context_chat::App> {
-    build_notification_app(
-        lambda_adapter::Warm::SettingsAndPlatformKeys,
-        context_chat::settings::reads::PLATFORM_API,
-    )
-    .await
-}
-
-async fn build_store_app(
-    reads: context_chat::settings::Reads,
-    warm: lambda_adapter::Warm,
-) -> Arc<context_chat::App> {
-    let config = context_chat::aws_env::sdk_config();
-    let ports = store_from_env(&config).map(|store| NotificationPorts {
-        store,
-        queue: None,
-        public_url: None,
-    });
-    lambda_adapter::build_app_with(Some(ports), warm, reads, None).await
-}
 
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -105,7 +55,7 @@ pub fn store_from_env(config: &aws_config::SdkConfig) -> Result<Arc<dyn Store>> 
 
 /// What the environment names, for the functions:
 /// the store when `NOTIFICATIONS_TABLE` is set, the queues when their URLs are.
-pub async fn ports_from_env(config: &aws_config::SdkConfig) -> Result<NotificationPorts> {
+pub fn ports_from_env(config: &aws_config::SdkConfig) -> Result<NotificationPorts> {
     let store = store_from_env(config)?;
     let queue = match (var(QUEUE_ENV), var(DELAY_QUEUE_ENV)) {
         (None, None) => None,

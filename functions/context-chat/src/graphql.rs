@@ -7,7 +7,7 @@ use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, N
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{
     Context, EmptySubscription, ErrorExtensions, Guard, ID, MergedObject, Object, SDLExportOptions,
-    Schema, ServerResult, SimpleObject, TypeDirective, Variables,
+    Schema, ServerResult, Variables,
 };
 
 use crate::app::App;
@@ -193,17 +193,8 @@ pub fn sdl(fields: Fields) -> String {
     sdl
 }
 
-/// AppSync's: the field or type is open to API-key requests.
-#[TypeDirective(
-    name = "aws_api_key",
-    location = "FieldDefinition",
-    location = "Object"
-)]
-fn aws_api_key() {}
-
-/// AppSync's: the field or type is open to OpenID Connect (platform access token) requests.
-#[TypeDirective(name = "aws_oidc", location = "FieldDefinition", location = "Object")]
-fn aws_oidc() {}
+use crate::fields;
+use crate::fields::directives::{aws_api_key, aws_oidc};
 
 /// How a request reached the schema (request data, set by the server per request): whether
 /// it carried the API key (or none is needed), and its `Authorization` header.
@@ -253,36 +244,6 @@ fn app<'a>(ctx: &Context<'a>) -> &'a Arc<App> {
     ctx.data_unchecked::<Arc<App>>()
 }
 
-/// Who a context token names, and the contexts it carries.
-#[derive(SimpleObject)]
-#[graphql(directive = aws_api_key::apply())]
-pub struct TokenInfo {
-    pub identity: ID,
-    pub contexts: Vec<String>,
-}
-
-/// A Twilio access token, the transaction id it is on record by, and when it expires (unix
-/// seconds): refresh before then.
-#[derive(SimpleObject)]
-#[graphql(directive = aws_api_key::apply())]
-pub struct ChatTokenReceipt {
-    pub token: ID,
-    pub xid: ID,
-    pub expires_at: i64,
-}
-
-#[derive(SimpleObject)]
-#[graphql(directive = aws_api_key::apply())]
-pub struct SubscriptionResult {
-    pub email_verified: bool,
-}
-
-#[derive(SimpleObject)]
-#[graphql(directive = aws_api_key::apply())]
-pub struct SmsSubscriptionResult {
-    pub phone_verified: bool,
-}
-
 /// The widget's queries and the platform API's.
 #[derive(MergedObject, Default)]
 pub struct Query(WidgetQuery, PlatformQuery);
@@ -298,16 +259,14 @@ pub struct WidgetQuery;
 impl WidgetQuery {
     /// Verifies a context token and says whom it names and which contexts it carries.
     #[graphql(guard = "ApiKeyGuard", directive = aws_api_key::apply())]
-    async fn verify_token(&self, ctx: &Context<'_>, token: ID) -> async_graphql::Result<TokenInfo> {
-        let info = app(ctx)
-            .tokens()
-            .verify_token(&token)
+    async fn verify_token(
+        &self,
+        ctx: &Context<'_>,
+        token: ID,
+    ) -> async_graphql::Result<fields::TokenInfo> {
+        fields::verify_token(app(ctx), fields::TokenArgs { token: token.0 })
             .await
-            .map_err(|e| e.extend())?;
-        Ok(TokenInfo {
-            identity: ID(info.identity),
-            contexts: info.contexts,
-        })
+            .map_err(|e| e.extend())
     }
 }
 
@@ -324,12 +283,15 @@ impl WidgetMutation {
         device_id: ID,
         token: ID,
     ) -> async_graphql::Result<ID> {
-        app(ctx)
-            .tokens()
-            .create_chat_token(&device_id, &token)
-            .await
-            .map(ID)
-            .map_err(|e| e.extend())
+        fields::create_chat_token(
+            app(ctx),
+            fields::ChatTokenArgs {
+                device_id: device_id.0,
+                token: token.0,
+            },
+        )
+        .await
+        .map_err(|e| e.extend())
     }
 
     /// As `createChatToken`, with a receipt: the token is on record under `xid` (1–64 of
@@ -341,28 +303,25 @@ impl WidgetMutation {
         device_id: ID,
         token: ID,
         xid: Option<ID>,
-    ) -> async_graphql::Result<ChatTokenReceipt> {
-        app(ctx)
-            .tokens()
-            .issue_chat_token(&device_id, &token, xid.as_ref().map(|x| x.as_str()))
-            .await
-            .map(|r| ChatTokenReceipt {
-                token: ID(r.token),
-                xid: ID(r.xid),
-                expires_at: unix(r.expires_at),
-            })
-            .map_err(|e| e.extend())
+    ) -> async_graphql::Result<fields::ChatTokenReceipt> {
+        fields::issue_chat_token(
+            app(ctx),
+            fields::IssueChatTokenArgs {
+                device_id: device_id.0,
+                token: token.0,
+                xid: xid.map(|x| x.0),
+            },
+        )
+        .await
+        .map_err(|e| e.extend())
     }
 
     /// Exchanges a context token for a Virgil E3Kit JWT (end-to-end encryption) for the
     /// token's identity.
     #[graphql(guard = "ApiKeyGuard", directive = aws_api_key::apply())]
     async fn create_virgil_token(&self, ctx: &Context<'_>, token: ID) -> async_graphql::Result<ID> {
-        app(ctx)
-            .tokens()
-            .create_virgil_token(&token)
+        fields::create_virgil_token(app(ctx), fields::TokenArgs { token: token.0 })
             .await
-            .map(ID)
             .map_err(|e| e.extend())
     }
 
@@ -375,14 +334,17 @@ impl WidgetMutation {
         channel: ID,
         email: String,
         token: ID,
-    ) -> async_graphql::Result<SubscriptionResult> {
-        app(ctx)
-            .notifications()
-            .map_err(|e| e.extend())?
-            .subscribe(&channel, &email, &token)
-            .await
-            .map(|email_verified| SubscriptionResult { email_verified })
-            .map_err(|e| e.extend())
+    ) -> async_graphql::Result<fields::SubscriptionResult> {
+        fields::enable_channel_notifications(
+            app(ctx),
+            fields::EmailSubscriptionArgs {
+                channel: channel.0,
+                email,
+                token: token.0,
+            },
+        )
+        .await
+        .map_err(|e| e.extend())
     }
 
     /// Confirms an email address with the code sent to it.
@@ -396,13 +358,16 @@ impl WidgetMutation {
         // that asked for the code; the code must then be that identity's.
         token: Option<ID>,
     ) -> async_graphql::Result<Option<bool>> {
-        app(ctx)
-            .notifications()
-            .map_err(|e| e.extend())?
-            .verify_email(&email, &code, token.as_ref().map(|t| t.as_str()))
-            .await
-            .map(Some)
-            .map_err(|e| e.extend())
+        fields::verify_email(
+            app(ctx),
+            fields::VerifyEmailArgs {
+                email,
+                code,
+                token: token.map(|t| t.0),
+            },
+        )
+        .await
+        .map_err(|e| e.extend())
     }
 
     /// Subscribes a phone number (E.164) to a context's new messages by text; a number
@@ -414,14 +379,17 @@ impl WidgetMutation {
         channel: ID,
         phone: String,
         token: ID,
-    ) -> async_graphql::Result<SmsSubscriptionResult> {
-        app(ctx)
-            .notifications()
-            .map_err(|e| e.extend())?
-            .subscribe_sms(&channel, &phone, &token)
-            .await
-            .map(|phone_verified| SmsSubscriptionResult { phone_verified })
-            .map_err(|e| e.extend())
+    ) -> async_graphql::Result<fields::SmsSubscriptionResult> {
+        fields::enable_channel_sms_notifications(
+            app(ctx),
+            fields::SmsSubscriptionArgs {
+                channel: channel.0,
+                phone,
+                token: token.0,
+            },
+        )
+        .await
+        .map_err(|e| e.extend())
     }
 
     /// Checks the code texted to `phone` and binds the number to the token's identity.
@@ -433,72 +401,17 @@ impl WidgetMutation {
         code: String,
         token: ID,
     ) -> async_graphql::Result<bool> {
-        app(ctx)
-            .notifications()
-            .map_err(|e| e.extend())?
-            .verify_phone(&phone, &code, &token)
-            .await
-            .map_err(|e| e.extend())
+        fields::verify_phone(
+            app(ctx),
+            fields::VerifyPhoneArgs {
+                phone,
+                code,
+                token: token.0,
+            },
+        )
+        .await
+        .map_err(|e| e.extend())
     }
-}
-
-/// What `syncIdentity` changed.
-#[derive(SimpleObject)]
-#[graphql(directive = aws_oidc::apply())]
-pub struct SyncResult {
-    pub joined: Vec<String>,
-    pub left: Vec<String>,
-    /// When (unix seconds) the memberships are made what this sync said once more, undoing
-    /// any join that raced it; null when no sweep could be scheduled.
-    pub sweep_at: Option<i64>,
-}
-
-/// What `revokeIdentity` did; context tokens issued before `revokedBefore` (unix seconds)
-/// are refused.
-#[derive(SimpleObject)]
-#[graphql(directive = aws_oidc::apply())]
-pub struct RevokeResult {
-    pub left: Vec<String>,
-    pub subscriptions_removed: i64,
-    pub revoked_before: i64,
-    /// When (unix seconds) the identity leaves every conversation once more, undoing any
-    /// join that raced the revocation; null when no sweep could be scheduled.
-    pub sweep_at: Option<i64>,
-}
-
-/// A minted token as the ledger records it: never the token, only its SHA-256 (hex).
-#[derive(SimpleObject)]
-#[graphql(directive = aws_oidc::apply())]
-pub struct TokenIssuance {
-    pub xid: ID,
-    /// `twilio-chat`, `context-dev` or `virgil`.
-    pub kind: String,
-    pub identity: ID,
-    pub contexts: Vec<String>,
-    pub device_id: Option<ID>,
-    pub issued_at: i64,
-    pub expires_at: i64,
-    pub token_sha256: String,
-}
-
-impl From<crate::ledger::Issuance> for TokenIssuance {
-    fn from(i: crate::ledger::Issuance) -> Self {
-        Self {
-            xid: ID(i.xid),
-            kind: i.kind.as_str().to_owned(),
-            identity: ID(i.identity),
-            contexts: i.contexts,
-            device_id: i.device_id.map(ID),
-            issued_at: unix(i.issued_at),
-            expires_at: unix(i.expires_at),
-            token_sha256: i.token_sha256,
-        }
-    }
-}
-
-/// Unix seconds as GraphQL's `Int`.
-fn unix(secs: u64) -> i64 {
-    i64::try_from(secs).unwrap_or(i64::MAX)
 }
 
 /// The platform API's queries (scope `chat:read`).
@@ -514,11 +427,15 @@ impl PlatformQuery {
         ctx: &Context<'_>,
         identity: ID,
     ) -> async_graphql::Result<Vec<String>> {
-        app(ctx)
-            .platform()
-            .identity_contexts(authorization(ctx), &identity)
-            .await
-            .map_err(|e| e.extend())
+        fields::identity_contexts(
+            app(ctx),
+            authorization(ctx),
+            fields::IdentityArgs {
+                identity: identity.0,
+            },
+        )
+        .await
+        .map_err(|e| e.extend())
     }
 
     /// The identities in the context's conversation.
@@ -528,12 +445,13 @@ impl PlatformQuery {
         ctx: &Context<'_>,
         context: String,
     ) -> async_graphql::Result<Vec<ID>> {
-        app(ctx)
-            .platform()
-            .context_members(authorization(ctx), &context)
-            .await
-            .map(|members| members.into_iter().map(ID).collect())
-            .map_err(|e| e.extend())
+        fields::context_members(
+            app(ctx),
+            authorization(ctx),
+            fields::ContextArgs { context },
+        )
+        .await
+        .map_err(|e| e.extend())
     }
 
     /// The ledger's record of a minted token, by its transaction id (and identity: an id is
@@ -545,17 +463,17 @@ impl PlatformQuery {
         ctx: &Context<'_>,
         xid: ID,
         identity: Option<ID>,
-    ) -> async_graphql::Result<Option<TokenIssuance>> {
-        app(ctx)
-            .platform()
-            .token_issuance(
-                authorization(ctx),
-                &xid,
-                identity.as_ref().map(|i| i.as_str()),
-            )
-            .await
-            .map(|found| found.map(TokenIssuance::from))
-            .map_err(|e| e.extend())
+    ) -> async_graphql::Result<Option<fields::TokenIssuance>> {
+        fields::token_issuance(
+            app(ctx),
+            authorization(ctx),
+            fields::TokenIssuanceArgs {
+                xid: xid.0,
+                identity: identity.map(|i| i.0),
+            },
+        )
+        .await
+        .map_err(|e| e.extend())
     }
 
     /// An identity's minted tokens, newest first (`limit`: default 20, at most 100).
@@ -565,18 +483,18 @@ impl PlatformQuery {
         ctx: &Context<'_>,
         identity: ID,
         limit: Option<i32>,
-    ) -> async_graphql::Result<Vec<TokenIssuance>> {
-        app(ctx)
-            .platform()
-            .token_issuances(authorization(ctx), &identity, limit.map(i64::from))
-            .await
-            .map(|found| found.into_iter().map(TokenIssuance::from).collect())
-            .map_err(|e| e.extend())
+    ) -> async_graphql::Result<Vec<fields::TokenIssuance>> {
+        fields::token_issuances(
+            app(ctx),
+            authorization(ctx),
+            fields::TokenIssuancesArgs {
+                identity: identity.0,
+                limit,
+            },
+        )
+        .await
+        .map_err(|e| e.extend())
     }
-}
-
-fn seconds(unix: u64) -> i64 {
-    i64::try_from(unix).unwrap_or(i64::MAX)
 }
 
 /// The platform API's mutations (scope `chat:admin`).
@@ -592,17 +510,17 @@ impl PlatformMutation {
         ctx: &Context<'_>,
         identity: ID,
         contexts: Vec<String>,
-    ) -> async_graphql::Result<SyncResult> {
-        app(ctx)
-            .platform()
-            .sync_identity(authorization(ctx), &identity, contexts)
-            .await
-            .map(|r| SyncResult {
-                joined: r.joined,
-                left: r.left,
-                sweep_at: r.sweep_at.map(seconds),
-            })
-            .map_err(|e| e.extend())
+    ) -> async_graphql::Result<fields::SyncResult> {
+        fields::sync_identity(
+            app(ctx),
+            authorization(ctx),
+            fields::SyncIdentityArgs {
+                identity: identity.0,
+                contexts,
+            },
+        )
+        .await
+        .map_err(|e| e.extend())
     }
 
     /// Ends the identity's chat access: it leaves every conversation, its subscriptions end,
@@ -612,18 +530,16 @@ impl PlatformMutation {
         &self,
         ctx: &Context<'_>,
         identity: ID,
-    ) -> async_graphql::Result<RevokeResult> {
-        app(ctx)
-            .platform()
-            .revoke_identity(authorization(ctx), &identity)
-            .await
-            .map(|r| RevokeResult {
-                left: r.left,
-                subscriptions_removed: i64::try_from(r.subscriptions_removed).unwrap_or(i64::MAX),
-                revoked_before: seconds(r.revoked_before),
-                sweep_at: r.sweep_at.map(seconds),
-            })
-            .map_err(|e| e.extend())
+    ) -> async_graphql::Result<fields::RevokeResult> {
+        fields::revoke_identity(
+            app(ctx),
+            authorization(ctx),
+            fields::IdentityArgs {
+                identity: identity.0,
+            },
+        )
+        .await
+        .map_err(|e| e.extend())
     }
 }
 

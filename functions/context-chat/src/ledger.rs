@@ -96,22 +96,6 @@ impl Issuance {
     }
 }
 
-impl Issuance {
-    /// The record as the APIs show it (GraphQL's `TokenIssuance`, the dev token API).
-    pub fn api_json(&self) -> Value {
-        serde_json::json!({
-            "xid": self.xid,
-            "kind": self.kind.as_str(),
-            "identity": self.identity,
-            "contexts": self.contexts,
-            "deviceId": self.device_id,
-            "issuedAt": self.issued_at,
-            "expiresAt": self.expires_at,
-            "tokenSha256": self.token_sha256,
-        })
-    }
-}
-
 /// The SHA-256 of a token, lowercase hex: how the ledger names a token without holding it.
 pub fn sha256_hex(token: &str) -> String {
     hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref())

@@ -1,24 +1,24 @@
-//! What every Context Chat Lambda shares, so that each handler crate is only its field's
-//! mapping: AppSync direct resolver events in, the contract's errors out; SQS batches with
-//! partial failures; the library's HTTP routes under `lambda_http` (feature `http`); JSON
-//! logs that carry the request id; and one [`App`] per process.
+//! What every Context Chat Lambda shares, so that each handler crate is its row of the
+//! profile table and what it serves: AppSync direct resolver events in (the fields of
+//! `context_chat::fields`), the contract's errors out; SQS batches with partial failures;
+//! the library's HTTP routes under `lambda_http` (feature `http`); JSON logs that carry the
+//! request id; and one [`App`] per process, composed as [`profiles`] says.
 
 mod batch;
+pub mod profiles;
 
 use std::future::Future;
 use std::io::Write as _;
 use std::sync::{Arc, OnceLock};
 
 use aws_lambda_events::appsync::AppSyncDirectResolverEvent;
+use context_chat::fields::{self, Resolve};
 use context_chat::metrics::{self, Counter, ErrorCounter};
-use context_chat::notifications::NotificationPorts;
-use context_chat::settings::SettingsSource;
-use context_chat::{App, AppOptions, ChatError};
+use context_chat::{App, ChatError};
 
 pub use batch::serve_queue;
-use context_chat::settings::Reads;
-pub use context_chat::settings::reads;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+pub use profiles::{Profile, Warm, start, table};
 use serde_json::Value;
 use tracing::Instrument;
 use tracing_subscriber::filter::LevelFilter;
@@ -115,53 +115,6 @@ fn init_tracing() {
         .init();
 }
 
-/// What a function loads during init, so that its first invocation does not wait for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Warm {
-    /// Settings and the issuer's keys: the functions that verify context tokens.
-    SettingsAndKeys,
-    /// Settings only.
-    Settings,
-    /// Settings and the platform's keys: the platform API's function.
-    SettingsAndPlatformKeys,
-}
-
-/// The process's one [`App`], with the notification ports when given: aws-config and the
-/// settings source (SSM under `STACK_NAME`, reading what `reads` names), then what `warm` says,
-/// during init rather than on the first invocation. A failure here is logged; invocations
-/// retry and report it. `sms`: how the functions that text make Twilio's SMS client (the
-/// others pass `None` and do not link it).
-pub async fn build_app_with(
-    ports: Option<context_chat::Result<NotificationPorts>>,
-    warm: Warm,
-    reads: Reads,
-    sms: Option<context_chat::settings_holder::SmsMaker>,
-) -> Arc<App> {
-    let source =
-        SettingsSource::from_env(reads, async { context_chat::aws_env::sdk_config() }).await;
-    let mut app = App::builder(source, AppOptions::default());
-    if let Some(make) = sms {
-        app = app.sms(make);
-    }
-    match ports {
-        Some(Ok(ports)) => app = app.notifications(ports),
-        Some(Err(err)) => {
-            tracing::error!(reason = %err.message, "notifications are not set up; their calls will fail")
-        }
-        None => {}
-    }
-    let app = Arc::new(app.build());
-    let warmed = match warm {
-        Warm::SettingsAndKeys => app.settings().warm_up().await,
-        Warm::Settings => app.settings().current().await.map(|_| ()),
-        Warm::SettingsAndPlatformKeys => app.settings().warm_up_platform().await,
-    };
-    if let Err(err) = warmed {
-        tracing::error!(error_type = %err.kind, reason = %err.message, "warm-up failed; invocations will retry");
-    }
-    app
-}
-
 /// Serves invocations until the runtime stops: each AppSync event goes to `resolve` with a
 /// clone of `state`; its value is the field's value and its error the contract's error.
 pub async fn serve<S, F, Fut>(state: S, resolve: F) -> Result<(), Error>
@@ -196,6 +149,16 @@ where
         write_metrics();
         outcome.map_err(ResolverError)
     }))
+    .await
+}
+
+/// Serves the fields of group `G` (`context_chat::fields`): each event's field and
+/// arguments read as the group's, resolved with the request's `Authorization` header.
+pub async fn serve_fields<G: Resolve>(app: Arc<App>) -> Result<(), Error> {
+    serve(app, |app, call| async move {
+        let field: G = fields::parse(&call.info.field_name, call.arguments.as_ref())?;
+        field.resolve(&app, authorization(&call)).await
+    })
     .await
 }
 
@@ -251,25 +214,6 @@ pub fn resolver_event(payload: Value) -> Result<ResolverEvent, ResolverError> {
     })
 }
 
-/// A string argument of the field, or `BadRequest` naming it.
-pub fn string_argument<'a>(event: &'a ResolverEvent, name: &str) -> Result<&'a str, ChatError> {
-    optional_string_argument(event, name)?
-        .ok_or_else(|| ChatError::bad_request(format!("{name} is required.")))
-}
-
-/// A list of strings argument, or `BadRequest` naming it.
-pub fn string_list_argument(event: &ResolverEvent, name: &str) -> Result<Vec<String>, ChatError> {
-    let bad = || ChatError::bad_request(format!("{name} must be a list of strings."));
-    match event.arguments.as_ref().and_then(|args| args.get(name)) {
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| item.as_str().map(str::to_owned).ok_or_else(bad))
-            .collect(),
-        Some(Value::Null) | None => Err(ChatError::bad_request(format!("{name} is required."))),
-        Some(_) => Err(bad()),
-    }
-}
-
 /// The request's `Authorization` header: the access token AppSync's OpenID Connect mode
 /// checked, which the function checks again (issuer, audience, scope) before acting.
 pub fn authorization(event: &ResolverEvent) -> Option<&str> {
@@ -281,54 +225,9 @@ pub fn authorization(event: &ResolverEvent) -> Option<&str> {
         .and_then(|(_, value)| value.as_deref())
 }
 
-/// An optional argument: absent or null is `None`.
-pub fn optional_string_argument<'a>(
-    event: &'a ResolverEvent,
-    name: &str,
-) -> Result<Option<&'a str>, ChatError> {
-    match event.arguments.as_ref().and_then(|args| args.get(name)) {
-        Some(Value::String(value)) => Ok(Some(value)),
-        Some(Value::Null) | None => Ok(None),
-        Some(_) => Err(ChatError::bad_request(format!("{name} must be a string."))),
-    }
-}
-
-/// An optional whole-number argument: absent or null is `None`.
-pub fn optional_int_argument(event: &ResolverEvent, name: &str) -> Result<Option<i64>, ChatError> {
-    match event.arguments.as_ref().and_then(|args| args.get(name)) {
-        Some(Value::Null) | None => Ok(None),
-        Some(value) => value
-            .as_i64()
-            .map(Some)
-            .ok_or_else(|| ChatError::bad_request(format!("{name} must be a whole number."))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use context_chat::ErrorKind;
-
-    fn appsync_event(arguments: Value) -> Value {
-        let mut event: Value =
-            serde_json::from_str(test_support::fixtures::APPSYNC_DIRECT_RESOLVER).unwrap();
-        event["arguments"] = arguments;
-        event
-    }
-
-    #[test]
-    fn arguments_are_read_by_name() {
-        let event =
-            resolver_event(appsync_event(serde_json::json!({"token": "t", "n": 1}))).unwrap();
-        assert_eq!(string_argument(&event, "token").unwrap(), "t");
-        assert_eq!(
-            string_argument(&event, "n").unwrap_err().kind,
-            ErrorKind::BadRequest
-        );
-        let err = string_argument(&event, "deviceId").unwrap_err();
-        assert_eq!(err.kind, ErrorKind::BadRequest);
-        assert!(err.message.contains("deviceId"));
-    }
 
     #[test]
     fn errors_become_diagnostics_with_the_contract_error_type() {

@@ -5,11 +5,10 @@
 //! `NOTIFICATIONS_TABLE` names).
 
 use context_chat::http::token_routes;
-use lambda_adapter::{Error, init, reads, serve_http};
+use lambda_adapter::{Error, serve_http, start, table};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    init(env!("CARGO_PKG_NAME"));
-    let app = aws_ports::build_token_app(reads::CREATE_CHAT_TOKEN).await;
+    let app = start(&table::TOKEN_ROUTES).await;
     serve_http(token_routes::routes(app)).await
 }

@@ -5,12 +5,11 @@
 //! makes it differ from what the HTTP API sees.
 
 use context_chat::http::notifications;
-use lambda_adapter::{Error, Warm, init, reads, serve_http};
+use lambda_adapter::{Error, serve_http, start, table};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    init(env!("CARGO_PKG_NAME"));
-    let app = aws_ports::build_notification_app(Warm::Settings, reads::TWILIO_WEBHOOK).await;
+    let app = start(&table::TWILIO_WEBHOOK).await;
     let public_url = std::env::var("WEBHOOK_PUBLIC_URL").ok();
     serve_http(notifications::routes(app, public_url)).await
 }

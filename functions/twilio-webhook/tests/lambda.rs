@@ -317,7 +317,7 @@ async fn the_auth_token_at_its_old_place_still_checks_webhooks_and_none_is_not_n
 /// secret included, is refused with 404 before any work, signed or not: nothing is queued,
 /// and no signature is checked (a flood of guesses is no `WebhooksRefused` alarm).
 #[tokio::test]
-async fn m2_a_webhook_at_any_other_path_is_refused_before_any_work() {
+async fn a_webhook_at_any_other_path_is_refused_before_any_work() {
     let moto = Moto::start();
     let stack = unique("webhook-path");
     let ssm = moto.ssm().await;

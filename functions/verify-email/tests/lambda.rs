@@ -240,7 +240,7 @@ async fn verify_phone_checks_the_code_with_verify_for_the_identity_that_asked() 
 /// L7: a record that no longer parses is logged by its kind and a short hash of its key,
 /// never by the key (which holds the number) nor by the value serde did not expect.
 #[tokio::test]
-async fn l7_a_damaged_record_is_logged_by_kind_and_hash_never_by_number() {
+async fn a_damaged_record_is_logged_by_kind_and_hash_never_by_number() {
     use context_chat::notifications::PhoneNumber;
     use context_chat::store::{Expect, Store, Stored};
 

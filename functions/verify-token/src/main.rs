@@ -1,17 +1,11 @@
 //! AppSync direct resolver for `Query.verifyToken(token: ID!): TokenInfo!`.
 //! With the table, where revocations are (`revokeIdentity`).
 
-use lambda_adapter::{Error, init, reads, serve, string_argument};
-use serde_json::json;
+use context_chat::fields::VerifyFields;
+use lambda_adapter::{Error, serve_fields, start, table};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    init(env!("CARGO_PKG_NAME"));
-    let app = aws_ports::build_token_app(reads::VERIFY_TOKEN).await;
-    serve(app, |app, call| async move {
-        let token = string_argument(&call, "token")?;
-        let info = app.tokens().verify_token(token).await?;
-        Ok(json!({ "identity": info.identity, "contexts": info.contexts }))
-    })
-    .await
+    let app = start(&table::VERIFY_TOKEN).await;
+    serve_fields::<VerifyFields>(app).await
 }

@@ -330,7 +330,7 @@ async fn concurrent_mints_never_pass_the_limit() -> Result<()> {
 /// nobody can take, or probe, another's id); the same identity's is, and counts against its
 /// limit; `tokenIssuance` by xid alone says to name the identity where two used it.
 #[tokio::test]
-async fn l1_an_xid_is_unique_per_identity_and_a_conflict_counts() {
+async fn an_xid_is_unique_per_identity_and_a_conflict_counts() {
     let moto = Moto::start();
     let table = unique("ledger-l1");
     let dynamodb = moto.dynamodb().await;
@@ -378,7 +378,7 @@ async fn l1_an_xid_is_unique_per_identity_and_a_conflict_counts() {
 /// two DynamoDB clients (two Lambdas) alternate, and the deployment's budget and the
 /// number's hold across them; a refusal counts nothing and says when to retry.
 #[tokio::test]
-async fn m3_sms_budgets_hold_across_processes_on_dynamodb() {
+async fn sms_budgets_hold_across_processes_on_dynamodb() {
     use context_chat::notifications::PhoneNumber;
     use context_chat::notifications::budget::{
         SmsBudgets, SmsPolicy, Spending, TEXTS_PER_NUMBER_PER_DAY,

@@ -821,7 +821,7 @@ async fn a_pending_digest_does_not_follow_an_old_address() {
 /// L3: mallory subscribes alex's address under mallory's identity (unconfirmed: mallory
 /// cannot read alex's code) and writes; alex, who confirmed the address, is still told.
 #[tokio::test]
-async fn l3_an_unconfirmed_subscription_does_not_silence_the_addresss_owner() {
+async fn an_unconfirmed_subscription_does_not_silence_the_addresss_owner() {
     let world = World::new(Duration::from_secs(600)).await;
     let alex = world.subscriber("alex", true).await;
     world.twilio.set_online("alex", Some(false));

@@ -248,7 +248,7 @@ async fn h1_a_revocation_is_not_outrun_by_another_process_and_is_swept_again() {
 }
 
 #[tokio::test]
-async fn m1_a_sync_is_not_undone_by_a_token_issued_before_it() {
+async fn a_sync_is_not_undone_by_a_token_issued_before_it() {
     let w = World::with_window(Duration::from_secs(3)).await;
     let admin = w.bearer("chat:admin");
     let old = w.context_token("alex", &["a", "b"], Some(30));

@@ -119,7 +119,7 @@ async fn record(State(tokens): State<Arc<DevTokens>>, Path(xid): Path<String>) -
             .ok_or_else(|| ChatError::not_found("No development token is on record with this xid."))
     };
     match found.await {
-        Ok(issuance) => Json(issuance.api_json()).into_response(),
+        Ok(issuance) => Json(crate::fields::TokenIssuance::from(issuance)).into_response(),
         Err(err) if err.kind == crate::ErrorKind::EntityNotFound => (
             axum::http::StatusCode::NOT_FOUND,
             Json(super::error_body(&err)),

@@ -221,7 +221,7 @@ mod tests {
     }
 
     #[test]
-    fn l5_stop_and_start_by_twilios_words_or_its_opt_out_type_and_nothing_else() {
+    fn stop_and_start_by_twilios_words_or_its_opt_out_type_and_nothing_else() {
         let sid = ("MessageSid", "SM00000000000000000000000000000001");
         let from = ("From", "+14155550101");
         for (body, opt_in) in [

@@ -783,7 +783,7 @@ mod tests {
     }
 
     #[test]
-    fn m3_sms_budgets_and_countries_have_safe_defaults_and_a_mistake_fails_only_sms() {
+    fn sms_budgets_and_countries_have_safe_defaults_and_a_mistake_fails_only_sms() {
         let mut raw = good();
         let policy = |raw: &RawParams| {
             Settings::from_raw(raw, &describe, reads::ENABLE_CHANNEL_NOTIFICATIONS)

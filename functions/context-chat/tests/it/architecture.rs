@@ -259,3 +259,29 @@ fn comments_and_doc_links_are_not_dependencies() {
         assert!(!code.contains(left_out), "{code}");
     }
 }
+
+/// A handler crate is its row of the profile table and what it serves (ADR 018): its
+/// `main.rs` stays short and within rustfmt's width, so that no field is mapped there.
+#[test]
+fn every_handler_main_is_short() {
+    let functions = test_support::workspace_root().join("functions");
+    let mut handlers = 0;
+    for entry in std::fs::read_dir(&functions).unwrap() {
+        let main = entry.unwrap().path().join("src/main.rs");
+        let Ok(source) = std::fs::read_to_string(&main) else {
+            continue;
+        };
+        handlers += 1;
+        let lines = source.lines().count();
+        assert!(lines <= 30, "{}: {lines} lines", main.display());
+        for (n, line) in source.lines().enumerate() {
+            assert!(
+                line.chars().count() <= 100,
+                "{}:{}: longer than 100",
+                main.display(),
+                n + 1
+            );
+        }
+    }
+    assert!(handlers >= 9, "only {handlers} handlers found");
+}

@@ -387,7 +387,7 @@ async fn every_single_character_change_is_refused_cleanly() {
 /// L4: a context token may live at most a day (`chat/maxTokenLifetime`), `iat` to `exp`, or
 /// now to `exp` without `iat`: a revocation, kept 366 days, outlasts every token it refuses.
 #[tokio::test]
-async fn l4_a_context_token_lives_at_most_the_maximum() {
+async fn a_context_token_lives_at_most_the_maximum() {
     use context_chat::settings::SettingsSource;
     use context_chat::{App, AppOptions};
 

@@ -124,7 +124,7 @@ async fn verifys_five_checks_end_the_code_and_say_so() {
 /// again (a timeout or a 5xx after sending: a second try would text the person twice);
 /// what surely did not (Twilio's 429) is tried again.
 #[tokio::test]
-async fn m3_a_text_or_code_that_may_have_reached_twilio_is_not_sent_again() {
+async fn a_text_or_code_that_may_have_reached_twilio_is_not_sent_again() {
     let sms = SmsStandIn::start().await;
     let gateway = gateway(&sms);
     let posts = |path: &str| {

@@ -299,7 +299,7 @@ async fn parameters(ssm: &aws_sdk_ssm::Client, stack: &str) -> Vec<(String, Stri
 /// finds it: `put-params --make-missing` (what `scripts/deploy` runs before `cdk deploy`)
 /// makes the link secret, changes nothing else, and keeps it on the next deploy.
 #[tokio::test]
-async fn m4_deploying_over_the_old_integrations_parameters_makes_the_missing_secrets() {
+async fn deploying_over_the_old_integrations_parameters_makes_the_missing_secrets() {
     let deploy =
         std::fs::read_to_string(test_support::workspace_root().join("scripts/deploy")).unwrap();
     assert!(
@@ -366,7 +366,7 @@ async fn m4_deploying_over_the_old_integrations_parameters_makes_the_missing_sec
 /// sections, so `put-params` checks what it puts against what the stack has (with
 /// `--partial` too), `chatctl serve` checks at start, and a platform issuer needs an audience.
 #[tokio::test]
-async fn l2_one_issuer_for_both_kinds_needs_two_audiences_wherever_the_settings_are_put() {
+async fn one_issuer_for_both_kinds_needs_two_audiences_wherever_the_settings_are_put() {
     let moto = Moto::start();
     let stack = unique("params-kinds");
     let idp = "https://idp.example.org/";

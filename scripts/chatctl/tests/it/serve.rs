@@ -591,7 +591,7 @@ async fn cors_only_for_graphql_and_allowed_origins_outbox_behind_the_key_and_hos
 /// webhook and the unsubscribe links and nothing else; a secret file left readable by others
 /// is owner-only after start; the outbox's files are written owner-only.
 #[tokio::test]
-async fn l8_the_tunnels_host_reaches_only_the_webhook_and_unsubscribe_links() {
+async fn the_tunnels_host_reaches_only_the_webhook_and_unsubscribe_links() {
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
     let data = temp_dir("serve-l8");

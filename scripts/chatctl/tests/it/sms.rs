@@ -497,7 +497,7 @@ fn outbox_sms(data: &Path, to: &str) -> Vec<String> {
 /// alex's number and guesses: past 3 wrong codes we refuse before asking Verify, so alex,
 /// who asked for his own code, still has tries left and verifies.
 #[tokio::test]
-async fn l5_another_identity_cannot_burn_the_numbers_tries() {
+async fn another_identity_cannot_burn_the_numbers_tries() {
     let d = Deployment::start("sms-l5").await;
     let alex = d.member("alex", &["general"]).await;
     let mallory = d.member("mallory", &["general"]).await;
@@ -537,7 +537,7 @@ async fn l5_another_identity_cannot_burn_the_numbers_tries() {
 /// M3 (in part): the allowance of codes is given back only when Verify refused for good;
 /// after a 5xx the code may have gone out, so it stays counted.
 #[tokio::test]
-async fn m3_a_code_that_may_have_gone_out_stays_counted() {
+async fn a_code_that_may_have_gone_out_stays_counted() {
     let d = Deployment::start("sms-m3").await;
     let alex = d.member("alex", &["general"]).await;
     let sender = keys::phone_sender("alex");
@@ -578,7 +578,7 @@ fn retry_after(body: &Value) -> u64 {
 /// with its budget), and numbers outside the allowed countries are refused before Twilio
 /// is asked and before anything is counted.
 #[tokio::test]
-async fn m3_daily_budgets_and_allowed_countries_cap_what_the_deployment_pays() {
+async fn daily_budgets_and_allowed_countries_cap_what_the_deployment_pays() {
     let d = Deployment::start_with(
         "sms-budgets",
         &[
@@ -657,7 +657,7 @@ async fn m3_daily_budgets_and_allowed_countries_cap_what_the_deployment_pays() {
 /// START (Twilio posts it to the webhook, signed). A STOP texted to the Messaging Service ends
 /// the number's subscriptions at once, as a refused text (21610) does.
 #[tokio::test]
-async fn l5_a_number_that_replied_stop_gets_no_code_until_it_texts_start() {
+async fn a_number_that_replied_stop_gets_no_code_until_it_texts_start() {
     let d = Deployment::start("sms-stop").await;
     let alex = d.member("alex", &["general"]).await;
     let sam = d.member("sam", &["general"]).await;

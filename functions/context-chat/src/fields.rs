@@ -1,0 +1,518 @@
+//! The API's fields, each written once: its arguments (serde structs, as AppSync's direct
+//! resolver events carry them), the service it calls, and its result (serde for the Lambdas,
+//! async-graphql's object types for `graphql.rs`, which declares the schema and calls these).
+//! The fields are grouped by the Lambda function that resolves them ([`Resolve`]), so that
+//! a function links only its own fields' code; a group refuses every other field.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::app::App;
+use crate::error::{ChatError, Result};
+use crate::ledger::Issuance;
+
+/// GraphQL's `ID`: a string on the wire; async-graphql's type where the schema is built, so
+/// that the schema says `ID`.
+#[cfg(feature = "graphql")]
+pub type Id = async_graphql::ID;
+#[cfg(not(feature = "graphql"))]
+pub type Id = String;
+
+/// AppSync's authorization directives, which the result types carry into the schema.
+#[cfg(feature = "graphql")]
+pub mod directives {
+    use async_graphql::TypeDirective;
+
+    /// AppSync's: the field or type is open to API-key requests.
+    #[TypeDirective(
+        name = "aws_api_key",
+        location = "FieldDefinition",
+        location = "Object"
+    )]
+    pub fn aws_api_key() {}
+
+    // One line each: the schema export drops a directive's one-line description.
+    /// AppSync's: the field or type is open to OpenID Connect (platform access token) requests.
+    #[TypeDirective(name = "aws_oidc", location = "FieldDefinition", location = "Object")]
+    pub fn aws_oidc() {}
+}
+
+/// Unix seconds (or a count) as GraphQL's `Int`.
+fn int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+// ---- The widget's fields (API key) ----
+
+#[derive(Debug, Deserialize)]
+pub struct TokenArgs {
+    pub token: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatTokenArgs {
+    pub device_id: String,
+    pub token: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IssueChatTokenArgs {
+    pub device_id: String,
+    pub token: String,
+    #[serde(default)]
+    pub xid: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EmailSubscriptionArgs {
+    pub channel: String,
+    pub email: String,
+    pub token: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SmsSubscriptionArgs {
+    pub channel: String,
+    pub phone: String,
+    pub token: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct VerifyEmailArgs {
+    pub email: String,
+    pub code: String,
+    /// Optional (a new argument may not be required): the context token of the identity
+    /// that asked for the code; the code must then be that identity's.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct VerifyPhoneArgs {
+    pub phone: String,
+    pub code: String,
+    pub token: String,
+}
+
+/// Who a context token names, and the contexts it carries.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
+#[cfg_attr(feature = "graphql", graphql(directive = directives::aws_api_key::apply()))]
+pub struct TokenInfo {
+    pub identity: Id,
+    pub contexts: Vec<String>,
+}
+
+/// A Twilio access token, the transaction id it is on record by, and when it expires (unix
+/// seconds): refresh before then.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
+#[cfg_attr(feature = "graphql", graphql(directive = directives::aws_api_key::apply()))]
+pub struct ChatTokenReceipt {
+    pub token: Id,
+    pub xid: Id,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
+#[cfg_attr(feature = "graphql", graphql(directive = directives::aws_api_key::apply()))]
+pub struct SubscriptionResult {
+    pub email_verified: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
+#[cfg_attr(feature = "graphql", graphql(directive = directives::aws_api_key::apply()))]
+pub struct SmsSubscriptionResult {
+    pub phone_verified: bool,
+}
+
+pub async fn verify_token(app: &App, a: TokenArgs) -> Result<TokenInfo> {
+    let info = app.tokens().verify_token(&a.token).await?;
+    Ok(TokenInfo {
+        identity: Id::from(info.identity),
+        contexts: info.contexts,
+    })
+}
+
+pub async fn create_chat_token(app: &App, a: ChatTokenArgs) -> Result<Id> {
+    let token = app.tokens().create_chat_token(&a.device_id, &a.token);
+    token.await.map(Id::from)
+}
+
+pub async fn issue_chat_token(app: &App, a: IssueChatTokenArgs) -> Result<ChatTokenReceipt> {
+    let tokens = app.tokens();
+    let r = tokens
+        .issue_chat_token(&a.device_id, &a.token, a.xid.as_deref())
+        .await?;
+    Ok(ChatTokenReceipt {
+        token: Id::from(r.token),
+        xid: Id::from(r.xid),
+        expires_at: int(r.expires_at),
+    })
+}
+
+pub async fn create_virgil_token(app: &App, a: TokenArgs) -> Result<Id> {
+    app.tokens()
+        .create_virgil_token(&a.token)
+        .await
+        .map(Id::from)
+}
+
+pub async fn enable_channel_notifications(
+    app: &App,
+    a: EmailSubscriptionArgs,
+) -> Result<SubscriptionResult> {
+    let service = app.notifications()?;
+    let email_verified = service.subscribe(&a.channel, &a.email, &a.token).await?;
+    Ok(SubscriptionResult { email_verified })
+}
+
+pub async fn enable_channel_sms_notifications(
+    app: &App,
+    a: SmsSubscriptionArgs,
+) -> Result<SmsSubscriptionResult> {
+    let service = app.notifications()?;
+    let phone_verified = service
+        .subscribe_sms(&a.channel, &a.phone, &a.token)
+        .await?;
+    Ok(SmsSubscriptionResult { phone_verified })
+}
+
+pub async fn verify_email(app: &App, a: VerifyEmailArgs) -> Result<Option<bool>> {
+    let service = app.notifications()?;
+    let token = a.token.as_deref();
+    service
+        .verify_email(&a.email, &a.code, token)
+        .await
+        .map(Some)
+}
+
+pub async fn verify_phone(app: &App, a: VerifyPhoneArgs) -> Result<bool> {
+    let service = app.notifications()?;
+    service.verify_phone(&a.phone, &a.code, &a.token).await
+}
+
+// ---- The platform API's fields (OpenID Connect access token) ----
+
+#[derive(Debug, Deserialize)]
+pub struct IdentityArgs {
+    pub identity: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ContextArgs {
+    pub context: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SyncIdentityArgs {
+    pub identity: String,
+    pub contexts: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TokenIssuanceArgs {
+    pub xid: String,
+    #[serde(default)]
+    pub identity: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TokenIssuancesArgs {
+    pub identity: String,
+    #[serde(default)]
+    pub limit: Option<i32>,
+}
+
+/// What `syncIdentity` changed.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
+#[cfg_attr(feature = "graphql", graphql(directive = directives::aws_oidc::apply()))]
+pub struct SyncResult {
+    pub joined: Vec<String>,
+    pub left: Vec<String>,
+    /// When (unix seconds) the memberships are made what this sync said once more, undoing
+    /// any join that raced it; null when no sweep could be scheduled.
+    pub sweep_at: Option<i64>,
+}
+
+/// What `revokeIdentity` did; context tokens issued before `revokedBefore` (unix seconds)
+/// are refused.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
+#[cfg_attr(feature = "graphql", graphql(directive = directives::aws_oidc::apply()))]
+pub struct RevokeResult {
+    pub left: Vec<String>,
+    pub subscriptions_removed: i64,
+    pub revoked_before: i64,
+    /// When (unix seconds) the identity leaves every conversation once more, undoing any
+    /// join that raced the revocation; null when no sweep could be scheduled.
+    pub sweep_at: Option<i64>,
+}
+
+/// A minted token as the ledger records it: never the token, only its SHA-256 (hex).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
+#[cfg_attr(feature = "graphql", graphql(directive = directives::aws_oidc::apply()))]
+pub struct TokenIssuance {
+    pub xid: Id,
+    /// `twilio-chat`, `context-dev` or `virgil`.
+    pub kind: String,
+    pub identity: Id,
+    pub contexts: Vec<String>,
+    pub device_id: Option<Id>,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub token_sha256: String,
+}
+
+impl From<Issuance> for TokenIssuance {
+    fn from(i: Issuance) -> Self {
+        Self {
+            xid: Id::from(i.xid),
+            kind: i.kind.as_str().to_owned(),
+            identity: Id::from(i.identity),
+            contexts: i.contexts,
+            device_id: i.device_id.map(Id::from),
+            issued_at: int(i.issued_at),
+            expires_at: int(i.expires_at),
+            token_sha256: i.token_sha256,
+        }
+    }
+}
+
+pub async fn identity_contexts(
+    app: &App,
+    auth: Option<&str>,
+    a: IdentityArgs,
+) -> Result<Vec<String>> {
+    app.platform().identity_contexts(auth, &a.identity).await
+}
+
+pub async fn context_members(app: &App, auth: Option<&str>, a: ContextArgs) -> Result<Vec<Id>> {
+    let members = app.platform().context_members(auth, &a.context).await?;
+    Ok(members.into_iter().map(Id::from).collect())
+}
+
+pub async fn sync_identity(
+    app: &App,
+    auth: Option<&str>,
+    a: SyncIdentityArgs,
+) -> Result<SyncResult> {
+    let platform = app.platform();
+    let r = platform
+        .sync_identity(auth, &a.identity, a.contexts)
+        .await?;
+    Ok(SyncResult {
+        joined: r.joined,
+        left: r.left,
+        sweep_at: r.sweep_at.map(int),
+    })
+}
+
+pub async fn revoke_identity(
+    app: &App,
+    auth: Option<&str>,
+    a: IdentityArgs,
+) -> Result<RevokeResult> {
+    let r = app.platform().revoke_identity(auth, &a.identity).await?;
+    Ok(RevokeResult {
+        left: r.left,
+        subscriptions_removed: int(r.subscriptions_removed as u64),
+        revoked_before: int(r.revoked_before),
+        sweep_at: r.sweep_at.map(int),
+    })
+}
+
+pub async fn token_issuance(
+    app: &App,
+    auth: Option<&str>,
+    a: TokenIssuanceArgs,
+) -> Result<Option<TokenIssuance>> {
+    let platform = app.platform();
+    let found = platform.token_issuance(auth, &a.xid, a.identity.as_deref());
+    Ok(found.await?.map(TokenIssuance::from))
+}
+
+pub async fn token_issuances(
+    app: &App,
+    auth: Option<&str>,
+    a: TokenIssuancesArgs,
+) -> Result<Vec<TokenIssuance>> {
+    let limit = a.limit.map(i64::from);
+    let found = app.platform().token_issuances(auth, &a.identity, limit);
+    Ok(found.await?.into_iter().map(TokenIssuance::from).collect())
+}
+
+// ---- The Lambdas' groups ----
+
+/// The fields one Lambda function resolves: read from the event's field name and
+/// arguments ([`parse`]), resolved to the field's JSON value.
+pub trait Resolve: DeserializeOwned {
+    fn resolve(self, app: &App, auth: Option<&str>) -> impl Future<Output = Result<Value>>;
+}
+
+fn json<T: Serialize>(value: T) -> Result<Value> {
+    serde_json::to_value(value).map_err(|_| ChatError::internal("An answer could not be written."))
+}
+
+/// Declares a group: an enum of its fields (by their GraphQL names), each with its argument
+/// struct and the call above that resolves it.
+macro_rules! group {
+    ($(#[$doc:meta])* $name:ident |$app:ident, $auth:ident| {
+        $($variant:ident($a:ident: $args:ty) => $call:expr),+ $(,)?
+    }) => {
+        $(#[$doc])*
+        #[derive(Debug, Deserialize)]
+        #[serde(tag = "fieldName", content = "arguments", rename_all = "camelCase")]
+        pub enum $name {
+            $($variant($args)),+
+        }
+
+        impl Resolve for $name {
+            #[allow(unused_variables)]
+            async fn resolve(self, $app: &App, $auth: Option<&str>) -> Result<Value> {
+                match self {
+                    $($name::$variant($a) => json($call.await?)),+
+                }
+            }
+        }
+    };
+}
+
+group!(
+    /// `createChatToken`, `issueChatToken`, `createVirgilToken` (create-chat-token).
+    TokenFields |app, auth| {
+        CreateChatToken(a: ChatTokenArgs) => create_chat_token(app, a),
+        IssueChatToken(a: IssueChatTokenArgs) => issue_chat_token(app, a),
+        CreateVirgilToken(a: TokenArgs) => create_virgil_token(app, a),
+    }
+);
+
+group!(
+    /// `verifyToken` (verify-token).
+    VerifyFields |app, auth| {
+        VerifyToken(a: TokenArgs) => verify_token(app, a),
+    }
+);
+
+group!(
+    /// `enableChannelNotifications`, `enableChannelSmsNotifications`
+    /// (enable-channel-notifications).
+    SubscribeFields |app, auth| {
+        EnableChannelNotifications(a: EmailSubscriptionArgs) => enable_channel_notifications(app, a),
+        EnableChannelSmsNotifications(a: SmsSubscriptionArgs) => enable_channel_sms_notifications(app, a),
+    }
+);
+
+group!(
+    /// `verifyEmail`, `verifyPhone` (verify-email).
+    ConfirmFields |app, auth| {
+        VerifyEmail(a: VerifyEmailArgs) => verify_email(app, a),
+        VerifyPhone(a: VerifyPhoneArgs) => verify_phone(app, a),
+    }
+);
+
+group!(
+    /// The platform API's fields (platform-api), each checking the access token.
+    PlatformFields |app, auth| {
+        IdentityContexts(a: IdentityArgs) => identity_contexts(app, auth, a),
+        ContextMembers(a: ContextArgs) => context_members(app, auth, a),
+        SyncIdentity(a: SyncIdentityArgs) => sync_identity(app, auth, a),
+        RevokeIdentity(a: IdentityArgs) => revoke_identity(app, auth, a),
+        TokenIssuance(a: TokenIssuanceArgs) => token_issuance(app, auth, a),
+        TokenIssuances(a: TokenIssuancesArgs) => token_issuances(app, auth, a),
+    }
+);
+
+/// The field `name` of group `G` with `arguments`, or `BadRequest`: a field the group does
+/// not resolve, an argument missing (null counts as missing, as in GraphQL) or of another
+/// type. The message names the argument, never its value.
+pub fn parse<G: Resolve>(name: &str, arguments: Option<&Value>) -> Result<G> {
+    let mut args = match arguments {
+        Some(Value::Object(args)) => args.clone(),
+        Some(Value::Null) | None => serde_json::Map::new(),
+        Some(_) => return Err(ChatError::bad_request("The arguments must be an object.")),
+    };
+    args.retain(|_, v| !v.is_null());
+    let event = serde_json::json!({ "fieldName": name, "arguments": args });
+    serde_json::from_value(event).map_err(|e| {
+        let message = e.to_string();
+        let quoted = message.split('`').nth(1).unwrap_or_default();
+        if message.starts_with("unknown variant") {
+            ChatError::bad_request(format!("This function does not resolve {quoted}."))
+        } else if message.starts_with("missing field") {
+            ChatError::bad_request(format!("{quoted} is required."))
+        } else {
+            let expected = message.rsplit("expected ").next().unwrap_or("another type");
+            ChatError::bad_request(format!(
+                "An argument of {name} is not of the schema's type ({expected})."
+            ))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use serde_json::json;
+
+    #[test]
+    fn arguments_are_read_by_name_and_null_is_missing() {
+        let args = json!({"deviceId": "d", "token": "t", "xid": null});
+        let TokenFields::IssueChatToken(a) = parse("issueChatToken", Some(&args)).unwrap() else {
+            panic!("another field")
+        };
+        assert_eq!(
+            (a.device_id.as_str(), a.token.as_str(), a.xid),
+            ("d", "t", None)
+        );
+
+        let err =
+            parse::<TokenFields>("createChatToken", Some(&json!({"token": "t"}))).unwrap_err();
+        assert_eq!(
+            (err.kind, err.message.as_str()),
+            (ErrorKind::BadRequest, "deviceId is required.")
+        );
+        let err = parse::<TokenFields>(
+            "createChatToken",
+            Some(&json!({"deviceId": null, "token": "t"})),
+        )
+        .unwrap_err();
+        assert_eq!(err.message, "deviceId is required.");
+    }
+
+    #[test]
+    fn a_field_of_another_function_is_refused_by_name() {
+        let args = json!({"token": "t"});
+        let err = parse::<TokenFields>("verifyToken", Some(&args)).unwrap_err();
+        assert_eq!(
+            (err.kind, err.message.as_str()),
+            (
+                ErrorKind::BadRequest,
+                "This function does not resolve verifyToken."
+            )
+        );
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_not_repeated_in_the_message() {
+        let args = json!({"phone": 14155550101u64, "code": "123456", "token": "t"});
+        let err = parse::<ConfirmFields>("verifyPhone", Some(&args)).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::BadRequest);
+        assert!(!err.message.contains("4155550101"), "{}", err.message);
+        assert!(err.message.contains("verifyPhone"), "{}", err.message);
+    }
+}
