@@ -4,8 +4,7 @@
 //! The fields are grouped by the Lambda function that resolves them ([`Resolve`]), so that
 //! a function links only its own fields' code; a group refuses every other field.
 
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::app::App;
@@ -43,59 +42,127 @@ fn int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+// ---- Arguments ----
+
+/// AppSync's `arguments`, as the group's reader takes them apart.
+pub type ArgumentMap = serde_json::Map<String, Value>;
+
+/// An argument's type: how it is read from its JSON value, and what a refusal says of it
+/// (its name and the type it needs, never the value). Null counts as absent, as in GraphQL.
+pub trait Argument: Sized {
+    fn take(value: Option<Value>, name: &str) -> Result<Self>;
+}
+
+impl Argument for Option<String> {
+    fn take(value: Option<Value>, name: &str) -> Result<Self> {
+        match value {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(ChatError::bad_request(format!("{name} must be a string."))),
+        }
+    }
+}
+
+impl Argument for String {
+    fn take(value: Option<Value>, name: &str) -> Result<Self> {
+        <Option<String> as Argument>::take(value, name)?
+            .ok_or_else(|| ChatError::bad_request(format!("{name} is required.")))
+    }
+}
+
+impl Argument for Vec<String> {
+    fn take(value: Option<Value>, name: &str) -> Result<Self> {
+        let bad = || ChatError::bad_request(format!("{name} must be a list of strings."));
+        match value {
+            None | Some(Value::Null) => Err(ChatError::bad_request(format!("{name} is required."))),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|item| match item {
+                    Value::String(s) => Ok(s),
+                    _ => Err(bad()),
+                })
+                .collect(),
+            Some(_) => Err(bad()),
+        }
+    }
+}
+
+impl Argument for Option<i32> {
+    fn take(value: Option<Value>, name: &str) -> Result<Self> {
+        match value {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => value
+                .as_i64()
+                .and_then(|n| i32::try_from(n).ok())
+                .map(Some)
+                .ok_or_else(|| ChatError::bad_request(format!("{name} must be a whole number."))),
+        }
+    }
+}
+
+/// Declares an argument struct: its fields with their types and GraphQL names, and its
+/// reader. Written out rather than derived with serde: four argument types shared by every
+/// field cost the Lambdas less than a derived deserializer per struct, and every refusal
+/// names its argument.
+macro_rules! arguments {
+    ($name:ident { $($(#[$doc:meta])* $field:ident: $ty:ty = $graphql:literal),+ $(,)? }) => {
+        #[derive(Debug)]
+        pub struct $name {
+            $($(#[$doc])* pub $field: $ty),+
+        }
+
+        impl $name {
+            pub fn read(arguments: &mut ArgumentMap) -> Result<Self> {
+                Ok(Self {
+                    $($field: Argument::take(arguments.remove($graphql), $graphql)?),+
+                })
+            }
+        }
+    };
+}
+
 // ---- The widget's fields (API key) ----
 
-#[derive(Debug, Deserialize)]
-pub struct TokenArgs {
-    pub token: String,
-}
+arguments!(TokenArgs {
+    token: String = "token"
+});
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ChatTokenArgs {
-    pub device_id: String,
-    pub token: String,
-}
+arguments!(ChatTokenArgs {
+    device_id: String = "deviceId",
+    token: String = "token",
+});
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct IssueChatTokenArgs {
-    pub device_id: String,
-    pub token: String,
-    #[serde(default)]
-    pub xid: Option<String>,
-}
+arguments!(IssueChatTokenArgs {
+    device_id: String = "deviceId",
+    token: String = "token",
+    xid: Option<String> = "xid",
+});
 
-#[derive(Debug, Deserialize)]
-pub struct EmailSubscriptionArgs {
-    pub channel: String,
-    pub email: String,
-    pub token: String,
-}
+arguments!(EmailSubscriptionArgs {
+    channel: String = "channel",
+    email: String = "email",
+    token: String = "token",
+});
 
-#[derive(Debug, Deserialize)]
-pub struct SmsSubscriptionArgs {
-    pub channel: String,
-    pub phone: String,
-    pub token: String,
-}
+arguments!(SmsSubscriptionArgs {
+    channel: String = "channel",
+    phone: String = "phone",
+    token: String = "token",
+});
 
-#[derive(Debug, Deserialize)]
-pub struct VerifyEmailArgs {
-    pub email: String,
-    pub code: String,
+arguments!(VerifyEmailArgs {
+    email: String = "email",
+    code: String = "code",
     /// Optional (a new argument may not be required): the context token of the identity
     /// that asked for the code; the code must then be that identity's.
-    #[serde(default)]
-    pub token: Option<String>,
-}
+    token: Option<String> = "token",
+});
 
-#[derive(Debug, Deserialize)]
-pub struct VerifyPhoneArgs {
-    pub phone: String,
-    pub code: String,
-    pub token: String,
-}
+arguments!(VerifyPhoneArgs {
+    phone: String = "phone",
+    code: String = "code",
+    token: String = "token",
+});
 
 /// Who a context token names, and the contexts it carries.
 #[derive(Debug, Serialize)]
@@ -202,35 +269,28 @@ pub async fn verify_phone(app: &App, a: VerifyPhoneArgs) -> Result<bool> {
 
 // ---- The platform API's fields (OpenID Connect access token) ----
 
-#[derive(Debug, Deserialize)]
-pub struct IdentityArgs {
-    pub identity: String,
-}
+arguments!(IdentityArgs {
+    identity: String = "identity"
+});
 
-#[derive(Debug, Deserialize)]
-pub struct ContextArgs {
-    pub context: String,
-}
+arguments!(ContextArgs {
+    context: String = "context"
+});
 
-#[derive(Debug, Deserialize)]
-pub struct SyncIdentityArgs {
-    pub identity: String,
-    pub contexts: Vec<String>,
-}
+arguments!(SyncIdentityArgs {
+    identity: String = "identity",
+    contexts: Vec<String> = "contexts",
+});
 
-#[derive(Debug, Deserialize)]
-pub struct TokenIssuanceArgs {
-    pub xid: String,
-    #[serde(default)]
-    pub identity: Option<String>,
-}
+arguments!(TokenIssuanceArgs {
+    xid: String = "xid",
+    identity: Option<String> = "identity",
+});
 
-#[derive(Debug, Deserialize)]
-pub struct TokenIssuancesArgs {
-    pub identity: String,
-    #[serde(default)]
-    pub limit: Option<i32>,
-}
+arguments!(TokenIssuancesArgs {
+    identity: String = "identity",
+    limit: Option<i32> = "limit",
+});
 
 /// What `syncIdentity` changed.
 #[derive(Debug, Serialize)]
@@ -359,7 +419,10 @@ pub async fn token_issuances(
 
 /// The fields one Lambda function resolves: read from the event's field name and
 /// arguments ([`parse`]), resolved to the field's JSON value.
-pub trait Resolve: DeserializeOwned {
+pub trait Resolve: Sized {
+    /// The field `name` with `arguments`; `None` when the group has no such field.
+    fn read(name: &str, arguments: &mut ArgumentMap) -> Option<Result<Self>>;
+
     fn resolve(self, app: &App, auth: Option<&str>) -> impl Future<Output = Result<Value>>;
 }
 
@@ -367,20 +430,26 @@ fn json<T: Serialize>(value: T) -> Result<Value> {
     serde_json::to_value(value).map_err(|_| ChatError::internal("An answer could not be written."))
 }
 
-/// Declares a group: an enum of its fields (by their GraphQL names), each with its argument
-/// struct and the call above that resolves it.
+/// Declares a group: an enum of its fields, each with its GraphQL name, its argument struct
+/// and the call above that resolves it.
 macro_rules! group {
     ($(#[$doc:meta])* $name:ident |$app:ident, $auth:ident| {
-        $($variant:ident($a:ident: $args:ty) => $call:expr),+ $(,)?
+        $($field:literal => $variant:ident($a:ident: $args:ty) => $call:expr),+ $(,)?
     }) => {
         $(#[$doc])*
-        #[derive(Debug, Deserialize)]
-        #[serde(tag = "fieldName", content = "arguments", rename_all = "camelCase")]
+        #[derive(Debug)]
         pub enum $name {
             $($variant($args)),+
         }
 
         impl Resolve for $name {
+            fn read(name: &str, arguments: &mut ArgumentMap) -> Option<Result<Self>> {
+                Some(match name {
+                    $($field => <$args>::read(arguments).map($name::$variant),)+
+                    _ => return None,
+                })
+            }
+
             #[allow(unused_variables)]
             async fn resolve(self, $app: &App, $auth: Option<&str>) -> Result<Value> {
                 match self {
@@ -394,16 +463,16 @@ macro_rules! group {
 group!(
     /// `createChatToken`, `issueChatToken`, `createVirgilToken` (create-chat-token).
     TokenFields |app, auth| {
-        CreateChatToken(a: ChatTokenArgs) => create_chat_token(app, a),
-        IssueChatToken(a: IssueChatTokenArgs) => issue_chat_token(app, a),
-        CreateVirgilToken(a: TokenArgs) => create_virgil_token(app, a),
+        "createChatToken" => CreateChatToken(a: ChatTokenArgs) => create_chat_token(app, a),
+        "issueChatToken" => IssueChatToken(a: IssueChatTokenArgs) => issue_chat_token(app, a),
+        "createVirgilToken" => CreateVirgilToken(a: TokenArgs) => create_virgil_token(app, a),
     }
 );
 
 group!(
     /// `verifyToken` (verify-token).
     VerifyFields |app, auth| {
-        VerifyToken(a: TokenArgs) => verify_token(app, a),
+        "verifyToken" => VerifyToken(a: TokenArgs) => verify_token(app, a),
     }
 );
 
@@ -411,28 +480,30 @@ group!(
     /// `enableChannelNotifications`, `enableChannelSmsNotifications`
     /// (enable-channel-notifications).
     SubscribeFields |app, auth| {
-        EnableChannelNotifications(a: EmailSubscriptionArgs) => enable_channel_notifications(app, a),
-        EnableChannelSmsNotifications(a: SmsSubscriptionArgs) => enable_channel_sms_notifications(app, a),
+        "enableChannelNotifications" => EnableChannelNotifications(a: EmailSubscriptionArgs) =>
+            enable_channel_notifications(app, a),
+        "enableChannelSmsNotifications" => EnableChannelSmsNotifications(a: SmsSubscriptionArgs) =>
+            enable_channel_sms_notifications(app, a),
     }
 );
 
 group!(
     /// `verifyEmail`, `verifyPhone` (verify-email).
     ConfirmFields |app, auth| {
-        VerifyEmail(a: VerifyEmailArgs) => verify_email(app, a),
-        VerifyPhone(a: VerifyPhoneArgs) => verify_phone(app, a),
+        "verifyEmail" => VerifyEmail(a: VerifyEmailArgs) => verify_email(app, a),
+        "verifyPhone" => VerifyPhone(a: VerifyPhoneArgs) => verify_phone(app, a),
     }
 );
 
 group!(
     /// The platform API's fields (platform-api), each checking the access token.
     PlatformFields |app, auth| {
-        IdentityContexts(a: IdentityArgs) => identity_contexts(app, auth, a),
-        ContextMembers(a: ContextArgs) => context_members(app, auth, a),
-        SyncIdentity(a: SyncIdentityArgs) => sync_identity(app, auth, a),
-        RevokeIdentity(a: IdentityArgs) => revoke_identity(app, auth, a),
-        TokenIssuance(a: TokenIssuanceArgs) => token_issuance(app, auth, a),
-        TokenIssuances(a: TokenIssuancesArgs) => token_issuances(app, auth, a),
+        "identityContexts" => IdentityContexts(a: IdentityArgs) => identity_contexts(app, auth, a),
+        "contextMembers" => ContextMembers(a: ContextArgs) => context_members(app, auth, a),
+        "syncIdentity" => SyncIdentity(a: SyncIdentityArgs) => sync_identity(app, auth, a),
+        "revokeIdentity" => RevokeIdentity(a: IdentityArgs) => revoke_identity(app, auth, a),
+        "tokenIssuance" => TokenIssuance(a: TokenIssuanceArgs) => token_issuance(app, auth, a),
+        "tokenIssuances" => TokenIssuances(a: TokenIssuancesArgs) => token_issuances(app, auth, a),
     }
 );
 
@@ -442,37 +513,13 @@ group!(
 pub fn parse<G: Resolve>(name: &str, arguments: Option<&Value>) -> Result<G> {
     let mut args = match arguments {
         Some(Value::Object(args)) => args.clone(),
-        Some(Value::Null) | None => serde_json::Map::new(),
+        Some(Value::Null) | None => ArgumentMap::new(),
         Some(_) => return Err(ChatError::bad_request("The arguments must be an object.")),
     };
-    args.retain(|_, v| !v.is_null());
-    let read = |args: serde_json::Map<String, Value>| {
-        serde_json::from_value::<G>(serde_json::json!({ "fieldName": name, "arguments": args }))
-    };
-    read(args.clone()).map_err(|e| {
-        let message = e.to_string();
-        let quoted = message.split('`').nth(1).unwrap_or_default();
-        if message.starts_with("unknown variant") {
-            return ChatError::bad_request(format!("This function does not resolve {quoted}."));
-        }
-        if message.starts_with("missing field") {
-            return ChatError::bad_request(format!("{quoted} is required."));
-        }
-        // serde names the value, not the argument: the argument is the one without which
-        // the field misses it.
-        let expected = message
-            .rsplit("expected ")
-            .next()
-            .unwrap_or("of another type");
-        let culprit = args.keys().find(|k| {
-            let mut fewer = args.clone();
-            fewer.remove(*k);
-            read(fewer).is_err_and(|e| e.to_string() == format!("missing field `{k}`"))
-        });
-        match culprit {
-            Some(argument) => ChatError::bad_request(format!("{argument} must be {expected}.")),
-            None => ChatError::bad_request(format!("An argument of {name} must be {expected}.")),
-        }
+    G::read(name, &mut args).unwrap_or_else(|| {
+        Err(ChatError::bad_request(format!(
+            "This function does not resolve {name}."
+        )))
     })
 }
 
@@ -526,5 +573,31 @@ mod tests {
         let err = parse::<ConfirmFields>("verifyPhone", Some(&args)).unwrap_err();
         assert_eq!(err.kind, ErrorKind::BadRequest);
         assert_eq!(err.message, "phone must be a string.");
+    }
+
+    #[test]
+    fn lists_and_numbers_are_checked_by_type() {
+        let ok = json!({"identity": "alex", "contexts": ["general"]});
+        assert!(parse::<PlatformFields>("syncIdentity", Some(&ok)).is_ok());
+        let err = parse::<PlatformFields>(
+            "syncIdentity",
+            Some(&json!({"identity": "alex", "contexts": [1]})),
+        )
+        .unwrap_err();
+        assert_eq!(err.message, "contexts must be a list of strings.");
+        let err = parse::<PlatformFields>(
+            "tokenIssuances",
+            Some(&json!({"identity": "alex", "limit": "ten"})),
+        )
+        .unwrap_err();
+        assert_eq!(err.message, "limit must be a whole number.");
+        let PlatformFields::TokenIssuances(a) = parse(
+            "tokenIssuances",
+            Some(&json!({"identity": "alex", "limit": null})),
+        )
+        .unwrap() else {
+            panic!("another field")
+        };
+        assert_eq!(a.limit, None);
     }
 }
