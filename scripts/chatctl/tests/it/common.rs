@@ -209,3 +209,76 @@ pub async fn call(
 pub fn error_type(body: &Value) -> &str {
     body["errors"][0]["errorType"].as_str().unwrap_or("none")
 }
+
+/// The platform API's issuer and audience the tests' platform tokens carry.
+pub const PLATFORM_ISSUER: &str = "https://platform.example.org/";
+pub const PLATFORM_AUDIENCE: &str = "https://chat.example.org/platform";
+/// The widget's API key where a test sets one.
+pub const API_KEY: &str = "da2-widget-key";
+
+/// `chatctl serve` on stand-ins: an issuer of context tokens signed with `key` and Twilio's
+/// Conversations stand-in (with `TWILIO_AUTH_TOKEN` for signed webhooks), and, with
+/// [`Local::with_platform`], the platform API's issuer and the widget's API key. `env` comes
+/// last and wins.
+pub struct Local {
+    pub server: Server,
+    pub key: test_support::TestKey,
+    pub platform_key: Option<test_support::TestKey>,
+    pub twilio: test_support::TwilioStandIn,
+    pub data: TempDir,
+    _issuers: Vec<test_support::Issuer>,
+}
+
+impl Local {
+    pub async fn start(name: &str, key: test_support::TestKey, env: &[(&str, String)]) -> Local {
+        Self::start_on(name, key, None, env).await
+    }
+
+    /// With the platform API (its issuer signs with `platform_key`) and `CHAT_API_KEY`.
+    pub async fn with_platform(
+        name: &str,
+        key: test_support::TestKey,
+        platform_key: test_support::TestKey,
+        env: &[(&str, String)],
+    ) -> Local {
+        Self::start_on(name, key, Some(platform_key), env).await
+    }
+
+    async fn start_on(
+        name: &str,
+        key: test_support::TestKey,
+        platform_key: Option<test_support::TestKey>,
+        extra: &[(&str, String)],
+    ) -> Local {
+        use test_support::{AUTH_TOKEN, Issuer, TwilioStandIn, jwks};
+        let issuer = Issuer::start(jwks(&[&key])).await;
+        let twilio = TwilioStandIn::start().await;
+        let mut env = twilio.env();
+        env.extend([
+            ("CHAT_JWKS_URL", issuer.url()),
+            ("TWILIO_AUTH_TOKEN", AUTH_TOKEN.to_owned()),
+        ]);
+        let mut issuers = vec![issuer];
+        if let Some(platform_key) = &platform_key {
+            let platform = Issuer::start(jwks(&[platform_key])).await;
+            env.extend([
+                ("CHAT_API_KEY", API_KEY.to_owned()),
+                ("PLATFORM_ISSUER", PLATFORM_ISSUER.to_owned()),
+                ("PLATFORM_AUDIENCE", PLATFORM_AUDIENCE.to_owned()),
+                ("PLATFORM_JWKS_URL", platform.url()),
+            ]);
+            issuers.push(platform);
+        }
+        env.extend(extra.iter().cloned());
+        let data = temp_dir(name);
+        let server = serve(&data, &env);
+        Local {
+            server,
+            key,
+            platform_key,
+            twilio,
+            data,
+            _issuers: issuers,
+        }
+    }
+}

@@ -5,15 +5,11 @@
 
 use context_chat::ledger::sha256_hex;
 use serde_json::{Value, json};
-use test_support::{
-    Issuer, TestKey, TwilioStandIn, claims, early_in_a_minute, jwks, jwt_payload, now,
+use test_support::{TestKey, claims, early_in_a_minute, jwt_payload, now};
+
+use crate::common::{
+    API_KEY, Local, PLATFORM_AUDIENCE, PLATFORM_ISSUER, Server, call, error_type, serve, temp_dir,
 };
-
-use crate::common::{Server, call, error_type, serve, temp_dir};
-
-const PLATFORM_ISSUER: &str = "https://platform.example.org/";
-const PLATFORM_AUDIENCE: &str = "https://chat.example.org/platform";
-const API_KEY: &str = "da2-widget-key";
 
 const ISSUE: &str = "mutation($token: ID!, $xid: ID) { issueChatToken(deviceId: \"browser-1\", token: $token, xid: $xid) { token xid expiresAt } }";
 const CREATE: &str =
@@ -43,21 +39,15 @@ fn store_bytes(data: &std::path::Path) -> String {
 
 #[tokio::test]
 async fn every_chat_token_is_on_record_and_minting_is_limited() {
-    let context_key = TestKey::es256("ctx");
-    let platform_key = TestKey::rs256("idp");
-    let context_issuer = Issuer::start(jwks(&[&context_key])).await;
-    let platform_issuer = Issuer::start(jwks(&[&platform_key])).await;
-    let twilio = TwilioStandIn::start().await;
-    let mut env = twilio.env();
-    env.extend([
-        ("CHAT_JWKS_URL", context_issuer.url()),
-        ("CHAT_API_KEY", API_KEY.to_owned()),
-        ("PLATFORM_ISSUER", PLATFORM_ISSUER.to_owned()),
-        ("PLATFORM_AUDIENCE", PLATFORM_AUDIENCE.to_owned()),
-        ("PLATFORM_JWKS_URL", platform_issuer.url()),
-    ]);
-    let data = temp_dir("serve-ledger");
-    let server = serve(&data, &env);
+    let local = Local::with_platform(
+        "serve-ledger",
+        TestKey::es256("ctx"),
+        TestKey::rs256("idp"),
+        &[],
+    )
+    .await;
+    let (server, data) = (&local.server, &local.data);
+    let (context_key, platform_key) = (&local.key, local.platform_key.as_ref().unwrap());
     let now = now();
     let reader = platform_key.token(&json!({
         "iss": PLATFORM_ISSUER, "aud": PLATFORM_AUDIENCE, "sub": "ledger@clients",
@@ -69,7 +59,7 @@ async fn every_chat_token_is_on_record_and_minting_is_limited() {
 
     // A receipt, and the ledger's record of it matches the token.
     let (status, body) = widget(
-        &server,
+        server,
         ISSUE,
         json!({"token": alex, "xid": "order-17:try_1"}),
     )
@@ -82,7 +72,7 @@ async fn every_chat_token_is_on_record_and_minting_is_limited() {
     assert_eq!(receipt["expiresAt"], claims_of["exp"]);
     assert_eq!(claims_of["grants"]["identity"], "alex");
     let (_, body) = call(
-        &server,
+        server,
         ISSUANCE,
         json!({"xid": "order-17:try_1"}),
         Some(&reader),
@@ -101,7 +91,7 @@ async fn every_chat_token_is_on_record_and_minting_is_limited() {
     );
     // Unknown: null. The widget's API key does not read the ledger.
     let (_, body) = call(
-        &server,
+        server,
         ISSUANCE,
         json!({"xid": "never-issued"}),
         Some(&reader),
@@ -109,7 +99,7 @@ async fn every_chat_token_is_on_record_and_minting_is_limited() {
     )
     .await;
     assert_eq!(body["data"]["tokenIssuance"], Value::Null, "{body}");
-    let (_, body) = widget(&server, ISSUANCE, json!({"xid": "order-17:try_1"})).await;
+    let (_, body) = widget(server, ISSUANCE, json!({"xid": "order-17:try_1"})).await;
     assert_eq!(body["data"], Value::Null, "{body}");
     assert!(
         ["AccessDenied", "Unauthorized"].contains(&error_type(&body)),
@@ -118,22 +108,22 @@ async fn every_chat_token_is_on_record_and_minting_is_limited() {
 
     // A reused xid: Conflict, nothing minted; a malformed one: BadRequest.
     let (_, body) = widget(
-        &server,
+        server,
         ISSUE,
         json!({"token": alex, "xid": "order-17:try_1"}),
     )
     .await;
     assert_eq!(error_type(&body), "Conflict", "{body}");
     assert_eq!(body["data"], Value::Null);
-    let (_, body) = widget(&server, ISSUE, json!({"token": alex, "xid": "has space"})).await;
+    let (_, body) = widget(server, ISSUE, json!({"token": alex, "xid": "has space"})).await;
     assert_eq!(error_type(&body), "BadRequest", "{body}");
 
     // createChatToken is unchanged, and on record with a generated xid.
     let mut tokens = vec![token];
-    let (_, body) = widget(&server, CREATE, json!({"token": alex})).await;
+    let (_, body) = widget(server, CREATE, json!({"token": alex})).await;
     let created = body["data"]["createChatToken"].as_str().unwrap().to_owned();
     let (_, body) = call(
-        &server,
+        server,
         ISSUANCES,
         json!({"identity": "alex"}),
         Some(&reader),
@@ -159,7 +149,7 @@ async fn every_chat_token_is_on_record_and_minting_is_limited() {
     // 21st is refused and not recorded.
     for n in 4..=20 {
         let (_, body) = widget(
-            &server,
+            server,
             ISSUE,
             json!({"token": alex, "xid": format!("bulk-{n}")}),
         )
@@ -171,18 +161,18 @@ async fn every_chat_token_is_on_record_and_minting_is_limited() {
                 .to_owned(),
         );
     }
-    let (_, body) = widget(&server, ISSUE, json!({"token": alex, "xid": "bulk-21"})).await;
+    let (_, body) = widget(server, ISSUE, json!({"token": alex, "xid": "bulk-21"})).await;
     assert_eq!(error_type(&body), "TooManyRequests", "{body}");
     let message = body["errors"][0]["message"].as_str().unwrap();
     assert!(message.contains("Try again in"), "{message}");
-    let (_, body) = widget(&server, CREATE, json!({"token": alex})).await;
+    let (_, body) = widget(server, CREATE, json!({"token": alex})).await;
     assert_eq!(
         error_type(&body),
         "TooManyRequests",
         "createChatToken counts too: {body}"
     );
     let (_, body) = call(
-        &server,
+        server,
         ISSUANCE,
         json!({"xid": "bulk-21"}),
         Some(&reader),
@@ -191,7 +181,7 @@ async fn every_chat_token_is_on_record_and_minting_is_limited() {
     .await;
     assert_eq!(body["data"]["tokenIssuance"], Value::Null, "{body}");
     let (_, body) = call(
-        &server,
+        server,
         ISSUANCES,
         json!({"identity": "alex", "limit": 100}),
         Some(&reader),
@@ -204,7 +194,7 @@ async fn every_chat_token_is_on_record_and_minting_is_limited() {
         "20 counted, one of them the reused xid: {body}"
     );
     let (_, body) = call(
-        &server,
+        server,
         ISSUANCES,
         json!({"identity": "alex", "limit": 101}),
         Some(&reader),
@@ -213,7 +203,7 @@ async fn every_chat_token_is_on_record_and_minting_is_limited() {
     .await;
     assert_eq!(error_type(&body), "BadRequest", "{body}");
     // Another identity is unaffected.
-    let (_, body) = widget(&server, ISSUE, json!({"token": sam})).await;
+    let (_, body) = widget(server, ISSUE, json!({"token": sam})).await;
     tokens.push(
         body["data"]["issueChatToken"]["token"]
             .as_str()
@@ -222,7 +212,7 @@ async fn every_chat_token_is_on_record_and_minting_is_limited() {
     );
 
     // The store holds each token's hash and never the token.
-    let stored = store_bytes(&data);
+    let stored = store_bytes(data);
     for token in &tokens {
         assert!(!stored.contains(token.as_str()), "a token is stored");
         assert!(

@@ -9,12 +9,9 @@ use context_chat::notifications::Store;
 use context_chat::notifications::keys;
 use context_chat::notifications::sqlite_store::{FILE_NAME as SQLITE_FILE, SqliteStore};
 use serde_json::json;
-use test_support::{
-    AUTH_TOKEN, Issuer, TestKey, TwilioStandIn, claims, form_body, jwks, on_message_added,
-    sign_form,
-};
+use test_support::{AUTH_TOKEN, TestKey, claims, form_body, on_message_added, sign_form};
 
-use crate::common::{Server, operation, serve, temp_dir};
+use crate::common::{Local, Server, operation, serve, temp_dir};
 
 /// The outbox's emails to `to`, oldest first.
 fn outbox(data: &Path, to: &str) -> Vec<String> {
@@ -105,26 +102,24 @@ async fn local_mode_confirms_through_the_outbox_and_keeps_it_across_restarts() {
 
 #[tokio::test]
 async fn a_signed_webhook_reaches_the_offline_subscriber_through_the_outbox() {
-    let key = TestKey::es256("k1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
-    let twilio = TwilioStandIn::start().await;
-    let mut env = twilio.env();
-    env.extend([
-        ("CHAT_JWKS_URL", issuer.url()),
-        ("TWILIO_AUTH_TOKEN", AUTH_TOKEN.to_owned()),
-    ]);
-    let data = temp_dir("serve-notify-webhook");
-    let server = serve(&data, &env);
+    let local = Local::start("serve-notify-webhook", TestKey::es256("k1"), &[]).await;
+    let Local {
+        server,
+        key,
+        twilio,
+        data,
+        ..
+    } = &local;
     for who in ["alex", "sam"] {
         let token = key.token(&claims(who, &["general"]));
         let body = operation(
-            &server,
+            server,
             "createChatToken",
             json!({"deviceId": "d", "token": token}),
         )
         .await;
         assert!(body["data"]["createChatToken"].is_string(), "{body}");
-        subscribe_and_confirm(&server, &data, &token, &format!("{who}@example.org")).await;
+        subscribe_and_confirm(server, data, &token, &format!("{who}@example.org")).await;
     }
 
     let url = server.webhook_url();
@@ -160,7 +155,7 @@ async fn a_signed_webhook_reaches_the_offline_subscriber_through_the_outbox() {
 
     let deadline = Instant::now() + Duration::from_secs(15);
     let notified = loop {
-        let mails = outbox(&data, "alex@example.org");
+        let mails = outbox(data, "alex@example.org");
         if mails.len() > 1 || Instant::now() > deadline {
             break mails;
         }
@@ -168,7 +163,7 @@ async fn a_signed_webhook_reaches_the_offline_subscriber_through_the_outbox() {
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        outbox(&data, "alex@example.org").len(),
+        outbox(data, "alex@example.org").len(),
         2,
         "the code, then exactly one notification"
     );
@@ -178,7 +173,7 @@ async fn a_signed_webhook_reaches_the_offline_subscriber_through_the_outbox() {
         notified[1]
     );
     assert_eq!(
-        outbox(&data, "sam@example.org").len(),
+        outbox(data, "sam@example.org").len(),
         1,
         "only the code: sam wrote it"
     );
@@ -207,7 +202,7 @@ async fn a_signed_webhook_reaches_the_offline_subscriber_through_the_outbox() {
     );
     // The subscription is gone from the store (the 10-minute window would hide a later email).
     // (Read while the server runs: SQLite's WAL lets another process read.)
-    let store = SqliteStore::open(&data).unwrap();
+    let store = SqliteStore::open(data).unwrap();
     let subscription = |identity: &str| keys::subscription("general", identity);
     assert!(store.get(&subscription("alex")).await.unwrap().is_none());
     assert!(store.get(&subscription("sam")).await.unwrap().is_some());
@@ -215,31 +210,29 @@ async fn a_signed_webhook_reaches_the_offline_subscriber_through_the_outbox() {
 
 #[tokio::test]
 async fn revoked_access_end_to_end_no_email_once_the_token_drops_the_context() {
-    let key = TestKey::es256("k1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
-    let twilio = TwilioStandIn::start().await;
-    let mut env = twilio.env();
-    env.extend([
-        ("CHAT_JWKS_URL", issuer.url()),
-        ("TWILIO_AUTH_TOKEN", AUTH_TOKEN.to_owned()),
-    ]);
-    let data = temp_dir("serve-revoked");
-    let server = serve(&data, &env);
+    let local = Local::start("serve-revoked", TestKey::es256("k1"), &[]).await;
+    let Local {
+        server,
+        key,
+        twilio,
+        data,
+        ..
+    } = &local;
     for who in ["alex", "blair"] {
         let token = key.token(&claims(who, &["general"]));
         let body = operation(
-            &server,
+            server,
             "createChatToken",
             json!({"deviceId": "d", "token": token}),
         )
         .await;
         assert!(body["data"]["createChatToken"].is_string(), "{body}");
-        subscribe_and_confirm(&server, &data, &token, &format!("{who}@example.org")).await;
+        subscribe_and_confirm(server, data, &token, &format!("{who}@example.org")).await;
     }
     // The platform drops "general" from alex's token; alex's widget asks for a chat token.
     let dropped = key.token(&claims("alex", &["random"]));
     let body = operation(
-        &server,
+        server,
         "createChatToken",
         json!({"deviceId": "d", "token": dropped}),
     )
@@ -257,17 +250,17 @@ async fn revoked_access_end_to_end_no_email_once_the_token_drops_the_context() {
     assert_eq!(server.post_webhook(&params, AUTH_TOKEN).await, 200);
     // blair, still a member, is told; once that email is out, alex has had none.
     let deadline = Instant::now() + Duration::from_secs(15);
-    while outbox(&data, "blair@example.org").len() < 2 && Instant::now() < deadline {
+    while outbox(data, "blair@example.org").len() < 2 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
-        outbox(&data, "blair@example.org").len(),
+        outbox(data, "blair@example.org").len(),
         2,
         "the code, then the message"
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        outbox(&data, "alex@example.org").len(),
+        outbox(data, "alex@example.org").len(),
         1,
         "only the code: no email once access ended"
     );

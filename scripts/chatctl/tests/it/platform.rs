@@ -5,13 +5,12 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use test_support::{Issuer, TestKey, TwilioStandIn, claims, jwks, now};
+use test_support::{TestKey, claims, now};
 
-use crate::common::{Server, call, chatctl, error_type, serve, temp_dir};
-
-const PLATFORM_ISSUER: &str = "https://platform.example.org/";
-const PLATFORM_AUDIENCE: &str = "https://chat.example.org/platform";
-const API_KEY: &str = "da2-widget-key";
+use crate::common::{
+    API_KEY, Local, PLATFORM_AUDIENCE, PLATFORM_ISSUER, Server, call, chatctl, error_type, serve,
+    temp_dir,
+};
 
 fn access_token(key: &TestKey, scope: &str) -> String {
     let now = now();
@@ -27,24 +26,17 @@ const CREATE: &str = "mutation($token: ID!) { createChatToken(deviceId: \"d\", t
 
 #[tokio::test]
 async fn platform_fields_take_the_bearer_and_widget_fields_the_api_key() {
-    let context_key = TestKey::es256("ctx");
-    let platform_key = TestKey::rs256("idp");
-    let context_issuer = Issuer::start(jwks(&[&context_key])).await;
-    let platform_issuer = Issuer::start(jwks(&[&platform_key])).await;
-    let twilio = TwilioStandIn::start().await;
-    let mut env = twilio.env();
-    env.extend([
-        ("CHAT_JWKS_URL", context_issuer.url()),
-        ("CHAT_API_KEY", API_KEY.to_owned()),
-        ("PLATFORM_ISSUER", PLATFORM_ISSUER.to_owned()),
-        ("PLATFORM_AUDIENCE", PLATFORM_AUDIENCE.to_owned()),
-        ("PLATFORM_JWKS_URL", platform_issuer.url()),
-        ("RUST_LOG", "debug".to_owned()),
-    ]);
-    let data = temp_dir("serve-platform");
-    let server = serve(&data, &env);
-    let admin = access_token(&platform_key, "chat:read chat:admin");
-    let read = access_token(&platform_key, "chat:read");
+    let local = Local::with_platform(
+        "serve-platform",
+        TestKey::es256("ctx"),
+        TestKey::rs256("idp"),
+        &[("RUST_LOG", "debug".to_owned())],
+    )
+    .await;
+    let (server, twilio, data) = (&local.server, &local.twilio, &local.data);
+    let (context_key, platform_key) = (&local.key, local.platform_key.as_ref().unwrap());
+    let admin = access_token(platform_key, "chat:read chat:admin");
+    let read = access_token(platform_key, "chat:read");
 
     // A token the platform issued before it syncs and revokes.
     let mut old = claims("alex", &["general"]);
@@ -52,7 +44,7 @@ async fn platform_fields_take_the_bearer_and_widget_fields_the_api_key() {
     let old = context_key.token(&old);
 
     let (status, body) = call(
-        &server,
+        server,
         SYNC,
         json!({"identity": "alex", "contexts": ["general", "random"]}),
         Some(&admin),
@@ -73,7 +65,7 @@ async fn platform_fields_take_the_bearer_and_widget_fields_the_api_key() {
     assert_eq!(twilio.memberships("alex"), ["general", "random"]);
 
     let (_, body) = call(
-        &server,
+        server,
         "query { identityContexts(identity: \"alex\") contextMembers(context: \"general\") }",
         json!({}),
         Some(&read),
@@ -87,7 +79,7 @@ async fn platform_fields_take_the_bearer_and_widget_fields_the_api_key() {
     );
     assert_eq!(body["data"]["contextMembers"], json!(["alex"]), "{body}");
     let (_, body) = call(
-        &server,
+        server,
         "query { contextMembers(context: \"nowhere\") }",
         json!({}),
         Some(&read),
@@ -97,13 +89,13 @@ async fn platform_fields_take_the_bearer_and_widget_fields_the_api_key() {
     assert_eq!(error_type(&body), "EntityNotFound", "{body}");
 
     // Each door opens only its own fields.
-    let (status, body) = call(&server, CREATE, json!({"token": old}), Some(&admin), None).await;
+    let (status, body) = call(server, CREATE, json!({"token": old}), Some(&admin), None).await;
     assert_eq!(status, 200);
     assert_eq!(error_type(&body), "Unauthorized", "{body}");
-    let (status, _) = call(&server, CREATE, json!({"token": old}), None, None).await;
+    let (status, _) = call(server, CREATE, json!({"token": old}), None, None).await;
     assert_eq!(status, 401, "neither the key nor a token");
     let (_, body) = call(
-        &server,
+        server,
         SYNC,
         json!({"identity": "alex", "contexts": []}),
         None,
@@ -114,7 +106,7 @@ async fn platform_fields_take_the_bearer_and_widget_fields_the_api_key() {
     // Queries do not open mutations; a context token is not an access token.
     for (token, why) in [(&read, "a read-only token"), (&old, "a context token")] {
         let (_, body) = call(
-            &server,
+            server,
             SYNC,
             json!({"identity": "alex", "contexts": []}),
             Some(token),
@@ -131,7 +123,7 @@ async fn platform_fields_take_the_bearer_and_widget_fields_the_api_key() {
 
     // Revoked: the identity leaves, and its old token is refused.
     let (_, body) = call(
-        &server,
+        server,
         REVOKE,
         json!({"identity": "alex"}),
         Some(&admin),
@@ -149,7 +141,7 @@ async fn platform_fields_take_the_bearer_and_widget_fields_the_api_key() {
         "{body}"
     );
     assert!(twilio.memberships("alex").is_empty());
-    let (_, body) = call(&server, CREATE, json!({"token": old}), None, Some(API_KEY)).await;
+    let (_, body) = call(server, CREATE, json!({"token": old}), None, Some(API_KEY)).await;
     assert_eq!(error_type(&body), "AccessDenied", "{body}");
     assert!(twilio.memberships("alex").is_empty());
 

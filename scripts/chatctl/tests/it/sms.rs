@@ -10,12 +10,9 @@ use context_chat::notifications::sqlite_store::SqliteStore;
 use context_chat::notifications::{Key, PhoneNumber, Store};
 use serde_json::{Value, json};
 use test_support::sms::{FRAUD_BLOCKED, GEO_BLOCKED, LANDLINE};
-use test_support::{
-    AUTH_TOKEN, Issuer, SmsStandIn, TestKey, TwilioStandIn, claims, incoming_sms, jwks,
-    on_message_added,
-};
+use test_support::{AUTH_TOKEN, SmsStandIn, TestKey, claims, incoming_sms, on_message_added};
 
-use crate::common::{Server, call, error_type, serve, temp_dir};
+use crate::common::{Local, Server, call, error_type, serve, temp_dir};
 
 const SUBSCRIBE: &str = "mutation S($channel: ID!, $phone: String!, $token: ID!) { \
     enableChannelSmsNotifications(channel: $channel, phone: $phone, token: $token) { phoneVerified } }";
@@ -66,13 +63,18 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// The local server with the SMS stand-in (Verify and Messages) beside Twilio's.
 struct Deployment {
-    key: TestKey,
-    twilio: TwilioStandIn,
+    local: Local,
     sms: SmsStandIn,
-    server: Server,
-    data: test_support::TempDir,
-    _issuer: Issuer,
+}
+
+impl std::ops::Deref for Deployment {
+    type Target = Local;
+
+    fn deref(&self) -> &Local {
+        &self.local
+    }
 }
 
 impl Deployment {
@@ -82,27 +84,11 @@ impl Deployment {
 
     /// With more settings in the server's environment.
     async fn start_with(name: &str, settings: &[(&'static str, &str)]) -> Self {
-        let key = TestKey::es256("k1");
-        let issuer = Issuer::start(jwks(&[&key])).await;
-        let twilio = TwilioStandIn::start().await;
         let sms = SmsStandIn::start().await;
-        let mut env = twilio.env();
-        env.extend(sms.env());
-        env.extend([
-            ("CHAT_JWKS_URL", issuer.url()),
-            ("TWILIO_AUTH_TOKEN", AUTH_TOKEN.to_owned()),
-        ]);
+        let mut env = sms.env();
         env.extend(settings.iter().map(|(k, v)| (*k, (*v).to_owned())));
-        let data = temp_dir(name);
-        let server = serve(&data, &env);
-        Self {
-            key,
-            twilio,
-            sms,
-            server,
-            data,
-            _issuer: issuer,
-        }
+        let local = Local::start(name, TestKey::es256("k1"), &env).await;
+        Self { local, sms }
     }
 
     /// A context token for `who`, and their Twilio user made by provisioning.
@@ -449,15 +435,10 @@ async fn local_mode_verifies_through_the_outbox() {
 
 #[tokio::test]
 async fn without_the_services_sms_is_not_configured_and_email_keeps_working() {
-    let key = TestKey::es256("k1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
-    let twilio = TwilioStandIn::start().await;
-    let mut env = twilio.env();
-    env.push(("CHAT_JWKS_URL", issuer.url()));
-    let data = temp_dir("serve-sms-none");
-    let server = serve(&data, &env);
+    let local = Local::start("serve-sms-none", TestKey::es256("k1"), &[]).await;
+    let Local { server, key, .. } = &local;
     let token = key.token(&claims("alex", &["general"]));
-    let body = subscribe(&server, "general", ALEX, &token).await;
+    let body = subscribe(server, "general", ALEX, &token).await;
     assert_eq!(error_type(&body), "InternalError", "{body}");
     assert!(
         body["errors"][0]["message"]
@@ -466,10 +447,10 @@ async fn without_the_services_sms_is_not_configured_and_email_keeps_working() {
             .starts_with("SMS is not configured"),
         "{body}"
     );
-    let body = verify(&server, ALEX, "123456", &token).await;
+    let body = verify(server, ALEX, "123456", &token).await;
     assert_eq!(error_type(&body), "InternalError", "{body}");
     let (_, body) = call(
-        &server,
+        server,
         "mutation E($t: ID!) { enableChannelNotifications(channel: \"general\", email: \"alex@example.org\", token: $t) { emailVerified } }",
         json!({"t": token}),
         None,

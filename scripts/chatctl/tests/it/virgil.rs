@@ -6,9 +6,9 @@
 use context_chat::virgil::VirgilSigner;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use test_support::{Issuer, TestKey, TwilioStandIn, claims, jwks, jwt_payload};
+use test_support::{TestKey, claims, jwt_payload};
 
-use crate::common::{Server, call, chatctl, error_type, serve, temp_dir};
+use crate::common::{Local, Server, call, chatctl, error_type, serve, temp_dir};
 
 const VIRGIL: &str = "mutation($token: ID!) { createVirgilToken(token: $token) }";
 const CREATE: &str =
@@ -156,32 +156,28 @@ async fn local_mode_makes_virgil_tokens_with_its_development_key_and_serves_the_
 
 #[tokio::test]
 async fn without_virgil_settings_only_virgil_tokens_fail_and_the_push_credential_is_granted() {
-    let key = TestKey::es256("k1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
-    let twilio = TwilioStandIn::start().await;
-    let mut env = twilio.env();
-    env.extend([
-        ("CHAT_JWKS_URL", issuer.url()),
-        (
-            "TWILIO_PUSH_CREDENTIAL_SID",
-            "CR0123456789abcdef0123456789abcdef".to_owned(),
-        ),
-    ]);
-    let data = temp_dir("serve-no-virgil");
-    let server = serve(&data, &env);
+    let push = "CR0123456789abcdef0123456789abcdef".to_owned();
+    let env = [("TWILIO_PUSH_CREDENTIAL_SID", push)];
+    let local = Local::start("serve-no-virgil", TestKey::es256("k1"), &env).await;
+    let Local {
+        server,
+        key,
+        twilio,
+        ..
+    } = &local;
     let token = key.token(&claims("alex", &["general"]));
 
-    let (_, body) = call(&server, VIRGIL, json!({"token": token}), None, None).await;
+    let (_, body) = call(server, VIRGIL, json!({"token": token}), None, None).await;
     assert_eq!(error_type(&body), "EntityNotFound", "{body}");
     let message = body["errors"][0]["message"].as_str().unwrap();
     assert!(message.contains("VIRGIL_APP_ID"), "{message}");
-    let response = rest(&server, "/virgil-jwt", Some(&token)).await;
+    let response = rest(server, "/virgil-jwt", Some(&token)).await;
     assert_eq!(response.status(), 500);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["errorType"], "EntityNotFound");
 
     // Chat tokens are unaffected, and carry the push credential.
-    let (_, body) = call(&server, CREATE, json!({"token": token}), None, None).await;
+    let (_, body) = call(server, CREATE, json!({"token": token}), None, None).await;
     let chat = body["data"]["createChatToken"]
         .as_str()
         .expect("a chat token");
