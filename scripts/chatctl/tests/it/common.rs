@@ -282,3 +282,24 @@ impl Local {
         }
     }
 }
+
+impl Server {
+    /// GET `path` as text.
+    pub async fn page(&self, path: &str) -> String {
+        let response = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
+        response.text().await.unwrap()
+    }
+
+    /// GET `path` as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
+        response.json().await.unwrap()
+    }
+}
+
+/// A widget call (no bearer, no API key) that must be answered with 200; its body.
+pub async fn answered(server: &Server, query: &str, variables: Value) -> Value {
+    let (status, body) = call(server, query, variables, None, None).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}

@@ -70,12 +70,7 @@ async fn local_mode_confirms_through_the_outbox_and_keeps_it_across_restarts() {
         "no code was sent: {body}"
     );
     subscribe_and_confirm(&server, &data, &token, "alex@example.org").await;
-    let page = reqwest::get(format!("{}/outbox", server.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = server.page("/outbox").await;
     assert!(page.contains("To: alex@example.org"), "{page}");
     let body = operation(
         &server,

@@ -97,21 +97,11 @@ async fn local_mode_answers_the_widgets_operations_from_the_printed_token() {
     assert_eq!(error_type(&body), "BadRequest", "codes have 8 digits");
 
     // The development key survives a restart: the same kid is published again.
-    let jwks: Value = reqwest::get(format!("{}/.well-known/jwks.json", server.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = server.get_json("/.well-known/jwks.json").await;
     let kid = jwks["keys"][0]["kid"].as_str().unwrap().to_owned();
     drop(server);
     let again = serve(&data, &[]);
-    let jwks: Value = reqwest::get(format!("{}/.well-known/jwks.json", again.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = again.get_json("/.well-known/jwks.json").await;
     assert_eq!(jwks["keys"][0]["kid"], kid);
     let body = operation(&again, "verifyToken", json!({"token": token})).await;
     assert_eq!(body["data"]["verifyToken"]["identity"], "alex");
@@ -167,19 +157,9 @@ async fn bad_requests_get_appsync_shaped_errors() {
     .await;
     assert_eq!(error_type(&body), "BadRequest");
 
-    let health: Value = reqwest::get(format!("{}/healthz", server.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = server.get_json("/healthz").await;
     assert_eq!(health["status"], "ok");
-    let page = reqwest::get(format!("{}/graphql", server.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = server.page("/graphql").await;
     assert!(
         page.contains("graphiql"),
         "GraphiQL is served on GET /graphql"

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use test_support::sms::{FRAUD_BLOCKED, GEO_BLOCKED, LANDLINE};
 use test_support::{AUTH_TOKEN, SmsStandIn, TestKey, claims, incoming_sms, on_message_added};
 
-use crate::common::{Local, Server, call, error_type, serve, temp_dir};
+use crate::common::{Local, Server, answered, call, error_type, serve, temp_dir};
 
 const SUBSCRIBE: &str = "mutation S($channel: ID!, $phone: String!, $token: ID!) { \
     enableChannelSmsNotifications(channel: $channel, phone: $phone, token: $token) { phoneVerified } }";
@@ -20,29 +20,21 @@ const VERIFY: &str = "mutation V($phone: String!, $code: String!, $token: ID!) {
     verifyPhone(phone: $phone, code: $code, token: $token) }";
 
 async fn subscribe(server: &Server, context: &str, phone: &str, token: &str) -> Value {
-    let (status, body) = call(
+    answered(
         server,
         SUBSCRIBE,
         json!({"channel": context, "phone": phone, "token": token}),
-        None,
-        None,
     )
-    .await;
-    assert_eq!(status, 200);
-    body
+    .await
 }
 
 async fn verify(server: &Server, phone: &str, code: &str, token: &str) -> Value {
-    let (status, body) = call(
+    answered(
         server,
         VERIFY,
         json!({"phone": phone, "code": code, "token": token}),
-        None,
-        None,
     )
-    .await;
-    assert_eq!(status, 200);
-    body
+    .await
 }
 
 fn phone_verified(body: &Value) -> bool {
@@ -424,12 +416,7 @@ async fn local_mode_verifies_through_the_outbox() {
     assert!(phone_verified(
         &subscribe(&server, "random", ALEX, &token).await
     ));
-    let page = reqwest::get(format!("{}/outbox", server.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = server.page("/outbox").await;
     assert!(page.contains("Via: SMS"), "{page}");
 }
 
