@@ -11,7 +11,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 use test_support::{
     ACCOUNT_SID, API_KEY_SID, API_SECRET, CHAT_SERVICE_SID, Emulator, Fault, Function, Issuer,
-    Moto, TestKey, TwilioStandIn, appsync_event, claims, jwks, put_settings, unique,
+    Moto, Stack, TestKey, TwilioStandIn, appsync_event, claims, jwks, put_settings, unique,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_create-chat-token");
@@ -22,11 +22,12 @@ fn event(arguments: Value) -> Value {
 
 #[tokio::test]
 async fn mints_a_twilio_token_for_a_good_context_token_and_refuses_the_rest() {
-    let moto = Moto::start();
-    let key = TestKey::eddsa("platform-ed");
-    let issuer = Issuer::start(jwks(&[&key])).await;
-    let stack = unique("create");
-    put_settings(&moto.ssm().await, &stack, &issuer.url(), API_SECRET).await;
+    let Stack {
+        moto,
+        key,
+        issuer: _issuer,
+        name: stack,
+    } = Stack::start("create", TestKey::eddsa("platform-ed"), API_SECRET).await;
     let twilio = TwilioStandIn::start().await;
     let emulator = Emulator::start();
     let mut env = moto.env();

@@ -53,14 +53,7 @@ async fn subscribes_for_a_context_of_the_token_and_sends_a_code() {
     let sent = sendgrid.sent_to("alex@example.org");
     assert_eq!(sent.len(), 1);
     assert!(sent[0].subject.contains("confirmation code"));
-    let items = dynamodb
-        .scan()
-        .table_name(&stack)
-        .send()
-        .await
-        .unwrap()
-        .items
-        .unwrap_or_default();
+    let items = test_support::scan(&dynamodb, &stack).await;
     assert_eq!(
         items.len(),
         3,
@@ -83,14 +76,7 @@ async fn subscribes_for_a_context_of_the_token_and_sends_a_code() {
         .await
         .error();
     assert_eq!(error_type, "BadRequest", "{message}");
-    let items = dynamodb
-        .scan()
-        .table_name(&stack)
-        .send()
-        .await
-        .unwrap()
-        .items
-        .unwrap_or_default();
+    let items = test_support::scan(&dynamodb, &stack).await;
     assert_eq!(items.len(), 3, "refused calls change nothing");
 
     let code = sent[0].text.split("code is: ").nth(1).unwrap()[..8].to_owned();
@@ -137,14 +123,7 @@ async fn subscribes_a_phone_with_a_code_from_verify_and_stores_nothing_but_the_d
     // Every item but the day's SMS budget counters, which count each code asked of Verify,
     // refused or not (ADR 016: a budget caps what may have been paid for).
     let items = || async {
-        let all = dynamodb
-            .scan()
-            .table_name(&stack)
-            .send()
-            .await
-            .unwrap()
-            .items
-            .unwrap_or_default();
+        let all = test_support::scan(&dynamodb, &stack).await;
         let counters = all
             .iter()
             .filter(|item| {

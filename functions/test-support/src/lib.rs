@@ -22,8 +22,8 @@ pub use issuer::{Behaviour, Issuer};
 pub use keys::{TestKey, claims, early_in_a_minute, jwks, jwt_payload, legacy_jwks, now};
 pub use lambda::{Emulator, Function, Invocation, appsync_event, http_api_event};
 pub use moto::{
-    Moto, aws_env, delayed_count, drain_queue, put_notification_settings, put_parameter,
-    put_settings, put_sms_settings, ssm_client,
+    Moto, Stack, aws_env, delayed_count, drain_queue, put_notification_settings, put_parameter,
+    put_settings, put_sms_settings, scan, ssm_client,
 };
 pub use proxy::CountingProxy;
 pub use sendgrid::{SENDGRID_API_KEY, SENDGRID_DOMAIN, SendGridStandIn, SentEmail};

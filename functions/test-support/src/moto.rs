@@ -179,6 +179,39 @@ pub async fn put_parameter(ssm: &aws_sdk_ssm::Client, name: &str, value: &str, s
         .unwrap_or_else(|e| panic!("put {name}: {e:?}"));
 }
 
+/// Every item of a DynamoDB table (one page: the tests' tables are small).
+pub async fn scan(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    let page = client.scan().table_name(table).send().await.unwrap();
+    page.items.unwrap_or_default()
+}
+
+/// A deployment's settings in moto: a stack named after `prefix`, whose SSM parameters name
+/// an issuer on loopback that publishes `key`, with `api_secret` as Twilio's API secret.
+pub struct Stack {
+    pub moto: Moto,
+    pub key: crate::TestKey,
+    pub issuer: crate::Issuer,
+    pub name: String,
+}
+
+impl Stack {
+    pub async fn start(prefix: &str, key: crate::TestKey, api_secret: &str) -> Stack {
+        let moto = Moto::start();
+        let issuer = crate::Issuer::start(crate::jwks(&[&key])).await;
+        let name = crate::unique(prefix);
+        put_settings(&moto.ssm().await, &name, &issuer.url(), api_secret).await;
+        Stack {
+            moto,
+            key,
+            issuer,
+            name,
+        }
+    }
+}
+
 /// Puts the settings a stack needs under `/{stack}/`, as an operator would: the test Twilio
 /// identifiers, `api_secret` as a SecureString, and the JWKS URL.
 pub async fn put_settings(

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use test_support::{
-    CountingProxy, Emulator, Function, Issuer, Moto, TestKey, appsync_event, claims, jwks,
+    CountingProxy, Emulator, Function, Issuer, Moto, Stack, TestKey, appsync_event, claims, jwks,
     put_settings, unique,
 };
 
@@ -183,11 +183,12 @@ async fn unreachable_ssm_is_an_internal_error() {
 
 #[tokio::test]
 async fn answers_cargo_lambda_invoke() {
-    let moto = Moto::start();
-    let key = TestKey::rs256("platform-rsa");
-    let issuer = Issuer::start(jwks(&[&key])).await;
-    let stack = unique("verify-cli");
-    put_settings(&moto.ssm().await, &stack, &issuer.url(), "secret").await;
+    let Stack {
+        moto,
+        key,
+        issuer: _issuer,
+        name: stack,
+    } = Stack::start("verify-cli", TestKey::rs256("platform-rsa"), "secret").await;
     let emulator = Emulator::start();
     let _function = Function::start(
         Path::new(BINARY),
@@ -227,11 +228,12 @@ async fn answers_cargo_lambda_invoke() {
 async fn a_revoked_identitys_older_token_is_access_denied_and_a_newer_one_works() {
     use context_chat::{revocations, store};
 
-    let moto = Moto::start();
-    let key = TestKey::es256("platform-1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
-    let stack = unique("verify-revoked");
-    put_settings(&moto.ssm().await, &stack, &issuer.url(), "secret").await;
+    let Stack {
+        moto,
+        key,
+        issuer: _issuer,
+        name: stack,
+    } = Stack::start("verify-revoked", TestKey::es256("platform-1"), "secret").await;
     let dynamodb = moto.dynamodb().await;
     aws_ports::create_table(&dynamodb, &stack).await.unwrap();
     let now = test_support::now();

@@ -232,14 +232,7 @@ async fn the_ledger_and_the_limit_on_dynamodb() {
     let store = Arc::new(DynamoStore::new(client.clone(), table.clone()));
     let tokens = contract(store, "dynamo").await;
 
-    let items = client
-        .scan()
-        .table_name(&table)
-        .send()
-        .await
-        .unwrap()
-        .items
-        .unwrap_or_default();
+    let items = test_support::scan(&client, &table).await;
     let text = format!("{items:?}");
     no_token_in(&text, &tokens);
     let now = now_unix();
