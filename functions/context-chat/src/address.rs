@@ -5,6 +5,25 @@ use std::fmt;
 
 use crate::error::{ChatError, Result};
 
+/// Serde reads a newtype through its parser (`#[serde(try_from = "String")]`) and writes its
+/// string.
+macro_rules! strings_both_ways {
+    ($t:ident) => {
+        impl TryFrom<String> for $t {
+            type Error = ChatError;
+            fn try_from(value: String) -> Result<Self> {
+                Self::parse(&value)
+            }
+        }
+
+        impl From<$t> for String {
+            fn from(value: $t) -> Self {
+                value.0
+            }
+        }
+    };
+}
+
 /// A checked, normalised address: trimmed and lower-cased, so that `Alex@Example.org` and
 /// `alex@example.org` are one subscriber with one confirmation.
 #[derive(
@@ -54,18 +73,7 @@ impl EmailAddress {
     }
 }
 
-impl TryFrom<String> for EmailAddress {
-    type Error = ChatError;
-    fn try_from(value: String) -> Result<Self> {
-        Self::parse(&value)
-    }
-}
-
-impl From<EmailAddress> for String {
-    fn from(value: EmailAddress) -> Self {
-        value.0
-    }
-}
+strings_both_ways!(EmailAddress);
 
 impl fmt::Display for EmailAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -122,18 +130,7 @@ impl fmt::Debug for PhoneNumber {
     }
 }
 
-impl TryFrom<String> for PhoneNumber {
-    type Error = ChatError;
-    fn try_from(value: String) -> Result<Self> {
-        Self::parse(&value)
-    }
-}
-
-impl From<PhoneNumber> for String {
-    fn from(value: PhoneNumber) -> Self {
-        value.0
-    }
-}
+strings_both_ways!(PhoneNumber);
 
 /// Where a notification goes: an email address, or a phone number for text messages. On the
 /// wire and in the store it is the address itself (a phone number starts with `+` and has

@@ -123,32 +123,21 @@ macro_rules! arguments {
 
 // ---- The widget's fields (API key) ----
 
-arguments!(TokenArgs {
-    token: String = "token"
-});
+arguments! { TokenArgs { token: String = "token" } }
 
-arguments!(ChatTokenArgs {
-    device_id: String = "deviceId",
-    token: String = "token",
-});
+arguments! { ChatTokenArgs { device_id: String = "deviceId", token: String = "token" } }
 
-arguments!(IssueChatTokenArgs {
-    device_id: String = "deviceId",
-    token: String = "token",
-    xid: Option<String> = "xid",
-});
+arguments! {
+    IssueChatTokenArgs { device_id: String = "deviceId", token: String = "token", xid: Option<String> = "xid" }
+}
 
-arguments!(EmailSubscriptionArgs {
-    channel: String = "channel",
-    email: String = "email",
-    token: String = "token",
-});
+arguments! {
+    EmailSubscriptionArgs { channel: String = "channel", email: String = "email", token: String = "token" }
+}
 
-arguments!(SmsSubscriptionArgs {
-    channel: String = "channel",
-    phone: String = "phone",
-    token: String = "token",
-});
+arguments! {
+    SmsSubscriptionArgs { channel: String = "channel", phone: String = "phone", token: String = "token" }
+}
 
 arguments!(VerifyEmailArgs {
     email: String = "email",
@@ -158,11 +147,9 @@ arguments!(VerifyEmailArgs {
     token: Option<String> = "token",
 });
 
-arguments!(VerifyPhoneArgs {
-    phone: String = "phone",
-    code: String = "code",
-    token: String = "token",
-});
+arguments! {
+    VerifyPhoneArgs { phone: String = "phone", code: String = "code", token: String = "token" }
+}
 
 /// Who a context token names, and the contexts it carries.
 #[derive(Debug, Serialize)]
@@ -269,28 +256,17 @@ pub async fn verify_phone(app: &App, a: VerifyPhoneArgs) -> Result<bool> {
 
 // ---- The platform API's fields (OpenID Connect access token) ----
 
-arguments!(IdentityArgs {
-    identity: String = "identity"
-});
+arguments! { IdentityArgs { identity: String = "identity" } }
 
-arguments!(ContextArgs {
-    context: String = "context"
-});
+arguments! { ContextArgs { context: String = "context" } }
 
-arguments!(SyncIdentityArgs {
-    identity: String = "identity",
-    contexts: Vec<String> = "contexts",
-});
+arguments! {
+    SyncIdentityArgs { identity: String = "identity", contexts: Vec<String> = "contexts" }
+}
 
-arguments!(TokenIssuanceArgs {
-    xid: String = "xid",
-    identity: Option<String> = "identity",
-});
+arguments! { TokenIssuanceArgs { xid: String = "xid", identity: Option<String> = "identity" } }
 
-arguments!(TokenIssuancesArgs {
-    identity: String = "identity",
-    limit: Option<i32> = "limit",
-});
+arguments! { TokenIssuancesArgs { identity: String = "identity", limit: Option<i32> = "limit" } }
 
 /// What `syncIdentity` changed.
 #[derive(Debug, Serialize)]

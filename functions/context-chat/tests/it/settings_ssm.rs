@@ -27,9 +27,14 @@ async fn put_all(ssm: &aws_sdk_ssm::Client, stack: &str, skip: Option<Param>) {
     ];
     for (param, value) in values {
         if Some(param) != skip {
-            put_parameter(ssm, &param.ssm_name(stack), value, param.is_secret()).await;
+            put(ssm, stack, param, value).await;
         }
     }
+}
+
+/// One parameter of `stack`, secure when the product keeps it secret.
+async fn put(ssm: &aws_sdk_ssm::Client, stack: &str, param: Param, value: &str) {
+    put_parameter(ssm, &param.ssm_name(stack), value, param.is_secret()).await;
 }
 
 fn source(
@@ -54,27 +59,10 @@ async fn loads_by_name_more_than_one_call_holds_and_decrypts_secure_strings() {
     for i in 0..5 {
         put_parameter(&ssm, &format!("/{stack}/chat/unrelated/{i}"), "x", false).await;
     }
-    put_parameter(
-        &ssm,
-        &format!("/{stack}-other/twilio/apiKey"),
-        "SKnot-this-stack",
-        false,
-    )
-    .await;
-    put_parameter(
-        &ssm,
-        &Param::SendGridApiKey.ssm_name(&stack),
-        "SG.key",
-        true,
-    )
-    .await;
-    put_parameter(
-        &ssm,
-        &Param::SendGridDomain.ssm_name(&stack),
-        "example.org",
-        false,
-    )
-    .await;
+    let other_stack = format!("/{stack}-other/twilio/apiKey");
+    put_parameter(&ssm, &other_stack, "SKnot-this-stack", false).await;
+    put(&ssm, &stack, Param::SendGridApiKey, "SG.key").await;
+    put(&ssm, &stack, Param::SendGridDomain, "example.org").await;
 
     // Every section: more names than one GetParameters call takes (10).
     assert!(reads::EVERYTHING.params().count() > 10);
@@ -147,11 +135,11 @@ async fn each_function_reads_only_its_secrets_and_the_auth_token_has_a_place_of_
 
     // verify-token needs nothing of Twilio's to be there at all.
     let only_chat = unique("only-chat");
-    put_parameter(
+    put(
         &ssm,
-        &Param::JwksUrl.ssm_name(&only_chat),
+        &only_chat,
+        Param::JwksUrl,
         "https://toolbox.example/.well-known/jwks.json",
-        false,
     )
     .await;
     assert!(
@@ -165,13 +153,7 @@ async fn each_function_reads_only_its_secrets_and_the_auth_token_has_a_place_of_
     let webhook = source(&ssm, &stack, reads::TWILIO_WEBHOOK);
     let token = webhook.load().await.unwrap().webhook_auth_token.unwrap();
     assert_eq!(token.expose_secret(), "auth-token-value");
-    put_parameter(
-        &ssm,
-        &Param::WebhookAuthToken.ssm_name(&stack),
-        "rotated-token",
-        true,
-    )
-    .await;
+    put(&ssm, &stack, Param::WebhookAuthToken, "rotated-token").await;
     let token = webhook.load().await.unwrap().webhook_auth_token.unwrap();
     assert_eq!(token.expose_secret(), "rotated-token");
 }
@@ -242,13 +224,7 @@ async fn the_app_reads_settings_once_per_maximum_age_and_keeps_them_when_ssm_fai
     );
 
     // A change is not seen within the maximum age...
-    put_parameter(
-        &ssm,
-        &Param::Issuer.ssm_name(&stack),
-        "https://new.example",
-        false,
-    )
-    .await;
+    put(&ssm, &stack, Param::Issuer, "https://new.example").await;
     let again = app.settings().current().await.unwrap();
     assert_eq!(
         again.settings.chat.as_ref().unwrap().issuer.as_deref(),
@@ -320,13 +296,7 @@ async fn no_call_waits_for_a_reload_after_the_first_load() {
     assert!(loads >= 1);
 
     proxy.hold();
-    put_parameter(
-        &ssm,
-        &Param::Issuer.ssm_name(&stack),
-        "https://new.example",
-        false,
-    )
-    .await;
+    put(&ssm, &stack, Param::Issuer, "https://new.example").await;
     tokio::time::sleep(Duration::from_millis(250)).await;
     // The call that finds them due answers with the previous ones and starts a reload,
     // which hangs at the proxy.
