@@ -37,6 +37,12 @@ pub mod directives {
     pub fn aws_oidc() {}
 }
 
+/// A string as an [`Id`] (the same type without the `graphql` feature).
+#[allow(clippy::useless_conversion)]
+fn id(s: String) -> Id {
+    Id::from(s)
+}
+
 /// Unix seconds (or a count) as GraphQL's `Int`.
 fn int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -191,14 +197,14 @@ pub struct SmsSubscriptionResult {
 pub async fn verify_token(app: &App, a: TokenArgs) -> Result<TokenInfo> {
     let info = app.tokens().verify_token(&a.token).await?;
     Ok(TokenInfo {
-        identity: Id::from(info.identity),
+        identity: id(info.identity),
         contexts: info.contexts,
     })
 }
 
 pub async fn create_chat_token(app: &App, a: ChatTokenArgs) -> Result<Id> {
     let token = app.tokens().create_chat_token(&a.device_id, &a.token);
-    token.await.map(Id::from)
+    token.await.map(id)
 }
 
 pub async fn issue_chat_token(app: &App, a: IssueChatTokenArgs) -> Result<ChatTokenReceipt> {
@@ -207,17 +213,14 @@ pub async fn issue_chat_token(app: &App, a: IssueChatTokenArgs) -> Result<ChatTo
         .issue_chat_token(&a.device_id, &a.token, a.xid.as_deref())
         .await?;
     Ok(ChatTokenReceipt {
-        token: Id::from(r.token),
-        xid: Id::from(r.xid),
+        token: id(r.token),
+        xid: id(r.xid),
         expires_at: int(r.expires_at),
     })
 }
 
 pub async fn create_virgil_token(app: &App, a: TokenArgs) -> Result<Id> {
-    app.tokens()
-        .create_virgil_token(&a.token)
-        .await
-        .map(Id::from)
+    app.tokens().create_virgil_token(&a.token).await.map(id)
 }
 
 pub async fn enable_channel_notifications(
@@ -316,11 +319,11 @@ pub struct TokenIssuance {
 impl From<Issuance> for TokenIssuance {
     fn from(i: Issuance) -> Self {
         Self {
-            xid: Id::from(i.xid),
+            xid: id(i.xid),
             kind: i.kind.as_str().to_owned(),
-            identity: Id::from(i.identity),
+            identity: id(i.identity),
             contexts: i.contexts,
-            device_id: i.device_id.map(Id::from),
+            device_id: i.device_id.map(id),
             issued_at: int(i.issued_at),
             expires_at: int(i.expires_at),
             token_sha256: i.token_sha256,
@@ -338,7 +341,7 @@ pub async fn identity_contexts(
 
 pub async fn context_members(app: &App, auth: Option<&str>, a: ContextArgs) -> Result<Vec<Id>> {
     let members = app.platform().context_members(auth, &a.context).await?;
-    Ok(members.into_iter().map(Id::from).collect())
+    Ok(members.into_iter().map(id).collect())
 }
 
 pub async fn sync_identity(

@@ -171,6 +171,14 @@ impl World {
         messages.len()
     }
 
+    /// Posts a message to the webhook, runs the notifier, and counts the notifications
+    /// `email` has had so far.
+    async fn deliver(&self, message_sid: &str, author: &str, body: &str, email: &str) -> usize {
+        self.post_message(message_sid, author, body).await;
+        self.run_notifier().await;
+        self.notifications_to(email).len()
+    }
+
     fn notifications_to(&self, email: &str) -> Vec<test_support::SentEmail> {
         self.sendgrid
             .sent_to(email)
@@ -293,21 +301,20 @@ async fn later_messages_fold_into_the_next_email() {
     let alex = world.subscriber("alex", true).await;
     world.subscriber("sam", true).await;
 
-    world
-        .post_message("IM00000000000000000000000000000001", "sam", "first")
-        .await;
-    world.run_notifier().await;
-    assert_eq!(world.notifications_to(&alex).len(), 1);
+    assert_eq!(
+        world
+            .deliver("IM00000000000000000000000000000001", "sam", "first", &alex)
+            .await,
+        1
+    );
 
     world
         .post_message("IM00000000000000000000000000000002", "sam", "second")
         .await;
-    world
-        .post_message("IM00000000000000000000000000000003", "sam", "third")
-        .await;
-    world.run_notifier().await;
     assert_eq!(
-        world.notifications_to(&alex).len(),
+        world
+            .deliver("IM00000000000000000000000000000003", "sam", "third", &alex)
+            .await,
         1,
         "inside the window: folded"
     );
@@ -437,12 +444,10 @@ async fn the_link_in_the_email_stops_that_channels_emails_and_only_with_its_sign
             .await,
         Ok(1)
     );
-    world
-        .post_message("IM00000000000000000000000000000002", "sam", "two")
-        .await;
-    world.run_notifier().await;
     assert_eq!(
-        world.notifications_to(&alex).len(),
+        world
+            .deliver("IM00000000000000000000000000000002", "sam", "two", &alex)
+            .await,
         1,
         "no email after unsubscribing"
     );
@@ -707,11 +712,17 @@ async fn email_follows_access_and_only_what_is_unread() {
     );
     // blair is removed in Twilio behind our back: the notifier finds out itself.
     world.twilio.remove_participant("general", "blair");
-    world
-        .post_message("IM00000000000000000000000000000005", "sam", "members only")
-        .await;
-    world.run_notifier().await;
-    assert_eq!(world.notifications_to(&alex).len(), 2);
+    assert_eq!(
+        world
+            .deliver(
+                "IM00000000000000000000000000000005",
+                "sam",
+                "members only",
+                &alex
+            )
+            .await,
+        2
+    );
     assert_eq!(world.notifications_to(&blair).len(), 1);
     let token = world.token("alex", &["general"]);
     world
@@ -720,12 +731,15 @@ async fn email_follows_access_and_only_what_is_unread() {
         .create_chat_token("d", &token)
         .await
         .unwrap();
-    world
-        .post_message("IM00000000000000000000000000000006", "sam", "back again")
-        .await;
-    world.run_notifier().await;
     assert_eq!(
-        world.notifications_to(&alex).len(),
+        world
+            .deliver(
+                "IM00000000000000000000000000000006",
+                "sam",
+                "back again",
+                &alex
+            )
+            .await,
         2,
         "the subscription ended with the access; a new one is needed"
     );
@@ -779,12 +793,10 @@ async fn a_pending_digest_does_not_follow_an_old_address() {
     world
         .post_message("IM00000000000000000000000000000001", "sam", "first")
         .await;
-    world
-        .post_message("IM00000000000000000000000000000002", "sam", "second")
-        .await;
-    world.run_notifier().await;
     assert_eq!(
-        world.notifications_to(&old).len(),
+        world
+            .deliver("IM00000000000000000000000000000002", "sam", "second", &old)
+            .await,
         1,
         "the second one waits"
     );
