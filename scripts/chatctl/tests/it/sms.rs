@@ -37,6 +37,11 @@ async fn verify(server: &Server, phone: &str, code: &str, token: &str) -> Value 
     .await
 }
 
+/// Whether `store` holds a record under `key`.
+async fn has(store: &impl Store, key: &Key) -> bool {
+    store.get(key).await.unwrap().is_some()
+}
+
 fn phone_verified(body: &Value) -> bool {
     body["data"]["enableChannelSmsNotifications"]["phoneVerified"]
         .as_bool()
@@ -83,6 +88,11 @@ impl Deployment {
         Self { local, sms }
     }
 
+    /// Subscribes `phone` to `context` by text; whether the number was verified already.
+    async fn phone_verified(&self, context: &str, phone: &str, token: &str) -> bool {
+        phone_verified(&subscribe(&self.server, context, phone, token).await)
+    }
+
     /// A context token for `who`, and their Twilio user made by provisioning.
     async fn member(&self, who: &str, contexts: &[&str]) -> String {
         let token = self.key.token(&claims(who, contexts));
@@ -99,9 +109,7 @@ impl Deployment {
     }
 
     async fn subscribed_and_verified(&self, context: &str, phone: &str, token: &str) {
-        assert!(!phone_verified(
-            &subscribe(&self.server, context, phone, token).await
-        ));
+        assert!(!self.phone_verified(context, phone, token).await);
         let code = self.sms.last_code(phone).expect("a code was texted");
         let body = verify(&self.server, phone, &code, token).await;
         assert_eq!(body["data"]["verifyPhone"], true, "{body}");
@@ -153,15 +161,11 @@ async fn subscribe_verify_and_one_text_for_the_offline_member_until_stop() {
     let body = verify(&d.server, ALEX, &code, &alex).await;
     assert_eq!(body["data"]["verifyPhone"], true, "{body}");
     // Verified: another context subscribes at once, without a code.
-    assert!(phone_verified(
-        &subscribe(&d.server, "random", ALEX, &alex).await
-    ));
+    assert!(d.phone_verified("random", ALEX, &alex).await);
     assert_eq!(d.sms.codes_sent(ALEX), 1);
 
     // A number verified by alex is not verified for kim: kim gets no say with alex's code.
-    assert!(!phone_verified(
-        &subscribe(&d.server, "general", ALEX, &kim).await
-    ));
+    assert!(!d.phone_verified("general", ALEX, &kim).await);
     let body = verify(&d.server, ALEX, &code, &kim).await;
     assert_eq!(body["data"]["verifyPhone"], false, "{body}");
     let body = verify(&d.server, SAM, "123456", &kim).await;
@@ -203,13 +207,7 @@ async fn subscribe_verify_and_one_text_for_the_offline_member_until_stop() {
     // of the number ends (both contexts), with its verification.
     d.sms.reply_stop(ALEX);
     let store = d.store();
-    assert!(
-        store
-            .get(&sms_subscription("general", "alex"))
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(has(&store, &sms_subscription("general", "alex")).await);
     d.webhook(
         "random",
         "IM00000000000000000000000000000003",
@@ -220,7 +218,7 @@ async fn subscribe_verify_and_one_text_for_the_offline_member_until_stop() {
     let phone = PhoneNumber::parse(ALEX).unwrap();
     let record = keys::phone(&phone, "alex");
     let deadline = Instant::now() + Duration::from_secs(15);
-    while store.get(&record).await.unwrap().is_some() {
+    while has(&store, &record).await {
         assert!(
             Instant::now() < deadline,
             "the STOP did not end the subscriptions"
@@ -229,21 +227,11 @@ async fn subscribe_verify_and_one_text_for_the_offline_member_until_stop() {
     }
     for context in ["general", "random"] {
         assert!(
-            store
-                .get(&sms_subscription(context, "alex"))
-                .await
-                .unwrap()
-                .is_none(),
+            !has(&store, &sms_subscription(context, "alex")).await,
             "{context}"
         );
     }
-    assert!(
-        store
-            .get(&sms_subscription("general", "sam"))
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(has(&store, &sms_subscription("general", "sam")).await);
     assert_eq!(d.sms.sent().len(), 1);
 
     // No phone number in the server's log.
@@ -271,23 +259,11 @@ async fn verifys_refusals_are_clear_errors_and_change_nothing() {
     // Nothing stored, nothing counted: no subscription, and alex may still have two
     // numbers waiting.
     let store = d.store();
-    assert!(
-        store
-            .get(&sms_subscription("general", "alex"))
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(!phone_verified(
-        &subscribe(&d.server, "general", ALEX, &alex).await
-    ));
-    assert!(!phone_verified(
-        &subscribe(&d.server, "general", SAM, &alex).await
-    ));
+    assert!(!has(&store, &sms_subscription("general", "alex")).await);
+    assert!(!d.phone_verified("general", ALEX, &alex).await);
+    assert!(!d.phone_verified("general", SAM, &alex).await);
     // A second tap within a minute sends no second code.
-    assert!(!phone_verified(
-        &subscribe(&d.server, "general", ALEX, &alex).await
-    ));
+    assert!(!d.phone_verified("general", ALEX, &alex).await);
     assert_eq!(d.sms.codes_sent(ALEX), 1);
     // Our own limits: a third number waiting is refused, before Twilio.
     let asked = d.sms.requests().len();
@@ -329,9 +305,7 @@ async fn verifys_refusals_are_clear_errors_and_change_nothing() {
     let pat = d.key.token(&claims("pat", &["general"]));
     let number = |n: u32| format!("+1415555{:04}", 200 + n);
     for n in 1..=5 {
-        assert!(!phone_verified(
-            &subscribe(&d.server, "general", &number(n), &pat).await
-        ));
+        assert!(!d.phone_verified("general", &number(n), &pat).await);
         let code = d.sms.last_code(&number(n)).unwrap();
         assert_eq!(
             verify(&d.server, &number(n), &code, &pat).await["data"]["verifyPhone"],
@@ -353,9 +327,7 @@ async fn verifys_refusals_are_clear_errors_and_change_nothing() {
     // identity's allowance is given back.
     for n in 1..=5 {
         let token = d.key.token(&claims(&format!("user{n}"), &["general"]));
-        assert!(!phone_verified(
-            &subscribe(&d.server, "general", "+14155550104", &token).await
-        ));
+        assert!(!d.phone_verified("general", "+14155550104", &token).await);
     }
     let kim = d.key.token(&claims("kim", &["general"]));
     let body = subscribe(&d.server, "general", "+14155550104", &kim).await;
@@ -367,20 +339,10 @@ async fn verifys_refusals_are_clear_errors_and_change_nothing() {
             .contains("sent to this number"),
         "{body}"
     );
-    assert!(
-        store
-            .get(&sms_subscription("general", "kim"))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(!has(&store, &sms_subscription("general", "kim")).await);
     // Kim's refused number does not wait: two others may.
-    assert!(!phone_verified(
-        &subscribe(&d.server, "general", "+14155550105", &kim).await
-    ));
-    assert!(!phone_verified(
-        &subscribe(&d.server, "general", "+14155550106", &kim).await
-    ));
+    assert!(!d.phone_verified("general", "+14155550105", &kim).await);
+    assert!(!d.phone_verified("general", "+14155550106", &kim).await);
 }
 
 #[tokio::test]
@@ -470,12 +432,8 @@ async fn another_identity_cannot_burn_the_numbers_tries() {
     let alex = d.member("alex", &["general"]).await;
     let mallory = d.member("mallory", &["general"]).await;
     let phone = "+14155550123";
-    assert!(!phone_verified(
-        &subscribe(&d.server, "general", phone, &mallory).await
-    ));
-    assert!(!phone_verified(
-        &subscribe(&d.server, "general", phone, &alex).await
-    ));
+    assert!(!d.phone_verified("general", phone, &mallory).await);
+    assert!(!d.phone_verified("general", phone, &alex).await);
     let code = d.sms.last_code(phone).expect("a code was texted");
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for _ in 0..3 {
