@@ -23,15 +23,22 @@ fn http_event(method: &str, path: &str, query: &[(&str, &str)]) -> Value {
     )
 }
 
-#[tokio::test]
-async fn signs_a_context_token_with_the_key_in_ssm() {
+/// Moto with a development key where the dev-extras stack keeps it (under a stack named
+/// after `prefix`).
+async fn dev_key_in_ssm(prefix: &str) -> (Moto, String, context_chat::dev_keys::DevKey) {
     let moto = Moto::start();
-    let stack = unique("dev");
+    let stack = unique(prefix);
     let key = generate_es256().unwrap();
     let ssm = moto.ssm().await;
     let path = format!("/{stack}-dev-extras/chat-development");
     put_parameter(&ssm, &format!("{path}/privateKey"), &key.private_pem, true).await;
     put_parameter(&ssm, &format!("{path}/keyId"), &key.kid, false).await;
+    (moto, stack, key)
+}
+
+#[tokio::test]
+async fn signs_a_context_token_with_the_key_in_ssm() {
+    let (moto, stack, key) = dev_key_in_ssm("dev").await;
     let emulator = Emulator::start();
     let mut env = moto.env();
     env.push(("STACK_NAME", stack));
@@ -106,13 +113,7 @@ async fn signs_a_context_token_with_the_key_in_ssm() {
 /// one client address (API Gateway's `sourceIp`) limited to 10 a minute.
 #[tokio::test]
 async fn records_each_token_and_limits_each_client_address() {
-    let moto = Moto::start();
-    let stack = unique("dev-ledger");
-    let key = generate_es256().unwrap();
-    let ssm = moto.ssm().await;
-    let path = format!("/{stack}-dev-extras/chat-development");
-    put_parameter(&ssm, &format!("{path}/privateKey"), &key.private_pem, true).await;
-    put_parameter(&ssm, &format!("{path}/keyId"), &key.kid, false).await;
+    let (moto, stack, _key) = dev_key_in_ssm("dev-ledger").await;
     let table = unique("dev-ledger");
     create_table(&moto.dynamodb().await, &table).await.unwrap();
     let emulator = Emulator::start();

@@ -23,6 +23,7 @@ pub mod notifier;
 pub mod phones;
 pub mod ports;
 pub mod queue;
+pub mod records;
 pub mod service;
 pub mod sms;
 pub mod twilio_sms;

@@ -9,14 +9,13 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 
 use super::address::{Address, EmailAddress, PhoneNumber};
-use super::budget::{SmsBudgets, Spending};
-use super::confirmations::Confirmations;
+use super::budget::Spending;
 use super::digest::{self, Digest, PendingMessage, Step};
 use super::keys::{self, SmsSubscription, Subscription};
 use super::messages;
-use super::phones::Phones;
 use super::ports::NotificationPorts;
 use super::queue::QueueMessage;
+use super::records::Records;
 use super::sms::{self, Delivery};
 use super::store::{self, Key, Store};
 use super::webhook::MessageEvent;
@@ -120,9 +119,7 @@ impl NotifyReport {
 pub struct Notifier {
     settings: Arc<SettingsHolder>,
     ports: NotificationPorts,
-    confirmations: Arc<Confirmations>,
-    phones: Arc<Phones>,
-    budgets: Arc<SmsBudgets>,
+    records: Arc<Records>,
     options: NotifyOptions,
     /// Conversation SID → its context (unique name), or `None` for one that has none.
     context_names: quick_cache::sync::Cache<String, Option<String>>,
@@ -132,17 +129,13 @@ impl Notifier {
     pub fn new(
         settings: Arc<SettingsHolder>,
         ports: NotificationPorts,
-        confirmations: Arc<Confirmations>,
-        phones: Arc<Phones>,
-        budgets: Arc<SmsBudgets>,
+        records: Arc<Records>,
         options: NotifyOptions,
     ) -> Self {
         Self {
             settings,
             ports,
-            confirmations,
-            phones,
-            budgets,
+            records,
             options,
             context_names: quick_cache::sync::Cache::new(10_000),
         }
@@ -159,12 +152,12 @@ impl Notifier {
             QueueMessage::Message(event) => self.notify_message(event).await?,
             QueueMessage::Flush { context, address } => self.flush(context, address).await?,
             QueueMessage::SmsReply(reply) if reply.opt_in => {
-                self.phones.started(&reply.from).await?;
+                self.records.phones.started(&reply.from).await?;
                 tracing::info!(message = %reply.message_sid, "the number texted START: codes may go to it again");
                 NotifyReport::default()
             }
             QueueMessage::SmsReply(reply) => {
-                let stopped = self.phones.stopped(&reply.from).await?;
+                let stopped = self.records.phones.stopped(&reply.from).await?;
                 tracing::info!(message = %reply.message_sid, ended = stopped, "the number texted STOP; its text subscriptions ended");
                 NotifyReport {
                     stopped,
@@ -205,12 +198,17 @@ impl Notifier {
         // and must not silence its owner that way (issue 30, L3).
         let mut author_addresses: Vec<Address> = Vec::new();
         for s in emails.iter().filter(|s| s.identity == event.author) {
-            if self.confirmations.is_confirmed(s).await? {
+            if self.records.confirmations.is_confirmed(s).await? {
                 author_addresses.push(Address::Email(s.email.clone()));
             }
         }
         for s in phones.iter().filter(|s| s.identity == event.author) {
-            if self.phones.is_verified(&s.phone, &event.author).await? {
+            if self
+                .records
+                .phones
+                .is_verified(&s.phone, &event.author)
+                .await?
+            {
                 author_addresses.push(Address::Phone(s.phone.clone()));
             }
         }
@@ -324,7 +322,7 @@ impl Notifier {
                     .await?
                     .filter(|s| s.value.email == *email)
                 {
-                    Some(s) => self.confirmations.is_confirmed(&s.value).await?,
+                    Some(s) => self.records.confirmations.is_confirmed(&s.value).await?,
                     None => false,
                 };
                 Ok((key, confirmed))
@@ -335,7 +333,7 @@ impl Notifier {
                     .await?
                     .filter(|s| s.value.phone == *phone)
                 {
-                    Some(_) => self.phones.is_verified(phone, identity).await?,
+                    Some(_) => self.records.phones.is_verified(phone, identity).await?,
                     None => false,
                 };
                 Ok((key, confirmed))
@@ -453,7 +451,7 @@ impl Notifier {
                 record?;
                 match (delivery, address) {
                     (Delivery::Unsubscribed, Address::Phone(phone)) => {
-                        let ended = self.phones.stopped(phone).await?;
+                        let ended = self.records.phones.stopped(phone).await?;
                         tracing::info!(
                             context,
                             identity,
@@ -488,7 +486,12 @@ impl Notifier {
                 if policy.check_country(phone).is_err() {
                     return Ok(Delivery::CountryNotAllowed);
                 }
-                match self.budgets.spend(Spending::Text, phone, &policy).await {
+                match self
+                    .records
+                    .budgets
+                    .spend(Spending::Text, phone, &policy)
+                    .await
+                {
                     Ok(()) => {}
                     Err(err) if err.kind == crate::ErrorKind::TooManyRequests => {
                         return Ok(Delivery::Held);

@@ -13,6 +13,7 @@ use super::notifier::{Notifier, NotifyOptions, NotifyReport};
 use super::phones::Phones;
 use super::ports::NotificationPorts;
 use super::queue::QueueMessage;
+use super::records::Records;
 use super::sms::refusals;
 use super::store::{self, Store};
 use super::webhook::{self, WebhookOutcome, WebhookRequest};
@@ -26,9 +27,7 @@ pub struct NotificationService {
     tokens: Arc<TokenService>,
     settings: Arc<SettingsHolder>,
     ports: NotificationPorts,
-    confirmations: Arc<Confirmations>,
-    phones: Arc<Phones>,
-    budgets: Arc<SmsBudgets>,
+    records: Arc<Records>,
     notifier: Notifier,
 }
 
@@ -39,21 +38,14 @@ impl NotificationService {
         ports: NotificationPorts,
         options: NotifyOptions,
     ) -> Self {
-        let confirmations = Arc::new(Confirmations::new(ports.store.clone()));
-        let phones = Arc::new(Phones::new(ports.store.clone()));
-        let budgets = Arc::new(SmsBudgets::new(ports.store.clone()));
+        let records = Arc::new(Records {
+            confirmations: Confirmations::new(ports.store.clone()),
+            phones: Phones::new(ports.store.clone()),
+            budgets: SmsBudgets::new(ports.store.clone()),
+        });
         Self {
-            notifier: Notifier::new(
-                settings.clone(),
-                ports.clone(),
-                confirmations.clone(),
-                phones.clone(),
-                budgets.clone(),
-                options,
-            ),
-            confirmations,
-            phones,
-            budgets,
+            notifier: Notifier::new(settings.clone(), ports.clone(), records.clone(), options),
+            records,
             tokens,
             settings,
             ports,
@@ -91,6 +83,7 @@ impl NotificationService {
         let key = keys::subscription(context, &verified.identity);
         let previous = store::read::<Subscription>(self.store(), &key).await?;
         let carried = self
+            .records
             .confirmations
             .carry_over(
                 &verified.identity,
@@ -104,6 +97,7 @@ impl NotificationService {
             return Ok(true);
         }
         let issued = self
+            .records
             .confirmations
             .send_code(&verified.identity, &email, context, mailer.as_ref(), codes)
             .await;
@@ -129,7 +123,7 @@ impl NotificationService {
         let sms = configured.sms.clone()?;
         let policy = configured.settings.sms_policy.clone()?;
         policy.check_country(&phone)?;
-        if self.phones.has_stopped(&phone).await? {
+        if self.records.phones.has_stopped(&phone).await? {
             return Err(refusals::replied_stop());
         }
         let identity = verified.identity.as_str();
@@ -140,8 +134,11 @@ impl NotificationService {
             phone: phone.clone(),
             created_at: now_unix(),
         };
-        if self.phones.is_verified(&phone, identity).await? {
-            self.phones.add_context(&phone, identity, context).await?;
+        if self.records.phones.is_verified(&phone, identity).await? {
+            self.records
+                .phones
+                .add_context(&phone, identity, context)
+                .await?;
             store::write_over(self.store(), &key, &subscription).await?;
             tracing::info!(
                 identity,
@@ -150,24 +147,35 @@ impl NotificationService {
             );
             return Ok(true);
         }
-        match self.phones.admit(identity, &phone).await? {
+        match self.records.phones.admit(identity, &phone).await? {
             Some(previous) => {
                 // The deployment's budgets after the identity's: an identity over its own
                 // limit spends none of everyone's.
-                if let Err(err) = self.budgets.spend(Spending::Code, &phone, &policy).await {
-                    self.phones.release(identity, &phone, previous).await;
+                if let Err(err) = self
+                    .records
+                    .budgets
+                    .spend(Spending::Code, &phone, &policy)
+                    .await
+                {
+                    self.records
+                        .phones
+                        .release(identity, &phone, previous)
+                        .await;
                     return Err(err);
                 }
                 if let Err(err) = sms.start_verification(&phone).await {
                     // Given back only when Verify refused for good (its coded 4xx); after a
                     // timeout or a 5xx the code may have gone out (issue 30, M3).
                     if err.kind != crate::ErrorKind::InternalError {
-                        self.phones.release(identity, &phone, previous).await;
+                        self.records
+                            .phones
+                            .release(identity, &phone, previous)
+                            .await;
                     }
                     tracing::info!(identity, context, error_type = %err.kind, "no verification code sent");
                     return Err(err);
                 }
-                self.phones.code_sent(&phone, identity).await?;
+                self.records.phones.code_sent(&phone, identity).await?;
                 crate::metrics::count(crate::metrics::Counter::PhoneCodesSent);
             }
             // A code went out a moment ago: that one still serves.
@@ -177,7 +185,10 @@ impl NotificationService {
                 "a code was sent a moment ago; none sent again"
             ),
         }
-        self.phones.add_context(&phone, identity, context).await?;
+        self.records
+            .phones
+            .add_context(&phone, identity, context)
+            .await?;
         store::write_over(self.store(), &key, &subscription).await?;
         tracing::info!(
             identity,
@@ -200,17 +211,17 @@ impl NotificationService {
         }
         let identity = self.tokens.verified(token).await?.identity.clone();
         let sms = self.settings.current().await?.sms.clone()?;
-        match self.phones.record(&phone, &identity).await? {
+        match self.records.phones.record(&phone, &identity).await? {
             Some(record) if record.verified => return Ok(true),
             // Only the identity that asked for the code may use it.
             None => return Err(refusals::no_pending_code()),
             Some(_) => {}
         }
         // Counted per (identity, number) before Verify, which counts per number only.
-        self.phones.count_check(&phone, &identity).await?;
+        self.records.phones.count_check(&phone, &identity).await?;
         let matched = sms.check_verification(&phone, code).await?;
         if matched {
-            self.phones.verified(&phone, &identity).await?;
+            self.records.phones.verified(&phone, &identity).await?;
             crate::metrics::count(crate::metrics::Counter::PhonesVerified);
         }
         tracing::info!(identity = %identity, matched, "phone code checked");
@@ -225,7 +236,8 @@ impl NotificationService {
             None => None,
         };
         let configured = self.settings.current().await?;
-        self.confirmations
+        self.records
+            .confirmations
             .verify_email(
                 email,
                 code,
