@@ -54,6 +54,15 @@ struct Bench {
     _issuer: Issuer,
 }
 
+/// The mean seconds a call of `f` took, over `n` calls.
+fn per_call(n: usize, mut f: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    start.elapsed().as_secs_f64() / n as f64
+}
+
 fn setup() -> Bench {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -269,38 +278,30 @@ fn summary(b: &Bench) {
         }
         first.push(start.elapsed().as_secs_f64() / PER_ROUND as f64);
 
-        let start = Instant::now();
-        for _ in 0..PER_ROUND * 10 {
+        repeated.push(per_call(PER_ROUND * 10, || {
             black_box(
                 b.rt.block_on(b.app.tokens().create_chat_token("device", &again))
                     .unwrap(),
             );
-        }
-        repeated.push(start.elapsed().as_secs_f64() / (PER_ROUND * 10) as f64);
+        }));
 
-        let start = Instant::now();
-        for _ in 0..PER_ROUND * 10 {
+        returning.push(per_call(PER_ROUND * 10, || {
             black_box(
                 b.rt.block_on(b.provisioning.tokens().create_chat_token("device", &again))
                     .unwrap(),
             );
-        }
-        returning.push(start.elapsed().as_secs_f64() / (PER_ROUND * 10) as f64);
+        }));
 
-        let start = Instant::now();
-        for _ in 0..PER_ROUND * 10 {
+        verified.push(per_call(PER_ROUND * 10, || {
             black_box(b.rt.block_on(b.app.tokens().verify_token(&again)).unwrap());
-        }
-        verified.push(start.elapsed().as_secs_f64() / (PER_ROUND * 10) as f64);
+        }));
 
-        let start = Instant::now();
-        for _ in 0..PER_ROUND * 10 {
+        checked.push(per_call(PER_ROUND * 10, || {
             black_box(
                 b.rt.block_on(b.revoking.tokens().verify_token(&again))
                     .unwrap(),
             );
-        }
-        checked.push(start.elapsed().as_secs_f64() / (PER_ROUND * 10) as f64);
+        }));
     }
     let minutes = started.elapsed().as_secs_f64() / 60.0;
     let reads = b.store.reads() - reads_before;

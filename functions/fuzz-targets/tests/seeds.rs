@@ -103,26 +103,19 @@ fn webhook_inputs() {
     for (_, data) in inputs("webhook") {
         let _ = fuzz_targets::webhook(&data);
     }
-    assert_eq!(
-        fuzz_targets::webhook(&seed("webhook", "form-signed")),
-        Ok(true)
-    );
-    assert_eq!(
-        fuzz_targets::webhook(&seed("webhook", "form-media-signed")),
-        Ok(true)
-    );
-    assert_eq!(
-        fuzz_targets::webhook(&seed("webhook", "json-signed")),
-        Ok(true)
-    );
-    assert_eq!(
-        fuzz_targets::webhook(&seed("webhook", "form-other-event")),
-        Ok(false)
-    );
-    assert_eq!(
-        fuzz_targets::webhook(&seed("webhook", "bad-signature")),
-        Err(ErrorKind::AccessDenied)
-    );
+    for (name, expected) in [
+        ("form-signed", Ok(true)),
+        ("form-media-signed", Ok(true)),
+        ("json-signed", Ok(true)),
+        ("form-other-event", Ok(false)),
+        ("bad-signature", Err(ErrorKind::AccessDenied)),
+    ] {
+        assert_eq!(
+            fuzz_targets::webhook(&seed("webhook", name)),
+            expected,
+            "{name}"
+        );
+    }
 }
 
 #[test]

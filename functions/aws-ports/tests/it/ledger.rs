@@ -157,30 +157,14 @@ async fn contract(store: Arc<dyn Store>, tag: &str) -> Vec<String> {
         expires_at: now_unix() - 40 * 86_400 + 3600,
         ..issuance(&unique("old"), &alex, "old-token", expires)
     };
-    ledger
-        .record(
-            &old,
-            Minter::Identity(unique("someone")),
-            policy(),
-            now_unix() * 1000,
-        )
-        .await
-        .unwrap();
+    record_now(&ledger, &old).await;
     assert_eq!(ledger.get(&old.xid, None).await.unwrap(), None);
     // Its xid is free again.
     let again = Issuance {
         xid: old.xid.clone(),
         ..issuance(&old.xid, &alex, "new-token", expires)
     };
-    ledger
-        .record(
-            &again,
-            Minter::Identity(unique("someone")),
-            policy(),
-            now_unix() * 1000,
-        )
-        .await
-        .unwrap();
+    record_now(&ledger, &again).await;
 
     // A record taken back (provisioning failed after it) is gone, and its xid free.
     let (xid_back, token_back) = mint(99, &sam);
@@ -221,6 +205,13 @@ fn no_token_in(haystack: &str, tokens: &[String]) {
             "a token's hash is not stored"
         );
     }
+}
+
+/// Records `issuance` now, minted by someone new (no limit in the way).
+async fn record_now(ledger: &Ledger, issuance: &Issuance) {
+    let someone = Minter::Identity(unique("someone"));
+    let recorded = ledger.record(issuance, someone, policy(), now_unix() * 1000);
+    recorded.await.unwrap();
 }
 
 #[tokio::test]
