@@ -150,6 +150,10 @@ export class Operations extends Construct {
         metric('SweepsUnscheduled', {}, 'Sum', 'second sweeps not queued'),
       ]),
     );
+    // What the notifier did with each notification of one channel (Emails*, Sms*).
+    const channel = (prefix: string, unconfirmed: string) =>
+      ['Sent', 'Folded', 'SkippedOnline', `Skipped${unconfirmed}`, 'SkippedRead', 'SkippedNotMember'].map((what) =>
+        metric(`${prefix}${what}`));
     this.dashboard.addWidgets(
       graph(
         'Requests refused by a limit, by limit',
@@ -159,25 +163,13 @@ export class Operations extends Construct {
       ),
     );
     this.dashboard.addWidgets(
-      graph('Emails', [
-        metric('EmailsSent'),
-        metric('EmailsFolded'),
-        metric('EmailsSkippedOnline'),
-        metric('EmailsSkippedUnconfirmed'),
-        metric('EmailsSkippedRead'),
-        metric('EmailsSkippedNotMember'),
-      ]),
+      graph('Emails', channel('Emails', 'Unconfirmed')),
       graph('Webhooks refused, by errorType', byError('WebhooksRefused')),
       graph('Notifier records handed back', [metric('NotifierRecordsFailed')]),
     );
     this.dashboard.addWidgets(
       graph('Text messages', [
-        metric('SmsSent'),
-        metric('SmsFolded'),
-        metric('SmsSkippedOnline'),
-        metric('SmsSkippedUnverified'),
-        metric('SmsSkippedRead'),
-        metric('SmsSkippedNotMember'),
+        ...channel('Sms', 'Unverified'),
         metric('SmsStopped', {}, 'Sum', 'STOP replies'),
         metric('SmsRefused', {}, 'Sum', 'refused by Twilio'),
         metric('SmsTextBudgetReached', {}, 'Sum', 'held: daily budget'),

@@ -61,11 +61,7 @@ pub async fn run(args: PutParamsArgs) -> Result<()> {
             }
             return Ok(());
         }
-        let config = crate::aws().await;
-        let ssm = aws_sdk_ssm::Client::new(&config);
-        for name in &names {
-            make_unless_present(&ssm, name).await?;
-        }
+        make_all(&ssm_client().await, &names).await?;
         return Ok(());
     }
     let mut values: HashMap<Param, String> = writable()
@@ -176,11 +172,8 @@ pub async fn run(args: PutParamsArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let config = crate::aws().await;
-    let ssm = aws_sdk_ssm::Client::new(&config);
-    for name in &to_make {
-        make_unless_present(&ssm, name).await?;
-    }
+    let ssm = ssm_client().await;
+    make_all(&ssm, &to_make).await?;
     for (name, value, secure) in &puts {
         ssm.put_parameter()
             .name(name)
@@ -334,4 +327,16 @@ fn env_names() -> String {
         .map(|p| p.env_var())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+async fn ssm_client() -> aws_sdk_ssm::Client {
+    aws_sdk_ssm::Client::new(&crate::aws().await)
+}
+
+/// Makes each of `names` that is not there yet.
+async fn make_all(ssm: &aws_sdk_ssm::Client, names: &[String]) -> Result<()> {
+    for name in names {
+        make_unless_present(ssm, name).await?;
+    }
+    Ok(())
 }
