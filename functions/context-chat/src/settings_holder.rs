@@ -318,11 +318,7 @@ impl SettingsHolder {
                 prev.platform.clone()
             }
             (Some(p), _) => Ok(Arc::new(PlatformVerifier::new(
-                JwksCache::new(
-                    p.jwks_url.clone(),
-                    self.keys_http.clone(),
-                    self.options.jwks,
-                ),
+                self.jwks(&p.jwks_url),
                 p.issuer.clone(),
                 p.audience.clone(),
             ))),
@@ -348,14 +344,15 @@ impl SettingsHolder {
         }
     }
 
+    /// An issuer's key set, fetched by this process's client for key sets.
+    fn jwks(&self, url: &url::Url) -> JwksCache {
+        JwksCache::new(url.clone(), self.keys_http.clone(), self.options.jwks)
+    }
+
     fn verifier(&self, chat: &ChatSettings) -> Arc<Verifier> {
         Arc::new(
             Verifier::new(
-                JwksCache::new(
-                    chat.jwks_url.clone(),
-                    self.keys_http.clone(),
-                    self.options.jwks,
-                ),
+                self.jwks(&chat.jwks_url),
                 chat.issuer.clone(),
                 chat.audience.clone(),
             )

@@ -53,11 +53,7 @@ pub fn old_confirmation(email: &EmailAddress) -> Key {
 
 /// One identity's confirmation of one address, and its pending code.
 pub fn confirmation(email: &EmailAddress, identity: &str) -> Key {
-    Key::new(
-        "confirmation",
-        email_partition(email),
-        format!("{CONFIRMATION_PREFIX}{identity}"),
-    )
+    of_identity("confirmation", email_partition(email), identity)
 }
 
 /// Tries of codes for an address made without a token, counted apart so that they never
@@ -74,11 +70,12 @@ pub fn email_sender(identity: &str) -> Key {
 /// One identity's verification of one phone number, under the number, so that one query
 /// finds every identity that verified it (a STOP ends them all).
 pub fn phone(phone: &PhoneNumber, identity: &str) -> Key {
-    Key::new(
-        "phone",
-        phone_partition(phone),
-        format!("{CONFIRMATION_PREFIX}{identity}"),
-    )
+    of_identity("phone", phone_partition(phone), identity)
+}
+
+/// One identity's record under an address or a number.
+fn of_identity(kind: &'static str, partition: String, identity: &str) -> Key {
+    Key::new(kind, partition, format!("{CONFIRMATION_PREFIX}{identity}"))
 }
 
 /// One identity's phone verifications: how many codes went out today, which numbers wait.

@@ -108,10 +108,11 @@ impl SmsGateway for TwilioSms {
         Box::pin(async move {
             let form = Form::new().with("To", to.as_str()).with("Channel", "sms");
             self.verify
-                .post_unrepeated::<Verification>(
+                .post_once_or_more::<Verification>(
                     self.verify.url(&["Verifications"]),
                     form,
                     Instant::now() + BUDGET,
+                    false,
                 )
                 .await
                 .map(drop)
@@ -128,10 +129,11 @@ impl SmsGateway for TwilioSms {
             let form = Form::new().with("To", to.as_str()).with("Code", code);
             let checked = self
                 .verify
-                .post_unrepeated::<Verification>(
+                .post_once_or_more::<Verification>(
                     self.verify.url(&["VerificationCheck"]),
                     form,
                     Instant::now() + BUDGET,
+                    false,
                 )
                 .await
                 .map_err(|e| refused(e, "check the code"))?;
@@ -147,10 +149,11 @@ impl SmsGateway for TwilioSms {
                 .with("Body", text);
             match self
                 .messages
-                .post_unrepeated::<serde_json::Value>(
+                .post_once_or_more::<serde_json::Value>(
                     self.messages.url(&["Messages.json"]),
                     form,
                     Instant::now() + BUDGET,
+                    false,
                 )
                 .await
             {

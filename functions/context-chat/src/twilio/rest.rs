@@ -242,32 +242,22 @@ impl RestClient {
         form: Form,
         deadline: Instant,
     ) -> Result<T, TwilioError> {
-        self.post_form(url, form, deadline, true).await
+        self.post_once_or_more(url, form, deadline, true).await
     }
 
-    /// A POST that must not happen twice (a text, a verification code: each costs money and
-    /// reaches a person): tried again only when it surely did not reach Twilio (no
-    /// connection was made, or Twilio answered 429), never after a timeout or a 5xx.
-    pub async fn post_unrepeated<T: DeserializeOwned>(
-        &self,
-        url: Url,
-        form: Form,
-        deadline: Instant,
-    ) -> Result<T, TwilioError> {
-        self.post_form(url, form, deadline, false).await
-    }
-
-    async fn post_form<T: DeserializeOwned>(
+    /// A POST that, unless `repeatable`, must not happen twice (a text, a verification code:
+    /// each costs money and reaches a person): tried again only when it surely did not reach
+    /// Twilio (no connection was made, or Twilio answered 429), never after a timeout or a
+    /// 5xx.
+    pub async fn post_once_or_more<T: DeserializeOwned>(
         &self,
         url: Url,
         form: Form,
         deadline: Instant,
         repeatable: bool,
     ) -> Result<T, TwilioError> {
-        let body = self
-            .send(Method::Post, url, Some(form.finish()), deadline, repeatable)
-            .await?;
-        parse(&body)
+        let body = self.send(Method::Post, url, Some(form.finish()), deadline, repeatable);
+        parse(&body.await?)
     }
 
     pub async fn delete(&self, url: Url, deadline: Instant) -> Result<(), TwilioError> {

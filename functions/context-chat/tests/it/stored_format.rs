@@ -128,27 +128,25 @@ async fn records_written_in_todays_format_read_back_through_the_features() {
     let dir = TempDir::new("stored-format");
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
     // The old integration's subscription (no perIdentity), and today's.
-    put_raw(
-        &*store,
-        "CHANNEL#general",
-        "SUB#alex",
-        json!({"channel": "general", "identity": "alex", "email": "alex@example.org", "createdAt": 1_700_000_000u64}),
-    )
-    .await;
-    put_raw(
-        &*store,
-        "CHANNEL#general",
-        "SUB#sam",
-        json!({"channel": "general", "identity": "sam", "email": "sam@example.org", "createdAt": 1_700_000_001u64, "perIdentity": true}),
-    )
-    .await;
-    put_raw(
-        &*store,
-        "CHANNEL#general",
-        "SMS#alex",
-        json!({"context": "general", "identity": "alex", "phone": "+14155550101", "createdAt": 1_700_000_002u64}),
-    )
-    .await;
+    for (partition, sort, fields) in [
+        (
+            "CHANNEL#general",
+            "SUB#alex",
+            json!({"channel": "general", "identity": "alex", "email": "alex@example.org", "createdAt": 1_700_000_000u64}),
+        ),
+        (
+            "CHANNEL#general",
+            "SUB#sam",
+            json!({"channel": "general", "identity": "sam", "email": "sam@example.org", "createdAt": 1_700_000_001u64, "perIdentity": true}),
+        ),
+        (
+            "CHANNEL#general",
+            "SMS#alex",
+            json!({"context": "general", "identity": "alex", "phone": "+14155550101", "createdAt": 1_700_000_002u64}),
+        ),
+    ] {
+        put_raw(&*store, partition, sort, fields).await;
+    }
     let mut emails = keys::subscriptions(&*store, "general").await.unwrap();
     emails.sort_by(|a, b| a.identity.cmp(&b.identity));
     let read: Vec<(&str, &str, bool)> = emails
