@@ -37,12 +37,11 @@ async fn mints_a_twilio_token_for_a_good_context_token_and_refuses_the_rest() {
 
     let token = key.token(&claims("alex", &["general"]));
     let answer = emulator
-        .invoke(
+        .answer(
             "create-chat-token",
             &event(json!({"deviceId": "phone-1", "token": token})),
         )
-        .await
-        .value();
+        .await;
     let access = answer
         .as_str()
         .expect("the field's value is the token string");
@@ -67,21 +66,19 @@ async fn mints_a_twilio_token_for_a_good_context_token_and_refuses_the_rest() {
     assert_eq!(twilio.memberships("alex"), ["general"]);
 
     let (error_type, message) = emulator
-        .invoke("create-chat-token", &event(json!({"token": token})))
-        .await
-        .error();
+        .refusal("create-chat-token", &event(json!({"token": token})))
+        .await;
     assert_eq!(error_type, "BadRequest");
     assert!(message.contains("deviceId"), "{message}");
 
     // Same kid, another key: a forgery.
     let forged = TestKey::eddsa("platform-ed").token(&claims("alex", &["general"]));
     let (error_type, message) = emulator
-        .invoke(
+        .refusal(
             "create-chat-token",
             &event(json!({"deviceId": "d", "token": forged})),
         )
-        .await
-        .error();
+        .await;
     assert_eq!(error_type, "AccessDenied", "{message}");
 
     // Twilio refuses a step: an InternalError naming it, and no token.
@@ -201,12 +198,11 @@ async fn leaving_a_context_ends_its_email_subscription() {
         let token = key.token(&claims("alex", contexts));
         async move {
             emulator
-                .invoke(
+                .answer(
                     "create-chat-token",
                     &event(json!({"deviceId": "d", "token": token})),
                 )
                 .await
-                .value()
         }
     };
 
@@ -251,9 +247,8 @@ async fn issues_receipts_on_record_and_limits_minting() {
     test_support::early_in_a_minute().await;
 
     let receipt = emulator
-        .invoke("create-chat-token", &issue("order-1"))
-        .await
-        .value();
+        .answer("create-chat-token", &issue("order-1"))
+        .await;
     assert_eq!(receipt["xid"], "order-1", "{receipt}");
     let minted = receipt["token"].as_str().unwrap();
     let record = ledger
@@ -269,23 +264,20 @@ async fn issues_receipts_on_record_and_limits_minting() {
     assert_eq!(record.device_id.as_deref(), Some("phone-1"));
 
     let (error_type, _) = emulator
-        .invoke("create-chat-token", &issue("order-1"))
-        .await
-        .error();
+        .refusal("create-chat-token", &issue("order-1"))
+        .await;
     assert_eq!(error_type, "Conflict");
     // The conflict counted (issue 30, L1); one more (createChatToken counts too), then the
     // limit.
     emulator
-        .invoke(
+        .answer(
             "create-chat-token",
             &event(json!({"deviceId": "phone-1", "token": token})),
         )
-        .await
-        .value();
+        .await;
     let (error_type, message) = emulator
-        .invoke("create-chat-token", &issue("order-4"))
-        .await
-        .error();
+        .refusal("create-chat-token", &issue("order-4"))
+        .await;
     assert_eq!(error_type, "TooManyRequests");
     assert!(message.contains("Try again in"), "{message}");
     assert_eq!(ledger.get("order-4", None).await.unwrap(), None);
@@ -320,9 +312,8 @@ async fn makes_virgil_tokens_from_the_app_key_in_ssm() {
 
     let answer = world
         .emulator
-        .invoke("create-chat-token", &virgil("alex"))
-        .await
-        .value();
+        .answer("create-chat-token", &virgil("alex"))
+        .await;
     let token = answer.as_str().expect("the field's value is the token");
     let signer = context_chat::virgil::VirgilSigner::new(
         "0123456789abcdef0123456789abcdef",

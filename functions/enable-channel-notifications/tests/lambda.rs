@@ -43,12 +43,11 @@ async fn subscribes_for_a_context_of_the_token_and_sends_a_code() {
     let token = key.token(&claims("alex", &["general"]));
 
     let answer = emulator
-        .invoke(
+        .answer(
             "enable-channel-notifications",
             &event(json!({"channel": "general", "email": "alex@example.org", "token": token})),
         )
-        .await
-        .value();
+        .await;
     assert_eq!(answer, json!({"emailVerified": false}));
     let sent = sendgrid.sent_to("alex@example.org");
     assert_eq!(sent.len(), 1);
@@ -61,20 +60,18 @@ async fn subscribes_for_a_context_of_the_token_and_sends_a_code() {
     );
 
     let (error_type, _) = emulator
-        .invoke(
+        .refusal(
             "enable-channel-notifications",
             &event(json!({"channel": "SHIPMENT-42", "email": "alex@example.org", "token": token})),
         )
-        .await
-        .error();
+        .await;
     assert_eq!(error_type, "AccessDenied");
     let (error_type, message) = emulator
-        .invoke(
+        .refusal(
             "enable-channel-notifications",
             &event(json!({"channel": "general", "email": "alex", "token": token})),
         )
-        .await
-        .error();
+        .await;
     assert_eq!(error_type, "BadRequest", "{message}");
     let items = test_support::scan(&dynamodb, &stack).await;
     assert_eq!(items.len(), 3, "refused calls change nothing");
@@ -140,18 +137,16 @@ async fn subscribes_a_phone_with_a_code_from_verify_and_stores_nothing_but_the_d
     };
 
     let (error_type, _) = emulator
-        .invoke("enable-channel-notifications", &sms_event("0041 79 123"))
-        .await
-        .error();
+        .refusal("enable-channel-notifications", &sms_event("0041 79 123"))
+        .await;
     assert_eq!(error_type, "BadRequest");
     assert!(sms.requests().is_empty(), "refused before Twilio");
     let (error_type, message) = emulator
-        .invoke(
+        .refusal(
             "enable-channel-notifications",
             &sms_event(test_support::sms::LANDLINE),
         )
-        .await
-        .error();
+        .await;
     assert_eq!(error_type, "BadRequest");
     assert!(message.contains("landline"), "{message}");
     assert_eq!(
@@ -161,12 +156,11 @@ async fn subscribes_a_phone_with_a_code_from_verify_and_stores_nothing_but_the_d
     );
 
     let answer = emulator
-        .invoke(
+        .answer(
             "enable-channel-notifications",
             &sms_event("+44 7700-900123"),
         )
-        .await
-        .value();
+        .await;
     assert_eq!(answer, json!({"phoneVerified": false}));
     assert_eq!(sms.codes_sent("+447700900123"), 1);
     assert_eq!(

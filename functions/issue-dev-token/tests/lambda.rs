@@ -45,7 +45,7 @@ async fn signs_a_context_token_with_the_key_in_ssm() {
     let function = Function::start(Path::new(BINARY), "issue-dev-token", &emulator, &env);
 
     let answer = emulator
-        .invoke(
+        .answer(
             "issue-dev-token",
             &http_event(
                 "POST",
@@ -53,8 +53,7 @@ async fn signs_a_context_token_with_the_key_in_ssm() {
                 &[("identity", "alex"), ("context", "general,random")],
             ),
         )
-        .await
-        .value();
+        .await;
     assert_eq!(answer["statusCode"], 200, "{answer}");
     let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
     let token = body["token"].as_str().unwrap();
@@ -74,9 +73,8 @@ async fn signs_a_context_token_with_the_key_in_ssm() {
 
     // The published JWKS verifies the token: a test deployment can point its JWKS URL here.
     let answer = emulator
-        .invoke("issue-dev-token", &http_event("GET", "/jwks.json", &[]))
-        .await
-        .value();
+        .answer("issue-dev-token", &http_event("GET", "/jwks.json", &[]))
+        .await;
     assert_eq!(answer["statusCode"], 200, "{answer}");
     let jwks: jsonwebtoken::jwk::JwkSet =
         serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
@@ -89,12 +87,11 @@ async fn signs_a_context_token_with_the_key_in_ssm() {
     assert!(!answer["body"].as_str().unwrap().contains("\"d\""));
 
     let answer = emulator
-        .invoke(
+        .answer(
             "issue-dev-token",
             &http_event("POST", "/token", &[("context", "general")]),
         )
-        .await
-        .value();
+        .await;
     assert_eq!(answer["statusCode"], 400, "{answer}");
     assert!(
         answer["body"]
@@ -135,17 +132,15 @@ async fn records_each_token_and_limits_each_client_address() {
     let mut first = None;
     for n in 0..10 {
         let answer = emulator
-            .invoke("issue-dev-token", &from("203.0.113.7", n))
-            .await
-            .value();
+            .answer("issue-dev-token", &from("203.0.113.7", n))
+            .await;
         assert_eq!(answer["statusCode"], 200, "{answer}");
         let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
         first.get_or_insert(body);
     }
     let answer = emulator
-        .invoke("issue-dev-token", &from("203.0.113.7", 10))
-        .await
-        .value();
+        .answer("issue-dev-token", &from("203.0.113.7", 10))
+        .await;
     assert_eq!(answer["statusCode"], 429, "{answer}");
     let retry: u64 = answer["headers"]["retry-after"]
         .as_str()
@@ -155,20 +150,18 @@ async fn records_each_token_and_limits_each_client_address() {
     assert!((1..=60).contains(&retry), "{answer}");
     // Another address is not held back.
     let answer = emulator
-        .invoke("issue-dev-token", &from("198.51.100.2", 11))
-        .await
-        .value();
+        .answer("issue-dev-token", &from("198.51.100.2", 11))
+        .await;
     assert_eq!(answer["statusCode"], 200, "{answer}");
 
     let first = first.unwrap();
     let xid = first["xid"].as_str().unwrap();
     let answer = emulator
-        .invoke(
+        .answer(
             "issue-dev-token",
             &http_event("GET", &format!("/token/{xid}"), &[]),
         )
-        .await
-        .value();
+        .await;
     assert_eq!(answer["statusCode"], 200, "{answer}");
     let record: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
     assert_eq!(record["kind"], "context-dev");

@@ -168,9 +168,8 @@ async fn emails_an_offline_subscriber_and_reports_failed_records() {
         "Members only from here",
     );
     let answer = emulator
-        .invoke("notify", &sqs_event(&[("m3", third)]))
-        .await
-        .value();
+        .answer("notify", &sqs_event(&[("m3", third)]))
+        .await;
     assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
     assert_eq!(sendgrid.sent_to("alex@example.org").len(), 1);
     let subscription = table

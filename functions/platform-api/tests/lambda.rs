@@ -84,7 +84,7 @@ async fn the_platform_fields_act_for_a_token_with_the_scope_and_for_no_other() {
     let admin = access_token(&platform_key, "chat:read chat:admin", AUDIENCE);
 
     let synced = emulator
-        .invoke(
+        .answer(
             "platform-api",
             &event(
                 "Mutation",
@@ -93,8 +93,7 @@ async fn the_platform_fields_act_for_a_token_with_the_scope_and_for_no_other() {
                 Some(&admin),
             ),
         )
-        .await
-        .value();
+        .await;
     assert_eq!(
         (&synced["joined"], &synced["left"]),
         (&json!(["general", "random"]), &json!([]))
@@ -102,7 +101,7 @@ async fn the_platform_fields_act_for_a_token_with_the_scope_and_for_no_other() {
     assert!(synced["sweepAt"].as_u64().is_some_and(|at| at > now()));
     assert_eq!(twilio.memberships("alex"), ["general", "random"]);
     let contexts = emulator
-        .invoke(
+        .answer(
             "platform-api",
             &event(
                 "Query",
@@ -111,8 +110,7 @@ async fn the_platform_fields_act_for_a_token_with_the_scope_and_for_no_other() {
                 Some(&admin),
             ),
         )
-        .await
-        .value();
+        .await;
     assert_eq!(contexts, json!(["general", "random"]));
 
     // Refused, and nothing changes: no token, a read-only token for a mutation, a token for
@@ -121,7 +119,7 @@ async fn the_platform_fields_act_for_a_token_with_the_scope_and_for_no_other() {
     let elsewhere = access_token(&platform_key, "chat:admin", "https://other.example.org/");
     for token in [None, Some(read_only.as_str()), Some(elsewhere.as_str())] {
         let (error_type, message) = emulator
-            .invoke(
+            .refusal(
                 "platform-api",
                 &event(
                     "Mutation",
@@ -130,14 +128,13 @@ async fn the_platform_fields_act_for_a_token_with_the_scope_and_for_no_other() {
                     token,
                 ),
             )
-            .await
-            .error();
+            .await;
         assert_eq!(error_type, "AccessDenied", "{token:?}: {message}");
     }
     assert_eq!(twilio.memberships("alex"), ["general", "random"]);
 
     let revoked = emulator
-        .invoke(
+        .answer(
             "platform-api",
             &event(
                 "Mutation",
@@ -146,8 +143,7 @@ async fn the_platform_fields_act_for_a_token_with_the_scope_and_for_no_other() {
                 Some(&admin),
             ),
         )
-        .await
-        .value();
+        .await;
     assert_eq!(revoked["left"], json!(["general", "random"]));
     assert!(twilio.memberships("alex").is_empty());
     // The revocation is in the table, where every token function reads it.
@@ -162,12 +158,11 @@ async fn the_platform_fields_act_for_a_token_with_the_scope_and_for_no_other() {
     );
 
     let (error_type, _) = emulator
-        .invoke(
+        .refusal(
             "platform-api",
             &event("Query", "verifyToken", json!({"token": "x"}), Some(&admin)),
         )
-        .await
-        .error();
+        .await;
     assert_eq!(error_type, "BadRequest");
     let output = function.output();
     for token in [&admin, &read_only, &elsewhere] {
@@ -243,10 +238,7 @@ async fn h1_the_functions_refuse_a_join_after_a_revocation_and_sweep_a_raced_one
     // create-chat-token serves alex, and reads that alex is not revoked.
     create(old("alex", &["general"])).await.value();
     assert_eq!(twilio.memberships("alex"), ["general"]);
-    let revoked = emulator
-        .invoke("platform-api", &revoke("alex"))
-        .await
-        .value();
+    let revoked = emulator.answer("platform-api", &revoke("alex")).await;
     assert_eq!(revoked["left"], json!(["general"]));
     let sweep_at = revoked["sweepAt"].as_u64().expect("a sweep is scheduled");
     assert!(
@@ -286,17 +278,14 @@ async fn h1_the_functions_refuse_a_join_after_a_revocation_and_sweep_a_raced_one
             "awsRegion": "eu-west-1"
         })
     });
-    let batch = emulator
-        .invoke("notify", &json!({"Records": sweeps}))
-        .await
-        .value();
+    let batch = emulator.answer("notify", &json!({"Records": sweeps})).await;
     assert_eq!(batch, json!({"batchItemFailures": []}));
     assert!(
         twilio.memberships("sky").is_empty(),
         "the sweep took sky out"
     );
     let contexts = emulator
-        .invoke(
+        .answer(
             "platform-api",
             &event(
                 "Query",
@@ -305,8 +294,7 @@ async fn h1_the_functions_refuse_a_join_after_a_revocation_and_sweep_a_raced_one
                 Some(&admin),
             ),
         )
-        .await
-        .value();
+        .await;
     assert_eq!(contexts, json!([]));
     assert_eq!(twilio.participants("general"), Vec::<String>::new());
 }

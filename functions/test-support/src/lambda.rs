@@ -94,6 +94,16 @@ impl Emulator {
     }
 
     /// Invokes `function` and waits for its answer.
+    /// Invokes `function` and expects an answer.
+    pub async fn answer(&self, function: &str, payload: &Value) -> Value {
+        self.invoke(function, payload).await.value()
+    }
+
+    /// Invokes `function` and expects a function error: its type and message.
+    pub async fn refusal(&self, function: &str, payload: &Value) -> (String, String) {
+        self.invoke(function, payload).await.error()
+    }
+
     pub async fn invoke(&self, function: &str, payload: &Value) -> Invocation {
         let response = reqwest::Client::new()
             .post(self.invocations_url(function))

@@ -64,7 +64,7 @@ async fn the_rest_routes_mint_for_a_bearer_record_limit_and_refuse_the_rest() {
     let function = Function::start(Path::new(BINARY), "token-routes", &emulator, &env);
     let invoke = |event: Value| {
         let emulator = &emulator;
-        async move { emulator.invoke("token-routes", &event).await.value() }
+        async move { emulator.answer("token-routes", &event).await }
     };
     let token = key.token(&claims("alex", &["general"]));
 

@@ -119,9 +119,8 @@ async fn queues_signed_messages_once_and_refuses_forgeries_with_403() {
         (Some(signature.as_str()), altered.as_str()),
     ] {
         let answer = emulator
-            .invoke("twilio-webhook", &http_event(signature, body))
-            .await
-            .value();
+            .answer("twilio-webhook", &http_event(signature, body))
+            .await;
         assert_eq!(answer["statusCode"], 403, "{answer}");
     }
     assert!(drain_queue(&sqs, &queue_url).await.is_empty());
@@ -190,7 +189,7 @@ async fn queues_signed_messages_once_and_refuses_forgeries_with_403() {
             json!({"host": DOMAIN}),
             None,
         );
-        let answer = emulator.invoke("twilio-webhook", &event).await.value();
+        let answer = emulator.answer("twilio-webhook", &event).await;
         assert_eq!(answer["statusCode"], expected, "{method} {answer}");
         assert!(
             answer["body"]
@@ -279,9 +278,8 @@ async fn the_auth_token_at_its_old_place_still_checks_webhooks_and_none_is_not_n
     assert_eq!(drain_queue(&moto.sqs().await, &queue_url).await.len(), 1);
     // No link secret: links cannot be checked, and the answer does not say which parameter.
     let answer = emulator
-        .invoke("twilio-webhook", &unsubscribe_event(AUTH_TOKEN))
-        .await
-        .value();
+        .answer("twilio-webhook", &unsubscribe_event(AUTH_TOKEN))
+        .await;
     assert_eq!(answer["statusCode"], 500, "{answer}");
     let page = answer["body"].as_str().unwrap();
     assert!(page.contains("not configured"), "{page}");
@@ -296,7 +294,7 @@ async fn the_auth_token_at_its_old_place_still_checks_webhooks_and_none_is_not_n
     put_parameter(&ssm, &path_secret, WEBHOOK_PATH_SECRET, true).await;
     let emulator = Emulator::start();
     let (function, _) = start(&moto, &bare, &emulator).await;
-    let answer = emulator.invoke("twilio-webhook", &signed).await.value();
+    let answer = emulator.answer("twilio-webhook", &signed).await;
     assert_eq!(answer["statusCode"], 500, "{answer}");
     let body = answer["body"].as_str().unwrap();
     assert!(body.contains("not configured"), "{body}");
@@ -343,12 +341,11 @@ async fn a_webhook_at_any_other_path_is_refused_before_any_work() {
         // Signed for that very URL, as someone who knows the auth token but not the path.
         let signature = sign_form(AUTH_TOKEN, &format!("https://{DOMAIN}{path}"), &params);
         let answer = emulator
-            .invoke(
+            .answer(
                 "twilio-webhook",
                 &http_event_at(&path, Some(&signature), &body),
             )
-            .await
-            .value();
+            .await;
         assert_eq!(answer["statusCode"], 404, "{path}: {answer}");
     }
     assert!(

@@ -82,12 +82,7 @@ async fn confirms_with_the_right_code_only_and_for_the_token_s_identity() {
     let _function = Function::start(Path::new(BINARY), "verify-email", &emulator, &env);
     let verify = |arguments: Value| {
         let emulator = &emulator;
-        async move {
-            emulator
-                .invoke("verify-email", &event(arguments))
-                .await
-                .value()
-        }
+        async move { emulator.answer("verify-email", &event(arguments)).await }
     };
 
     assert_eq!(
@@ -133,12 +128,11 @@ async fn without_a_link_secret_it_says_not_configured_without_naming_the_paramet
     env.push(("NOTIFICATIONS_TABLE", stack));
     let _function = Function::start(Path::new(BINARY), "verify-email", &emulator, &env);
     let (error_type, message) = emulator
-        .invoke(
+        .refusal(
             "verify-email",
             &event(json!({"email": "alex@example.org", "code": "12345678"})),
         )
-        .await
-        .error();
+        .await;
     assert_eq!(error_type, "InternalError");
     assert!(message.contains("not configured"), "{message}");
     assert!(
@@ -212,23 +206,20 @@ async fn verify_phone_checks_the_code_with_verify_for_the_identity_that_asked() 
     };
 
     let (error_type, _) = emulator
-        .invoke("verify-email", &verify_phone(&code, "mallory"))
-        .await
-        .error();
+        .refusal("verify-email", &verify_phone(&code, "mallory"))
+        .await;
     assert_eq!(error_type, "BadRequest", "mallory asked for no code");
     assert_eq!(
         emulator
-            .invoke("verify-email", &verify_phone(wrong(&code), "alex"))
-            .await
-            .value(),
+            .answer("verify-email", &verify_phone(wrong(&code), "alex"))
+            .await,
         json!(false)
     );
     assert!(!phones.is_verified(&phone, "alex").await.unwrap());
     assert_eq!(
         emulator
-            .invoke("verify-email", &verify_phone(&code, "alex"))
-            .await
-            .value(),
+            .answer("verify-email", &verify_phone(&code, "alex"))
+            .await,
         json!(true)
     );
     assert!(phones.is_verified(&phone, "alex").await.unwrap());

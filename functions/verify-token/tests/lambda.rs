@@ -47,9 +47,8 @@ async fn answers_good_and_bad_tokens_and_reads_settings_and_keys_once() {
 
     let token = key.token(&claims("alex", &["general", "SHIPMENT-42"]));
     let answer = emulator
-        .invoke("verify-token", &event(json!({"token": token})))
-        .await
-        .value();
+        .answer("verify-token", &event(json!({"token": token})))
+        .await;
     assert_eq!(
         answer,
         json!({"identity": "alex", "contexts": ["general", "SHIPMENT-42"]})
@@ -61,9 +60,8 @@ async fn answers_good_and_bad_tokens_and_reads_settings_and_keys_once() {
     // A second invocation, with another user's token: no SSM and no JWKS request.
     let other = key.token(&claims("sam", &["general"]));
     let answer = emulator
-        .invoke("verify-token", &event(json!({"token": other})))
-        .await
-        .value();
+        .answer("verify-token", &event(json!({"token": other})))
+        .await;
     assert_eq!(answer["identity"], "sam");
     assert_eq!(
         proxy.requests(),
@@ -89,26 +87,21 @@ async fn answers_good_and_bad_tokens_and_reads_settings_and_keys_once() {
         ("not.a.token".to_owned(), "BadRequest"),
     ] {
         let (error_type, message) = emulator
-            .invoke("verify-token", &event(json!({"token": token})))
-            .await
-            .error();
+            .refusal("verify-token", &event(json!({"token": token})))
+            .await;
         assert_eq!(error_type, expected, "{message}");
         assert!(!message.is_empty() && !message.contains(&token));
     }
 
     // Missing or mistyped arguments, and an event that is not AppSync's.
     for arguments in [json!({}), json!({"token": null}), json!({"token": 42})] {
-        let (error_type, message) = emulator
-            .invoke("verify-token", &event(arguments))
-            .await
-            .error();
+        let (error_type, message) = emulator.refusal("verify-token", &event(arguments)).await;
         assert_eq!(error_type, "BadRequest");
         assert!(message.contains("token"), "{message}");
     }
     let (error_type, _) = emulator
-        .invoke("verify-token", &json!({"hello": "world"}))
-        .await
-        .error();
+        .refusal("verify-token", &json!({"hello": "world"}))
+        .await;
     assert_eq!(error_type, "BadRequest");
 
     // Logs: JSON lines, the request id on invocation lines, never a token or the secret.
@@ -150,9 +143,8 @@ async fn a_missing_parameter_is_entity_not_found_naming_it() {
     let token = TestKey::es256("k").token(&claims("alex", &["general"]));
     for _ in 0..2 {
         let (error_type, message) = emulator
-            .invoke("verify-token", &event(json!({"token": token})))
-            .await
-            .error();
+            .refusal("verify-token", &event(json!({"token": token})))
+            .await;
         assert_eq!(error_type, "EntityNotFound");
         assert!(
             message.contains(&format!("/{stack}/chat/jwks.json")),
@@ -174,9 +166,8 @@ async fn unreachable_ssm_is_an_internal_error() {
     );
     let token = TestKey::es256("k").token(&claims("alex", &["general"]));
     let (error_type, message) = emulator
-        .invoke("verify-token", &event(json!({"token": token})))
-        .await
-        .error();
+        .refusal("verify-token", &event(json!({"token": token})))
+        .await;
     assert_eq!(error_type, "InternalError");
     assert!(message.contains("/nowhere/"), "{message}");
 }

@@ -103,17 +103,22 @@ fn refused(err: TwilioError, doing: &str) -> ChatError {
     }
 }
 
+impl TwilioSms {
+    /// A POST to the Verify service's `resource`, never repeated (each may text a person).
+    async fn verification(&self, resource: &str, form: Form) -> Result<Verification, TwilioError> {
+        let url = self.verify.url(&[resource]);
+        let deadline = Instant::now() + BUDGET;
+        self.verify
+            .post_once_or_more(url, form, deadline, false)
+            .await
+    }
+}
+
 impl SmsGateway for TwilioSms {
     fn start_verification<'a>(&'a self, to: &'a PhoneNumber) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let form = Form::new().with("To", to.as_str()).with("Channel", "sms");
-            self.verify
-                .post_once_or_more::<Verification>(
-                    self.verify.url(&["Verifications"]),
-                    form,
-                    Instant::now() + BUDGET,
-                    false,
-                )
+            self.verification("Verifications", form)
                 .await
                 .map(drop)
                 .map_err(|e| refused(e, "send a verification code"))
@@ -128,13 +133,7 @@ impl SmsGateway for TwilioSms {
         Box::pin(async move {
             let form = Form::new().with("To", to.as_str()).with("Code", code);
             let checked = self
-                .verify
-                .post_once_or_more::<Verification>(
-                    self.verify.url(&["VerificationCheck"]),
-                    form,
-                    Instant::now() + BUDGET,
-                    false,
-                )
+                .verification("VerificationCheck", form)
                 .await
                 .map_err(|e| refused(e, "check the code"))?;
             Ok(checked.status == "approved")
