@@ -30,8 +30,7 @@ async fn mints_a_twilio_token_for_a_good_context_token_and_refuses_the_rest() {
     } = Stack::start("create", TestKey::eddsa("platform-ed"), API_SECRET).await;
     let twilio = TwilioStandIn::start().await;
     let emulator = Emulator::start();
-    let mut env = moto.env();
-    env.push(("STACK_NAME", stack));
+    let mut env = moto.function_env(&stack, None);
     env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
     let function = Function::start(Path::new(BINARY), "create-chat-token", &emulator, &env);
 
@@ -173,9 +172,7 @@ impl WithTable {
         let store = std::sync::Arc::new(aws_ports::DynamoStore::new(dynamodb, stack.clone()));
         let twilio = TwilioStandIn::start().await;
         let emulator = Emulator::start();
-        let mut env = moto.env();
-        env.push(("STACK_NAME", stack.clone()));
-        env.push(("NOTIFICATIONS_TABLE", stack));
+        let mut env = moto.function_env(&stack, Some(&stack));
         env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
         let function = Function::start(Path::new(BINARY), "create-chat-token", &emulator, &env);
         Self {

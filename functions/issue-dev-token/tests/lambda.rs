@@ -40,8 +40,7 @@ async fn dev_key_in_ssm(prefix: &str) -> (Moto, String, context_chat::dev_keys::
 async fn signs_a_context_token_with_the_key_in_ssm() {
     let (moto, stack, key) = dev_key_in_ssm("dev").await;
     let emulator = Emulator::start();
-    let mut env = moto.env();
-    env.push(("STACK_NAME", stack));
+    let env = moto.function_env(&stack, None);
     let function = Function::start(Path::new(BINARY), "issue-dev-token", &emulator, &env);
 
     let answer = emulator
@@ -114,9 +113,7 @@ async fn records_each_token_and_limits_each_client_address() {
     let table = unique("dev-ledger");
     create_table(&moto.dynamodb().await, &table).await.unwrap();
     let emulator = Emulator::start();
-    let mut env = moto.env();
-    env.push(("STACK_NAME", stack));
-    env.push(("NOTIFICATIONS_TABLE", table));
+    let env = moto.function_env(&stack, Some(&table));
     let _function = Function::start(Path::new(BINARY), "issue-dev-token", &emulator, &env);
     let from = |address: &str, n: usize| {
         let identity = format!("dev-{n}");

@@ -74,9 +74,7 @@ async fn the_platform_fields_act_for_a_token_with_the_scope_and_for_no_other() {
     aws_ports::create_table(&dynamodb, &stack).await.unwrap();
     let twilio = TwilioStandIn::start().await;
     let emulator = Emulator::start();
-    let mut env = moto.env();
-    env.push(("STACK_NAME", stack.clone()));
-    env.push(("NOTIFICATIONS_TABLE", stack.clone()));
+    let mut env = moto.function_env(&stack, Some(&stack));
     env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
     let (_, delay_queue) = moto.notify_queues(&stack).await;
     env.push(("NOTIFY_DELAY_QUEUE_URL", delay_queue));
@@ -198,9 +196,7 @@ async fn h1_the_functions_refuse_a_join_after_a_revocation_and_sweep_a_raced_one
     let (_, delay_queue) = moto.notify_queues(&stack).await;
     let twilio = TwilioStandIn::start().await;
     let emulator = Emulator::start();
-    let mut env = moto.env();
-    env.push(("STACK_NAME", stack.clone()));
-    env.push(("NOTIFICATIONS_TABLE", stack.clone()));
+    let mut env = moto.function_env(&stack, Some(&stack));
     env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
     env.push(("NOTIFY_DELAY_QUEUE_URL", delay_queue.clone()));
     let _platform = Function::start(Path::new(BINARY), "platform-api", &emulator, &env);

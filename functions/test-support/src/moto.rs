@@ -46,6 +46,15 @@ impl Moto {
         aws_env(&self.url)
     }
 
+    /// A function's environment: the AWS SDK pointed here, `STACK_NAME`, and
+    /// `NOTIFICATIONS_TABLE` when it has a table.
+    pub fn function_env(&self, stack: &str, table: Option<&str>) -> Vec<(&'static str, String)> {
+        let mut env = self.env();
+        env.push(("STACK_NAME", stack.to_owned()));
+        env.extend(table.map(|t| ("NOTIFICATIONS_TABLE", t.to_owned())));
+        env
+    }
+
     pub async fn ssm(&self) -> aws_sdk_ssm::Client {
         ssm_client(&self.url).await
     }

@@ -57,9 +57,7 @@ async fn the_rest_routes_mint_for_a_bearer_record_limit_and_refuse_the_rest() {
     )));
     let twilio = TwilioStandIn::start().await;
     let emulator = Emulator::start();
-    let mut env = moto.env();
-    env.push(("STACK_NAME", stack.clone()));
-    env.push(("NOTIFICATIONS_TABLE", stack));
+    let mut env = moto.function_env(&stack, Some(&stack));
     env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
     let function = Function::start(Path::new(BINARY), "token-routes", &emulator, &env);
     let invoke = |event: Value| {

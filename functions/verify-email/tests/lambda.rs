@@ -76,9 +76,7 @@ async fn confirms_with_the_right_code_only_and_for_the_token_s_identity() {
     let sams = pending_code(&store, "sam", "sam@example.org").await;
 
     let emulator = Emulator::start();
-    let mut env = moto.env();
-    env.push(("STACK_NAME", stack.clone()));
-    env.push(("NOTIFICATIONS_TABLE", stack));
+    let env = moto.function_env(&stack, Some(&stack));
     let _function = Function::start(Path::new(BINARY), "verify-email", &emulator, &env);
     let verify = |arguments: Value| {
         let emulator = &emulator;
@@ -123,9 +121,7 @@ async fn without_a_link_secret_it_says_not_configured_without_naming_the_paramet
     .await;
 
     let emulator = Emulator::start();
-    let mut env = moto.env();
-    env.push(("STACK_NAME", stack.clone()));
-    env.push(("NOTIFICATIONS_TABLE", stack));
+    let env = moto.function_env(&stack, Some(&stack));
     let _function = Function::start(Path::new(BINARY), "verify-email", &emulator, &env);
     let (error_type, message) = emulator
         .refusal(
@@ -192,9 +188,7 @@ async fn verify_phone_checks_the_code_with_verify_for_the_identity_that_asked() 
     let code = sms.last_code(phone.as_str()).unwrap();
 
     let emulator = Emulator::start();
-    let mut env = moto.env();
-    env.push(("STACK_NAME", stack.clone()));
-    env.push(("NOTIFICATIONS_TABLE", stack));
+    let mut env = moto.function_env(&stack, Some(&stack));
     env.extend(sms.base_url_env());
     let function = Function::start(Path::new(BINARY), "verify-email", &emulator, &env);
     let verify_phone = |code: &str, who: &str| {
@@ -259,9 +253,7 @@ async fn a_damaged_record_is_logged_by_kind_and_hash_never_by_number() {
     assert!(table.put(&record, stored, Expect::Anything).await.unwrap());
 
     let emulator = Emulator::start();
-    let mut env = moto.env();
-    env.push(("STACK_NAME", stack.clone()));
-    env.push(("NOTIFICATIONS_TABLE", stack));
+    let mut env = moto.function_env(&stack, Some(&stack));
     env.extend(sms.base_url_env());
     let function = Function::start(Path::new(BINARY), "verify-email", &emulator, &env);
     let token = key.token(&claims("alex", &["general"]));
