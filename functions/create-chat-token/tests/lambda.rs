@@ -11,7 +11,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 use test_support::{
     ACCOUNT_SID, API_KEY_SID, API_SECRET, CHAT_SERVICE_SID, Emulator, Fault, Function, Issuer,
-    Moto, Stack, TestKey, TwilioStandIn, appsync_event, claims, jwks, put_settings, unique,
+    Moto, Stack, TestKey, TwilioStandIn, appsync_event, claims, put_settings, unique,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_create-chat-token");
@@ -156,8 +156,7 @@ struct WithTable {
 impl WithTable {
     async fn start(prefix: &str, extra: &[(&str, &str)]) -> Self {
         let moto = Moto::start();
-        let key = TestKey::es256("k1");
-        let issuer = Issuer::start(jwks(&[&key])).await;
+        let (key, issuer) = Issuer::with(TestKey::es256("k1")).await;
         let stack = unique(prefix);
         let ssm = moto.ssm().await;
         put_settings(&ssm, &stack, &issuer.url(), API_SECRET).await;

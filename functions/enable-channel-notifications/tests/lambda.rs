@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 use test_support::{
-    Emulator, Function, Issuer, Moto, SendGridStandIn, TestKey, appsync_event, claims, jwks,
+    Emulator, Function, Issuer, Moto, SendGridStandIn, TestKey, appsync_event, claims,
     put_notification_settings, put_settings, unique,
 };
 
@@ -18,8 +18,7 @@ fn event(arguments: Value) -> Value {
 #[tokio::test]
 async fn subscribes_for_a_context_of_the_token_and_sends_a_code() {
     let moto = Moto::start();
-    let key = TestKey::es256("k1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
+    let (key, issuer) = Issuer::with(TestKey::es256("k1")).await;
     let stack = unique("enable");
     let ssm = moto.ssm().await;
     put_settings(&ssm, &stack, &issuer.url(), "secret").await;
@@ -86,8 +85,7 @@ async fn subscribes_for_a_context_of_the_token_and_sends_a_code() {
 async fn subscribes_a_phone_with_a_code_from_verify_and_stores_nothing_but_the_days_count_when_refused()
  {
     let moto = Moto::start();
-    let key = TestKey::es256("k1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
+    let (key, issuer) = Issuer::with(TestKey::es256("k1")).await;
     let stack = unique("enable-sms");
     let ssm = moto.ssm().await;
     put_settings(&ssm, &stack, &issuer.url(), test_support::API_SECRET).await;

@@ -43,6 +43,12 @@ pub struct Issuer {
 }
 
 impl Issuer {
+    /// An issuer publishing `key` alone, and the key to sign with.
+    pub async fn with(key: crate::TestKey) -> (crate::TestKey, Issuer) {
+        let issuer = Issuer::start(crate::jwks(&[&key])).await;
+        (key, issuer)
+    }
+
     pub async fn start(jwks: Value) -> Self {
         let inner = Arc::new(Inner {
             jwks: Mutex::new(jwks),

@@ -12,7 +12,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use test_support::{
     API_SECRET, Emulator, Function, Issuer, Moto, TestKey, TwilioStandIn, claims,
-    early_in_a_minute, http_api_event, jwks, jwt_payload, put_parameter, put_settings, unique,
+    early_in_a_minute, http_api_event, jwt_payload, put_parameter, put_settings, unique,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_token-routes");
@@ -35,8 +35,7 @@ fn body(answer: &Value) -> Value {
 async fn the_rest_routes_mint_for_a_bearer_record_limit_and_refuse_the_rest() {
     early_in_a_minute().await;
     let moto = Moto::start();
-    let key = TestKey::es256("k1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
+    let (key, issuer) = Issuer::with(TestKey::es256("k1")).await;
     let stack = unique("routes");
     let ssm = moto.ssm().await;
     put_settings(&ssm, &stack, &issuer.url(), API_SECRET).await;

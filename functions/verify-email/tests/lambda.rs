@@ -54,8 +54,7 @@ async fn confirms_with_the_right_code_only_and_for_the_token_s_identity() {
     let stack = unique("verify");
     let dynamodb = moto.dynamodb().await;
     aws_ports::create_table(&dynamodb, &stack).await.unwrap();
-    let key = TestKey::es256("k1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
+    let (key, issuer) = Issuer::with(TestKey::es256("k1")).await;
     let ssm = moto.ssm().await;
     put_parameter(
         &ssm,
@@ -150,8 +149,7 @@ async fn verify_phone_checks_the_code_with_verify_for_the_identity_that_asked() 
     let stack = unique("verify-phone");
     let dynamodb = moto.dynamodb().await;
     aws_ports::create_table(&dynamodb, &stack).await.unwrap();
-    let key = TestKey::es256("k1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
+    let (key, issuer) = Issuer::with(TestKey::es256("k1")).await;
     let ssm = moto.ssm().await;
     test_support::put_settings(&ssm, &stack, &issuer.url(), test_support::API_SECRET).await;
     put_parameter(
@@ -233,8 +231,7 @@ async fn a_damaged_record_is_logged_by_kind_and_hash_never_by_number() {
     let stack = unique("damaged");
     let dynamodb = moto.dynamodb().await;
     aws_ports::create_table(&dynamodb, &stack).await.unwrap();
-    let key = TestKey::es256("k1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
+    let (key, issuer) = Issuer::with(TestKey::es256("k1")).await;
     let ssm = moto.ssm().await;
     test_support::put_settings(&ssm, &stack, &issuer.url(), test_support::API_SECRET).await;
     let secret = format!("/{stack}/notifications/linkSecret");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use test_support::{
-    CountingProxy, Emulator, Function, Issuer, Moto, Stack, TestKey, appsync_event, claims, jwks,
+    CountingProxy, Emulator, Function, Issuer, Moto, Stack, TestKey, appsync_event, claims,
     put_settings, unique,
 };
 
@@ -27,8 +27,7 @@ fn lambda_env(endpoint: &str, stack: &str) -> Vec<(&'static str, String)> {
 async fn answers_good_and_bad_tokens_and_reads_settings_and_keys_once() {
     let moto = Moto::start();
     let proxy = CountingProxy::start(moto.url()).await;
-    let key = TestKey::es256("platform-1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
+    let (key, issuer) = Issuer::with(TestKey::es256("platform-1")).await;
     let stack = unique("verify");
     put_settings(
         &moto.ssm().await,

@@ -16,7 +16,7 @@ use context_chat::settings::SettingsSource;
 use context_chat::{App, AppOptions, ErrorKind};
 use test_support::{
     AUTH_TOKEN, Issuer, LINK_SECRET, Moto, SendGridStandIn, TestKey, TwilioStandIn, claims,
-    delayed_count, drain_queue, form_body, jwks, on_message_added, on_message_added_at, sign_form,
+    delayed_count, drain_queue, form_body, on_message_added, on_message_added_at, sign_form,
     unique,
 };
 
@@ -38,8 +38,7 @@ struct World {
 impl World {
     async fn new(window: Duration) -> Self {
         let moto = Moto::start();
-        let key = TestKey::es256("k1");
-        let issuer = Issuer::start(jwks(&[&key])).await;
+        let (key, issuer) = Issuer::with(TestKey::es256("k1")).await;
         let twilio = TwilioStandIn::start().await;
         let sendgrid = SendGridStandIn::start().await;
         let name = unique("notify");

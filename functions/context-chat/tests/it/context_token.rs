@@ -229,8 +229,7 @@ async fn bad_tokens_get_the_right_error_type() {
 
 #[tokio::test]
 async fn leeway_is_sixty_seconds() {
-    let key = TestKey::es256("ec-1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
+    let (key, issuer) = Issuer::with(TestKey::es256("ec-1")).await;
     let v = verifier(&issuer, JwksPolicy::default(), None, None);
     let mut c = claims("alex", &["general"]);
     c["exp"] = json!(now() - 30);
@@ -241,8 +240,7 @@ async fn leeway_is_sixty_seconds() {
 
 #[tokio::test]
 async fn issuer_and_audience_are_checked_when_configured() {
-    let key = TestKey::es256("ec-1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
+    let (key, issuer) = Issuer::with(TestKey::es256("ec-1")).await;
     let v = verifier(
         &issuer,
         JwksPolicy::default(),
@@ -319,8 +317,7 @@ async fn short_rsa_keys_and_hmac_keys_in_the_jwks_are_never_used() {
 
 #[tokio::test]
 async fn a_repeated_token_skips_the_key_lookup_and_expires_with_the_token() {
-    let key = TestKey::es256("ec-1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
+    let (key, issuer) = Issuer::with(TestKey::es256("ec-1")).await;
     // Keys are never fresh under this policy, so every real verification fetches.
     let policy = JwksPolicy {
         max_age: Duration::ZERO,
@@ -355,8 +352,7 @@ async fn a_repeated_token_skips_the_key_lookup_and_expires_with_the_token() {
 
 #[tokio::test]
 async fn every_single_character_change_is_refused_cleanly() {
-    let key = TestKey::es256("ec-1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
+    let (key, issuer) = Issuer::with(TestKey::es256("ec-1")).await;
     let v = verifier(&issuer, JwksPolicy::default(), None, None);
     let token = key.token(&claims("alex", &["general"]));
     v.verify(&token).await.unwrap();
@@ -391,8 +387,7 @@ async fn a_context_token_lives_at_most_the_maximum() {
     use context_chat::settings::SettingsSource;
     use context_chat::{App, AppOptions};
 
-    let key = TestKey::es256("k1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
+    let (key, issuer) = Issuer::with(TestKey::es256("k1")).await;
     let token = |iat: Option<u64>, exp: u64| {
         let mut c = claims("alex", &["general"]);
         match iat {
@@ -405,19 +400,12 @@ async fn a_context_token_lives_at_most_the_maximum() {
         key.token(&c)
     };
     let app = |max: Option<&str>| {
-        let mut env: std::collections::HashMap<String, String> = [
-            ("CHAT_JWKS_URL", issuer.url()),
-            ("TWILIO_ACCOUNT_SID", test_support::ACCOUNT_SID.to_owned()),
-            ("TWILIO_API_KEY", test_support::API_KEY_SID.to_owned()),
-            ("TWILIO_API_SECRET", test_support::API_SECRET.to_owned()),
-            (
-                "TWILIO_CHAT_SERVICE_SID",
-                test_support::CHAT_SERVICE_SID.to_owned(),
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        let mut env: std::collections::HashMap<String, String> =
+            test_support::twilio::credentials_env()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect();
+        env.insert("CHAT_JWKS_URL".into(), issuer.url());
         if let Some(max) = max {
             env.insert("CHAT_MAX_TOKEN_LIFETIME".into(), max.into());
         }

@@ -26,8 +26,7 @@ fn tokens(key: &TestKey, n: usize) -> Vec<String> {
 
 #[tokio::test]
 async fn concurrent_first_requests_share_one_fetch() {
-    let key = TestKey::es256("ec-1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
+    let (key, issuer) = Issuer::with(TestKey::es256("ec-1")).await;
     issuer.set_delay(Duration::from_millis(300));
     let v = verifier(&issuer, JwksPolicy::default());
     let results = join_all(tokens(&key, 20).into_iter().map(|t| {
@@ -41,8 +40,7 @@ async fn concurrent_first_requests_share_one_fetch() {
 
 #[tokio::test]
 async fn a_burst_of_unknown_kids_is_not_a_burst_of_fetches() {
-    let key = TestKey::es256("ec-1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
+    let (key, issuer) = Issuer::with(TestKey::es256("ec-1")).await;
     let policy = JwksPolicy {
         cooldown: Duration::from_millis(400),
         ..JwksPolicy::default()
@@ -113,8 +111,7 @@ async fn a_rotated_in_key_is_fetched_and_a_rotated_out_key_stops_working() {
 
 #[tokio::test]
 async fn a_slow_issuer_times_out_with_an_internal_error() {
-    let key = TestKey::es256("ec-1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
+    let (key, issuer) = Issuer::with(TestKey::es256("ec-1")).await;
     issuer.set_delay(Duration::from_secs(3));
     let policy = JwksPolicy {
         timeout: Duration::from_millis(300),
@@ -143,8 +140,7 @@ async fn a_slow_issuer_times_out_with_an_internal_error() {
 
 #[tokio::test]
 async fn keys_from_the_last_hour_keep_working_while_the_issuer_is_down() {
-    let key = TestKey::es256("ec-1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
+    let (key, issuer) = Issuer::with(TestKey::es256("ec-1")).await;
     let policy = JwksPolicy {
         max_age: Duration::from_millis(100),
         cooldown: Duration::from_millis(300),
@@ -190,8 +186,7 @@ async fn keys_from_the_last_hour_keep_working_while_the_issuer_is_down() {
 
 #[tokio::test]
 async fn an_issuer_down_from_the_start_is_an_internal_error() {
-    let key = TestKey::es256("ec-1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
+    let (key, issuer) = Issuer::with(TestKey::es256("ec-1")).await;
     let url = issuer.url();
     drop(issuer);
     let v = Verifier::new(
@@ -210,8 +205,7 @@ async fn an_issuer_down_from_the_start_is_an_internal_error() {
 /// the cooldown of a failed fetch are answered at once instead of each starting a fetch.
 #[tokio::test]
 async fn a_failed_first_fetch_is_not_repeated_within_the_cooldown() {
-    let key = TestKey::es256("ec-1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
+    let (key, issuer) = Issuer::with(TestKey::es256("ec-1")).await;
     issuer.set_behaviour(Behaviour::Status(503));
     let policy = JwksPolicy {
         cooldown: Duration::from_millis(500),
@@ -242,8 +236,7 @@ async fn a_failed_first_fetch_is_not_repeated_within_the_cooldown() {
 
 #[tokio::test]
 async fn oversized_non_json_and_empty_key_sets_are_refused() {
-    let key = TestKey::es256("ec-1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
+    let (key, issuer) = Issuer::with(TestKey::es256("ec-1")).await;
     let v = verifier(
         &issuer,
         JwksPolicy {

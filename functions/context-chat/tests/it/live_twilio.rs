@@ -15,7 +15,7 @@ use context_chat::twilio::conversations::ConversationsApi;
 use context_chat::twilio::rest::{RestClient, RetryPolicy};
 use context_chat::{App, AppOptions};
 use secrecy::ExposeSecret;
-use test_support::{Issuer, TestKey, claims, jwks};
+use test_support::{Issuer, TestKey, claims};
 
 fn live_settings() -> Option<HashMap<String, String>> {
     if std::env::var("TWILIO_LIVE_TEST").ok().as_deref() != Some("1") {
@@ -42,8 +42,7 @@ async fn memberships_follow_the_token_on_real_twilio() {
     let Some(mut env) = live_settings() else {
         return;
     };
-    let key = TestKey::es256("live");
-    let issuer = Issuer::start(jwks(&[&key])).await;
+    let (key, issuer) = Issuer::with(TestKey::es256("live")).await;
     env.insert("CHAT_JWKS_URL".into(), issuer.url());
     let source = SettingsSource::env_vars(env.clone());
     let twilio = source.load_twilio().await.expect("TWILIO_* settings");

@@ -33,8 +33,7 @@ fn platform(issuer: &Issuer) -> PlatformVerifier {
 
 #[tokio::test]
 async fn a_client_credentials_token_with_the_scope_passes_as_bearer_or_bare() {
-    let key = TestKey::rs256("idp-1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
+    let (key, issuer) = Issuer::with(TestKey::rs256("idp-1")).await;
     let v = platform(&issuer);
     let token = key.token(&platform_claims("openid chat:read chat:admin"));
     for authorization in [format!("Bearer {token}"), token.clone()] {
@@ -51,8 +50,7 @@ async fn a_client_credentials_token_with_the_scope_passes_as_bearer_or_bare() {
 
 #[tokio::test]
 async fn bad_platform_tokens_are_access_denied_and_kinds_never_cross() {
-    let key = TestKey::rs256("idp-1");
-    let issuer = Issuer::start(jwks(&[&key])).await;
+    let (key, issuer) = Issuer::with(TestKey::rs256("idp-1")).await;
     let v = platform(&issuer);
     let good = platform_claims("chat:read chat:admin");
     // The good claims with one claim set to a value, or (`Value::Null`) removed.
@@ -138,19 +136,9 @@ async fn bad_platform_tokens_are_access_denied_and_kinds_never_cross() {
 #[tokio::test]
 async fn without_an_issuer_the_platform_api_is_not_configured() {
     let issuer = Issuer::start(jwks(&[&TestKey::es256("k")])).await;
-    let env = [
-        ("CHAT_JWKS_URL", issuer.url()),
-        ("TWILIO_ACCOUNT_SID", test_support::ACCOUNT_SID.into()),
-        ("TWILIO_API_KEY", test_support::API_KEY_SID.into()),
-        ("TWILIO_API_SECRET", test_support::API_SECRET.into()),
-        (
-            "TWILIO_CHAT_SERVICE_SID",
-            test_support::CHAT_SERVICE_SID.into(),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    let mut env = test_support::twilio::credentials_env();
+    env.push(("CHAT_JWKS_URL", issuer.url()));
+    let env = env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     let app = App::new(SettingsSource::env_vars(env), AppOptions::default());
     let configured = app.settings().current().await.unwrap();
     let err = configured.platform().err().unwrap();

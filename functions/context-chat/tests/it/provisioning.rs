@@ -10,7 +10,7 @@ use context_chat::twilio::provisioning::{MANAGED_BY, ProvisioningOptions};
 use context_chat::twilio::rest::RetryPolicy;
 use context_chat::{App, AppOptions, ErrorKind};
 use reqwest::Method;
-use test_support::{Fault, Issuer, TestKey, TwilioStandIn, claims, jwks};
+use test_support::{Fault, Issuer, TestKey, TwilioStandIn, claims};
 
 /// A budget no loaded machine runs out, for the tests that expect success.
 const AMPLE: Duration = Duration::from_secs(30);
@@ -56,8 +56,7 @@ struct World {
 
 impl World {
     async fn new() -> Self {
-        let key = TestKey::es256("k1");
-        let issuer = Issuer::start(jwks(&[&key])).await;
+        let (key, issuer) = Issuer::with(TestKey::es256("k1")).await;
         Self {
             twilio: TwilioStandIn::start().await,
             issuer,

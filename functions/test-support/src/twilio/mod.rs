@@ -151,13 +151,9 @@ impl TwilioStandIn {
 
     /// Environment settings for a process that should talk to this stand-in.
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("TWILIO_ACCOUNT_SID", ACCOUNT_SID.into()),
-            ("TWILIO_API_KEY", API_KEY_SID.into()),
-            ("TWILIO_API_SECRET", API_SECRET.into()),
-            ("TWILIO_CHAT_SERVICE_SID", CHAT_SERVICE_SID.into()),
-            ("TWILIO_API_BASE_URL", self.base_url()),
-        ]
+        let mut env = credentials_env();
+        env.push(("TWILIO_API_BASE_URL", self.base_url()));
+        env
     }
 
     pub fn fail(&self, fault: Fault) {
@@ -398,4 +394,15 @@ impl Drop for TwilioStandIn {
             );
         }
     }
+}
+
+/// The test account's Twilio settings as environment variables, without a base URL (a
+/// process that provisions nothing).
+pub fn credentials_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("TWILIO_ACCOUNT_SID", ACCOUNT_SID.into()),
+        ("TWILIO_API_KEY", API_KEY_SID.into()),
+        ("TWILIO_API_SECRET", API_SECRET.into()),
+        ("TWILIO_CHAT_SERVICE_SID", CHAT_SERVICE_SID.into()),
+    ]
 }

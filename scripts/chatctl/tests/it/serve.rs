@@ -7,7 +7,7 @@ use context_chat::dev_keys::{ContextClaims, ContextTokenSigner};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 use test_support::{
-    API_SECRET, Issuer, Moto, TestKey, TwilioStandIn, claims, jwks, put_parameter, unique,
+    API_SECRET, Issuer, Moto, TestKey, TwilioStandIn, claims, put_parameter, unique,
 };
 
 use crate::common::{Server, chatctl, operation, post, serve, temp_dir};
@@ -208,8 +208,7 @@ async fn with_stack_name_settings_come_from_ssm() {
     let moto = Moto::start();
     let ssm = moto.ssm().await;
     let stack = unique("serve");
-    let key = TestKey::es256("platform-2026");
-    let issuer = Issuer::start(jwks(&[&key])).await;
+    let (key, issuer) = Issuer::with(TestKey::es256("platform-2026")).await;
     let twilio = TwilioStandIn::start().await;
     for (name, value, secure) in [
         ("twilio/accountSID", ACCOUNT, false),
@@ -262,8 +261,7 @@ async fn with_stack_name_settings_come_from_ssm() {
 
 #[tokio::test]
 async fn environment_settings_work_and_a_missing_one_stops_the_start() {
-    let key = TestKey::rs256("platform-rsa");
-    let issuer = Issuer::start(jwks(&[&key])).await;
+    let (key, issuer) = Issuer::with(TestKey::rs256("platform-rsa")).await;
     let twilio = TwilioStandIn::start().await;
     let mut env = twilio.env();
     env.extend([
