@@ -14,7 +14,7 @@ use crate::notifications::{NotificationPorts, NotificationService, NotifyOptions
 use crate::platform::PlatformService;
 use crate::revocations::Revocations;
 use crate::settings::SettingsSource;
-use crate::settings_holder::{HolderOptions, SettingsHolder, SmsMaker};
+use crate::settings_holder::{HolderOptions, Senders, SettingsHolder, SmsMaker};
 use crate::sms_gateway::SmsGateway;
 use crate::tokens::{AccessEnded, TokenService};
 use crate::twilio::provisioning::ProvisioningOptions;
@@ -64,9 +64,7 @@ pub struct AppBuilder {
     source: SettingsSource,
     options: AppOptions,
     notifications: Option<NotificationPorts>,
-    fallback_mailer: Option<Arc<dyn Mailer>>,
-    fallback_sms: Option<Arc<dyn SmsGateway>>,
-    sms_maker: Option<SmsMaker>,
+    senders: Senders,
 }
 
 impl AppBuilder {
@@ -76,43 +74,35 @@ impl AppBuilder {
     }
 
     pub fn fallback_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
-        self.fallback_mailer = Some(mailer);
+        self.senders.fallback_mailer = Some(mailer);
         self
     }
 
     pub fn fallback_sms(mut self, sms: Arc<dyn SmsGateway>) -> Self {
-        self.fallback_sms = Some(sms);
+        self.senders.fallback_sms = Some(sms);
         self
     }
 
     /// Texts through Twilio when the settings name its services (see [`SmsMaker`]).
     pub fn sms(mut self, make: SmsMaker) -> Self {
-        self.sms_maker = Some(make);
+        self.senders.sms_maker = Some(make);
         self
     }
 
     pub fn build(self) -> App {
         let options = self.options;
-        let mut holder = SettingsHolder::new(
+        let holder_options = HolderOptions {
+            max_age: options.settings_max_age,
+            retry: options.settings_retry,
+            jwks: options.jwks,
+            twilio: options.twilio,
+            provisioning: options.provisioning,
+        };
+        let settings = Arc::new(SettingsHolder::new(
             self.source,
-            HolderOptions {
-                max_age: options.settings_max_age,
-                retry: options.settings_retry,
-                jwks: options.jwks,
-                twilio: options.twilio,
-                provisioning: options.provisioning,
-            },
-        );
-        if let Some(mailer) = self.fallback_mailer {
-            holder = holder.with_fallback_mailer(mailer);
-        }
-        if let Some(sms) = self.fallback_sms {
-            holder = holder.with_fallback_sms(sms);
-        }
-        if let Some(make) = self.sms_maker {
-            holder = holder.with_sms_maker(make);
-        }
-        let settings = Arc::new(holder);
+            holder_options,
+            self.senders,
+        ));
         // Where there is a store, subscriptions end with the access they followed.
         let access_ended = self
             .notifications
@@ -162,9 +152,7 @@ impl App {
             source,
             options,
             notifications: None,
-            fallback_mailer: None,
-            fallback_sms: None,
-            sms_maker: None,
+            senders: Senders::default(),
         }
     }
 

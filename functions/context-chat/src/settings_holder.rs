@@ -48,6 +48,19 @@ impl Default for HolderOptions {
 /// (`TwilioSms::gateway`), so that only their binaries link Twilio's SMS client.
 pub type SmsMaker = fn(reqwest::Client, &SmsSettings, RetryPolicy) -> Arc<dyn SmsGateway>;
 
+/// How this process sends email and texts beyond what the settings name.
+#[derive(Default)]
+pub struct Senders {
+    /// Where email goes when SendGrid is not set up (local mode's outbox).
+    pub fallback_mailer: Option<Arc<dyn Mailer>>,
+    /// Where text messages go when Twilio's Verify and Messaging services are not set up
+    /// (local mode's embedded Verify and outbox).
+    pub fallback_sms: Option<Arc<dyn SmsGateway>>,
+    /// How this process makes Twilio's SMS gateway; without it, text messages are "not
+    /// configured" here whatever the settings say.
+    pub sms_maker: Option<SmsMaker>,
+}
+
 /// Everything made from one load of the settings. Each feature is one field; one the
 /// process does not read, or whose parameters are not set, answers "not configured".
 pub struct Configured {
@@ -128,47 +141,23 @@ pub struct SettingsHolder {
     keys_http: reqwest::Client,
     /// For APIs called with credentials (Twilio, SendGrid): no redirects.
     api_http: reqwest::Client,
-    fallback_mailer: Option<Arc<dyn Mailer>>,
-    fallback_sms: Option<Arc<dyn SmsGateway>>,
-    sms_maker: Option<SmsMaker>,
+    senders: Senders,
     current: RwLock<Option<Loaded>>,
     /// Held by the one load or reload under way.
     reload: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SettingsHolder {
-    pub fn new(source: SettingsSource, options: HolderOptions) -> Self {
+    pub fn new(source: SettingsSource, options: HolderOptions, senders: Senders) -> Self {
         Self {
             source,
             options,
             keys_http: jwks::http_client(),
             api_http: RestClient::http_client(),
-            fallback_mailer: None,
-            fallback_sms: None,
-            sms_maker: None,
+            senders,
             current: RwLock::new(None),
             reload: Arc::new(tokio::sync::Mutex::new(())),
         }
-    }
-
-    /// Where email goes when SendGrid is not set up (local mode's outbox).
-    pub fn with_fallback_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
-        self.fallback_mailer = Some(mailer);
-        self
-    }
-
-    /// Where text messages go when Twilio's Verify and Messaging services are not set up
-    /// (local mode's embedded Verify and outbox).
-    pub fn with_fallback_sms(mut self, sms: Arc<dyn SmsGateway>) -> Self {
-        self.fallback_sms = Some(sms);
-        self
-    }
-
-    /// How this process makes Twilio's SMS gateway; without it, text messages are "not
-    /// configured" here whatever the settings say.
-    pub fn with_sms_maker(mut self, make: SmsMaker) -> Self {
-        self.sms_maker = Some(make);
-        self
     }
 
     pub fn source(&self) -> &SettingsSource {
@@ -386,14 +375,14 @@ impl SettingsHolder {
             ChatError::internal(format!("SMS is not configured: {why}"))
         };
         match &settings.sms {
-            Ok(Some(sms)) => match self.sms_maker {
+            Ok(Some(sms)) => match self.senders.sms_maker {
                 Some(make) => Ok(make(self.api_http.clone(), sms, self.options.twilio)),
                 None => Err(not_configured(
                     "this process sends no text messages.".into(),
                 )),
             },
             Err(err) => Err(not_configured(err.message.clone())),
-            Ok(None) => self.fallback_sms.clone().ok_or_else(|| {
+            Ok(None) => self.senders.fallback_sms.clone().ok_or_else(|| {
                 not_configured(format!(
                     "{} and {} are missing.",
                     self.source.describe(Param::VerifyServiceSid),
@@ -412,7 +401,7 @@ impl SettingsHolder {
                 &sendgrid.domain,
             ))),
             Err(err) => Err(err.clone()),
-            Ok(None) => self.fallback_mailer.clone().ok_or_else(|| {
+            Ok(None) => self.senders.fallback_mailer.clone().ok_or_else(|| {
                 ChatError::internal(format!(
                     "Email is not set up: {} and {} are missing.",
                     self.source.describe(Param::SendGridApiKey),

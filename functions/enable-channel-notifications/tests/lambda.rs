@@ -27,12 +27,8 @@ async fn subscribes_for_a_context_of_the_token_and_sends_a_code() {
     aws_ports::create_table(&dynamodb, &stack).await.unwrap();
     let sendgrid = SendGridStandIn::start().await;
     let emulator = Emulator::start();
-    let mut env = moto.env();
-    env.extend([
-        ("STACK_NAME", stack.clone()),
-        ("NOTIFICATIONS_TABLE", stack.clone()),
-        ("SENDGRID_API_BASE_URL", sendgrid.base_url()),
-    ]);
+    let mut env = moto.function_env(&stack, Some(&stack));
+    env.push(("SENDGRID_API_BASE_URL", sendgrid.base_url()));
     let function = Function::start(
         Path::new(BINARY),
         "enable-channel-notifications",
@@ -95,11 +91,7 @@ async fn subscribes_a_phone_with_a_code_from_verify_and_stores_nothing_but_the_d
     aws_ports::create_table(&dynamodb, &stack).await.unwrap();
     let sms = test_support::SmsStandIn::start().await;
     let emulator = Emulator::start();
-    let mut env = moto.env();
-    env.extend([
-        ("STACK_NAME", stack.clone()),
-        ("NOTIFICATIONS_TABLE", stack.clone()),
-    ]);
+    let mut env = moto.function_env(&stack, Some(&stack));
     env.extend(sms.base_url_env());
     let function = Function::start(
         Path::new(BINARY),

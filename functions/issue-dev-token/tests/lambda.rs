@@ -139,11 +139,7 @@ async fn records_each_token_and_limits_each_client_address() {
         .answer("issue-dev-token", &from("203.0.113.7", 10))
         .await;
     assert_eq!(answer["statusCode"], 429, "{answer}");
-    let retry: u64 = answer["headers"]["retry-after"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = test_support::retry_after(&answer);
     assert!((1..=60).contains(&retry), "{answer}");
     // Another address is not held back.
     let answer = emulator

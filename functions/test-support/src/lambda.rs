@@ -330,3 +330,11 @@ pub fn http_api_event(
     }
     event
 }
+
+/// The seconds an HTTP API answer's `retry-after` header asks the caller to wait.
+pub fn retry_after(answer: &Value) -> u64 {
+    let header = answer["headers"]["retry-after"].as_str();
+    header
+        .and_then(|h| h.parse().ok())
+        .unwrap_or_else(|| panic!("no retry-after: {answer}"))
+}

@@ -151,11 +151,7 @@ async fn the_rest_routes_mint_for_a_bearer_record_limit_and_refuse_the_rest() {
     let answer = invoke(get("/twilio-jwt", &[], Some(&token))).await;
     assert_eq!(answer["statusCode"], 429, "{answer}");
     assert_eq!(body(&answer)["errorType"], "TooManyRequests");
-    let retry: u64 = answer["headers"]["retry-after"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = test_support::retry_after(&answer);
     assert!((1..=60).contains(&retry), "{retry}");
     assert_eq!(ledger.of_identity("alex", 10).await.unwrap().len(), 4);
 
