@@ -11,13 +11,13 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 use test_support::{
     ACCOUNT_SID, API_KEY_SID, API_SECRET, CHAT_SERVICE_SID, Emulator, Fault, Function, Issuer,
-    Moto, Stack, TestKey, TwilioStandIn, appsync_event, claims, put_settings, unique,
+    Moto, Stack, TestKey, TwilioStandIn, claims, put_settings, unique,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_create-chat-token");
 
 fn event(arguments: Value) -> Value {
-    appsync_event("Mutation", "createChatToken", arguments)
+    test_support::mutation("createChatToken", arguments)
 }
 
 #[tokio::test]
@@ -234,8 +234,7 @@ async fn issues_receipts_on_record_and_limits_minting() {
     let ledger = context_chat::ledger::Ledger::new(world.store.clone());
     let token = key.token(&claims("alex", &["general"]));
     let issue = |xid: &str| {
-        appsync_event(
-            "Mutation",
+        test_support::mutation(
             "issueChatToken",
             json!({"deviceId": "phone-1", "token": token, "xid": xid}),
         )
@@ -299,8 +298,7 @@ async fn makes_virgil_tokens_from_the_app_key_in_ssm() {
     .await;
     let ledger = context_chat::ledger::Ledger::new(world.store.clone());
     let virgil = |identity: &str| {
-        appsync_event(
-            "Mutation",
+        test_support::mutation(
             "createVirgilToken",
             json!({"token": world.key.token(&claims(identity, &["general"]))}),
         )

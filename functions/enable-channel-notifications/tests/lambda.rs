@@ -5,14 +5,23 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 use test_support::{
-    Emulator, Function, Issuer, Moto, SendGridStandIn, TestKey, appsync_event, claims,
-    put_notification_settings, put_settings, unique,
+    Emulator, Function, Issuer, Moto, SendGridStandIn, TestKey, claims, put_notification_settings,
+    put_settings, unique,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_enable-channel-notifications");
 
 fn event(arguments: Value) -> Value {
-    appsync_event("Mutation", "enableChannelNotifications", arguments)
+    test_support::mutation("enableChannelNotifications", arguments)
+}
+
+fn start_function(emulator: &Emulator, env: &[(&'static str, String)]) -> Function {
+    Function::start(
+        Path::new(BINARY),
+        "enable-channel-notifications",
+        emulator,
+        env,
+    )
 }
 
 #[tokio::test]
@@ -29,12 +38,7 @@ async fn subscribes_for_a_context_of_the_token_and_sends_a_code() {
     let emulator = Emulator::start();
     let mut env = moto.function_env(&stack, Some(&stack));
     env.push(("SENDGRID_API_BASE_URL", sendgrid.base_url()));
-    let function = Function::start(
-        Path::new(BINARY),
-        "enable-channel-notifications",
-        &emulator,
-        &env,
-    );
+    let function = start_function(&emulator, &env);
     let token = key.token(&claims("alex", &["general"]));
 
     let answer = emulator
@@ -93,16 +97,10 @@ async fn subscribes_a_phone_with_a_code_from_verify_and_stores_nothing_but_the_d
     let emulator = Emulator::start();
     let mut env = moto.function_env(&stack, Some(&stack));
     env.extend(sms.base_url_env());
-    let function = Function::start(
-        Path::new(BINARY),
-        "enable-channel-notifications",
-        &emulator,
-        &env,
-    );
+    let function = start_function(&emulator, &env);
     let token = key.token(&claims("alex", &["general"]));
     let sms_event = |phone: &str| {
-        appsync_event(
-            "Mutation",
+        test_support::mutation(
             "enableChannelSmsNotifications",
             json!({"channel": "general", "phone": phone, "token": token}),
         )

@@ -214,11 +214,8 @@ async fn h1_the_functions_refuse_a_join_after_a_revocation_and_sweep_a_raced_one
         context_key.token(&c)
     };
     let create = |token: String| {
-        let event = appsync_event(
-            "Mutation",
-            "createChatToken",
-            json!({"deviceId": "d", "token": token}),
-        );
+        let event =
+            test_support::mutation("createChatToken", json!({"deviceId": "d", "token": token}));
         let emulator = &emulator;
         async move { emulator.invoke("create-chat-token", &event).await }
     };

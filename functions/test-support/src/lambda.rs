@@ -270,6 +270,11 @@ pub(crate) fn wait_for_port(port: u16, timeout: Duration) {
 
 /// An AppSync direct resolver event for `parent.field` with these arguments, shaped like
 /// aws-lambda-events' `example-appsync-direct-resolver.json` with an API-key request.
+/// An AppSync event for the mutation `field`.
+pub fn mutation(field: &str, arguments: Value) -> Value {
+    appsync_event("Mutation", field, arguments)
+}
+
 pub fn appsync_event(parent: &str, field: &str, arguments: Value) -> Value {
     let mut event: Value = serde_json::from_str(crate::fixtures::APPSYNC_DIRECT_RESOLVER).unwrap();
     event["info"]["parentTypeName"] = parent.into();

@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 pub use axum::http::Method;
 pub use issuer::{Behaviour, Issuer};
 pub use keys::{TestKey, claims, early_in_a_minute, jwks, jwt_payload, legacy_jwks, now};
-pub use lambda::{Emulator, Function, Invocation, appsync_event, http_api_event, retry_after};
+pub use lambda::{
+    Emulator, Function, Invocation, appsync_event, http_api_event, mutation, retry_after,
+};
 pub use moto::{
     Moto, Stack, aws_env, delayed_count, drain_queue, put_notification_settings, put_parameter,
     put_settings, put_sms_settings, scan, ssm_client,

@@ -10,14 +10,13 @@ use context_chat::notifications::store::{self};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use test_support::{
-    Emulator, Function, Issuer, LINK_SECRET, Moto, TestKey, appsync_event, claims, jwks,
-    put_parameter, unique,
+    Emulator, Function, Issuer, LINK_SECRET, Moto, TestKey, claims, jwks, put_parameter, unique,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_verify-email");
 
 fn event(arguments: Value) -> Value {
-    appsync_event("Mutation", "verifyEmail", arguments)
+    test_support::mutation("verifyEmail", arguments)
 }
 
 /// A code pending for `identity` at `email`, as enable-channel-notifications leaves it.
@@ -190,8 +189,7 @@ async fn verify_phone_checks_the_code_with_verify_for_the_identity_that_asked() 
     env.extend(sms.base_url_env());
     let function = Function::start(Path::new(BINARY), "verify-email", &emulator, &env);
     let verify_phone = |code: &str, who: &str| {
-        appsync_event(
-            "Mutation",
+        test_support::mutation(
             "verifyPhone",
             json!({"phone": "+1 415 555 0123", "code": code, "token": key.token(&claims(who, &["general"]))}),
         )
@@ -257,8 +255,7 @@ async fn a_damaged_record_is_logged_by_kind_and_hash_never_by_number() {
     let (error_type, message) = emulator
         .invoke(
             "verify-email",
-            &appsync_event(
-                "Mutation",
+            &test_support::mutation(
                 "verifyPhone",
                 json!({"phone": phone.as_str(), "code": "123456", "token": token}),
             ),

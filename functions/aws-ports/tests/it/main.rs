@@ -4,3 +4,10 @@
 mod ledger;
 mod notifications;
 mod platform;
+
+/// Environment variables as the embedded settings source takes them.
+fn env_map(
+    vars: impl IntoIterator<Item = (&'static str, String)>,
+) -> std::collections::HashMap<String, String> {
+    vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}

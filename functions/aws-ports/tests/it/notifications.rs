@@ -47,12 +47,7 @@ impl World {
         let sqs = moto.sqs().await;
         let (queue_url, delay_url) = moto.notify_queues(&name).await;
 
-        let mut env: HashMap<String, String> = twilio
-            .env()
-            .into_iter()
-            .chain(sendgrid.env())
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
+        let mut env = crate::env_map(twilio.env().into_iter().chain(sendgrid.env()));
         env.insert("CHAT_JWKS_URL".into(), issuer.url());
         env.insert("TWILIO_AUTH_TOKEN".into(), AUTH_TOKEN.into());
         env.insert("CHAT_LINK_SECRET".into(), LINK_SECRET.into());

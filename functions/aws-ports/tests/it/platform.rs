@@ -3,7 +3,6 @@
 //! Prism); DynamoDB and SQS on moto, shared by two `App`s as two Lambda processes share the
 //! table, and a notifier that runs what comes off the delay queue (the sweeps).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,12 +60,7 @@ impl World {
         let table = unique("platform");
         let dynamodb = moto.dynamodb().await;
         create_table(&dynamodb, &table).await.unwrap();
-        let mut env: HashMap<String, String> = twilio
-            .env()
-            .into_iter()
-            .chain(sendgrid.env())
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
+        let mut env = crate::env_map(twilio.env().into_iter().chain(sendgrid.env()));
         for (k, v) in [
             ("CHAT_JWKS_URL", contexts.url()),
             ("CHAT_LINK_SECRET", LINK_SECRET.into()),

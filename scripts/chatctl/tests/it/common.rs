@@ -303,3 +303,9 @@ pub async fn answered(server: &Server, query: &str, variables: Value) -> Value {
     assert_eq!(status, 200, "{body}");
     body
 }
+
+/// The standard error of a chatctl run that must have failed.
+pub fn failed(output: &std::process::Output) -> String {
+    assert!(!output.status.success(), "it succeeded");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}

@@ -8,7 +8,7 @@ use context_chat::twilio::service_setup::{
 };
 use test_support::TwilioStandIn;
 
-use crate::common::chatctl;
+use crate::common::{chatctl, failed};
 
 const WEBHOOK: &str = "https://chat.example.org/twilio/webhook";
 
@@ -41,6 +41,11 @@ fn sorted(items: &[&str]) -> Vec<String> {
     v
 }
 
+/// How many lines of configure-twilio's report say it changed something.
+fn changed(out: &str) -> usize {
+    out.lines().filter(|l| l.starts_with("changed")).count()
+}
+
 #[tokio::test]
 async fn a_dry_run_changes_nothing_then_setup_is_applied_once() {
     let twilio = TwilioStandIn::start().await;
@@ -64,11 +69,7 @@ async fn a_dry_run_changes_nothing_then_setup_is_applied_once() {
     assert_eq!(twilio.configuration(), configuration_before);
 
     let first = stdout(&configure(&twilio, &["--webhook-url", WEBHOOK]).await);
-    assert_eq!(
-        first.lines().filter(|l| l.starts_with("changed")).count(),
-        4,
-        "{first}"
-    );
+    assert_eq!(changed(&first), 4, "{first}");
     let (kind, mut permissions) = twilio.role(USER_ROLE).unwrap();
     permissions.sort();
     assert_eq!(
@@ -201,11 +202,7 @@ async fn permissions_someone_changed_are_put_back_and_other_webhook_filters_kept
 
     let out = stdout(&configure(&twilio, &["--webhook-url", WEBHOOK]).await);
 
-    assert_eq!(
-        out.lines().filter(|l| l.starts_with("changed")).count(),
-        2,
-        "{out}"
-    );
+    assert_eq!(changed(&out), 2, "{out}");
     let (_, mut permissions) = twilio.role(PARTICIPANT_ROLE).unwrap();
     permissions.sort();
     assert_eq!(permissions, sorted(PARTICIPANT_PERMISSIONS));
@@ -229,8 +226,7 @@ async fn without_twilio_settings_it_refuses_clearly() {
     let output = tokio::task::spawn_blocking(|| chatctl(&["configure-twilio"]).output().unwrap())
         .await
         .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = failed(&output);
     assert!(
         stderr.contains("STACK_NAME") && stderr.contains("TWILIO_API_KEY"),
         "{stderr}"

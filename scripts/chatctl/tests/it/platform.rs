@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use test_support::{TestKey, claims, now};
 
 use crate::common::{
-    API_KEY, Local, PLATFORM_AUDIENCE, PLATFORM_ISSUER, Server, call, chatctl, error_type, serve,
-    temp_dir,
+    API_KEY, Local, PLATFORM_AUDIENCE, PLATFORM_ISSUER, Server, call, chatctl, error_type, failed,
+    serve, temp_dir,
 };
 
 fn access_token(key: &TestKey, scope: &str) -> String {
@@ -352,8 +352,7 @@ async fn local_mode_grants_client_credentials_and_chatctl_platform_revokes() {
             "sam",
         ],
     );
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = failed(&output);
     assert!(
         stderr.contains("AccessDenied") && stderr.contains("chat:admin"),
         "{stderr}"
@@ -375,8 +374,7 @@ async fn local_mode_grants_client_credentials_and_chatctl_platform_revokes() {
             "sam",
         ],
     );
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = failed(&output);
     assert!(stderr.contains("invalid_client"), "{stderr}");
     assert!(!stderr.contains("not-the-secret"), "{stderr}");
     assert_eq!(cached_token(&data), read_only);

@@ -4,7 +4,7 @@ use context_chat::settings::{SettingsSource, reads};
 use secrecy::ExposeSecret;
 use test_support::{ACCOUNT_SID, API_KEY_SID, CHAT_SERVICE_SID, Moto, unique};
 
-use crate::common::{chatctl, temp_dir};
+use crate::common::{chatctl, failed, temp_dir};
 
 fn settings_env(stack: &str) -> Vec<(&'static str, String)> {
     vec![
@@ -164,8 +164,7 @@ async fn a_bad_value_is_named_and_nothing_is_put() {
         .envs(env)
         .output()
         .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = failed(&output);
     assert!(
         stderr.contains("TWILIO_ACCOUNT_SID") && stderr.contains("nothing was put"),
         "{stderr}"
@@ -447,7 +446,6 @@ async fn one_issuer_for_both_kinds_needs_two_audiences_wherever_the_settings_are
         .env("PLATFORM_AUDIENCE", "https://chat.example.org")
         .output()
         .unwrap();
-    assert!(!serve.status.success());
-    let stderr = String::from_utf8_lossy(&serve.stderr);
+    let stderr = failed(&serve);
     assert!(stderr.contains("PLATFORM_AUDIENCE"), "{stderr}");
 }

@@ -10,7 +10,7 @@ use test_support::{
     API_SECRET, Issuer, Moto, TestKey, TwilioStandIn, claims, put_parameter, unique,
 };
 
-use crate::common::{Server, chatctl, operation, post, serve, temp_dir};
+use crate::common::{Server, chatctl, failed, operation, post, serve, temp_dir};
 
 const LOCAL_SECRET: &str = "local-development-only-not-a-twilio-secret";
 
@@ -298,8 +298,7 @@ async fn environment_settings_work_and_a_missing_one_stops_the_start() {
         .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = failed(&output);
     assert!(stderr.contains("TWILIO_API_SECRET"), "{stderr}");
     assert!(!stderr.contains(API_SECRET));
 }

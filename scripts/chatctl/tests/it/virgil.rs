@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use test_support::{TestKey, claims, jwt_payload};
 
-use crate::common::{Local, Server, call, chatctl, error_type, serve, temp_dir};
+use crate::common::{Local, Server, call, chatctl, error_type, failed, serve, temp_dir};
 
 const VIRGIL: &str = "mutation($token: ID!) { createVirgilToken(token: $token) }";
 const CREATE: &str =
@@ -225,8 +225,7 @@ async fn virgil_token_prints_the_virgil_sdks_token_for_a_fixed_time() {
     let out = run(&[&args[..], &["--ttl", "2d"]].concat(), &env);
     assert!(!out.status.success());
     let out = run(&args, &env[..2]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = failed(&out);
     assert!(stderr.contains("VIRGIL_APP_KEY"), "{stderr}");
     let out = run(
         &args,
