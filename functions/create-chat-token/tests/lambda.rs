@@ -20,6 +20,10 @@ fn event(arguments: Value) -> Value {
     test_support::mutation("createChatToken", arguments)
 }
 
+fn start_function(emulator: &Emulator, env: &[(&'static str, String)]) -> Function {
+    Function::start(Path::new(BINARY), "create-chat-token", emulator, env)
+}
+
 #[tokio::test]
 async fn mints_a_twilio_token_for_a_good_context_token_and_refuses_the_rest() {
     let Stack {
@@ -32,7 +36,7 @@ async fn mints_a_twilio_token_for_a_good_context_token_and_refuses_the_rest() {
     let emulator = Emulator::start();
     let mut env = moto.function_env(&stack, None);
     env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
-    let function = Function::start(Path::new(BINARY), "create-chat-token", &emulator, &env);
+    let function = start_function(&emulator, &env);
 
     let token = key.token(&claims("alex", &["general"]));
     let answer = emulator
@@ -173,7 +177,7 @@ impl WithTable {
         let emulator = Emulator::start();
         let mut env = moto.function_env(&stack, Some(&stack));
         env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
-        let function = Function::start(Path::new(BINARY), "create-chat-token", &emulator, &env);
+        let function = start_function(&emulator, &env);
         Self {
             _moto: moto,
             key,

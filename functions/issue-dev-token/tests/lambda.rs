@@ -36,12 +36,16 @@ async fn dev_key_in_ssm(prefix: &str) -> (Moto, String, context_chat::dev_keys::
     (moto, stack, key)
 }
 
+fn start_function(emulator: &Emulator, env: &[(&'static str, String)]) -> Function {
+    Function::start(Path::new(BINARY), "issue-dev-token", emulator, env)
+}
+
 #[tokio::test]
 async fn signs_a_context_token_with_the_key_in_ssm() {
     let (moto, stack, key) = dev_key_in_ssm("dev").await;
     let emulator = Emulator::start();
     let env = moto.function_env(&stack, None);
-    let function = Function::start(Path::new(BINARY), "issue-dev-token", &emulator, &env);
+    let function = start_function(&emulator, &env);
 
     let answer = emulator
         .answer(
@@ -114,7 +118,7 @@ async fn records_each_token_and_limits_each_client_address() {
     create_table(&moto.dynamodb().await, &table).await.unwrap();
     let emulator = Emulator::start();
     let env = moto.function_env(&stack, Some(&table));
-    let _function = Function::start(Path::new(BINARY), "issue-dev-token", &emulator, &env);
+    let _function = start_function(&emulator, &env);
     let from = |address: &str, n: usize| {
         let identity = format!("dev-{n}");
         let mut event = http_event(

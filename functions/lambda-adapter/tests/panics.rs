@@ -13,10 +13,14 @@ use test_support::{Emulator, Function, Invocation, appsync_event};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_panic-probe");
 
+fn start_function(emulator: &Emulator, env: &[(&'static str, String)]) -> Function {
+    Function::start(Path::new(BINARY), "panic-probe", emulator, env)
+}
+
 #[tokio::test]
 async fn a_panic_ends_the_process_after_a_log_line_and_its_metrics() {
     let emulator = Emulator::start();
-    let function = Function::start(Path::new(BINARY), "panic-probe", &emulator, &[]);
+    let function = start_function(&emulator, &[]);
     let answered = emulator
         .invoke("panic-probe", &appsync_event("Query", "probe", json!({})))
         .await;

@@ -43,6 +43,10 @@ fn message(conversation: &str, sid: &str, body: &str) -> String {
     .to_json()
 }
 
+fn start_function(emulator: &Emulator, env: &[(&'static str, String)]) -> Function {
+    Function::start(Path::new(BINARY), "notify", emulator, env)
+}
+
 #[tokio::test]
 async fn emails_an_offline_subscriber_and_reports_failed_records() {
     let moto = Moto::start();
@@ -104,7 +108,7 @@ async fn emails_an_offline_subscriber_and_reports_failed_records() {
         ("TWILIO_API_BASE_URL", twilio.base_url()),
         ("SENDGRID_API_BASE_URL", sendgrid.base_url()),
     ]);
-    let function = Function::start(Path::new(BINARY), "notify", &emulator, &env);
+    let function = start_function(&emulator, &env);
 
     // SendGrid is down: the record is reported failed, and so is the one behind it in the
     // batch (same conversation: order matters).
@@ -253,7 +257,7 @@ async fn texts_an_offline_subscriber_once_and_a_stop_ends_the_numbers_subscripti
         ("TWILIO_API_BASE_URL", twilio.base_url()),
     ]);
     env.extend(sms.base_url_env());
-    let function = Function::start(Path::new(BINARY), "notify", &emulator, &env);
+    let function = start_function(&emulator, &env);
     let general = twilio.conversation_sid("general").unwrap();
     let random = twilio.conversation_sid("random").unwrap();
 

@@ -31,6 +31,10 @@ fn body(answer: &Value) -> Value {
     serde_json::from_str(answer["body"].as_str().unwrap()).unwrap()
 }
 
+fn start_function(emulator: &Emulator, env: &[(&'static str, String)]) -> Function {
+    Function::start(Path::new(BINARY), "token-routes", emulator, env)
+}
+
 #[tokio::test]
 async fn the_rest_routes_mint_for_a_bearer_record_limit_and_refuse_the_rest() {
     early_in_a_minute().await;
@@ -58,7 +62,7 @@ async fn the_rest_routes_mint_for_a_bearer_record_limit_and_refuse_the_rest() {
     let emulator = Emulator::start();
     let mut env = moto.function_env(&stack, Some(&stack));
     env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
-    let function = Function::start(Path::new(BINARY), "token-routes", &emulator, &env);
+    let function = start_function(&emulator, &env);
     let invoke = |event: Value| {
         let emulator = &emulator;
         async move { emulator.answer("token-routes", &event).await }

@@ -73,8 +73,12 @@ async fn start(moto: &Moto, stack: &str, emulator: &Emulator) -> (Function, Stri
         ("NOTIFY_QUEUE_URL", queue_url.clone()),
         ("NOTIFY_DELAY_QUEUE_URL", delay_url),
     ]);
-    let function = Function::start(Path::new(BINARY), "twilio-webhook", emulator, &env);
+    let function = start_function(emulator, &env);
     (function, queue_url)
+}
+
+fn start_function(emulator: &Emulator, env: &[(&'static str, String)]) -> Function {
+    Function::start(Path::new(BINARY), "twilio-webhook", emulator, env)
 }
 
 #[tokio::test]

@@ -47,6 +47,10 @@ fn wrong(code: &str) -> &'static str {
     }
 }
 
+fn start_function(emulator: &Emulator, env: &[(&'static str, String)]) -> Function {
+    Function::start(Path::new(BINARY), "verify-email", emulator, env)
+}
+
 #[tokio::test]
 async fn confirms_with_the_right_code_only_and_for_the_token_s_identity() {
     let moto = Moto::start();
@@ -75,7 +79,7 @@ async fn confirms_with_the_right_code_only_and_for_the_token_s_identity() {
 
     let emulator = Emulator::start();
     let env = moto.function_env(&stack, Some(&stack));
-    let _function = Function::start(Path::new(BINARY), "verify-email", &emulator, &env);
+    let _function = start_function(&emulator, &env);
     let verify = |arguments: Value| {
         let emulator = &emulator;
         async move { emulator.answer("verify-email", &event(arguments)).await }
@@ -120,7 +124,7 @@ async fn without_a_link_secret_it_says_not_configured_without_naming_the_paramet
 
     let emulator = Emulator::start();
     let env = moto.function_env(&stack, Some(&stack));
-    let _function = Function::start(Path::new(BINARY), "verify-email", &emulator, &env);
+    let _function = start_function(&emulator, &env);
     let (error_type, message) = emulator
         .refusal(
             "verify-email",
@@ -187,7 +191,7 @@ async fn verify_phone_checks_the_code_with_verify_for_the_identity_that_asked() 
     let emulator = Emulator::start();
     let mut env = moto.function_env(&stack, Some(&stack));
     env.extend(sms.base_url_env());
-    let function = Function::start(Path::new(BINARY), "verify-email", &emulator, &env);
+    let function = start_function(&emulator, &env);
     let verify_phone = |code: &str, who: &str| {
         test_support::mutation(
             "verifyPhone",
@@ -250,7 +254,7 @@ async fn a_damaged_record_is_logged_by_kind_and_hash_never_by_number() {
     let emulator = Emulator::start();
     let mut env = moto.function_env(&stack, Some(&stack));
     env.extend(sms.base_url_env());
-    let function = Function::start(Path::new(BINARY), "verify-email", &emulator, &env);
+    let function = start_function(&emulator, &env);
     let token = key.token(&claims("alex", &["general"]));
     let (error_type, message) = emulator
         .invoke(

@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use test_support::{TestKey, claims, early_in_a_minute, jwt_payload, now};
 
 use crate::common::{
-    API_KEY, Local, PLATFORM_AUDIENCE, PLATFORM_ISSUER, Server, call, error_type, serve, temp_dir,
+    API_KEY, Local, PLATFORM_AUDIENCE, PLATFORM_ISSUER, Server, call, error_type, json_of, serve,
+    temp_dir,
 };
 
 const ISSUE: &str = "mutation($token: ID!, $xid: ID) { issueChatToken(deviceId: \"browser-1\", token: $token, xid: $xid) { token xid expiresAt } }";
@@ -269,14 +270,7 @@ async fn the_dev_token_api_records_its_tokens_and_limits_each_address() {
 
     // The record of one, by its xid.
     let (token, xid) = &issued[3];
-    let record: Value = client
-        .get(format!("{}/token/{xid}", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let record: Value = json_of(client.get(format!("{}/token/{xid}", server.base))).await;
     let claims_of = jwt_payload(token);
     assert_eq!(
         record,

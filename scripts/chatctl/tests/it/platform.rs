@@ -9,7 +9,7 @@ use test_support::{TestKey, claims, now};
 
 use crate::common::{
     API_KEY, Local, PLATFORM_AUDIENCE, PLATFORM_ISSUER, Server, call, chatctl, error_type, failed,
-    serve, temp_dir,
+    json_of, serve, temp_dir,
 };
 
 fn access_token(key: &TestKey, scope: &str) -> String {
@@ -207,15 +207,9 @@ async fn local_mode_grants_client_credentials_and_chatctl_platform_revokes() {
     // The token endpoint, as RFC 6749 has it: form or JSON, secret in the body or Basic.
     let http = reqwest::Client::new();
     let token_url = format!("{}/oauth/token", server.base);
-    let answer: Value = http
+    let answer: Value = json_of(http
         .post(&token_url)
-        .json(&json!({"grant_type": "client_credentials", "client_id": id, "client_secret": secret, "scope": "chat:read"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json(&json!({"grant_type": "client_credentials", "client_id": id, "client_secret": secret, "scope": "chat:read"}))).await;
     assert_eq!(answer["token_type"], "Bearer");
     assert_eq!(answer["scope"], "chat:read");
     assert!(answer["expires_in"].as_u64().unwrap() > 60);
@@ -292,17 +286,11 @@ async fn local_mode_grants_client_credentials_and_chatctl_platform_revokes() {
             .unwrap()
             .contains("revoked")
     );
-    let fresh: Value = http
-        .post(format!(
-            "{}/token?identity=alex&context=general",
-            server.base
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let fresh: Value = json_of(http.post(format!(
+        "{}/token?identity=alex&context=general",
+        server.base
+    )))
+    .await;
     let (_, body) = call(
         &server,
         verify,
