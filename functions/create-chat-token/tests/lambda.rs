@@ -1,8 +1,6 @@
 //! The create-chat-token function under cargo lambda's local runtime, with its settings in
 //! SSM on moto, the issuer's JWKS on loopback and Twilio's stand-in for Conversations.
 
-use std::path::Path;
-
 use context_chat::notifications::EmailAddress;
 use context_chat::notifications::Subscription;
 use context_chat::notifications::keys;
@@ -20,10 +18,6 @@ fn event(arguments: Value) -> Value {
     test_support::mutation("createChatToken", arguments)
 }
 
-fn start_function(emulator: &Emulator, env: &[(&'static str, String)]) -> Function {
-    Function::start(Path::new(BINARY), "create-chat-token", emulator, env)
-}
-
 #[tokio::test]
 async fn mints_a_twilio_token_for_a_good_context_token_and_refuses_the_rest() {
     let Stack {
@@ -36,7 +30,7 @@ async fn mints_a_twilio_token_for_a_good_context_token_and_refuses_the_rest() {
     let emulator = Emulator::start();
     let mut env = moto.function_env(&stack, None);
     env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
-    let function = start_function(&emulator, &env);
+    let function = Function::of(BINARY, &emulator, &env);
 
     let token = key.token(&claims("alex", &["general"]));
     let answer = emulator
@@ -177,7 +171,7 @@ impl WithTable {
         let emulator = Emulator::start();
         let mut env = moto.function_env(&stack, Some(&stack));
         env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
-        let function = start_function(&emulator, &env);
+        let function = Function::of(BINARY, &emulator, &env);
         Self {
             _moto: moto,
             key,

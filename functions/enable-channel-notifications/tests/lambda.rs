@@ -1,8 +1,6 @@
 //! enable-channel-notifications and, through the library on the same table,
 //! the code it sends: under cargo lambda's local runtime, settings in SSM on moto.
 
-use std::path::Path;
-
 use serde_json::{Value, json};
 use test_support::{
     Emulator, Function, Issuer, Moto, SendGridStandIn, TestKey, claims, put_notification_settings,
@@ -13,15 +11,6 @@ const BINARY: &str = env!("CARGO_BIN_EXE_enable-channel-notifications");
 
 fn event(arguments: Value) -> Value {
     test_support::mutation("enableChannelNotifications", arguments)
-}
-
-fn start_function(emulator: &Emulator, env: &[(&'static str, String)]) -> Function {
-    Function::start(
-        Path::new(BINARY),
-        "enable-channel-notifications",
-        emulator,
-        env,
-    )
 }
 
 #[tokio::test]
@@ -38,7 +27,7 @@ async fn subscribes_for_a_context_of_the_token_and_sends_a_code() {
     let emulator = Emulator::start();
     let mut env = moto.function_env(&stack, Some(&stack));
     env.push(("SENDGRID_API_BASE_URL", sendgrid.base_url()));
-    let function = start_function(&emulator, &env);
+    let function = Function::of(BINARY, &emulator, &env);
     let token = key.token(&claims("alex", &["general"]));
 
     let answer = emulator
@@ -97,7 +86,7 @@ async fn subscribes_a_phone_with_a_code_from_verify_and_stores_nothing_but_the_d
     let emulator = Emulator::start();
     let mut env = moto.function_env(&stack, Some(&stack));
     env.extend(sms.base_url_env());
-    let function = start_function(&emulator, &env);
+    let function = Function::of(BINARY, &emulator, &env);
     let token = key.token(&claims("alex", &["general"]));
     let sms_event = |phone: &str| {
         test_support::mutation(

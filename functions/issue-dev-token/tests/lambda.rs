@@ -1,7 +1,5 @@
 //! issue-dev-token under cargo lambda's local runtime, its key in SSM on moto.
 
-use std::path::Path;
-
 use aws_ports::create_table;
 use context_chat::dev_keys::generate_es256;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -36,16 +34,12 @@ async fn dev_key_in_ssm(prefix: &str) -> (Moto, String, context_chat::dev_keys::
     (moto, stack, key)
 }
 
-fn start_function(emulator: &Emulator, env: &[(&'static str, String)]) -> Function {
-    Function::start(Path::new(BINARY), "issue-dev-token", emulator, env)
-}
-
 #[tokio::test]
 async fn signs_a_context_token_with_the_key_in_ssm() {
     let (moto, stack, key) = dev_key_in_ssm("dev").await;
     let emulator = Emulator::start();
     let env = moto.function_env(&stack, None);
-    let function = start_function(&emulator, &env);
+    let function = Function::of(BINARY, &emulator, &env);
 
     let answer = emulator
         .answer(
@@ -118,7 +112,7 @@ async fn records_each_token_and_limits_each_client_address() {
     create_table(&moto.dynamodb().await, &table).await.unwrap();
     let emulator = Emulator::start();
     let env = moto.function_env(&stack, Some(&table));
-    let _function = start_function(&emulator, &env);
+    let _function = Function::of(BINARY, &emulator, &env);
     let from = |address: &str, n: usize| {
         let identity = format!("dev-{n}");
         let mut event = http_event(

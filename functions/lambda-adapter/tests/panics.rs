@@ -5,7 +5,6 @@
 //! function error and the next invocation gets a fresh process.
 
 use std::os::unix::process::ExitStatusExt as _;
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::json;
@@ -13,14 +12,10 @@ use test_support::{Emulator, Function, Invocation, appsync_event};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_panic-probe");
 
-fn start_function(emulator: &Emulator, env: &[(&'static str, String)]) -> Function {
-    Function::start(Path::new(BINARY), "panic-probe", emulator, env)
-}
-
 #[tokio::test]
 async fn a_panic_ends_the_process_after_a_log_line_and_its_metrics() {
     let emulator = Emulator::start();
-    let function = start_function(&emulator, &[]);
+    let function = Function::of(BINARY, &emulator, &[]);
     let answered = emulator
         .invoke("panic-probe", &appsync_event("Query", "probe", json!({})))
         .await;

@@ -1,8 +1,6 @@
 //! The notify function under cargo lambda's local runtime: SQS events in, partial batch
 //! failures out; the store on moto's DynamoDB, Twilio's and SendGrid's stand-ins.
 
-use std::path::Path;
-
 use context_chat::notifications::Subscription;
 use context_chat::notifications::codes::EmailRecord;
 use context_chat::notifications::keys;
@@ -41,10 +39,6 @@ fn message(conversation: &str, sid: &str, body: &str) -> String {
         index: None,
     })
     .to_json()
-}
-
-fn start_function(emulator: &Emulator, env: &[(&'static str, String)]) -> Function {
-    Function::start(Path::new(BINARY), "notify", emulator, env)
 }
 
 #[tokio::test]
@@ -108,7 +102,7 @@ async fn emails_an_offline_subscriber_and_reports_failed_records() {
         ("TWILIO_API_BASE_URL", twilio.base_url()),
         ("SENDGRID_API_BASE_URL", sendgrid.base_url()),
     ]);
-    let function = start_function(&emulator, &env);
+    let function = Function::of(BINARY, &emulator, &env);
 
     // SendGrid is down: the record is reported failed, and so is the one behind it in the
     // batch (same conversation: order matters).
@@ -257,7 +251,7 @@ async fn texts_an_offline_subscriber_once_and_a_stop_ends_the_numbers_subscripti
         ("TWILIO_API_BASE_URL", twilio.base_url()),
     ]);
     env.extend(sms.base_url_env());
-    let function = start_function(&emulator, &env);
+    let function = Function::of(BINARY, &emulator, &env);
     let general = twilio.conversation_sid("general").unwrap();
     let random = twilio.conversation_sid("random").unwrap();
 

@@ -54,10 +54,6 @@ fn access_token(key: &TestKey, scope: &str, audience: &str) -> String {
     }))
 }
 
-fn start_function(emulator: &Emulator, env: &[(&'static str, String)]) -> Function {
-    Function::start(Path::new(BINARY), "platform-api", emulator, env)
-}
-
 #[tokio::test]
 async fn the_platform_fields_act_for_a_token_with_the_scope_and_for_no_other() {
     let moto = Moto::start();
@@ -82,7 +78,7 @@ async fn the_platform_fields_act_for_a_token_with_the_scope_and_for_no_other() {
     env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
     let (_, delay_queue) = moto.notify_queues(&stack).await;
     env.push(("NOTIFY_DELAY_QUEUE_URL", delay_queue));
-    let function = start_function(&emulator, &env);
+    let function = Function::of(BINARY, &emulator, &env);
     let admin = access_token(&platform_key, "chat:read chat:admin", AUDIENCE);
 
     let synced = emulator
@@ -203,7 +199,7 @@ async fn h1_the_functions_refuse_a_join_after_a_revocation_and_sweep_a_raced_one
     let mut env = moto.function_env(&stack, Some(&stack));
     env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
     env.push(("NOTIFY_DELAY_QUEUE_URL", delay_queue.clone()));
-    let _platform = start_function(&emulator, &env);
+    let _platform = Function::of(BINARY, &emulator, &env);
     let _tokens = Function::start(
         &sibling("create-chat-token"),
         "create-chat-token",

@@ -169,6 +169,14 @@ pub struct Function {
 
 impl Function {
     /// Starts `binary` as the Lambda service would, against the emulator.
+    /// The handler binary at `binary` (a test's `env!("CARGO_BIN_EXE_…")`), registered
+    /// under its file name.
+    pub fn of(binary: &str, emulator: &Emulator, env: &[(&str, String)]) -> Self {
+        let path = Path::new(binary);
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or(binary);
+        Self::start(path, name, emulator, env)
+    }
+
     pub fn start(binary: &Path, name: &str, emulator: &Emulator, env: &[(&str, String)]) -> Self {
         let mut child = Command::new(binary)
             .env_clear()

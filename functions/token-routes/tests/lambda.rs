@@ -2,7 +2,6 @@
 //! Virgil's) in SSM on moto, the ledger in moto's DynamoDB, the issuer's JWKS on loopback and
 //! Twilio's stand-in for Conversations.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use context_chat::ledger::{Kind, Ledger};
@@ -29,10 +28,6 @@ fn get(path: &str, query: &[(&str, &str)], bearer: Option<&str>) -> Value {
 
 fn body(answer: &Value) -> Value {
     serde_json::from_str(answer["body"].as_str().unwrap()).unwrap()
-}
-
-fn start_function(emulator: &Emulator, env: &[(&'static str, String)]) -> Function {
-    Function::start(Path::new(BINARY), "token-routes", emulator, env)
 }
 
 #[tokio::test]
@@ -62,7 +57,7 @@ async fn the_rest_routes_mint_for_a_bearer_record_limit_and_refuse_the_rest() {
     let emulator = Emulator::start();
     let mut env = moto.function_env(&stack, Some(&stack));
     env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
-    let function = start_function(&emulator, &env);
+    let function = Function::of(BINARY, &emulator, &env);
     let invoke = |event: Value| {
         let emulator = &emulator;
         async move { emulator.answer("token-routes", &event).await }

@@ -1,8 +1,6 @@
 //! The twilio-webhook function under cargo lambda's local runtime: HTTP API (payload 2.0)
 //! events in, its settings in SSM on moto, the FIFO queue on moto.
 
-use std::path::Path;
-
 use context_chat::notifications::EmailAddress;
 use context_chat::notifications::unsubscribe::UnsubscribeSigner;
 use secrecy::SecretString;
@@ -73,12 +71,8 @@ async fn start(moto: &Moto, stack: &str, emulator: &Emulator) -> (Function, Stri
         ("NOTIFY_QUEUE_URL", queue_url.clone()),
         ("NOTIFY_DELAY_QUEUE_URL", delay_url),
     ]);
-    let function = start_function(emulator, &env);
+    let function = Function::of(BINARY, emulator, &env);
     (function, queue_url)
-}
-
-fn start_function(emulator: &Emulator, env: &[(&'static str, String)]) -> Function {
-    Function::start(Path::new(BINARY), "twilio-webhook", emulator, env)
 }
 
 #[tokio::test]

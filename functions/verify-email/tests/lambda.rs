@@ -1,8 +1,6 @@
 //! verify-email under cargo lambda's local runtime: settings in SSM on moto (the issuer and
 //! the link secret, nothing of Twilio's), codes in the table.
 
-use std::path::Path;
-
 use context_chat::notifications::EmailAddress;
 use context_chat::notifications::codes::{self, CodeKey, Confirmation};
 use context_chat::notifications::keys;
@@ -47,10 +45,6 @@ fn wrong(code: &str) -> &'static str {
     }
 }
 
-fn start_function(emulator: &Emulator, env: &[(&'static str, String)]) -> Function {
-    Function::start(Path::new(BINARY), "verify-email", emulator, env)
-}
-
 #[tokio::test]
 async fn confirms_with_the_right_code_only_and_for_the_token_s_identity() {
     let moto = Moto::start();
@@ -79,7 +73,7 @@ async fn confirms_with_the_right_code_only_and_for_the_token_s_identity() {
 
     let emulator = Emulator::start();
     let env = moto.function_env(&stack, Some(&stack));
-    let _function = start_function(&emulator, &env);
+    let _function = Function::of(BINARY, &emulator, &env);
     let verify = |arguments: Value| {
         let emulator = &emulator;
         async move { emulator.answer("verify-email", &event(arguments)).await }
@@ -124,7 +118,7 @@ async fn without_a_link_secret_it_says_not_configured_without_naming_the_paramet
 
     let emulator = Emulator::start();
     let env = moto.function_env(&stack, Some(&stack));
-    let _function = start_function(&emulator, &env);
+    let _function = Function::of(BINARY, &emulator, &env);
     let (error_type, message) = emulator
         .refusal(
             "verify-email",
@@ -191,7 +185,7 @@ async fn verify_phone_checks_the_code_with_verify_for_the_identity_that_asked() 
     let emulator = Emulator::start();
     let mut env = moto.function_env(&stack, Some(&stack));
     env.extend(sms.base_url_env());
-    let function = start_function(&emulator, &env);
+    let function = Function::of(BINARY, &emulator, &env);
     let verify_phone = |code: &str, who: &str| {
         test_support::mutation(
             "verifyPhone",
@@ -254,7 +248,7 @@ async fn a_damaged_record_is_logged_by_kind_and_hash_never_by_number() {
     let emulator = Emulator::start();
     let mut env = moto.function_env(&stack, Some(&stack));
     env.extend(sms.base_url_env());
-    let function = start_function(&emulator, &env);
+    let function = Function::of(BINARY, &emulator, &env);
     let token = key.token(&claims("alex", &["general"]));
     let (error_type, message) = emulator
         .invoke(

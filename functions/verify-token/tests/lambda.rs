@@ -23,10 +23,6 @@ fn lambda_env(endpoint: &str, stack: &str) -> Vec<(&'static str, String)> {
     env
 }
 
-fn start_function(emulator: &Emulator, env: &[(&'static str, String)]) -> Function {
-    Function::start(Path::new(BINARY), "verify-token", emulator, env)
-}
-
 #[tokio::test]
 async fn answers_good_and_bad_tokens_and_reads_settings_and_keys_once() {
     let moto = Moto::start();
@@ -243,7 +239,7 @@ async fn a_revoked_identitys_older_token_is_access_denied_and_a_newer_one_works(
     let emulator = Emulator::start();
     let mut env = lambda_env(moto.url(), &stack);
     env.push(("NOTIFICATIONS_TABLE", stack));
-    let _function = start_function(&emulator, &env);
+    let _function = Function::of(BINARY, &emulator, &env);
 
     let mut old = claims("alex", &["general"]);
     old["iat"] = json!(now - 60);
