@@ -26,12 +26,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 use serde_json::{Value, json};
 
+use crate::ACCOUNT_SID;
 use crate::prism::Prism;
-use crate::twilio::API_SECRET;
-use crate::{ACCOUNT_SID, API_KEY_SID};
 
 pub const VERIFY_SERVICE_SID: &str = "VA0123456789abcdef0123456789abcdef";
 pub const MESSAGING_SERVICE_SID: &str = "MG0123456789abcdef0123456789abcdef";
@@ -109,10 +107,8 @@ pub struct SmsStandIn {
 impl SmsStandIn {
     pub async fn start() -> Self {
         let prism = tokio::task::spawn_blocking(Prism::start).await.unwrap();
-        let credentials =
-            base64::engine::general_purpose::STANDARD.encode(format!("{API_KEY_SID}:{API_SECRET}"));
         let inner = Arc::new(Inner {
-            authorization: format!("Basic {credentials}"),
+            authorization: crate::twilio::basic_authorization(),
             prism_url: Some(prism.url().to_owned()),
             http: reqwest::Client::new(),
             state: Mutex::new(Held::default()),

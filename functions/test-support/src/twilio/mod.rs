@@ -32,7 +32,6 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::Method;
-use base64::Engine as _;
 use serde_json::Value;
 
 pub use fault::Fault;
@@ -95,10 +94,8 @@ impl TwilioStandIn {
     async fn with_prism(prism: Option<Prism>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let credentials =
-            base64::engine::general_purpose::STANDARD.encode(format!("{API_KEY_SID}:{API_SECRET}"));
         let inner = Arc::new(Inner {
-            authorization: format!("Basic {credentials}"),
+            authorization: crate::twilio::basic_authorization(),
             prism_url: prism.as_ref().map(|p| p.url().to_owned()),
             http: reqwest::Client::new(),
             base_url: format!("http://{addr}"),
@@ -405,4 +402,14 @@ pub fn credentials_env() -> Vec<(&'static str, String)> {
         ("TWILIO_API_SECRET", API_SECRET.into()),
         ("TWILIO_CHAT_SERVICE_SID", CHAT_SERVICE_SID.into()),
     ]
+}
+
+/// The `Authorization` header Twilio's clients send with the test API key.
+pub(crate) fn basic_authorization() -> String {
+    use base64::Engine as _;
+    let credentials = format!("{API_KEY_SID}:{API_SECRET}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
+    )
 }
