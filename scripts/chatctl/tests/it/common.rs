@@ -284,6 +284,12 @@ impl Local {
 }
 
 impl Server {
+    /// Whether a line of the banner starts with `prefix` and says `text`.
+    pub fn says(&self, prefix: &str, text: &str) -> bool {
+        let line = |l: &String| l.starts_with(prefix) && l.contains(text);
+        self.banner.iter().any(line)
+    }
+
     /// GET `path` as text.
     pub async fn page(&self, path: &str) -> String {
         let response = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
@@ -313,4 +319,10 @@ pub fn failed(output: &std::process::Output) -> String {
 /// Sends `request` and reads its answer as JSON.
 pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
     request.send().await.unwrap().json().await.unwrap()
+}
+
+/// `enableChannelNotifications` as the widget sends it.
+pub async fn subscribe_email(server: &Server, channel: &str, email: &str, token: &str) -> Value {
+    let variables = json!({"channel": channel, "email": email, "token": token});
+    operation(server, "enableChannelNotifications", variables).await
 }

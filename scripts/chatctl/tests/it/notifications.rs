@@ -11,7 +11,7 @@ use context_chat::notifications::sqlite_store::{FILE_NAME as SQLITE_FILE, Sqlite
 use serde_json::json;
 use test_support::{AUTH_TOKEN, TestKey, claims, form_body, on_message_added, sign_form};
 
-use crate::common::{Local, Server, operation, serve, temp_dir};
+use crate::common::{Local, Server, operation, serve, subscribe_email, temp_dir};
 
 /// The outbox's emails to `to`, oldest first.
 fn outbox(data: &Path, to: &str) -> Vec<String> {
@@ -32,12 +32,7 @@ fn code_in(mail: &str) -> String {
 }
 
 async fn subscribe_and_confirm(server: &Server, data: &Path, token: &str, email: &str) {
-    let body = operation(
-        server,
-        "enableChannelNotifications",
-        json!({"channel": "general", "email": email, "token": token}),
-    )
-    .await;
+    let body = subscribe_email(server, "general", email, token).await;
     assert_eq!(
         body["data"]["enableChannelNotifications"]["emailVerified"], false,
         "{body}"
@@ -72,23 +67,13 @@ async fn local_mode_confirms_through_the_outbox_and_keeps_it_across_restarts() {
     subscribe_and_confirm(&server, &data, &token, "alex@example.org").await;
     let page = server.page("/outbox").await;
     assert!(page.contains("To: alex@example.org"), "{page}");
-    let body = operation(
-        &server,
-        "enableChannelNotifications",
-        json!({"channel": "elsewhere", "email": "alex@example.org", "token": token}),
-    )
-    .await;
+    let body = subscribe_email(&server, "elsewhere", "alex@example.org", &token).await;
     assert_eq!(body["errors"][0]["errorType"], "AccessDenied", "{body}");
     drop(server);
 
     let server = serve(&data, &[]);
     let token = server.token.clone().unwrap();
-    let body = operation(
-        &server,
-        "enableChannelNotifications",
-        json!({"channel": "random", "email": "ALEX@example.org", "token": token}),
-    )
-    .await;
+    let body = subscribe_email(&server, "random", "ALEX@example.org", &token).await;
     assert_eq!(
         body["data"]["enableChannelNotifications"]["emailVerified"], true,
         "confirmed before the restart: {body}"

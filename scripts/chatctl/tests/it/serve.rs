@@ -10,7 +10,7 @@ use test_support::{
     API_SECRET, Issuer, Moto, TestKey, TwilioStandIn, claims, put_parameter, unique,
 };
 
-use crate::common::{Server, chatctl, failed, operation, post, serve, temp_dir};
+use crate::common::{Server, chatctl, failed, operation, post, serve, subscribe_email, temp_dir};
 
 const LOCAL_SECRET: &str = "local-development-only-not-a-twilio-secret";
 
@@ -38,10 +38,7 @@ async fn local_mode_answers_the_widgets_operations_from_the_printed_token() {
     let server = serve(&data, &[]);
     let token = server.token.clone().expect("a sample token is printed");
     assert!(
-        server
-            .banner
-            .iter()
-            .any(|l| l.starts_with("Twilio:") && l.contains("provisioning is off")),
+        server.says("Twilio:", "provisioning is off"),
         "{:#?}",
         server.banner
     );
@@ -78,12 +75,7 @@ async fn local_mode_answers_the_widgets_operations_from_the_printed_token() {
     assert_eq!(header["cty"], "twilio-fpa;v=1");
 
     // The notification documents are answered (details in tests/notifications.rs).
-    let body = operation(
-        &server,
-        "enableChannelNotifications",
-        json!({"channel": "general", "email": "alex@example.com", "token": token}),
-    )
-    .await;
+    let body = subscribe_email(&server, "general", "alex@example.com", &token).await;
     assert_eq!(
         body["data"]["enableChannelNotifications"]["emailVerified"], false,
         "{body}"
@@ -229,10 +221,7 @@ async fn with_stack_name_settings_come_from_ssm() {
         "no development issuer outside local mode"
     );
     assert!(
-        server
-            .banner
-            .iter()
-            .any(|l| l.starts_with("Twilio:") && l.contains("provisioning is on")),
+        server.says("Twilio:", "provisioning is on"),
         "{:#?}",
         server.banner
     );
@@ -637,12 +626,7 @@ async fn the_tunnels_host_reaches_only_the_webhook_and_unsubscribe_links() {
 
     // A confirmation email in the outbox: owner-only.
     let token = server.token.clone().unwrap();
-    let body = operation(
-        &server,
-        "enableChannelNotifications",
-        json!({"channel": "general", "email": "alex@example.org", "token": token}),
-    )
-    .await;
+    let body = subscribe_email(&server, "general", "alex@example.org", &token).await;
     assert!(body["errors"].is_null(), "{body}");
     let files: Vec<_> = std::fs::read_dir(data.join("outbox"))
         .unwrap()
