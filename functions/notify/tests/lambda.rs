@@ -41,22 +41,49 @@ fn message(conversation: &str, sid: &str, body: &str) -> String {
     .to_json()
 }
 
+/// Moto with a stack's settings for the notifier (no issuer: it verifies no tokens), its
+/// table and its two queues.
+struct Deployment {
+    moto: Moto,
+    stack: String,
+    ssm: aws_sdk_ssm::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+    queue_url: String,
+    delay_url: String,
+}
+
+impl Deployment {
+    async fn start(prefix: &str) -> Self {
+        let moto = Moto::start();
+        let stack = unique(prefix);
+        let ssm = moto.ssm().await;
+        let jwks = "https://issuer.example/jwks.json";
+        put_settings(&ssm, &stack, jwks, test_support::API_SECRET).await;
+        put_notification_settings(&ssm, &stack).await;
+        let dynamodb = moto.dynamodb().await;
+        aws_ports::create_table(&dynamodb, &stack).await.unwrap();
+        let (queue_url, delay_url) = moto.notify_queues(&stack).await;
+        Self {
+            moto,
+            stack,
+            ssm,
+            dynamodb,
+            queue_url,
+            delay_url,
+        }
+    }
+}
+
 #[tokio::test]
 async fn emails_an_offline_subscriber_and_reports_failed_records() {
-    let moto = Moto::start();
-    let stack = unique("notify");
-    let ssm = moto.ssm().await;
-    put_settings(
-        &ssm,
-        &stack,
-        "https://issuer.example/jwks.json",
-        test_support::API_SECRET,
-    )
-    .await;
-    put_notification_settings(&ssm, &stack).await;
-    let dynamodb = moto.dynamodb().await;
-    aws_ports::create_table(&dynamodb, &stack).await.unwrap();
-    let (queue_url, delay_url) = moto.notify_queues(&stack).await;
+    let Deployment {
+        moto,
+        stack,
+        ssm: _,
+        dynamodb,
+        queue_url,
+        delay_url,
+    } = Deployment::start("notify").await;
     let twilio = TwilioStandIn::start().await;
     twilio.add_conversation("general", "{}");
     twilio.add_participant("general", "alex");
@@ -192,21 +219,15 @@ async fn texts_an_offline_subscriber_once_and_a_stop_ends_the_numbers_subscripti
     use context_chat::notifications::SmsSubscription;
     use context_chat::notifications::phones::Phones;
 
-    let moto = Moto::start();
-    let stack = unique("notify-sms");
-    let ssm = moto.ssm().await;
-    put_settings(
-        &ssm,
-        &stack,
-        "https://issuer.example/jwks.json",
-        test_support::API_SECRET,
-    )
-    .await;
-    put_notification_settings(&ssm, &stack).await;
+    let Deployment {
+        moto,
+        stack,
+        ssm,
+        dynamodb,
+        queue_url,
+        delay_url,
+    } = Deployment::start("notify-sms").await;
     test_support::put_sms_settings(&ssm, &stack).await;
-    let dynamodb = moto.dynamodb().await;
-    aws_ports::create_table(&dynamodb, &stack).await.unwrap();
-    let (queue_url, delay_url) = moto.notify_queues(&stack).await;
     let twilio = TwilioStandIn::start().await;
     for context in ["general", "random"] {
         twilio.add_conversation(context, "{}");
