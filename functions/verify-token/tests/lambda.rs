@@ -133,12 +133,7 @@ async fn a_missing_parameter_is_entity_not_found_naming_it() {
         .await
         .unwrap();
     let emulator = Emulator::start();
-    let function = Function::start(
-        Path::new(BINARY),
-        "verify-token",
-        &emulator,
-        &lambda_env(moto.url(), &stack),
-    );
+    let function = Function::of(BINARY, &emulator, &moto.function_env(&stack, None));
     let token = TestKey::es256("k").token(&claims("alex", &["general"]));
     for _ in 0..2 {
         let (error_type, message) = emulator
@@ -180,12 +175,7 @@ async fn answers_cargo_lambda_invoke() {
         name: stack,
     } = Stack::start("verify-cli", TestKey::rs256("platform-rsa"), "secret").await;
     let emulator = Emulator::start();
-    let _function = Function::start(
-        Path::new(BINARY),
-        "verify-token",
-        &emulator,
-        &lambda_env(moto.url(), &stack),
-    );
+    let _function = Function::of(BINARY, &emulator, &moto.function_env(&stack, None));
 
     let token = key.token(&claims("kim", &["GROUP-PRIVATE-7"]));
     let (good, bad) = (event(json!({"token": token})), event(json!({"token": "x"})));
