@@ -20,15 +20,16 @@ fn event(arguments: Value) -> Value {
 
 #[tokio::test]
 async fn mints_a_twilio_token_for_a_good_context_token_and_refuses_the_rest() {
+    let deployment = Stack::start("create", TestKey::eddsa("platform-ed"), API_SECRET).await;
     let Stack {
         moto,
         key,
-        issuer: _issuer,
         name: stack,
-    } = Stack::start("create", TestKey::eddsa("platform-ed"), API_SECRET).await;
+        ..
+    } = &deployment;
     let twilio = TwilioStandIn::start().await;
     let emulator = Emulator::start();
-    let mut env = moto.function_env(&stack, None);
+    let mut env = moto.function_env(stack, None);
     env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
     let function = Function::of(BINARY, &emulator, &env);
 

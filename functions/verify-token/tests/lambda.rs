@@ -168,14 +168,15 @@ async fn unreachable_ssm_is_an_internal_error() {
 
 #[tokio::test]
 async fn answers_cargo_lambda_invoke() {
+    let deployment = Stack::start("verify-cli", TestKey::rs256("platform-rsa"), "secret").await;
     let Stack {
         moto,
         key,
-        issuer: _issuer,
         name: stack,
-    } = Stack::start("verify-cli", TestKey::rs256("platform-rsa"), "secret").await;
+        ..
+    } = &deployment;
     let emulator = Emulator::start();
-    let _function = Function::of(BINARY, &emulator, &moto.function_env(&stack, None));
+    let _function = Function::of(BINARY, &emulator, &moto.function_env(stack, None));
 
     let token = key.token(&claims("kim", &["GROUP-PRIVATE-7"]));
     let (good, bad) = (event(json!({"token": token})), event(json!({"token": "x"})));
@@ -208,14 +209,15 @@ async fn answers_cargo_lambda_invoke() {
 async fn a_revoked_identitys_older_token_is_access_denied_and_a_newer_one_works() {
     use context_chat::{revocations, store};
 
+    let deployment = Stack::start("verify-revoked", TestKey::es256("platform-1"), "secret").await;
     let Stack {
         moto,
         key,
-        issuer: _issuer,
         name: stack,
-    } = Stack::start("verify-revoked", TestKey::es256("platform-1"), "secret").await;
+        ..
+    } = &deployment;
     let dynamodb = moto.dynamodb().await;
-    aws_ports::create_table(&dynamodb, &stack).await.unwrap();
+    aws_ports::create_table(&dynamodb, stack).await.unwrap();
     let now = test_support::now();
     // As revokeIdentity left it in the table before syncs were recorded beside it.
     let table = aws_ports::DynamoStore::new(dynamodb, stack.clone());
@@ -227,8 +229,8 @@ async fn a_revoked_identitys_older_token_is_access_denied_and_a_newer_one_works(
     .await
     .unwrap();
     let emulator = Emulator::start();
-    let mut env = lambda_env(moto.url(), &stack);
-    env.push(("NOTIFICATIONS_TABLE", stack));
+    let mut env = lambda_env(moto.url(), stack);
+    env.push(("NOTIFICATIONS_TABLE", stack.clone()));
     let _function = Function::of(BINARY, &emulator, &env);
 
     let mut old = claims("alex", &["general"]);

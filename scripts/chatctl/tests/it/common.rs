@@ -326,3 +326,11 @@ pub async fn subscribe_email(server: &Server, channel: &str, email: &str, token:
     let variables = json!({"channel": channel, "email": email, "token": token});
     operation(server, "enableChannelNotifications", variables).await
 }
+
+/// `chatctl keygen` of a key `kid` into `dir`.
+pub fn keygen(kid: &str, dir: &Path) -> std::process::Output {
+    let dir = dir.to_str().unwrap();
+    chatctl(&["keygen", "--kid", kid, "--out-dir", dir])
+        .output()
+        .unwrap()
+}

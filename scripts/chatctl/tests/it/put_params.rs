@@ -4,7 +4,7 @@ use context_chat::settings::{SettingsSource, reads};
 use secrecy::ExposeSecret;
 use test_support::{ACCOUNT_SID, API_KEY_SID, CHAT_SERVICE_SID, Moto, unique};
 
-use crate::common::{chatctl, failed, temp_dir};
+use crate::common::{chatctl, failed, keygen, temp_dir};
 
 fn settings_env(stack: &str) -> Vec<(&'static str, String)> {
     vec![
@@ -29,15 +29,7 @@ async fn puts_what_the_functions_load_with_secrets_as_securestrings() {
     let stack = unique("params");
     let ssm = moto.ssm().await;
     let key_dir = temp_dir("params-keys");
-    let keygen = chatctl(&[
-        "keygen",
-        "--kid",
-        "dev-1",
-        "--out-dir",
-        key_dir.to_str().unwrap(),
-    ])
-    .output()
-    .unwrap();
+    let keygen = keygen("dev-1", &key_dir);
     assert!(keygen.status.success());
     let private = key_dir.join("ecdsa-p256-dev-1-private.pem");
 

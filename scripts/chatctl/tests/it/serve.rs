@@ -10,7 +10,9 @@ use test_support::{
     API_SECRET, Issuer, Moto, TestKey, TwilioStandIn, claims, put_parameter, unique,
 };
 
-use crate::common::{Server, chatctl, failed, operation, post, serve, subscribe_email, temp_dir};
+use crate::common::{
+    Server, chatctl, failed, keygen, operation, post, serve, subscribe_email, temp_dir,
+};
 
 const LOCAL_SECRET: &str = "local-development-only-not-a-twilio-secret";
 
@@ -340,15 +342,7 @@ fn the_committed_schemas_are_the_exported_ones() {
 #[tokio::test]
 async fn keygen_jwks_and_token_make_tokens_the_verifier_accepts() {
     let dir = temp_dir("keys");
-    let out = chatctl(&[
-        "keygen",
-        "--kid",
-        "toolbox-1",
-        "--out-dir",
-        dir.to_str().unwrap(),
-    ])
-    .output()
-    .unwrap();
+    let out = keygen("toolbox-1", &dir);
     assert!(
         out.status.success(),
         "{}",
