@@ -489,9 +489,9 @@ group!(
 /// The field `name` of group `G` with `arguments`, or `BadRequest`: a field the group does
 /// not resolve, an argument missing (null counts as missing, as in GraphQL) or of another
 /// type. The message names the argument, never its value.
-pub fn parse<G: Resolve>(name: &str, arguments: Option<&Value>) -> Result<G> {
+pub fn parse<G: Resolve>(name: &str, arguments: Option<Value>) -> Result<G> {
     let mut args = match arguments {
-        Some(Value::Object(args)) => args.clone(),
+        Some(Value::Object(args)) => args,
         Some(Value::Null) | None => ArgumentMap::new(),
         Some(_) => return Err(ChatError::bad_request("The arguments must be an object.")),
     };
@@ -511,7 +511,8 @@ mod tests {
     #[test]
     fn arguments_are_read_by_name_and_null_is_missing() {
         let args = json!({"deviceId": "d", "token": "t", "xid": null});
-        let TokenFields::IssueChatToken(a) = parse("issueChatToken", Some(&args)).unwrap() else {
+        let TokenFields::IssueChatToken(a) = parse("issueChatToken", Some(args.clone())).unwrap()
+        else {
             panic!("another field")
         };
         assert_eq!(
@@ -519,15 +520,14 @@ mod tests {
             ("d", "t", None)
         );
 
-        let err =
-            parse::<TokenFields>("createChatToken", Some(&json!({"token": "t"}))).unwrap_err();
+        let err = parse::<TokenFields>("createChatToken", Some(json!({"token": "t"}))).unwrap_err();
         assert_eq!(
             (err.kind, err.message.as_str()),
             (ErrorKind::BadRequest, "deviceId is required.")
         );
         let err = parse::<TokenFields>(
             "createChatToken",
-            Some(&json!({"deviceId": null, "token": "t"})),
+            Some(json!({"deviceId": null, "token": "t"})),
         )
         .unwrap_err();
         assert_eq!(err.message, "deviceId is required.");
@@ -536,7 +536,7 @@ mod tests {
     #[test]
     fn a_field_of_another_function_is_refused_by_name() {
         let args = json!({"token": "t"});
-        let err = parse::<TokenFields>("verifyToken", Some(&args)).unwrap_err();
+        let err = parse::<TokenFields>("verifyToken", Some(args.clone())).unwrap_err();
         assert_eq!(
             (err.kind, err.message.as_str()),
             (
@@ -549,7 +549,7 @@ mod tests {
     #[test]
     fn a_value_of_the_wrong_type_is_not_repeated_in_the_message() {
         let args = json!({"phone": 14155550101u64, "code": "123456", "token": "t"});
-        let err = parse::<ConfirmFields>("verifyPhone", Some(&args)).unwrap_err();
+        let err = parse::<ConfirmFields>("verifyPhone", Some(args.clone())).unwrap_err();
         assert_eq!(err.kind, ErrorKind::BadRequest);
         assert_eq!(err.message, "phone must be a string.");
     }
@@ -557,22 +557,22 @@ mod tests {
     #[test]
     fn lists_and_numbers_are_checked_by_type() {
         let ok = json!({"identity": "alex", "contexts": ["general"]});
-        assert!(parse::<PlatformFields>("syncIdentity", Some(&ok)).is_ok());
+        assert!(parse::<PlatformFields>("syncIdentity", Some(ok.clone())).is_ok());
         let err = parse::<PlatformFields>(
             "syncIdentity",
-            Some(&json!({"identity": "alex", "contexts": [1]})),
+            Some(json!({"identity": "alex", "contexts": [1]})),
         )
         .unwrap_err();
         assert_eq!(err.message, "contexts must be a list of strings.");
         let err = parse::<PlatformFields>(
             "tokenIssuances",
-            Some(&json!({"identity": "alex", "limit": "ten"})),
+            Some(json!({"identity": "alex", "limit": "ten"})),
         )
         .unwrap_err();
         assert_eq!(err.message, "limit must be a whole number.");
         let PlatformFields::TokenIssuances(a) = parse(
             "tokenIssuances",
-            Some(&json!({"identity": "alex", "limit": null})),
+            Some(json!({"identity": "alex", "limit": null})),
         )
         .unwrap() else {
             panic!("another field")

@@ -155,8 +155,8 @@ where
 /// Serves the fields of group `G` (`context_chat::fields`): each event's field and
 /// arguments read as the group's, resolved with the request's `Authorization` header.
 pub async fn serve_fields<G: Resolve>(app: Arc<App>) -> Result<(), Error> {
-    serve(app, |app, call| async move {
-        let field: G = fields::parse(&call.info.field_name, call.arguments.as_ref())?;
+    serve(app, |app, mut call| async move {
+        let field: G = fields::parse(&call.info.field_name, call.arguments.take())?;
         field.resolve(&app, authorization(&call)).await
     })
     .await
