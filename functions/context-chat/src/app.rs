@@ -9,6 +9,7 @@ use crate::context_token::JwksPolicy;
 use crate::error::{ChatError, Result};
 use crate::ledger::Ledger;
 use crate::mail::Mailer;
+use crate::notifications::Channels;
 use crate::notifications::service::EndSubscriptions;
 use crate::notifications::{NotificationPorts, NotificationService, NotifyOptions, QueueMessage};
 use crate::platform::PlatformService;
@@ -103,11 +104,19 @@ impl AppBuilder {
             holder_options,
             self.senders,
         ));
-        // Where there is a store, subscriptions end with the access they followed.
-        let access_ended = self
+        let channels = self
             .notifications
             .as_ref()
-            .map(|ports| Arc::new(EndSubscriptions(ports.store.clone())) as Arc<dyn AccessEnded>);
+            .map(|ports| Channels::new(settings.clone(), ports));
+        // Where there is a store, subscriptions end with the access they followed.
+        let access_ended =
+            self.notifications
+                .as_ref()
+                .zip(channels.clone())
+                .map(|(ports, channels)| {
+                    Arc::new(EndSubscriptions(channels, ports.store.clone()))
+                        as Arc<dyn AccessEnded>
+                });
         let revocations = self.notifications.as_ref().map(|ports| {
             Arc::new(Revocations::new(
                 ports.store.clone(),
@@ -129,8 +138,14 @@ impl AppBuilder {
             options.revocation_window + options.provisioning.budget + crate::platform::SWEEP_MARGIN;
         let platform = PlatformService::new(settings.clone(), revocations, access_ended, ledger)
             .with_sweeps(sweeps, sweep_after);
-        let notifications = self.notifications.map(|ports| {
-            NotificationService::new(tokens.clone(), settings.clone(), ports, options.notify)
+        let notifications = self.notifications.zip(channels).map(|(ports, channels)| {
+            NotificationService::new(
+                tokens.clone(),
+                settings.clone(),
+                ports,
+                channels,
+                options.notify,
+            )
         });
         App {
             settings,

@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::app::App;
 use crate::error::{ChatError, Result};
 use crate::ledger::Issuance;
+use crate::notifications::ChannelKind;
 
 /// GraphQL's `ID`: a string on the wire; async-graphql's type where the schema is built, so
 /// that the schema says `ID`.
@@ -228,7 +229,9 @@ pub async fn enable_channel_notifications(
     a: EmailSubscriptionArgs,
 ) -> Result<SubscriptionResult> {
     let service = app.notifications()?;
-    let email_verified = service.subscribe(&a.channel, &a.email, &a.token).await?;
+    let email_verified = service
+        .subscribe(ChannelKind::Email, &a.channel, &a.email, &a.token)
+        .await?;
     Ok(SubscriptionResult { email_verified })
 }
 
@@ -238,7 +241,7 @@ pub async fn enable_channel_sms_notifications(
 ) -> Result<SmsSubscriptionResult> {
     let service = app.notifications()?;
     let phone_verified = service
-        .subscribe_sms(&a.channel, &a.phone, &a.token)
+        .subscribe(ChannelKind::Sms, &a.channel, &a.phone, &a.token)
         .await?;
     Ok(SmsSubscriptionResult { phone_verified })
 }
@@ -247,14 +250,17 @@ pub async fn verify_email(app: &App, a: VerifyEmailArgs) -> Result<Option<bool>>
     let service = app.notifications()?;
     let token = a.token.as_deref();
     service
-        .verify_email(&a.email, &a.code, token)
+        .confirm(ChannelKind::Email, &a.email, &a.code, token)
         .await
         .map(Some)
 }
 
 pub async fn verify_phone(app: &App, a: VerifyPhoneArgs) -> Result<bool> {
     let service = app.notifications()?;
-    service.verify_phone(&a.phone, &a.code, &a.token).await
+    let token = Some(a.token.as_str());
+    service
+        .confirm(ChannelKind::Sms, &a.phone, &a.code, token)
+        .await
 }
 
 // ---- The platform API's fields (OpenID Connect access token) ----

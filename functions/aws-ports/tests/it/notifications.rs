@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_ports::{DynamoStore, SqsQueue, create_table};
+use context_chat::notifications::ChannelKind::Email;
 use context_chat::notifications::keys;
 use context_chat::notifications::notifier::NotifyOptions;
 use context_chat::notifications::{
@@ -102,7 +103,7 @@ impl World {
             .app
             .notifications()
             .unwrap()
-            .subscribe("general", &email, &token)
+            .subscribe(Email, "general", &email, &token)
             .await
             .unwrap();
         assert!(!verified, "a new address is not confirmed yet");
@@ -112,7 +113,7 @@ impl World {
                 self.app
                     .notifications()
                     .unwrap()
-                    .verify_email(&email, &code, None)
+                    .confirm(Email, &email, &code, None)
                     .await,
                 Ok(true)
             );
@@ -498,7 +499,7 @@ async fn subscribing_needs_the_context_in_the_token_and_a_real_address() {
         .app
         .notifications()
         .unwrap()
-        .subscribe("SHIPMENT-42", "alex@example.org", &token)
+        .subscribe(Email, "SHIPMENT-42", "alex@example.org", &token)
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::AccessDenied);
@@ -506,7 +507,7 @@ async fn subscribing_needs_the_context_in_the_token_and_a_real_address() {
         .app
         .notifications()
         .unwrap()
-        .subscribe("general", "not an address", &token)
+        .subscribe(Email, "general", "not an address", &token)
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::BadRequest);
@@ -514,7 +515,7 @@ async fn subscribing_needs_the_context_in_the_token_and_a_real_address() {
         .app
         .notifications()
         .unwrap()
-        .subscribe("general", "alex@example.org", "not-a-token")
+        .subscribe(Email, "general", "alex@example.org", "not-a-token")
         .await
         .unwrap_err();
     assert_ne!(err.kind, ErrorKind::InternalError);
@@ -530,7 +531,7 @@ async fn subscribing_needs_the_context_in_the_token_and_a_real_address() {
             .app
             .notifications()
             .unwrap()
-            .subscribe("general", "Alex@Example.org", &token)
+            .subscribe(Email, "general", "Alex@Example.org", &token)
             .await,
         Ok(false)
     );
@@ -539,7 +540,7 @@ async fn subscribing_needs_the_context_in_the_token_and_a_real_address() {
             .app
             .notifications()
             .unwrap()
-            .subscribe("general", "alex@example.org", &token)
+            .subscribe(Email, "general", "alex@example.org", &token)
             .await,
         Ok(false)
     );
@@ -550,7 +551,7 @@ async fn subscribing_needs_the_context_in_the_token_and_a_real_address() {
             .app
             .notifications()
             .unwrap()
-            .verify_email("ALEX@example.org", &code, None)
+            .confirm(Email, "ALEX@example.org", &code, None)
             .await,
         Ok(true)
     );
@@ -559,7 +560,7 @@ async fn subscribing_needs_the_context_in_the_token_and_a_real_address() {
             .app
             .notifications()
             .unwrap()
-            .subscribe("general", "alex@example.org", &token)
+            .subscribe(Email, "general", "alex@example.org", &token)
             .await,
         Ok(true)
     );
@@ -579,18 +580,18 @@ async fn every_miss_is_the_same_false_and_guessing_burns_no_ones_tries() {
     };
     let notifications = world.app.notifications().unwrap();
     assert_eq!(
-        notifications.verify_email(&email, wrong, None).await,
+        notifications.confirm(Email, &email, wrong, None).await,
         Ok(false)
     );
     assert_eq!(
         notifications
-            .verify_email("nobody@example.org", &code, None)
+            .confirm(Email, "nobody@example.org", &code, None)
             .await,
         Ok(false),
         "an unknown address answers as a wrong code does"
     );
     let err = notifications
-        .verify_email(&email, "12ab", None)
+        .confirm(Email, &email, "12ab", None)
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::BadRequest);
@@ -598,12 +599,12 @@ async fn every_miss_is_the_same_false_and_guessing_burns_no_ones_tries() {
     // Someone guessing without a token uses up the address's allowance…
     for _ in 0..4 {
         assert_eq!(
-            notifications.verify_email(&email, wrong, None).await,
+            notifications.confirm(Email, &email, wrong, None).await,
             Ok(false)
         );
     }
     assert_eq!(
-        notifications.verify_email(&email, &code, None).await,
+        notifications.confirm(Email, &email, &code, None).await,
         Ok(false),
         "after five guesses without a token, none is tried"
     );
@@ -611,18 +612,22 @@ async fn every_miss_is_the_same_false_and_guessing_burns_no_ones_tries() {
     let mallory = world.token("mallory", &["general"]);
     assert_eq!(
         notifications
-            .verify_email(&email, &code, Some(&mallory))
+            .confirm(Email, &email, &code, Some(&mallory))
             .await,
         Ok(false),
         "the code was not asked for by mallory"
     );
     let alex = world.token("alex", &["general"]);
     assert_eq!(
-        notifications.verify_email(&email, &code, Some(&alex)).await,
+        notifications
+            .confirm(Email, &email, &code, Some(&alex))
+            .await,
         Ok(true)
     );
     assert_eq!(
-        notifications.verify_email(&email, &code, Some(&alex)).await,
+        notifications
+            .confirm(Email, &email, &code, Some(&alex))
+            .await,
         Ok(false),
         "a used code is no pending code"
     );
@@ -643,7 +648,9 @@ async fn an_address_confirmed_by_one_identity_is_not_confirmed_for_another() {
         .unwrap();
     let notifications = world.app.notifications().unwrap();
     assert_eq!(
-        notifications.subscribe("general", &email, &mallory).await,
+        notifications
+            .subscribe(Email, "general", &email, &mallory)
+            .await,
         Ok(false),
         "confirmed for alex is not confirmed for mallory"
     );
@@ -756,7 +763,7 @@ async fn racing_tries_never_exceed_five() {
         tokio::spawn(async move {
             app.notifications()
                 .unwrap()
-                .verify_email(&email, wrong, Some(&alex))
+                .confirm(Email, &email, wrong, Some(&alex))
                 .await
         })
     });
@@ -768,7 +775,7 @@ async fn racing_tries_never_exceed_five() {
             .app
             .notifications()
             .unwrap()
-            .verify_email(&email, &code, Some(&alex))
+            .confirm(Email, &email, &code, Some(&alex))
             .await,
         Ok(false),
         "five wrong tries, however they raced, end the code"
@@ -800,12 +807,12 @@ async fn a_pending_digest_does_not_follow_an_old_address() {
     let new = "alex.new@example.org";
     let notifications = world.app.notifications().unwrap();
     assert_eq!(
-        notifications.subscribe("general", new, &token).await,
+        notifications.subscribe(Email, "general", new, &token).await,
         Ok(false)
     );
     let code = code_in(&world.sendgrid, new);
     assert_eq!(
-        notifications.verify_email(new, &code, Some(&token)).await,
+        notifications.confirm(Email, new, &code, Some(&token)).await,
         Ok(true)
     );
 
@@ -842,7 +849,7 @@ async fn an_unconfirmed_subscription_does_not_silence_the_addresss_owner() {
         .app
         .notifications()
         .unwrap()
-        .subscribe("general", &alex, &mallory)
+        .subscribe(Email, "general", &alex, &mallory)
         .await
         .unwrap();
     assert!(!verified, "alex's address is not mallory's");

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_ports::{DynamoStore, SqsQueue, create_table};
+use context_chat::notifications::ChannelKind::Email;
 use context_chat::notifications::{NotificationPorts, Queue, QueueMessage};
 use context_chat::settings::SettingsSource;
 use context_chat::twilio::provisioning::ProvisioningOptions;
@@ -294,7 +295,7 @@ async fn a_revoked_identitys_old_tokens_are_refused_everywhere_and_a_new_one_pro
     w.b.tokens().create_chat_token("d", &old).await.unwrap();
     let b_notifications = w.b.notifications().unwrap();
     b_notifications
-        .subscribe("general", "alex@example.org", &old)
+        .subscribe(Email, "general", "alex@example.org", &old)
         .await
         .unwrap();
     assert_eq!(w.twilio.memberships("alex"), ["general"]);
@@ -320,7 +321,7 @@ async fn a_revoked_identitys_old_tokens_are_refused_everywhere_and_a_new_one_pro
             w.b.tokens().verify_token(token).await.map(|_| ()),
             w.b.tokens().create_chat_token("d", token).await.map(|_| ()),
             b_notifications
-                .subscribe("general", "alex@example.org", token)
+                .subscribe(Email, "general", "alex@example.org", token)
                 .await
                 .map(|_| ()),
         ];

@@ -154,21 +154,20 @@ impl Confirmations {
     /// asked for it. Every other answer is the same `false`.
     pub async fn verify_email(
         &self,
-        email: &str,
+        email: &EmailAddress,
         code: &str,
         identity: Option<&str>,
         codes: &CodeKey,
     ) -> Result<bool> {
-        let email = EmailAddress::parse(email)?;
         let code = codes::normalise(code)?;
         let now = now_unix();
         let confirmed = match identity {
             Some(identity) => {
-                self.try_code(codes, &email, identity, &code, now, true)
+                self.try_code(codes, email, identity, &code, now, true)
                     .await?
             }
             None => {
-                self.try_code_without_token(codes, &email, &code, now)
+                self.try_code_without_token(codes, email, &code, now)
                     .await?
             }
         };

@@ -11,6 +11,7 @@
 /// The address newtypes live in the kernel (the store names them too).
 pub use crate::address;
 pub mod budget;
+pub mod channels;
 pub mod codes;
 pub mod confirmations;
 pub mod digest;
@@ -23,7 +24,6 @@ pub mod notifier;
 pub mod phones;
 pub mod ports;
 pub mod queue;
-pub mod records;
 pub mod service;
 pub mod sms;
 pub mod twilio_sms;
@@ -36,6 +36,7 @@ pub use crate::sqlite_store;
 /// revocations use them too).
 pub use crate::store;
 pub use address::{Address, EmailAddress, PhoneNumber};
+pub use channels::{Channel, ChannelKind, Channels};
 pub use confirmations::Confirmations;
 pub use keys::{SmsSubscription, Subscription};
 pub use mailer::{Email, Mailer, Outbox, SendGrid};

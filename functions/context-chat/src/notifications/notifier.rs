@@ -9,15 +9,13 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 
 use super::address::{Address, EmailAddress, PhoneNumber};
-use super::budget::Spending;
+use super::channels::{ChannelKind, Channels, Delivery, Letter};
 use super::digest::{self, Digest, PendingMessage, Step};
-use super::keys::{self, SmsSubscription, Subscription};
-use super::messages;
+use super::keys;
+use super::phones::Phones;
 use super::ports::NotificationPorts;
 use super::queue::QueueMessage;
-use super::records::Records;
-use super::sms::{self, Delivery};
-use super::store::{self, Key, Store};
+use super::store::{self, Store};
 use super::webhook::MessageEvent;
 use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
@@ -119,7 +117,9 @@ impl NotifyReport {
 pub struct Notifier {
     settings: Arc<SettingsHolder>,
     ports: NotificationPorts,
-    records: Arc<Records>,
+    channels: Channels,
+    /// Numbers' STOP and START replies.
+    phones: Phones,
     options: NotifyOptions,
     /// Conversation SID → its context (unique name), or `None` for one that has none.
     context_names: quick_cache::sync::Cache<String, Option<String>>,
@@ -129,13 +129,14 @@ impl Notifier {
     pub fn new(
         settings: Arc<SettingsHolder>,
         ports: NotificationPorts,
-        records: Arc<Records>,
+        channels: Channels,
         options: NotifyOptions,
     ) -> Self {
         Self {
             settings,
+            phones: Phones::new(ports.store.clone()),
             ports,
-            records,
+            channels,
             options,
             context_names: quick_cache::sync::Cache::new(10_000),
         }
@@ -152,12 +153,12 @@ impl Notifier {
             QueueMessage::Message(event) => self.notify_message(event).await?,
             QueueMessage::Flush { context, address } => self.flush(context, address).await?,
             QueueMessage::SmsReply(reply) if reply.opt_in => {
-                self.records.phones.started(&reply.from).await?;
+                self.phones.started(&reply.from).await?;
                 tracing::info!(message = %reply.message_sid, "the number texted START: codes may go to it again");
                 NotifyReport::default()
             }
             QueueMessage::SmsReply(reply) => {
-                let stopped = self.records.phones.stopped(&reply.from).await?;
+                let stopped = self.phones.stopped(&reply.from).await?;
                 tracing::info!(message = %reply.message_sid, ended = stopped, "the number texted STOP; its text subscriptions ended");
                 NotifyReport {
                     stopped,
@@ -179,46 +180,28 @@ impl Notifier {
             tracing::info!(conversation = %event.conversation_sid, "not a context's conversation; nobody to notify");
             return Ok(NotifyReport::default());
         };
-        let (emails, phones) = tokio::try_join!(
-            keys::subscriptions(self.store(), &context),
-            keys::sms_subscriptions(self.store(), &context)
-        )?;
-        let subscribers: Vec<(Address, &str)> = emails
-            .iter()
-            .map(|s| (Address::Email(s.email.clone()), s.identity.as_str()))
-            .chain(
-                phones
-                    .iter()
-                    .map(|s| (Address::Phone(s.phone.clone()), s.identity.as_str())),
-            )
-            .collect();
+        let mut subscribers = Vec::new();
+        for channel in self.channels.all() {
+            subscribers.extend(channel.subscribers(&context).await?);
+        }
         // An address is the unit: the author's own addresses get nothing, and an address
         // subscribed by several identities gets one notification. Only addresses confirmed
         // for the author are its own: anyone can subscribe another's address unconfirmed,
-        // and must not silence its owner that way (issue 30, L3).
-        let mut author_addresses: Vec<Address> = Vec::new();
-        for s in emails.iter().filter(|s| s.identity == event.author) {
-            if self.records.confirmations.is_confirmed(s).await? {
-                author_addresses.push(Address::Email(s.email.clone()));
-            }
-        }
-        for s in phones.iter().filter(|s| s.identity == event.author) {
-            if self
-                .records
-                .phones
-                .is_verified(&s.phone, &event.author)
-                .await?
-            {
-                author_addresses.push(Address::Phone(s.phone.clone()));
+        // and must not silence its owner that way (adr/013).
+        let mut author_addresses: Vec<&Address> = Vec::new();
+        for s in subscribers.iter().filter(|s| s.identity == event.author) {
+            let channel = self.channels.of(&s.address);
+            if channel.confirmed(&context, &s.identity, &s.address).await? {
+                author_addresses.push(&s.address);
             }
         }
         let mut by_address: BTreeMap<Address, Vec<String>> = BTreeMap::new();
-        for (address, identity) in &subscribers {
-            if !author_addresses.contains(address) {
+        for s in &subscribers {
+            if !author_addresses.contains(&&s.address) {
                 by_address
-                    .entry(address.clone())
+                    .entry(s.address.clone())
                     .or_default()
-                    .push((*identity).to_owned());
+                    .push(s.identity.clone());
             }
         }
         let message = PendingMessage::new(
@@ -229,7 +212,7 @@ impl Notifier {
             event.index,
         );
         let deadline = Instant::now() + self.options.twilio_budget;
-        let outcomes: Vec<(bool, Result<Outcome>)> = futures_util::stream::iter(by_address)
+        let outcomes: Vec<(ChannelKind, Result<Outcome>)> = futures_util::stream::iter(by_address)
             .map(|(address, identities)| {
                 let (context, message) = (&context, &message);
                 async move {
@@ -247,7 +230,7 @@ impl Notifier {
                             break;
                         }
                     }
-                    (matches!(address, Address::Phone(_)), outcome)
+                    (ChannelKind::of(&address), outcome)
                 }
             })
             .buffer_unordered(self.options.concurrency.max(1))
@@ -295,7 +278,7 @@ impl Notifier {
             identity: &digest.value.identity,
         };
         let outcome = self.notify_one(target, None, deadline).await;
-        let report = report(vec![(matches!(address, Address::Phone(_)), outcome)])?;
+        let report = report(vec![(ChannelKind::of(address), outcome)])?;
         tracing::info!(
             context,
             emailed = report.emailed.len(),
@@ -303,42 +286,6 @@ impl Notifier {
             "digest flushed"
         );
         Ok(report)
-    }
-
-    /// Whether `identity` is still subscribed to `context` at `address`, confirmed there,
-    /// and the key of that subscription.
-    async fn subscribed(
-        &self,
-        context: &str,
-        identity: &str,
-        address: &Address,
-    ) -> Result<(Key, bool)> {
-        let store = self.store();
-        match address {
-            Address::Email(email) => {
-                let key = keys::subscription(context, identity);
-                // A subscription that moved to another address ends this digest.
-                let confirmed = match store::read::<Subscription>(store, &key)
-                    .await?
-                    .filter(|s| s.value.email == *email)
-                {
-                    Some(s) => self.records.confirmations.is_confirmed(&s.value).await?,
-                    None => false,
-                };
-                Ok((key, confirmed))
-            }
-            Address::Phone(phone) => {
-                let key = keys::sms_subscription(context, identity);
-                let confirmed = match store::read::<SmsSubscription>(store, &key)
-                    .await?
-                    .filter(|s| s.value.phone == *phone)
-                {
-                    Some(_) => self.records.phones.is_verified(phone, identity).await?,
-                    None => false,
-                };
-                Ok((key, confirmed))
-            }
-        }
     }
 
     /// One address: still subscribed at it, confirmed, still a participant, offline? Then
@@ -357,7 +304,9 @@ impl Notifier {
         } = target;
         let store = self.store();
         let key = keys::digest(context, address);
-        let (subscription_key, confirmed) = self.subscribed(context, identity, address).await?;
+        let channel = self.channels.of(address);
+        let subscription_key = channel.subscription_key(context, identity);
+        let confirmed = channel.confirmed(context, identity, address).await?;
         if !confirmed {
             if message.is_none() {
                 store::update(store, &key, |d: Option<&Digest>| {
@@ -436,7 +385,14 @@ impl Notifier {
                 more,
                 since,
             } => {
-                let sent = self.send(context, address, &pending, more).await;
+                let letter = Letter {
+                    context,
+                    address,
+                    pending: &pending,
+                    more,
+                    window_secs: self.options.window.as_secs(),
+                };
+                let sent = channel.deliver(letter).await;
                 // Recorded as sent only once SendGrid (Twilio) accepted it; on failure the
                 // messages go back for the queue's next try.
                 let record = store::update(store, &key, |d: Option<&Digest>| {
@@ -449,76 +405,24 @@ impl Notifier {
                 .await;
                 let delivery = sent?;
                 record?;
-                match (delivery, address) {
-                    (Delivery::Unsubscribed, Address::Phone(phone)) => {
-                        let ended = self.records.phones.stopped(phone).await?;
+                match delivery {
+                    Delivery::Unsubscribed => {
+                        let ended = channel.refused(address).await?;
                         tracing::info!(
                             context,
                             identity,
                             ended,
-                            "the number replied STOP; its text subscriptions ended"
+                            channel = channel.kind().name(),
+                            "the address refuses for good (the number replied STOP); its subscriptions ended"
                         );
                         Ok(Outcome::Stopped)
                     }
-                    (Delivery::Refused(_) | Delivery::CountryNotAllowed, _) => {
-                        Ok(Outcome::Unverified)
-                    }
-                    (Delivery::Held, _) => Ok(Outcome::Held),
-                    _ => Ok(Outcome::Sent(address.clone())),
+                    Delivery::Refused(_) | Delivery::CountryNotAllowed => Ok(Outcome::Unverified),
+                    Delivery::Held => Ok(Outcome::Held),
+                    Delivery::Accepted => Ok(Outcome::Sent(address.clone())),
                 }
             }
         }
-    }
-
-    async fn send(
-        &self,
-        context: &str,
-        address: &Address,
-        pending: &[PendingMessage],
-        more: u32,
-    ) -> Result<Delivery> {
-        let configured = self.settings.current().await?;
-        let email = match address {
-            Address::Email(email) => email,
-            Address::Phone(phone) => {
-                let gateway = configured.sms.clone()?;
-                let policy = configured.settings.sms_policy.clone()?;
-                if policy.check_country(phone).is_err() {
-                    return Ok(Delivery::CountryNotAllowed);
-                }
-                match self
-                    .records
-                    .budgets
-                    .spend(Spending::Text, phone, &policy)
-                    .await
-                {
-                    Ok(()) => {}
-                    Err(err) if err.kind == crate::ErrorKind::TooManyRequests => {
-                        return Ok(Delivery::Held);
-                    }
-                    Err(err) => return Err(err),
-                }
-                let text = sms::notification_text(context, pending, more);
-                return gateway.send(phone, &text).await;
-            }
-        };
-        // Every email carries its way out: without the link secret, none is sent.
-        let links = super::links::LinkKeys::of(&configured)?;
-        let link = self
-            .ports
-            .public_url
-            .as_ref()
-            .map(|base| links.unsubscribe.link(base, context, email));
-        let mail = messages::new_messages(
-            email,
-            context,
-            pending,
-            more,
-            self.options.window.as_secs(),
-            link.as_deref(),
-        );
-        let mailer = configured.email.clone()?;
-        mailer.send(&mail).await.map(|()| Delivery::Accepted)
     }
 
     /// What the identity last read in the conversation (`Some(None)`: nothing yet), or
@@ -630,15 +534,14 @@ fn keep(next: Option<Digest>) -> Option<(Digest, Option<u64>)> {
     next.map(|d| (d, Some(now_unix() + digest::KEEP_SECS)))
 }
 
-/// The outcomes, each with whether it was a text's, as one report.
-fn report(outcomes: Vec<(bool, Result<Outcome>)>) -> Result<NotifyReport> {
+/// The outcomes, each with its channel, as one report.
+fn report(outcomes: Vec<(ChannelKind, Result<Outcome>)>) -> Result<NotifyReport> {
     let mut report = NotifyReport::default();
     let mut first_error = None;
-    for (texted, outcome) in outcomes {
-        let skipped = if texted {
-            &mut report.sms
-        } else {
-            &mut report.email
+    for (channel, outcome) in outcomes {
+        let skipped = match channel {
+            ChannelKind::Email => &mut report.email,
+            ChannelKind::Sms => &mut report.sms,
         };
         match outcome {
             Ok(Outcome::Sent(Address::Email(email))) => report.emailed.push(email),

@@ -3,21 +3,15 @@
 
 use std::sync::Arc;
 
-use super::address::{Address, EmailAddress, PhoneNumber};
-use super::budget::{SmsBudgets, Spending};
-use super::codes::Issue;
-use super::confirmations::Confirmations;
-use super::keys::{self, SmsSubscription, Subscription};
+use super::address::{Address, EmailAddress};
+use super::channels::{ChannelKind, Channels};
+use super::keys;
 use super::links::LinkKeys;
 use super::notifier::{Notifier, NotifyOptions, NotifyReport};
-use super::phones::Phones;
 use super::ports::NotificationPorts;
 use super::queue::QueueMessage;
-use super::records::Records;
-use super::sms::refusals;
-use super::store::{self, Store};
+use super::store::Store;
 use super::webhook::{self, WebhookOutcome, WebhookRequest};
-use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
 use crate::names::required;
 use crate::settings_holder::SettingsHolder;
@@ -27,7 +21,7 @@ pub struct NotificationService {
     tokens: Arc<TokenService>,
     settings: Arc<SettingsHolder>,
     ports: NotificationPorts,
-    records: Arc<Records>,
+    channels: Channels,
     notifier: Notifier,
 }
 
@@ -36,16 +30,12 @@ impl NotificationService {
         tokens: Arc<TokenService>,
         settings: Arc<SettingsHolder>,
         ports: NotificationPorts,
+        channels: Channels,
         options: NotifyOptions,
     ) -> Self {
-        let records = Arc::new(Records {
-            confirmations: Confirmations::new(ports.store.clone()),
-            phones: Phones::new(ports.store.clone()),
-            budgets: SmsBudgets::new(ports.store.clone()),
-        });
         Self {
-            notifier: Notifier::new(settings.clone(), ports.clone(), records.clone(), options),
-            records,
+            notifier: Notifier::new(settings.clone(), ports.clone(), channels.clone(), options),
+            channels,
             tokens,
             settings,
             ports,
@@ -56,195 +46,55 @@ impl NotificationService {
         self.ports.store.as_ref()
     }
 
-    /// `enableChannelNotifications`: subscribes the token's identity to `context`, one the
-    /// token carries, at `email`; sends a confirmation code to an unconfirmed address.
-    /// Answers whether the address is already confirmed.
-    pub async fn subscribe(&self, context: &str, email: &str, token: &str) -> Result<bool> {
+    /// `enableChannelNotifications` (email) and `enableChannelSmsNotifications` (text):
+    /// subscribes the token's identity to `context`, one the token carries, at `address`
+    /// on `channel`; an address not confirmed for this identity gets a code, within the
+    /// identity's limits. Answers whether the address is confirmed. A refused send stores
+    /// nothing and counts nothing.
+    pub async fn subscribe(
+        &self,
+        channel: ChannelKind,
+        context: &str,
+        address: &str,
+        token: &str,
+    ) -> Result<bool> {
+        let channel = self.channels.get(channel);
         let token = required(token, "token")?;
         let context = required(context, "channel")?;
-        let email = EmailAddress::parse(email)?;
+        let address = channel.parse(address)?;
         let verified = self.tokens.verified(token).await?;
         if !verified.contexts.iter().any(|c| c == context) {
             return Err(ChatError::access_denied(
                 "The token does not carry this channel, so its notifications cannot be enabled.",
             ));
         }
-        let configured = self.settings.current().await?;
-        let mailer = configured.email.clone()?;
-        let links = LinkKeys::of(&configured)?;
-        let codes = &links.codes;
-        let subscription = Subscription {
-            context: context.to_owned(),
-            identity: verified.identity.clone(),
-            email: email.clone(),
-            created_at: now_unix(),
-            per_identity: true,
-        };
-        let key = keys::subscription(context, &verified.identity);
-        let previous = store::read::<Subscription>(self.store(), &key).await?;
-        let carried = self
-            .records
-            .confirmations
-            .carry_over(
-                &verified.identity,
-                &email,
-                previous.as_ref().map(|p| &p.value),
-            )
-            .await?;
-        store::write_over(self.store(), &key, &subscription).await?;
-        if carried {
-            tracing::info!(identity = %verified.identity, context, "notifications enabled; address confirmed before");
-            return Ok(true);
-        }
-        let issued = self
-            .records
-            .confirmations
-            .send_code(&verified.identity, &email, context, mailer.as_ref(), codes)
-            .await;
-        tracing::info!(identity = %verified.identity, context, code = ?issued.as_ref().ok(), "notifications enabled");
-        Ok(issued? == Issue::AlreadyVerified)
+        channel
+            .subscribe(&verified.identity, context, &address)
+            .await
     }
 
-    /// `enableChannelSmsNotifications`: subscribes the token's identity to `context`, one
-    /// the token carries, at `phone`; a number not verified for this identity gets a code
-    /// from Verify, within the identity's limits ([`super::phones`]). Answers whether the
-    /// number is verified. A refused send stores nothing and counts nothing.
-    pub async fn subscribe_sms(&self, context: &str, phone: &str, token: &str) -> Result<bool> {
-        let token = required(token, "token")?;
-        let context = required(context, "channel")?;
-        let phone = PhoneNumber::parse(phone)?;
-        let verified = self.tokens.verified(token).await?;
-        if !verified.contexts.iter().any(|c| c == context) {
-            return Err(ChatError::access_denied(
-                "The token does not carry this channel, so its notifications cannot be enabled.",
-            ));
+    /// `verifyEmail` and `verifyPhone`: true when `code` matches a code pending for
+    /// `address`, for the token's identity when a token is given (text codes need one).
+    /// A wrong code is `false`.
+    pub async fn confirm(
+        &self,
+        channel: ChannelKind,
+        address: &str,
+        code: &str,
+        token: Option<&str>,
+    ) -> Result<bool> {
+        let channel = self.channels.get(channel);
+        let token = token.map(str::trim).filter(|t| !t.is_empty());
+        if token.is_none() && channel.confirm_needs_token() {
+            return Err(ChatError::bad_request("token is required."));
         }
-        let configured = self.settings.current().await?;
-        let sms = configured.sms.clone()?;
-        let policy = configured.settings.sms_policy.clone()?;
-        policy.check_country(&phone)?;
-        if self.records.phones.has_stopped(&phone).await? {
-            return Err(refusals::replied_stop());
-        }
-        let identity = verified.identity.as_str();
-        let key = keys::sms_subscription(context, identity);
-        let subscription = SmsSubscription {
-            context: context.to_owned(),
-            identity: identity.to_owned(),
-            phone: phone.clone(),
-            created_at: now_unix(),
-        };
-        if self.records.phones.is_verified(&phone, identity).await? {
-            self.records
-                .phones
-                .add_context(&phone, identity, context)
-                .await?;
-            store::write_over(self.store(), &key, &subscription).await?;
-            tracing::info!(
-                identity,
-                context,
-                "text notifications enabled; number verified before"
-            );
-            return Ok(true);
-        }
-        match self.records.phones.admit(identity, &phone).await? {
-            Some(previous) => {
-                // The deployment's budgets after the identity's: an identity over its own
-                // limit spends none of everyone's.
-                if let Err(err) = self
-                    .records
-                    .budgets
-                    .spend(Spending::Code, &phone, &policy)
-                    .await
-                {
-                    self.records
-                        .phones
-                        .release(identity, &phone, previous)
-                        .await;
-                    return Err(err);
-                }
-                if let Err(err) = sms.start_verification(&phone).await {
-                    // Given back only when Verify refused for good (its coded 4xx); after a
-                    // timeout or a 5xx the code may have gone out (issue 30, M3).
-                    if err.kind != crate::ErrorKind::InternalError {
-                        self.records
-                            .phones
-                            .release(identity, &phone, previous)
-                            .await;
-                    }
-                    tracing::info!(identity, context, error_type = %err.kind, "no verification code sent");
-                    return Err(err);
-                }
-                self.records.phones.code_sent(&phone, identity).await?;
-                crate::metrics::count(crate::metrics::Counter::PhoneCodesSent);
-            }
-            // A code went out a moment ago: that one still serves.
-            None => tracing::info!(
-                identity,
-                context,
-                "a code was sent a moment ago; none sent again"
-            ),
-        }
-        self.records
-            .phones
-            .add_context(&phone, identity, context)
-            .await?;
-        store::write_over(self.store(), &key, &subscription).await?;
-        tracing::info!(
-            identity,
-            context,
-            "text notifications enabled; verification code sent"
-        );
-        Ok(false)
-    }
-
-    /// `verifyPhone`: checks `code` with Verify for a number this identity asked a code for,
-    /// and binds the number to the identity when it matches. A wrong code is `false`.
-    pub async fn verify_phone(&self, phone: &str, code: &str, token: &str) -> Result<bool> {
-        let token = required(token, "token")?;
-        let phone = PhoneNumber::parse(phone)?;
-        let code = code.trim();
-        if !(4..=10).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ChatError::bad_request(
-                "code must be the digits of the text message (4 to 10).",
-            ));
-        }
-        let identity = self.tokens.verified(token).await?.identity.clone();
-        let sms = self.settings.current().await?.sms.clone()?;
-        match self.records.phones.record(&phone, &identity).await? {
-            Some(record) if record.verified => return Ok(true),
-            // Only the identity that asked for the code may use it.
-            None => return Err(refusals::no_pending_code()),
-            Some(_) => {}
-        }
-        // Counted per (identity, number) before Verify, which counts per number only.
-        self.records.phones.count_check(&phone, &identity).await?;
-        let matched = sms.check_verification(&phone, code).await?;
-        if matched {
-            self.records.phones.verified(&phone, &identity).await?;
-            crate::metrics::count(crate::metrics::Counter::PhonesVerified);
-        }
-        tracing::info!(identity = %identity, matched, "phone code checked");
-        Ok(matched)
-    }
-
-    /// `verifyEmail`: true when `code` matches a code pending for `email`, for the token's
-    /// identity when a token is given.
-    pub async fn verify_email(&self, email: &str, code: &str, token: Option<&str>) -> Result<bool> {
-        let identity = match token.map(str::trim).filter(|t| !t.is_empty()) {
+        let address = channel.parse(address)?;
+        channel.check_code(code)?;
+        let identity = match token {
             Some(token) => Some(self.tokens.verified(token).await?.identity.clone()),
             None => None,
         };
-        let configured = self.settings.current().await?;
-        self.records
-            .confirmations
-            .verify_email(
-                email,
-                code,
-                identity.as_deref(),
-                &LinkKeys::of(&configured)?.codes,
-            )
-            .await
+        channel.confirm(&address, code, identity.as_deref()).await
     }
 
     /// The webhook: checks Twilio's signature and queues an `onMessageAdded`, or a STOP or
@@ -317,9 +167,9 @@ impl NotificationService {
     }
 }
 
-/// Ends an identity's subscriptions to the contexts it lost, with their pending digests:
-/// email follows access, from the moment provisioning takes it away.
-pub struct EndSubscriptions(pub Arc<dyn Store>);
+/// Ends an identity's subscriptions to the contexts it lost, on every channel, with their
+/// pending digests: notifications follow access, from the moment provisioning takes it away.
+pub struct EndSubscriptions(pub Channels, pub Arc<dyn Store>);
 
 impl AccessEnded for EndSubscriptions {
     fn contexts_left<'a>(
@@ -328,22 +178,19 @@ impl AccessEnded for EndSubscriptions {
         contexts: &'a [String],
     ) -> futures_util::future::BoxFuture<'a, Result<usize>> {
         Box::pin(async move {
-            let store = self.0.as_ref();
+            let store = self.1.as_ref();
             let mut ended = 0;
             for context in contexts {
-                let key = keys::subscription(context, identity);
-                let sms_key = keys::sms_subscription(context, identity);
-                let email = store::read::<Subscription>(store, &key).await?;
-                let sms = store::read::<SmsSubscription>(store, &sms_key).await?;
-                let ended_here = [
-                    email.map(|s| (key, Address::Email(s.value.email))),
-                    sms.map(|s| (sms_key, Address::Phone(s.value.phone))),
-                ];
-                for (key, address) in ended_here.into_iter().flatten() {
+                for channel in self.0.all() {
+                    let Some(address) = channel.subscribed_at(context, identity).await? else {
+                        continue;
+                    };
                     store.delete(&keys::digest(context, &address)).await?;
-                    store.delete(&key).await?;
+                    store
+                        .delete(&channel.subscription_key(context, identity))
+                        .await?;
                     ended += 1;
-                    tracing::info!(identity, context = %context, "access ended; the subscription ended with it");
+                    tracing::info!(identity, context = %context, channel = channel.kind().name(), "access ended; the subscription ended with it");
                 }
             }
             Ok(ended)

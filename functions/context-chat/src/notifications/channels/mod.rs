@@ -1,0 +1,152 @@
+//! Email and text messages as two channels of one mechanism. A channel reads its addresses,
+//! keeps its subscriptions and their confirmation, and delivers a digest; the service (who
+//! may subscribe: the token's identity, to a context the token carries) and the notifier
+//! (who gets what, when: digests, online and read checks, access) are the same for both.
+//! A new channel is a file here that implements [`Channel`] and its line in
+//! [`Channels::new`].
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use super::address::Address;
+use super::digest::PendingMessage;
+use super::ports::NotificationPorts;
+use super::store::Key;
+use crate::error::Result;
+use crate::settings_holder::SettingsHolder;
+
+pub mod email;
+pub mod sms;
+
+pub use crate::sms_gateway::Delivery;
+
+/// Which channel: names its logs, its metrics and its part of a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChannelKind {
+    Email = 0,
+    Sms = 1,
+}
+
+impl ChannelKind {
+    /// The channel an address belongs to.
+    pub fn of(address: &Address) -> Self {
+        match address {
+            Address::Email(_) => ChannelKind::Email,
+            Address::Phone(_) => ChannelKind::Sms,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ChannelKind::Email => "email",
+            ChannelKind::Sms => "sms",
+        }
+    }
+}
+
+/// One identity's subscription to a context on a channel, at an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscriber {
+    pub identity: String,
+    pub address: Address,
+}
+
+/// What a digest says: new messages of a context, for one address.
+#[derive(Clone, Copy)]
+pub struct Letter<'a> {
+    pub context: &'a str,
+    pub address: &'a Address,
+    pub pending: &'a [PendingMessage],
+    /// Messages not listed.
+    pub more: u32,
+    /// The digest window, said in emails ("at most one email per …").
+    pub window_secs: u64,
+}
+
+/// One way to reach a subscriber. Every method is about this channel's addresses only.
+pub trait Channel: Send + Sync {
+    fn kind(&self) -> ChannelKind;
+
+    /// The address as a caller gave it, checked and normalised (`BadRequest` otherwise).
+    fn parse(&self, address: &str) -> Result<Address>;
+
+    /// Where `identity`'s subscription to `context` on this channel is stored.
+    fn subscription_key(&self, context: &str, identity: &str) -> Key;
+
+    /// Every subscription to `context` on this channel, confirmed or not.
+    fn subscribers<'a>(&'a self, context: &'a str) -> BoxFuture<'a, Result<Vec<Subscriber>>>;
+
+    /// The address `identity` subscribed `context` at, if it did.
+    fn subscribed_at<'a>(
+        &'a self,
+        context: &'a str,
+        identity: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Address>>>;
+
+    /// Whether `identity` is subscribed to `context` at `address` (not since moved to
+    /// another) and the address is confirmed for it.
+    fn confirmed<'a>(
+        &'a self,
+        context: &'a str,
+        identity: &'a str,
+        address: &'a Address,
+    ) -> BoxFuture<'a, Result<bool>>;
+
+    /// Subscribes `identity` to `context` at `address`, sending a code when the address is
+    /// not confirmed for it (within its limits). Answers whether it is confirmed.
+    fn subscribe<'a>(
+        &'a self,
+        identity: &'a str,
+        context: &'a str,
+        address: &'a Address,
+    ) -> BoxFuture<'a, Result<bool>>;
+
+    /// Whether confirming a code needs the caller's token (a code sent without one is
+    /// someone's: text codes are bound to the identity that asked).
+    fn confirm_needs_token(&self) -> bool;
+
+    /// Checks the code's form before anything is looked up (`BadRequest` otherwise).
+    fn check_code(&self, code: &str) -> Result<()>;
+
+    /// Tries `code` for `address`, for `identity` when the caller's token named one.
+    fn confirm<'a>(
+        &'a self,
+        address: &'a Address,
+        code: &'a str,
+        identity: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<bool>>;
+
+    /// Sends the digest. `Delivery::Held`: not today (a budget is spent), the messages wait.
+    fn deliver<'a>(&'a self, letter: Letter<'a>) -> BoxFuture<'a, Result<Delivery>>;
+
+    /// The address refused for good (a number that replied STOP): ends what it had, and
+    /// answers how many subscriptions ended.
+    fn refused<'a>(&'a self, address: &'a Address) -> BoxFuture<'a, Result<usize>>;
+}
+
+/// The deployment's channels, each once, in [`ChannelKind`]'s order.
+#[derive(Clone)]
+pub struct Channels([Arc<dyn Channel>; 2]);
+
+impl Channels {
+    pub fn new(settings: Arc<SettingsHolder>, ports: &NotificationPorts) -> Self {
+        Self([
+            Arc::new(email::EmailChannel::new(settings.clone(), ports)),
+            Arc::new(sms::SmsChannel::new(settings, ports)),
+        ])
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &dyn Channel> {
+        self.0.iter().map(|c| c.as_ref())
+    }
+
+    pub fn get(&self, kind: ChannelKind) -> &dyn Channel {
+        self.0[kind as usize].as_ref()
+    }
+
+    /// The channel of an address.
+    pub fn of(&self, address: &Address) -> &dyn Channel {
+        self.get(ChannelKind::of(address))
+    }
+}

@@ -1,0 +1,267 @@
+//! Text messages: numbers verified per identity by Verify's code, within our limits
+//! ([`Phones`]) and the deployment's daily budgets ([`SmsBudgets`]); digests sent as one
+//! text through the SMS port; a number that replied STOP ends everything it had.
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use super::{Channel, ChannelKind, Delivery, Letter, Subscriber};
+use crate::clock::now_unix;
+use crate::error::{ChatError, ErrorKind, Result};
+use crate::notifications::address::{Address, PhoneNumber};
+use crate::notifications::budget::{SmsBudgets, Spending};
+use crate::notifications::keys::{self, SmsSubscription};
+use crate::notifications::phones::Phones;
+use crate::notifications::ports::NotificationPorts;
+use crate::notifications::sms::{self, refusals};
+use crate::notifications::store::{self, Key, Store};
+use crate::settings_holder::SettingsHolder;
+
+pub struct SmsChannel {
+    settings: Arc<SettingsHolder>,
+    store: Arc<dyn Store>,
+    phones: Phones,
+    budgets: SmsBudgets,
+}
+
+impl SmsChannel {
+    pub fn new(settings: Arc<SettingsHolder>, ports: &NotificationPorts) -> Self {
+        Self {
+            settings,
+            store: ports.store.clone(),
+            phones: Phones::new(ports.store.clone()),
+            budgets: SmsBudgets::new(ports.store.clone()),
+        }
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    async fn subscription(&self, context: &str, identity: &str) -> Result<Option<SmsSubscription>> {
+        let key = keys::sms_subscription(context, identity);
+        Ok(store::read::<SmsSubscription>(self.store(), &key)
+            .await?
+            .map(|d| d.value))
+    }
+
+    async fn subscribe_number(
+        &self,
+        identity: &str,
+        context: &str,
+        phone: &PhoneNumber,
+    ) -> Result<bool> {
+        let configured = self.settings.current().await?;
+        let sms = configured.sms.clone()?;
+        let policy = configured.settings.sms_policy.clone()?;
+        policy.check_country(phone)?;
+        if self.phones.has_stopped(phone).await? {
+            return Err(refusals::replied_stop());
+        }
+        let key = keys::sms_subscription(context, identity);
+        let subscription = SmsSubscription {
+            context: context.to_owned(),
+            identity: identity.to_owned(),
+            phone: phone.clone(),
+            created_at: now_unix(),
+        };
+        if self.phones.is_verified(phone, identity).await? {
+            self.phones.add_context(phone, identity, context).await?;
+            store::write_over(self.store(), &key, &subscription).await?;
+            tracing::info!(
+                identity,
+                context,
+                "text notifications enabled; number verified before"
+            );
+            return Ok(true);
+        }
+        match self.phones.admit(identity, phone).await? {
+            Some(previous) => {
+                // The deployment's budgets after the identity's: an identity over its own
+                // limit spends none of everyone's.
+                if let Err(err) = self.budgets.spend(Spending::Code, phone, &policy).await {
+                    self.phones.release(identity, phone, previous).await;
+                    return Err(err);
+                }
+                if let Err(err) = sms.start_verification(phone).await {
+                    // Given back only when Verify refused for good (its coded 4xx); after a
+                    // timeout or a 5xx the code may have gone out (adr/016).
+                    if err.kind != ErrorKind::InternalError {
+                        self.phones.release(identity, phone, previous).await;
+                    }
+                    tracing::info!(identity, context, error_type = %err.kind, "no verification code sent");
+                    return Err(err);
+                }
+                self.phones.code_sent(phone, identity).await?;
+                crate::metrics::count(crate::metrics::Counter::PhoneCodesSent);
+            }
+            // A code went out a moment ago: that one still serves.
+            None => tracing::info!(
+                identity,
+                context,
+                "a code was sent a moment ago; none sent again"
+            ),
+        }
+        self.phones.add_context(phone, identity, context).await?;
+        store::write_over(self.store(), &key, &subscription).await?;
+        tracing::info!(
+            identity,
+            context,
+            "text notifications enabled; verification code sent"
+        );
+        Ok(false)
+    }
+
+    async fn confirm_number(
+        &self,
+        phone: &PhoneNumber,
+        code: &str,
+        identity: &str,
+    ) -> Result<bool> {
+        let sms = self.settings.current().await?.sms.clone()?;
+        match self.phones.record(phone, identity).await? {
+            Some(record) if record.verified => return Ok(true),
+            // Only the identity that asked for the code may use it.
+            None => return Err(refusals::no_pending_code()),
+            Some(_) => {}
+        }
+        // Counted per (identity, number) before Verify, which counts per number only.
+        self.phones.count_check(phone, identity).await?;
+        let matched = sms.check_verification(phone, code.trim()).await?;
+        if matched {
+            self.phones.verified(phone, identity).await?;
+            crate::metrics::count(crate::metrics::Counter::PhonesVerified);
+        }
+        tracing::info!(identity, matched, "phone code checked");
+        Ok(matched)
+    }
+
+    async fn deliver_text(&self, letter: Letter<'_>, phone: &PhoneNumber) -> Result<Delivery> {
+        let configured = self.settings.current().await?;
+        let gateway = configured.sms.clone()?;
+        let policy = configured.settings.sms_policy.clone()?;
+        if policy.check_country(phone).is_err() {
+            return Ok(Delivery::CountryNotAllowed);
+        }
+        match self.budgets.spend(Spending::Text, phone, &policy).await {
+            Ok(()) => {}
+            Err(err) if err.kind == ErrorKind::TooManyRequests => return Ok(Delivery::Held),
+            Err(err) => return Err(err),
+        }
+        let text = sms::notification_text(letter.context, letter.pending, letter.more);
+        gateway.send(phone, &text).await
+    }
+}
+
+/// The channel's own address, or an internal error: the notifier hands each channel its
+/// own addresses.
+fn phone_of(address: &Address) -> Result<&PhoneNumber> {
+    match address {
+        Address::Phone(phone) => Ok(phone),
+        _ => Err(ChatError::internal(
+            "The SMS channel was handed another channel's address.",
+        )),
+    }
+}
+
+impl Channel for SmsChannel {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Sms
+    }
+
+    fn parse(&self, address: &str) -> Result<Address> {
+        PhoneNumber::parse(address).map(Address::Phone)
+    }
+
+    fn subscription_key(&self, context: &str, identity: &str) -> Key {
+        keys::sms_subscription(context, identity)
+    }
+
+    fn subscribers<'a>(&'a self, context: &'a str) -> BoxFuture<'a, Result<Vec<Subscriber>>> {
+        Box::pin(async move {
+            Ok(keys::sms_subscriptions(self.store(), context)
+                .await?
+                .into_iter()
+                .map(|s| Subscriber {
+                    identity: s.identity,
+                    address: Address::Phone(s.phone),
+                })
+                .collect())
+        })
+    }
+
+    fn subscribed_at<'a>(
+        &'a self,
+        context: &'a str,
+        identity: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Address>>> {
+        Box::pin(async move {
+            let subscription = self.subscription(context, identity).await?;
+            Ok(subscription.map(|s| Address::Phone(s.phone)))
+        })
+    }
+
+    fn confirmed<'a>(
+        &'a self,
+        context: &'a str,
+        identity: &'a str,
+        address: &'a Address,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let phone = phone_of(address)?;
+            match self.subscription(context, identity).await? {
+                Some(s) if s.phone == *phone => self.phones.is_verified(phone, identity).await,
+                _ => Ok(false),
+            }
+        })
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        identity: &'a str,
+        context: &'a str,
+        address: &'a Address,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            self.subscribe_number(identity, context, phone_of(address)?)
+                .await
+        })
+    }
+
+    fn confirm_needs_token(&self) -> bool {
+        true
+    }
+
+    fn check_code(&self, code: &str) -> Result<()> {
+        let code = code.trim();
+        if (4..=10).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(())
+        } else {
+            Err(ChatError::bad_request(
+                "code must be the digits of the text message (4 to 10).",
+            ))
+        }
+    }
+
+    fn confirm<'a>(
+        &'a self,
+        address: &'a Address,
+        code: &'a str,
+        identity: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let identity = identity.ok_or_else(|| ChatError::bad_request("token is required."))?;
+            self.confirm_number(phone_of(address)?, code, identity)
+                .await
+        })
+    }
+
+    fn deliver<'a>(&'a self, letter: Letter<'a>) -> BoxFuture<'a, Result<Delivery>> {
+        Box::pin(async move { self.deliver_text(letter, phone_of(letter.address)?).await })
+    }
+
+    fn refused<'a>(&'a self, address: &'a Address) -> BoxFuture<'a, Result<usize>> {
+        Box::pin(async move { self.phones.stopped(phone_of(address)?).await })
+    }
+}
