@@ -1,5 +1,6 @@
-//! Addresses as subscriptions, codes and digests are keyed by them: email addresses, and
-//! phone numbers in E.164 for text messages.
+//! The addresses the ports deliver to, checked where they come in: email addresses, and
+//! phone numbers in E.164 for text messages. (Which channel an address belongs to is the
+//! notifications' business: `notifications::channels::Address`.)
 
 use std::fmt;
 
@@ -132,60 +133,6 @@ impl fmt::Debug for PhoneNumber {
 
 strings_both_ways!(PhoneNumber);
 
-/// Where a notification goes: an email address, or a phone number for text messages. On the
-/// wire and in the store it is the address itself (a phone number starts with `+` and has
-/// no `@`, an email address always has one), so digests and queued flushes written before
-/// text messages existed read as emails.
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(try_from = "String", into = "String")]
-pub enum Address {
-    Email(EmailAddress),
-    Phone(PhoneNumber),
-}
-
-impl Address {
-    pub fn as_str(&self) -> &str {
-        match self {
-            Address::Email(e) => e.as_str(),
-            Address::Phone(p) => p.as_str(),
-        }
-    }
-}
-
-impl From<EmailAddress> for Address {
-    fn from(value: EmailAddress) -> Self {
-        Address::Email(value)
-    }
-}
-
-impl From<PhoneNumber> for Address {
-    fn from(value: PhoneNumber) -> Self {
-        Address::Phone(value)
-    }
-}
-
-impl TryFrom<String> for Address {
-    type Error = ChatError;
-    fn try_from(value: String) -> Result<Self> {
-        if value.starts_with('+') && !value.contains('@') {
-            PhoneNumber::parse(&value).map(Address::Phone)
-        } else {
-            EmailAddress::parse(&value).map(Address::Email)
-        }
-    }
-}
-
-impl From<Address> for String {
-    fn from(value: Address) -> Self {
-        match value {
-            Address::Email(e) => e.into(),
-            Address::Phone(p) => p.into(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,20 +193,5 @@ mod tests {
             format!("{:?}", PhoneNumber::parse("+14155550100").unwrap()),
             "PhoneNumber(+…00)"
         );
-    }
-
-    #[test]
-    fn an_address_is_read_back_as_the_kind_it_was() {
-        for text in ["alex@example.org", "+14155550100"] {
-            let address: Address = serde_json::from_value(serde_json::json!(text)).unwrap();
-            assert_eq!(address.as_str(), text);
-            assert_eq!(
-                serde_json::to_value(&address).unwrap(),
-                serde_json::json!(text)
-            );
-        }
-        let email: Address = serde_json::from_value(serde_json::json!("+tag@example.org")).unwrap();
-        assert!(matches!(email, Address::Email(_)));
-        assert!(serde_json::from_value::<Address>(serde_json::json!("+1 nope")).is_err());
     }
 }

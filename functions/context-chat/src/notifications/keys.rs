@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::address::{Address, EmailAddress, PhoneNumber};
+use super::address::{Address, EmailAddress, PhoneNumber};
 use crate::error::Result;
 use crate::store::{
     Key, Store, context_partition, email_partition, identity_partition, phone_partition,

@@ -8,26 +8,25 @@
 //! `aws-ports` crate the DynamoDB and SQS ones, so that only the functions using them link
 //! the AWS SDKs. [`NotificationService`] is the feature's one entry.
 
-/// The address newtypes live in the kernel (the store names them too).
-pub use crate::address;
-pub mod budget;
+/// The address newtypes live in the kernel (the ports deliver to them); which channel an
+/// address is for, in [`channels`].
+pub mod address {
+    pub use super::channels::Address;
+    pub use crate::address::{EmailAddress, PhoneNumber};
+}
 pub mod channels;
-pub mod codes;
-pub mod confirmations;
+/// Email's records and texts, and SMS's, live in their channel's folder; these paths are the
+/// ones other crates name.
+pub use channels::email::{codes, confirmations, links, messages, unsubscribe};
+pub use channels::sms::{budget, phones, texts as sms, twilio as twilio_sms};
 pub mod digest;
 pub mod keys;
-pub mod links;
 /// The mail port and its adapters (SendGrid, the outbox) live beside the other ports.
 pub use crate::mail as mailer;
-pub mod messages;
 pub mod notifier;
-pub mod phones;
 pub mod ports;
 pub mod queue;
 pub mod service;
-pub mod sms;
-pub mod twilio_sms;
-pub mod unsubscribe;
 pub mod webhook;
 
 #[cfg(feature = "embedded-store")]

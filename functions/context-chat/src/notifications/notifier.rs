@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
-use super::address::{Address, EmailAddress, PhoneNumber};
-use super::channels::{ChannelKind, Channels, Delivery, Letter};
+use super::address::Address;
+use super::channels::{CHANNELS, ChannelKind, Channels, Delivery, Letter};
 use super::digest::{self, Digest, PendingMessage, Step};
 use super::keys;
 use super::phones::Phones;
@@ -45,16 +45,15 @@ impl Default for NotifyOptions {
 /// What handling one queue message did, for logs and tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NotifyReport {
-    pub emailed: Vec<EmailAddress>,
-    pub texted: Vec<PhoneNumber>,
-    /// The number's owner had replied STOP: its text subscriptions ended.
+    /// The addresses notified, of every channel.
+    pub sent: Vec<Address>,
+    /// The address refused for good (a number that replied STOP): its subscriptions ended.
     pub stopped: usize,
-    /// Texts not sent today: a daily budget is spent (`sms/dailyTexts`, or the number's);
-    /// their messages wait for the number's next text.
+    /// Not sent today: a daily budget is spent (`sms/dailyTexts`, or the number's); the
+    /// messages wait for the address's next notification.
     pub held: usize,
-    /// What became of the rest, by channel.
-    pub email: Skipped,
-    pub sms: Skipped,
+    /// What became of the rest, by channel ([`ChannelKind::ALL`]'s order).
+    pub skipped: [Skipped; CHANNELS],
 }
 
 /// Notifications not sent (yet), one channel's.
@@ -63,51 +62,37 @@ pub struct Skipped {
     /// Folded into a pending digest.
     pub folded: usize,
     pub online: usize,
-    /// The address or number is not confirmed.
-    pub unverified: usize,
+    /// The address is not confirmed.
+    pub unconfirmed: usize,
     /// The subscriber had read the message already.
     pub read: usize,
     /// The subscriber is no longer a participant: their subscription was ended.
     pub access_ended: usize,
 }
 
+impl Skipped {
+    fn total(reports: &[Skipped], field: fn(&Skipped) -> usize) -> usize {
+        reports.iter().map(field).sum()
+    }
+}
+
 impl NotifyReport {
+    /// The addresses notified on `channel`.
+    pub fn sent_on(&self, channel: ChannelKind) -> impl Iterator<Item = &Address> {
+        self.sent
+            .iter()
+            .filter(move |a| ChannelKind::of(a) == channel)
+    }
+
     fn count(&self) {
         use crate::metrics::{Counter, add};
-        add(Counter::EmailsSent, self.emailed.len() as u64);
-        add(Counter::SmsSent, self.texted.len() as u64);
         add(Counter::SmsStopped, self.stopped as u64);
-        let by_channel = [
-            (
-                self.email,
-                [
-                    Counter::EmailsFolded,
-                    Counter::EmailsSkippedOnline,
-                    Counter::EmailsSkippedUnconfirmed,
-                    Counter::EmailsSkippedRead,
-                    Counter::EmailsSkippedNotMember,
-                ],
-            ),
-            (
-                self.sms,
-                [
-                    Counter::SmsFolded,
-                    Counter::SmsSkippedOnline,
-                    Counter::SmsSkippedUnverified,
-                    Counter::SmsSkippedRead,
-                    Counter::SmsSkippedNotMember,
-                ],
-            ),
-        ];
-        for (skipped, counters) in by_channel {
-            let counts = [
-                skipped.folded,
-                skipped.online,
-                skipped.unverified,
-                skipped.read,
-                skipped.access_ended,
-            ];
-            for (counter, n) in counters.into_iter().zip(counts) {
+        for kind in ChannelKind::ALL {
+            let counters = kind.counters();
+            add(counters.sent, self.sent_on(kind).count() as u64);
+            let s = self.skipped[kind as usize];
+            let counts = [s.folded, s.online, s.unconfirmed, s.read, s.access_ended];
+            for (counter, n) in counters.skipped.into_iter().zip(counts) {
                 add(counter, n as u64);
             }
         }
@@ -240,15 +225,15 @@ impl Notifier {
         tracing::info!(
             context = %context,
             message = %event.message_sid,
-            emailed = report.emailed.len(),
-            texted = report.texted.len(),
+            emailed = report.sent_on(ChannelKind::Email).count(),
+            texted = report.sent_on(ChannelKind::Sms).count(),
             stopped = report.stopped,
             held = report.held,
-            folded = report.email.folded + report.sms.folded,
-            online = report.email.online + report.sms.online,
-            unverified = report.email.unverified + report.sms.unverified,
-            read = report.email.read + report.sms.read,
-            no_access = report.email.access_ended + report.sms.access_ended,
+            folded = Skipped::total(&report.skipped, |s| s.folded),
+            online = Skipped::total(&report.skipped, |s| s.online),
+            unverified = Skipped::total(&report.skipped, |s| s.unconfirmed),
+            read = Skipped::total(&report.skipped, |s| s.read),
+            no_access = Skipped::total(&report.skipped, |s| s.access_ended),
             "message notified"
         );
         Ok(report)
@@ -281,8 +266,8 @@ impl Notifier {
         let report = report(vec![(ChannelKind::of(address), outcome)])?;
         tracing::info!(
             context,
-            emailed = report.emailed.len(),
-            texted = report.texted.len(),
+            emailed = report.sent_on(ChannelKind::Email).count(),
+            texted = report.sent_on(ChannelKind::Sms).count(),
             "digest flushed"
         );
         Ok(report)
@@ -539,18 +524,14 @@ fn report(outcomes: Vec<(ChannelKind, Result<Outcome>)>) -> Result<NotifyReport>
     let mut report = NotifyReport::default();
     let mut first_error = None;
     for (channel, outcome) in outcomes {
-        let skipped = match channel {
-            ChannelKind::Email => &mut report.email,
-            ChannelKind::Sms => &mut report.sms,
-        };
+        let skipped = &mut report.skipped[channel as usize];
         match outcome {
-            Ok(Outcome::Sent(Address::Email(email))) => report.emailed.push(email),
-            Ok(Outcome::Sent(Address::Phone(phone))) => report.texted.push(phone),
+            Ok(Outcome::Sent(address)) => report.sent.push(address),
             Ok(Outcome::Stopped) => report.stopped += 1,
             Ok(Outcome::Held) => report.held += 1,
             Ok(Outcome::Folded) => skipped.folded += 1,
             Ok(Outcome::Online) => skipped.online += 1,
-            Ok(Outcome::Unverified) => skipped.unverified += 1,
+            Ok(Outcome::Unverified) => skipped.unconfirmed += 1,
             Ok(Outcome::Read) => skipped.read += 1,
             Ok(Outcome::AccessEnded) => skipped.access_ended += 1,
             Err(err) => {

@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
-use super::address::Address;
 use super::digest::PendingMessage;
 use super::ports::NotificationPorts;
 use super::store::Key;
+use crate::address::{EmailAddress, PhoneNumber};
+use crate::error::ChatError;
 use crate::error::Result;
 use crate::settings_holder::SettingsHolder;
 
@@ -21,12 +22,69 @@ pub mod sms;
 
 pub use crate::sms_gateway::Delivery;
 
+/// Where a notification goes: an email address, or a phone number for text messages. On the
+/// wire and in the store it is the address itself (a phone number starts with `+` and has
+/// no `@`, an email address always has one), so digests and queued flushes written before
+/// text messages existed read as emails.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
+pub enum Address {
+    Email(EmailAddress),
+    Phone(PhoneNumber),
+}
+
+impl Address {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Address::Email(e) => e.as_str(),
+            Address::Phone(p) => p.as_str(),
+        }
+    }
+}
+
+impl From<EmailAddress> for Address {
+    fn from(value: EmailAddress) -> Self {
+        Address::Email(value)
+    }
+}
+
+impl From<PhoneNumber> for Address {
+    fn from(value: PhoneNumber) -> Self {
+        Address::Phone(value)
+    }
+}
+
+impl TryFrom<String> for Address {
+    type Error = ChatError;
+    fn try_from(value: String) -> Result<Self> {
+        if value.starts_with('+') && !value.contains('@') {
+            PhoneNumber::parse(&value).map(Address::Phone)
+        } else {
+            EmailAddress::parse(&value).map(Address::Email)
+        }
+    }
+}
+
+impl From<Address> for String {
+    fn from(value: Address) -> Self {
+        match value {
+            Address::Email(e) => e.into(),
+            Address::Phone(p) => p.into(),
+        }
+    }
+}
+
 /// Which channel: names its logs, its metrics and its part of a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ChannelKind {
     Email = 0,
     Sms = 1,
 }
+
+/// How many channels there are: a report keeps one [`ChannelCounts`] per channel.
+pub const CHANNELS: usize = 2;
 
 impl ChannelKind {
     /// The channel an address belongs to.
@@ -37,12 +95,49 @@ impl ChannelKind {
         }
     }
 
+    pub const ALL: [ChannelKind; CHANNELS] = [ChannelKind::Email, ChannelKind::Sms];
+
     pub fn name(self) -> &'static str {
         match self {
             ChannelKind::Email => "email",
             ChannelKind::Sms => "sms",
         }
     }
+
+    /// Its counters, by what became of a notification (the metric names keep each
+    /// channel's words: "unconfirmed" emails, "unverified" numbers).
+    pub fn counters(self) -> ChannelCounters {
+        use crate::metrics::Counter::*;
+        match self {
+            ChannelKind::Email => ChannelCounters {
+                sent: EmailsSent,
+                skipped: [
+                    EmailsFolded,
+                    EmailsSkippedOnline,
+                    EmailsSkippedUnconfirmed,
+                    EmailsSkippedRead,
+                    EmailsSkippedNotMember,
+                ],
+            },
+            ChannelKind::Sms => ChannelCounters {
+                sent: SmsSent,
+                skipped: [
+                    SmsFolded,
+                    SmsSkippedOnline,
+                    SmsSkippedUnverified,
+                    SmsSkippedRead,
+                    SmsSkippedNotMember,
+                ],
+            },
+        }
+    }
+}
+
+/// A channel's counters: sent, and skipped as folded, online, unconfirmed, read, and no
+/// longer a member (the order of [`super::notifier::Skipped`]'s fields).
+pub struct ChannelCounters {
+    pub sent: crate::metrics::Counter,
+    pub skipped: [crate::metrics::Counter; 5],
 }
 
 /// One identity's subscription to a context on a channel, at an address.
@@ -148,5 +243,25 @@ impl Channels {
     /// The channel of an address.
     pub fn of(&self, address: &Address) -> &dyn Channel {
         self.get(ChannelKind::of(address))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_is_read_back_as_the_kind_it_was() {
+        for text in ["alex@example.org", "+14155550100"] {
+            let address: Address = serde_json::from_value(serde_json::json!(text)).unwrap();
+            assert_eq!(address.as_str(), text);
+            assert_eq!(
+                serde_json::to_value(&address).unwrap(),
+                serde_json::json!(text)
+            );
+        }
+        let email: Address = serde_json::from_value(serde_json::json!("+tag@example.org")).unwrap();
+        assert!(matches!(email, Address::Email(_)));
+        assert!(serde_json::from_value::<Address>(serde_json::json!("+1 nope")).is_err());
     }
 }

@@ -4,10 +4,10 @@
 
 use secrecy::SecretString;
 
-use super::address::EmailAddress;
-use super::codes::CodeKey;
-use super::unsubscribe::UnsubscribeSigner;
 use crate::error::Result;
+use crate::notifications::address::EmailAddress;
+use crate::notifications::codes::CodeKey;
+use crate::notifications::unsubscribe::UnsubscribeSigner;
 use crate::settings_holder::Configured;
 
 /// What the link secret keys: unsubscribe links and the stored hashes of confirmation

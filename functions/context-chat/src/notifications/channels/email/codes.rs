@@ -6,8 +6,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use super::address::EmailAddress;
 use crate::error::{ChatError, Result};
+use crate::notifications::address::EmailAddress;
 
 /// Eight digits: with five tries per code and a new code at most once a minute, guessing
 /// stays below one chance in ten thousand a day.

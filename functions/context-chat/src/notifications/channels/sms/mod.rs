@@ -2,6 +2,11 @@
 //! ([`Phones`]) and the deployment's daily budgets ([`SmsBudgets`]); digests sent as one
 //! text through the SMS port; a number that replied STOP ends everything it had.
 
+pub mod budget;
+pub mod phones;
+pub mod texts;
+pub mod twilio;
+
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
@@ -10,13 +15,13 @@ use super::{Channel, ChannelKind, Delivery, Letter, Subscriber};
 use crate::clock::now_unix;
 use crate::error::{ChatError, ErrorKind, Result};
 use crate::notifications::address::{Address, PhoneNumber};
-use crate::notifications::budget::{SmsBudgets, Spending};
 use crate::notifications::keys::{self, SmsSubscription};
-use crate::notifications::phones::Phones;
 use crate::notifications::ports::NotificationPorts;
-use crate::notifications::sms::{self, refusals};
 use crate::notifications::store::{self, Key, Store};
 use crate::settings_holder::SettingsHolder;
+use budget::{SmsBudgets, Spending};
+use phones::Phones;
+use texts::refusals;
 
 pub struct SmsChannel {
     settings: Arc<SettingsHolder>,
@@ -149,7 +154,7 @@ impl SmsChannel {
             Err(err) if err.kind == ErrorKind::TooManyRequests => return Ok(Delivery::Held),
             Err(err) => return Err(err),
         }
-        let text = sms::notification_text(letter.context, letter.pending, letter.more);
+        let text = texts::notification_text(letter.context, letter.pending, letter.more);
         gateway.send(phone, &text).await
     }
 }

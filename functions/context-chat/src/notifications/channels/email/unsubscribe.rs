@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use super::address::EmailAddress;
+use crate::notifications::address::EmailAddress;
 
 /// Where the link points, below the public base URL.
 pub const PATH: &str = "/notifications/unsubscribe";

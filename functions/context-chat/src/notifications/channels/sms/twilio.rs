@@ -11,10 +11,10 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
-use super::address::PhoneNumber;
-use super::sms::{Delivery, SmsGateway, refusals};
 use crate::error::{ChatError, Result};
 use crate::metrics::{self, Counter};
+use crate::notifications::address::PhoneNumber;
+use crate::notifications::sms::{Delivery, SmsGateway, refusals};
 use crate::twilio::rest::{Form, RestClient, RetryPolicy, TwilioError};
 
 /// How long one SMS call may take, retries included.

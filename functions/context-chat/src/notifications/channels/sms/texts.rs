@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
 
-use super::address::PhoneNumber;
-use super::digest::PendingMessage;
-use super::mailer::Outbox;
 use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
+use crate::notifications::address::PhoneNumber;
+use crate::notifications::digest::PendingMessage;
+use crate::notifications::mailer::Outbox;
 
 /// How long a verification code is valid (Verify's default).
 pub const CODE_TTL_SECS: u64 = 600;

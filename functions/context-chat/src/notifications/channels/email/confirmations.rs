@@ -11,14 +11,16 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::address::EmailAddress;
-use super::codes::{self, CodeKey, Confirmation, EmailRecord, Guesses, Issue, SenderLog};
-use super::keys::{self, CONFIRMATION_PREFIX, Subscription};
-use super::mailer::Mailer;
-use super::messages;
-use super::store::{self, Store, email_partition};
 use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
+use crate::notifications::address::EmailAddress;
+use crate::notifications::codes::{
+    self, CodeKey, Confirmation, EmailRecord, Guesses, Issue, SenderLog,
+};
+use crate::notifications::keys::{self, CONFIRMATION_PREFIX, Subscription};
+use crate::notifications::mailer::Mailer;
+use crate::notifications::messages;
+use crate::notifications::store::{self, Store, email_partition};
 
 pub struct Confirmations {
     store: Arc<dyn Store>,

@@ -1,16 +1,16 @@
 //! What the whole deployment may spend on text messages (issue 30, M3): codes and
 //! notification texts per UTC day, for everyone together and per destination number,
 //! counted in the store where every process sees them; and the countries texts may go to.
-//! The per-identity limits ([`super::phones`]) come first; these cap what N identities can
+//! The per-identity limits ([`crate::notifications::phones`]) come first; these cap what N identities can
 //! make a deployment pay.
 
 use std::sync::Arc;
 
-use super::address::PhoneNumber;
-use super::keys;
-use super::store::{Count, Created, Store};
 use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
+use crate::notifications::address::PhoneNumber;
+use crate::notifications::keys;
+use crate::notifications::store::{Count, Created, Store};
 pub use crate::settings::sms_policy::{
     DEFAULT_DAILY_CODES, DEFAULT_DAILY_TEXTS, MAX_DAILY, SmsPolicy,
 };

@@ -1,9 +1,9 @@
 //! The texts of the two emails: the confirmation code, and new messages in a context.
 
-use super::address::EmailAddress;
-use super::codes::CODE_TTL_SECS;
-use super::digest::PendingMessage;
-use super::mailer::Email;
+use crate::notifications::address::EmailAddress;
+use crate::notifications::codes::CODE_TTL_SECS;
+use crate::notifications::digest::PendingMessage;
+use crate::notifications::mailer::Email;
 
 pub fn confirmation(to: &EmailAddress, context: &str, code: &str) -> Email {
     Email {
@@ -21,7 +21,7 @@ pub fn confirmation(to: &EmailAddress, context: &str, code: &str) -> Email {
     }
 }
 
-pub use super::digest::MAX_QUOTE_CHARS;
+pub use crate::notifications::digest::MAX_QUOTE_CHARS;
 
 pub fn new_messages(
     to: &EmailAddress,

@@ -12,12 +12,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::address::{Address, PhoneNumber};
-use super::keys::{self, CONFIRMATION_PREFIX, SmsSubscription};
-use super::sms::CODE_TTL_SECS;
-use super::store::{self, Key, Store, phone_partition};
 use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
+use crate::notifications::address::{Address, PhoneNumber};
+use crate::notifications::keys::{self, CONFIRMATION_PREFIX, SmsSubscription};
+use crate::notifications::sms::CODE_TTL_SECS;
+use crate::notifications::store::{self, Key, Store, phone_partition};
 
 /// Numbers one identity may have waiting for their code at once.
 pub const MAX_WAITING_NUMBERS: usize = 2;
@@ -236,7 +236,7 @@ impl Phones {
     pub async fn count_check(&self, phone: &PhoneNumber, identity: &str) -> Result<()> {
         self.update_record(phone, identity, |current| {
             let Some(current) = current else {
-                return Err(super::sms::refusals::no_pending_code());
+                return Err(crate::notifications::sms::refusals::no_pending_code());
             };
             if current.checks >= MAX_CHECKS_PER_IDENTITY {
                 crate::metrics::limited(crate::metrics::Limit::PhoneChecks);

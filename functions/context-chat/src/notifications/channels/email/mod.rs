@@ -1,6 +1,12 @@
 //! Email: addresses confirmed per identity by an emailed code ([`Confirmations`]), digests
 //! sent through the mail port, each with its unsubscribe link.
 
+pub mod codes;
+pub mod confirmations;
+pub mod links;
+pub mod messages;
+pub mod unsubscribe;
+
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
@@ -9,14 +15,13 @@ use super::{Channel, ChannelKind, Delivery, Letter, Subscriber};
 use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
 use crate::notifications::address::{Address, EmailAddress};
-use crate::notifications::codes::{self, Issue};
-use crate::notifications::confirmations::Confirmations;
 use crate::notifications::keys::{self, Subscription};
-use crate::notifications::links::LinkKeys;
-use crate::notifications::messages;
 use crate::notifications::ports::NotificationPorts;
 use crate::notifications::store::{self, Key, Store};
 use crate::settings_holder::SettingsHolder;
+use codes::Issue;
+use confirmations::Confirmations;
+use links::LinkKeys;
 
 pub struct EmailChannel {
     settings: Arc<SettingsHolder>,
