@@ -6,6 +6,7 @@
 //! Run: `cargo bench -p aws-ports --bench ledger_path` (moto from `MOTO_URL`, else the
 //! project's venv, as the tests find it).
 
+use context_chat::feature::Feature;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -111,14 +112,14 @@ fn settings(issuer: &Issuer) -> Settings {
         webhook_path_secret: None,
         link_secret: None,
         platform: None,
-        sendgrid: Ok(None),
+        sendgrid: Feature::Off("not in this test".into()),
         // The limit on, and never reached: its check runs on every call.
         ledger: LedgerPolicy {
             per_minute: u32::MAX,
             retention_days: 30,
         },
-        virgil: Err(context_chat::ChatError::internal("no Virgil in this bench")),
-        sms: Ok(None),
+        virgil: Feature::Off("no Virgil in this bench".into()),
+        sms: Feature::Off("not in this test".into()),
         sms_policy: Ok(Default::default()),
     }
 }

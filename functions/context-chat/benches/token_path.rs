@@ -17,6 +17,7 @@
 //! path (embedded store and DynamoDB on moto, beside it off) is measured by
 //! `cargo bench -p aws-ports --bench ledger_path`, where the DynamoDB store is.
 
+use context_chat::feature::Feature;
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -91,10 +92,10 @@ fn setup() -> Bench {
         webhook_path_secret: None,
         link_secret: None,
         platform: None,
-        sendgrid: Ok(None),
+        sendgrid: Feature::Off("not in this test".into()),
         ledger: Default::default(),
-        virgil: Err(context_chat::ChatError::internal("no Virgil in this bench")),
-        sms: Ok(None),
+        virgil: Feature::Off("no Virgil in this bench".into()),
+        sms: Feature::Off("not in this test".into()),
         sms_policy: Ok(Default::default()),
     };
     let twilio = rt.block_on(TwilioStandIn::start_unchecked());

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::context_token::JwksPolicy;
-use crate::error::{ChatError, Result};
+use crate::error::Result;
 use crate::ledger::Ledger;
 use crate::mail::Mailer;
 use crate::notifications::Channels;
@@ -194,8 +194,8 @@ impl App {
     }
 
     pub fn notifications(&self) -> Result<&NotificationService> {
-        self.notifications.as_ref().ok_or_else(|| {
-            ChatError::internal("Notifications (email and text) are not set up on this server.")
-        })
+        self.notifications
+            .as_ref()
+            .ok_or_else(|| crate::feature::not_configured("The notification service"))
     }
 }

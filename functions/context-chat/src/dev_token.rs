@@ -104,7 +104,7 @@ impl DevIssuerSource {
         self.issuer
             .get_or_try_init(|| async {
                 let Some((client, path)) = &self.ssm else {
-                    return Err(ChatError::internal("No development key is set up."));
+                    return Err(crate::feature::not_configured("The development key"));
                 };
                 DevIssuer::from_ssm(client, path).await.inspect_err(|err| {
                     tracing::error!(reason = %err.message, "loading the development key failed");

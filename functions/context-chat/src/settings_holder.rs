@@ -12,6 +12,7 @@ use secrecy::SecretString;
 use crate::context_token::platform::PlatformVerifier;
 use crate::context_token::{JwksCache, JwksPolicy, Verifier, jwks};
 use crate::error::{ChatError, Result};
+use crate::feature::Feature;
 use crate::mail::{Mailer, SendGrid};
 use crate::settings::{ChatSettings, Param, Settings, SettingsSource, SmsSettings, TwilioSettings};
 use crate::sms_gateway::SmsGateway;
@@ -61,64 +62,82 @@ pub struct Senders {
     pub sms_maker: Option<SmsMaker>,
 }
 
-/// Everything made from one load of the settings. Each feature is one field; one the
-/// process does not read, or whose parameters are not set, answers "not configured".
+/// Everything made from one load of the settings: each part of the product one
+/// [`Feature`], on, off or misconfigured, asked for through its method, which answers a
+/// part that is not on with "<part> is not configured." and logs why.
 pub struct Configured {
     pub settings: Arc<Settings>,
     verifier: Feature<Arc<Verifier>>,
     minter: Feature<Arc<AccessTokenMinter>>,
-    /// `None` when the settings name no Conversations API (local mode on fake credentials)
-    /// or the process does not read Twilio's.
-    pub twilio: Option<TwilioApi>,
-    /// SendGrid when it is set up, else the process's fallback (local mode's outbox); the
-    /// error says what is missing or wrong, and fails only the email it concerns.
-    pub email: Result<Arc<dyn Mailer>>,
+    /// Off when the settings name no Conversations API (local mode on fake credentials) or
+    /// the process does not read Twilio's.
+    twilio: Feature<TwilioApi>,
+    /// SendGrid when it is set up, else the process's fallback (local mode's outbox).
+    email: Feature<Arc<dyn Mailer>>,
     /// Twilio's Verify and Messages when they are set up, else the process's fallback
-    /// (local mode's embedded Verify and outbox); else "SMS is not configured".
-    pub sms: Result<Arc<dyn SmsGateway>>,
+    /// (local mode's embedded Verify and outbox).
+    sms: Feature<Arc<dyn SmsGateway>>,
     signatures: Feature<Arc<SignatureChecker>>,
     link_secret: Feature<SecretString>,
     platform: Feature<Arc<PlatformVerifier>>,
 }
 
-/// A feature, or where its missing setting lives (for the log, never for the caller).
-type Feature<T> = std::result::Result<T, String>;
-
-/// The caller learns that something is not configured; the log learns what.
-fn need<'a, T>(feature: &'a Feature<T>, what: &str) -> Result<&'a T> {
-    feature.as_ref().map_err(|missing| {
-        tracing::error!(missing = %missing, "{what} cannot be done: a setting is missing");
-        ChatError::internal(format!(
-            "{what} cannot be done: the service is not configured."
-        ))
-    })
-}
-
 impl Configured {
     pub fn verifier(&self) -> Result<&Arc<Verifier>> {
-        need(&self.verifier, "Checking context tokens")
+        self.verifier.get("Checking context tokens")
     }
 
     pub fn minter(&self) -> Result<&Arc<AccessTokenMinter>> {
-        need(&self.minter, "Making access tokens")
+        self.minter.get("Making access tokens")
     }
 
     pub fn signatures(&self) -> Result<&Arc<SignatureChecker>> {
-        need(&self.signatures, "Checking webhooks")
+        self.signatures.get("Checking webhooks")
     }
 
     /// The link secret, which keys unsubscribe links and the hashes of confirmation codes
     /// (`notifications::links`).
     pub fn link_secret(&self) -> Result<&SecretString> {
-        need(&self.link_secret, "Signing links and codes")
+        self.link_secret.get("Signing links and codes")
     }
 
-    /// The platform API's token check; without an issuer, `AccessDenied`: no caller can be
-    /// let in, and there is nothing for the caller to fix but to ask the operator.
+    /// Twilio's Conversations API and the provisioner.
+    pub fn twilio(&self) -> Result<&TwilioApi> {
+        self.twilio.get("Twilio's Conversations API")
+    }
+
+    /// The Conversations API, where it is on: provisioning is skipped without it (local
+    /// mode on fake credentials).
+    pub fn twilio_if_on(&self) -> Option<&TwilioApi> {
+        self.twilio.on()
+    }
+
+    pub fn email(&self) -> Result<Arc<dyn Mailer>> {
+        self.email.get("Email").cloned()
+    }
+
+    pub fn sms(&self) -> Result<Arc<dyn SmsGateway>> {
+        self.sms.get("SMS").cloned()
+    }
+
+    /// Why text messages are not on, for banners (`None`: they are).
+    pub fn sms_why_not(&self) -> Option<&str> {
+        self.sms.why_not()
+    }
+
+    pub fn virgil(&self) -> Result<&Arc<crate::virgil::VirgilSigner>> {
+        self.settings.virgil.get("Virgil")
+    }
+
+    /// The platform API's token check; not on, `AccessDenied`: no caller can be let in, and
+    /// there is nothing for the caller to fix but to ask the operator.
     pub fn platform(&self) -> Result<&Arc<PlatformVerifier>> {
         self.platform
-            .as_ref()
-            .map_err(|_| ChatError::access_denied("The platform API is not configured."))
+            .get("The platform API")
+            .map_err(|err| ChatError {
+                kind: crate::ErrorKind::AccessDenied,
+                ..err
+            })
     }
 }
 
@@ -259,32 +278,28 @@ impl SettingsHolder {
     /// Keeps the previous verifier and Twilio clients, and so their caches, when the
     /// settings they depend on did not change.
     fn build(&self, settings: Settings, previous: Option<&Configured>) -> Configured {
-        let missing = |p: Param| self.source.describe(p);
         let verifier = match (&settings.chat, previous) {
-            (None, _) => Err(missing(Param::JwksUrl)),
+            (None, _) => self.off(Param::JwksUrl),
             (Some(chat), Some(prev)) if prev.settings.chat.as_ref() == Some(chat) => {
                 prev.verifier.clone()
             }
-            (Some(chat), _) => Ok(self.verifier(chat)),
+            (Some(chat), _) => Feature::On(self.verifier(chat)),
         };
-        let minter = settings
-            .twilio
-            .as_ref()
-            .map(|t| {
-                Arc::new(
-                    AccessTokenMinter::new(
-                        &t.account_sid,
-                        &t.api_key_sid,
-                        &t.api_secret,
-                        &t.chat_service_sid,
-                        t.access_token_ttl_secs,
-                    )
-                    .with_push_credential(t.push_credential_sid.as_deref()),
+        let minter = match &settings.twilio {
+            None => self.off(Param::ApiSecret),
+            Some(t) => Feature::On(Arc::new(
+                AccessTokenMinter::new(
+                    &t.account_sid,
+                    &t.api_key_sid,
+                    &t.api_secret,
+                    &t.chat_service_sid,
+                    t.access_token_ttl_secs,
                 )
-            })
-            .ok_or_else(|| missing(Param::ApiSecret));
+                .with_push_credential(t.push_credential_sid.as_deref()),
+            )),
+        };
         let twilio = match (&settings.twilio, previous) {
-            (None, _) => None,
+            (None, _) => self.off(Param::ApiSecret),
             (Some(t), Some(prev))
                 if prev.settings.twilio.as_ref().is_some_and(|p| p.same_api(t)) =>
             {
@@ -292,21 +307,20 @@ impl SettingsHolder {
             }
             (Some(t), _) => self.twilio_api(t),
         };
-        let signatures = settings
-            .webhook_auth_token
-            .as_ref()
-            .map(|token| Arc::new(SignatureChecker::new(token)))
-            .ok_or_else(|| missing(Param::WebhookAuthToken));
-        let link_secret = settings
-            .link_secret
-            .clone()
-            .ok_or_else(|| missing(Param::LinkSecret));
+        let signatures = match &settings.webhook_auth_token {
+            None => self.off(Param::WebhookAuthToken),
+            Some(token) => Feature::On(Arc::new(SignatureChecker::new(token))),
+        };
+        let link_secret = match &settings.link_secret {
+            None => self.off(Param::LinkSecret),
+            Some(secret) => Feature::On(secret.clone()),
+        };
         let platform = match (&settings.platform, previous) {
-            (None, _) => Err(missing(Param::PlatformIssuer)),
+            (None, _) => self.off(Param::PlatformIssuer),
             (Some(p), Some(prev)) if prev.settings.platform.as_ref() == Some(p) => {
                 prev.platform.clone()
             }
-            (Some(p), _) => Ok(Arc::new(PlatformVerifier::new(
+            (Some(p), _) => Feature::On(Arc::new(PlatformVerifier::new(
                 self.jwks(&p.jwks_url),
                 p.issuer.clone(),
                 p.audience.clone(),
@@ -314,10 +328,7 @@ impl SettingsHolder {
         };
         let email = self.email(&settings);
         let sms = self.sms(&settings);
-        if let Err(err) = &settings.virgil
-            && err.kind == crate::ErrorKind::InternalError
-            && self.source.reads().has(crate::settings::Section::Virgil)
-        {
+        if let Feature::Misconfigured(err) = &settings.virgil {
             tracing::error!(reason = %err.message, "Virgil settings refused: Virgil tokens fail until they are fixed");
         }
         Configured {
@@ -331,6 +342,11 @@ impl SettingsHolder {
             link_secret,
             platform,
         }
+    }
+
+    /// A part whose setting `p` is missing.
+    fn off<T>(&self, p: Param) -> Feature<T> {
+        Feature::Off(format!("{} is missing", self.source.describe(p)))
     }
 
     /// An issuer's key set, fetched by this process's client for key sets.
@@ -349,8 +365,10 @@ impl SettingsHolder {
         )
     }
 
-    fn twilio_api(&self, twilio: &TwilioSettings) -> Option<TwilioApi> {
-        let base_url = twilio.api_base_url.as_ref()?;
+    fn twilio_api(&self, twilio: &TwilioSettings) -> Feature<TwilioApi> {
+        let Some(base_url) = twilio.api_base_url.as_ref() else {
+            return Feature::Off("no Conversations API on embedded credentials".into());
+        };
         let conversations = Arc::new(ConversationsApi::new(RestClient::new(
             self.api_http.clone(),
             base_url,
@@ -359,7 +377,7 @@ impl SettingsHolder {
             &twilio.api_secret,
             self.options.twilio,
         )));
-        Some(TwilioApi {
+        Feature::On(TwilioApi {
             provisioner: Arc::new(Provisioner::new(
                 conversations.clone(),
                 self.options.provisioning,
@@ -369,45 +387,37 @@ impl SettingsHolder {
         })
     }
 
-    fn sms(&self, settings: &Settings) -> Result<Arc<dyn SmsGateway>> {
-        let not_configured = |why: String| {
-            tracing::error!(reason = %why, "text messages cannot be sent");
-            ChatError::internal(format!("SMS is not configured: {why}"))
-        };
-        match &settings.sms {
-            Ok(Some(sms)) => match self.senders.sms_maker {
-                Some(make) => Ok(make(self.api_http.clone(), sms, self.options.twilio)),
-                None => Err(not_configured(
-                    "this process sends no text messages.".into(),
-                )),
-            },
-            Err(err) => Err(not_configured(err.message.clone())),
-            Ok(None) => self.senders.fallback_sms.clone().ok_or_else(|| {
-                not_configured(format!(
-                    "{} and {} are missing.",
-                    self.source.describe(Param::VerifyServiceSid),
-                    self.source.describe(Param::MessagingServiceSid)
-                ))
-            }),
+    /// Twilio's SMS gateway when its settings are on and this process texts; else the
+    /// process's fallback when the settings are off (local mode).
+    fn sms(&self, settings: &Settings) -> Feature<Arc<dyn SmsGateway>> {
+        match (&settings.sms, self.senders.sms_maker) {
+            (Feature::On(sms), Some(make)) => {
+                Feature::On(make(self.api_http.clone(), sms, self.options.twilio))
+            }
+            (Feature::On(_), None) => Feature::Off("this process sends no text messages".into()),
+            (Feature::Off(why), _) => fallback(&self.senders.fallback_sms, why),
+            (Feature::Misconfigured(err), _) => Feature::Misconfigured(err.clone()),
         }
     }
 
-    fn email(&self, settings: &Settings) -> Result<Arc<dyn Mailer>> {
+    fn email(&self, settings: &Settings) -> Feature<Arc<dyn Mailer>> {
         match &settings.sendgrid {
-            Ok(Some(sendgrid)) => Ok(Arc::new(SendGrid::new(
+            Feature::On(sendgrid) => Feature::On(Arc::new(SendGrid::new(
                 self.api_http.clone(),
                 &sendgrid.api_base_url,
                 sendgrid.api_key.clone(),
                 &sendgrid.domain,
             ))),
-            Err(err) => Err(err.clone()),
-            Ok(None) => self.senders.fallback_mailer.clone().ok_or_else(|| {
-                ChatError::internal(format!(
-                    "Email is not set up: {} and {} are missing.",
-                    self.source.describe(Param::SendGridApiKey),
-                    self.source.describe(Param::SendGridDomain)
-                ))
-            }),
+            Feature::Off(why) => fallback(&self.senders.fallback_mailer, why),
+            Feature::Misconfigured(err) => Feature::Misconfigured(err.clone()),
         }
+    }
+}
+
+/// The process's fallback for a part whose settings are off, or off itself.
+fn fallback<T: Clone>(fallback: &Option<T>, why: &str) -> Feature<T> {
+    match fallback {
+        Some(value) => Feature::On(value.clone()),
+        None => Feature::Off(why.to_owned()),
     }
 }

@@ -206,9 +206,7 @@ impl TokenService {
         request: &ChatTokenRequest,
     ) -> Result<ChatTokenReceipt> {
         if request.needs_ledger && self.ledger.is_none() {
-            return Err(ChatError::internal(
-                "Transaction ids need the token ledger, which this server does not have.",
-            ));
+            return Err(crate::feature::not_configured("The token ledger"));
         }
         let (configured, verified) = (&auth.configured, &auth.verified);
         let endpoint_id = request
@@ -280,10 +278,7 @@ impl TokenService {
 
     pub async fn virgil_token_for(&self, auth: &Authenticated) -> Result<String> {
         let (configured, verified) = (&auth.configured, &auth.verified);
-        let signer = configured.settings.virgil.as_ref().map_err(|err| {
-            tracing::error!(reason = %err.message, "a Virgil token was asked for, but Virgil is not set up");
-            err.clone()
-        })?;
+        let signer = configured.virgil()?;
         let issued_at = now_unix();
         let virgil_token = signer.mint(&verified.identity, issued_at)?;
         let xid = ledger::new_xid()?;
@@ -329,7 +324,7 @@ impl TokenService {
         configured: &Configured,
         verified: &VerifiedToken,
     ) -> Result<&'static str> {
-        let Some(twilio) = &configured.twilio else {
+        let Some(twilio) = configured.twilio_if_on() else {
             return Ok("off");
         };
         let provisioner = &twilio.provisioner;

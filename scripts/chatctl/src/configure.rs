@@ -45,7 +45,10 @@ pub async fn run(args: ConfigureArgs) -> Result<()> {
         None => None,
         Some(base) => Some(with_path_secret(base, path_secret.as_ref(), &source)?),
     };
-    let sms = settings.sms.map_err(|e| CliError::usage(e.message))?;
+    let sms = settings
+        .sms
+        .into_section()
+        .map_err(|e| CliError::usage(e.message))?;
     let sms_policy = settings
         .sms_policy
         .map_err(|e| CliError::usage(e.message))?;

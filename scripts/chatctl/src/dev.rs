@@ -110,7 +110,7 @@ pub fn virgil_token(identity: &str, issued_at: Option<u64>, ttl: Option<u64>) ->
         )));
     }
     context_chat::names::check_identity(identity)?;
-    let signer = context_chat::settings::virgil_signer_from_env(ttl)?;
+    let signer = context_chat::settings::virgil_signer_from_env(ttl).for_operator()?;
     println!(
         "{}",
         signer.mint(identity, issued_at.unwrap_or_else(now_unix))?

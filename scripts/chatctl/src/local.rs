@@ -1,6 +1,7 @@
 //! Embedded defaults for local mode: a development issuer (its ES256 key kept in the data
 //! directory) and clearly fake Twilio credentials, so the product runs with no account.
 
+use context_chat::feature::Feature;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -82,7 +83,7 @@ fn load_or_create_secret(data_dir: &Path, file: &str) -> Result<SecretString> {
 /// `createVirgilToken` can be tried with no Virgil account.
 pub fn virgil_signer(data_dir: &Path) -> Result<Arc<VirgilSigner>> {
     if std::env::var(Param::VirgilAppKey.env_var()).is_ok_and(|v| !v.trim().is_empty()) {
-        return Ok(context_chat::settings::virgil_signer_from_env(None)?);
+        return Ok(context_chat::settings::virgil_signer_from_env(None).for_operator()?);
     }
     let path = data_dir.join(VIRGIL_KEY_FILE);
     let key = match std::fs::read_to_string(&path) {
@@ -170,17 +171,19 @@ pub fn embedded_settings(
         )),
         webhook_path_secret: Some(webhook_path_secret),
         link_secret: Some(link_secret),
-        sendgrid: Ok(None),
+        sendgrid: Feature::Off("not in this test".into()),
         platform: Some(PlatformSettings {
             issuer: server_url.to_string(),
             audience: Some(crate::dev_auth::AUDIENCE.to_owned()),
             jwks_url: platform_jwks_url,
         }),
         ledger: context_chat::settings::ledger_policy_from_env()?,
-        virgil: Ok(virgil),
+        virgil: Feature::On(virgil),
         // Twilio's Verify and Messaging services when TWILIO_* names them; else the
         // embedded Verify and the outbox.
-        sms: context_chat::settings::sms_settings_from_env(),
+        sms: Feature::from_section(context_chat::settings::sms_settings_from_env(), || {
+            "TWILIO_VERIFY_SERVICE_SID and TWILIO_MESSAGING_SERVICE_SID are not set".into()
+        }),
         sms_policy: context_chat::settings::sms_policy_from_env(),
     })
 }

@@ -114,13 +114,15 @@ pub async fn run(args: PutParamsArgs) -> Result<()> {
             .load()
             .await
             .map_err(nothing_put)?;
-        settings.sendgrid.map_err(nothing_put)?;
+        settings.sendgrid.into_section().map_err(nothing_put)?;
         // Virgil's settings are optional as a whole; once any is given, all must load.
-        if values.iter().any(|(p, _)| p.section() == Section::Virgil) {
-            settings.virgil.map_err(nothing_put)?;
+        if values.iter().any(|(p, _)| p.section() == Section::Virgil)
+            && let Some(why) = settings.virgil.why_not()
+        {
+            return Err(CliError::usage(format!("{why} (nothing was put)")));
         }
         // So are the SMS services: both, with the account's API key.
-        settings.sms.map_err(nothing_put)?;
+        settings.sms.into_section().map_err(nothing_put)?;
     } else if let Some((_, key)) = values.iter().find(|(p, _)| **p == Param::VirgilAppKey)
         && context_chat::virgil::parse_app_key(key).is_err()
     {

@@ -180,15 +180,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
              are made) and Twilio will not accept the tokens"
         ),
     }
-    match &settings.sendgrid {
+    match settings.sendgrid.clone().into_section() {
         Ok(Some(sendgrid)) => println!("Email: SendGrid, from notifications@{}", sendgrid.domain),
-        Err(err) => return Err(err.clone().into()),
+        Err(err) => return Err(err.into()),
         Ok(None) => println!(
             "Email: written to the outbox, {} (list: http://{addr}{OUTBOX_PATH})",
             notifications.outbox.dir().display()
         ),
     }
-    match (&settings.sms, local.is_some()) {
+    match (settings.sms.clone().into_section(), local.is_some()) {
         (Ok(Some(sms)), _) => println!(
             "SMS: Twilio Verify {} and Messaging Service {}",
             sms.verify_service_sid, sms.messaging_service_sid

@@ -464,12 +464,7 @@ impl Notifier {
 
     async fn conversations(&self) -> Result<Arc<ConversationsApi>> {
         let configured = self.settings.current().await?;
-        let twilio = configured.twilio.as_ref().ok_or_else(|| {
-            ChatError::internal(
-                "No Conversations API is set up, so a conversation's context cannot be found.",
-            )
-        })?;
-        Ok(twilio.conversations.clone())
+        Ok(configured.twilio()?.conversations.clone())
     }
 
     /// The context (unique name) of a conversation, remembered per process: a

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::queue::Queue;
 use super::store::Store;
-use crate::error::{ChatError, Result};
+use crate::error::Result;
 
 #[derive(Clone)]
 pub struct NotificationPorts {
@@ -21,6 +21,6 @@ impl NotificationPorts {
     pub fn queue(&self) -> Result<&dyn Queue> {
         self.queue
             .as_deref()
-            .ok_or_else(|| ChatError::internal("No notification queue is set up on this server."))
+            .ok_or_else(|| crate::feature::not_configured("The notification queue"))
     }
 }

@@ -84,9 +84,11 @@ impl PlatformService {
 
     fn revocations(&self, what: &str) -> Result<&Revocations> {
         self.revocations.as_deref().ok_or_else(|| {
-            ChatError::internal(format!(
-                "{what} needs the store, which this server does not have."
-            ))
+            tracing::error!(
+                what,
+                "the platform API needs the store, which this process has not"
+            );
+            crate::feature::not_configured("The store")
         })
     }
 
@@ -150,11 +152,9 @@ impl PlatformService {
     }
 
     fn ledger(&self) -> Result<&Ledger> {
-        self.ledger.as_deref().ok_or_else(|| {
-            ChatError::internal(
-                "The token ledger needs the store, which this server does not have.",
-            )
-        })
+        self.ledger
+            .as_deref()
+            .ok_or_else(|| crate::feature::not_configured("The token ledger"))
     }
 
     /// `tokenIssuance`: the ledger's record of `xid` (of `identity`, when given), while it
@@ -222,11 +222,7 @@ impl PlatformService {
     }
 
     fn twilio(configured: &Configured) -> Result<&TwilioApi> {
-        configured.twilio.as_ref().ok_or_else(|| {
-            ChatError::internal(
-                "There is no Twilio account to act on: these settings turn provisioning off.",
-            )
-        })
+        configured.twilio()
     }
 
     /// `identityContexts`: the contexts whose conversations the identity is in.
@@ -319,7 +315,7 @@ impl PlatformService {
             .revoke(identity, now_unix())
             .await?;
         crate::metrics::count(crate::metrics::Counter::Revocations);
-        let left = match &configured.twilio {
+        let left = match configured.twilio_if_on() {
             Some(twilio) => twilio.provisioner.leave_all(identity).await?,
             None => Vec::new(),
         };

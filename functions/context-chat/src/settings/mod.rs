@@ -16,6 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::error::{ChatError, Result};
+pub use crate::feature::Feature;
 use crate::ledger::LedgerPolicy;
 use crate::names::looks_like_sid;
 use crate::twilio::access_token::{DEFAULT_TTL_SECS, MAX_TTL_SECS};
@@ -23,7 +24,8 @@ use crate::twilio::provisioning::{Adoption, Ownership};
 use crate::virgil::VirgilSigner;
 use sms_policy::SmsPolicy;
 
-/// One load of the settings. A section the process does not read is `None` (or `Ok(None)`).
+/// One load of the settings. A section the process does not read is `None`, or off; the
+/// sections a mistake in which must fail only their own feature are [`Feature`]s.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub twilio: Option<TwilioSettings>,
@@ -35,19 +37,20 @@ pub struct Settings {
     pub webhook_path_secret: Option<SecretString>,
     /// Optional where it is read: what needs it fails, saying it is not configured.
     pub link_secret: Option<SecretString>,
-    /// `Ok(None)` when no SendGrid API key is set. A mistake here is kept, not raised, so
-    /// that it fails only the email it concerns and never the token path.
-    pub sendgrid: Result<Option<SendGridSettings>, ChatError>,
+    /// Off when no SendGrid API key is set. A mistake here is kept, not raised, so that it
+    /// fails only the email it concerns and never the token path.
+    pub sendgrid: Feature<SendGridSettings>,
     /// `None` without an issuer: the platform API then answers that it is not configured.
     pub platform: Option<PlatformSettings>,
     /// The minting limit and the ledger's retention; the defaults where not read.
     pub ledger: LedgerPolicy,
-    /// Virgil E3Kit JWTs. A missing setting (`EntityNotFound` naming it) or a malformed one
-    /// is kept, not raised, so that it fails only Virgil tokens.
-    pub virgil: Result<Arc<VirgilSigner>, ChatError>,
-    /// Text messages through Twilio: `Ok(None)` when no Verify service is set. A mistake is
-    /// kept, not raised, so that it fails only the text messages.
-    pub sms: Result<Option<SmsSettings>, ChatError>,
+    /// Virgil E3Kit JWTs: the signer, made at load because reading the app key is checking
+    /// it. Off without an app id; a mistake is kept, not raised, so that it fails only
+    /// Virgil tokens.
+    pub virgil: Feature<Arc<VirgilSigner>>,
+    /// Text messages through Twilio: off when no Verify service is set. A mistake is kept,
+    /// not raised, so that it fails only the text messages.
+    pub sms: Feature<SmsSettings>,
     /// Daily budgets and allowed countries of text messages (the defaults where not read).
     /// A mistake fails only the text messages.
     pub sms_policy: Result<SmsPolicy, ChatError>,
@@ -263,9 +266,11 @@ impl Settings {
             webhook_path_secret,
             link_secret,
             sendgrid: if reads.has(Section::SendGrid) {
-                SendGridSettings::from_raw(raw, describe)
+                Feature::from_section(SendGridSettings::from_raw(raw, describe), || {
+                    both_missing(describe, Param::SendGridApiKey, Param::SendGridDomain)
+                })
             } else {
-                Ok(None)
+                not_read()
             },
             platform: if reads.has(Section::Platform) {
                 PlatformSettings::from_raw(raw, describe)?
@@ -280,12 +285,18 @@ impl Settings {
             virgil: if reads.has(Section::Virgil) {
                 virgil_signer(&r)
             } else {
-                Err(ChatError::internal("Virgil tokens are not made here."))
+                not_read()
             },
             sms: if reads.has(Section::Sms) {
-                SmsSettings::from_raw(&r)
+                Feature::from_section(SmsSettings::from_raw(&r), || {
+                    both_missing(
+                        describe,
+                        Param::VerifyServiceSid,
+                        Param::MessagingServiceSid,
+                    )
+                })
             } else {
-                Ok(None)
+                not_read()
             },
             sms_policy: if reads.has(Section::Sms) {
                 sms_policy(&r)
@@ -301,7 +312,7 @@ impl Settings {
     /// process: settings are loaded again every few minutes).
     fn warn_of_any_country(&self) {
         static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-        if let (Ok(Some(_)), Ok(policy)) = (&self.sms, &self.sms_policy)
+        if let (Feature::On(_), Ok(policy)) = (&self.sms, &self.sms_policy)
             && policy.allowed_countries.is_none()
             && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
         {
@@ -326,6 +337,15 @@ impl Settings {
         }
         Ok(self)
     }
+}
+
+/// A section this process does not read.
+fn not_read<T>() -> Feature<T> {
+    Feature::Off("this process does not read its settings".into())
+}
+
+fn both_missing(describe: &dyn Fn(Param) -> String, a: Param, b: Param) -> String {
+    format!("{} and {} are missing", describe(a), describe(b))
 }
 
 const TOLD_APART: &str = "must differ from the context tokens' audience, which must be set, when both kinds of token come from one issuer";
@@ -415,7 +435,7 @@ fn ledger_policy(r: &Reader<'_>) -> Result<LedgerPolicy> {
 
 /// The Virgil signer from `VIRGIL_*` alone (local mode uses them when set, and
 /// `chatctl virgil-token`), `ttl_secs` in place of `VIRGIL_TOKEN_TTL` when given.
-pub fn virgil_signer_from_env(ttl_secs: Option<u64>) -> Result<Arc<VirgilSigner>> {
+pub fn virgil_signer_from_env(ttl_secs: Option<u64>) -> Feature<Arc<VirgilSigner>> {
     let mut raw: RawParams = Param::ALL
         .into_iter()
         .filter(|p| p.section() == Section::Virgil)
@@ -493,7 +513,17 @@ fn sms_policy(r: &Reader<'_>) -> Result<SmsPolicy> {
 
 /// The ids are copied into tokens unchanged, so they must be what Virgil's SDKs write the
 /// same way: printable ASCII without spaces.
-fn virgil_signer(r: &Reader<'_>) -> Result<Arc<VirgilSigner>> {
+fn virgil_signer(r: &Reader<'_>) -> Feature<Arc<VirgilSigner>> {
+    if r.optional(Param::VirgilAppId).is_none() {
+        return Feature::Off(format!("{} is missing", (r.describe)(Param::VirgilAppId)));
+    }
+    match virgil_signer_of(r) {
+        Ok(signer) => Feature::On(signer),
+        Err(err) => Feature::Misconfigured(err),
+    }
+}
+
+fn virgil_signer_of(r: &Reader<'_>) -> Result<Arc<VirgilSigner>> {
     let id = |p: Param| {
         let value = r.required(p)?;
         if value.len() <= 256 && value.bytes().all(|b| b.is_ascii_graphic()) {
@@ -759,7 +789,7 @@ mod tests {
         assert!(verify.twilio.is_none());
         assert!(verify.webhook_auth_token.is_none());
         assert!(verify.link_secret.is_none());
-        assert!(matches!(verify.sendgrid, Ok(None)));
+        assert!(matches!(verify.sendgrid, Feature::Off(_)));
 
         let webhook = Settings::from_raw(&raw, &describe, reads::TWILIO_WEBHOOK).unwrap();
         assert!(webhook.twilio.is_none() && webhook.chat.is_none());
@@ -827,6 +857,7 @@ mod tests {
             Settings::from_raw(raw, &describe, reads::ENABLE_CHANNEL_NOTIFICATIONS)
                 .unwrap()
                 .sms
+                .into_section()
         };
         assert!(matches!(sms(&raw), Ok(None)));
         raw.insert(Param::VerifyServiceSid, format!("VA{}", "a".repeat(32)));
@@ -862,12 +893,12 @@ mod tests {
         raw.insert(Param::VerifyServiceSid, "nope".into());
         let loaded =
             Settings::from_raw(&raw, &describe, reads::ENABLE_CHANNEL_NOTIFICATIONS).unwrap();
-        assert!(loaded.sms.is_err() && loaded.chat.is_some());
+        assert!(matches!(loaded.sms, Feature::Misconfigured(_)) && loaded.chat.is_some());
         // Processes that send no text messages do not read them; those that do get the
         // account's API key with them.
         assert!(matches!(
             load_with(&raw, reads::CREATE_CHAT_TOKEN).sms,
-            Ok(None)
+            Feature::Off(_)
         ));
         let params: Vec<Param> = reads::VERIFY_EMAIL.params().collect();
         for p in [
@@ -970,10 +1001,10 @@ mod tests {
     #[test]
     fn a_sendgrid_mistake_is_kept_for_email_and_does_not_stop_the_token_path() {
         let mut raw = good();
-        assert!(matches!(load(&raw).unwrap().sendgrid, Ok(None)));
+        assert!(matches!(load(&raw).unwrap().sendgrid, Feature::Off(_)));
         raw.insert(Param::SendGridApiKey, "SG.secret-key".into());
         let loaded = load(&raw).unwrap();
-        let err = loaded.sendgrid.unwrap_err();
+        let err = loaded.sendgrid.into_section().unwrap_err();
         assert!(
             err.message.contains("/stack/sendgrid/domain"),
             "{}",
@@ -981,24 +1012,28 @@ mod tests {
         );
         assert!(!err.message.contains("SG.secret-key"));
         raw.insert(Param::SendGridDomain, "Chat.Example.org".into());
-        let sendgrid = load(&raw).unwrap().sendgrid.unwrap().unwrap();
+        let sendgrid = load(&raw)
+            .unwrap()
+            .sendgrid
+            .into_section()
+            .unwrap()
+            .unwrap();
         assert_eq!(sendgrid.domain, "chat.example.org");
         assert_eq!(sendgrid.api_base_url.as_str(), "https://api.sendgrid.com/");
         raw.insert(Param::SendGridDomain, "not a domain".into());
-        assert!(load(&raw).unwrap().sendgrid.is_err());
+        assert!(matches!(
+            load(&raw).unwrap().sendgrid,
+            Feature::Misconfigured(_)
+        ));
     }
 
     #[test]
     fn virgil_settings_fail_only_virgil_tokens_and_never_show_the_key() {
         let mut raw = good();
         let loaded = load(&raw).unwrap();
-        let err = loaded.virgil.unwrap_err();
-        assert_eq!(err.kind, ErrorKind::EntityNotFound);
-        assert!(
-            err.message.contains("/stack/virgil/appId"),
-            "{}",
-            err.message
-        );
+        let why = loaded.virgil.why_not().unwrap();
+        assert!(matches!(loaded.virgil, Feature::Off(_)));
+        assert!(why.contains("/stack/virgil/appId"), "{why}");
         raw.insert(
             Param::VirgilAppId,
             "0123456789abcdef0123456789abcdef".into(),
@@ -1007,7 +1042,7 @@ mod tests {
             Param::VirgilAppKeyId,
             "fedcba9876543210fedcba9876543210".into(),
         );
-        let err = load(&raw).unwrap().virgil.unwrap_err();
+        let err = load(&raw).unwrap().virgil.into_section().unwrap_err();
         assert!(
             err.message.contains("/stack/virgil/appKey"),
             "{}",
@@ -1015,7 +1050,7 @@ mod tests {
         );
         let bad_key = "MC4CAQAwBQYDK2VwBCIEIOiER8JtE3ulAbqlKQ27uZmV18-broken";
         raw.insert(Param::VirgilAppKey, bad_key.into());
-        let err = load(&raw).unwrap().virgil.unwrap_err();
+        let err = load(&raw).unwrap().virgil.into_section().unwrap_err();
         assert_eq!(err.kind, ErrorKind::InternalError);
         assert!(
             err.message.contains("/stack/virgil/appKey"),
@@ -1027,7 +1062,7 @@ mod tests {
             Param::VirgilAppKey,
             "MC4CAQAwBQYDK2VwBCIEIOiER8JtE3ulAbqlKQ27uZmV18/h3Ko7jjIoR4XcuAUD".into(),
         );
-        let signer = load(&raw).unwrap().virgil.unwrap();
+        let signer = load(&raw).unwrap().virgil.into_section().unwrap().unwrap();
         assert_eq!(signer.ttl_secs(), 1200);
         for (ttl, ok) in [
             ("3600", true),
@@ -1036,14 +1071,14 @@ mod tests {
             ("20m", false),
         ] {
             raw.insert(Param::VirgilTokenTtl, ttl.into());
-            assert_eq!(load(&raw).unwrap().virgil.is_ok(), ok, "{ttl}");
+            assert_eq!(load(&raw).unwrap().virgil.on().is_some(), ok, "{ttl}");
         }
         raw.insert(Param::VirgilTokenTtl, "60".into());
         raw.insert(Param::VirgilAppId, "not ascii ë".into());
-        assert!(load(&raw).unwrap().virgil.is_err());
+        assert!(load(&raw).unwrap().virgil.on().is_none());
         // Processes that do not make Virgil tokens do not read them.
         let webhook = Settings::from_raw(&raw, &describe, reads::TWILIO_WEBHOOK).unwrap();
-        assert!(webhook.virgil.is_err());
+        assert!(matches!(webhook.virgil, Feature::Off(_)));
     }
 
     #[test]

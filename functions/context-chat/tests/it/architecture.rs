@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Modules every other may use, which use none of the rest: they stay at the bottom.
-const KERNEL: [&str; 6] = ["error", "clock", "names", "metrics", "panics", "address"];
+const KERNEL: [&str; 7] = [
+    "error", "clock", "names", "metrics", "panics", "address", "feature",
+];
 
 /// The ports and their adapters in this crate: they know no feature (features own their
 /// store keys and documents), only the kernel and the port they adapt.

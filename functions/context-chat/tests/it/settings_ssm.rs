@@ -84,7 +84,10 @@ async fn loads_by_name_more_than_one_call_holds_and_decrypts_secure_strings() {
         settings.link_secret.as_ref().unwrap().expose_secret(),
         "link-secret-value-of-some-length"
     );
-    assert_eq!(settings.sendgrid.unwrap().unwrap().domain, "example.org");
+    assert_eq!(
+        settings.sendgrid.into_section().unwrap().unwrap().domain,
+        "example.org"
+    );
     let chat = settings.chat.as_ref().unwrap();
     assert_eq!(
         chat.jwks_url.as_str(),

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use context_chat::notifications::address::{Address, EmailAddress, PhoneNumber};
 use context_chat::ledger::{self, Ledger, Minter};
+use context_chat::notifications::address::{Address, EmailAddress, PhoneNumber};
 use context_chat::notifications::keys;
 use context_chat::revocations::{self, Revocations};
 use context_chat::sqlite_store::SqliteStore;

@@ -80,7 +80,7 @@ async fn puts_what_the_functions_load_with_secrets_as_securestrings() {
     assert!(link_secret.len() >= 43, "256 random bits");
     assert!(!stdout.contains(&link_secret));
     assert_eq!(
-        settings.sendgrid.unwrap().unwrap().domain,
+        settings.sendgrid.into_section().unwrap().unwrap().domain,
         "chat.example.org"
     );
     for (name, secure) in [

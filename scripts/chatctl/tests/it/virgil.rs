@@ -168,13 +168,16 @@ async fn without_virgil_settings_only_virgil_tokens_fail_and_the_push_credential
     let token = key.token(&claims("alex", &["general"]));
 
     let (_, body) = call(server, VIRGIL, json!({"token": token}), None, None).await;
-    assert_eq!(error_type(&body), "EntityNotFound", "{body}");
+    // One answer for every part that is off (adr/018); the log names the setting.
+    assert_eq!(error_type(&body), "InternalError", "{body}");
     let message = body["errors"][0]["message"].as_str().unwrap();
-    assert!(message.contains("VIRGIL_APP_ID"), "{message}");
+    assert_eq!(message, "Virgil is not configured.");
     let response = rest(server, "/virgil-jwt", Some(&token)).await;
     assert_eq!(response.status(), 500);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["errorType"], "EntityNotFound");
+    assert_eq!(body["errorType"], "InternalError");
+    let log = std::fs::read_to_string(local.data.join("server.log")).unwrap();
+    assert!(log.contains("VIRGIL_APP_ID is missing"), "{log}");
 
     // Chat tokens are unaffected, and carry the push credential.
     let (_, body) = call(server, CREATE, json!({"token": token}), None, None).await;

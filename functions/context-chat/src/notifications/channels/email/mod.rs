@@ -59,7 +59,7 @@ impl EmailChannel {
         email: &EmailAddress,
     ) -> Result<bool> {
         let configured = self.settings.current().await?;
-        let mailer = configured.email.clone()?;
+        let mailer = configured.email()?;
         let links = LinkKeys::of(&configured)?;
         let subscription = Subscription {
             context: context.to_owned(),
@@ -107,7 +107,7 @@ impl EmailChannel {
             letter.window_secs,
             link.as_deref(),
         );
-        let mailer = configured.email.clone()?;
+        let mailer = configured.email()?;
         mailer.send(&mail).await.map(|()| Delivery::Accepted)
     }
 }

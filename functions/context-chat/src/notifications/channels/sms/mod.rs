@@ -58,7 +58,7 @@ impl SmsChannel {
         phone: &PhoneNumber,
     ) -> Result<bool> {
         let configured = self.settings.current().await?;
-        let sms = configured.sms.clone()?;
+        let sms = configured.sms()?;
         let policy = configured.settings.sms_policy.clone()?;
         policy.check_country(phone)?;
         if self.phones.has_stopped(phone).await? {
@@ -124,7 +124,7 @@ impl SmsChannel {
         code: &str,
         identity: &str,
     ) -> Result<bool> {
-        let sms = self.settings.current().await?.sms.clone()?;
+        let sms = self.settings.current().await?.sms()?;
         match self.phones.record(phone, identity).await? {
             Some(record) if record.verified => return Ok(true),
             // Only the identity that asked for the code may use it.
@@ -144,7 +144,7 @@ impl SmsChannel {
 
     async fn deliver_text(&self, letter: Letter<'_>, phone: &PhoneNumber) -> Result<Delivery> {
         let configured = self.settings.current().await?;
-        let gateway = configured.sms.clone()?;
+        let gateway = configured.sms()?;
         let policy = configured.settings.sms_policy.clone()?;
         if policy.check_country(phone).is_err() {
             return Ok(Delivery::CountryNotAllowed);
