@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use aws_ports::{DynamoStore, create_table};
 use context_chat::ledger::LedgerPolicy;
-use context_chat::notifications::NotificationPorts;
+use context_chat::notifications::Ports;
 use context_chat::notifications::sqlite_store::SqliteStore;
 use context_chat::settings::{ChatSettings, Settings, SettingsSource, TwilioSettings};
 use context_chat::store::{Count, Created, Expect, Key, Store, Stored};
@@ -131,7 +131,7 @@ fn app_on(settings: &Settings, store: Option<Arc<dyn Store>>) -> App {
     );
     match store {
         Some(store) => builder
-            .notifications(NotificationPorts {
+            .ports(Ports {
                 store,
                 queue: None,
                 public_url: None,

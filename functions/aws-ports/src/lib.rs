@@ -9,7 +9,7 @@ mod sqs_queue;
 use std::sync::Arc;
 use std::time::Duration;
 
-use context_chat::notifications::{NotificationPorts, Store};
+use context_chat::notifications::{Ports, Store};
 use context_chat::{ChatError, Result};
 
 pub use dynamo_store::{DynamoStore, create_table};
@@ -55,7 +55,7 @@ pub fn store_from_env(config: &aws_config::SdkConfig) -> Result<Arc<dyn Store>> 
 
 /// What the environment names, for the functions:
 /// the store when `NOTIFICATIONS_TABLE` is set, the queues when their URLs are.
-pub fn ports_from_env(config: &aws_config::SdkConfig) -> Result<NotificationPorts> {
+pub fn ports_from_env(config: &aws_config::SdkConfig) -> Result<Ports> {
     let store = store_from_env(config)?;
     let queue = match (var(QUEUE_ENV), var(DELAY_QUEUE_ENV)) {
         (None, None) => None,
@@ -69,7 +69,7 @@ pub fn ports_from_env(config: &aws_config::SdkConfig) -> Result<NotificationPort
             delay,
         )) as Arc<dyn context_chat::notifications::Queue>),
     };
-    Ok(NotificationPorts {
+    Ok(Ports {
         store,
         queue,
         public_url: var(PUBLIC_URL_ENV).and_then(|u| u.parse().ok()),

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use context_chat::notifications::NotificationPorts;
+use context_chat::notifications::Ports;
 use context_chat::settings::{ChatSettings, Settings, SettingsSource, TwilioSettings};
 use context_chat::store::{Count, Created, Expect, Key, Store, Stored};
 use context_chat::{App, AppOptions};
@@ -108,7 +108,7 @@ fn setup() -> Bench {
         SettingsSource::Fixed(Box::new(settings.clone())),
         AppOptions::default(),
     )
-    .notifications(NotificationPorts {
+    .ports(Ports {
         store: store.clone(),
         queue: None,
         public_url: None,

@@ -11,7 +11,7 @@ use crate::ledger::Ledger;
 use crate::mail::Mailer;
 use crate::notifications::Channels;
 use crate::notifications::service::EndSubscriptions;
-use crate::notifications::{NotificationPorts, NotificationService, NotifyOptions, QueueMessage};
+use crate::notifications::{NotificationService, NotifyOptions, Ports, QueueMessage};
 use crate::platform::PlatformService;
 use crate::revocations::Revocations;
 use crate::settings::SettingsSource;
@@ -59,18 +59,20 @@ pub struct App {
     platform: PlatformService,
 }
 
-/// What a process adds to the settings: the notification ports, and a mailer for when
-/// SendGrid is not set up (local mode's outbox).
+/// What a process adds to the settings: its ports (the store, which switches on the
+/// ledger, revocations and notifications; the queue), and fallbacks for email and texts.
 pub struct AppBuilder {
     source: SettingsSource,
     options: AppOptions,
-    notifications: Option<NotificationPorts>,
+    ports: Option<Ports>,
     senders: Senders,
 }
 
 impl AppBuilder {
-    pub fn notifications(mut self, ports: NotificationPorts) -> Self {
-        self.notifications = Some(ports);
+    /// The process's store and queue: with them come the token ledger, revocations and
+    /// notifications; without them, the token operations only.
+    pub fn ports(mut self, ports: Ports) -> Self {
+        self.ports = Some(ports);
         self
     }
 
@@ -105,26 +107,25 @@ impl AppBuilder {
             self.senders,
         ));
         let channels = self
-            .notifications
+            .ports
             .as_ref()
             .map(|ports| Channels::new(settings.clone(), ports));
         // Where there is a store, subscriptions end with the access they followed.
-        let access_ended =
-            self.notifications
-                .as_ref()
-                .zip(channels.clone())
-                .map(|(ports, channels)| {
-                    Arc::new(EndSubscriptions(channels, ports.store.clone()))
-                        as Arc<dyn AccessEnded>
-                });
-        let revocations = self.notifications.as_ref().map(|ports| {
+        let access_ended = self
+            .ports
+            .as_ref()
+            .zip(channels.clone())
+            .map(|(ports, channels)| {
+                Arc::new(EndSubscriptions(channels, ports.store.clone())) as Arc<dyn AccessEnded>
+            });
+        let revocations = self.ports.as_ref().map(|ports| {
             Arc::new(Revocations::new(
                 ports.store.clone(),
                 options.revocation_window,
             ))
         });
         let ledger = self
-            .notifications
+            .ports
             .as_ref()
             .map(|ports| Arc::new(Ledger::new(ports.store.clone())));
         let tokens = Arc::new(TokenService::new(
@@ -133,12 +134,12 @@ impl AppBuilder {
             revocations.clone(),
             ledger.clone(),
         ));
-        let sweeps = self.notifications.as_ref().and_then(|p| p.queue.clone());
+        let sweeps = self.ports.as_ref().and_then(|p| p.queue.clone());
         let sweep_after =
             options.revocation_window + options.provisioning.budget + crate::platform::SWEEP_MARGIN;
         let platform = PlatformService::new(settings.clone(), revocations, access_ended, ledger)
             .with_sweeps(sweeps, sweep_after);
-        let notifications = self.notifications.zip(channels).map(|(ports, channels)| {
+        let notifications = self.ports.zip(channels).map(|(ports, channels)| {
             NotificationService::new(
                 tokens.clone(),
                 settings.clone(),
@@ -166,7 +167,7 @@ impl App {
         AppBuilder {
             source,
             options,
-            notifications: None,
+            ports: None,
             senders: Senders::default(),
         }
     }

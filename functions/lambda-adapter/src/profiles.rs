@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use context_chat::notifications::NotificationPorts;
+use context_chat::notifications::Ports;
 use context_chat::notifications::twilio_sms::TwilioSms;
 use context_chat::settings::{Reads, SettingsSource, reads};
 use context_chat::settings_holder::SmsMaker;
@@ -24,7 +24,7 @@ pub enum Warm {
 }
 
 /// Makes a function's ports from the environment (`aws_ports`).
-pub type PortsMaker = fn(&aws_config::SdkConfig) -> Result<NotificationPorts>;
+pub type PortsMaker = fn(&aws_config::SdkConfig) -> Result<Ports>;
 
 /// One function's row.
 #[derive(Clone, Copy)]
@@ -40,8 +40,8 @@ pub struct Profile {
 
 /// The table `NOTIFICATIONS_TABLE` names, and no queue: the token functions (revocations,
 /// the ledger, subscriptions that end with the contexts provisioning takes away).
-fn store(config: &aws_config::SdkConfig) -> Result<NotificationPorts> {
-    Ok(NotificationPorts {
+fn store(config: &aws_config::SdkConfig) -> Result<Ports> {
+    Ok(Ports {
         store: aws_ports::store_from_env(config)?,
         queue: None,
         public_url: None,
@@ -49,7 +49,7 @@ fn store(config: &aws_config::SdkConfig) -> Result<NotificationPorts> {
 }
 
 /// The table and the queues their variables name.
-fn store_and_queues(config: &aws_config::SdkConfig) -> Result<NotificationPorts> {
+fn store_and_queues(config: &aws_config::SdkConfig) -> Result<Ports> {
     aws_ports::ports_from_env(config)
 }
 
@@ -105,7 +105,7 @@ pub async fn start(profile: &Profile) -> Arc<App> {
         app = app.sms(make);
     }
     match (profile.ports)(&config) {
-        Ok(ports) => app = app.notifications(ports),
+        Ok(ports) => app = app.ports(ports),
         Err(err) => {
             tracing::error!(reason = %err.message, "the store is not set up; calls that need it will fail")
         }

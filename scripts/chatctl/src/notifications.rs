@@ -11,7 +11,7 @@ use axum::response::Html;
 use context_chat::App;
 use context_chat::notifications::sqlite_store::SqliteStore;
 use context_chat::notifications::unsubscribe::escape;
-use context_chat::notifications::{LocalQueue, NotificationPorts, Outbox, QueueMessage};
+use context_chat::notifications::{LocalQueue, Outbox, Ports, QueueMessage};
 use tokio::sync::mpsc;
 
 use crate::error::Result;
@@ -23,7 +23,7 @@ pub const OUTBOX_PATH: &str = "/outbox";
 const MAX_TRIES: u32 = 5;
 
 pub struct LocalNotifications {
-    pub ports: NotificationPorts,
+    pub ports: Ports,
     pub outbox: Arc<Outbox>,
     pub store_path: PathBuf,
     /// What the queue delivers: hand it to [`start_worker`] once the app is built.
@@ -37,7 +37,7 @@ impl LocalNotifications {
         let store_path = store.path().to_owned();
         let (queue, receiver) = LocalQueue::new();
         Ok(Self {
-            ports: NotificationPorts {
+            ports: Ports {
                 store: Arc::new(store),
                 queue: Some(Arc::new(queue)),
                 public_url: Some(public_url),

@@ -82,7 +82,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .map_err(|e| CliError::Failed(format!("public URL: {e}")))?;
     let notifications = LocalNotifications::open(&args.data_dir, public_url)?;
     let mut builder = App::builder(source, AppOptions::default())
-        .notifications(notifications.ports.clone())
+        .ports(notifications.ports.clone())
         .fallback_mailer(notifications.outbox.clone())
         .sms(context_chat::notifications::twilio_sms::TwilioSms::gateway);
     // Local mode verifies numbers itself and texts to the outbox; with the environment's

@@ -10,9 +10,7 @@ use aws_ports::{DynamoStore, SqsQueue, create_table};
 use context_chat::notifications::ChannelKind::Email;
 use context_chat::notifications::keys;
 use context_chat::notifications::notifier::NotifyOptions;
-use context_chat::notifications::{
-    NotificationPorts, QueueMessage, Store, WebhookOutcome, WebhookRequest,
-};
+use context_chat::notifications::{Ports, QueueMessage, Store, WebhookOutcome, WebhookRequest};
 use context_chat::settings::SettingsSource;
 use context_chat::{App, AppOptions, ErrorKind};
 use test_support::{
@@ -61,7 +59,7 @@ impl World {
         };
         let store = Arc::new(DynamoStore::new(dynamodb, name));
         let app = App::builder(SettingsSource::env_vars(env), options)
-            .notifications(NotificationPorts {
+            .ports(Ports {
                 store: store.clone(),
                 queue: Some(Arc::new(SqsQueue::new(
                     sqs.clone(),

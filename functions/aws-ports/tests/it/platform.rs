@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use aws_ports::{DynamoStore, SqsQueue, create_table};
 use context_chat::notifications::ChannelKind::Email;
-use context_chat::notifications::{NotificationPorts, Queue, QueueMessage};
+use context_chat::notifications::{Ports, Queue, QueueMessage};
 use context_chat::settings::SettingsSource;
 use context_chat::twilio::provisioning::ProvisioningOptions;
 use context_chat::{App, AppOptions, ErrorKind};
@@ -88,7 +88,7 @@ impl World {
                         ..AppOptions::default()
                     },
                 )
-                .notifications(NotificationPorts {
+                .ports(Ports {
                     store: Arc::new(DynamoStore::new(dynamodb.clone(), table.clone())),
                     queue: Some(queue.clone()),
                     public_url: None,

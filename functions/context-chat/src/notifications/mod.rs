@@ -40,7 +40,7 @@ pub use confirmations::Confirmations;
 pub use keys::{SmsSubscription, Subscription};
 pub use mailer::{Email, Mailer, Outbox, SendGrid};
 pub use notifier::{NotifyOptions, NotifyReport};
-pub use ports::NotificationPorts;
+pub use ports::Ports;
 pub use queue::{LocalQueue, Queue, QueueMessage};
 pub use service::NotificationService;
 pub use store::{Document, Key, Store};

@@ -13,7 +13,7 @@ use super::channels::{CHANNELS, ChannelKind, Channels, Delivery, Letter};
 use super::digest::{self, Digest, PendingMessage, Step};
 use super::keys;
 use super::phones::Phones;
-use super::ports::NotificationPorts;
+use super::ports::Ports;
 use super::queue::QueueMessage;
 use super::store::{self, Store};
 use super::webhook::MessageEvent;
@@ -101,7 +101,7 @@ impl NotifyReport {
 
 pub struct Notifier {
     settings: Arc<SettingsHolder>,
-    ports: NotificationPorts,
+    ports: Ports,
     channels: Channels,
     /// Numbers' STOP and START replies.
     phones: Phones,
@@ -113,7 +113,7 @@ pub struct Notifier {
 impl Notifier {
     pub fn new(
         settings: Arc<SettingsHolder>,
-        ports: NotificationPorts,
+        ports: Ports,
         channels: Channels,
         options: NotifyOptions,
     ) -> Self {

@@ -1,5 +1,6 @@
-//! What the notification feature is handed besides the settings: where subscriptions live,
-//! the queue to the notifier, and where this deployment answers HTTP.
+//! A process's ports beside the settings: the store (the ledger, revocations and
+//! notifications keep their records there), the queue (to the notifier, and the platform's
+//! sweeps), and where this deployment answers HTTP.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use super::store::Store;
 use crate::error::Result;
 
 #[derive(Clone)]
-pub struct NotificationPorts {
+pub struct Ports {
     pub store: Arc<dyn Store>,
     /// Between the webhook and the notifier; only the functions that send to it have it.
     pub queue: Option<Arc<dyn Queue>>,
@@ -17,7 +18,7 @@ pub struct NotificationPorts {
     pub public_url: Option<url::Url>,
 }
 
-impl NotificationPorts {
+impl Ports {
     pub fn queue(&self) -> Result<&dyn Queue> {
         self.queue
             .as_deref()

@@ -8,7 +8,7 @@ use super::channels::{ChannelKind, Channels};
 use super::keys;
 use super::links::LinkKeys;
 use super::notifier::{Notifier, NotifyOptions, NotifyReport};
-use super::ports::NotificationPorts;
+use super::ports::Ports;
 use super::queue::QueueMessage;
 use super::store::Store;
 use super::webhook::{self, WebhookOutcome, WebhookRequest};
@@ -20,7 +20,7 @@ use crate::tokens::{AccessEnded, TokenService};
 pub struct NotificationService {
     tokens: Arc<TokenService>,
     settings: Arc<SettingsHolder>,
-    ports: NotificationPorts,
+    ports: Ports,
     channels: Channels,
     notifier: Notifier,
 }
@@ -29,7 +29,7 @@ impl NotificationService {
     pub fn new(
         tokens: Arc<TokenService>,
         settings: Arc<SettingsHolder>,
-        ports: NotificationPorts,
+        ports: Ports,
         channels: Channels,
         options: NotifyOptions,
     ) -> Self {

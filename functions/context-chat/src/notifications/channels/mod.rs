@@ -10,7 +10,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 
 use super::digest::PendingMessage;
-use super::ports::NotificationPorts;
+use super::ports::Ports;
 use super::store::Key;
 use crate::address::{EmailAddress, PhoneNumber};
 use crate::error::ChatError;
@@ -225,7 +225,7 @@ pub trait Channel: Send + Sync {
 pub struct Channels([Arc<dyn Channel>; 2]);
 
 impl Channels {
-    pub fn new(settings: Arc<SettingsHolder>, ports: &NotificationPorts) -> Self {
+    pub fn new(settings: Arc<SettingsHolder>, ports: &Ports) -> Self {
         Self([
             Arc::new(email::EmailChannel::new(settings.clone(), ports)),
             Arc::new(sms::SmsChannel::new(settings, ports)),

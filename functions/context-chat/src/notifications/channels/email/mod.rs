@@ -16,7 +16,7 @@ use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
 use crate::notifications::address::{Address, EmailAddress};
 use crate::notifications::keys::{self, Subscription};
-use crate::notifications::ports::NotificationPorts;
+use crate::notifications::ports::Ports;
 use crate::notifications::store::{self, Key, Store};
 use crate::settings_holder::SettingsHolder;
 use codes::Issue;
@@ -32,7 +32,7 @@ pub struct EmailChannel {
 }
 
 impl EmailChannel {
-    pub fn new(settings: Arc<SettingsHolder>, ports: &NotificationPorts) -> Self {
+    pub fn new(settings: Arc<SettingsHolder>, ports: &Ports) -> Self {
         Self {
             settings,
             store: ports.store.clone(),

@@ -16,7 +16,7 @@ use crate::clock::now_unix;
 use crate::error::{ChatError, ErrorKind, Result};
 use crate::notifications::address::{Address, PhoneNumber};
 use crate::notifications::keys::{self, SmsSubscription};
-use crate::notifications::ports::NotificationPorts;
+use crate::notifications::ports::Ports;
 use crate::notifications::store::{self, Key, Store};
 use crate::settings_holder::SettingsHolder;
 use budget::{SmsBudgets, Spending};
@@ -31,7 +31,7 @@ pub struct SmsChannel {
 }
 
 impl SmsChannel {
-    pub fn new(settings: Arc<SettingsHolder>, ports: &NotificationPorts) -> Self {
+    pub fn new(settings: Arc<SettingsHolder>, ports: &Ports) -> Self {
         Self {
             settings,
             store: ports.store.clone(),
