@@ -5,6 +5,8 @@ import { NotificationAlarms } from './alarms';
 
 /** The namespace of the metrics every function writes as CloudWatch EMF lines (`context_chat::metrics`). */
 export const NAMESPACE = 'ContextChat';
+/** What became of a notification: `Notifications<outcome>`, by `Channel` (`metrics::Outcome`). */
+export const NOTIFICATION_OUTCOMES = ['Sent', 'Folded', 'SkippedOnline', 'SkippedUnconfirmed', 'SkippedRead', 'SkippedNotMember'];
 /** The `errorType` values of the contract: the `ErrorType` dimension's values. */
 export const ERROR_TYPES = ['BadRequest', 'AccessDenied', 'EntityNotFound', 'Conflict', 'InternalError', 'TooManyRequests'];
 
@@ -150,10 +152,15 @@ export class Operations extends Construct {
         metric('SweepsUnscheduled', {}, 'Sum', 'second sweeps not queued'),
       ]),
     );
-    // What the notifier did with each notification of one channel (Emails*, Sms*).
-    const channel = (prefix: string, unconfirmed: string) =>
-      ['Sent', 'Folded', 'SkippedOnline', `Skipped${unconfirmed}`, 'SkippedRead', 'SkippedNotMember'].map((what) =>
-        metric(`${prefix}${what}`));
+    // What the notifier did with each notification, one line per channel the functions report
+    // (the `Channel` dimension): a new channel appears without a change here.
+    const byChannel = (outcome: string) =>
+      new cloudwatch.MathExpression({
+        expression: `SEARCH('{${NAMESPACE},Stack,Channel} Stack="${stack}" MetricName="Notifications${outcome}"', 'Sum', ${PERIOD.toSeconds()})`,
+        usingMetrics: {},
+        period: PERIOD,
+        label: outcome,
+      });
     this.dashboard.addWidgets(
       graph(
         'Requests refused by a limit, by limit',
@@ -163,13 +170,12 @@ export class Operations extends Construct {
       ),
     );
     this.dashboard.addWidgets(
-      graph('Emails', channel('Emails', 'Unconfirmed')),
+      graph('Notifications, by channel', NOTIFICATION_OUTCOMES.map(byChannel)),
       graph('Webhooks refused, by errorType', byError('WebhooksRefused')),
       graph('Notifier records handed back', [metric('NotifierRecordsFailed')]),
     );
     this.dashboard.addWidgets(
       graph('Text messages', [
-        ...channel('Sms', 'Unverified'),
         metric('SmsStopped', {}, 'Sum', 'STOP replies'),
         metric('SmsRefused', {}, 'Sum', 'refused by Twilio'),
         metric('SmsTextBudgetReached', {}, 'Sum', 'held: daily budget'),

@@ -459,7 +459,18 @@ describe('alarms', () => {
     ];
     expect(written.length).toBeGreaterThan(20);
     for (const name of written) expect([name, names.has(name)]).toEqual([name, true]);
-    for (const m of graphed) {
+    // The notifications by channel: a SEARCH over the `Channel` dimension for each outcome the
+    // Rust code names (metrics.rs, `Outcome::… => "Notifications…"`).
+    const searches = body.widgets
+      .flatMap((w: any) => w.properties.metrics ?? [])
+      .map((m: any[]) => m.find((part: any) => typeof part === 'object' && part.expression)?.expression)
+      .filter((e: string | undefined) => e?.startsWith('SEARCH('));
+    const outcomes = [...source.matchAll(/Outcome::\w+ => "(Notifications\w+)"/g)].map((m) => m[1]);
+    expect(outcomes).toHaveLength(6);
+    for (const name of outcomes) {
+      expect([name, searches.some((e: string) => e.includes(`MetricName="${name}"`) && e.includes('Channel') && e.includes('Stack="chat-test"'))]).toEqual([name, true]);
+    }
+    for (const m of graphed.filter((m: any[]) => typeof m[0] === 'string')) {
       expect(m[0]).toBe('ContextChat');
       expect(m.slice(2, -1)).toEqual(expect.arrayContaining(['Stack', 'chat-test']));
     }

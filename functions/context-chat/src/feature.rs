@@ -30,14 +30,7 @@ impl<T> Feature<T> {
     pub fn get(&self, part: &'static str) -> Result<&T> {
         match self {
             Feature::On(value) => Ok(value),
-            Feature::Off(why) => {
-                tracing::error!(part, missing = %why, "not configured");
-                Err(not_configured(part))
-            }
-            Feature::Misconfigured(err) => {
-                tracing::error!(part, reason = %err.message, "misconfigured");
-                Err(not_configured(part))
-            }
+            _ => Err(refused(part, self.why_not().unwrap_or_default())),
         }
     }
 
@@ -91,6 +84,12 @@ impl<T> Feature<T> {
             Feature::Misconfigured(err) => Feature::Misconfigured(err.clone()),
         }
     }
+}
+
+/// Logs why `part` is not on and answers so: one function, not one per `Feature<T>`.
+fn refused(part: &str, why: &str) -> ChatError {
+    tracing::error!(part, why, "not configured");
+    not_configured(part)
 }
 
 /// The one answer for a part that is not on.

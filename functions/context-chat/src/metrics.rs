@@ -54,18 +54,6 @@ counters! {
     TwilioRetries, "twilio_retries", "Twilio requests sent again after a failure.";
     TwilioThrottled, "twilio_throttled", "Twilio answers with HTTP 429.";
     TwilioServerErrors, "twilio_server_errors", "Twilio answers with HTTP 5xx, or none.";
-    EmailsSent, "emails_sent", "Notification emails sent.";
-    EmailsFolded, "emails_folded", "Messages folded into a pending email.";
-    EmailsSkippedOnline, "emails_skipped_online", "Emails not sent: the recipient was online.";
-    EmailsSkippedUnconfirmed, "emails_skipped_unconfirmed", "Emails not sent: the address is not confirmed.";
-    EmailsSkippedRead, "emails_skipped_read", "Emails not sent: the recipient had read the messages.";
-    EmailsSkippedNotMember, "emails_skipped_not_member", "Emails not sent: the recipient is no longer a member.";
-    SmsSent, "sms_sent", "Notification text messages accepted by Twilio (or the outbox).";
-    SmsFolded, "sms_folded", "Messages folded into a pending text.";
-    SmsSkippedOnline, "sms_skipped_online", "Texts not sent: the recipient was online.";
-    SmsSkippedUnverified, "sms_skipped_unverified", "Texts not sent: the number is not verified.";
-    SmsSkippedRead, "sms_skipped_read", "Texts not sent: the recipient had read the messages.";
-    SmsSkippedNotMember, "sms_skipped_not_member", "Texts not sent: the recipient is no longer a member.";
     SmsStopped, "sms_stopped", "Text-message subscriptions ended because the number replied STOP.";
     SmsRefused, "sms_refused", "Text messages Twilio refused for good (a number it cannot send to).";
     PhoneCodesSent, "phone_codes_sent", "Phone verification codes sent (Verify).";
@@ -163,6 +151,63 @@ impl Limit {
     }
 }
 
+/// What became of one notification on one channel: counted per channel (CloudWatch's
+/// `Channel` dimension, Prometheus's `channel` label), so that a new channel needs no new
+/// metric, and the dashboard graphs every channel it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Outcome {
+    Sent,
+    /// Folded into a pending digest.
+    Folded,
+    SkippedOnline,
+    /// The address is not confirmed (for texts: the number is not verified).
+    SkippedUnconfirmed,
+    /// The subscriber had read the message.
+    SkippedRead,
+    /// The subscriber is no longer a participant: the subscription ended.
+    SkippedNotMember,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Sent,
+        Outcome::Folded,
+        Outcome::SkippedOnline,
+        Outcome::SkippedUnconfirmed,
+        Outcome::SkippedRead,
+        Outcome::SkippedNotMember,
+    ];
+
+    /// The CloudWatch metric's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Sent => "NotificationsSent",
+            Outcome::Folded => "NotificationsFolded",
+            Outcome::SkippedOnline => "NotificationsSkippedOnline",
+            Outcome::SkippedUnconfirmed => "NotificationsSkippedUnconfirmed",
+            Outcome::SkippedRead => "NotificationsSkippedRead",
+            Outcome::SkippedNotMember => "NotificationsSkippedNotMember",
+        }
+    }
+
+    /// Prometheus's `outcome` label.
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Sent => "sent",
+            Outcome::Folded => "folded",
+            Outcome::SkippedOnline => "skipped_online",
+            Outcome::SkippedUnconfirmed => "skipped_unconfirmed",
+            Outcome::SkippedRead => "skipped_read",
+            Outcome::SkippedNotMember => "skipped_not_member",
+        }
+    }
+}
+
+const OUTCOMES: usize = Outcome::ALL.len();
+/// Notifications by channel name (a `&'static str` of this crate) and [`Outcome`].
+type ByChannel = Vec<(&'static str, [u64; OUTCOMES])>;
+
 /// Upper bounds (milliseconds) of the Twilio latency histogram's buckets.
 const LATENCY_BOUNDS_MS: [u64; 10] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
 /// At most this many latencies per EMF line (CloudWatch takes 100 values per metric).
@@ -178,6 +223,8 @@ const ZEROS: [AtomicU64; KINDS] = [ZERO; KINDS];
 static COUNTS: [AtomicU64; COUNTERS] = [ZERO; COUNTERS];
 static ERRORS: [[AtomicU64; KINDS]; ERROR_COUNTERS] = [ZEROS; ERROR_COUNTERS];
 static LIMITS: [AtomicU64; Limit::ALL.len()] = [ZERO; Limit::ALL.len()];
+/// Few channels, counted a few times per queue message: a lock is cheap enough.
+static NOTIFIED: Mutex<ByChannel> = Mutex::new(Vec::new());
 static LATENCY_BUCKETS: [AtomicU64; LATENCY_BOUNDS_MS.len() + 1] =
     [ZERO; LATENCY_BOUNDS_MS.len() + 1];
 static LATENCY_SUM_MS: AtomicU64 = ZERO;
@@ -207,6 +254,22 @@ pub fn limited(limit: Limit) {
     LIMITS[limit as usize].fetch_add(1, Relaxed);
 }
 
+/// Counts `n` notifications of `channel` that came to `outcome`.
+pub fn notified(channel: &'static str, outcome: Outcome, n: u64) {
+    if n == 0 {
+        return;
+    }
+    let mut counts = NOTIFIED.lock().unwrap_or_else(|p| p.into_inner());
+    match counts.iter_mut().find(|(c, _)| *c == channel) {
+        Some((_, row)) => row[outcome as usize] += n,
+        None => {
+            let mut row = [0; OUTCOMES];
+            row[outcome as usize] = n;
+            counts.push((channel, row));
+        }
+    }
+}
+
 /// Records how long one Twilio request took.
 pub fn twilio_latency(elapsed: std::time::Duration) {
     let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
@@ -229,6 +292,7 @@ pub struct Snapshot {
     counts: Vec<u64>,
     errors: Vec<[u64; KINDS]>,
     limits: Vec<u64>,
+    notified: ByChannel,
     latency_buckets: Vec<u64>,
     latency_sum_ms: u64,
 }
@@ -243,6 +307,7 @@ impl Snapshot {
                 .map(|row| std::array::from_fn(|k| row[k].load(Relaxed)))
                 .collect(),
             limits: LIMITS.iter().map(|c| c.load(Relaxed)).collect(),
+            notified: NOTIFIED.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             latency_buckets: LATENCY_BUCKETS.iter().map(|c| c.load(Relaxed)).collect(),
             latency_sum_ms: LATENCY_SUM_MS.load(Relaxed),
         }
@@ -263,6 +328,14 @@ impl Snapshot {
     /// Requests refused by `limit`.
     pub fn get_limit(&self, limit: Limit) -> u64 {
         self.limits.get(limit as usize).copied().unwrap_or(0)
+    }
+
+    /// Notifications of `channel` that came to `outcome`.
+    pub fn get_notified(&self, channel: &str, outcome: Outcome) -> u64 {
+        self.notified
+            .iter()
+            .find(|(c, _)| *c == channel)
+            .map_or(0, |(_, row)| row[outcome as usize])
     }
 
     /// Twilio requests timed.
@@ -289,6 +362,23 @@ impl Snapshot {
                 })
                 .collect(),
             limits: minus(&self.limits, &earlier.limits),
+            notified: self
+                .notified
+                .iter()
+                .map(|&(channel, row)| {
+                    let then = |o: usize| {
+                        earlier
+                            .notified
+                            .iter()
+                            .find(|(c, _)| *c == channel)
+                            .map_or(0, |(_, r)| r[o])
+                    };
+                    (
+                        channel,
+                        std::array::from_fn(|o| row[o].saturating_sub(then(o))),
+                    )
+                })
+                .collect(),
             latency_buckets: minus(&self.latency_buckets, &earlier.latency_buckets),
             latency_sum_ms: self.latency_sum_ms.saturating_sub(earlier.latency_sum_ms),
         }
@@ -389,6 +479,29 @@ fn emf_lines(
         })];
         lines.push(finish(target, directives, timestamp_ms));
     }
+    // One more line per channel that notified (the notifier's invocations).
+    for (channel, row) in &delta.notified {
+        let moved: Vec<_> = Outcome::ALL
+            .into_iter()
+            .filter(|o| row[*o as usize] > 0)
+            .collect();
+        if moved.is_empty() {
+            continue;
+        }
+        let mut target = dimensions();
+        target.insert("Channel".into(), json!(channel));
+        let mut names = Vec::new();
+        for outcome in moved {
+            names.push(json!({"Name": outcome.name(), "Unit": "Count"}));
+            target.insert(outcome.name().into(), json!(row[outcome as usize]));
+        }
+        let directives = vec![json!({
+            "Namespace": NAMESPACE,
+            "Dimensions": [["Stack", "Channel"]],
+            "Metrics": names,
+        })];
+        lines.push(finish(target, directives, timestamp_ms));
+    }
     if !line.is_empty() {
         lines.insert(0, finish(line, directives, timestamp_ms));
     }
@@ -437,6 +550,21 @@ pub fn prometheus() -> String {
             limit.as_str(),
             now.get_limit(limit)
         );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP context_chat_notifications_total What became of each notification, by channel and outcome."
+    );
+    let _ = writeln!(out, "# TYPE context_chat_notifications_total counter");
+    for (channel, row) in &now.notified {
+        for outcome in Outcome::ALL {
+            let _ = writeln!(
+                out,
+                "context_chat_notifications_total{{channel=\"{channel}\",outcome=\"{}\"}} {}",
+                outcome.label(),
+                row[outcome as usize]
+            );
+        }
     }
     let name = "context_chat_twilio_request_duration_seconds";
     let _ = writeln!(out, "# HELP {name} How long Twilio requests took.");
@@ -537,6 +665,38 @@ mod tests {
         assert!(
             prometheus().contains("context_chat_limits_reached_total{limit=\"phone_checks\"} ")
         );
+    }
+
+    #[test]
+    fn notifications_are_counted_per_channel_on_a_line_of_their_own() {
+        let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = take_emf("f", "s", 0);
+        notified("email", Outcome::Sent, 2);
+        notified("sms", Outcome::SkippedOnline, 1);
+        notified("sms", Outcome::Sent, 0);
+        let lines: Vec<Value> = take_emf("notify", "chat", 1)
+            .iter()
+            .map(|l| parse(l))
+            .collect();
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(lines[1]["Channel"], "email");
+        assert_eq!(lines[1]["NotificationsSent"], 2);
+        assert_eq!(lines[2]["Channel"], "sms");
+        assert_eq!(lines[2]["NotificationsSkippedOnline"], 1);
+        assert!(
+            lines[2].get("NotificationsSent").is_none(),
+            "only what moved"
+        );
+        assert_eq!(
+            lines[2]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Stack", "Channel"]])
+        );
+        let next = take_emf("notify", "chat", 2);
+        assert_eq!(next.len(), 1, "the next invocation starts from zero");
+        let text = prometheus();
+        assert!(text.contains(
+            "context_chat_notifications_total{channel=\"sms\",outcome=\"skipped_online\"} "
+        ));
     }
 
     #[test]

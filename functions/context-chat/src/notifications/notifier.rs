@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 
 use super::address::Address;
-use super::channels::{CHANNELS, ChannelKind, Channels, Delivery, Letter};
+use super::channels::{CHANNELS, Channel, ChannelKind, Channels, Delivery, Letter};
 use super::digest::{self, Digest, PendingMessage, Step};
 use super::keys;
 use super::phones::Phones;
@@ -85,15 +85,20 @@ impl NotifyReport {
     }
 
     fn count(&self) {
-        use crate::metrics::{Counter, add};
+        use crate::metrics::{Counter, Outcome, add, notified};
         add(Counter::SmsStopped, self.stopped as u64);
         for kind in ChannelKind::ALL {
-            let counters = kind.counters();
-            add(counters.sent, self.sent_on(kind).count() as u64);
             let s = self.skipped[kind as usize];
-            let counts = [s.folded, s.online, s.unconfirmed, s.read, s.access_ended];
-            for (counter, n) in counters.skipped.into_iter().zip(counts) {
-                add(counter, n as u64);
+            let counts = [
+                (Outcome::Sent, self.sent_on(kind).count()),
+                (Outcome::Folded, s.folded),
+                (Outcome::SkippedOnline, s.online),
+                (Outcome::SkippedUnconfirmed, s.unconfirmed),
+                (Outcome::SkippedRead, s.read),
+                (Outcome::SkippedNotMember, s.access_ended),
+            ];
+            for (outcome, n) in counts {
+                notified(kind.name(), outcome, n as u64);
             }
         }
     }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::address::{Address, EmailAddress};
-use super::channels::{ChannelKind, Channels};
+use super::channels::{Channel, ChannelKind, Channels};
 use super::keys;
 use super::links::LinkKeys;
 use super::notifier::{Notifier, NotifyOptions, NotifyReport};

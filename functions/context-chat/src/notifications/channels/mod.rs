@@ -7,8 +7,6 @@
 
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
-
 use super::digest::PendingMessage;
 use super::ports::Ports;
 use super::store::Key;
@@ -103,41 +101,6 @@ impl ChannelKind {
             ChannelKind::Sms => "sms",
         }
     }
-
-    /// Its counters, by what became of a notification (the metric names keep each
-    /// channel's words: "unconfirmed" emails, "unverified" numbers).
-    pub fn counters(self) -> ChannelCounters {
-        use crate::metrics::Counter::*;
-        match self {
-            ChannelKind::Email => ChannelCounters {
-                sent: EmailsSent,
-                skipped: [
-                    EmailsFolded,
-                    EmailsSkippedOnline,
-                    EmailsSkippedUnconfirmed,
-                    EmailsSkippedRead,
-                    EmailsSkippedNotMember,
-                ],
-            },
-            ChannelKind::Sms => ChannelCounters {
-                sent: SmsSent,
-                skipped: [
-                    SmsFolded,
-                    SmsSkippedOnline,
-                    SmsSkippedUnverified,
-                    SmsSkippedRead,
-                    SmsSkippedNotMember,
-                ],
-            },
-        }
-    }
-}
-
-/// A channel's counters: sent, and skipped as folded, online, unconfirmed, read, and no
-/// longer a member (the order of [`super::notifier::Skipped`]'s fields).
-pub struct ChannelCounters {
-    pub sent: crate::metrics::Counter,
-    pub skipped: [crate::metrics::Counter; 5],
 }
 
 /// One identity's subscription to a context on a channel, at an address.
@@ -160,6 +123,9 @@ pub struct Letter<'a> {
 }
 
 /// One way to reach a subscriber. Every method is about this channel's addresses only.
+/// Called through [`AnyChannel`], statically: a binary links only the methods it calls
+/// (a vtable would link every channel's whole code into every function).
+#[allow(async_fn_in_trait)] // only ever called on the concrete channels, through AnyChannel
 pub trait Channel: Send + Sync {
     fn kind(&self) -> ChannelKind;
 
@@ -170,78 +136,126 @@ pub trait Channel: Send + Sync {
     fn subscription_key(&self, context: &str, identity: &str) -> Key;
 
     /// Every subscription to `context` on this channel, confirmed or not.
-    fn subscribers<'a>(&'a self, context: &'a str) -> BoxFuture<'a, Result<Vec<Subscriber>>>;
+    async fn subscribers(&self, context: &str) -> Result<Vec<Subscriber>>;
 
     /// The address `identity` subscribed `context` at, if it did.
-    fn subscribed_at<'a>(
-        &'a self,
-        context: &'a str,
-        identity: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Address>>>;
+    async fn subscribed_at(&self, context: &str, identity: &str) -> Result<Option<Address>>;
 
     /// Whether `identity` is subscribed to `context` at `address` (not since moved to
     /// another) and the address is confirmed for it.
-    fn confirmed<'a>(
-        &'a self,
-        context: &'a str,
-        identity: &'a str,
-        address: &'a Address,
-    ) -> BoxFuture<'a, Result<bool>>;
+    async fn confirmed(&self, context: &str, identity: &str, address: &Address) -> Result<bool>;
 
     /// Subscribes `identity` to `context` at `address`, sending a code when the address is
     /// not confirmed for it (within its limits). Answers whether it is confirmed.
-    fn subscribe<'a>(
-        &'a self,
-        identity: &'a str,
-        context: &'a str,
-        address: &'a Address,
-    ) -> BoxFuture<'a, Result<bool>>;
+    async fn subscribe(&self, identity: &str, context: &str, address: &Address) -> Result<bool>;
 
-    /// Whether confirming a code needs the caller's token (a code sent without one is
-    /// someone's: text codes are bound to the identity that asked).
+    /// Whether confirming a code needs the caller's token (text codes are bound to the
+    /// identity that asked).
     fn confirm_needs_token(&self) -> bool;
 
     /// Checks the code's form before anything is looked up (`BadRequest` otherwise).
     fn check_code(&self, code: &str) -> Result<()>;
 
     /// Tries `code` for `address`, for `identity` when the caller's token named one.
-    fn confirm<'a>(
-        &'a self,
-        address: &'a Address,
-        code: &'a str,
-        identity: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<bool>>;
+    async fn confirm(&self, address: &Address, code: &str, identity: Option<&str>) -> Result<bool>;
 
     /// Sends the digest. `Delivery::Held`: not today (a budget is spent), the messages wait.
-    fn deliver<'a>(&'a self, letter: Letter<'a>) -> BoxFuture<'a, Result<Delivery>>;
+    async fn deliver(&self, letter: Letter<'_>) -> Result<Delivery>;
 
     /// The address refused for good (a number that replied STOP): ends what it had, and
     /// answers how many subscriptions ended.
-    fn refused<'a>(&'a self, address: &'a Address) -> BoxFuture<'a, Result<usize>>;
+    async fn refused(&self, address: &Address) -> Result<usize>;
+}
+
+/// Each channel, as one type: the dispatch is a `match`, so that only the methods a
+/// function calls are linked into it.
+pub enum AnyChannel {
+    Email(email::EmailChannel),
+    Sms(sms::SmsChannel),
+}
+
+/// Calls `$call` on the channel inside `$any`.
+macro_rules! each {
+    ($any:expr, $c:ident => $call:expr) => {
+        match $any {
+            AnyChannel::Email($c) => $call,
+            AnyChannel::Sms($c) => $call,
+        }
+    };
+}
+
+impl Channel for AnyChannel {
+    fn kind(&self) -> ChannelKind {
+        each!(self, c => c.kind())
+    }
+
+    fn parse(&self, address: &str) -> Result<Address> {
+        each!(self, c => c.parse(address))
+    }
+
+    fn subscription_key(&self, context: &str, identity: &str) -> Key {
+        each!(self, c => c.subscription_key(context, identity))
+    }
+
+    async fn subscribers(&self, context: &str) -> Result<Vec<Subscriber>> {
+        each!(self, c => c.subscribers(context).await)
+    }
+
+    async fn subscribed_at(&self, context: &str, identity: &str) -> Result<Option<Address>> {
+        each!(self, c => c.subscribed_at(context, identity).await)
+    }
+
+    async fn confirmed(&self, context: &str, identity: &str, address: &Address) -> Result<bool> {
+        each!(self, c => c.confirmed(context, identity, address).await)
+    }
+
+    async fn subscribe(&self, identity: &str, context: &str, address: &Address) -> Result<bool> {
+        each!(self, c => c.subscribe(identity, context, address).await)
+    }
+
+    fn confirm_needs_token(&self) -> bool {
+        each!(self, c => c.confirm_needs_token())
+    }
+
+    fn check_code(&self, code: &str) -> Result<()> {
+        each!(self, c => c.check_code(code))
+    }
+
+    async fn confirm(&self, address: &Address, code: &str, identity: Option<&str>) -> Result<bool> {
+        each!(self, c => c.confirm(address, code, identity).await)
+    }
+
+    async fn deliver(&self, letter: Letter<'_>) -> Result<Delivery> {
+        each!(self, c => c.deliver(letter).await)
+    }
+
+    async fn refused(&self, address: &Address) -> Result<usize> {
+        each!(self, c => c.refused(address).await)
+    }
 }
 
 /// The deployment's channels, each once, in [`ChannelKind`]'s order.
 #[derive(Clone)]
-pub struct Channels([Arc<dyn Channel>; 2]);
+pub struct Channels(Arc<[AnyChannel; CHANNELS]>);
 
 impl Channels {
     pub fn new(settings: Arc<SettingsHolder>, ports: &Ports) -> Self {
-        Self([
-            Arc::new(email::EmailChannel::new(settings.clone(), ports)),
-            Arc::new(sms::SmsChannel::new(settings, ports)),
-        ])
+        Self(Arc::new([
+            AnyChannel::Email(email::EmailChannel::new(settings.clone(), ports)),
+            AnyChannel::Sms(sms::SmsChannel::new(settings, ports)),
+        ]))
     }
 
-    pub fn all(&self) -> impl Iterator<Item = &dyn Channel> {
-        self.0.iter().map(|c| c.as_ref())
+    pub fn all(&self) -> impl Iterator<Item = &AnyChannel> {
+        self.0.iter()
     }
 
-    pub fn get(&self, kind: ChannelKind) -> &dyn Channel {
-        self.0[kind as usize].as_ref()
+    pub fn get(&self, kind: ChannelKind) -> &AnyChannel {
+        &self.0[kind as usize]
     }
 
     /// The channel of an address.
-    pub fn of(&self, address: &Address) -> &dyn Channel {
+    pub fn of(&self, address: &Address) -> &AnyChannel {
         self.get(ChannelKind::of(address))
     }
 }

@@ -9,8 +9,6 @@ pub mod unsubscribe;
 
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
-
 use super::{Channel, ChannelKind, Delivery, Letter, Subscriber};
 use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
@@ -136,56 +134,34 @@ impl Channel for EmailChannel {
         keys::subscription(context, identity)
     }
 
-    fn subscribers<'a>(&'a self, context: &'a str) -> BoxFuture<'a, Result<Vec<Subscriber>>> {
-        Box::pin(async move {
-            Ok(keys::subscriptions(self.store(), context)
-                .await?
-                .into_iter()
-                .map(|s| Subscriber {
-                    identity: s.identity,
-                    address: Address::Email(s.email),
-                })
-                .collect())
-        })
+    async fn subscribers(&self, context: &str) -> Result<Vec<Subscriber>> {
+        Ok(keys::subscriptions(self.store(), context)
+            .await?
+            .into_iter()
+            .map(|s| Subscriber {
+                identity: s.identity,
+                address: Address::Email(s.email),
+            })
+            .collect())
     }
 
-    fn subscribed_at<'a>(
-        &'a self,
-        context: &'a str,
-        identity: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Address>>> {
-        Box::pin(async move {
-            let subscription = self.subscription(context, identity).await?;
-            Ok(subscription.map(|s| Address::Email(s.email)))
-        })
+    async fn subscribed_at(&self, context: &str, identity: &str) -> Result<Option<Address>> {
+        let subscription = self.subscription(context, identity).await?;
+        Ok(subscription.map(|s| Address::Email(s.email)))
     }
 
-    fn confirmed<'a>(
-        &'a self,
-        context: &'a str,
-        identity: &'a str,
-        address: &'a Address,
-    ) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(async move {
-            let email = email_of(address)?;
-            // A subscription that moved to another address is not this one.
-            match self.subscription(context, identity).await? {
-                Some(s) if s.email == *email => self.confirmations.is_confirmed(&s).await,
-                _ => Ok(false),
-            }
-        })
+    async fn confirmed(&self, context: &str, identity: &str, address: &Address) -> Result<bool> {
+        let email = email_of(address)?;
+        // A subscription that moved to another address is not this one.
+        match self.subscription(context, identity).await? {
+            Some(s) if s.email == *email => self.confirmations.is_confirmed(&s).await,
+            _ => Ok(false),
+        }
     }
 
-    fn subscribe<'a>(
-        &'a self,
-        identity: &'a str,
-        context: &'a str,
-        address: &'a Address,
-    ) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(async move {
-            self.subscribe_email(identity, context, email_of(address)?)
-                .await
-        })
+    async fn subscribe(&self, identity: &str, context: &str, address: &Address) -> Result<bool> {
+        self.subscribe_email(identity, context, email_of(address)?)
+            .await
     }
 
     fn confirm_needs_token(&self) -> bool {
@@ -196,27 +172,20 @@ impl Channel for EmailChannel {
         codes::normalise(code).map(drop)
     }
 
-    fn confirm<'a>(
-        &'a self,
-        address: &'a Address,
-        code: &'a str,
-        identity: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(async move {
-            let configured = self.settings.current().await?;
-            let codes = &LinkKeys::of(&configured)?.codes;
-            self.confirmations
-                .verify_email(email_of(address)?, code, identity, codes)
-                .await
-        })
+    async fn confirm(&self, address: &Address, code: &str, identity: Option<&str>) -> Result<bool> {
+        let configured = self.settings.current().await?;
+        let codes = &LinkKeys::of(&configured)?.codes;
+        self.confirmations
+            .verify_email(email_of(address)?, code, identity, codes)
+            .await
     }
 
-    fn deliver<'a>(&'a self, letter: Letter<'a>) -> BoxFuture<'a, Result<Delivery>> {
-        Box::pin(async move { self.deliver_email(letter, email_of(letter.address)?).await })
+    async fn deliver(&self, letter: Letter<'_>) -> Result<Delivery> {
+        self.deliver_email(letter, email_of(letter.address)?).await
     }
 
-    fn refused<'a>(&'a self, _address: &'a Address) -> BoxFuture<'a, Result<usize>> {
+    async fn refused(&self, _address: &Address) -> Result<usize> {
         // A mail provider's refusal ends nothing here: the address may work tomorrow.
-        Box::pin(async { Ok(0) })
+        Ok(0)
     }
 }

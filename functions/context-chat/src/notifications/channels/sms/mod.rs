@@ -9,8 +9,6 @@ pub mod twilio;
 
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
-
 use super::{Channel, ChannelKind, Delivery, Letter, Subscriber};
 use crate::clock::now_unix;
 use crate::error::{ChatError, ErrorKind, Result};
@@ -183,55 +181,33 @@ impl Channel for SmsChannel {
         keys::sms_subscription(context, identity)
     }
 
-    fn subscribers<'a>(&'a self, context: &'a str) -> BoxFuture<'a, Result<Vec<Subscriber>>> {
-        Box::pin(async move {
-            Ok(keys::sms_subscriptions(self.store(), context)
-                .await?
-                .into_iter()
-                .map(|s| Subscriber {
-                    identity: s.identity,
-                    address: Address::Phone(s.phone),
-                })
-                .collect())
-        })
+    async fn subscribers(&self, context: &str) -> Result<Vec<Subscriber>> {
+        Ok(keys::sms_subscriptions(self.store(), context)
+            .await?
+            .into_iter()
+            .map(|s| Subscriber {
+                identity: s.identity,
+                address: Address::Phone(s.phone),
+            })
+            .collect())
     }
 
-    fn subscribed_at<'a>(
-        &'a self,
-        context: &'a str,
-        identity: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Address>>> {
-        Box::pin(async move {
-            let subscription = self.subscription(context, identity).await?;
-            Ok(subscription.map(|s| Address::Phone(s.phone)))
-        })
+    async fn subscribed_at(&self, context: &str, identity: &str) -> Result<Option<Address>> {
+        let subscription = self.subscription(context, identity).await?;
+        Ok(subscription.map(|s| Address::Phone(s.phone)))
     }
 
-    fn confirmed<'a>(
-        &'a self,
-        context: &'a str,
-        identity: &'a str,
-        address: &'a Address,
-    ) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(async move {
-            let phone = phone_of(address)?;
-            match self.subscription(context, identity).await? {
-                Some(s) if s.phone == *phone => self.phones.is_verified(phone, identity).await,
-                _ => Ok(false),
-            }
-        })
+    async fn confirmed(&self, context: &str, identity: &str, address: &Address) -> Result<bool> {
+        let phone = phone_of(address)?;
+        match self.subscription(context, identity).await? {
+            Some(s) if s.phone == *phone => self.phones.is_verified(phone, identity).await,
+            _ => Ok(false),
+        }
     }
 
-    fn subscribe<'a>(
-        &'a self,
-        identity: &'a str,
-        context: &'a str,
-        address: &'a Address,
-    ) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(async move {
-            self.subscribe_number(identity, context, phone_of(address)?)
-                .await
-        })
+    async fn subscribe(&self, identity: &str, context: &str, address: &Address) -> Result<bool> {
+        self.subscribe_number(identity, context, phone_of(address)?)
+            .await
     }
 
     fn confirm_needs_token(&self) -> bool {
@@ -249,24 +225,17 @@ impl Channel for SmsChannel {
         }
     }
 
-    fn confirm<'a>(
-        &'a self,
-        address: &'a Address,
-        code: &'a str,
-        identity: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(async move {
-            let identity = identity.ok_or_else(|| ChatError::bad_request("token is required."))?;
-            self.confirm_number(phone_of(address)?, code, identity)
-                .await
-        })
+    async fn confirm(&self, address: &Address, code: &str, identity: Option<&str>) -> Result<bool> {
+        let identity = identity.ok_or_else(|| ChatError::bad_request("token is required."))?;
+        self.confirm_number(phone_of(address)?, code, identity)
+            .await
     }
 
-    fn deliver<'a>(&'a self, letter: Letter<'a>) -> BoxFuture<'a, Result<Delivery>> {
-        Box::pin(async move { self.deliver_text(letter, phone_of(letter.address)?).await })
+    async fn deliver(&self, letter: Letter<'_>) -> Result<Delivery> {
+        self.deliver_text(letter, phone_of(letter.address)?).await
     }
 
-    fn refused<'a>(&'a self, address: &'a Address) -> BoxFuture<'a, Result<usize>> {
-        Box::pin(async move { self.phones.stopped(phone_of(address)?).await })
+    async fn refused(&self, address: &Address) -> Result<usize> {
+        self.phones.stopped(phone_of(address)?).await
     }
 }
