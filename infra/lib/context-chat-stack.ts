@@ -13,7 +13,7 @@ import { DeploymentConfig } from './config';
 import { addHttpApiAccessLogs } from './http-api';
 import { acceptFinding } from './nag';
 import { Operations } from './operations';
-import { PLATFORM_SCHEMA_PATH, SCHEMA_PATH } from './paths';
+import { PLATFORM_SCHEMA_PATH, SCHEMA_PATH, appsyncResolvers } from './paths';
 import { RustFunction } from './rust-function';
 import { grantSsmParametersRead, ssmParametersOf } from './ssm-access';
 
@@ -251,27 +251,20 @@ export class ContextChatStack extends Stack {
       },
     });
     this.addApiLogs(props.logRetention);
-    const resolvers: [string, string, RustFunction][] = [
-      ['Query', 'verifyToken', verifyToken],
-      ['Mutation', 'createChatToken', createChatToken],
-      ['Mutation', 'issueChatToken', createChatToken],
-      ['Mutation', 'createVirgilToken', createChatToken],
-      ['Mutation', 'enableChannelNotifications', enable],
-      ['Mutation', 'enableChannelSmsNotifications', enable],
-      ['Mutation', 'verifyEmail', verifyEmail],
-      ['Mutation', 'verifyPhone', verifyEmail],
-    ];
-    if (platformApi) {
-      for (const [typeName, fieldName] of [
-        ['Query', 'identityContexts'],
-        ['Query', 'contextMembers'],
-        ['Query', 'tokenIssuance'],
-        ['Query', 'tokenIssuances'],
-        ['Mutation', 'syncIdentity'],
-        ['Mutation', 'revokeIdentity'],
-      ]) {
-        resolvers.push([typeName, fieldName, platformApi]);
-      }
+    // Each root field on the function whose field group resolves it (infra/appsync-resolvers.json,
+    // exported from the Rust code); the platform API's only where it is deployed.
+    const functions: Record<string, RustFunction | undefined> = {
+      'verify-token': verifyToken,
+      'create-chat-token': createChatToken,
+      'enable-channel-notifications': enable,
+      'verify-email': verifyEmail,
+      'platform-api': platformApi,
+    };
+    const resolvers: [string, string, RustFunction][] = [];
+    for (const { typeName, fieldName, function: crate } of appsyncResolvers()) {
+      if (!(crate in functions)) throw new Error(`${typeName}.${fieldName}: no function ${crate} in this stack`);
+      const f = functions[crate];
+      if (f) resolvers.push([typeName, fieldName, f]);
     }
     // One data source per function (the widget's are named after their field).
     const sources = new Map<RustFunction, appsync.LambdaDataSource>();

@@ -418,13 +418,19 @@ fn json<T: Serialize>(value: T) -> Result<Value> {
 /// Declares a group: an enum of its fields, each with its GraphQL name, its argument struct
 /// and the call above that resolves it.
 macro_rules! group {
-    ($(#[$doc:meta])* $name:ident |$app:ident, $auth:ident| {
+    ($(#[$doc:meta])* $name:ident($function:literal) |$app:ident, $auth:ident| {
         $($field:literal => $variant:ident($a:ident: $args:ty) => $call:expr),+ $(,)?
     }) => {
         $(#[$doc])*
         #[derive(Debug)]
         pub enum $name {
             $($variant($args)),+
+        }
+
+        impl $name {
+            /// The handler crate that resolves these fields.
+            pub const FUNCTION: &'static str = $function;
+            pub const FIELDS: &'static [&'static str] = &[$($field),+];
         }
 
         impl Resolve for $name {
@@ -446,8 +452,8 @@ macro_rules! group {
 }
 
 group!(
-    /// `createChatToken`, `issueChatToken`, `createVirgilToken` (create-chat-token).
-    TokenFields |app, auth| {
+    /// `createChatToken`, `issueChatToken`, `createVirgilToken`.
+    TokenFields("create-chat-token") |app, auth| {
         "createChatToken" => CreateChatToken(a: ChatTokenArgs) => create_chat_token(app, a),
         "issueChatToken" => IssueChatToken(a: IssueChatTokenArgs) => issue_chat_token(app, a),
         "createVirgilToken" => CreateVirgilToken(a: TokenArgs) => create_virgil_token(app, a),
@@ -455,16 +461,15 @@ group!(
 );
 
 group!(
-    /// `verifyToken` (verify-token).
-    VerifyFields |app, auth| {
+    /// `verifyToken`.
+    VerifyFields("verify-token") |app, auth| {
         "verifyToken" => VerifyToken(a: TokenArgs) => verify_token(app, a),
     }
 );
 
 group!(
-    /// `enableChannelNotifications`, `enableChannelSmsNotifications`
-    /// (enable-channel-notifications).
-    SubscribeFields |app, auth| {
+    /// `enableChannelNotifications`, `enableChannelSmsNotifications`.
+    SubscribeFields("enable-channel-notifications") |app, auth| {
         "enableChannelNotifications" => EnableChannelNotifications(a: EmailSubscriptionArgs) =>
             enable_channel_notifications(app, a),
         "enableChannelSmsNotifications" => EnableChannelSmsNotifications(a: SmsSubscriptionArgs) =>
@@ -473,16 +478,16 @@ group!(
 );
 
 group!(
-    /// `verifyEmail`, `verifyPhone` (verify-email).
-    ConfirmFields |app, auth| {
+    /// `verifyEmail`, `verifyPhone`.
+    ConfirmFields("verify-email") |app, auth| {
         "verifyEmail" => VerifyEmail(a: VerifyEmailArgs) => verify_email(app, a),
         "verifyPhone" => VerifyPhone(a: VerifyPhoneArgs) => verify_phone(app, a),
     }
 );
 
 group!(
-    /// The platform API's fields (platform-api), each checking the access token.
-    PlatformFields |app, auth| {
+    /// The platform API's fields, each checking the access token.
+    PlatformFields("platform-api") |app, auth| {
         "identityContexts" => IdentityContexts(a: IdentityArgs) => identity_contexts(app, auth, a),
         "contextMembers" => ContextMembers(a: ContextArgs) => context_members(app, auth, a),
         "syncIdentity" => SyncIdentity(a: SyncIdentityArgs) => sync_identity(app, auth, a),
@@ -491,6 +496,16 @@ group!(
         "tokenIssuances" => TokenIssuances(a: TokenIssuancesArgs) => token_issuances(app, auth, a),
     }
 );
+
+/// Which function resolves which fields: AppSync's resolvers are made from this
+/// (`chatctl resolvers` writes `infra/appsync-resolvers.json`, which the CDK app reads).
+pub const RESOLVERS: [(&str, &[&str]); 5] = [
+    (VerifyFields::FUNCTION, VerifyFields::FIELDS),
+    (TokenFields::FUNCTION, TokenFields::FIELDS),
+    (SubscribeFields::FUNCTION, SubscribeFields::FIELDS),
+    (ConfirmFields::FUNCTION, ConfirmFields::FIELDS),
+    (PlatformFields::FUNCTION, PlatformFields::FIELDS),
+];
 
 /// The field `name` of group `G` with `arguments`, or `BadRequest`: a field the group does
 /// not resolve, an argument missing (null counts as missing, as in GraphQL) or of another

@@ -140,6 +140,74 @@ pub enum Fields {
     WithPlatform,
 }
 
+/// One AppSync resolver: a root field and the handler crate that resolves it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resolver {
+    pub type_name: &'static str,
+    pub field_name: String,
+    pub function: &'static str,
+}
+
+/// Every root field of the schema (with the platform API's), in the schema's order, with
+/// the function whose group ([`fields::RESOLVERS`]) resolves it; an error names a field no
+/// group resolves, or a group's field the schema lacks.
+pub fn resolvers() -> crate::Result<Vec<Resolver>> {
+    let sdl = sdl(Fields::WithPlatform);
+    let mut found = Vec::new();
+    let (mut root, mut in_description) = (None, false);
+    for line in sdl.lines() {
+        if line.trim() == "\"\"\"" {
+            in_description = !in_description;
+            continue;
+        }
+        if let Some(name) = line
+            .strip_prefix("type ")
+            .and_then(|l| l.strip_suffix(" {"))
+        {
+            root = ["Query", "Mutation"].into_iter().find(|r| *r == name);
+            continue;
+        }
+        if line.starts_with('}') {
+            root = None;
+        }
+        let (Some(type_name), Some(field), false) = (root, line.strip_prefix("  "), in_description)
+        else {
+            continue;
+        };
+        let name_end = field
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(field.len());
+        if name_end == 0 || !field[name_end..].starts_with(['(', ':']) {
+            continue;
+        }
+        let field_name = field[..name_end].to_owned();
+        let function = fields::RESOLVERS
+            .iter()
+            .find(|(_, names)| names.contains(&field_name.as_str()))
+            .map(|(function, _)| *function)
+            .ok_or_else(|| {
+                ChatError::internal(format!("No function resolves {type_name}.{field_name}."))
+            })?;
+        found.push(Resolver {
+            type_name,
+            field_name,
+            function,
+        });
+    }
+    for (function, names) in fields::RESOLVERS {
+        if let Some(missing) = names
+            .iter()
+            .find(|n| !found.iter().any(|r| r.field_name == **n))
+        {
+            return Err(ChatError::internal(format!(
+                "{function} resolves {missing}, which the schema lacks."
+            )));
+        }
+    }
+    Ok(found)
+}
+
 /// The SDL for AppSync, as committed in `infra/schema.graphql` (widget only) and
 /// `infra/schema-platform.graphql`. AppSync refuses a schema that redefines its built-in
 /// directives (`@include`, `@skip`, `@aws_*`), so their definitions are left out.
@@ -545,7 +613,7 @@ impl PlatformMutation {
 
 #[cfg(test)]
 mod tests {
-    use super::{Fields, appsync_error_shape, sdl};
+    use super::{Fields, appsync_error_shape, fields, resolvers, sdl};
 
     #[test]
     fn errors_of_the_parser_name_the_position_not_the_query() {
@@ -571,6 +639,22 @@ mod tests {
         assert!(!body.to_string().contains(&token));
         assert_eq!(errors[2]["errorType"], "AccessDenied");
         assert_eq!(errors[2]["message"], "The token has expired.");
+    }
+
+    #[test]
+    fn every_root_field_has_the_function_of_its_group() {
+        let resolvers = resolvers().unwrap();
+        let named = |field: &str| {
+            resolvers
+                .iter()
+                .find(|r| r.field_name == field)
+                .map(|r| (r.type_name, r.function))
+        };
+        assert_eq!(named("verifyToken"), Some(("Query", "verify-token")));
+        assert_eq!(named("verifyPhone"), Some(("Mutation", "verify-email")));
+        assert_eq!(named("revokeIdentity"), Some(("Mutation", "platform-api")));
+        let all: usize = fields::RESOLVERS.iter().map(|(_, f)| f.len()).sum();
+        assert_eq!(resolvers.len(), all);
     }
 
     #[test]

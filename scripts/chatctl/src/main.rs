@@ -102,6 +102,9 @@ enum Command {
     /// Print, as JSON, the SSM parameters (below /STACK/) each function reads: the
     /// deployment grants each function exactly these (infra/ssm-parameters.json).
     Parameters,
+    /// Print, as JSON, AppSync's resolvers: each root field of the schema with the function
+    /// that resolves it (infra/appsync-resolvers.json, which the CDK app reads).
+    Resolvers,
     /// Set up the Twilio Conversation Service for this product: roles, default roles,
     /// reachability, and the onMessageAdded webhook. Safe to run again.
     ConfigureTwilio(configure::ConfigureArgs),
@@ -169,6 +172,13 @@ async fn main() -> ExitCode {
             );
             Ok(())
         }
+        Command::Resolvers => context_chat::graphql::resolvers()
+            .map_err(|e| error::CliError::Failed(e.message))
+            .and_then(|resolvers| {
+                serde_json::to_string_pretty(&resolvers)
+                    .map_err(|e| error::CliError::Failed(format!("JSON: {e}")))
+            })
+            .map(|json| println!("{json}")),
         Command::Parameters => {
             let by_function: serde_json::Map<String, serde_json::Value> =
                 context_chat::settings::reads::BY_FUNCTION

@@ -421,6 +421,21 @@ async fn keygen_jwks_and_token_make_tokens_the_verifier_accepts() {
 }
 
 #[test]
+fn the_committed_appsync_resolvers_are_the_exported_ones() {
+    let output = chatctl(&["resolvers"]).output().unwrap();
+    assert!(output.status.success());
+    let exported = String::from_utf8(output.stdout).unwrap();
+    let committed = std::fs::read_to_string(
+        test_support::workspace_root().join("infra/appsync-resolvers.json"),
+    )
+    .unwrap();
+    assert_eq!(
+        exported, committed,
+        "infra/appsync-resolvers.json is stale: run `cargo run -p chatctl -- resolvers > infra/appsync-resolvers.json`"
+    );
+}
+
+#[test]
 fn the_committed_parameter_grants_are_the_exported_ones() {
     let output = chatctl(&["parameters"]).output().unwrap();
     assert!(output.status.success());
