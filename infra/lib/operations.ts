@@ -42,6 +42,8 @@ export class Operations extends Construct {
         period: PERIOD,
         label: label ?? metricName,
       });
+    /** Sums over the stack, each with its label (its name when none is given). */
+    const sums = (...named: [string, string?][]) => named.map(([name, label]) => metric(name, {}, 'Sum', label));
     const byError = (metricName: string) => ERROR_TYPES.map((t) => metric(metricName, { ErrorType: t }, 'Sum', t));
     const perFunction = (metricName: string) =>
       props.functions.map((f) => metric(metricName, { Function: f }, 'Sum', f));
@@ -145,12 +147,12 @@ export class Operations extends Construct {
         metric('TwilioLatency', {}, 'p99', 'p99'),
         metric('TwilioLatency', {}, 'Maximum', 'max'),
       ]),
-      graph('Limits, revocations and sweeps', [
-        metric('RateLimited'),
-        metric('Revocations'),
-        metric('Sweeps', {}, 'Sum', 'second sweeps run'),
-        metric('SweepsUnscheduled', {}, 'Sum', 'second sweeps not queued'),
-      ]),
+      graph('Limits, revocations and sweeps', sums(
+        ['RateLimited'],
+        ['Revocations'],
+        ['Sweeps', 'second sweeps run'],
+        ['SweepsUnscheduled', 'second sweeps not queued'],
+      )),
     );
     // What the notifier did with each notification, one line per channel the functions report
     // (the `Channel` dimension): a new channel appears without a change here.
@@ -175,18 +177,18 @@ export class Operations extends Construct {
       graph('Notifier records handed back', [metric('NotifierRecordsFailed')]),
     );
     this.dashboard.addWidgets(
-      graph('Text messages', [
-        metric('SmsStopped', {}, 'Sum', 'STOP replies'),
-        metric('SmsRefused', {}, 'Sum', 'refused by Twilio'),
-        metric('SmsTextBudgetReached', {}, 'Sum', 'held: daily budget'),
-        metric('SmsNumberBudgetReached', {}, 'Sum', 'refused or held: a number\'s daily share'),
-        metric('SmsCountryRefused', {}, 'Sum', 'refused: country not allowed'),
-      ]),
-      graph('Phone verification', [
-        metric('PhoneCodesSent'),
-        metric('PhonesVerified'),
-        metric('SmsCodeBudgetReached', {}, 'Sum', 'refused: daily budget'),
-      ]),
+      graph('Text messages', sums(
+        ['SmsStopped', 'STOP replies'],
+        ['SmsRefused', 'refused by Twilio'],
+        ['SmsTextBudgetReached', 'held: daily budget'],
+        ['SmsNumberBudgetReached', 'refused or held: a number\'s daily share'],
+        ['SmsCountryRefused', 'refused: country not allowed'],
+      )),
+      graph('Phone verification', sums(
+        ['PhoneCodesSent'],
+        ['PhonesVerified'],
+        ['SmsCodeBudgetReached', 'refused: daily budget'],
+      )),
     );
   }
 }

@@ -6,7 +6,6 @@
 //! Run: `cargo bench -p aws-ports --bench ledger_path` (moto from `MOTO_URL`, else the
 //! project's venv, as the tests find it).
 
-use context_chat::feature::Feature;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -15,12 +14,12 @@ use aws_ports::{DynamoStore, create_table};
 use context_chat::ledger::LedgerPolicy;
 use context_chat::notifications::Ports;
 use context_chat::notifications::sqlite_store::SqliteStore;
-use context_chat::settings::{ChatSettings, Settings, SettingsSource, TwilioSettings};
+use context_chat::settings::{Settings, SettingsSource, TwilioSettings};
 use context_chat::store::{Count, Created, Expect, Key, Store, Stored};
 use context_chat::{App, AppOptions, revocations};
 use futures_util::future::BoxFuture;
 use secrecy::SecretString;
-use test_support::{Issuer, Moto, TestKey, claims, jwks, unique};
+use test_support::{Issuer, Moto, claims, unique};
 
 const ROUNDS: usize = 9;
 const PER_ROUND: usize = 40;
@@ -102,25 +101,12 @@ fn settings(issuer: &Issuer) -> Settings {
             ownership: Default::default(),
             push_credential_sid: None,
         }),
-        chat: Some(ChatSettings {
-            jwks_url: issuer.url().parse().unwrap(),
-            issuer: None,
-            audience: None,
-            max_token_lifetime_secs: context_chat::settings::DEFAULT_MAX_TOKEN_LIFETIME_SECS,
-        }),
-        webhook_auth_token: None,
-        webhook_path_secret: None,
-        link_secret: None,
-        platform: None,
-        sendgrid: Feature::Off("not in this test".into()),
         // The limit on, and never reached: its check runs on every call.
         ledger: LedgerPolicy {
             per_minute: u32::MAX,
             retention_days: 30,
         },
-        virgil: Feature::Off("no Virgil in this bench".into()),
-        sms: Feature::Off("not in this test".into()),
-        sms_policy: Ok(Default::default()),
+        ..Settings::token_path(issuer.url().parse().unwrap(), None)
     }
 }
 
@@ -147,12 +133,7 @@ fn median(mut samples: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let key = TestKey::es256("bench");
-    let issuer = rt.block_on(Issuer::start(jwks(&[&key])));
+    let (rt, key, issuer) = test_support::runtime_and_issuer("bench");
     let settings = settings(&issuer);
     let dir = std::env::temp_dir().join(unique("ledger-bench"));
     let sqlite = Counted::new(Arc::new(SqliteStore::open(&dir).unwrap()));

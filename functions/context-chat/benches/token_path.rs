@@ -17,7 +17,6 @@
 //! path (embedded store and DynamoDB on moto, beside it off) is measured by
 //! `cargo bench -p aws-ports --bench ledger_path`, where the DynamoDB store is.
 
-use context_chat::feature::Feature;
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,13 +27,13 @@ use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use context_chat::notifications::Ports;
-use context_chat::settings::{ChatSettings, Settings, SettingsSource, TwilioSettings};
+use context_chat::settings::{Settings, SettingsSource, TwilioSettings};
 use context_chat::store::{Count, Created, Expect, Key, Store, Stored};
 use context_chat::{App, AppOptions};
 use criterion::{BatchSize, Criterion};
 use futures_util::future::BoxFuture;
 use secrecy::SecretString;
-use test_support::{API_SECRET, Issuer, TestKey, TwilioStandIn, claims, jwks};
+use test_support::{API_SECRET, Issuer, TestKey, TwilioStandIn, claims};
 use tokio::runtime::Runtime;
 
 struct Bench {
@@ -65,12 +64,7 @@ fn per_call(n: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn setup() -> Bench {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let key = TestKey::es256("bench");
-    let issuer = rt.block_on(Issuer::start(jwks(&[&key])));
+    let (rt, key, issuer) = test_support::runtime_and_issuer("bench");
     let settings = Settings {
         twilio: Some(TwilioSettings {
             account_sid: "AC0123456789abcdef0123456789abcdef".into(),
@@ -82,21 +76,7 @@ fn setup() -> Bench {
             ownership: Default::default(),
             push_credential_sid: None,
         }),
-        chat: Some(ChatSettings {
-            jwks_url: issuer.url().parse().unwrap(),
-            issuer: None,
-            audience: None,
-            max_token_lifetime_secs: context_chat::settings::DEFAULT_MAX_TOKEN_LIFETIME_SECS,
-        }),
-        webhook_auth_token: None,
-        webhook_path_secret: None,
-        link_secret: None,
-        platform: None,
-        sendgrid: Feature::Off("not in this test".into()),
-        ledger: Default::default(),
-        virgil: Feature::Off("no Virgil in this bench".into()),
-        sms: Feature::Off("not in this test".into()),
-        sms_policy: Ok(Default::default()),
+        ..Settings::token_path(issuer.url().parse().unwrap(), None)
     };
     let twilio = rt.block_on(TwilioStandIn::start_unchecked());
     let mut with_twilio = settings.clone();

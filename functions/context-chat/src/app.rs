@@ -10,6 +10,7 @@ use crate::error::Result;
 use crate::ledger::Ledger;
 use crate::mail::Mailer;
 use crate::notifications::Channels;
+use crate::notifications::notifier::Notifier;
 use crate::notifications::service::EndSubscriptions;
 use crate::notifications::{NotificationService, NotifyOptions, Ports, QueueMessage};
 use crate::platform::PlatformService;
@@ -140,13 +141,8 @@ impl AppBuilder {
         let platform = PlatformService::new(settings.clone(), revocations, access_ended, ledger)
             .with_sweeps(sweeps, sweep_after);
         let notifications = self.ports.zip(channels).map(|(ports, channels)| {
-            NotificationService::new(
-                tokens.clone(),
-                settings.clone(),
-                ports,
-                channels,
-                options.notify,
-            )
+            let notifier = Notifier::new(settings.clone(), ports, channels, options.notify);
+            NotificationService::new(tokens.clone(), notifier)
         });
         App {
             settings,

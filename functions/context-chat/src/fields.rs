@@ -224,14 +224,24 @@ pub async fn create_virgil_token(app: &App, a: TokenArgs) -> Result<Id> {
     app.tokens().create_virgil_token(&a.token).await.map(id)
 }
 
+/// Subscribes on `channel`: whether the address is confirmed.
+async fn subscribe(
+    app: &App,
+    channel: ChannelKind,
+    context: &str,
+    address: &str,
+    token: &str,
+) -> Result<bool> {
+    app.notifications()?
+        .subscribe(channel, context, address, token)
+        .await
+}
+
 pub async fn enable_channel_notifications(
     app: &App,
     a: EmailSubscriptionArgs,
 ) -> Result<SubscriptionResult> {
-    let service = app.notifications()?;
-    let email_verified = service
-        .subscribe(ChannelKind::Email, &a.channel, &a.email, &a.token)
-        .await?;
+    let email_verified = subscribe(app, ChannelKind::Email, &a.channel, &a.email, &a.token).await?;
     Ok(SubscriptionResult { email_verified })
 }
 
@@ -239,10 +249,7 @@ pub async fn enable_channel_sms_notifications(
     app: &App,
     a: SmsSubscriptionArgs,
 ) -> Result<SmsSubscriptionResult> {
-    let service = app.notifications()?;
-    let phone_verified = service
-        .subscribe(ChannelKind::Sms, &a.channel, &a.phone, &a.token)
-        .await?;
+    let phone_verified = subscribe(app, ChannelKind::Sms, &a.channel, &a.phone, &a.token).await?;
     Ok(SmsSubscriptionResult { phone_verified })
 }
 

@@ -3,11 +3,21 @@
 
 use serde_json::{Value, json};
 use test_support::{
-    Emulator, Function, Issuer, Moto, SendGridStandIn, TestKey, claims, put_notification_settings,
-    put_settings, unique,
+    Emulator, Function, SendGridStandIn, Stack, TestKey, claims, put_notification_settings,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_enable-channel-notifications");
+
+/// A stack with notifications' settings and its table, context tokens from `key`.
+async fn deployment(prefix: &str) -> (Stack, test_support::aws_sdk_dynamodb::Client) {
+    let stack = Stack::start(prefix, TestKey::es256("k1"), test_support::API_SECRET).await;
+    put_notification_settings(&stack.moto.ssm().await, &stack.name).await;
+    let dynamodb = stack.moto.dynamodb().await;
+    aws_ports::create_table(&dynamodb, &stack.name)
+        .await
+        .unwrap();
+    (stack, dynamodb)
+}
 
 fn event(arguments: Value) -> Value {
     test_support::mutation("enableChannelNotifications", arguments)
@@ -15,17 +25,11 @@ fn event(arguments: Value) -> Value {
 
 #[tokio::test]
 async fn subscribes_for_a_context_of_the_token_and_sends_a_code() {
-    let moto = Moto::start();
-    let (key, issuer) = Issuer::with(TestKey::es256("k1")).await;
-    let stack = unique("enable");
-    let ssm = moto.ssm().await;
-    put_settings(&ssm, &stack, &issuer.url(), "secret").await;
-    put_notification_settings(&ssm, &stack).await;
-    let dynamodb = moto.dynamodb().await;
-    aws_ports::create_table(&dynamodb, &stack).await.unwrap();
+    let (deployment, dynamodb) = deployment("enable").await;
+    let (moto, key, stack) = (&deployment.moto, &deployment.key, &deployment.name);
     let sendgrid = SendGridStandIn::start().await;
     let emulator = Emulator::start();
-    let mut env = moto.function_env(&stack, Some(&stack));
+    let mut env = moto.function_env(stack, Some(stack));
     env.push(("SENDGRID_API_BASE_URL", sendgrid.base_url()));
     let function = Function::of(BINARY, &emulator, &env);
     let token = key.token(&claims("alex", &["general"]));
@@ -40,7 +44,7 @@ async fn subscribes_for_a_context_of_the_token_and_sends_a_code() {
     let sent = sendgrid.sent_to("alex@example.org");
     assert_eq!(sent.len(), 1);
     assert!(sent[0].subject.contains("confirmation code"));
-    let items = test_support::scan(&dynamodb, &stack).await;
+    let items = test_support::scan(&dynamodb, stack).await;
     assert_eq!(
         items.len(),
         3,
@@ -61,7 +65,7 @@ async fn subscribes_for_a_context_of_the_token_and_sends_a_code() {
         )
         .await;
     assert_eq!(error_type, "BadRequest", "{message}");
-    let items = test_support::scan(&dynamodb, &stack).await;
+    let items = test_support::scan(&dynamodb, stack).await;
     assert_eq!(items.len(), 3, "refused calls change nothing");
 
     let code = sent[0].text.split("code is: ").nth(1).unwrap()[..8].to_owned();
@@ -73,18 +77,12 @@ async fn subscribes_for_a_context_of_the_token_and_sends_a_code() {
 #[tokio::test]
 async fn subscribes_a_phone_with_a_code_from_verify_and_stores_nothing_but_the_days_count_when_refused()
  {
-    let moto = Moto::start();
-    let (key, issuer) = Issuer::with(TestKey::es256("k1")).await;
-    let stack = unique("enable-sms");
-    let ssm = moto.ssm().await;
-    put_settings(&ssm, &stack, &issuer.url(), test_support::API_SECRET).await;
-    put_notification_settings(&ssm, &stack).await;
-    test_support::put_sms_settings(&ssm, &stack).await;
-    let dynamodb = moto.dynamodb().await;
-    aws_ports::create_table(&dynamodb, &stack).await.unwrap();
+    let (deployment, dynamodb) = deployment("enable-sms").await;
+    let (moto, key, stack) = (&deployment.moto, &deployment.key, &deployment.name);
+    test_support::put_sms_settings(&moto.ssm().await, stack).await;
     let sms = test_support::SmsStandIn::start().await;
     let emulator = Emulator::start();
-    let mut env = moto.function_env(&stack, Some(&stack));
+    let mut env = moto.function_env(stack, Some(stack));
     env.extend(sms.base_url_env());
     let function = Function::of(BINARY, &emulator, &env);
     let token = key.token(&claims("alex", &["general"]));
@@ -97,7 +95,7 @@ async fn subscribes_a_phone_with_a_code_from_verify_and_stores_nothing_but_the_d
     // Every item but the day's SMS budget counters, which count each code asked of Verify,
     // refused or not (ADR 016: a budget caps what may have been paid for).
     let items = || async {
-        let all = test_support::scan(&dynamodb, &stack).await;
+        let all = test_support::scan(&dynamodb, stack).await;
         let counters = all
             .iter()
             .filter(|item| {

@@ -3,14 +3,11 @@
 //! `$TOKEN` becomes a valid context token (alex; general, random) and `$PLATFORM` a valid
 //! platform access token, so the fuzzer reaches the resolvers' work, not only their doors.
 
-use context_chat::feature::Feature;
 use std::sync::{Arc, OnceLock};
 
 use async_graphql::Request;
 use context_chat::graphql::{ChatSchema, RequestAuth, schema};
-use context_chat::settings::{
-    ChatSettings, PlatformSettings, Settings, SettingsSource, TwilioSettings,
-};
+use context_chat::settings::{PlatformSettings, Settings, SettingsSource, TwilioSettings};
 use context_chat::{App, AppOptions, ErrorKind};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -21,7 +18,7 @@ fn schema_on_loopback() -> &'static ChatSchema {
     static SCHEMA: OnceLock<ChatSchema> = OnceLock::new();
     SCHEMA.get_or_init(|| {
         let jwks_url = runtime().block_on(serve_jwks());
-        let settings = Settings {
+        let mut settings = Settings {
             twilio: Some(TwilioSettings {
                 account_sid: "AC0123456789abcdef0123456789abcdef".into(),
                 api_key_sid: "SKfedcba9876543210fedcba9876543210".into(),
@@ -33,27 +30,17 @@ fn schema_on_loopback() -> &'static ChatSchema {
                 ownership: Default::default(),
                 push_credential_sid: None,
             }),
-            chat: Some(ChatSettings {
-                jwks_url: jwks_url.clone(),
-                issuer: None,
-                audience: None,
-                // Its tokens are signed once and live through a long fuzzing run (30 days).
-                max_token_lifetime_secs: context_chat::settings::MAX_MAX_TOKEN_LIFETIME_SECS,
-            }),
-            webhook_auth_token: None,
-            webhook_path_secret: None,
-            link_secret: None,
             platform: Some(PlatformSettings {
                 issuer: PLATFORM_ISSUER.into(),
                 audience: None,
-                jwks_url,
+                jwks_url: jwks_url.clone(),
             }),
-            sendgrid: Feature::Off("not in this test".into()),
-            ledger: Default::default(),
-            virgil: Feature::Off("no Virgil here".into()),
-            sms: Feature::Off("not in this test".into()),
-            sms_policy: Ok(Default::default()),
+            ..Settings::token_path(jwks_url, None)
         };
+        // Its tokens are signed once and live through a long fuzzing run (30 days).
+        if let Some(chat) = settings.chat.as_mut() {
+            chat.max_token_lifetime_secs = context_chat::settings::MAX_MAX_TOKEN_LIFETIME_SECS;
+        }
         let app = App::new(
             SettingsSource::Fixed(Box::new(settings)),
             AppOptions::default(),

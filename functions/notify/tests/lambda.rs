@@ -72,18 +72,25 @@ impl Deployment {
             delay_url,
         }
     }
+
+    /// The notify function's environment, Twilio's Conversations API at `twilio`.
+    fn env(&self, twilio: &TwilioStandIn) -> Vec<(&'static str, String)> {
+        let mut env = self.moto.env();
+        env.extend([
+            ("STACK_NAME", self.stack.clone()),
+            ("NOTIFICATIONS_TABLE", self.stack.clone()),
+            ("NOTIFY_QUEUE_URL", self.queue_url.clone()),
+            ("NOTIFY_DELAY_QUEUE_URL", self.delay_url.clone()),
+            ("TWILIO_API_BASE_URL", twilio.base_url()),
+        ]);
+        env
+    }
 }
 
 #[tokio::test]
 async fn emails_an_offline_subscriber_and_reports_failed_records() {
-    let Deployment {
-        moto,
-        stack,
-        ssm: _,
-        dynamodb,
-        queue_url,
-        delay_url,
-    } = Deployment::start("notify").await;
+    let deployment = Deployment::start("notify").await;
+    let stack = &deployment.stack;
     let twilio = TwilioStandIn::start().await;
     twilio.add_conversation("general", "{}");
     twilio.add_participant("general", "alex");
@@ -92,7 +99,7 @@ async fn emails_an_offline_subscriber_and_reports_failed_records() {
     let sendgrid = SendGridStandIn::start().await;
 
     // alex subscribed and confirmed, as the other functions leave it.
-    let table = aws_ports::DynamoStore::new(dynamodb, stack.clone());
+    let table = aws_ports::DynamoStore::new(deployment.dynamodb.clone(), stack.clone());
     let email = EmailAddress::parse("alex@example.org").unwrap();
     store::write_over(
         &table,
@@ -120,15 +127,8 @@ async fn emails_an_offline_subscriber_and_reports_failed_records() {
     .unwrap();
 
     let emulator = Emulator::start();
-    let mut env = moto.env();
-    env.extend([
-        ("STACK_NAME", stack.clone()),
-        ("NOTIFICATIONS_TABLE", stack.clone()),
-        ("NOTIFY_QUEUE_URL", queue_url),
-        ("NOTIFY_DELAY_QUEUE_URL", delay_url),
-        ("TWILIO_API_BASE_URL", twilio.base_url()),
-        ("SENDGRID_API_BASE_URL", sendgrid.base_url()),
-    ]);
+    let mut env = deployment.env(&twilio);
+    env.push(("SENDGRID_API_BASE_URL", sendgrid.base_url()));
     let function = Function::of(BINARY, &emulator, &env);
 
     // SendGrid is down: the record is reported failed, and so is the one behind it in the
@@ -219,15 +219,9 @@ async fn texts_an_offline_subscriber_once_and_a_stop_ends_the_numbers_subscripti
     use context_chat::notifications::SmsSubscription;
     use context_chat::notifications::phones::Phones;
 
-    let Deployment {
-        moto,
-        stack,
-        ssm,
-        dynamodb,
-        queue_url,
-        delay_url,
-    } = Deployment::start("notify-sms").await;
-    test_support::put_sms_settings(&ssm, &stack).await;
+    let deployment = Deployment::start("notify-sms").await;
+    let (stack, ssm) = (&deployment.stack, &deployment.ssm);
+    test_support::put_sms_settings(ssm, stack).await;
     let twilio = TwilioStandIn::start().await;
     for context in ["general", "random"] {
         twilio.add_conversation(context, "{}");
@@ -240,7 +234,10 @@ async fn texts_an_offline_subscriber_once_and_a_stop_ends_the_numbers_subscripti
 
     // alex and sam subscribed both contexts by text and verified their numbers, as the
     // other functions leave it.
-    let table = std::sync::Arc::new(aws_ports::DynamoStore::new(dynamodb, stack.clone()));
+    let table = std::sync::Arc::new(aws_ports::DynamoStore::new(
+        deployment.dynamodb.clone(),
+        stack.clone(),
+    ));
     let phones = Phones::new(table.clone());
     for (who, number) in [("alex", "+14155550101"), ("sam", "+14155550102")] {
         let phone = PhoneNumber::parse(number).unwrap();
@@ -263,14 +260,7 @@ async fn texts_an_offline_subscriber_once_and_a_stop_ends_the_numbers_subscripti
     }
 
     let emulator = Emulator::start();
-    let mut env = moto.env();
-    env.extend([
-        ("STACK_NAME", stack.clone()),
-        ("NOTIFICATIONS_TABLE", stack.clone()),
-        ("NOTIFY_QUEUE_URL", queue_url),
-        ("NOTIFY_DELAY_QUEUE_URL", delay_url),
-        ("TWILIO_API_BASE_URL", twilio.base_url()),
-    ]);
+    let mut env = deployment.env(&twilio);
     env.extend(sms.base_url_env());
     let function = Function::of(BINARY, &emulator, &env);
     let general = twilio.conversation_sid("general").unwrap();

@@ -46,6 +46,56 @@ fn event(parent: &str, field: &str, arguments: Value, token: Option<&str>) -> Va
     event
 }
 
+/// A deployment of the platform API on moto: context tokens from `context_issuer`, access
+/// tokens from `issuer`, its table and queues, Twilio's stand-in; the functions'
+/// environment and the delay queue's URL.
+struct Deployment {
+    stack: String,
+    twilio: TwilioStandIn,
+    env: Vec<(&'static str, String)>,
+    delay_queue: String,
+}
+
+impl Deployment {
+    async fn start(moto: &Moto, prefix: &str, context_issuer: &Issuer, issuer: &Issuer) -> Self {
+        let stack = unique(prefix);
+        let ssm = moto.ssm().await;
+        put_settings(&ssm, &stack, &context_issuer.url(), API_SECRET).await;
+        for (name, value) in [
+            ("platform/issuer", ISSUER.to_owned()),
+            ("platform/audience", AUDIENCE.to_owned()),
+            ("platform/jwks.json", issuer.url()),
+        ] {
+            put_parameter(&ssm, &format!("/{stack}/{name}"), &value, false).await;
+        }
+        let dynamodb = moto.dynamodb().await;
+        aws_ports::create_table(&dynamodb, &stack).await.unwrap();
+        let (_, delay_queue) = moto.notify_queues(&stack).await;
+        let twilio = TwilioStandIn::start().await;
+        let mut env = moto.function_env(&stack, Some(&stack));
+        env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
+        env.push(("NOTIFY_DELAY_QUEUE_URL", delay_queue.clone()));
+        Deployment {
+            stack,
+            twilio,
+            env,
+            delay_queue,
+        }
+    }
+}
+
+/// `parent.field` with `arguments`, called with the access token `admin`.
+async fn as_admin(
+    emulator: &Emulator,
+    admin: &str,
+    parent: &str,
+    field: &str,
+    arguments: Value,
+) -> Value {
+    let event = event(parent, field, arguments, Some(admin));
+    emulator.answer("platform-api", &event).await
+}
+
 fn access_token(key: &TestKey, scope: &str, audience: &str) -> String {
     let now = now();
     key.token(&json!({
@@ -60,55 +110,35 @@ async fn the_platform_fields_act_for_a_token_with_the_scope_and_for_no_other() {
     let platform_key = TestKey::rs256("idp-1");
     let issuer = Issuer::start(jwks(&[&platform_key])).await;
     let context_issuer = Issuer::start(jwks(&[&TestKey::es256("ctx")])).await;
-    let stack = unique("platform");
-    let ssm = moto.ssm().await;
-    put_settings(&ssm, &stack, &context_issuer.url(), API_SECRET).await;
-    for (name, value) in [
-        ("platform/issuer", ISSUER.to_owned()),
-        ("platform/audience", AUDIENCE.to_owned()),
-        ("platform/jwks.json", issuer.url()),
-    ] {
-        put_parameter(&ssm, &format!("/{stack}/{name}"), &value, false).await;
-    }
-    let dynamodb = moto.dynamodb().await;
-    aws_ports::create_table(&dynamodb, &stack).await.unwrap();
-    let twilio = TwilioStandIn::start().await;
+    let Deployment {
+        stack, twilio, env, ..
+    } = Deployment::start(&moto, "platform", &context_issuer, &issuer).await;
     let emulator = Emulator::start();
-    let mut env = moto.function_env(&stack, Some(&stack));
-    env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
-    let (_, delay_queue) = moto.notify_queues(&stack).await;
-    env.push(("NOTIFY_DELAY_QUEUE_URL", delay_queue));
     let function = Function::of(BINARY, &emulator, &env);
     let admin = access_token(&platform_key, "chat:read chat:admin", AUDIENCE);
 
-    let synced = emulator
-        .answer(
-            "platform-api",
-            &event(
-                "Mutation",
-                "syncIdentity",
-                json!({"identity": "alex", "contexts": ["general", "random"]}),
-                Some(&admin),
-            ),
-        )
-        .await;
+    let synced = as_admin(
+        &emulator,
+        &admin,
+        "Mutation",
+        "syncIdentity",
+        json!({"identity": "alex", "contexts": ["general", "random"]}),
+    )
+    .await;
     assert_eq!(
         (&synced["joined"], &synced["left"]),
         (&json!(["general", "random"]), &json!([]))
     );
     assert!(synced["sweepAt"].as_u64().is_some_and(|at| at > now()));
     assert_eq!(twilio.memberships("alex"), ["general", "random"]);
-    let contexts = emulator
-        .answer(
-            "platform-api",
-            &event(
-                "Query",
-                "identityContexts",
-                json!({"identity": "alex"}),
-                Some(&admin),
-            ),
-        )
-        .await;
+    let contexts = as_admin(
+        &emulator,
+        &admin,
+        "Query",
+        "identityContexts",
+        json!({"identity": "alex"}),
+    )
+    .await;
     assert_eq!(contexts, json!(["general", "random"]));
 
     // Refused, and nothing changes: no token, a read-only token for a mutation, a token for
@@ -131,21 +161,18 @@ async fn the_platform_fields_act_for_a_token_with_the_scope_and_for_no_other() {
     }
     assert_eq!(twilio.memberships("alex"), ["general", "random"]);
 
-    let revoked = emulator
-        .answer(
-            "platform-api",
-            &event(
-                "Mutation",
-                "revokeIdentity",
-                json!({"identity": "alex"}),
-                Some(&admin),
-            ),
-        )
-        .await;
+    let revoked = as_admin(
+        &emulator,
+        &admin,
+        "Mutation",
+        "revokeIdentity",
+        json!({"identity": "alex"}),
+    )
+    .await;
     assert_eq!(revoked["left"], json!(["general", "random"]));
     assert!(twilio.memberships("alex").is_empty());
     // The revocation is in the table, where every token function reads it.
-    let table = aws_ports::DynamoStore::new(dynamodb, stack);
+    let table = aws_ports::DynamoStore::new(moto.dynamodb().await, stack);
     let recorded = store::read::<Access>(&table, &revocations::key("alex"))
         .await
         .unwrap()
@@ -181,24 +208,13 @@ async fn h1_the_functions_refuse_a_join_after_a_revocation_and_sweep_a_raced_one
     let context_key = TestKey::es256("ctx");
     let issuer = Issuer::start(jwks(&[&platform_key])).await;
     let context_issuer = Issuer::start(jwks(&[&context_key])).await;
-    let stack = unique("sweep");
-    let ssm = moto.ssm().await;
-    put_settings(&ssm, &stack, &context_issuer.url(), API_SECRET).await;
-    for (name, value) in [
-        ("platform/issuer", ISSUER.to_owned()),
-        ("platform/audience", AUDIENCE.to_owned()),
-        ("platform/jwks.json", issuer.url()),
-    ] {
-        put_parameter(&ssm, &format!("/{stack}/{name}"), &value, false).await;
-    }
-    let dynamodb = moto.dynamodb().await;
-    aws_ports::create_table(&dynamodb, &stack).await.unwrap();
-    let (_, delay_queue) = moto.notify_queues(&stack).await;
-    let twilio = TwilioStandIn::start().await;
+    let Deployment {
+        stack: _,
+        twilio,
+        env,
+        delay_queue,
+    } = Deployment::start(&moto, "sweep", &context_issuer, &issuer).await;
     let emulator = Emulator::start();
-    let mut env = moto.function_env(&stack, Some(&stack));
-    env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
-    env.push(("NOTIFY_DELAY_QUEUE_URL", delay_queue.clone()));
     let _platform = Function::of(BINARY, &emulator, &env);
     let _tokens = Function::start(
         &sibling("create-chat-token"),
@@ -277,17 +293,14 @@ async fn h1_the_functions_refuse_a_join_after_a_revocation_and_sweep_a_raced_one
         twilio.memberships("sky").is_empty(),
         "the sweep took sky out"
     );
-    let contexts = emulator
-        .answer(
-            "platform-api",
-            &event(
-                "Query",
-                "identityContexts",
-                json!({"identity": "sky"}),
-                Some(&admin),
-            ),
-        )
-        .await;
+    let contexts = as_admin(
+        &emulator,
+        &admin,
+        "Query",
+        "identityContexts",
+        json!({"identity": "sky"}),
+    )
+    .await;
     assert_eq!(contexts, json!([]));
     assert_eq!(twilio.participants("general"), Vec::<String>::new());
 }

@@ -132,3 +132,14 @@ async fn answer(inner: &Inner) -> Response {
         Behaviour::Body(body) => body.into_response(),
     }
 }
+
+/// A current-thread runtime and an issuer of one ES256 key, `kid`: the benches' start.
+pub fn runtime_and_issuer(kid: &str) -> (tokio::runtime::Runtime, crate::TestKey, Issuer) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let key = crate::TestKey::es256(kid);
+    let issuer = rt.block_on(Issuer::start(crate::jwks(&[&key])));
+    (rt, key, issuer)
+}

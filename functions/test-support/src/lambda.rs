@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ use serde_json::Value;
 
 /// The Runtime API emulator. It stops when dropped.
 pub struct Emulator {
-    child: Child,
+    _child: crate::KilledOnDrop,
     port: u16,
 }
 
@@ -50,7 +50,10 @@ impl Emulator {
             .unwrap_or_else(|e| {
                 panic!("could not start cargo lambda ({e}); run the tests with scripts/test")
             });
-        let emulator = Self { child, port };
+        let emulator = Self {
+            _child: crate::KilledOnDrop(child),
+            port,
+        };
         wait_for_port(port, Duration::from_secs(30));
         emulator
     }
@@ -126,13 +129,6 @@ impl Emulator {
     }
 }
 
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum Invocation {
     Answered(Value),
@@ -163,7 +159,7 @@ impl Invocation {
 
 /// A function process and everything it printed. It stops when dropped.
 pub struct Function {
-    child: Child,
+    child: crate::KilledOnDrop,
     output: Arc<Mutex<String>>,
 }
 
@@ -204,18 +200,21 @@ impl Function {
                 }
             });
         }
-        Self { child, output }
+        Self {
+            child: crate::KilledOnDrop(child),
+            output,
+        }
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.0.id()
     }
 
     /// How the process ended, once it has, within `timeout`.
     pub fn wait_for_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Ok(Some(status)) = self.child.0.try_wait() {
                 return Some(status);
             }
             if Instant::now() >= deadline {
@@ -258,13 +257,6 @@ impl Function {
             std::thread::sleep(Duration::from_millis(20));
         }
         false
-    }
-}
-
-impl Drop for Function {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -12,13 +12,16 @@ pub mod sms;
 pub mod twilio;
 pub mod webhooks;
 
+/// The DynamoDB client tests hold (moto's), for crates that do not name the SDK themselves.
+pub use aws_sdk_dynamodb;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub use axum::http::Method;
-pub use issuer::{Behaviour, Issuer};
+pub use issuer::{Behaviour, Issuer, runtime_and_issuer};
 pub use keys::{TestKey, claims, early_in_a_minute, jwks, jwt_payload, legacy_jwks, now};
 pub use lambda::{
     Emulator, Function, Invocation, appsync_event, http_api_event, mutation, retry_after,
@@ -144,7 +147,18 @@ impl Drop for TempDir {
 
 /// A server process a test started on a loopback port (moto, Prism); killed when dropped.
 pub(crate) struct LocalServer {
-    child: Child,
+    _child: KilledOnDrop,
+}
+
+/// A child process, killed (and waited for) when this is dropped: a test's servers end
+/// with the test, however it ends.
+pub(crate) struct KilledOnDrop(pub(crate) Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 impl LocalServer {
@@ -167,19 +181,14 @@ impl LocalServer {
                     command.get_program().to_string_lossy()
                 )
             });
-        let server = Self { child };
+        let server = Self {
+            _child: KilledOnDrop(child),
+        };
         let deadline = Instant::now() + within;
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "{what} did not start listening");
             std::thread::sleep(Duration::from_millis(50));
         }
         server
-    }
-}
-
-impl Drop for LocalServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

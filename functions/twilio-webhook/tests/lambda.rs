@@ -37,6 +37,15 @@ fn http_event_at(path: &str, signature: Option<&str>, body: &str) -> Value {
     http_api_event("POST", DOMAIN, path, &[], headers, Some(body))
 }
 
+/// `params` posted to the webhook's URL, signed as Twilio signs them.
+fn signed_event(params: &[(&str, &str)]) -> Value {
+    let url = format!("https://{DOMAIN}{}", webhook_path());
+    http_event(
+        Some(&sign_form(AUTH_TOKEN, &url, params)),
+        &form_body(params),
+    )
+}
+
 fn status(invocation: Invocation) -> i64 {
     invocation.value()["statusCode"].as_i64().unwrap()
 }
@@ -129,13 +138,7 @@ async fn queues_signed_messages_once_and_refuses_forgeries_with_403() {
         ("ConversationSid", CONVERSATION),
     ];
     let answer = emulator
-        .invoke(
-            "twilio-webhook",
-            &http_event(
-                Some(&sign_form(AUTH_TOKEN, &url, &other)),
-                &form_body(&other),
-            ),
-        )
+        .invoke("twilio-webhook", &signed_event(&other))
         .await;
     assert_eq!(status(answer), 200);
     assert!(drain_queue(&sqs, &queue_url).await.is_empty());
@@ -150,13 +153,7 @@ async fn queues_signed_messages_once_and_refuses_forgeries_with_403() {
     ] {
         let params = test_support::incoming_sms(sid, "+14155550101", text);
         let answer = emulator
-            .invoke(
-                "twilio-webhook",
-                &http_event(
-                    Some(&sign_form(AUTH_TOKEN, &url, &params)),
-                    &form_body(&params),
-                ),
-            )
+            .invoke("twilio-webhook", &signed_event(&params))
             .await;
         assert_eq!(status(answer), 200);
     }
@@ -258,17 +255,13 @@ async fn the_auth_token_at_its_old_place_still_checks_webhooks_and_none_is_not_n
     put_parameter(&ssm, &path_secret, WEBHOOK_PATH_SECRET, true).await;
     let emulator = Emulator::start();
     let (_function, queue_url) = start(&moto, &stack, &emulator).await;
-    let url = format!("https://{DOMAIN}{}", webhook_path());
     let params = on_message_added(
         CONVERSATION,
         "IM00000000000000000000000000000002",
         "sam",
         "hi",
     );
-    let signed = http_event(
-        Some(&sign_form(AUTH_TOKEN, &url, &params)),
-        &form_body(&params),
-    );
+    let signed = signed_event(&params);
     assert_eq!(
         status(emulator.invoke("twilio-webhook", &signed).await),
         200

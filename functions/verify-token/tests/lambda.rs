@@ -169,12 +169,7 @@ async fn unreachable_ssm_is_an_internal_error() {
 #[tokio::test]
 async fn answers_cargo_lambda_invoke() {
     let deployment = Stack::start("verify-cli", TestKey::rs256("platform-rsa"), "secret").await;
-    let Stack {
-        moto,
-        key,
-        name: stack,
-        ..
-    } = &deployment;
+    let (moto, key, stack) = (&deployment.moto, &deployment.key, &deployment.name);
     let emulator = Emulator::start();
     let _function = Function::of(BINARY, &emulator, &moto.function_env(stack, None));
 
@@ -210,12 +205,7 @@ async fn a_revoked_identitys_older_token_is_access_denied_and_a_newer_one_works(
     use context_chat::{revocations, store};
 
     let deployment = Stack::start("verify-revoked", TestKey::es256("platform-1"), "secret").await;
-    let Stack {
-        moto,
-        key,
-        name: stack,
-        ..
-    } = &deployment;
+    let (moto, key, stack) = (&deployment.moto, &deployment.key, &deployment.name);
     let dynamodb = moto.dynamodb().await;
     aws_ports::create_table(&dynamodb, stack).await.unwrap();
     let now = test_support::now();

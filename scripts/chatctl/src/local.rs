@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use context_chat::dev_keys;
 use context_chat::dev_token::DevIssuer;
-use context_chat::settings::{ChatSettings, Param, PlatformSettings, Settings, TwilioSettings};
+use context_chat::settings::{Param, PlatformSettings, Settings, TwilioSettings};
 use context_chat::virgil::VirgilSigner;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
@@ -160,18 +160,11 @@ pub fn embedded_settings(
                 .ok()
                 .filter(|sid| context_chat::names::looks_like_sid(sid, "CR")),
         }),
-        chat: Some(ChatSettings {
-            jwks_url,
-            issuer: None,
-            audience: None,
-            max_token_lifetime_secs: context_chat::settings::DEFAULT_MAX_TOKEN_LIFETIME_SECS,
-        }),
         webhook_auth_token: Some(SecretString::from(
             "local-development-only-not-a-twilio-token",
         )),
         webhook_path_secret: Some(webhook_path_secret),
         link_secret: Some(link_secret),
-        sendgrid: Feature::Off("not in this test".into()),
         platform: Some(PlatformSettings {
             issuer: server_url.to_string(),
             audience: Some(crate::dev_auth::AUDIENCE.to_owned()),
@@ -185,5 +178,6 @@ pub fn embedded_settings(
             "TWILIO_VERIFY_SERVICE_SID and TWILIO_MESSAGING_SERVICE_SID are not set".into()
         }),
         sms_policy: context_chat::settings::sms_policy_from_env(),
+        ..Settings::token_path(jwks_url, None)
     })
 }

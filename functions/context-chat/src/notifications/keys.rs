@@ -138,7 +138,7 @@ pub async fn sms_subscriptions(store: &dyn Store, context: &str) -> Result<Vec<S
 }
 
 /// The documents of a context's partition under `prefix` that parse as `T`.
-async fn parsed<T: DeserializeOwned>(
+pub(crate) async fn parsed<T: DeserializeOwned>(
     store: &dyn Store,
     context: &str,
     prefix: &str,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 
 use super::address::Address;
-use super::channels::{CHANNELS, Channel, ChannelKind, Channels, Delivery, Letter};
+use super::channels::{CHANNELS, ChannelKind, Channels, Delivery, Letter};
 use super::digest::{self, Digest, PendingMessage, Step};
 use super::keys;
 use super::phones::Phones;
@@ -105,9 +105,9 @@ impl NotifyReport {
 }
 
 pub struct Notifier {
-    settings: Arc<SettingsHolder>,
-    ports: Ports,
-    channels: Channels,
+    pub(super) settings: Arc<SettingsHolder>,
+    pub(super) ports: Ports,
+    pub(super) channels: Channels,
     /// Numbers' STOP and START replies.
     phones: Phones,
     options: NotifyOptions,

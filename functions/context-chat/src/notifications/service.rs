@@ -4,46 +4,31 @@
 use std::sync::Arc;
 
 use super::address::{Address, EmailAddress};
-use super::channels::{Channel, ChannelKind, Channels};
+use super::channels::{ChannelKind, Channels};
 use super::keys;
 use super::links::LinkKeys;
-use super::notifier::{Notifier, NotifyOptions, NotifyReport};
-use super::ports::Ports;
+use super::notifier::{Notifier, NotifyReport};
 use super::queue::QueueMessage;
 use super::store::Store;
 use super::webhook::{self, WebhookOutcome, WebhookRequest};
 use crate::error::{ChatError, Result};
 use crate::names::required;
-use crate::settings_holder::SettingsHolder;
 use crate::tokens::{AccessEnded, TokenService};
 
+/// The service's doors (subscribe, confirm, the webhook, unsubscribe links) over the
+/// notifier, whose settings, ports and channels they share.
 pub struct NotificationService {
     tokens: Arc<TokenService>,
-    settings: Arc<SettingsHolder>,
-    ports: Ports,
-    channels: Channels,
     notifier: Notifier,
 }
 
 impl NotificationService {
-    pub fn new(
-        tokens: Arc<TokenService>,
-        settings: Arc<SettingsHolder>,
-        ports: Ports,
-        channels: Channels,
-        options: NotifyOptions,
-    ) -> Self {
-        Self {
-            notifier: Notifier::new(settings.clone(), ports.clone(), channels.clone(), options),
-            channels,
-            tokens,
-            settings,
-            ports,
-        }
+    pub fn new(tokens: Arc<TokenService>, notifier: Notifier) -> Self {
+        Self { tokens, notifier }
     }
 
     fn store(&self) -> &dyn Store {
-        self.ports.store.as_ref()
+        self.notifier.ports.store.as_ref()
     }
 
     /// `enableChannelNotifications` (email) and `enableChannelSmsNotifications` (text):
@@ -58,7 +43,7 @@ impl NotificationService {
         address: &str,
         token: &str,
     ) -> Result<bool> {
-        let channel = self.channels.get(channel);
+        let channel = self.notifier.channels.get(channel);
         let token = required(token, "token")?;
         let context = required(context, "channel")?;
         let address = channel.parse(address)?;
@@ -83,7 +68,7 @@ impl NotificationService {
         code: &str,
         token: Option<&str>,
     ) -> Result<bool> {
-        let channel = self.channels.get(channel);
+        let channel = self.notifier.channels.get(channel);
         let token = token.map(str::trim).filter(|t| !t.is_empty());
         if token.is_none() && channel.confirm_needs_token() {
             return Err(ChatError::bad_request("token is required."));
@@ -100,7 +85,7 @@ impl NotificationService {
     /// The webhook: checks Twilio's signature and queues an `onMessageAdded`, or a STOP or
     /// START texted back, for the notifier.
     pub async fn receive_webhook(&self, request: &WebhookRequest<'_>) -> Result<WebhookOutcome> {
-        let configured = self.settings.current().await?;
+        let configured = self.notifier.settings.current().await?;
         let read = webhook::read_event(request, configured.signatures()?).inspect_err(|err| {
             crate::metrics::error(crate::metrics::ErrorCounter::WebhooksRefused, err.kind);
             tracing::warn!(error_type = %err.kind, reason = %err.message, "webhook refused");
@@ -114,7 +99,7 @@ impl NotificationService {
             webhook::Inbound::Message(event) => QueueMessage::Message(event),
             webhook::Inbound::SmsReply(reply) => QueueMessage::SmsReply(reply),
         };
-        self.ports.queue()?.enqueue(&message).await?;
+        self.notifier.ports.queue()?.enqueue(&message).await?;
         match message {
             QueueMessage::SmsReply(reply) => {
                 tracing::info!(message = %reply.message_sid, opt_in = reply.opt_in, "a STOP or START texted back queued");
@@ -138,7 +123,7 @@ impl NotificationService {
     /// Answers how many subscriptions ended.
     pub async fn unsubscribe(&self, context: &str, email: &str, signature: &str) -> Result<usize> {
         let email = EmailAddress::parse(email)?;
-        let configured = self.settings.current().await?;
+        let configured = self.notifier.settings.current().await?;
         if !LinkKeys::of(&configured)?.check_unsubscribe(context, &email, signature) {
             return Err(ChatError::access_denied(
                 "This unsubscribe link is not valid; use the one in the email, unchanged.",

@@ -12,8 +12,9 @@ use crate::ledger::{DEFAULT_LIST, Issuance, Ledger, MAX_LIST, check_xid};
 use crate::names::{check_context, check_contexts, check_identity};
 use crate::notifications::Queue;
 use crate::revocations::Revocations;
-use crate::settings_holder::{Configured, SettingsHolder, TwilioApi};
+use crate::settings_holder::{Configured, SettingsHolder};
 use crate::tokens::AccessEnded;
+use crate::twilio::provisioning::Provisioner;
 
 /// Added to the window in which a request may still join after a statement (another
 /// process's memory of the record, then a provisioning's budget) before the sweep runs.
@@ -122,7 +123,7 @@ impl PlatformService {
             return Ok(SweepResult::default());
         };
         let configured = self.settings.current().await?;
-        let provisioner = &Self::twilio(&configured)?.provisioner;
+        let provisioner = &configured.twilio()?.provisioner;
         let word = access.word();
         let result = if word.contexts.is_empty() {
             SweepResult {
@@ -221,8 +222,16 @@ impl PlatformService {
         Ok((configured, caller))
     }
 
-    fn twilio(configured: &Configured) -> Result<&TwilioApi> {
-        configured.twilio()
+    /// The provisioner, for a caller allowed to read.
+    async fn reader(
+        &self,
+        authorization: Option<&str>,
+        operation: &str,
+    ) -> Result<Arc<Provisioner>> {
+        let (configured, _) = self
+            .authorize(authorization, Scope::Read, operation)
+            .await?;
+        Ok(configured.twilio()?.provisioner.clone())
     }
 
     /// `identityContexts`: the contexts whose conversations the identity is in.
@@ -231,14 +240,9 @@ impl PlatformService {
         authorization: Option<&str>,
         identity: &str,
     ) -> Result<Vec<String>> {
-        let (configured, _) = self
-            .authorize(authorization, Scope::Read, "identityContexts")
-            .await?;
+        let provisioner = self.reader(authorization, "identityContexts").await?;
         check_identity(identity)?;
-        Self::twilio(&configured)?
-            .provisioner
-            .contexts_of(identity)
-            .await
+        provisioner.contexts_of(identity).await
     }
 
     /// `contextMembers`: the identities in the context's conversation.
@@ -247,17 +251,12 @@ impl PlatformService {
         authorization: Option<&str>,
         context: &str,
     ) -> Result<Vec<String>> {
-        let (configured, _) = self
-            .authorize(authorization, Scope::Read, "contextMembers")
-            .await?;
+        let provisioner = self.reader(authorization, "contextMembers").await?;
         check_context(context)?;
-        Self::twilio(&configured)?
-            .provisioner
-            .members_of(context)
-            .await?
-            .ok_or_else(|| {
-                ChatError::not_found(format!("There is no conversation for context {context}."))
-            })
+        let members = provisioner.members_of(context).await?;
+        members.ok_or_else(|| {
+            ChatError::not_found(format!("There is no conversation for context {context}."))
+        })
     }
 
     /// `syncIdentity`: the identity's memberships match `contexts` now, as `createChatToken`
@@ -273,7 +272,7 @@ impl PlatformService {
             .await?;
         check_identity(identity)?;
         let contexts = check_contexts(contexts)?;
-        let provisioner = &Self::twilio(&configured)?.provisioner;
+        let provisioner = &configured.twilio()?.provisioner;
         // Recorded first: from now on, older tokens follow it in every process.
         if let Some(revocations) = &self.revocations {
             revocations.sync(identity, &contexts, now_unix()).await?;

@@ -308,6 +308,30 @@ impl Settings {
         .inspect(Settings::warn_of_any_country)
     }
 
+    /// The token path alone: context tokens checked against `jwks_url`, access tokens made
+    /// with `twilio`'s credentials; every other section off, the ledger's defaults. The
+    /// benches, the fuzz target and local mode start from it.
+    pub fn token_path(jwks_url: Url, twilio: Option<TwilioSettings>) -> Self {
+        Settings {
+            twilio,
+            chat: Some(ChatSettings {
+                jwks_url,
+                issuer: None,
+                audience: None,
+                max_token_lifetime_secs: DEFAULT_MAX_TOKEN_LIFETIME_SECS,
+            }),
+            webhook_auth_token: None,
+            webhook_path_secret: None,
+            link_secret: None,
+            sendgrid: not_set(),
+            platform: None,
+            ledger: LedgerPolicy::default(),
+            virgil: not_set(),
+            sms: not_set(),
+            sms_policy: Ok(SmsPolicy::default()),
+        }
+    }
+
     /// Texts through Twilio to any country: allowed, but an operator should know (once a
     /// process: settings are loaded again every few minutes).
     fn warn_of_any_country(&self) {
@@ -337,6 +361,11 @@ impl Settings {
         }
         Ok(self)
     }
+}
+
+/// A section these settings do not set.
+fn not_set<T>() -> Feature<T> {
+    Feature::Off("not set in these settings".into())
 }
 
 /// A section this process does not read.

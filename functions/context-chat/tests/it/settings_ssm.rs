@@ -11,6 +11,15 @@ const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
 const KEY: &str = "SKfedcba9876543210fedcba9876543210";
 const SERVICE: &str = "IS00112233445566778899aabbccddeeff";
 
+/// A stack named after `prefix` with every parameter in SSM but `skip`.
+async fn stack_on_moto(prefix: &str, skip: Option<Param>) -> (Moto, aws_sdk_ssm::Client, String) {
+    let moto = Moto::start();
+    let ssm = moto.ssm().await;
+    let stack = unique(prefix);
+    put_all(&ssm, &stack, skip).await;
+    (moto, ssm, stack)
+}
+
 async fn put_all(ssm: &aws_sdk_ssm::Client, stack: &str, skip: Option<Param>) {
     let values = [
         (Param::AccountSid, ACCOUNT),
@@ -51,10 +60,7 @@ fn source(
 
 #[tokio::test]
 async fn loads_by_name_more_than_one_call_holds_and_decrypts_secure_strings() {
-    let moto = Moto::start();
-    let ssm = moto.ssm().await;
-    let stack = unique("settings");
-    put_all(&ssm, &stack, None).await;
+    let (_moto, ssm, stack) = stack_on_moto("settings", None).await;
     // Of other products, and another stack's.
     for i in 0..5 {
         put_parameter(&ssm, &format!("/{stack}/chat/unrelated/{i}"), "x", false).await;
@@ -99,10 +105,7 @@ async fn loads_by_name_more_than_one_call_holds_and_decrypts_secure_strings() {
 
 #[tokio::test]
 async fn each_function_reads_only_its_secrets_and_the_auth_token_has_a_place_of_its_own() {
-    let moto = Moto::start();
-    let ssm = moto.ssm().await;
-    let stack = unique("reads");
-    put_all(&ssm, &stack, None).await;
+    let (_moto, ssm, stack) = stack_on_moto("reads", None).await;
 
     // verify-token holds no Twilio secret, create-chat-token not the auth token.
     let verify = source(&ssm, &stack, reads::VERIFY_TOKEN)
@@ -160,10 +163,7 @@ async fn each_function_reads_only_its_secrets_and_the_auth_token_has_a_place_of_
 
 #[tokio::test]
 async fn a_missing_parameter_is_entity_not_found_naming_it() {
-    let moto = Moto::start();
-    let ssm = moto.ssm().await;
-    let stack = unique("missing");
-    put_all(&ssm, &stack, Some(Param::ApiSecret)).await;
+    let (_moto, ssm, stack) = stack_on_moto("missing", Some(Param::ApiSecret)).await;
     let err = source(&ssm, &stack, reads::CREATE_CHAT_TOKEN)
         .load()
         .await
@@ -207,10 +207,7 @@ async fn eventually(
 
 #[tokio::test]
 async fn the_app_reads_settings_once_per_maximum_age_and_keeps_them_when_ssm_fails() {
-    let moto = Moto::start();
-    let ssm = moto.ssm().await;
-    let stack = unique("cached");
-    put_all(&ssm, &stack, None).await;
+    let (_moto, ssm, stack) = stack_on_moto("cached", None).await;
     let options = AppOptions {
         settings_max_age: Duration::from_millis(300),
         settings_retry: Duration::from_millis(300),

@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use super::digest::PendingMessage;
 use super::ports::Ports;
-use super::store::Key;
+use serde::de::DeserializeOwned;
+
+use super::keys;
+use super::store::{self, Key, Store};
 use crate::address::{EmailAddress, PhoneNumber};
 use crate::error::ChatError;
 use crate::error::Result;
@@ -122,12 +125,18 @@ pub struct Letter<'a> {
     pub window_secs: u64,
 }
 
-/// One way to reach a subscriber. Every method is about this channel's addresses only.
-/// Called through [`AnyChannel`], statically: a binary links only the methods it calls
-/// (a vtable would link every channel's whole code into every function).
+/// One way to reach a subscriber. Every method is about this channel's addresses only;
+/// reading its subscriptions is written once, here, over its document.
 #[allow(async_fn_in_trait)] // only ever called on the concrete channels, through AnyChannel
 pub trait Channel: Send + Sync {
+    /// The stored subscription of one identity to one context.
+    type Subscription: DeserializeOwned + Send + Sync;
+    /// Its sort key's prefix under the context's partition.
+    const PREFIX: &'static str;
+
     fn kind(&self) -> ChannelKind;
+
+    fn store(&self) -> &dyn Store;
 
     /// The address as a caller gave it, checked and normalised (`BadRequest` otherwise).
     fn parse(&self, address: &str) -> Result<Address>;
@@ -135,15 +144,41 @@ pub trait Channel: Send + Sync {
     /// Where `identity`'s subscription to `context` on this channel is stored.
     fn subscription_key(&self, context: &str, identity: &str) -> Key;
 
+    /// Who a subscription is for, and where.
+    fn subscriber(subscription: &Self::Subscription) -> Subscriber;
+
+    /// Whether the subscription's address is confirmed for its identity.
+    async fn is_confirmed(&self, subscription: &Self::Subscription) -> Result<bool>;
+
     /// Every subscription to `context` on this channel, confirmed or not.
-    async fn subscribers(&self, context: &str) -> Result<Vec<Subscriber>>;
+    async fn subscribers(&self, context: &str) -> Result<Vec<Subscriber>> {
+        let all = keys::parsed::<Self::Subscription>(self.store(), context, Self::PREFIX);
+        Ok(all.await?.iter().map(Self::subscriber).collect())
+    }
+
+    async fn subscription(
+        &self,
+        context: &str,
+        identity: &str,
+    ) -> Result<Option<Self::Subscription>> {
+        let key = self.subscription_key(context, identity);
+        Ok(store::read(self.store(), &key).await?.map(|d| d.value))
+    }
 
     /// The address `identity` subscribed `context` at, if it did.
-    async fn subscribed_at(&self, context: &str, identity: &str) -> Result<Option<Address>>;
+    async fn subscribed_at(&self, context: &str, identity: &str) -> Result<Option<Address>> {
+        let subscription = self.subscription(context, identity).await?;
+        Ok(subscription.map(|s| Self::subscriber(&s).address))
+    }
 
     /// Whether `identity` is subscribed to `context` at `address` (not since moved to
     /// another) and the address is confirmed for it.
-    async fn confirmed(&self, context: &str, identity: &str, address: &Address) -> Result<bool>;
+    async fn confirmed(&self, context: &str, identity: &str, address: &Address) -> Result<bool> {
+        match self.subscription(context, identity).await? {
+            Some(s) if Self::subscriber(&s).address == *address => self.is_confirmed(&s).await,
+            _ => Ok(false),
+        }
+    }
 
     /// Subscribes `identity` to `context` at `address`, sending a code when the address is
     /// not confirmed for it (within its limits). Answers whether it is confirmed.
@@ -184,52 +219,67 @@ macro_rules! each {
     };
 }
 
-impl Channel for AnyChannel {
-    fn kind(&self) -> ChannelKind {
+impl AnyChannel {
+    pub fn kind(&self) -> ChannelKind {
         each!(self, c => c.kind())
     }
 
-    fn parse(&self, address: &str) -> Result<Address> {
+    pub fn parse(&self, address: &str) -> Result<Address> {
         each!(self, c => c.parse(address))
     }
 
-    fn subscription_key(&self, context: &str, identity: &str) -> Key {
+    pub fn subscription_key(&self, context: &str, identity: &str) -> Key {
         each!(self, c => c.subscription_key(context, identity))
     }
 
-    async fn subscribers(&self, context: &str) -> Result<Vec<Subscriber>> {
+    pub async fn subscribers(&self, context: &str) -> Result<Vec<Subscriber>> {
         each!(self, c => c.subscribers(context).await)
     }
 
-    async fn subscribed_at(&self, context: &str, identity: &str) -> Result<Option<Address>> {
+    pub async fn subscribed_at(&self, context: &str, identity: &str) -> Result<Option<Address>> {
         each!(self, c => c.subscribed_at(context, identity).await)
     }
 
-    async fn confirmed(&self, context: &str, identity: &str, address: &Address) -> Result<bool> {
+    pub async fn confirmed(
+        &self,
+        context: &str,
+        identity: &str,
+        address: &Address,
+    ) -> Result<bool> {
         each!(self, c => c.confirmed(context, identity, address).await)
     }
 
-    async fn subscribe(&self, identity: &str, context: &str, address: &Address) -> Result<bool> {
+    pub async fn subscribe(
+        &self,
+        identity: &str,
+        context: &str,
+        address: &Address,
+    ) -> Result<bool> {
         each!(self, c => c.subscribe(identity, context, address).await)
     }
 
-    fn confirm_needs_token(&self) -> bool {
+    pub fn confirm_needs_token(&self) -> bool {
         each!(self, c => c.confirm_needs_token())
     }
 
-    fn check_code(&self, code: &str) -> Result<()> {
+    pub fn check_code(&self, code: &str) -> Result<()> {
         each!(self, c => c.check_code(code))
     }
 
-    async fn confirm(&self, address: &Address, code: &str, identity: Option<&str>) -> Result<bool> {
+    pub async fn confirm(
+        &self,
+        address: &Address,
+        code: &str,
+        identity: Option<&str>,
+    ) -> Result<bool> {
         each!(self, c => c.confirm(address, code, identity).await)
     }
 
-    async fn deliver(&self, letter: Letter<'_>) -> Result<Delivery> {
+    pub async fn deliver(&self, letter: Letter<'_>) -> Result<Delivery> {
         each!(self, c => c.deliver(letter).await)
     }
 
-    async fn refused(&self, address: &Address) -> Result<usize> {
+    pub async fn refused(&self, address: &Address) -> Result<usize> {
         each!(self, c => c.refused(address).await)
     }
 }

@@ -39,17 +39,6 @@ impl EmailChannel {
         }
     }
 
-    fn store(&self) -> &dyn Store {
-        self.store.as_ref()
-    }
-
-    async fn subscription(&self, context: &str, identity: &str) -> Result<Option<Subscription>> {
-        let key = keys::subscription(context, identity);
-        Ok(store::read::<Subscription>(self.store(), &key)
-            .await?
-            .map(|d| d.value))
-    }
-
     async fn subscribe_email(
         &self,
         identity: &str,
@@ -122,8 +111,15 @@ fn email_of(address: &Address) -> Result<&EmailAddress> {
 }
 
 impl Channel for EmailChannel {
+    type Subscription = Subscription;
+    const PREFIX: &'static str = keys::SUBSCRIPTION_PREFIX;
+
     fn kind(&self) -> ChannelKind {
         ChannelKind::Email
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.store.as_ref()
     }
 
     fn parse(&self, address: &str) -> Result<Address> {
@@ -134,29 +130,16 @@ impl Channel for EmailChannel {
         keys::subscription(context, identity)
     }
 
-    async fn subscribers(&self, context: &str) -> Result<Vec<Subscriber>> {
-        Ok(keys::subscriptions(self.store(), context)
-            .await?
-            .into_iter()
-            .map(|s| Subscriber {
-                identity: s.identity,
-                address: Address::Email(s.email),
-            })
-            .collect())
-    }
-
-    async fn subscribed_at(&self, context: &str, identity: &str) -> Result<Option<Address>> {
-        let subscription = self.subscription(context, identity).await?;
-        Ok(subscription.map(|s| Address::Email(s.email)))
-    }
-
-    async fn confirmed(&self, context: &str, identity: &str, address: &Address) -> Result<bool> {
-        let email = email_of(address)?;
-        // A subscription that moved to another address is not this one.
-        match self.subscription(context, identity).await? {
-            Some(s) if s.email == *email => self.confirmations.is_confirmed(&s).await,
-            _ => Ok(false),
+    fn subscriber(s: &Subscription) -> Subscriber {
+        let address = Address::Email(s.email.clone());
+        Subscriber {
+            identity: s.identity.clone(),
+            address,
         }
+    }
+
+    async fn is_confirmed(&self, subscription: &Subscription) -> Result<bool> {
+        self.confirmations.is_confirmed(subscription).await
     }
 
     async fn subscribe(&self, identity: &str, context: &str, address: &Address) -> Result<bool> {

@@ -38,17 +38,6 @@ impl SmsChannel {
         }
     }
 
-    fn store(&self) -> &dyn Store {
-        self.store.as_ref()
-    }
-
-    async fn subscription(&self, context: &str, identity: &str) -> Result<Option<SmsSubscription>> {
-        let key = keys::sms_subscription(context, identity);
-        Ok(store::read::<SmsSubscription>(self.store(), &key)
-            .await?
-            .map(|d| d.value))
-    }
-
     async fn subscribe_number(
         &self,
         identity: &str,
@@ -62,58 +51,56 @@ impl SmsChannel {
         if self.phones.has_stopped(phone).await? {
             return Err(refusals::replied_stop());
         }
-        let key = keys::sms_subscription(context, identity);
+        let verified = self.phones.is_verified(phone, identity).await?;
+        if !verified {
+            self.send_code(sms.as_ref(), &policy, identity, phone)
+                .await
+                .inspect_err(|err| {
+                    tracing::info!(identity, context, error_type = %err.kind, "no verification code sent");
+                })?;
+        }
+        self.phones.add_context(phone, identity, context).await?;
         let subscription = SmsSubscription {
             context: context.to_owned(),
             identity: identity.to_owned(),
             phone: phone.clone(),
             created_at: now_unix(),
         };
-        if self.phones.is_verified(phone, identity).await? {
-            self.phones.add_context(phone, identity, context).await?;
-            store::write_over(self.store(), &key, &subscription).await?;
-            tracing::info!(
-                identity,
-                context,
-                "text notifications enabled; number verified before"
-            );
-            return Ok(true);
-        }
-        match self.phones.admit(identity, phone).await? {
-            Some(previous) => {
-                // The deployment's budgets after the identity's: an identity over its own
-                // limit spends none of everyone's.
-                if let Err(err) = self.budgets.spend(Spending::Code, phone, &policy).await {
-                    self.phones.release(identity, phone, previous).await;
-                    return Err(err);
-                }
-                if let Err(err) = sms.start_verification(phone).await {
-                    // Given back only when Verify refused for good (its coded 4xx); after a
-                    // timeout or a 5xx the code may have gone out (adr/016).
-                    if err.kind != ErrorKind::InternalError {
-                        self.phones.release(identity, phone, previous).await;
-                    }
-                    tracing::info!(identity, context, error_type = %err.kind, "no verification code sent");
-                    return Err(err);
-                }
-                self.phones.code_sent(phone, identity).await?;
-                crate::metrics::count(crate::metrics::Counter::PhoneCodesSent);
-            }
-            // A code went out a moment ago: that one still serves.
-            None => tracing::info!(
-                identity,
-                context,
-                "a code was sent a moment ago; none sent again"
-            ),
-        }
-        self.phones.add_context(phone, identity, context).await?;
+        let key = keys::sms_subscription(context, identity);
         store::write_over(self.store(), &key, &subscription).await?;
-        tracing::info!(
-            identity,
-            context,
-            "text notifications enabled; verification code sent"
-        );
-        Ok(false)
+        tracing::info!(identity, context, verified, "text notifications enabled");
+        Ok(verified)
+    }
+
+    /// A code for `phone` from Verify, within the identity's limits and then the
+    /// deployment's budgets (an identity over its own limit spends none of everyone's); none
+    /// when one went out a moment ago (that one still serves).
+    async fn send_code(
+        &self,
+        sms: &dyn crate::sms_gateway::SmsGateway,
+        policy: &crate::settings::sms_policy::SmsPolicy,
+        identity: &str,
+        phone: &PhoneNumber,
+    ) -> Result<()> {
+        let Some(previous) = self.phones.admit(identity, phone).await? else {
+            tracing::info!(identity, "a code was sent a moment ago; none sent again");
+            return Ok(());
+        };
+        if let Err(err) = self.budgets.spend(Spending::Code, phone, policy).await {
+            self.phones.release(identity, phone, previous).await;
+            return Err(err);
+        }
+        if let Err(err) = sms.start_verification(phone).await {
+            // Given back only when Verify refused for good (its coded 4xx); after a timeout
+            // or a 5xx the code may have gone out (adr/016).
+            if err.kind != ErrorKind::InternalError {
+                self.phones.release(identity, phone, previous).await;
+            }
+            return Err(err);
+        }
+        self.phones.code_sent(phone, identity).await?;
+        crate::metrics::count(crate::metrics::Counter::PhoneCodesSent);
+        Ok(())
     }
 
     async fn confirm_number(
@@ -169,8 +156,15 @@ fn phone_of(address: &Address) -> Result<&PhoneNumber> {
 }
 
 impl Channel for SmsChannel {
+    type Subscription = SmsSubscription;
+    const PREFIX: &'static str = keys::SMS_SUBSCRIPTION_PREFIX;
+
     fn kind(&self) -> ChannelKind {
         ChannelKind::Sms
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.store.as_ref()
     }
 
     fn parse(&self, address: &str) -> Result<Address> {
@@ -181,28 +175,16 @@ impl Channel for SmsChannel {
         keys::sms_subscription(context, identity)
     }
 
-    async fn subscribers(&self, context: &str) -> Result<Vec<Subscriber>> {
-        Ok(keys::sms_subscriptions(self.store(), context)
-            .await?
-            .into_iter()
-            .map(|s| Subscriber {
-                identity: s.identity,
-                address: Address::Phone(s.phone),
-            })
-            .collect())
-    }
-
-    async fn subscribed_at(&self, context: &str, identity: &str) -> Result<Option<Address>> {
-        let subscription = self.subscription(context, identity).await?;
-        Ok(subscription.map(|s| Address::Phone(s.phone)))
-    }
-
-    async fn confirmed(&self, context: &str, identity: &str, address: &Address) -> Result<bool> {
-        let phone = phone_of(address)?;
-        match self.subscription(context, identity).await? {
-            Some(s) if s.phone == *phone => self.phones.is_verified(phone, identity).await,
-            _ => Ok(false),
+    fn subscriber(s: &SmsSubscription) -> Subscriber {
+        Subscriber {
+            identity: s.identity.clone(),
+            address: Address::Phone(s.phone.clone()),
         }
+    }
+
+    async fn is_confirmed(&self, subscription: &SmsSubscription) -> Result<bool> {
+        let (phone, identity) = (&subscription.phone, &subscription.identity);
+        self.phones.is_verified(phone, identity).await
     }
 
     async fn subscribe(&self, identity: &str, context: &str, address: &Address) -> Result<bool> {
