@@ -209,79 +209,39 @@ pub enum AnyChannel {
     Sms(sms::SmsChannel),
 }
 
-/// Calls `$call` on the channel inside `$any`.
-macro_rules! each {
-    ($any:expr, $c:ident => $call:expr) => {
-        match $any {
-            AnyChannel::Email($c) => $call,
-            AnyChannel::Sms($c) => $call,
+/// [`AnyChannel`]'s methods: each calls the same method of the channel inside.
+macro_rules! dispatch {
+    ($(fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)* $(async fn $aname:ident(&self $(, $aarg:ident: $aty:ty)*) -> $aret:ty;)*) => {
+        impl AnyChannel {
+            $(pub fn $name(&self $(, $arg: $ty)*) -> $ret {
+                match self {
+                    AnyChannel::Email(c) => c.$name($($arg),*),
+                    AnyChannel::Sms(c) => c.$name($($arg),*),
+                }
+            })*
+            $(pub async fn $aname(&self $(, $aarg: $aty)*) -> $aret {
+                match self {
+                    AnyChannel::Email(c) => c.$aname($($aarg),*).await,
+                    AnyChannel::Sms(c) => c.$aname($($aarg),*).await,
+                }
+            })*
         }
     };
 }
 
-impl AnyChannel {
-    pub fn kind(&self) -> ChannelKind {
-        each!(self, c => c.kind())
-    }
-
-    pub fn parse(&self, address: &str) -> Result<Address> {
-        each!(self, c => c.parse(address))
-    }
-
-    pub fn subscription_key(&self, context: &str, identity: &str) -> Key {
-        each!(self, c => c.subscription_key(context, identity))
-    }
-
-    pub async fn subscribers(&self, context: &str) -> Result<Vec<Subscriber>> {
-        each!(self, c => c.subscribers(context).await)
-    }
-
-    pub async fn subscribed_at(&self, context: &str, identity: &str) -> Result<Option<Address>> {
-        each!(self, c => c.subscribed_at(context, identity).await)
-    }
-
-    pub async fn confirmed(
-        &self,
-        context: &str,
-        identity: &str,
-        address: &Address,
-    ) -> Result<bool> {
-        each!(self, c => c.confirmed(context, identity, address).await)
-    }
-
-    pub async fn subscribe(
-        &self,
-        identity: &str,
-        context: &str,
-        address: &Address,
-    ) -> Result<bool> {
-        each!(self, c => c.subscribe(identity, context, address).await)
-    }
-
-    pub fn confirm_needs_token(&self) -> bool {
-        each!(self, c => c.confirm_needs_token())
-    }
-
-    pub fn check_code(&self, code: &str) -> Result<()> {
-        each!(self, c => c.check_code(code))
-    }
-
-    pub async fn confirm(
-        &self,
-        address: &Address,
-        code: &str,
-        identity: Option<&str>,
-    ) -> Result<bool> {
-        each!(self, c => c.confirm(address, code, identity).await)
-    }
-
-    pub async fn deliver(&self, letter: Letter<'_>) -> Result<Delivery> {
-        each!(self, c => c.deliver(letter).await)
-    }
-
-    pub async fn refused(&self, address: &Address) -> Result<usize> {
-        each!(self, c => c.refused(address).await)
-    }
+dispatch! {
+    fn kind(&self) -> ChannelKind;
+    fn parse(&self, address: &str) -> Result<Address>;
+    fn subscription_key(&self, context: &str, identity: &str) -> Key;
+    fn confirm_needs_token(&self) -> bool;
+    fn check_code(&self, code: &str) -> Result<()>;
+    async fn subscribers(&self, context: &str) -> Result<Vec<Subscriber>>;
+    async fn subscribed_at(&self, context: &str, identity: &str) -> Result<Option<Address>>;
+    async fn confirmed(&self, context: &str, identity: &str, address: &Address) -> Result<bool>;
+    async fn subscribe(&self, identity: &str, context: &str, address: &Address) -> Result<bool>;
+    async fn confirm(&self, address: &Address, code: &str, identity: Option<&str>) -> Result<bool>;
+    async fn deliver(&self, letter: Letter<'_>) -> Result<Delivery>;
+    async fn refused(&self, address: &Address) -> Result<usize>;
 }
 
 /// The deployment's channels, each once, in [`ChannelKind`]'s order.
