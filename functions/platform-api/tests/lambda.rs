@@ -84,16 +84,18 @@ impl Deployment {
     }
 }
 
-/// `parent.field` with `arguments`, called with the access token `admin`.
-async fn as_admin(
-    emulator: &Emulator,
-    admin: &str,
-    parent: &str,
-    field: &str,
-    arguments: Value,
-) -> Value {
-    let event = event(parent, field, arguments, Some(admin));
-    emulator.answer("platform-api", &event).await
+/// The platform's admin client: its access token, and the function it calls.
+struct Admin<'a> {
+    emulator: &'a Emulator,
+    token: String,
+}
+
+impl Admin<'_> {
+    /// `parent.field` with `arguments`.
+    async fn call(&self, parent: &str, field: &str, arguments: Value) -> Value {
+        let event = event(parent, field, arguments, Some(&self.token));
+        self.emulator.answer("platform-api", &event).await
+    }
 }
 
 fn access_token(key: &TestKey, scope: &str, audience: &str) -> String {
@@ -116,29 +118,27 @@ async fn the_platform_fields_act_for_a_token_with_the_scope_and_for_no_other() {
     let emulator = Emulator::start();
     let function = Function::of(BINARY, &emulator, &env);
     let admin = access_token(&platform_key, "chat:read chat:admin", AUDIENCE);
+    let as_admin = Admin {
+        emulator: &emulator,
+        token: admin.clone(),
+    };
 
-    let synced = as_admin(
-        &emulator,
-        &admin,
-        "Mutation",
-        "syncIdentity",
-        json!({"identity": "alex", "contexts": ["general", "random"]}),
-    )
-    .await;
+    let synced = as_admin
+        .call(
+            "Mutation",
+            "syncIdentity",
+            json!({"identity": "alex", "contexts": ["general", "random"]}),
+        )
+        .await;
     assert_eq!(
         (&synced["joined"], &synced["left"]),
         (&json!(["general", "random"]), &json!([]))
     );
     assert!(synced["sweepAt"].as_u64().is_some_and(|at| at > now()));
     assert_eq!(twilio.memberships("alex"), ["general", "random"]);
-    let contexts = as_admin(
-        &emulator,
-        &admin,
-        "Query",
-        "identityContexts",
-        json!({"identity": "alex"}),
-    )
-    .await;
+    let contexts = as_admin
+        .call("Query", "identityContexts", json!({"identity": "alex"}))
+        .await;
     assert_eq!(contexts, json!(["general", "random"]));
 
     // Refused, and nothing changes: no token, a read-only token for a mutation, a token for
@@ -161,14 +161,9 @@ async fn the_platform_fields_act_for_a_token_with_the_scope_and_for_no_other() {
     }
     assert_eq!(twilio.memberships("alex"), ["general", "random"]);
 
-    let revoked = as_admin(
-        &emulator,
-        &admin,
-        "Mutation",
-        "revokeIdentity",
-        json!({"identity": "alex"}),
-    )
-    .await;
+    let revoked = as_admin
+        .call("Mutation", "revokeIdentity", json!({"identity": "alex"}))
+        .await;
     assert_eq!(revoked["left"], json!(["general", "random"]));
     assert!(twilio.memberships("alex").is_empty());
     // The revocation is in the table, where every token function reads it.
@@ -224,6 +219,10 @@ async fn h1_the_functions_refuse_a_join_after_a_revocation_and_sweep_a_raced_one
     );
     let _notify = Function::start(&sibling("notify"), "notify", &emulator, &env);
     let admin = access_token(&platform_key, "chat:read chat:admin", AUDIENCE);
+    let as_admin = Admin {
+        emulator: &emulator,
+        token: admin.clone(),
+    };
     let old = |identity: &str, contexts: &[&str]| {
         let mut c = claims(identity, contexts);
         c["iat"] = json!(now() - 30);
@@ -293,14 +292,9 @@ async fn h1_the_functions_refuse_a_join_after_a_revocation_and_sweep_a_raced_one
         twilio.memberships("sky").is_empty(),
         "the sweep took sky out"
     );
-    let contexts = as_admin(
-        &emulator,
-        &admin,
-        "Query",
-        "identityContexts",
-        json!({"identity": "sky"}),
-    )
-    .await;
+    let contexts = as_admin
+        .call("Query", "identityContexts", json!({"identity": "sky"}))
+        .await;
     assert_eq!(contexts, json!([]));
     assert_eq!(twilio.participants("general"), Vec::<String>::new());
 }

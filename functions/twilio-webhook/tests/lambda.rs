@@ -69,6 +69,16 @@ fn unsubscribe_event(key: &str) -> Value {
 }
 
 /// The function on `stack`'s settings, with its queues.
+/// A stack with the webhook's settings (the auth token in its old place, notifications').
+async fn stack_with_settings(prefix: &str) -> (Moto, String) {
+    let moto = Moto::start();
+    let stack = unique(prefix);
+    let ssm = moto.ssm().await;
+    put_settings(&ssm, &stack, "https://issuer.example/jwks.json", "secret").await;
+    put_notification_settings(&ssm, &stack).await;
+    (moto, stack)
+}
+
 async fn start(moto: &Moto, stack: &str, emulator: &Emulator) -> (Function, String) {
     let dynamodb = moto.dynamodb().await;
     aws_ports::create_table(&dynamodb, stack).await.unwrap();
@@ -86,11 +96,7 @@ async fn start(moto: &Moto, stack: &str, emulator: &Emulator) -> (Function, Stri
 
 #[tokio::test]
 async fn queues_signed_messages_once_and_refuses_forgeries_with_403() {
-    let moto = Moto::start();
-    let stack = unique("webhook");
-    let ssm = moto.ssm().await;
-    put_settings(&ssm, &stack, "https://issuer.example/jwks.json", "secret").await;
-    put_notification_settings(&ssm, &stack).await;
+    let (moto, stack) = stack_with_settings("webhook").await;
     let emulator = Emulator::start();
     let (function, queue_url) = start(&moto, &stack, &emulator).await;
 
@@ -307,11 +313,7 @@ async fn the_auth_token_at_its_old_place_still_checks_webhooks_and_none_is_not_n
 /// and no signature is checked (a flood of guesses is no `WebhooksRefused` alarm).
 #[tokio::test]
 async fn a_webhook_at_any_other_path_is_refused_before_any_work() {
-    let moto = Moto::start();
-    let stack = unique("webhook-path");
-    let ssm = moto.ssm().await;
-    put_settings(&ssm, &stack, "https://issuer.example/jwks.json", "secret").await;
-    put_notification_settings(&ssm, &stack).await;
+    let (moto, stack) = stack_with_settings("webhook-path").await;
     let emulator = Emulator::start();
     let (function, queue_url) = start(&moto, &stack, &emulator).await;
     let params = on_message_added(
