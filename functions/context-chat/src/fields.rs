@@ -195,6 +195,22 @@ pub struct SmsSubscriptionResult {
     pub phone_verified: bool,
 }
 
+/// The results that say whether an address is confirmed, made from that answer.
+macro_rules! confirmed_results {
+    ($($result:ident . $field:ident),*) => {
+        $(impl From<bool> for $result {
+            fn from($field: bool) -> Self {
+                Self { $field }
+            }
+        })*
+    };
+}
+
+confirmed_results!(
+    SubscriptionResult.email_verified,
+    SmsSubscriptionResult.phone_verified
+);
+
 pub async fn verify_token(app: &App, a: TokenArgs) -> Result<TokenInfo> {
     let info = app.tokens().verify_token(&a.token).await?;
     Ok(TokenInfo {
@@ -224,50 +240,65 @@ pub async fn create_virgil_token(app: &App, a: TokenArgs) -> Result<Id> {
     app.tokens().create_virgil_token(&a.token).await.map(id)
 }
 
-/// Subscribes on `channel`: whether the address is confirmed.
-async fn subscribe(
-    app: &App,
-    channel: ChannelKind,
-    context: &str,
-    address: &str,
-    token: &str,
-) -> Result<bool> {
-    app.notifications()?
-        .subscribe(channel, context, address, token)
-        .await
+/// A field's arguments that subscribe at an address on a channel: the context, the address,
+/// the token.
+pub trait Subscribing {
+    const CHANNEL: ChannelKind;
+    fn parts(&self) -> (&str, &str, &str);
 }
 
-pub async fn enable_channel_notifications(
-    app: &App,
-    a: EmailSubscriptionArgs,
-) -> Result<SubscriptionResult> {
-    let email_verified = subscribe(app, ChannelKind::Email, &a.channel, &a.email, &a.token).await?;
-    Ok(SubscriptionResult { email_verified })
+/// A field's arguments that confirm an address with a code: the address, the code, the token.
+pub trait Confirming {
+    const CHANNEL: ChannelKind;
+    fn parts(&self) -> (&str, &str, Option<&str>);
 }
 
-pub async fn enable_channel_sms_notifications(
-    app: &App,
-    a: SmsSubscriptionArgs,
-) -> Result<SmsSubscriptionResult> {
-    let phone_verified = subscribe(app, ChannelKind::Sms, &a.channel, &a.phone, &a.token).await?;
-    Ok(SmsSubscriptionResult { phone_verified })
+impl Subscribing for EmailSubscriptionArgs {
+    const CHANNEL: ChannelKind = ChannelKind::Email;
+    fn parts(&self) -> (&str, &str, &str) {
+        (&self.channel, &self.email, &self.token)
+    }
 }
 
-pub async fn verify_email(app: &App, a: VerifyEmailArgs) -> Result<Option<bool>> {
+impl Subscribing for SmsSubscriptionArgs {
+    const CHANNEL: ChannelKind = ChannelKind::Sms;
+    fn parts(&self) -> (&str, &str, &str) {
+        (&self.channel, &self.phone, &self.token)
+    }
+}
+
+impl Confirming for VerifyEmailArgs {
+    const CHANNEL: ChannelKind = ChannelKind::Email;
+    fn parts(&self) -> (&str, &str, Option<&str>) {
+        (&self.email, &self.code, self.token.as_deref())
+    }
+}
+
+impl Confirming for VerifyPhoneArgs {
+    const CHANNEL: ChannelKind = ChannelKind::Sms;
+    fn parts(&self) -> (&str, &str, Option<&str>) {
+        (&self.phone, &self.code, Some(&self.token))
+    }
+}
+
+/// `enableChannelNotifications`, `enableChannelSmsNotifications`: whether the address is
+/// confirmed, in the field's result.
+pub async fn subscribe<A: Subscribing, R: From<bool>>(app: &App, a: A) -> Result<R> {
+    let (context, address, token) = a.parts();
     let service = app.notifications()?;
-    let token = a.token.as_deref();
-    service
-        .confirm(ChannelKind::Email, &a.email, &a.code, token)
-        .await
-        .map(Some)
+    let confirmed = service
+        .subscribe(A::CHANNEL, context, address, token)
+        .await?;
+    Ok(R::from(confirmed))
 }
 
-pub async fn verify_phone(app: &App, a: VerifyPhoneArgs) -> Result<bool> {
+/// `verifyEmail`, `verifyPhone`: whether the code matched.
+pub async fn confirm<A: Confirming, R: From<bool>>(app: &App, a: A) -> Result<R> {
+    let (address, code, token) = a.parts();
     let service = app.notifications()?;
-    let token = Some(a.token.as_str());
-    service
-        .confirm(ChannelKind::Sms, &a.phone, &a.code, token)
-        .await
+    Ok(R::from(
+        service.confirm(A::CHANNEL, address, code, token).await?,
+    ))
 }
 
 // ---- The platform API's fields (OpenID Connect access token) ----
@@ -478,17 +509,17 @@ group!(
     /// `enableChannelNotifications`, `enableChannelSmsNotifications`.
     SubscribeFields("enable-channel-notifications") |app, auth| {
         "enableChannelNotifications" => EnableChannelNotifications(a: EmailSubscriptionArgs) =>
-            enable_channel_notifications(app, a),
+            subscribe::<_, SubscriptionResult>(app, a),
         "enableChannelSmsNotifications" => EnableChannelSmsNotifications(a: SmsSubscriptionArgs) =>
-            enable_channel_sms_notifications(app, a),
+            subscribe::<_, SmsSubscriptionResult>(app, a),
     }
 );
 
 group!(
     /// `verifyEmail`, `verifyPhone`.
     ConfirmFields("verify-email") |app, auth| {
-        "verifyEmail" => VerifyEmail(a: VerifyEmailArgs) => verify_email(app, a),
-        "verifyPhone" => VerifyPhone(a: VerifyPhoneArgs) => verify_phone(app, a),
+        "verifyEmail" => VerifyEmail(a: VerifyEmailArgs) => confirm::<_, Option<bool>>(app, a),
+        "verifyPhone" => VerifyPhone(a: VerifyPhoneArgs) => confirm::<_, bool>(app, a),
     }
 );
 

@@ -403,7 +403,7 @@ impl WidgetMutation {
         email: String,
         token: ID,
     ) -> async_graphql::Result<fields::SubscriptionResult> {
-        fields::enable_channel_notifications(
+        fields::subscribe(
             app(ctx),
             fields::EmailSubscriptionArgs {
                 channel: channel.0,
@@ -426,7 +426,7 @@ impl WidgetMutation {
         // that asked for the code; the code must then be that identity's.
         token: Option<ID>,
     ) -> async_graphql::Result<Option<bool>> {
-        fields::verify_email(
+        fields::confirm(
             app(ctx),
             fields::VerifyEmailArgs {
                 email,
@@ -448,7 +448,7 @@ impl WidgetMutation {
         phone: String,
         token: ID,
     ) -> async_graphql::Result<fields::SmsSubscriptionResult> {
-        fields::enable_channel_sms_notifications(
+        fields::subscribe(
             app(ctx),
             fields::SmsSubscriptionArgs {
                 channel: channel.0,
@@ -469,7 +469,7 @@ impl WidgetMutation {
         code: String,
         token: ID,
     ) -> async_graphql::Result<bool> {
-        fields::verify_phone(
+        fields::confirm(
             app(ctx),
             fields::VerifyPhoneArgs {
                 phone,

@@ -37,6 +37,11 @@ fn http_event_at(path: &str, signature: Option<&str>, body: &str) -> Value {
     http_api_event("POST", DOMAIN, path, &[], headers, Some(body))
 }
 
+/// sam's message `sid` in the conversation, as Twilio posts it.
+fn sams_message<'a>(sid: &'a str, body: &'a str) -> Vec<(&'static str, &'a str)> {
+    on_message_added(CONVERSATION, sid, "sam", body)
+}
+
 /// `params` posted to the webhook's URL, signed as Twilio signs them.
 fn signed_event(params: &[(&str, &str)]) -> Value {
     let url = format!("https://{DOMAIN}{}", webhook_path());
@@ -101,12 +106,7 @@ async fn queues_signed_messages_once_and_refuses_forgeries_with_403() {
     let (function, queue_url) = start(&moto, &stack, &emulator).await;
 
     let url = format!("https://{DOMAIN}{}", webhook_path());
-    let params = on_message_added(
-        CONVERSATION,
-        "IM00000000000000000000000000000001",
-        "sam",
-        "Hi & bye",
-    );
+    let params = sams_message("IM00000000000000000000000000000001", "Hi & bye");
     let signature = sign_form(AUTH_TOKEN, &url, &params);
     let body = form_body(&params);
     for _ in 0..2 {
@@ -261,12 +261,7 @@ async fn the_auth_token_at_its_old_place_still_checks_webhooks_and_none_is_not_n
     put_parameter(&ssm, &path_secret, WEBHOOK_PATH_SECRET, true).await;
     let emulator = Emulator::start();
     let (_function, queue_url) = start(&moto, &stack, &emulator).await;
-    let params = on_message_added(
-        CONVERSATION,
-        "IM00000000000000000000000000000002",
-        "sam",
-        "hi",
-    );
+    let params = sams_message("IM00000000000000000000000000000002", "hi");
     let signed = signed_event(&params);
     assert_eq!(
         status(emulator.invoke("twilio-webhook", &signed).await),
@@ -316,12 +311,7 @@ async fn a_webhook_at_any_other_path_is_refused_before_any_work() {
     let (moto, stack) = stack_with_settings("webhook-path").await;
     let emulator = Emulator::start();
     let (function, queue_url) = start(&moto, &stack, &emulator).await;
-    let params = on_message_added(
-        CONVERSATION,
-        "IM00000000000000000000000000000031",
-        "sam",
-        "hi",
-    );
+    let params = sams_message("IM00000000000000000000000000000031", "hi");
     let body = form_body(&params);
     let sqs = moto.sqs().await;
 
