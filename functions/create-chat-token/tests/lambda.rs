@@ -28,10 +28,12 @@ async fn mints_a_twilio_token_for_a_good_context_token_and_refuses_the_rest() {
         ..
     } = &deployment;
     let twilio = TwilioStandIn::start().await;
-    let emulator = Emulator::start();
-    let mut env = moto.function_env(stack, None);
-    env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
-    let function = Function::of(BINARY, &emulator, &env);
+    let (emulator, function) = moto.function(
+        BINARY,
+        stack,
+        None,
+        [("TWILIO_API_BASE_URL", twilio.base_url())],
+    );
 
     let token = key.token(&claims("alex", &["general"]));
     let answer = emulator
@@ -169,10 +171,12 @@ impl WithTable {
         aws_ports::create_table(&dynamodb, &stack).await.unwrap();
         let store = std::sync::Arc::new(aws_ports::DynamoStore::new(dynamodb, stack.clone()));
         let twilio = TwilioStandIn::start().await;
-        let emulator = Emulator::start();
-        let mut env = moto.function_env(&stack, Some(&stack));
-        env.push(("TWILIO_API_BASE_URL", twilio.base_url()));
-        let function = Function::of(BINARY, &emulator, &env);
+        let (emulator, function) = moto.function(
+            BINARY,
+            &stack,
+            Some(&stack),
+            [("TWILIO_API_BASE_URL", twilio.base_url())],
+        );
         Self {
             _moto: moto,
             key,

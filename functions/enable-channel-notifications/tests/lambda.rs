@@ -2,9 +2,7 @@
 //! the code it sends: under cargo lambda's local runtime, settings in SSM on moto.
 
 use serde_json::{Value, json};
-use test_support::{
-    Emulator, Function, SendGridStandIn, Stack, TestKey, claims, put_notification_settings,
-};
+use test_support::{SendGridStandIn, Stack, TestKey, claims, put_notification_settings};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_enable-channel-notifications");
 
@@ -28,10 +26,12 @@ async fn subscribes_for_a_context_of_the_token_and_sends_a_code() {
     let (deployment, dynamodb) = deployment("enable").await;
     let (moto, key, stack) = (&deployment.moto, &deployment.key, &deployment.name);
     let sendgrid = SendGridStandIn::start().await;
-    let emulator = Emulator::start();
-    let mut env = moto.function_env(stack, Some(stack));
-    env.push(("SENDGRID_API_BASE_URL", sendgrid.base_url()));
-    let function = Function::of(BINARY, &emulator, &env);
+    let (emulator, function) = moto.function(
+        BINARY,
+        stack,
+        Some(stack),
+        [("SENDGRID_API_BASE_URL", sendgrid.base_url())],
+    );
     let token = key.token(&claims("alex", &["general"]));
 
     let answer = emulator
@@ -81,10 +81,7 @@ async fn subscribes_a_phone_with_a_code_from_verify_and_stores_nothing_but_the_d
     let (moto, key, stack) = (&deployment.moto, &deployment.key, &deployment.name);
     test_support::put_sms_settings(&moto.ssm().await, stack).await;
     let sms = test_support::SmsStandIn::start().await;
-    let emulator = Emulator::start();
-    let mut env = moto.function_env(stack, Some(stack));
-    env.extend(sms.base_url_env());
-    let function = Function::of(BINARY, &emulator, &env);
+    let (emulator, function) = moto.function(BINARY, stack, Some(stack), sms.base_url_env());
     let token = key.token(&claims("alex", &["general"]));
     let sms_event = |phone: &str| {
         test_support::mutation(

@@ -4,9 +4,7 @@ use aws_ports::create_table;
 use context_chat::dev_keys::generate_es256;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
-use test_support::{
-    Emulator, Function, Moto, early_in_a_minute, http_api_event, put_parameter, unique,
-};
+use test_support::{Moto, early_in_a_minute, http_api_event, put_parameter, unique};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_issue-dev-token");
 
@@ -37,9 +35,7 @@ async fn dev_key_in_ssm(prefix: &str) -> (Moto, String, context_chat::dev_keys::
 #[tokio::test]
 async fn signs_a_context_token_with_the_key_in_ssm() {
     let (moto, stack, key) = dev_key_in_ssm("dev").await;
-    let emulator = Emulator::start();
-    let env = moto.function_env(&stack, None);
-    let function = Function::of(BINARY, &emulator, &env);
+    let (emulator, function) = moto.function(BINARY, &stack, None, []);
 
     let answer = emulator
         .answer(
@@ -110,9 +106,7 @@ async fn records_each_token_and_limits_each_client_address() {
     let (moto, stack, _key) = dev_key_in_ssm("dev-ledger").await;
     let table = unique("dev-ledger");
     create_table(&moto.dynamodb().await, &table).await.unwrap();
-    let emulator = Emulator::start();
-    let env = moto.function_env(&stack, Some(&table));
-    let _function = Function::of(BINARY, &emulator, &env);
+    let (emulator, _function) = moto.function(BINARY, &stack, Some(&table), []);
     let from = |address: &str, n: usize| {
         let identity = format!("dev-{n}");
         let mut event = http_event(

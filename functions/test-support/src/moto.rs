@@ -206,6 +206,24 @@ pub struct Stack {
     pub name: String,
 }
 
+impl Moto {
+    /// The handler `binary` (a test's `env!("CARGO_BIN_EXE_…")`) under a new emulator, with
+    /// `stack`'s settings, `table` when given, and `extra` variables.
+    pub fn function(
+        &self,
+        binary: &str,
+        stack: &str,
+        table: Option<&str>,
+        extra: impl IntoIterator<Item = (&'static str, String)>,
+    ) -> (crate::Emulator, crate::Function) {
+        let emulator = crate::Emulator::start();
+        let mut env = self.function_env(stack, table);
+        env.extend(extra);
+        let function = crate::Function::of(binary, &emulator, &env);
+        (emulator, function)
+    }
+}
+
 impl Stack {
     pub async fn start(prefix: &str, key: crate::TestKey, api_secret: &str) -> Stack {
         let moto = Moto::start();

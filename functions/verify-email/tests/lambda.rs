@@ -7,9 +7,7 @@ use context_chat::notifications::keys;
 use context_chat::notifications::store::{self};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use test_support::{
-    Emulator, Function, Issuer, LINK_SECRET, Moto, TestKey, claims, jwks, put_parameter, unique,
-};
+use test_support::{Issuer, LINK_SECRET, Moto, TestKey, claims, jwks, put_parameter, unique};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_verify-email");
 
@@ -71,9 +69,7 @@ async fn confirms_with_the_right_code_only_and_for_the_token_s_identity() {
     let code = pending_code(&store, "alex", "alex@example.org").await;
     let sams = pending_code(&store, "sam", "sam@example.org").await;
 
-    let emulator = Emulator::start();
-    let env = moto.function_env(&stack, Some(&stack));
-    let _function = Function::of(BINARY, &emulator, &env);
+    let (emulator, _function) = moto.function(BINARY, &stack, Some(&stack), []);
     let verify = |arguments: Value| {
         let emulator = &emulator;
         async move { emulator.answer("verify-email", &event(arguments)).await }
@@ -116,9 +112,7 @@ async fn without_a_link_secret_it_says_not_configured_without_naming_the_paramet
     )
     .await;
 
-    let emulator = Emulator::start();
-    let env = moto.function_env(&stack, Some(&stack));
-    let _function = Function::of(BINARY, &emulator, &env);
+    let (emulator, _function) = moto.function(BINARY, &stack, Some(&stack), []);
     let (error_type, message) = emulator
         .refusal(
             "verify-email",
@@ -182,10 +176,7 @@ async fn verify_phone_checks_the_code_with_verify_for_the_identity_that_asked() 
     phones.add_context(&phone, "alex", "general").await.unwrap();
     let code = sms.last_code(phone.as_str()).unwrap();
 
-    let emulator = Emulator::start();
-    let mut env = moto.function_env(&stack, Some(&stack));
-    env.extend(sms.base_url_env());
-    let function = Function::of(BINARY, &emulator, &env);
+    let (emulator, function) = moto.function(BINARY, &stack, Some(&stack), sms.base_url_env());
     let verify_phone = |code: &str, who: &str| {
         test_support::mutation(
             "verifyPhone",
@@ -245,10 +236,7 @@ async fn a_damaged_record_is_logged_by_kind_and_hash_never_by_number() {
     };
     assert!(table.put(&record, stored, Expect::Anything).await.unwrap());
 
-    let emulator = Emulator::start();
-    let mut env = moto.function_env(&stack, Some(&stack));
-    env.extend(sms.base_url_env());
-    let function = Function::of(BINARY, &emulator, &env);
+    let (emulator, function) = moto.function(BINARY, &stack, Some(&stack), sms.base_url_env());
     let token = key.token(&claims("alex", &["general"]));
     let (error_type, message) = emulator
         .invoke(
