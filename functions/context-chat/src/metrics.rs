@@ -9,8 +9,8 @@
 //! str` of this crate: no identity, address or token can reach a metric.
 
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, OnceLock};
 
 use serde_json::{Map, Value, json};
 
@@ -256,6 +256,7 @@ pub fn limited(limit: Limit) {
 
 /// Counts `n` notifications of `channel` that came to `outcome`.
 pub fn notified(channel: &'static str, outcome: Outcome, n: u64) {
+    CHANNEL_LINES.get_or_init(|| channel_lines);
     if n == 0 {
         return;
     }
@@ -469,18 +470,52 @@ fn emf_lines(
         if n == 0 {
             continue;
         }
-        let mut target = dimensions();
-        target.insert("Limit".into(), json!(limit.as_str()));
-        target.insert(Counter::RateLimited.name().into(), json!(n));
-        let directives = vec![json!({
-            "Namespace": NAMESPACE,
-            "Dimensions": [["Stack", "Limit"]],
-            "Metrics": [{"Name": Counter::RateLimited.name(), "Unit": "Count"}],
-        })];
-        lines.push(finish(target, directives, timestamp_ms));
+        let counts = [(Counter::RateLimited.name(), n)];
+        let by = ("Limit", limit.as_str());
+        lines.push(dimension_line(dimensions(), by, &counts, timestamp_ms));
     }
-    // One more line per channel that notified (the notifier's invocations).
-    for (channel, row) in &delta.notified {
+    // One more line per channel that notified: written by a function `notified` set, so
+    // that only the functions that notify link it.
+    if let Some(channel_lines) = CHANNEL_LINES.get() {
+        let base = dimensions();
+        lines.extend(channel_lines(&delta.notified, &base, timestamp_ms));
+    }
+    if !line.is_empty() {
+        lines.insert(0, finish(line, directives, timestamp_ms));
+    }
+    lines
+}
+
+/// One EMF line of `counts` by one more dimension, `by` (its name and value), summed over the
+/// stack's functions.
+fn dimension_line(
+    mut line: Map<String, Value>,
+    (dimension, value): (&'static str, &str),
+    counts: &[(&'static str, u64)],
+    timestamp_ms: u64,
+) -> String {
+    line.insert(dimension.into(), json!(value));
+    let mut names = Vec::with_capacity(counts.len());
+    for (name, n) in counts {
+        names.push(json!({"Name": name, "Unit": "Count"}));
+        line.insert((*name).into(), json!(n));
+    }
+    let directives = vec![json!({
+        "Namespace": NAMESPACE,
+        "Dimensions": [["Stack", dimension]],
+        "Metrics": names,
+    })];
+    finish(line, directives, timestamp_ms)
+}
+
+/// The EMF lines of the notifications, one per channel that moved.
+fn channel_lines(
+    notified: &ByChannel,
+    dimensions: &Map<String, Value>,
+    timestamp_ms: u64,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (channel, row) in notified {
         let moved: Vec<_> = Outcome::ALL
             .into_iter()
             .filter(|o| row[*o as usize] > 0)
@@ -488,25 +523,23 @@ fn emf_lines(
         if moved.is_empty() {
             continue;
         }
-        let mut target = dimensions();
-        target.insert("Channel".into(), json!(channel));
-        let mut names = Vec::new();
-        for outcome in moved {
-            names.push(json!({"Name": outcome.name(), "Unit": "Count"}));
-            target.insert(outcome.name().into(), json!(row[outcome as usize]));
-        }
-        let directives = vec![json!({
-            "Namespace": NAMESPACE,
-            "Dimensions": [["Stack", "Channel"]],
-            "Metrics": names,
-        })];
-        lines.push(finish(target, directives, timestamp_ms));
-    }
-    if !line.is_empty() {
-        lines.insert(0, finish(line, directives, timestamp_ms));
+        let counts: Vec<_> = moved
+            .into_iter()
+            .map(|o| (o.name(), row[o as usize]))
+            .collect();
+        let by = ("Channel", *channel);
+        lines.push(dimension_line(
+            dimensions.clone(),
+            by,
+            &counts,
+            timestamp_ms,
+        ));
     }
     lines
 }
+
+type ChannelLines = fn(&ByChannel, &Map<String, Value>, u64) -> Vec<String>;
+static CHANNEL_LINES: OnceLock<ChannelLines> = OnceLock::new();
 
 fn finish(mut line: Map<String, Value>, directives: Vec<Value>, timestamp_ms: u64) -> String {
     line.insert(
