@@ -8,7 +8,6 @@ use std::time::Duration;
 use crate::context_token::JwksPolicy;
 use crate::error::Result;
 use crate::ledger::Ledger;
-use crate::mail::Mailer;
 use crate::notifications::Channels;
 use crate::notifications::notifier::Notifier;
 use crate::notifications::service::EndSubscriptions;
@@ -16,8 +15,7 @@ use crate::notifications::{NotificationService, NotifyOptions, Ports, QueueMessa
 use crate::platform::PlatformService;
 use crate::revocations::Revocations;
 use crate::settings::SettingsSource;
-use crate::settings_holder::{HolderOptions, Senders, SettingsHolder, SmsMaker};
-use crate::sms_gateway::SmsGateway;
+use crate::settings_holder::{HolderOptions, Lending, SettingsHolder};
 use crate::tokens::{AccessEnded, TokenService};
 use crate::twilio::provisioning::ProvisioningOptions;
 use crate::twilio::rest::RetryPolicy;
@@ -61,12 +59,12 @@ pub struct App {
 }
 
 /// What a process adds to the settings: its ports (the store, which switches on the
-/// ledger, revocations and notifications; the queue), and fallbacks for email and texts.
+/// ledger, revocations and notifications; the queue), and what it lends the features.
 pub struct AppBuilder {
     source: SettingsSource,
     options: AppOptions,
     ports: Option<Ports>,
-    senders: Senders,
+    lending: Lending,
 }
 
 impl AppBuilder {
@@ -77,19 +75,11 @@ impl AppBuilder {
         self
     }
 
-    pub fn fallback_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
-        self.senders.fallback_mailer = Some(mailer);
-        self
-    }
-
-    pub fn fallback_sms(mut self, sms: Arc<dyn SmsGateway>) -> Self {
-        self.senders.fallback_sms = Some(sms);
-        self
-    }
-
-    /// Texts through Twilio when the settings name its services (see [`SmsMaker`]).
-    pub fn sms(mut self, make: SmsMaker) -> Self {
-        self.senders.sms_maker = Some(make);
+    /// Lends the features `value`, found by its type: a channel's fallback (local mode's
+    /// outbox), the SMS gateway's maker (only the processes that text link Twilio's SMS
+    /// client), the access-ended hook.
+    pub fn lend<T: std::any::Any + Send + Sync>(mut self, value: T) -> Self {
+        self.lending.lend(value);
         self
     }
 
@@ -105,7 +95,7 @@ impl AppBuilder {
         let settings = Arc::new(SettingsHolder::new(
             self.source,
             holder_options,
-            self.senders,
+            self.lending,
         ));
         let channels = self
             .ports
@@ -164,7 +154,7 @@ impl App {
             source,
             options,
             ports: None,
-            senders: Senders::default(),
+            lending: Lending::default(),
         }
     }
 

@@ -4,7 +4,9 @@
 //! feature services ask it for [`Configured`] on every call, so a change in SSM reaches them
 //! without a restart, and nothing made from the settings is built per request.
 
-use std::sync::{Arc, RwLock};
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
@@ -13,9 +15,7 @@ use crate::context_token::platform::PlatformVerifier;
 use crate::context_token::{JwksCache, JwksPolicy, Verifier, jwks};
 use crate::error::{ChatError, Result};
 use crate::feature::Feature;
-use crate::mail::{Mailer, SendGrid};
-use crate::settings::{ChatSettings, Param, Settings, SettingsSource, SmsSettings, TwilioSettings};
-use crate::sms_gateway::SmsGateway;
+use crate::settings::{ChatSettings, Param, Settings, SettingsSource, TwilioSettings};
 use crate::twilio::access_token::AccessTokenMinter;
 use crate::twilio::conversations::ConversationsApi;
 use crate::twilio::provisioning::{Provisioner, ProvisioningOptions};
@@ -45,26 +45,10 @@ impl Default for HolderOptions {
     }
 }
 
-/// Makes Twilio's SMS gateway from its settings. Handed in by the processes that text
-/// (`TwilioSms::gateway`), so that only their binaries link Twilio's SMS client.
-pub type SmsMaker = fn(reqwest::Client, &SmsSettings, RetryPolicy) -> Arc<dyn SmsGateway>;
-
-/// How this process sends email and texts beyond what the settings name.
-#[derive(Default)]
-pub struct Senders {
-    /// Where email goes when SendGrid is not set up (local mode's outbox).
-    pub fallback_mailer: Option<Arc<dyn Mailer>>,
-    /// Where text messages go when Twilio's Verify and Messaging services are not set up
-    /// (local mode's embedded Verify and outbox).
-    pub fallback_sms: Option<Arc<dyn SmsGateway>>,
-    /// How this process makes Twilio's SMS gateway; without it, text messages are "not
-    /// configured" here whatever the settings say.
-    pub sms_maker: Option<SmsMaker>,
-}
-
 /// Everything made from one load of the settings: each part of the product one
 /// [`Feature`], on, off or misconfigured, asked for through its method, which answers a
-/// part that is not on with "<part> is not configured." and logs why.
+/// part that is not on with "<part> is not configured." and logs why. A feature that reads
+/// its own settings section keeps what it makes from it here too ([`Configured::part`]).
 pub struct Configured {
     pub settings: Arc<Settings>,
     verifier: Feature<Arc<Verifier>>,
@@ -72,14 +56,37 @@ pub struct Configured {
     /// Off when the settings name no Conversations API (local mode on fake credentials) or
     /// the process does not read Twilio's.
     twilio: Feature<TwilioApi>,
-    /// SendGrid when it is set up, else the process's fallback (local mode's outbox).
-    email: Feature<Arc<dyn Mailer>>,
-    /// Twilio's Verify and Messages when they are set up, else the process's fallback
-    /// (local mode's embedded Verify and outbox).
-    sms: Feature<Arc<dyn SmsGateway>>,
     signatures: Feature<Arc<SignatureChecker>>,
     link_secret: Feature<SecretString>,
     platform: Feature<Arc<PlatformVerifier>>,
+    /// What features made from their own sections for this load, by type.
+    parts: Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
+    lent: Arc<Lent>,
+}
+
+/// What the process lends the features that build their own parts: its client for APIs
+/// called with credentials, Twilio's retry policy, and values by type (`AppBuilder::lend`:
+/// local mode's outbox, the SMS gateway's maker, …).
+pub struct Lent {
+    pub api_http: reqwest::Client,
+    pub twilio_retry: RetryPolicy,
+    values: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+}
+
+impl Lent {
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.values.get(&TypeId::of::<T>())?.downcast_ref()
+    }
+}
+
+/// Values lent by type, before the holder is made.
+#[derive(Default)]
+pub struct Lending(HashMap<TypeId, Box<dyn Any + Send + Sync>>);
+
+impl Lending {
+    pub fn lend<T: Any + Send + Sync>(&mut self, value: T) {
+        self.0.insert(TypeId::of::<T>(), Box::new(value));
+    }
 }
 
 impl Configured {
@@ -112,17 +119,29 @@ impl Configured {
         self.twilio.on()
     }
 
-    pub fn email(&self) -> Result<Arc<dyn Mailer>> {
-        self.email.get("Email").cloned()
+    /// The part of type `T` made from these settings: built by `build` at its first use in
+    /// this load (outside the lock; if two build at once, the first kept wins), the same
+    /// after it.
+    pub fn part<T: Clone + Send + Sync + 'static>(&self, build: impl FnOnce(&Self) -> T) -> T {
+        let kept = |parts: &HashMap<TypeId, Box<dyn Any + Send + Sync>>| {
+            parts.get(&TypeId::of::<T>())?.downcast_ref::<T>().cloned()
+        };
+        if let Some(part) = self.parts.lock().ok().and_then(|p| kept(&p)) {
+            return part;
+        }
+        let built = build(self);
+        let Ok(mut parts) = self.parts.lock() else {
+            return built;
+        };
+        kept(&parts).unwrap_or_else(|| {
+            parts.insert(TypeId::of::<T>(), Box::new(built.clone()));
+            built
+        })
     }
 
-    pub fn sms(&self) -> Result<Arc<dyn SmsGateway>> {
-        self.sms.get("SMS").cloned()
-    }
-
-    /// Why text messages are not on, for banners (`None`: they are).
-    pub fn sms_why_not(&self) -> Option<&str> {
-        self.sms.why_not()
+    /// What the process lends the features.
+    pub fn lent(&self) -> &Lent {
+        &self.lent
     }
 
     pub fn virgil(&self) -> Result<&Arc<crate::virgil::VirgilSigner>> {
@@ -158,22 +177,24 @@ pub struct SettingsHolder {
     options: HolderOptions,
     /// For fetching issuers' keys: redirects only to the same host.
     keys_http: reqwest::Client,
-    /// For APIs called with credentials (Twilio, SendGrid): no redirects.
-    api_http: reqwest::Client,
-    senders: Senders,
+    /// The API client (no redirects: Twilio, SendGrid) and what the process lends.
+    lent: Arc<Lent>,
     current: RwLock<Option<Loaded>>,
     /// Held by the one load or reload under way.
     reload: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SettingsHolder {
-    pub fn new(source: SettingsSource, options: HolderOptions, senders: Senders) -> Self {
+    pub fn new(source: SettingsSource, options: HolderOptions, lending: Lending) -> Self {
         Self {
             source,
             options,
             keys_http: jwks::http_client(),
-            api_http: RestClient::http_client(),
-            senders,
+            lent: Arc::new(Lent {
+                api_http: RestClient::http_client(),
+                twilio_retry: options.twilio,
+                values: lending.0,
+            }),
             current: RwLock::new(None),
             reload: Arc::new(tokio::sync::Mutex::new(())),
         }
@@ -326,8 +347,6 @@ impl SettingsHolder {
                 p.audience.clone(),
             ))),
         };
-        let email = self.email(&settings);
-        let sms = self.sms(&settings);
         if let Feature::Misconfigured(err) = &settings.virgil {
             tracing::error!(reason = %err.message, "Virgil settings refused: Virgil tokens fail until they are fixed");
         }
@@ -336,11 +355,11 @@ impl SettingsHolder {
             verifier,
             minter,
             twilio,
-            email,
-            sms,
             signatures,
             link_secret,
             platform,
+            parts: Mutex::default(),
+            lent: self.lent.clone(),
         }
     }
 
@@ -370,7 +389,7 @@ impl SettingsHolder {
             return Feature::Off("no Conversations API on embedded credentials".into());
         };
         let conversations = Arc::new(ConversationsApi::new(RestClient::new(
-            self.api_http.clone(),
+            self.lent.api_http.clone(),
             base_url,
             &twilio.chat_service_sid,
             &twilio.api_key_sid,
@@ -385,39 +404,5 @@ impl SettingsHolder {
             )),
             conversations,
         })
-    }
-
-    /// Twilio's SMS gateway when its settings are on and this process texts; else the
-    /// process's fallback when the settings are off (local mode).
-    fn sms(&self, settings: &Settings) -> Feature<Arc<dyn SmsGateway>> {
-        match (&settings.sms, self.senders.sms_maker) {
-            (Feature::On(sms), Some(make)) => {
-                Feature::On(make(self.api_http.clone(), sms, self.options.twilio))
-            }
-            (Feature::On(_), None) => Feature::Off("this process sends no text messages".into()),
-            (Feature::Off(why), _) => fallback(&self.senders.fallback_sms, why),
-            (Feature::Misconfigured(err), _) => Feature::Misconfigured(err.clone()),
-        }
-    }
-
-    fn email(&self, settings: &Settings) -> Feature<Arc<dyn Mailer>> {
-        match &settings.sendgrid {
-            Feature::On(sendgrid) => Feature::On(Arc::new(SendGrid::new(
-                self.api_http.clone(),
-                &sendgrid.api_base_url,
-                sendgrid.api_key.clone(),
-                &sendgrid.domain,
-            ))),
-            Feature::Off(why) => fallback(&self.senders.fallback_mailer, why),
-            Feature::Misconfigured(err) => Feature::Misconfigured(err.clone()),
-        }
-    }
-}
-
-/// The process's fallback for a part whose settings are off, or off itself.
-fn fallback<T: Clone>(fallback: &Option<T>, why: &str) -> Feature<T> {
-    match fallback {
-        Some(value) => Feature::On(value.clone()),
-        None => Feature::Off(why.to_owned()),
     }
 }

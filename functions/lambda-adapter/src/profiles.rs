@@ -7,9 +7,9 @@
 use std::sync::Arc;
 
 use context_chat::notifications::Ports;
+use context_chat::notifications::channels::sms::settings::{MakeGateway as SmsMaker, Maker};
 use context_chat::notifications::twilio_sms::TwilioSms;
 use context_chat::settings::{Reads, SettingsSource, reads};
-use context_chat::settings_holder::SmsMaker;
 use context_chat::{App, AppOptions, Result};
 
 /// What a function loads during init, so that its first invocation does not wait for it.
@@ -102,7 +102,7 @@ pub async fn start(profile: &Profile) -> Arc<App> {
     let source = SettingsSource::from_env(profile.reads, async { config.clone() }).await;
     let mut app = App::builder(source, AppOptions::default());
     if let Some(make) = profile.sms {
-        app = app.sms(make);
+        app = app.lend(Maker(make));
     }
     match (profile.ports)(&config) {
         Ok(ports) => app = app.ports(ports),

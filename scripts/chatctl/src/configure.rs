@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use context_chat::notifications::channels::sms::policy::{SmsPolicy, warn_of_any_country};
+use context_chat::notifications::channels::sms::settings::SmsSettings;
 use context_chat::settings::{Param, SettingsSource, is_allowed_remote_url};
 use context_chat::twilio::conversations::ConversationsApi;
 use context_chat::twilio::rest::{RestClient, RetryPolicy};
@@ -45,13 +47,13 @@ pub async fn run(args: ConfigureArgs) -> Result<()> {
         None => None,
         Some(base) => Some(with_path_secret(base, path_secret.as_ref(), &source)?),
     };
-    let sms = settings
-        .sms
+    let sms = SmsSettings::of(&settings)
         .into_section()
         .map_err(|e| CliError::usage(e.message))?;
-    let sms_policy = settings
-        .sms_policy
-        .map_err(|e| CliError::usage(e.message))?;
+    let sms_policy = SmsPolicy::of(&settings).map_err(|e| CliError::usage(e.message))?;
+    if sms.is_some() {
+        warn_of_any_country(&sms_policy);
+    }
     let base_url = twilio
         .api_base_url
         .as_ref()
@@ -111,7 +113,7 @@ pub async fn run(args: ConfigureArgs) -> Result<()> {
             );
             match &sms_policy.allowed_countries {
                 Some(codes) => println!("Text messages go only to {}", codes.join(", ")),
-                // Loading the settings warned of it on stderr.
+                // warn_of_any_country said so on stderr.
                 None => println!(
                     "Text messages go to any country ({} is not set)",
                     source.describe(Param::SmsAllowedCountries)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use context_chat::dev_keys;
 use context_chat::dev_token::DevIssuer;
-use context_chat::settings::{Param, PlatformSettings, Settings, TwilioSettings};
+use context_chat::settings::{Param, PlatformSettings, Section, Settings, TwilioSettings};
 use context_chat::virgil::VirgilSigner;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
@@ -172,12 +172,9 @@ pub fn embedded_settings(
         }),
         ledger: context_chat::settings::ledger_policy_from_env()?,
         virgil: Feature::On(virgil),
-        // Twilio's Verify and Messaging services when TWILIO_* names them; else the
-        // embedded Verify and the outbox.
-        sms: Feature::from_section(context_chat::settings::sms_settings_from_env(), || {
-            "TWILIO_VERIFY_SERVICE_SID and TWILIO_MESSAGING_SERVICE_SID are not set".into()
-        }),
-        sms_policy: context_chat::settings::sms_policy_from_env(),
         ..Settings::token_path(jwks_url, None)
-    })
+    }
+    // Twilio's Verify and Messaging services when TWILIO_* names them; else the embedded
+    // Verify and the outbox.
+    .with_env_section(Section::Sms))
 }

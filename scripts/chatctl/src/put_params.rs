@@ -10,6 +10,8 @@ use std::path::PathBuf;
 
 use aws_sdk_ssm::error::DisplayErrorContext;
 use aws_sdk_ssm::types::ParameterType;
+use context_chat::notifications::channels::email::settings::SendGridSettings;
+use context_chat::notifications::channels::sms::{policy::SmsPolicy, settings::SmsSettings};
 use context_chat::settings::{Param, Section, SettingsSource};
 
 use crate::error::{CliError, Result};
@@ -114,15 +116,20 @@ pub async fn run(args: PutParamsArgs) -> Result<()> {
             .load()
             .await
             .map_err(nothing_put)?;
-        settings.sendgrid.into_section().map_err(nothing_put)?;
+        SendGridSettings::of(&settings)
+            .into_section()
+            .map_err(nothing_put)?;
         // Virgil's settings are optional as a whole; once any is given, all must load.
         if values.iter().any(|(p, _)| p.section() == Section::Virgil)
             && let Some(why) = settings.virgil.why_not()
         {
             return Err(CliError::usage(format!("{why} (nothing was put)")));
         }
-        // So are the SMS services: both, with the account's API key.
-        settings.sms.into_section().map_err(nothing_put)?;
+        // So are the SMS services: both, with the account's API key; and their budgets.
+        SmsSettings::of(&settings)
+            .into_section()
+            .map_err(nothing_put)?;
+        SmsPolicy::of(&settings).map_err(nothing_put)?;
     } else if let Some((_, key)) = values.iter().find(|(p, _)| **p == Param::VirgilAppKey)
         && context_chat::virgil::parse_app_key(key).is_err()
     {

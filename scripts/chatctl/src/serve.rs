@@ -37,7 +37,10 @@ use crate::local::{
 };
 use crate::notifications::{LocalNotifications, OUTBOX_PATH, outbox, start_worker};
 use crate::pages::{self, StartPage};
+use context_chat::notifications::channels::email::{self, settings::SendGridSettings};
+use context_chat::notifications::channels::sms::{self, settings::SmsSettings};
 use context_chat::notifications::sms::LocalSms;
+use context_chat::notifications::twilio_sms::TwilioSms;
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -83,12 +86,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let notifications = LocalNotifications::open(&args.data_dir, public_url)?;
     let mut builder = App::builder(source, AppOptions::default())
         .ports(notifications.ports.clone())
-        .fallback_mailer(notifications.outbox.clone())
-        .sms(context_chat::notifications::twilio_sms::TwilioSms::gateway);
+        .lend(email::settings::Fallback(notifications.outbox.clone()))
+        .lend(sms::settings::Maker(TwilioSms::gateway));
     // Local mode verifies numbers itself and texts to the outbox; with the environment's
     // settings, text messages need Twilio's services (or are "not configured").
     if local.is_some() {
-        builder = builder.fallback_sms(Arc::new(LocalSms::new(notifications.outbox.clone())));
+        builder = builder.lend(sms::settings::Fallback(Arc::new(LocalSms::new(
+            notifications.outbox.clone(),
+        ))));
     }
     let app = Arc::new(builder.build());
     start_worker(notifications.receiver, app.clone());
@@ -180,7 +185,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
              are made) and Twilio will not accept the tokens"
         ),
     }
-    match settings.sendgrid.clone().into_section() {
+    match SendGridSettings::of(settings).into_section() {
         Ok(Some(sendgrid)) => println!("Email: SendGrid, from notifications@{}", sendgrid.domain),
         Err(err) => return Err(err.into()),
         Ok(None) => println!(
@@ -188,7 +193,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             notifications.outbox.dir().display()
         ),
     }
-    match (settings.sms.clone().into_section(), local.is_some()) {
+    match (SmsSettings::of(settings).into_section(), local.is_some()) {
         (Ok(Some(sms)), _) => println!(
             "SMS: Twilio Verify {} and Messaging Service {}",
             sms.verify_service_sid, sms.messaging_service_sid

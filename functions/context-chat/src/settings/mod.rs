@@ -1,9 +1,10 @@
 //! Settings: the Twilio credentials, the context-token issuer, the webhook's and the
-//! links' secrets and SendGrid's, read from SSM by name or from environment variables,
-//! and checked once when loaded. A process reads only the sections it uses ([`Reads`]).
+//! links' secrets, the platform's and Virgil's, read from SSM by name or from environment
+//! variables, and checked once when loaded. A process reads only the sections it uses
+//! ([`Reads`]). The notification channels read their own sections ([`Settings::section`],
+//! [`Settings::feature`]): this module names no channel.
 
 mod params;
-pub mod sms_policy;
 mod source;
 
 pub use params::{Param, Reads, Section, reads};
@@ -22,7 +23,6 @@ use crate::names::looks_like_sid;
 use crate::twilio::access_token::{DEFAULT_TTL_SECS, MAX_TTL_SECS};
 use crate::twilio::provisioning::{Adoption, Ownership};
 use crate::virgil::VirgilSigner;
-use sms_policy::SmsPolicy;
 
 /// One load of the settings. A section the process does not read is `None`, or off; the
 /// sections a mistake in which must fail only their own feature are [`Feature`]s.
@@ -37,9 +37,6 @@ pub struct Settings {
     pub webhook_path_secret: Option<SecretString>,
     /// Optional where it is read: what needs it fails, saying it is not configured.
     pub link_secret: Option<SecretString>,
-    /// Off when no SendGrid API key is set. A mistake here is kept, not raised, so that it
-    /// fails only the email it concerns and never the token path.
-    pub sendgrid: Feature<SendGridSettings>,
     /// `None` without an issuer: the platform API then answers that it is not configured.
     pub platform: Option<PlatformSettings>,
     /// The minting limit and the ledger's retention; the defaults where not read.
@@ -48,30 +45,55 @@ pub struct Settings {
     /// it. Off without an app id; a mistake is kept, not raised, so that it fails only
     /// Virgil tokens.
     pub virgil: Feature<Arc<VirgilSigner>>,
-    /// Text messages through Twilio: off when no Verify service is set. A mistake is kept,
-    /// not raised, so that it fails only the text messages.
-    pub sms: Feature<SmsSettings>,
-    /// Daily budgets and allowed countries of text messages (the defaults where not read).
-    /// A mistake fails only the text messages.
-    pub sms_policy: Result<SmsPolicy, ChatError>,
+    /// The raw values of the sections their features read themselves, as loaded: a
+    /// mistake in them fails only their feature, when it reads them.
+    pub sections: Sections,
 }
 
-/// Twilio Verify (phone codes) and the Messaging Service (notifications by text).
-#[derive(Debug, Clone)]
-pub struct SmsSettings {
-    pub account_sid: String,
-    pub api_key_sid: String,
-    pub api_secret: SecretString,
-    pub verify_service_sid: String,
-    pub messaging_service_sid: String,
-    pub verify_api_base_url: Url,
-    pub messaging_api_base_url: Url,
+/// The loaded values of the sections a process reads whose features read them themselves
+/// ([`Section::read_by_its_feature`]), with each parameter's name as its source gives it (for
+/// messages). `Debug` shows the names only.
+#[derive(Clone, Default)]
+pub struct Sections {
+    read: Vec<Section>,
+    values: RawParams,
+    names: HashMap<Param, String>,
 }
 
-/// Where Twilio Verify answers, unless `TWILIO_VERIFY_API_BASE_URL` says otherwise.
-pub const DEFAULT_VERIFY_API_BASE_URL: &str = "https://verify.twilio.com";
-/// Where the Messages resource answers, unless `TWILIO_MESSAGING_API_BASE_URL` says otherwise.
-pub const DEFAULT_MESSAGING_API_BASE_URL: &str = "https://api.twilio.com";
+impl std::fmt::Debug for Sections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sections")
+            .field("read", &self.read)
+            .field("set", &self.values.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Sections {
+    /// The sections of `reads` that their features read, from `raw`.
+    fn of(raw: &RawParams, describe: &dyn Fn(Param) -> String, reads: Reads) -> Self {
+        let mut sections = Sections::default();
+        for section in reads.0.iter().filter(|s| s.read_by_its_feature()) {
+            sections.take(*section, describe, |p| raw.get(&p).cloned());
+        }
+        sections
+    }
+
+    fn take(
+        &mut self,
+        section: Section,
+        describe: &dyn Fn(Param) -> String,
+        value: impl Fn(Param) -> Option<String>,
+    ) {
+        self.read.push(section);
+        for p in Param::ALL.into_iter().filter(|p| p.in_section(section)) {
+            self.names.insert(p, describe(p));
+            if let Some(v) = value(p) {
+                self.values.insert(p, v);
+            }
+        }
+    }
+}
 
 /// The platform API's access tokens (OAuth 2.0 client credentials).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,14 +102,6 @@ pub struct PlatformSettings {
     pub issuer: String,
     pub audience: Option<String>,
     pub jwks_url: Url,
-}
-
-#[derive(Debug, Clone)]
-pub struct SendGridSettings {
-    pub api_key: SecretString,
-    /// Emails come from `notifications@DOMAIN`, a domain authenticated in SendGrid.
-    pub domain: String,
-    pub api_base_url: Url,
 }
 
 #[derive(Debug, Clone)]
@@ -148,25 +162,48 @@ pub fn is_path_secret(s: &str) -> bool {
 /// Where Twilio's Conversations API answers, unless `TWILIO_API_BASE_URL` says otherwise.
 pub const DEFAULT_TWILIO_API_BASE_URL: &str = "https://conversations.twilio.com";
 
-/// Reads raw values. `describe` names a parameter the way its source does (an SSM name or
-/// an environment variable), for error messages; values never appear in them.
-struct Reader<'a> {
+/// Reads raw values, naming a parameter the way its source does (an SSM name or an
+/// environment variable) in error messages; values never appear in them.
+pub struct Reader<'a> {
     raw: &'a RawParams,
-    describe: &'a dyn Fn(Param) -> String,
+    names: Names<'a>,
 }
 
-impl Reader<'_> {
-    fn required(&self, p: Param) -> Result<&str> {
+enum Names<'a> {
+    Describe(&'a dyn Fn(Param) -> String),
+    Known(&'a HashMap<Param, String>),
+}
+
+impl<'a> Reader<'a> {
+    fn new(raw: &'a RawParams, describe: &'a dyn Fn(Param) -> String) -> Self {
+        Reader {
+            raw,
+            names: Names::Describe(describe),
+        }
+    }
+
+    /// How the source names `p`.
+    pub fn name(&self, p: Param) -> String {
+        match &self.names {
+            Names::Describe(describe) => describe(p),
+            Names::Known(names) => names
+                .get(&p)
+                .cloned()
+                .unwrap_or_else(|| p.ssm_suffix().to_owned()),
+        }
+    }
+
+    pub fn required(&self, p: Param) -> Result<&str> {
         self.raw
             .get(&p)
             .map(|v| v.trim())
             .filter(|v| !v.is_empty())
             .ok_or_else(|| {
-                ChatError::not_found(format!("The setting {} is missing.", (self.describe)(p)))
+                ChatError::not_found(format!("The setting {} is missing.", self.name(p)))
             })
     }
 
-    fn optional(&self, p: Param) -> Option<String> {
+    pub fn optional(&self, p: Param) -> Option<String> {
         self.raw
             .get(&p)
             .map(|v| v.trim())
@@ -174,11 +211,13 @@ impl Reader<'_> {
             .map(str::to_owned)
     }
 
-    fn invalid(&self, p: Param, what: &str) -> ChatError {
-        ChatError::internal(format!("The setting {} {what}.", (self.describe)(p)))
+    /// The error for a value of `p` that is wrong: what is wrong, never the value.
+    pub fn invalid(&self, p: Param, what: &str) -> ChatError {
+        ChatError::internal(format!("The setting {} {what}.", self.name(p)))
     }
 
-    fn sid(&self, p: Param, prefix: &str) -> Result<String> {
+    /// A Twilio SID starting with `prefix`.
+    pub fn sid(&self, p: Param, prefix: &str) -> Result<String> {
         let value = self.required(p)?;
         if looks_like_sid(value, prefix) {
             Ok(value.to_owned())
@@ -193,7 +232,7 @@ impl Reader<'_> {
     /// https anywhere; http only to loopback. ASCII only: the binaries leave out Unicode host
     /// names' tables (idna_adapter 1.0, `adr/002`), so an international host is written in its
     /// `xn--` form.
-    fn url(&self, p: Param, value: &str) -> Result<Url> {
+    pub fn url(&self, p: Param, value: &str) -> Result<Url> {
         if !value.is_ascii() {
             return Err(self.invalid(
                 p,
@@ -210,6 +249,11 @@ impl Reader<'_> {
             ))
         }
     }
+
+    /// The URL `p` sets, else `default`.
+    pub fn url_or(&self, p: Param, default: &str) -> Result<Url> {
+        self.url(p, self.optional(p).as_deref().unwrap_or(default))
+    }
 }
 
 impl Settings {
@@ -219,7 +263,7 @@ impl Settings {
         describe: &dyn Fn(Param) -> String,
         reads: Reads,
     ) -> Result<Self> {
-        let r = Reader { raw, describe };
+        let r = Reader::new(raw, describe);
         let link_secret = match r
             .optional(Param::LinkSecret)
             .filter(|_| reads.has(Section::Links))
@@ -265,13 +309,6 @@ impl Settings {
                 .map(SecretString::from),
             webhook_path_secret,
             link_secret,
-            sendgrid: if reads.has(Section::SendGrid) {
-                Feature::from_section(SendGridSettings::from_raw(raw, describe), || {
-                    both_missing(describe, Param::SendGridApiKey, Param::SendGridDomain)
-                })
-            } else {
-                not_read()
-            },
             platform: if reads.has(Section::Platform) {
                 PlatformSettings::from_raw(raw, describe)?
             } else {
@@ -287,25 +324,47 @@ impl Settings {
             } else {
                 not_read()
             },
-            sms: if reads.has(Section::Sms) {
-                Feature::from_section(SmsSettings::from_raw(&r), || {
-                    both_missing(
-                        describe,
-                        Param::VerifyServiceSid,
-                        Param::MessagingServiceSid,
-                    )
-                })
-            } else {
-                not_read()
-            },
-            sms_policy: if reads.has(Section::Sms) {
-                sms_policy(&r)
-            } else {
-                Ok(SmsPolicy::default())
-            },
+            sections: Sections::of(raw, describe, reads),
         })
         .and_then(|s| s.tokens_told_apart(&r))
-        .inspect(Settings::warn_of_any_country)
+    }
+
+    /// A section its feature reads itself, `None` where this process does not read it.
+    pub fn section(&self, section: Section) -> Option<Reader<'_>> {
+        self.sections.read.contains(&section).then_some(Reader {
+            raw: &self.sections.values,
+            names: Names::Known(&self.sections.names),
+        })
+    }
+
+    /// A feature's part made from its section by `read`: on with `Ok(Some)`, off with
+    /// `Ok(None)` (saying that the `missing` parameters are) or where this process does not
+    /// read the section, misconfigured with `Err`.
+    pub fn feature<T>(
+        &self,
+        section: Section,
+        read: impl FnOnce(&Reader<'_>) -> Result<Option<T>>,
+        missing: &[Param],
+    ) -> Feature<T> {
+        let Some(r) = self.section(section) else {
+            return Feature::Off("this process does not read its settings".into());
+        };
+        Feature::from_section(read(&r), || {
+            let names: Vec<String> = missing.iter().map(|p| r.name(*p)).collect();
+            format!("{} are missing", names.join(" and "))
+        })
+    }
+
+    /// These settings with `section` read from the environment variables (local mode takes
+    /// the channels' settings from them).
+    pub fn with_env_section(mut self, section: Section) -> Self {
+        self.sections.read.retain(|s| *s != section);
+        self.sections.take(
+            section,
+            &|p| format!("environment variable {}", p.env_var()),
+            |p| std::env::var(p.env_var()).ok(),
+        );
+        self
     }
 
     /// The token path alone: context tokens checked against `jwks_url`, access tokens made
@@ -323,24 +382,10 @@ impl Settings {
             webhook_auth_token: None,
             webhook_path_secret: None,
             link_secret: None,
-            sendgrid: not_set(),
             platform: None,
             ledger: LedgerPolicy::default(),
             virgil: not_set(),
-            sms: not_set(),
-            sms_policy: Ok(SmsPolicy::default()),
-        }
-    }
-
-    /// Texts through Twilio to any country: allowed, but an operator should know (once a
-    /// process: settings are loaded again every few minutes).
-    fn warn_of_any_country(&self) {
-        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-        if let (Feature::On(_), Ok(policy)) = (&self.sms, &self.sms_policy)
-            && policy.allowed_countries.is_none()
-            && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
-            tracing::warn!("{ANY_COUNTRY_WARNING}");
+            sections: Sections::default(),
         }
     }
 
@@ -371,10 +416,6 @@ fn not_set<T>() -> Feature<T> {
 /// A section this process does not read.
 fn not_read<T>() -> Feature<T> {
     Feature::Off("this process does not read its settings".into())
-}
-
-fn both_missing(describe: &dyn Fn(Param) -> String, a: Param, b: Param) -> String {
-    format!("{} and {} are missing", describe(a), describe(b))
 }
 
 const TOLD_APART: &str = "must differ from the context tokens' audience, which must be set, when both kinds of token come from one issuer";
@@ -432,10 +473,7 @@ pub fn ledger_policy_from_env() -> Result<LedgerPolicy> {
         .into_iter()
         .filter_map(|p| std::env::var(p.env_var()).ok().map(|v| (p, v)))
         .collect();
-    ledger_policy(&Reader {
-        raw: &raw,
-        describe: &|p: Param| p.env_var().to_owned(),
-    })
+    ledger_policy(&Reader::new(&raw, &|p: Param| p.env_var().to_owned()))
 }
 
 fn ledger_policy(r: &Reader<'_>) -> Result<LedgerPolicy> {
@@ -473,78 +511,14 @@ pub fn virgil_signer_from_env(ttl_secs: Option<u64>) -> Feature<Arc<VirgilSigner
     if let Some(ttl) = ttl_secs {
         raw.insert(Param::VirgilTokenTtl, ttl.to_string());
     }
-    virgil_signer(&Reader {
-        raw: &raw,
-        describe: &|p: Param| p.env_var().to_owned(),
-    })
-}
-
-/// Twilio's SMS settings from `TWILIO_*` alone (local mode uses them when set).
-pub fn sms_settings_from_env() -> Result<Option<SmsSettings>> {
-    let raw: RawParams = Param::ALL
-        .into_iter()
-        .filter(|p| p.in_section(Section::Sms))
-        .filter_map(|p| std::env::var(p.env_var()).ok().map(|v| (p, v)))
-        .collect();
-    SmsSettings::from_raw(&Reader {
-        raw: &raw,
-        describe: &|p: Param| p.env_var().to_owned(),
-    })
-}
-
-/// The SMS budgets and countries from `SMS_*` alone (local mode).
-pub fn sms_policy_from_env() -> Result<SmsPolicy> {
-    let raw: RawParams = [
-        Param::SmsDailyCodes,
-        Param::SmsDailyTexts,
-        Param::SmsAllowedCountries,
-    ]
-    .into_iter()
-    .filter_map(|p| std::env::var(p.env_var()).ok().map(|v| (p, v)))
-    .collect();
-    sms_policy(&Reader {
-        raw: &raw,
-        describe: &|p: Param| p.env_var().to_owned(),
-    })
-}
-
-/// The warning an operator gets while texts may go to any country (at load, and from
-/// `configure-twilio --dry-run`).
-pub const ANY_COUNTRY_WARNING: &str = "sms/allowedCountries is not set: verification codes and texts may go to any country (set it, e.g. +49,+44, to cap what abuse can cost)";
-
-fn sms_policy(r: &Reader<'_>) -> Result<SmsPolicy> {
-    let daily = |p: Param, default: u32| match r.optional(p) {
-        None => Ok(default),
-        Some(v) => v
-            .parse::<u32>()
-            .ok()
-            .filter(|n| *n <= sms_policy::MAX_DAILY)
-            .ok_or_else(|| {
-                r.invalid(
-                    p,
-                    &format!("must be a whole number from 0 to {}", sms_policy::MAX_DAILY),
-                )
-            }),
-    };
-    let allowed_countries = r
-        .optional(Param::SmsAllowedCountries)
-        .map(|v| {
-            SmsPolicy::parse_countries(&v)
-                .map_err(|what| r.invalid(Param::SmsAllowedCountries, what))
-        })
-        .transpose()?;
-    Ok(SmsPolicy {
-        daily_codes: daily(Param::SmsDailyCodes, sms_policy::DEFAULT_DAILY_CODES)?,
-        daily_texts: daily(Param::SmsDailyTexts, sms_policy::DEFAULT_DAILY_TEXTS)?,
-        allowed_countries,
-    })
+    virgil_signer(&Reader::new(&raw, &|p: Param| p.env_var().to_owned()))
 }
 
 /// The ids are copied into tokens unchanged, so they must be what Virgil's SDKs write the
 /// same way: printable ASCII without spaces.
 fn virgil_signer(r: &Reader<'_>) -> Feature<Arc<VirgilSigner>> {
     if r.optional(Param::VirgilAppId).is_none() {
-        return Feature::Off(format!("{} is missing", (r.describe)(Param::VirgilAppId)));
+        return Feature::Off(format!("{} is missing", r.name(Param::VirgilAppId)));
     }
     match virgil_signer_of(r) {
         Ok(signer) => Feature::On(signer),
@@ -593,7 +567,7 @@ impl PlatformSettings {
         raw: &RawParams,
         describe: &dyn Fn(Param) -> String,
     ) -> Result<Option<Self>> {
-        let r = Reader { raw, describe };
+        let r = Reader::new(raw, describe);
         let Some(issuer) = r.optional(Param::PlatformIssuer) else {
             return Ok(None);
         };
@@ -626,7 +600,7 @@ impl PlatformSettings {
 
 impl TwilioSettings {
     pub(crate) fn from_raw(raw: &RawParams, describe: &dyn Fn(Param) -> String) -> Result<Self> {
-        let r = Reader { raw, describe };
+        let r = Reader::new(raw, describe);
         let ttl = match r.optional(Param::AccessTokenTtl) {
             None => DEFAULT_TTL_SECS,
             Some(v) => v
@@ -640,12 +614,7 @@ impl TwilioSettings {
                     )
                 })?,
         };
-        let api_base_url = r.url(
-            Param::ApiBaseUrl,
-            r.optional(Param::ApiBaseUrl)
-                .as_deref()
-                .unwrap_or(DEFAULT_TWILIO_API_BASE_URL),
-        )?;
+        let api_base_url = r.url_or(Param::ApiBaseUrl, DEFAULT_TWILIO_API_BASE_URL)?;
         let adoption = match r.optional(Param::AdoptConversations).as_deref() {
             None => Adoption::Unmarked,
             Some("true") => Adoption::Any,
@@ -687,70 +656,9 @@ impl TwilioSettings {
     }
 }
 
-impl SendGridSettings {
-    pub(crate) fn from_raw(
-        raw: &RawParams,
-        describe: &dyn Fn(Param) -> String,
-    ) -> Result<Option<Self>> {
-        let r = Reader { raw, describe };
-        let Some(api_key) = r.optional(Param::SendGridApiKey) else {
-            return Ok(None);
-        };
-        let domain = r.required(Param::SendGridDomain)?.to_ascii_lowercase();
-        let domain_ok = domain.contains('.')
-            && domain.split('.').all(|label| {
-                !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            });
-        if !domain_ok {
-            return Err(r.invalid(
-                Param::SendGridDomain,
-                "is not a domain name like example.org",
-            ));
-        }
-        let api_base_url = r.url(
-            Param::SendGridApiBaseUrl,
-            r.optional(Param::SendGridApiBaseUrl)
-                .as_deref()
-                .unwrap_or(crate::mail::DEFAULT_SENDGRID_API_BASE_URL),
-        )?;
-        Ok(Some(SendGridSettings {
-            api_key: SecretString::from(api_key),
-            domain,
-            api_base_url,
-        }))
-    }
-}
-
-impl SmsSettings {
-    /// Both services, or neither (`None`); with them, the account and its API key.
-    fn from_raw(r: &Reader<'_>) -> Result<Option<Self>> {
-        let verify = r.optional(Param::VerifyServiceSid);
-        let messaging = r.optional(Param::MessagingServiceSid);
-        if verify.is_none() && messaging.is_none() {
-            return Ok(None);
-        }
-        let base = |p: Param, default: &str| {
-            let value = r.optional(p).unwrap_or_else(|| default.to_owned());
-            r.url(p, &value)
-        };
-        Ok(Some(SmsSettings {
-            account_sid: r.sid(Param::AccountSid, "AC")?,
-            api_key_sid: r.sid(Param::ApiKey, "SK")?,
-            api_secret: SecretString::from(r.required(Param::ApiSecret)?.to_owned()),
-            verify_service_sid: r.sid(Param::VerifyServiceSid, "VA")?,
-            messaging_service_sid: r.sid(Param::MessagingServiceSid, "MG")?,
-            verify_api_base_url: base(Param::VerifyApiBaseUrl, DEFAULT_VERIFY_API_BASE_URL)?,
-            messaging_api_base_url: base(
-                Param::MessagingApiBaseUrl,
-                DEFAULT_MESSAGING_API_BASE_URL,
-            )?,
-        }))
-    }
-}
-
 impl ChatSettings {
     pub(crate) fn from_raw(raw: &RawParams, describe: &dyn Fn(Param) -> String) -> Result<Self> {
-        let r = Reader { raw, describe };
+        let r = Reader::new(raw, describe);
         let max_token_lifetime_secs = match r.optional(Param::MaxTokenLifetime) {
             None => DEFAULT_MAX_TOKEN_LIFETIME_SECS,
             Some(v) => v
@@ -775,6 +683,14 @@ impl ChatSettings {
 }
 
 pub use crate::http_client::is_allowed_remote_url;
+
+/// Settings of `reads` from `pairs`, named as SSM names them under `/stack/` (the tests of
+/// the features that read their own sections).
+#[cfg(test)]
+pub(crate) fn for_tests(pairs: &[(Param, &str)], reads: Reads) -> Result<Settings> {
+    let raw: RawParams = pairs.iter().map(|(p, v)| (*p, (*v).to_owned())).collect();
+    Settings::from_raw(&raw, &|p: Param| p.ssm_name("stack"), reads)
+}
 
 #[cfg(test)]
 mod tests {
@@ -818,7 +734,37 @@ mod tests {
         assert!(verify.twilio.is_none());
         assert!(verify.webhook_auth_token.is_none());
         assert!(verify.link_secret.is_none());
-        assert!(matches!(verify.sendgrid, Feature::Off(_)));
+        assert!(verify.section(Section::SendGrid).is_none());
+        assert!(format!("{verify:?}").contains("Sections"));
+        // A section its feature reads is kept for it, its values out of `Debug`.
+        let notify = Settings::from_raw(&raw, &describe, reads::NOTIFY).unwrap();
+        let sendgrid = notify.section(Section::SendGrid).unwrap();
+        assert_eq!(sendgrid.required(Param::SendGridApiKey).unwrap(), "SG.key");
+        assert!(!format!("{notify:?}").contains("SG.key"));
+        let off = notify.feature(
+            Section::Sms,
+            |r| Ok(r.optional(Param::VerifyServiceSid)),
+            &[Param::VerifyServiceSid, Param::MessagingServiceSid],
+        );
+        assert_eq!(
+            off.why_not(),
+            Some(
+                "/stack/twilio/verifyServiceSID and /stack/twilio/messagingServiceSID are missing"
+            )
+        );
+        let wrong = notify.feature(
+            Section::SendGrid,
+            |r| Err::<Option<()>, _>(r.invalid(Param::SendGridDomain, "is wrong")),
+            &[],
+        );
+        assert_eq!(
+            wrong.why_not(),
+            Some("The setting /stack/sendgrid/domain is wrong.")
+        );
+        assert!(matches!(
+            verify.feature(Section::Sms, |_| Ok(Some(())), &[]),
+            Feature::Off(_)
+        ));
 
         let webhook = Settings::from_raw(&raw, &describe, reads::TWILIO_WEBHOOK).unwrap();
         assert!(webhook.twilio.is_none() && webhook.chat.is_none());
@@ -839,110 +785,6 @@ mod tests {
         raw.remove(&Param::ApiSecret);
         assert!(Settings::from_raw(&raw, &describe, reads::VERIFY_TOKEN).is_ok());
         assert!(Settings::from_raw(&raw, &describe, reads::CREATE_CHAT_TOKEN).is_err());
-    }
-
-    #[test]
-    fn sms_budgets_and_countries_have_safe_defaults_and_a_mistake_fails_only_sms() {
-        let mut raw = good();
-        let policy = |raw: &RawParams| {
-            Settings::from_raw(raw, &describe, reads::ENABLE_CHANNEL_NOTIFICATIONS)
-                .unwrap()
-                .sms_policy
-        };
-        assert_eq!(policy(&raw).unwrap(), SmsPolicy::default());
-        assert_eq!(SmsPolicy::default().daily_codes, 100);
-        assert_eq!(SmsPolicy::default().daily_texts, 500);
-        raw.insert(Param::SmsDailyCodes, "20".into());
-        raw.insert(Param::SmsDailyTexts, "0".into());
-        raw.insert(Param::SmsAllowedCountries, "+49, +44".into());
-        assert_eq!(
-            policy(&raw).unwrap(),
-            SmsPolicy {
-                daily_codes: 20,
-                daily_texts: 0,
-                allowed_countries: Some(vec!["+49".into(), "+44".into()]),
-            }
-        );
-        for (param, bad, named) in [
-            (Param::SmsDailyCodes, "-1", "sms/dailyCodes"),
-            (Param::SmsDailyTexts, "1000001", "sms/dailyTexts"),
-            (Param::SmsAllowedCountries, "DE,UK", "sms/allowedCountries"),
-        ] {
-            let mut raw = raw.clone();
-            raw.insert(param, bad.into());
-            let loaded =
-                Settings::from_raw(&raw, &describe, reads::ENABLE_CHANNEL_NOTIFICATIONS).unwrap();
-            let err = loaded.sms_policy.unwrap_err();
-            assert!(err.message.contains(named), "{}", err.message);
-            assert!(!err.message.contains(bad), "{}", err.message);
-            assert!(loaded.chat.is_some());
-        }
-    }
-
-    #[test]
-    fn sms_settings_are_both_services_or_none_and_a_mistake_fails_only_sms() {
-        let mut raw = good();
-        let sms = |raw: &RawParams| {
-            Settings::from_raw(raw, &describe, reads::ENABLE_CHANNEL_NOTIFICATIONS)
-                .unwrap()
-                .sms
-                .into_section()
-        };
-        assert!(matches!(sms(&raw), Ok(None)));
-        raw.insert(Param::VerifyServiceSid, format!("VA{}", "a".repeat(32)));
-        let err = sms(&raw).unwrap_err();
-        assert!(
-            err.message.contains("twilio/messagingServiceSID"),
-            "{}",
-            err.message
-        );
-        raw.insert(Param::MessagingServiceSid, format!("VA{}", "b".repeat(32)));
-        let err = sms(&raw).unwrap_err();
-        assert!(
-            err.message.contains("MG followed by 32 hex digits"),
-            "{}",
-            err.message
-        );
-        raw.insert(Param::MessagingServiceSid, format!("MG{}", "b".repeat(32)));
-        let settings = sms(&raw).unwrap().unwrap();
-        assert_eq!(
-            settings.verify_api_base_url.as_str(),
-            "https://verify.twilio.com/"
-        );
-        assert_eq!(
-            settings.messaging_api_base_url.as_str(),
-            "https://api.twilio.com/"
-        );
-        assert_eq!(settings.account_sid, raw[&Param::AccountSid]);
-        raw.insert(Param::VerifyApiBaseUrl, "http://verify.example".into());
-        assert!(sms(&raw).is_err(), "https only, but for loopback");
-        raw.insert(Param::VerifyApiBaseUrl, "http://127.0.0.1:9".into());
-        assert!(sms(&raw).is_ok());
-        // A mistake in them never fails the rest of the process.
-        raw.insert(Param::VerifyServiceSid, "nope".into());
-        let loaded =
-            Settings::from_raw(&raw, &describe, reads::ENABLE_CHANNEL_NOTIFICATIONS).unwrap();
-        assert!(matches!(loaded.sms, Feature::Misconfigured(_)) && loaded.chat.is_some());
-        // Processes that send no text messages do not read them; those that do get the
-        // account's API key with them.
-        assert!(matches!(
-            load_with(&raw, reads::CREATE_CHAT_TOKEN).sms,
-            Feature::Off(_)
-        ));
-        let params: Vec<Param> = reads::VERIFY_EMAIL.params().collect();
-        for p in [
-            Param::AccountSid,
-            Param::ApiKey,
-            Param::ApiSecret,
-            Param::VerifyServiceSid,
-        ] {
-            assert!(params.contains(&p), "{p:?}");
-        }
-        assert!(!params.contains(&Param::ChatServiceSid));
-    }
-
-    fn load_with(raw: &RawParams, reads: Reads) -> Settings {
-        Settings::from_raw(raw, &describe, reads).unwrap()
     }
 
     #[test]
@@ -1025,35 +867,6 @@ mod tests {
         let err = load(&raw).unwrap_err();
         assert!(err.message.contains("/stack/twilio/accountSID"));
         assert!(!err.message.contains("secret-looking"));
-    }
-
-    #[test]
-    fn a_sendgrid_mistake_is_kept_for_email_and_does_not_stop_the_token_path() {
-        let mut raw = good();
-        assert!(matches!(load(&raw).unwrap().sendgrid, Feature::Off(_)));
-        raw.insert(Param::SendGridApiKey, "SG.secret-key".into());
-        let loaded = load(&raw).unwrap();
-        let err = loaded.sendgrid.into_section().unwrap_err();
-        assert!(
-            err.message.contains("/stack/sendgrid/domain"),
-            "{}",
-            err.message
-        );
-        assert!(!err.message.contains("SG.secret-key"));
-        raw.insert(Param::SendGridDomain, "Chat.Example.org".into());
-        let sendgrid = load(&raw)
-            .unwrap()
-            .sendgrid
-            .into_section()
-            .unwrap()
-            .unwrap();
-        assert_eq!(sendgrid.domain, "chat.example.org");
-        assert_eq!(sendgrid.api_base_url.as_str(), "https://api.sendgrid.com/");
-        raw.insert(Param::SendGridDomain, "not a domain".into());
-        assert!(matches!(
-            load(&raw).unwrap().sendgrid,
-            Feature::Misconfigured(_)
-        ));
     }
 
     #[test]

@@ -280,6 +280,14 @@ pub enum Section {
     Sms,
 }
 
+impl Section {
+    /// Whether its feature reads it itself ([`super::Settings::section`]): the notification
+    /// channels, whose mistakes must fail only their channel. The others `settings` reads.
+    pub const fn read_by_its_feature(self) -> bool {
+        matches!(self, Section::SendGrid | Section::Sms)
+    }
+}
+
 /// The sections a process reads. A Lambda reads only its own, and the deployment grants it
 /// only their parameters ([`reads::BY_FUNCTION`]), so that no function holds a secret it
 /// does not use.

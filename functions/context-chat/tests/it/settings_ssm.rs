@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use context_chat::notifications::channels::email::settings::SendGridSettings;
 use context_chat::settings::{Param, SettingsSource, reads};
 use context_chat::{App, AppOptions, ErrorKind};
 use secrecy::ExposeSecret;
@@ -91,7 +92,10 @@ async fn loads_by_name_more_than_one_call_holds_and_decrypts_secure_strings() {
         "link-secret-value-of-some-length"
     );
     assert_eq!(
-        settings.sendgrid.into_section().unwrap().unwrap().domain,
+        SendGridSettings::of(&settings)
+            .for_operator()
+            .unwrap()
+            .domain,
         "example.org"
     );
     let chat = settings.chat.as_ref().unwrap();

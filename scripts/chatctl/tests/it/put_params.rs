@@ -1,5 +1,6 @@
 //! `chatctl put-params` against SSM on moto: what it puts is what the functions load.
 
+use context_chat::notifications::channels::email::settings::SendGridSettings;
 use context_chat::settings::{SettingsSource, reads};
 use secrecy::ExposeSecret;
 use test_support::{ACCOUNT_SID, API_KEY_SID, CHAT_SERVICE_SID, Moto, unique};
@@ -76,11 +77,19 @@ async fn puts_what_the_functions_load_with_secrets_as_securestrings() {
             .expose_secret(),
         "the-auth-token"
     );
-    let link_secret = settings.link_secret.unwrap().expose_secret().to_owned();
+    let link_secret = settings
+        .link_secret
+        .as_ref()
+        .unwrap()
+        .expose_secret()
+        .to_owned();
     assert!(link_secret.len() >= 43, "256 random bits");
     assert!(!stdout.contains(&link_secret));
     assert_eq!(
-        settings.sendgrid.into_section().unwrap().unwrap().domain,
+        SendGridSettings::of(&settings)
+            .for_operator()
+            .unwrap()
+            .domain,
         "chat.example.org"
     );
     for (name, secure) in [

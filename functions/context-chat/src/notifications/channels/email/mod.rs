@@ -5,6 +5,7 @@ pub mod codes;
 pub mod confirmations;
 pub mod links;
 pub mod messages;
+pub mod settings;
 pub mod unsubscribe;
 
 use std::sync::Arc;
@@ -46,7 +47,7 @@ impl EmailChannel {
         email: &EmailAddress,
     ) -> Result<bool> {
         let configured = self.settings.current().await?;
-        let mailer = configured.email()?;
+        let mailer = settings::mailer(&configured)?;
         let links = LinkKeys::of(&configured)?;
         let subscription = Subscription {
             context: context.to_owned(),
@@ -94,7 +95,7 @@ impl EmailChannel {
             letter.window_secs,
             link.as_deref(),
         );
-        let mailer = configured.email()?;
+        let mailer = settings::mailer(&configured)?;
         mailer.send(&mail).await.map(|()| Delivery::Accepted)
     }
 }

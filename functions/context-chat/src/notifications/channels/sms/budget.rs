@@ -6,14 +6,12 @@
 
 use std::sync::Arc;
 
+pub use super::policy::{DEFAULT_DAILY_CODES, DEFAULT_DAILY_TEXTS, MAX_DAILY, SmsPolicy};
 use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
 use crate::notifications::address::PhoneNumber;
 use crate::notifications::keys;
 use crate::notifications::store::{Count, Created, Store};
-pub use crate::settings::sms_policy::{
-    DEFAULT_DAILY_CODES, DEFAULT_DAILY_TEXTS, MAX_DAILY, SmsPolicy,
-};
 
 /// Codes one number gets a day, whoever asks (an identity gets 5 a day, across numbers;
 /// Verify allows 5 to a number in 10 minutes).

@@ -4,6 +4,8 @@
 
 pub mod budget;
 pub mod phones;
+pub mod policy;
+pub mod settings;
 pub mod texts;
 pub mod twilio;
 
@@ -45,8 +47,8 @@ impl SmsChannel {
         phone: &PhoneNumber,
     ) -> Result<bool> {
         let configured = self.settings.current().await?;
-        let sms = configured.sms()?;
-        let policy = configured.settings.sms_policy.clone()?;
+        let sms = settings::gateway(&configured)?;
+        let policy = policy::policy(&configured)?;
         policy.check_country(phone)?;
         if self.phones.has_stopped(phone).await? {
             return Err(refusals::replied_stop());
@@ -78,7 +80,7 @@ impl SmsChannel {
     async fn send_code(
         &self,
         sms: &dyn crate::sms_gateway::SmsGateway,
-        policy: &crate::settings::sms_policy::SmsPolicy,
+        policy: &policy::SmsPolicy,
         identity: &str,
         phone: &PhoneNumber,
     ) -> Result<()> {
@@ -109,7 +111,7 @@ impl SmsChannel {
         code: &str,
         identity: &str,
     ) -> Result<bool> {
-        let sms = self.settings.current().await?.sms()?;
+        let sms = settings::gateway(&*self.settings.current().await?)?;
         match self.phones.record(phone, identity).await? {
             Some(record) if record.verified => return Ok(true),
             // Only the identity that asked for the code may use it.
@@ -129,8 +131,8 @@ impl SmsChannel {
 
     async fn deliver_text(&self, letter: Letter<'_>, phone: &PhoneNumber) -> Result<Delivery> {
         let configured = self.settings.current().await?;
-        let gateway = configured.sms()?;
-        let policy = configured.settings.sms_policy.clone()?;
+        let gateway = settings::gateway(&configured)?;
+        let policy = policy::policy(&configured)?;
         if policy.check_country(phone).is_err() {
             return Ok(Delivery::CountryNotAllowed);
         }

@@ -43,10 +43,10 @@ struct Verification {
 }
 
 impl TwilioSms {
-    /// The gateway of a deployment's settings (a [`crate::settings_holder::SmsMaker`]).
+    /// The gateway of a deployment's settings (what a [`super::settings::Maker`] holds).
     pub fn gateway(
         http: reqwest::Client,
-        sms: &crate::settings::SmsSettings,
+        sms: &super::settings::SmsSettings,
         policy: RetryPolicy,
     ) -> std::sync::Arc<dyn SmsGateway> {
         std::sync::Arc::new(Self::new(
