@@ -27,13 +27,7 @@ async fn mints_a_twilio_token_for_a_good_context_token_and_refuses_the_rest() {
         name: stack,
         ..
     } = &deployment;
-    let twilio = TwilioStandIn::start().await;
-    let (emulator, function) = moto.function(
-        BINARY,
-        stack,
-        None,
-        [("TWILIO_API_BASE_URL", twilio.base_url())],
-    );
+    let (twilio, emulator, function) = moto.function_on_twilio(BINARY, stack, None).await;
 
     let token = key.token(&claims("alex", &["general"]));
     let answer = emulator
@@ -170,13 +164,8 @@ impl WithTable {
         let dynamodb = moto.dynamodb().await;
         aws_ports::create_table(&dynamodb, &stack).await.unwrap();
         let store = std::sync::Arc::new(aws_ports::DynamoStore::new(dynamodb, stack.clone()));
-        let twilio = TwilioStandIn::start().await;
-        let (emulator, function) = moto.function(
-            BINARY,
-            &stack,
-            Some(&stack),
-            [("TWILIO_API_BASE_URL", twilio.base_url())],
-        );
+        let (twilio, emulator, function) =
+            moto.function_on_twilio(BINARY, &stack, Some(&stack)).await;
         Self {
             _moto: moto,
             key,

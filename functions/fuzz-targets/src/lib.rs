@@ -253,14 +253,10 @@ pub fn webhook(data: &[u8]) -> Result<bool, context_chat::ErrorKind> {
 /// `X-Twilio-Signature` as Twilio computes it: HMAC-SHA1 over the URL and the sorted
 /// parameters, base64.
 fn sign_webhook(url: &str, params: &[(String, String)]) -> String {
-    let mut sorted: Vec<&(String, String)> = params.iter().collect();
-    sorted.sort();
-    sorted.dedup();
-    let mut message = url.to_owned();
-    for (name, value) in sorted {
-        message.push_str(name);
-        message.push_str(value);
-    }
+    let sorted: std::collections::BTreeSet<&(String, String)> = params.iter().collect();
+    let message = sorted
+        .into_iter()
+        .fold(url.to_owned(), |m, (name, value)| m + name + value);
     let key = aws_lc_rs::hmac::Key::new(
         aws_lc_rs::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
         AUTH_TOKEN.as_bytes(),

@@ -222,6 +222,19 @@ impl Moto {
         let function = crate::Function::of(binary, &emulator, &env);
         (emulator, function)
     }
+
+    /// [`Moto::function`] on a Twilio stand-in of its own, which it answers with.
+    pub async fn function_on_twilio(
+        &self,
+        binary: &str,
+        stack: &str,
+        table: Option<&str>,
+    ) -> (crate::TwilioStandIn, crate::Emulator, crate::Function) {
+        let twilio = crate::TwilioStandIn::start().await;
+        let api = [("TWILIO_API_BASE_URL", twilio.base_url())];
+        let (emulator, function) = self.function(binary, stack, table, api);
+        (twilio, emulator, function)
+    }
 }
 
 impl Stack {

@@ -10,8 +10,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use test_support::{
-    API_SECRET, Issuer, Moto, TestKey, TwilioStandIn, claims, early_in_a_minute, http_api_event,
-    jwt_payload, put_parameter, put_settings, unique,
+    API_SECRET, Issuer, Moto, TestKey, claims, early_in_a_minute, http_api_event, jwt_payload,
+    put_parameter, put_settings, unique,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_token-routes");
@@ -53,13 +53,7 @@ async fn the_rest_routes_mint_for_a_bearer_record_limit_and_refuse_the_rest() {
         dynamodb,
         stack.clone(),
     )));
-    let twilio = TwilioStandIn::start().await;
-    let (emulator, function) = moto.function(
-        BINARY,
-        &stack,
-        Some(&stack),
-        [("TWILIO_API_BASE_URL", twilio.base_url())],
-    );
+    let (twilio, emulator, function) = moto.function_on_twilio(BINARY, &stack, Some(&stack)).await;
     let invoke = |event: Value| {
         let emulator = &emulator;
         async move { emulator.answer("token-routes", &event).await }

@@ -184,14 +184,14 @@ pub async fn run(args: PutParamsArgs) -> Result<()> {
     let ssm = ssm_client().await;
     make_all(&ssm, &to_make).await?;
     for (name, value, secure) in &puts {
+        let kind = match secure {
+            true => ParameterType::SecureString,
+            false => ParameterType::String,
+        };
         ssm.put_parameter()
             .name(name)
             .value(value)
-            .r#type(if *secure {
-                ParameterType::SecureString
-            } else {
-                ParameterType::String
-            })
+            .r#type(kind)
             .overwrite(true)
             .send()
             .await

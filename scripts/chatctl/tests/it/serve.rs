@@ -406,17 +406,11 @@ async fn keygen_jwks_and_token_make_tokens_the_verifier_accepts() {
         assert!(verified.expires_at <= test_support::now() + 600);
     }
     // A context the API would refuse is refused where it is typed.
-    let bad = chatctl(&[
-        "token",
-        "--private-key",
-        private.to_str().unwrap(),
-        "--identity",
-        "alex",
-        "--context",
-        "no spaces",
-    ])
-    .output()
-    .unwrap();
+    let private = private.to_str().unwrap();
+    let args = ["token", "--private-key", private, "--identity", "alex"];
+    let bad = chatctl(&[&args[..], &["--context", "no spaces"]].concat())
+        .output()
+        .unwrap();
     assert!(!bad.status.success());
 }
 

@@ -27,11 +27,8 @@ pub struct Fallback(pub Arc<dyn Mailer>);
 impl SendGridSettings {
     /// Off without an API key; misconfigured with a wrong one of its settings.
     pub fn of(settings: &Settings) -> Feature<Self> {
-        settings.feature(
-            Section::SendGrid,
-            Self::read,
-            &[Param::SendGridApiKey, Param::SendGridDomain],
-        )
+        let missing = [Param::SendGridApiKey, Param::SendGridDomain];
+        settings.feature(Section::SendGrid, Self::read, &missing)
     }
 
     fn read(r: &Reader<'_>) -> Result<Option<Self>> {

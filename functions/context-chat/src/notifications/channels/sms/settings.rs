@@ -45,11 +45,8 @@ pub struct Fallback(pub Arc<dyn SmsGateway>);
 impl SmsSettings {
     /// Both services, or neither (off); with them, the account and its API key.
     pub fn of(settings: &Settings) -> Feature<Self> {
-        settings.feature(
-            Section::Sms,
-            Self::read,
-            &[Param::VerifyServiceSid, Param::MessagingServiceSid],
-        )
+        let missing = [Param::VerifyServiceSid, Param::MessagingServiceSid];
+        settings.feature(Section::Sms, Self::read, &missing)
     }
 
     fn read(r: &Reader<'_>) -> Result<Option<Self>> {
