@@ -10,13 +10,13 @@ use crate::error::Result;
 use crate::ledger::Ledger;
 use crate::notifications::Channels;
 use crate::notifications::notifier::Notifier;
-use crate::notifications::service::EndSubscriptions;
+use crate::notifications::service::EndsAccess;
 use crate::notifications::{NotificationService, NotifyOptions, Ports, QueueMessage};
 use crate::platform::PlatformService;
 use crate::revocations::Revocations;
 use crate::settings::SettingsSource;
 use crate::settings_holder::{HolderOptions, Lending, SettingsHolder};
-use crate::tokens::{AccessEnded, TokenService};
+use crate::tokens::TokenService;
 use crate::twilio::provisioning::ProvisioningOptions;
 use crate::twilio::rest::RetryPolicy;
 
@@ -92,6 +92,7 @@ impl AppBuilder {
             twilio: options.twilio,
             provisioning: options.provisioning,
         };
+        let ends_access = self.lending.get::<EndsAccess>().copied();
         let settings = Arc::new(SettingsHolder::new(
             self.source,
             holder_options,
@@ -101,14 +102,12 @@ impl AppBuilder {
             .ports
             .as_ref()
             .map(|ports| Channels::new(settings.clone(), ports));
-        // Where there is a store, subscriptions end with the access they followed.
-        let access_ended = self
-            .ports
-            .as_ref()
+        // Where there is a store, subscriptions end with the access they followed, in the
+        // processes that take access away (they lend the hook).
+        let access_ended = ends_access
+            .zip(self.ports.as_ref())
             .zip(channels.clone())
-            .map(|(ports, channels)| {
-                Arc::new(EndSubscriptions(channels, ports.store.clone())) as Arc<dyn AccessEnded>
-            });
+            .map(|((EndsAccess(hook), ports), channels)| hook(channels, ports.store.clone()));
         let revocations = self.ports.as_ref().map(|ports| {
             Arc::new(Revocations::new(
                 ports.store.clone(),

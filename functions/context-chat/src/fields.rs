@@ -56,36 +56,37 @@ pub type ArgumentMap = serde_json::Map<String, Value>;
 
 /// An argument's type: how it is read from its JSON value, and what a refusal says of it
 /// (its name and the type it needs, never the value). Null counts as absent, as in GraphQL.
+/// Read by reference: taking values out of the map (`remove`) linked its rebalancing.
 pub trait Argument: Sized {
-    fn take(value: Option<Value>, name: &str) -> Result<Self>;
+    fn take(value: Option<&Value>, name: &str) -> Result<Self>;
 }
 
 impl Argument for Option<String> {
-    fn take(value: Option<Value>, name: &str) -> Result<Self> {
+    fn take(value: Option<&Value>, name: &str) -> Result<Self> {
         match value {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(_) => Err(ChatError::bad_request(format!("{name} must be a string."))),
         }
     }
 }
 
 impl Argument for String {
-    fn take(value: Option<Value>, name: &str) -> Result<Self> {
+    fn take(value: Option<&Value>, name: &str) -> Result<Self> {
         <Option<String> as Argument>::take(value, name)?
             .ok_or_else(|| ChatError::bad_request(format!("{name} is required.")))
     }
 }
 
 impl Argument for Vec<String> {
-    fn take(value: Option<Value>, name: &str) -> Result<Self> {
+    fn take(value: Option<&Value>, name: &str) -> Result<Self> {
         let bad = || ChatError::bad_request(format!("{name} must be a list of strings."));
         match value {
             None | Some(Value::Null) => Err(ChatError::bad_request(format!("{name} is required."))),
             Some(Value::Array(items)) => items
-                .into_iter()
+                .iter()
                 .map(|item| match item {
-                    Value::String(s) => Ok(s),
+                    Value::String(s) => Ok(s.clone()),
                     _ => Err(bad()),
                 })
                 .collect(),
@@ -95,7 +96,7 @@ impl Argument for Vec<String> {
 }
 
 impl Argument for Option<i32> {
-    fn take(value: Option<Value>, name: &str) -> Result<Self> {
+    fn take(value: Option<&Value>, name: &str) -> Result<Self> {
         match value {
             None | Some(Value::Null) => Ok(None),
             Some(value) => value
@@ -119,9 +120,9 @@ macro_rules! arguments {
         }
 
         impl $name {
-            pub fn read(arguments: &mut ArgumentMap) -> Result<Self> {
+            pub fn read(arguments: &ArgumentMap) -> Result<Self> {
                 Ok(Self {
-                    $($field: Argument::take(arguments.remove($graphql), $graphql)?),+
+                    $($field: Argument::take(arguments.get($graphql), $graphql)?),+
                 })
             }
         }
@@ -444,7 +445,7 @@ pub async fn token_issuances(
 /// arguments ([`parse`]), resolved to the field's JSON value.
 pub trait Resolve: Sized {
     /// The field `name` with `arguments`; `None` when the group has no such field.
-    fn read(name: &str, arguments: &mut ArgumentMap) -> Option<Result<Self>>;
+    fn read(name: &str, arguments: &ArgumentMap) -> Option<Result<Self>>;
 
     fn resolve(self, app: &App, auth: Option<&str>) -> impl Future<Output = Result<Value>>;
 }
@@ -472,7 +473,7 @@ macro_rules! group {
         }
 
         impl Resolve for $name {
-            fn read(name: &str, arguments: &mut ArgumentMap) -> Option<Result<Self>> {
+            fn read(name: &str, arguments: &ArgumentMap) -> Option<Result<Self>> {
                 Some(match name {
                     $($field => <$args>::read(arguments).map($name::$variant),)+
                     _ => return None,
@@ -549,12 +550,12 @@ pub const RESOLVERS: [(&str, &[&str]); 5] = [
 /// not resolve, an argument missing (null counts as missing, as in GraphQL) or of another
 /// type. The message names the argument, never its value.
 pub fn parse<G: Resolve>(name: &str, arguments: Option<Value>) -> Result<G> {
-    let mut args = match arguments {
+    let args = match arguments {
         Some(Value::Object(args)) => args,
         Some(Value::Null) | None => ArgumentMap::new(),
         Some(_) => return Err(ChatError::bad_request("The arguments must be an object.")),
     };
-    G::read(name, &mut args).unwrap_or_else(|| {
+    G::read(name, &args).unwrap_or_else(|| {
         Err(ChatError::bad_request(format!(
             "This function does not resolve {name}."
         )))

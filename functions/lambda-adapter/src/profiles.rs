@@ -1,41 +1,98 @@
 //! The one table of the Lambdas' compositions: for each function, the settings it reads
 //! (also what the deployment grants it: `reads::BY_FUNCTION`, which a test holds this table
-//! to), what it loads during init, which AWS ports it builds and whether it texts. A handler
-//! names its row and its fields; nothing else composes a Lambda. The ports and the SMS
-//! client are function pointers, so that a binary links only the adapters its row names.
+//! to), what it loads during init, which AWS ports it builds, whether it texts and whether it
+//! takes access away. A handler names its row and its fields; nothing else composes a
+//! Lambda. What differs between rows is decided at compile time (the warm-up is a type; the
+//! ports, the SMS client and the access-ended hook are function pointers in the row's
+//! constant), so that a binary links only what its row names.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use context_chat::notifications::Ports;
 use context_chat::notifications::channels::sms::settings::{MakeGateway as SmsMaker, Maker};
+use context_chat::notifications::service::EndsAccess;
 use context_chat::notifications::twilio_sms::TwilioSms;
-use context_chat::settings::{Reads, SettingsSource, reads};
+use context_chat::settings::{Reads, Section, SettingsSource, reads};
 use context_chat::{App, AppOptions, Result};
 
 /// What a function loads during init, so that its first invocation does not wait for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Warm {
-    /// Settings and the issuer's keys: the functions that verify context tokens.
-    SettingsAndKeys,
-    /// Settings only.
-    Settings,
-    /// Settings and the platform's keys: the platform API's function.
-    SettingsAndPlatformKeys,
+pub trait Warm: Copy {
+    fn warm(app: &App) -> impl Future<Output = Result<()>> + Send + '_;
+}
+
+/// Settings and the issuer's keys: the functions that verify context tokens.
+#[derive(Debug, Clone, Copy)]
+pub struct Keys;
+/// Settings only.
+#[derive(Debug, Clone, Copy)]
+pub struct SettingsOnly;
+/// Settings and the platform's keys: the platform API's function.
+#[derive(Debug, Clone, Copy)]
+pub struct PlatformKeys;
+
+impl Warm for Keys {
+    fn warm(app: &App) -> impl Future<Output = Result<()>> + Send + '_ {
+        app.settings().warm_up()
+    }
+}
+
+impl Warm for SettingsOnly {
+    async fn warm(app: &App) -> Result<()> {
+        app.settings().current().await.map(|_| ())
+    }
+}
+
+impl Warm for PlatformKeys {
+    fn warm(app: &App) -> impl Future<Output = Result<()>> + Send + '_ {
+        app.settings().warm_up_platform()
+    }
 }
 
 /// Makes a function's ports from the environment (`aws_ports`).
 pub type PortsMaker = fn(&aws_config::SdkConfig) -> Result<Ports>;
 
-/// One function's row.
+/// One function's row; `W`, its warm-up.
 #[derive(Clone, Copy)]
-pub struct Profile {
+pub struct Profile<W: Warm> {
     /// The handler crate's name: its metrics' `function` dimension.
     pub function: &'static str,
     pub reads: Reads,
-    pub warm: Warm,
+    pub warm: W,
     pub ports: PortsMaker,
     /// How it makes Twilio's SMS client, when it texts.
     pub sms: Option<SmsMaker>,
+    /// The hook that ends subscriptions with access: in the functions that provision (they
+    /// read Twilio's settings), which are the ones that take access away.
+    pub ends_access: Option<EndsAccess>,
+}
+
+impl<W: Warm> Profile<W> {
+    pub const fn new(
+        function: &'static str,
+        reads: Reads,
+        warm: W,
+        ports: PortsMaker,
+        sms: Option<SmsMaker>,
+    ) -> Self {
+        let ends_access = match reads.has(Section::Twilio) {
+            true => Some(EndsAccess::HOOK),
+            false => None,
+        };
+        Profile {
+            function,
+            reads,
+            warm,
+            ports,
+            sms,
+            ends_access,
+        }
+    }
+
+    /// What the tests hold to the deployment.
+    pub const fn row(&self) -> (&'static str, Reads, bool) {
+        (self.function, self.reads, self.ends_access.is_some())
+    }
 }
 
 /// The table `NOTIFICATIONS_TABLE` names, and no queue: the token functions (revocations,
@@ -58,51 +115,54 @@ const TEXTS: Option<SmsMaker> = Some(TwilioSms::gateway);
 #[rustfmt::skip]
 pub mod table {
     use super::*;
-    use Warm::*;
 
+    /// Declares a row's constant: its warm-up type, function, sections, ports and SMS.
     macro_rules! row {
-        ($f:literal, $reads:ident, $warm:ident, $ports:ident, $sms:expr) => {
-            Profile { function: $f, reads: reads::$reads, warm: $warm, ports: $ports, sms: $sms }
+        ($(#[$doc:meta])* $name:ident: $warm:ident = $f:literal, $reads:ident, $ports:ident, $sms:expr) => {
+            $(#[$doc])*
+            pub const $name: Profile<$warm> = Profile::new($f, reads::$reads, $warm, $ports, $sms);
         };
     }
 
-    pub const VERIFY_TOKEN: Profile =
-        row!("verify-token", VERIFY_TOKEN, SettingsAndKeys, store, None);
-    pub const CREATE_CHAT_TOKEN: Profile =
-        row!("create-chat-token", CREATE_CHAT_TOKEN, SettingsAndKeys, store, None);
-    pub const TOKEN_ROUTES: Profile =
-        row!("token-routes", CREATE_CHAT_TOKEN, SettingsAndKeys, store, None);
-    /// The widget's calls carry no token to `verifyEmail`: its keys wait for the first one.
-    pub const VERIFY_EMAIL: Profile =
-        row!("verify-email", VERIFY_EMAIL, Settings, store_and_queues, TEXTS);
-    pub const ENABLE_CHANNEL_NOTIFICATIONS: Profile = row!(
-        "enable-channel-notifications", ENABLE_CHANNEL_NOTIFICATIONS, SettingsAndKeys,
-        store_and_queues, TEXTS
+    row!(VERIFY_TOKEN: Keys = "verify-token", VERIFY_TOKEN, store, None);
+    row!(CREATE_CHAT_TOKEN: Keys = "create-chat-token", CREATE_CHAT_TOKEN, store, None);
+    row!(TOKEN_ROUTES: Keys = "token-routes", CREATE_CHAT_TOKEN, store, None);
+    row!(
+        /// The widget's calls carry no token to `verifyEmail`: its keys wait for the first one.
+        VERIFY_EMAIL: SettingsOnly = "verify-email", VERIFY_EMAIL, store_and_queues, TEXTS
     );
-    pub const NOTIFY: Profile = row!("notify", NOTIFY, Settings, store_and_queues, TEXTS);
-    pub const TWILIO_WEBHOOK: Profile =
-        row!("twilio-webhook", TWILIO_WEBHOOK, Settings, store_and_queues, None);
-    /// The platform API's sweeps go through the delay queue.
-    pub const PLATFORM_API: Profile =
-        row!("platform-api", PLATFORM_API, SettingsAndPlatformKeys, store_and_queues, None);
+    row!(
+        ENABLE_CHANNEL_NOTIFICATIONS: Keys = "enable-channel-notifications",
+        ENABLE_CHANNEL_NOTIFICATIONS, store_and_queues, TEXTS
+    );
+    row!(NOTIFY: SettingsOnly = "notify", NOTIFY, store_and_queues, TEXTS);
+    row!(TWILIO_WEBHOOK: SettingsOnly = "twilio-webhook", TWILIO_WEBHOOK, store_and_queues, None);
+    row!(
+        /// The platform API's sweeps go through the delay queue.
+        PLATFORM_API: PlatformKeys = "platform-api", PLATFORM_API, store_and_queues, None
+    );
 
-    /// Every row, for the tests that hold the table to the deployment.
-    pub const ALL: [Profile; 8] = [
-        VERIFY_TOKEN, CREATE_CHAT_TOKEN, TOKEN_ROUTES, VERIFY_EMAIL,
-        ENABLE_CHANNEL_NOTIFICATIONS, NOTIFY, TWILIO_WEBHOOK, PLATFORM_API,
+    /// Every row (function, sections, whether it ends access), for the tests that hold the
+    /// table to the deployment.
+    pub const ALL: [(&str, Reads, bool); 8] = [
+        VERIFY_TOKEN.row(), CREATE_CHAT_TOKEN.row(), TOKEN_ROUTES.row(), VERIFY_EMAIL.row(),
+        ENABLE_CHANNEL_NOTIFICATIONS.row(), NOTIFY.row(), TWILIO_WEBHOOK.row(), PLATFORM_API.row(),
     ];
 }
 
 /// Starts a function: its logs and metrics named after it, then the process's one [`App`]
 /// as its row says, warmed during init rather than on the first invocation. A failure here
 /// is logged; invocations retry and report it.
-pub async fn start(profile: &Profile) -> Arc<App> {
+pub async fn start<W: Warm>(profile: &Profile<W>) -> Arc<App> {
     crate::init(profile.function);
     let config = context_chat::aws_env::sdk_config();
     let source = SettingsSource::from_env(profile.reads, async { config.clone() }).await;
     let mut app = App::builder(source, AppOptions::default());
     if let Some(make) = profile.sms {
         app = app.lend(Maker(make));
+    }
+    if let Some(hook) = profile.ends_access {
+        app = app.lend(hook);
     }
     match (profile.ports)(&config) {
         Ok(ports) => app = app.ports(ports),
@@ -111,12 +171,7 @@ pub async fn start(profile: &Profile) -> Arc<App> {
         }
     }
     let app = Arc::new(app.build());
-    let warmed = match profile.warm {
-        Warm::SettingsAndKeys => app.settings().warm_up().await,
-        Warm::Settings => app.settings().current().await.map(|_| ()),
-        Warm::SettingsAndPlatformKeys => app.settings().warm_up_platform().await,
-    };
-    if let Err(err) = warmed {
+    if let Err(err) = W::warm(&app).await {
         tracing::error!(error_type = %err.kind, reason = %err.message, "warm-up failed; invocations will retry");
     }
     app
@@ -154,28 +209,44 @@ mod tests {
     fn every_row_reads_what_the_deployment_grants_its_function() {
         let granted = reads::BY_FUNCTION;
         assert_eq!(table::ALL.len(), granted.len());
-        for row in table::ALL {
+        for (function, reads, _) in table::ALL {
             let (_, grant) = granted
                 .iter()
-                .find(|(f, _)| *f == row.function)
-                .unwrap_or_else(|| panic!("{} is granted nothing", row.function));
-            assert_eq!(row.reads, *grant, "{}", row.function);
+                .find(|(f, _)| *f == function)
+                .unwrap_or_else(|| panic!("{function} is granted nothing"));
+            assert_eq!(reads, *grant, "{function}");
         }
     }
 
     #[test]
     fn every_row_names_a_handler_crate() {
         let functions = test_support::workspace_root().join("functions");
-        for row in table::ALL {
-            let main = functions.join(row.function).join("src/main.rs");
+        for (function, _, _) in table::ALL {
+            let main = functions.join(function).join("src/main.rs");
             let source = std::fs::read_to_string(&main)
                 .unwrap_or_else(|e| panic!("{}: {e}", main.display()));
-            let constant = row.function.to_uppercase().replace('-', "_");
+            let constant = function.to_uppercase().replace('-', "_");
             assert!(
                 source.contains(&format!("table::{constant}")),
-                "{} does not start with its row",
-                row.function
+                "{function} does not start with its row"
             );
         }
+    }
+
+    #[test]
+    fn the_functions_that_provision_and_only_they_end_subscriptions_with_access() {
+        for (function, reads, ends_access) in table::ALL {
+            assert_eq!(ends_access, reads.has(Section::Twilio), "{function}");
+        }
+        let ending: Vec<&str> = table::ALL.iter().filter(|r| r.2).map(|r| r.0).collect();
+        assert_eq!(
+            ending,
+            [
+                "create-chat-token",
+                "token-routes",
+                "notify",
+                "platform-api"
+            ]
+        );
     }
 }

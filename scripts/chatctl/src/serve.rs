@@ -39,6 +39,7 @@ use crate::notifications::{LocalNotifications, OUTBOX_PATH, outbox, start_worker
 use crate::pages::{self, StartPage};
 use context_chat::notifications::channels::email::{self, settings::SendGridSettings};
 use context_chat::notifications::channels::sms::{self, settings::SmsSettings};
+use context_chat::notifications::service::EndsAccess;
 use context_chat::notifications::sms::LocalSms;
 use context_chat::notifications::twilio_sms::TwilioSms;
 
@@ -87,7 +88,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let mut builder = App::builder(source, AppOptions::default())
         .ports(notifications.ports.clone())
         .lend(email::settings::Fallback(notifications.outbox.clone()))
-        .lend(sms::settings::Maker(TwilioSms::gateway));
+        .lend(sms::settings::Maker(TwilioSms::gateway))
+        .lend(EndsAccess::HOOK);
     // Local mode verifies numbers itself and texts to the outbox; with the environment's
     // settings, text messages need Twilio's services (or are "not configured").
     if local.is_some() {

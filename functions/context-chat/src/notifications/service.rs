@@ -156,6 +156,19 @@ impl NotificationService {
 /// pending digests: notifications follow access, from the moment provisioning takes it away.
 pub struct EndSubscriptions(pub Channels, pub Arc<dyn Store>);
 
+/// Lent by the processes that take access away (they provision: `AppBuilder::lend`), which
+/// then end subscriptions with it; the others do not link the hook.
+#[derive(Clone, Copy)]
+pub struct EndsAccess(pub fn(Channels, Arc<dyn Store>) -> Arc<dyn AccessEnded>);
+
+impl EndsAccess {
+    pub const HOOK: EndsAccess = EndsAccess(end_subscriptions);
+}
+
+fn end_subscriptions(channels: Channels, store: Arc<dyn Store>) -> Arc<dyn AccessEnded> {
+    Arc::new(EndSubscriptions(channels, store))
+}
+
 impl AccessEnded for EndSubscriptions {
     fn contexts_left<'a>(
         &'a self,

@@ -295,8 +295,17 @@ impl Section {
 pub struct Reads(pub &'static [Section]);
 
 impl Reads {
-    pub fn has(self, section: Section) -> bool {
-        self.0.contains(&section)
+    /// Whether these sections include `section`; `const`, so that a composition can decide
+    /// by it at compile time.
+    pub const fn has(self, section: Section) -> bool {
+        let mut i = 0;
+        while i < self.0.len() {
+            if self.0[i] as u8 == section as u8 {
+                return true;
+            }
+            i += 1;
+        }
+        false
     }
 
     /// The parameters of these sections, in [`Param::ALL`]'s order.
