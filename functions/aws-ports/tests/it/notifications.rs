@@ -10,6 +10,7 @@ use aws_ports::{DynamoStore, SqsQueue, create_table};
 use context_chat::notifications::ChannelKind::Email;
 use context_chat::notifications::keys;
 use context_chat::notifications::notifier::NotifyOptions;
+use context_chat::notifications::service::EndsAccess;
 use context_chat::notifications::{Ports, QueueMessage, Store, WebhookOutcome, WebhookRequest};
 use context_chat::settings::SettingsSource;
 use context_chat::{App, AppOptions, ErrorKind};
@@ -68,6 +69,7 @@ impl World {
                 ))),
                 public_url: Some("https://api.example.org/".parse().unwrap()),
             })
+            .lend(EndsAccess::HOOK)
             .build();
         Self {
             _moto: moto,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use aws_ports::{DynamoStore, SqsQueue, create_table};
 use context_chat::notifications::ChannelKind::Email;
+use context_chat::notifications::service::EndsAccess;
 use context_chat::notifications::{Ports, Queue, QueueMessage};
 use context_chat::settings::SettingsSource;
 use context_chat::twilio::provisioning::ProvisioningOptions;
@@ -93,6 +94,7 @@ impl World {
                     queue: Some(queue.clone()),
                     public_url: None,
                 })
+                .lend(EndsAccess::HOOK)
                 .build(),
             )
         };
