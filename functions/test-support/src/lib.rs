@@ -39,9 +39,7 @@ pub use webhooks::{
 };
 
 /// Twilio identifiers of the same shape as real ones, for settings in tests.
-pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
-pub const API_KEY_SID: &str = "SKfedcba9876543210fedcba9876543210";
-pub const CHAT_SERVICE_SID: &str = "IS00112233445566778899aabbccddeeff";
+pub use conversations_emulator::{ACCOUNT_SID, API_KEY_SID, CHAT_SERVICE_SID};
 /// The deployment's link secret in tests (`/STACK/notifications/linkSecret`, `CHAT_LINK_SECRET`).
 pub const LINK_SECRET: &str = "test-link-secret-0123456789abcdef";
 /// The deployment's webhook path secret in tests (`/STACK/webhook/pathSecret`).

@@ -1,42 +1,32 @@
-//! A stateful stand-in for Twilio's Conversations API (one Conversation Service), on
-//! loopback over real HTTP. It answers as Twilio does, statuses and error codes included
-//! (`shared/twilio/twilio.md` section 2): 401/20003 without the right Basic credentials,
-//! 404/20404 for what does not exist, 409 with 50201 (user), 50353 (conversation unique
-//! name), 50433 (participant), and 50391 for a create that meets another still under way.
+//! The tests' Twilio: the product's Conversations emulator (`conversations-emulator`, a
+//! stateful Conversation Service on loopback over real HTTP that answers as Twilio does,
+//! statuses and error codes included) with what only tests need in front of it.
 //!
 //! Every request is first shown to Prism with Twilio's OpenAPI spec; one the spec does not
 //! allow is answered 400 and recorded, and a stand-in with such violations fails its test
 //! when dropped. Tests can inject failures (429 with `Retry-After`, 5xx), slow it down to
 //! make requests overlap, seed and inspect its state, and count sequential round trips.
 //!
-//! Files by what they hold: `server.rs` (checking, recording, faults and latency),
-//! `routes.rs` (which request goes where), `users.rs`, `conversations.rs`, `service.rs`
-//! (each resource's answers), `json.rs` (their JSON), `state.rs`, `wire.rs`, `fault.rs`.
+//! Files: `server.rs` (checking, recording, faults and latency around the emulator),
+//! `fault.rs`.
 
-mod conversations;
 mod fault;
-mod json;
-mod routes;
 mod server;
-mod service;
-mod state;
-mod users;
-mod wire;
 
-pub(crate) use wire::error_body;
+pub(crate) use conversations_emulator::error_body;
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::Method;
+use conversations_emulator::Emulator;
+use conversations_emulator::state::{ConversationRec, ParticipantRec, UserRec};
 use serde_json::Value;
 
 pub use fault::Fault;
 use server::Inner;
-use state::{ConversationRec, ParticipantRec, RoleRec, ServiceState, UserRec};
 
 use crate::prism::Prism;
 use crate::{ACCOUNT_SID, API_KEY_SID, CHAT_SERVICE_SID};
@@ -95,38 +85,14 @@ impl TwilioStandIn {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let inner = Arc::new(Inner {
-            authorization: crate::twilio::basic_authorization(),
+            emulator: Emulator::new(API_SECRET, format!("http://{addr}")),
             prism_url: prism.as_ref().map(|p| p.url().to_owned()),
             http: reqwest::Client::new(),
-            base_url: format!("http://{addr}"),
-            state: Mutex::new(ServiceState::new()),
             faults: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
             violations: Mutex::new(Vec::new()),
             latency: Mutex::new(Latency::None),
-            create_window: Mutex::new(Duration::ZERO),
-            next_sid: AtomicU64::new(1),
         });
-        {
-            let mut state = inner.state.lock().unwrap();
-            for (name, kind) in [
-                ("service admin", "service"),
-                ("service user", "service"),
-                ("channel admin", "conversation"),
-                ("channel user", "conversation"),
-            ] {
-                let sid = inner.sid("RL");
-                state.roles.push(RoleRec {
-                    sid,
-                    friendly_name: name.into(),
-                    kind: kind.into(),
-                    permissions: vec![],
-                });
-            }
-            state.default_service_role = Some(state.roles[1].sid.clone());
-            state.default_conversation_role = Some(state.roles[3].sid.clone());
-            state.default_creator_role = Some(state.roles[2].sid.clone());
-        }
         let app = Router::new()
             .fallback(server::handle)
             .with_state(inner.clone());
@@ -177,7 +143,7 @@ impl TwilioStandIn {
     /// How long a create is under way; a create of the same thing meanwhile gets 50391
     /// (conversations) or the resource's "already exists" code.
     pub fn set_create_window(&self, window: Duration) {
-        *self.inner.create_window.lock().unwrap() = window;
+        self.inner.emulator.set_create_window(window);
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -221,13 +187,13 @@ impl TwilioStandIn {
     }
 
     pub fn user_identities(&self) -> Vec<String> {
-        let state = self.inner.state.lock().unwrap();
+        let state = self.inner.emulator.state();
         state.users.iter().map(|u| u.identity.clone()).collect()
     }
 
     /// Unique names of all conversations.
     pub fn conversation_names(&self) -> Vec<String> {
-        let state = self.inner.state.lock().unwrap();
+        let state = self.inner.emulator.state();
         state
             .conversations
             .iter()
@@ -237,12 +203,12 @@ impl TwilioStandIn {
 
     /// The SID (CH…) of the conversation with this unique name.
     pub fn conversation_sid(&self, unique_name: &str) -> Option<String> {
-        let state = self.inner.state.lock().unwrap();
+        let state = self.inner.emulator.state();
         state.conversation(unique_name).map(|c| c.sid.clone())
     }
 
     pub fn conversation_attributes(&self, unique_name: &str) -> Option<Value> {
-        let state = self.inner.state.lock().unwrap();
+        let state = self.inner.emulator.state();
         state
             .conversation(unique_name)
             .map(|c| serde_json::from_str(&c.attributes).unwrap_or(Value::Null))
@@ -250,7 +216,7 @@ impl TwilioStandIn {
 
     /// Identities of a conversation's participants.
     pub fn participants(&self, unique_name: &str) -> Vec<String> {
-        let state = self.inner.state.lock().unwrap();
+        let state = self.inner.emulator.state();
         state
             .conversation(unique_name)
             .map(|c| c.participants.iter().map(|p| p.identity.clone()).collect())
@@ -259,7 +225,7 @@ impl TwilioStandIn {
 
     /// Unique names of the conversations an identity is in.
     pub fn memberships(&self, identity: &str) -> Vec<String> {
-        let state = self.inner.state.lock().unwrap();
+        let state = self.inner.emulator.state();
         let mut names: Vec<String> = state
             .conversations
             .iter()
@@ -271,8 +237,8 @@ impl TwilioStandIn {
     }
 
     pub fn add_user(&self, identity: &str) {
-        let sid = self.inner.sid("US");
-        let mut state = self.inner.state.lock().unwrap();
+        let sid = self.inner.emulator.sid("US");
+        let mut state = self.inner.emulator.state();
         if state.user(identity).is_none() {
             state.users.push(UserRec {
                 sid,
@@ -283,7 +249,7 @@ impl TwilioStandIn {
     }
 
     pub fn set_online(&self, identity: &str, online: Option<bool>) {
-        let mut state = self.inner.state.lock().unwrap();
+        let mut state = self.inner.emulator.state();
         if let Some(user) = state.users.iter_mut().find(|u| u.identity == identity) {
             user.is_online = online;
         }
@@ -291,8 +257,8 @@ impl TwilioStandIn {
 
     /// A conversation made by someone else (the old integration, a console user).
     pub fn add_conversation(&self, unique_name: &str, attributes: &str) {
-        let sid = self.inner.sid("CH");
-        let mut state = self.inner.state.lock().unwrap();
+        let sid = self.inner.emulator.sid("CH");
+        let mut state = self.inner.emulator.state();
         state.conversations.push(ConversationRec {
             sid,
             unique_name: Some(unique_name.into()),
@@ -304,8 +270,8 @@ impl TwilioStandIn {
 
     pub fn add_participant(&self, unique_name: &str, identity: &str) {
         self.add_user(identity);
-        let sid = self.inner.sid("MB");
-        let mut state = self.inner.state.lock().unwrap();
+        let sid = self.inner.emulator.sid("MB");
+        let mut state = self.inner.emulator.state();
         let conversation = state
             .conversation_mut(unique_name)
             .expect("no such conversation");
@@ -318,7 +284,7 @@ impl TwilioStandIn {
 
     /// What a participant's client reports after reading up to message `index`.
     pub fn set_last_read(&self, unique_name: &str, identity: &str, index: u64) {
-        let mut state = self.inner.state.lock().unwrap();
+        let mut state = self.inner.emulator.state();
         let conversation = state
             .conversation_mut(unique_name)
             .expect("no such conversation");
@@ -332,7 +298,7 @@ impl TwilioStandIn {
 
     /// Removes a participant behind the product's back (the Console, another tool).
     pub fn remove_participant(&self, unique_name: &str, identity: &str) {
-        let mut state = self.inner.state.lock().unwrap();
+        let mut state = self.inner.emulator.state();
         if let Some(conversation) = state.conversation_mut(unique_name) {
             conversation.participants.retain(|p| p.identity != identity);
         }
@@ -340,7 +306,7 @@ impl TwilioStandIn {
 
     /// A role's type and permissions, by friendly name.
     pub fn role(&self, friendly_name: &str) -> Option<(String, Vec<String>)> {
-        let state = self.inner.state.lock().unwrap();
+        let state = self.inner.emulator.state();
         state
             .roles
             .iter()
@@ -350,7 +316,7 @@ impl TwilioStandIn {
 
     /// Changes a role as someone in Twilio's console would.
     pub fn set_role_permissions(&self, friendly_name: &str, permissions: &[&str]) {
-        let mut state = self.inner.state.lock().unwrap();
+        let mut state = self.inner.emulator.state();
         let role = state
             .roles
             .iter_mut()
@@ -360,23 +326,23 @@ impl TwilioStandIn {
     }
 
     pub fn set_webhook_filters(&self, filters: &[&str]) {
-        let mut state = self.inner.state.lock().unwrap();
+        let mut state = self.inner.emulator.state();
         state.webhook_filters = filters.iter().map(|f| f.to_string()).collect();
     }
 
     pub fn role_count(&self) -> usize {
-        self.inner.state.lock().unwrap().roles.len()
+        self.inner.emulator.state().roles.len()
     }
 
     /// The service configuration, as Twilio would answer a fetch.
     pub fn configuration(&self) -> Value {
-        let state = self.inner.state.lock().unwrap();
-        self.inner.configuration_json(&state)
+        let state = self.inner.emulator.state();
+        self.inner.emulator.configuration_json(&state)
     }
 
     pub fn webhooks(&self) -> Value {
-        let state = self.inner.state.lock().unwrap();
-        self.inner.webhooks_json(&state)
+        let state = self.inner.emulator.state();
+        self.inner.emulator.webhooks_json(&state)
     }
 }
 
@@ -406,10 +372,5 @@ pub fn credentials_env() -> Vec<(&'static str, String)> {
 
 /// The `Authorization` header Twilio's clients send with the test API key.
 pub(crate) fn basic_authorization() -> String {
-    use base64::Engine as _;
-    let credentials = format!("{API_KEY_SID}:{API_SECRET}");
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(credentials)
-    )
+    conversations_emulator::basic_authorization(API_SECRET)
 }

@@ -3,34 +3,26 @@
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::response::Response;
-use percent_encoding::percent_decode_str;
+use conversations_emulator::{Emulator, segments, twilio_error};
 
 use super::fault::Fault;
-use super::state::ServiceState;
-use super::wire::{not_found, twilio_error};
 use super::{Latency, Recorded};
-use crate::CHAT_SERVICE_SID;
 
 pub(super) struct Inner {
-    pub(super) authorization: String,
+    pub(super) emulator: Emulator,
     /// `None` only for benchmarks, where Prism's round trip would be measured as ours.
     pub(super) prism_url: Option<String>,
     pub(super) http: reqwest::Client,
-    pub(super) base_url: String,
-    pub(super) state: Mutex<ServiceState>,
     pub(super) faults: Mutex<Vec<Fault>>,
     pub(super) log: Mutex<Vec<Recorded>>,
     pub(super) violations: Mutex<Vec<String>>,
     pub(super) latency: Mutex<Latency>,
-    pub(super) create_window: Mutex<Duration>,
-    pub(super) next_sid: AtomicU64,
 }
 
 pub(super) async fn handle(
@@ -41,12 +33,7 @@ pub(super) async fn handle(
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
-    let segments: Vec<String> = uri
-        .path()
-        .trim_start_matches('/')
-        .split('/')
-        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
-        .collect();
+    let segments = segments(&uri);
     let below_service = segments.get(3..).map(|s| s.join("/")).unwrap_or_default();
     let query = uri.query().unwrap_or("").to_owned();
 
@@ -66,13 +53,6 @@ pub(super) async fn handle(
 }
 
 impl Inner {
-    pub(super) fn sid(&self, prefix: &str) -> String {
-        format!(
-            "{prefix}{:032x}",
-            self.next_sid.fetch_add(1, Ordering::SeqCst)
-        )
-    }
-
     async fn answer(
         &self,
         method: &Method,
@@ -90,21 +70,11 @@ impl Inner {
                 &format!("not allowed by Twilio's OpenAPI spec: {message}"),
             );
         }
-        let authorized = headers
-            .get(header::AUTHORIZATION)
-            .is_some_and(|v| v.as_bytes() == self.authorization.as_bytes());
-        if !authorized {
-            return twilio_error(401, 20003, "Authenticate");
-        }
-        let all: Vec<&str> = segments.iter().map(String::as_str).collect();
-        let ["v1", "Services", service, rest @ ..] = all.as_slice() else {
-            return not_found(uri.path());
+        let admitted = match self.emulator.admit(uri, headers, segments) {
+            Ok(admitted) => admitted,
+            Err(refused) => return refused,
         };
-        if *service != CHAT_SERVICE_SID {
-            return not_found(uri.path());
-        }
-        let path = format!("/{}", rest.join("/"));
-        let fault = self.take_fault(method, &path);
+        let fault = self.take_fault(method, &admitted.path);
         if let Some(fault) = &fault {
             tokio::time::sleep(fault.delay).await;
         }
@@ -126,11 +96,9 @@ impl Inner {
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
-        let query: Vec<(String, String)> =
-            url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-                .into_owned()
-                .collect();
-        self.route(method, rest, body, &query, &path).await
+        self.emulator
+            .answer_admitted(method, &admitted, uri, body)
+            .await
     }
 
     async fn check_with_prism(
@@ -149,10 +117,6 @@ impl Inner {
         let index = faults.iter().position(|f| f.matches(method, path))?;
         faults[index].times -= 1;
         Some(faults[index].clone())
-    }
-
-    pub(super) fn window(&self) -> Duration {
-        *self.create_window.lock().unwrap()
     }
 }
 

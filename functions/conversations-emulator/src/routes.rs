@@ -1,19 +1,18 @@
 //! Which resource answers which request: the Conversations API paths below
 //! `/v1/Services/{IS…}` that the product uses, each handled in the file of its resource.
 
-use axum::body::Bytes;
 use axum::http::Method;
 use axum::response::Response;
 
-use super::server::Inner;
-use super::wire::{form, not_found};
+use crate::Emulator;
+use crate::wire::{form, not_found};
 
-impl Inner {
-    pub(super) async fn route(
+impl Emulator {
+    pub(crate) async fn route(
         &self,
         method: &Method,
         rest: &[&str],
-        body: &Bytes,
+        body: &[u8],
         query: &[(String, String)],
         path: &str,
     ) -> Response {

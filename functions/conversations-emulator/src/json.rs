@@ -2,12 +2,12 @@
 
 use serde_json::{Value, json};
 
-use super::server::Inner;
-use super::state::{ConversationRec, ParticipantRec, RoleRec, ServiceState, UserRec};
+use crate::Emulator;
+use crate::state::{ConversationRec, ParticipantRec, RoleRec, ServiceState, UserRec};
 use crate::{ACCOUNT_SID, CHAT_SERVICE_SID};
 
-impl Inner {
-    pub(super) fn meta(&self, path: &str, key: &str, next: Option<String>) -> Value {
+impl Emulator {
+    pub(crate) fn meta(&self, path: &str, key: &str, next: Option<String>) -> Value {
         let url = format!("{}/v1/Services/{CHAT_SERVICE_SID}{path}", self.base_url);
         json!({
             "page": 0,
@@ -20,7 +20,7 @@ impl Inner {
         })
     }
 
-    pub(super) fn user_json(&self, u: &UserRec) -> Value {
+    pub(crate) fn user_json(&self, u: &UserRec) -> Value {
         let url = format!(
             "{}/v1/Services/{CHAT_SERVICE_SID}/Users/{}",
             self.base_url, u.sid
@@ -42,7 +42,7 @@ impl Inner {
         })
     }
 
-    pub(super) fn conversation_json(&self, c: &ConversationRec) -> Value {
+    pub(crate) fn conversation_json(&self, c: &ConversationRec) -> Value {
         let url = format!(
             "{}/v1/Services/{CHAT_SERVICE_SID}/Conversations/{}",
             self.base_url, c.sid
@@ -69,7 +69,7 @@ impl Inner {
         })
     }
 
-    pub(super) fn participant_json(&self, c: &ConversationRec, p: &ParticipantRec) -> Value {
+    pub(crate) fn participant_json(&self, c: &ConversationRec, p: &ParticipantRec) -> Value {
         json!({
             "sid": p.sid,
             "account_sid": ACCOUNT_SID,
@@ -87,7 +87,7 @@ impl Inner {
         })
     }
 
-    pub(super) fn role_json(&self, r: &RoleRec) -> Value {
+    pub(crate) fn role_json(&self, r: &RoleRec) -> Value {
         json!({
             "sid": r.sid,
             "account_sid": ACCOUNT_SID,
@@ -101,7 +101,7 @@ impl Inner {
         })
     }
 
-    pub(super) fn configuration_json(&self, s: &ServiceState) -> Value {
+    pub fn configuration_json(&self, s: &ServiceState) -> Value {
         json!({
             "chat_service_sid": CHAT_SERVICE_SID,
             "default_conversation_creator_role_sid": s.default_creator_role,
@@ -113,7 +113,7 @@ impl Inner {
         })
     }
 
-    pub(super) fn webhooks_json(&self, s: &ServiceState) -> Value {
+    pub fn webhooks_json(&self, s: &ServiceState) -> Value {
         json!({
             "account_sid": ACCOUNT_SID,
             "chat_service_sid": CHAT_SERVICE_SID,

@@ -8,18 +8,18 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::server::Inner;
-use super::state::{ConversationRec, ParticipantRec, UserRec};
-use super::wire::{field, json_response, not_found, twilio_error};
+use crate::Emulator;
+use crate::state::{ConversationRec, ParticipantRec, UserRec};
+use crate::wire::{field, json_response, not_found, twilio_error};
 
-impl Inner {
-    pub(super) async fn create_conversation(&self, form: &[(String, String)]) -> Response {
+impl Emulator {
+    pub(crate) async fn create_conversation(&self, form: &[(String, String)]) -> Response {
         self.create_conversation_with(form, vec![]).await
     }
 
     /// `Participant` is repeated, each a JSON object of the participant resource's
     /// parameters; by identity here. All made at once with the conversation, or none.
-    pub(super) async fn create_conversation_with_participants(
+    pub(crate) async fn create_conversation_with_participants(
         &self,
         form: &[(String, String)],
     ) -> Response {
@@ -57,7 +57,7 @@ impl Inner {
         }
         let key = unique_name.as_ref().map(|n| format!("conversation:{n}"));
         if let (Some(name), Some(key)) = (&unique_name, &key) {
-            let mut state = self.state.lock().unwrap();
+            let mut state = self.state();
             if state.creating.contains(key) {
                 return twilio_error(409, 50391, "Conflicting conversation modification");
             }
@@ -87,7 +87,7 @@ impl Inner {
             participants,
         };
         let user_sids: Vec<String> = identities.iter().map(|_| self.sid("US")).collect();
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state();
         if let Some(key) = &key {
             state.creating.remove(key);
         }
@@ -105,21 +105,21 @@ impl Inner {
         json_response(201, self.conversation_json(&conversation))
     }
 
-    pub(super) fn fetch_conversation(&self, conversation: &str, path: &str) -> Response {
-        let state = self.state.lock().unwrap();
+    pub(crate) fn fetch_conversation(&self, conversation: &str, path: &str) -> Response {
+        let state = self.state();
         match state.conversation(conversation) {
             Some(c) => json_response(200, self.conversation_json(c)),
             None => not_found(path),
         }
     }
 
-    pub(super) fn update_conversation(
+    pub(crate) fn update_conversation(
         &self,
         conversation: &str,
         form: &[(String, String)],
         path: &str,
     ) -> Response {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state();
         let Some(c) = state.conversation_mut(conversation) else {
             return not_found(path);
         };
@@ -133,8 +133,8 @@ impl Inner {
         json_response(200, self.conversation_json(&c))
     }
 
-    pub(super) fn list_participants(&self, conversation: &str, path: &str) -> Response {
-        let state = self.state.lock().unwrap();
+    pub(crate) fn list_participants(&self, conversation: &str, path: &str) -> Response {
+        let state = self.state();
         let Some(c) = state.conversation(conversation) else {
             return not_found(path);
         };
@@ -149,7 +149,7 @@ impl Inner {
         )
     }
 
-    pub(super) async fn add_participant(
+    pub(crate) async fn add_participant(
         &self,
         conversation: &str,
         form: &[(String, String)],
@@ -159,7 +159,7 @@ impl Inner {
             return twilio_error(400, 50404, "Identity or MessagingBinding must be provided");
         };
         let key = {
-            let mut state = self.state.lock().unwrap();
+            let mut state = self.state();
             let Some(c) = state.conversation(conversation) else {
                 return not_found(path);
             };
@@ -179,7 +179,7 @@ impl Inner {
             last_read_message_index: None,
         };
         let user_sid = self.sid("US");
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state();
         state.creating.remove(&key);
         // Twilio makes the user when a participant is added by an unknown identity.
         if state.user(&identity).is_none() {
@@ -197,13 +197,13 @@ impl Inner {
         json_response(201, self.participant_json(&c, &participant))
     }
 
-    pub(super) fn fetch_participant(
+    pub(crate) fn fetch_participant(
         &self,
         conversation: &str,
         participant: &str,
         path: &str,
     ) -> Response {
-        let state = self.state.lock().unwrap();
+        let state = self.state();
         let Some(c) = state.conversation(conversation) else {
             return not_found(path);
         };
@@ -217,13 +217,13 @@ impl Inner {
         }
     }
 
-    pub(super) fn remove_participant(
+    pub(crate) fn remove_participant(
         &self,
         conversation: &str,
         participant: &str,
         path: &str,
     ) -> Response {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state();
         let Some(c) = state.conversation_mut(conversation) else {
             return not_found(path);
         };

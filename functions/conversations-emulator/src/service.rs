@@ -4,13 +4,13 @@
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::server::Inner;
-use super::state::RoleRec;
-use super::wire::{field, fields, json_response, not_found, twilio_error};
+use crate::Emulator;
+use crate::state::RoleRec;
+use crate::wire::{field, fields, json_response, not_found, twilio_error};
 
-impl Inner {
-    pub(super) fn list_roles(&self, path: &str) -> Response {
-        let state = self.state.lock().unwrap();
+impl Emulator {
+    pub(crate) fn list_roles(&self, path: &str) -> Response {
+        let state = self.state();
         let roles: Vec<Value> = state.roles.iter().map(|r| self.role_json(r)).collect();
         json_response(
             200,
@@ -18,7 +18,7 @@ impl Inner {
         )
     }
 
-    pub(super) fn create_role(&self, form: &[(String, String)]) -> Response {
+    pub(crate) fn create_role(&self, form: &[(String, String)]) -> Response {
         let (Some(name), Some(kind)) = (field(form, "FriendlyName"), field(form, "Type")) else {
             return twilio_error(400, 20001, "Missing required parameter");
         };
@@ -32,17 +32,17 @@ impl Inner {
                 .collect(),
         };
         let body = self.role_json(&role);
-        self.state.lock().unwrap().roles.push(role);
+        self.state().roles.push(role);
         json_response(201, body)
     }
 
-    pub(super) fn update_role(
+    pub(crate) fn update_role(
         &self,
         role: &str,
         form: &[(String, String)],
         path: &str,
     ) -> Response {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state();
         let Some(r) = state.roles.iter_mut().find(|r| r.sid == role) else {
             return not_found(path);
         };
@@ -54,13 +54,13 @@ impl Inner {
         json_response(200, self.role_json(&r))
     }
 
-    pub(super) fn fetch_configuration(&self) -> Response {
-        let state = self.state.lock().unwrap();
+    pub(crate) fn fetch_configuration(&self) -> Response {
+        let state = self.state();
         json_response(200, self.configuration_json(&state))
     }
 
-    pub(super) fn update_configuration(&self, form: &[(String, String)]) -> Response {
-        let mut guard = self.state.lock().unwrap();
+    pub(crate) fn update_configuration(&self, form: &[(String, String)]) -> Response {
+        let mut guard = self.state();
         let state = &mut *guard;
         for (name, slot) in [
             ("DefaultChatServiceRoleSid", &mut state.default_service_role),
@@ -83,13 +83,13 @@ impl Inner {
         json_response(200, self.configuration_json(state))
     }
 
-    pub(super) fn fetch_webhooks(&self) -> Response {
-        let state = self.state.lock().unwrap();
+    pub(crate) fn fetch_webhooks(&self) -> Response {
+        let state = self.state();
         json_response(200, self.webhooks_json(&state))
     }
 
-    pub(super) fn update_webhooks(&self, form: &[(String, String)]) -> Response {
-        let mut state = self.state.lock().unwrap();
+    pub(crate) fn update_webhooks(&self, form: &[(String, String)]) -> Response {
+        let mut state = self.state();
         if let Some(url) = field(form, "PostWebhookUrl") {
             state.post_webhook_url = Some(url.into());
         }

@@ -4,19 +4,19 @@
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::server::Inner;
-use super::state::UserRec;
-use super::wire::{field, json_response, not_found, twilio_error};
+use crate::Emulator;
+use crate::state::UserRec;
+use crate::wire::{field, json_response, not_found, twilio_error};
 use crate::{ACCOUNT_SID, CHAT_SERVICE_SID};
 
-impl Inner {
-    pub(super) async fn create_user(&self, form: &[(String, String)]) -> Response {
+impl Emulator {
+    pub(crate) async fn create_user(&self, form: &[(String, String)]) -> Response {
         let Some(identity) = field(form, "Identity").map(str::to_owned) else {
             return twilio_error(400, 50204, "Identity not provided");
         };
         let key = format!("user:{identity}");
         {
-            let mut state = self.state.lock().unwrap();
+            let mut state = self.state();
             if state.user(&identity).is_some() || state.creating.contains(&key) {
                 return twilio_error(409, 50201, "User already exists");
             }
@@ -28,27 +28,27 @@ impl Inner {
             identity,
             is_online: None,
         };
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state();
         state.creating.remove(&key);
         state.users.push(user.clone());
         json_response(201, self.user_json(&user))
     }
 
-    pub(super) fn fetch_user(&self, user: &str, path: &str) -> Response {
-        let state = self.state.lock().unwrap();
+    pub(crate) fn fetch_user(&self, user: &str, path: &str) -> Response {
+        let state = self.state();
         match state.user(user) {
             Some(u) => json_response(200, self.user_json(u)),
             None => not_found(path),
         }
     }
 
-    pub(super) fn user_conversations(
+    pub(crate) fn user_conversations(
         &self,
         user: &str,
         query: &[(String, String)],
         path: &str,
     ) -> Response {
-        let state = self.state.lock().unwrap();
+        let state = self.state();
         let Some(u) = state.user(user) else {
             return not_found(path);
         };

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 /// Twilio's legacy error body (every Twilio API answers errors with it).
-pub(crate) fn error_body(status: u16, code: u32, message: &str) -> Value {
+pub fn error_body(status: u16, code: u32, message: &str) -> Value {
     json!({
         "code": code,
         "message": message,
@@ -16,17 +16,17 @@ pub(crate) fn error_body(status: u16, code: u32, message: &str) -> Value {
 }
 
 /// Twilio's legacy error, as an answer.
-pub(super) fn twilio_error(status: u16, code: u32, message: &str) -> Response {
+pub fn twilio_error(status: u16, code: u32, message: &str) -> Response {
     let body = error_body(status, code, message);
     (
-        StatusCode::from_u16(status).unwrap(),
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         [(header::CONTENT_TYPE, "application/json")],
         body.to_string(),
     )
         .into_response()
 }
 
-pub(super) fn not_found(path: &str) -> Response {
+pub(crate) fn not_found(path: &str) -> Response {
     twilio_error(
         404,
         20404,
@@ -34,26 +34,26 @@ pub(super) fn not_found(path: &str) -> Response {
     )
 }
 
-pub(super) fn json_response(status: u16, body: Value) -> Response {
+pub(crate) fn json_response(status: u16, body: Value) -> Response {
     (
-        StatusCode::from_u16(status).unwrap(),
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         [(header::CONTENT_TYPE, "application/json")],
         body.to_string(),
     )
         .into_response()
 }
 
-pub(super) fn form(body: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn form(body: &[u8]) -> Vec<(String, String)> {
     url::form_urlencoded::parse(body).into_owned().collect()
 }
 
-pub(super) fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
     form.iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
 }
 
-pub(super) fn fields<'a>(form: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+pub(crate) fn fields<'a>(form: &'a [(String, String)], name: &str) -> Vec<&'a str> {
     form.iter()
         .filter(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())

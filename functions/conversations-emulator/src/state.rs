@@ -1,0 +1,89 @@
+//! What the emulator remembers: one Conversation Service's users, conversations with their
+//! participants, roles and configuration.
+
+use std::collections::HashSet;
+
+#[derive(Debug, Clone)]
+pub struct UserRec {
+    pub sid: String,
+    pub identity: String,
+    pub is_online: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ParticipantRec {
+    pub sid: String,
+    pub identity: String,
+    /// The index of the last message the participant read, as its client reported it.
+    pub last_read_message_index: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConversationRec {
+    pub sid: String,
+    pub unique_name: Option<String>,
+    pub friendly_name: Option<String>,
+    pub attributes: String,
+    pub participants: Vec<ParticipantRec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RoleRec {
+    pub sid: String,
+    pub friendly_name: String,
+    pub kind: String,
+    pub permissions: Vec<String>,
+}
+
+pub struct ServiceState {
+    pub users: Vec<UserRec>,
+    pub conversations: Vec<ConversationRec>,
+    /// Unique names (and identities, participant keys) whose create is under way.
+    pub creating: HashSet<String>,
+    pub roles: Vec<RoleRec>,
+    pub default_service_role: Option<String>,
+    pub default_conversation_role: Option<String>,
+    pub default_creator_role: Option<String>,
+    pub reachability: bool,
+    pub post_webhook_url: Option<String>,
+    pub webhook_method: String,
+    pub webhook_filters: Vec<String>,
+}
+
+impl Default for ServiceState {
+    fn default() -> Self {
+        Self {
+            users: vec![],
+            conversations: vec![],
+            creating: HashSet::new(),
+            roles: vec![],
+            default_service_role: None,
+            default_conversation_role: None,
+            default_creator_role: None,
+            reachability: false,
+            post_webhook_url: None,
+            webhook_method: "POST".into(),
+            webhook_filters: vec![],
+        }
+    }
+}
+
+impl ServiceState {
+    pub fn user(&self, sid_or_identity: &str) -> Option<&UserRec> {
+        self.users
+            .iter()
+            .find(|u| u.sid == sid_or_identity || u.identity == sid_or_identity)
+    }
+
+    pub fn conversation(&self, sid_or_name: &str) -> Option<&ConversationRec> {
+        self.conversations
+            .iter()
+            .find(|c| c.sid == sid_or_name || c.unique_name.as_deref() == Some(sid_or_name))
+    }
+
+    pub fn conversation_mut(&mut self, sid_or_name: &str) -> Option<&mut ConversationRec> {
+        self.conversations
+            .iter_mut()
+            .find(|c| c.sid == sid_or_name || c.unique_name.as_deref() == Some(sid_or_name))
+    }
+}
