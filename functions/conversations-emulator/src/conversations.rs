@@ -80,11 +80,13 @@ impl Emulator {
             })
             .collect();
         let conversation = ConversationRec {
-            sid: self.sid("CH"),
-            unique_name,
             friendly_name: field(form, "FriendlyName").map(str::to_owned),
-            attributes: field(form, "Attributes").unwrap_or("{}").to_owned(),
             participants,
+            ..ConversationRec::new(
+                self.sid("CH"),
+                unique_name,
+                field(form, "Attributes").unwrap_or("{}").to_owned(),
+            )
         };
         let user_sids: Vec<String> = identities.iter().map(|_| self.sid("US")).collect();
         let mut state = self.state();
@@ -207,14 +209,47 @@ impl Emulator {
         let Some(c) = state.conversation(conversation) else {
             return not_found(path);
         };
-        match c
-            .participants
-            .iter()
-            .find(|p| p.sid == participant || p.identity == participant)
-        {
+        match c.participant(participant) {
             Some(p) => json_response(200, self.participant_json(c, p)),
             None => twilio_error(404, 50432, "Participant not found"),
         }
+    }
+
+    /// A participant's read horizon (`LastReadMessageIndex`, as its client reports what it
+    /// read), by SID or identity. A value that is not a number is refused; nothing changes.
+    pub(crate) fn update_participant(
+        &self,
+        conversation: &str,
+        participant: &str,
+        form: &[(String, String)],
+        path: &str,
+    ) -> Response {
+        let horizon = match field(form, "LastReadMessageIndex") {
+            None => None,
+            Some(v) => match v.parse::<u64>() {
+                Ok(index) => Some(index),
+                Err(_) => {
+                    return twilio_error(400, 20001, "LastReadMessageIndex must be an integer");
+                }
+            },
+        };
+        let mut state = self.state();
+        let Some(c) = state.conversation_mut(conversation) else {
+            return not_found(path);
+        };
+        let Some(p) = c
+            .participants
+            .iter_mut()
+            .find(|p| p.sid == participant || p.identity == participant)
+        else {
+            return twilio_error(404, 50432, "Participant not found");
+        };
+        if horizon.is_some() {
+            p.last_read_message_index = horizon;
+        }
+        let p = p.clone();
+        let c = c.clone();
+        json_response(200, self.participant_json(&c, &p))
     }
 
     pub(crate) fn remove_participant(

@@ -14,10 +14,12 @@
 
 mod conversations;
 mod json;
+pub mod messages;
 mod routes;
 mod service;
 pub mod state;
 mod users;
+mod webhook;
 mod wire;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,8 +30,10 @@ use axum::http::{HeaderMap, Method, Uri, header};
 use axum::response::Response;
 use percent_encoding::percent_decode_str;
 
+pub use messages::NewMessage;
 pub use state::ServiceState;
-pub use wire::{error_body, twilio_error};
+pub use webhook::{Source, sign_form};
+pub use wire::{error_body, iso, now_iso, twilio_error};
 
 /// The account, API key and Conversation Service the emulator is (fixed: one service).
 pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
@@ -43,6 +47,9 @@ pub struct Emulator {
     state: Mutex<ServiceState>,
     create_window: Mutex<Duration>,
     next_sid: AtomicU64,
+    /// Signs the service's webhooks; none are sent without it.
+    auth_token: Option<String>,
+    webhook_http: reqwest::Client,
 }
 
 /// A request the emulator let in: its path below the service, as segments and as text.
@@ -62,6 +69,8 @@ impl Emulator {
             state: Mutex::new(ServiceState::default()),
             create_window: Mutex::new(Duration::ZERO),
             next_sid: AtomicU64::new(1),
+            auth_token: None,
+            webhook_http: webhook::webhook_http(),
         };
         emulator.add_default_roles();
         emulator
@@ -123,14 +132,18 @@ impl Emulator {
         method: &Method,
         admitted: &Admitted,
         uri: &Uri,
+        headers: &HeaderMap,
         body: &[u8],
     ) -> Response {
+        let webhook_enabled = headers
+            .get("X-Twilio-Webhook-Enabled")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
         let query: Vec<(String, String)> =
             url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
                 .into_owned()
                 .collect();
         let rest: Vec<&str> = admitted.rest.iter().map(String::as_str).collect();
-        self.route(method, &rest, body, &query, &admitted.path)
+        self.route(method, &rest, body, &query, webhook_enabled, &admitted.path)
             .await
     }
 
@@ -143,7 +156,10 @@ impl Emulator {
         body: &[u8],
     ) -> Response {
         match self.admit(uri, headers, &segments(uri)) {
-            Ok(admitted) => self.answer_admitted(method, &admitted, uri, body).await,
+            Ok(admitted) => {
+                self.answer_admitted(method, &admitted, uri, headers, body)
+                    .await
+            }
             Err(refused) => refused,
         }
     }
@@ -188,3 +204,6 @@ pub fn basic_authorization(api_secret: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(credentials)
     )
 }
+
+#[cfg(test)]
+mod tests;

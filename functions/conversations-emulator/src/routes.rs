@@ -14,6 +14,7 @@ impl Emulator {
         rest: &[&str],
         body: &[u8],
         query: &[(String, String)],
+        webhook_enabled: bool,
         path: &str,
     ) -> Response {
         let form = form(body);
@@ -33,9 +34,17 @@ impl Emulator {
                 self.add_participant(c, form, path).await
             }
             ("GET", ["Conversations", c, "Participants", p]) => self.fetch_participant(c, p, path),
+            ("POST", ["Conversations", c, "Participants", p]) => {
+                self.update_participant(c, p, form, path)
+            }
             ("DELETE", ["Conversations", c, "Participants", p]) => {
                 self.remove_participant(c, p, path)
             }
+            ("GET", ["Conversations", c, "Messages"]) => self.list_messages(c, query, path),
+            ("POST", ["Conversations", c, "Messages"]) => {
+                self.create_message(c, form, webhook_enabled, path).await
+            }
+            ("GET", ["Conversations", c, "Messages", m]) => self.fetch_message(c, m, path),
             ("GET", ["Roles"]) => self.list_roles(path),
             ("POST", ["Roles"]) => self.create_role(form),
             ("POST", ["Roles", role]) => self.update_role(role, form, path),

@@ -25,6 +25,55 @@ pub struct ConversationRec {
     pub friendly_name: Option<String>,
     pub attributes: String,
     pub participants: Vec<ParticipantRec>,
+    /// In index order; an index is never given twice, even after a delete.
+    pub messages: Vec<MessageRec>,
+}
+
+impl ConversationRec {
+    /// A conversation without participants or messages.
+    pub fn new(sid: String, unique_name: Option<String>, attributes: String) -> Self {
+        Self {
+            sid,
+            friendly_name: unique_name.clone(),
+            unique_name,
+            attributes,
+            participants: vec![],
+            messages: vec![],
+        }
+    }
+
+    /// The index the next message gets.
+    pub fn next_index(&self) -> u64 {
+        self.messages.last().map_or(0, |m| m.index + 1)
+    }
+
+    pub fn participant(&self, sid_or_identity: &str) -> Option<&ParticipantRec> {
+        self.participants
+            .iter()
+            .find(|p| p.sid == sid_or_identity || p.identity == sid_or_identity)
+    }
+
+    /// Messages after `index` (all of them without one): what a participant has not read.
+    pub fn unread_after(&self, index: Option<u64>) -> usize {
+        self.messages
+            .iter()
+            .filter(|m| index.is_none_or(|i| m.index > i))
+            .count()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MessageRec {
+    pub sid: String,
+    pub index: u64,
+    pub author: String,
+    pub body: String,
+    /// A JSON object, as a string.
+    pub attributes: String,
+    /// The author's participant (`MB…`), when the author is one.
+    pub participant_sid: Option<String>,
+    /// ISO 8601, UTC.
+    pub date_created: String,
 }
 
 #[derive(Debug, Clone)]

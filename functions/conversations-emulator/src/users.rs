@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::Emulator;
 use crate::state::UserRec;
-use crate::wire::{field, json_response, not_found, twilio_error};
+use crate::wire::{field, json_response, not_found, page, twilio_error};
 use crate::{ACCOUNT_SID, CHAT_SERVICE_SID};
 
 impl Emulator {
@@ -52,16 +52,7 @@ impl Emulator {
         let Some(u) = state.user(user) else {
             return not_found(path);
         };
-        let page_size: usize = query
-            .iter()
-            .find(|(k, _)| k == "PageSize")
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(50);
-        let offset: usize = query
-            .iter()
-            .find(|(k, _)| k == "PageToken")
-            .and_then(|(_, v)| v.strip_prefix("PT")?.parse().ok())
-            .unwrap_or(0);
+        let (page_size, offset) = page(query, 100);
         let all: Vec<Value> = state
             .conversations
             .iter()
@@ -71,8 +62,9 @@ impl Emulator {
                     "account_sid": ACCOUNT_SID,
                     "chat_service_sid": CHAT_SERVICE_SID,
                     "conversation_sid": c.sid,
-                    "unread_messages_count": 0,
-                    "last_read_message_index": null,
+                    // Null until the participant's client reported a horizon.
+                    "unread_messages_count": p.last_read_message_index.map(|i| c.unread_after(Some(i))),
+                    "last_read_message_index": p.last_read_message_index,
                     "participant_sid": p.sid,
                     "user_sid": u.sid,
                     "friendly_name": c.friendly_name,

@@ -1,24 +1,14 @@
-//! Signing Twilio webhooks as Twilio does (`shared/twilio/twilio.md` section 3), written
-//! apart from the product's checker, and checked against Twilio's vectors in its tests.
-
-use aws_lc_rs::hmac;
-use base64::Engine as _;
+//! Signing Twilio webhooks as Twilio does (`shared/twilio/twilio.md` section 3), with the
+//! Conversations emulator's signer (written apart from the product's checker), checked
+//! against Twilio's vectors in its tests.
 
 /// The auth token tests configure (`TWILIO_AUTH_TOKEN`).
 pub const AUTH_TOKEN: &str = "0123456789abcdef0123456789abcdef";
 
-/// `X-Twilio-Signature` of a form POST to `url` with `params`.
+/// `X-Twilio-Signature` of a form POST to `url` with `params`: the emulator's signer, which
+/// the tests below hold to Twilio's vectors.
 pub fn sign_form(auth_token: &str, url: &str, params: &[(&str, &str)]) -> String {
-    let mut sorted: Vec<(&str, &str)> = params.to_vec();
-    sorted.sort();
-    sorted.dedup();
-    let mut message = url.to_owned();
-    for (name, value) in sorted {
-        message.push_str(name);
-        message.push_str(value);
-    }
-    let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, auth_token.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(hmac::sign(&key, message.as_bytes()))
+    conversations_emulator::sign_form(auth_token, url, params)
 }
 
 /// The form body of those parameters.

@@ -259,13 +259,11 @@ impl TwilioStandIn {
     pub fn add_conversation(&self, unique_name: &str, attributes: &str) {
         let sid = self.inner.emulator.sid("CH");
         let mut state = self.inner.emulator.state();
-        state.conversations.push(ConversationRec {
+        state.conversations.push(ConversationRec::new(
             sid,
-            unique_name: Some(unique_name.into()),
-            friendly_name: Some(unique_name.into()),
-            attributes: attributes.into(),
-            participants: vec![],
-        });
+            Some(unique_name.into()),
+            attributes.into(),
+        ));
     }
 
     pub fn add_participant(&self, unique_name: &str, identity: &str) {

@@ -97,7 +97,7 @@ impl Inner {
             tokio::time::sleep(wait).await;
         }
         self.emulator
-            .answer_admitted(method, &admitted, uri, body)
+            .answer_admitted(method, &admitted, uri, headers, body)
             .await
     }
 
