@@ -70,7 +70,7 @@ impl Emulator {
             }
             state.creating.insert(key.clone());
         }
-        tokio::time::sleep(self.window()).await;
+        let creating = self.under_way(key).await;
         let participants: Vec<ParticipantRec> = identities
             .iter()
             .map(|identity| ParticipantRec {
@@ -90,9 +90,7 @@ impl Emulator {
         };
         let user_sids: Vec<String> = identities.iter().map(|_| self.sid("US")).collect();
         let mut state = self.state();
-        if let Some(key) = &key {
-            state.creating.remove(key);
-        }
+        creating.done(&mut state);
         // Twilio makes the users of unknown identities, as on adding a participant.
         for (identity, sid) in identities.into_iter().zip(user_sids) {
             if state.user(&identity).is_none() {
@@ -174,7 +172,7 @@ impl Emulator {
             state.creating.insert(key.clone());
             key
         };
-        tokio::time::sleep(self.window()).await;
+        let creating = self.under_way(Some(key)).await;
         let participant = ParticipantRec {
             sid: self.sid("MB"),
             identity: identity.clone(),
@@ -182,7 +180,7 @@ impl Emulator {
         };
         let user_sid = self.sid("US");
         let mut state = self.state();
-        state.creating.remove(&key);
+        creating.done(&mut state);
         // Twilio makes the user when a participant is added by an unknown identity.
         if state.user(&identity).is_none() {
             state.users.push(UserRec {

@@ -95,8 +95,19 @@ impl Emulator {
         *self.create_window.lock().unwrap_or_else(|p| p.into_inner()) = window;
     }
 
-    pub(crate) fn window(&self) -> Duration {
-        *self.create_window.lock().unwrap_or_else(|p| p.into_inner())
+    /// A create whose `key` the caller put in `creating`: waits out the create window (a
+    /// test's race), and holds the key until [`Creating::done`], or until the create is given
+    /// up (a caller that went away mid-create must not leave "already exists" behind).
+    pub(crate) async fn under_way(&self, key: Option<String>) -> Creating<'_> {
+        let creating = Creating {
+            emulator: self,
+            key,
+        };
+        let window = *self.create_window.lock().unwrap_or_else(|p| p.into_inner());
+        if !window.is_zero() {
+            tokio::time::sleep(window).await;
+        }
+        creating
     }
 
     /// Authenticates a request (401/20003 without the API key's Basic credentials) and
@@ -183,6 +194,29 @@ impl Emulator {
         state.default_service_role = Some(state.roles[1].sid.clone());
         state.default_conversation_role = Some(state.roles[3].sid.clone());
         state.default_creator_role = Some(state.roles[2].sid.clone());
+    }
+}
+
+/// A create under way (see [`Emulator::under_way`]).
+pub(crate) struct Creating<'a> {
+    emulator: &'a Emulator,
+    key: Option<String>,
+}
+
+impl Creating<'_> {
+    /// The create is done: its key leaves `state` (whose lock the caller holds).
+    pub(crate) fn done(mut self, state: &mut ServiceState) {
+        if let Some(key) = self.key.take() {
+            state.creating.remove(&key);
+        }
+    }
+}
+
+impl Drop for Creating<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.emulator.state().creating.remove(&key);
+        }
     }
 }
 

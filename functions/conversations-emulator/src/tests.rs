@@ -311,3 +311,18 @@ async fn an_added_message_posts_onmessageadded_signed_as_twilio_signs_when_asked
     assert!(checker.check_form(&hook_url, form, signature));
     assert!(!checker.check_form(&format!("{hook_url}?x=1"), form, signature));
 }
+
+#[tokio::test]
+async fn a_create_given_up_midway_leaves_nothing_behind() {
+    let e = emulator();
+    e.set_create_window(std::time::Duration::from_millis(500));
+    let user = [("Identity", "alex")];
+    let given_up = tokio::time::timeout(
+        std::time::Duration::from_millis(20),
+        call(&e, Method::POST, "Users", &user),
+    )
+    .await;
+    assert!(given_up.is_err(), "the caller went away mid-create");
+    e.set_create_window(std::time::Duration::ZERO);
+    assert_eq!(call(&e, Method::POST, "Users", &user).await.0, 201);
+}

@@ -22,14 +22,14 @@ impl Emulator {
             }
             state.creating.insert(key.clone());
         }
-        tokio::time::sleep(self.window()).await;
+        let creating = self.under_way(Some(key)).await;
         let user = UserRec {
             sid: self.sid("US"),
             identity,
             is_online: None,
         };
         let mut state = self.state();
-        state.creating.remove(&key);
+        creating.done(&mut state);
         state.users.push(user.clone());
         json_response(201, self.user_json(&user))
     }

@@ -19,6 +19,11 @@ const KID_FILE: &str = "dev-issuer.kid";
 const LINK_SECRET_FILE: &str = "link-secret";
 const WEBHOOK_PATH_SECRET_FILE: &str = "webhook-path-secret";
 const VIRGIL_KEY_FILE: &str = "dev-virgil-app-key";
+const TWILIO_API_SECRET_FILE: &str = "twilio-api-secret";
+const TWILIO_AUTH_TOKEN_FILE: &str = "twilio-auth-token";
+
+/// Where `chatctl serve` serves its embedded Conversation Service in local mode.
+pub const EMULATOR_PATH: &str = "/local/twilio";
 /// Local mode's Virgil application: clearly not one of Virgil's (theirs are 32 hex digits).
 pub const DEV_VIRGIL_APP_ID: &str = "local-development-not-a-virgil-app";
 pub const DEV_VIRGIL_APP_KEY_ID: &str = "local-development-key";
@@ -31,6 +36,8 @@ const SECRET_FILES: &[&str] = &[
     LINK_SECRET_FILE,
     WEBHOOK_PATH_SECRET_FILE,
     VIRGIL_KEY_FILE,
+    TWILIO_API_SECRET_FILE,
+    TWILIO_AUTH_TOKEN_FILE,
     crate::dev_auth::KEY_FILE,
     crate::dev_auth::CLIENT_FILE,
 ];
@@ -63,6 +70,23 @@ pub fn load_or_create_link_secret(data_dir: &Path) -> Result<SecretString> {
 /// `/twilio/webhook/<it>` and nowhere else, kept so that a tunnel's URL outlives a restart.
 pub fn load_or_create_webhook_path_secret(data_dir: &Path) -> Result<SecretString> {
     load_or_create_secret(data_dir, WEBHOOK_PATH_SECRET_FILE)
+}
+
+/// Local mode's Twilio credentials, made on first start and kept: the API key secret that
+/// signs access tokens and that the embedded Conversation Service accepts, and the auth
+/// token that signs its webhooks.
+pub struct LocalTwilio {
+    pub api_secret: SecretString,
+    pub auth_token: SecretString,
+}
+
+impl LocalTwilio {
+    pub fn load_or_create(data_dir: &Path) -> Result<Self> {
+        Ok(Self {
+            api_secret: load_or_create_secret(data_dir, TWILIO_API_SECRET_FILE)?,
+            auth_token: load_or_create_secret(data_dir, TWILIO_AUTH_TOKEN_FILE)?,
+        })
+    }
 }
 
 fn load_or_create_secret(data_dir: &Path, file: &str) -> Result<SecretString> {
@@ -131,10 +155,12 @@ pub fn load_or_create_issuer(data_dir: &Path) -> Result<DevIssuer> {
     )?)
 }
 
-/// Settings that need no account: fake Twilio credentials (all zeros), the local issuer,
-/// and the platform API behind the development authorization server at `server_url`.
+/// Settings that need no account: the embedded Conversation Service at `server_url` with
+/// the local credentials, the local issuer, and the platform API behind the development
+/// authorization server at `server_url`.
 pub fn embedded_settings(
     server_url: &Url,
+    twilio: &LocalTwilio,
     link_secret: SecretString,
     webhook_path_secret: SecretString,
     virgil: Arc<VirgilSigner>,
@@ -148,21 +174,18 @@ pub fn embedded_settings(
     let platform_jwks_url = join(crate::dev_auth::JWKS_PATH)?;
     Ok(Settings {
         twilio: Some(TwilioSettings {
-            account_sid: format!("AC{}", "0".repeat(32)),
-            api_key_sid: format!("SK{}", "0".repeat(32)),
-            api_secret: SecretString::from("local-development-only-not-a-twilio-secret"),
-            chat_service_sid: format!("IS{}", "0".repeat(32)),
+            account_sid: conversations_emulator::ACCOUNT_SID.to_owned(),
+            api_key_sid: conversations_emulator::API_KEY_SID.to_owned(),
+            api_secret: twilio.api_secret.clone(),
+            chat_service_sid: conversations_emulator::CHAT_SERVICE_SID.to_owned(),
             access_token_ttl_secs: context_chat::twilio::access_token::DEFAULT_TTL_SECS,
-            // No account, so nothing to provision in.
-            api_base_url: None,
+            api_base_url: Some(join(EMULATOR_PATH.trim_start_matches('/'))?),
             ownership: Default::default(),
             push_credential_sid: std::env::var(Param::PushCredentialSid.env_var())
                 .ok()
                 .filter(|sid| context_chat::names::looks_like_sid(sid, "CR")),
         }),
-        webhook_auth_token: Some(SecretString::from(
-            "local-development-only-not-a-twilio-token",
-        )),
+        webhook_auth_token: Some(twilio.auth_token.clone()),
         webhook_path_secret: Some(webhook_path_secret),
         link_secret: Some(link_secret),
         platform: Some(PlatformSettings {

@@ -11,7 +11,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::{Json, Router};
 use context_chat::dev_token::{DevIssuer, DevIssuerSource};
 use context_chat::graphql::{ChatSchema, RequestAuth, schema};
@@ -22,7 +22,11 @@ use context_chat::http::token_routes;
 use context_chat::ledger::Ledger;
 use context_chat::metrics::{self, Counter};
 use context_chat::settings::{Param, SettingsSource, reads};
+use context_chat::twilio::conversations::ConversationsApi;
+use context_chat::twilio::rest::{RestClient, RetryPolicy};
+use context_chat::twilio::service_setup::Setup;
 use context_chat::{App, AppOptions};
+use conversations_emulator::Emulator;
 use secrecy::ExposeSecret;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -32,8 +36,8 @@ use crate::dev_auth::{DevAuthServer, TOKEN_PATH};
 use crate::error::{CliError, Result};
 use crate::guard;
 use crate::local::{
-    embedded_settings, load_or_create_issuer, load_or_create_link_secret,
-    load_or_create_webhook_path_secret, virgil_signer,
+    EMULATOR_PATH, LocalTwilio, embedded_settings, load_or_create_issuer,
+    load_or_create_link_secret, load_or_create_webhook_path_secret, virgil_signer,
 };
 use crate::notifications::{LocalNotifications, OUTBOX_PATH, outbox, start_worker};
 use crate::pages::{self, StartPage};
@@ -57,6 +61,8 @@ pub struct ServeArgs {
 struct Local {
     issuer: DevIssuer,
     auth: Arc<DevAuthServer>,
+    /// The embedded Conversation Service the settings point at.
+    twilio: Arc<Emulator>,
 }
 
 struct ServerState {
@@ -116,6 +122,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let webhook_public_url = std::env::var("WEBHOOK_PUBLIC_URL").ok();
     let hosts = Arc::new(guard::Hosts::new(webhook_public_url.as_deref()));
     let auth = local.as_ref().map(|l| l.auth.clone());
+    let emulator = local.as_ref().map(|l| l.twilio.clone());
     let local = local.map(|l| Arc::new(DevIssuerSource::ready(l.issuer)));
     let ledger = Arc::new(Ledger::new(notifications.ports.store.clone()));
     // Browsers may call the GraphQL route (and the token routes) from the allowed origins,
@@ -161,6 +168,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if let Some(auth) = &auth {
         router = router.merge(auth.clone().routes());
     }
+    if let Some(emulator) = &emulator {
+        router = router.route(
+            &format!("{EMULATOR_PATH}/{{*rest}}"),
+            any(emulated).with_state(emulator.clone()),
+        );
+    }
 
     println!(
         "Context Chat is listening on http://{addr}/graphql (in a browser: http://{addr}/ for the start page and GraphiQL)"
@@ -179,6 +192,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .as_ref()
         .and_then(|t| t.api_base_url.as_ref())
     {
+        Some(url) if emulator.is_some() => println!(
+            "Twilio: an embedded Conversation Service at {url} (local credentials in {}; its \
+             webhook posts to this server); memberships follow the tokens (provisioning is on)",
+            args.data_dir.display()
+        ),
         Some(url) => println!(
             "Twilio: Conversations API at {url}; memberships follow the tokens (provisioning is on)"
         ),
@@ -283,6 +301,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         (None, None) => println!("Platform API: off (no PLATFORM_ISSUER)"),
     }
 
+    if let (Some(_), Some(twilio)) = (&emulator, &settings.twilio) {
+        let webhook = format!(
+            "http://{addr}{WEBHOOK_PATH}/{}",
+            local_path_secret.expose_secret()
+        );
+        tokio::spawn(configure_embedded_twilio(twilio.clone(), webhook));
+    }
     println!("Ready.");
 
     axum::serve(
@@ -358,9 +383,16 @@ async fn choose_settings(
     let link_secret = load_or_create_link_secret(&args.data_dir)?;
     let path_secret = load_or_create_webhook_path_secret(&args.data_dir)?;
     let virgil = virgil_signer(&args.data_dir)?;
+    let twilio = LocalTwilio::load_or_create(&args.data_dir)?;
+    let emulator = Emulator::new(
+        twilio.api_secret.expose_secret(),
+        format!("http://{addr}{EMULATOR_PATH}"),
+    )
+    .with_auth_token(twilio.auth_token.expose_secret());
     Ok((
         SettingsSource::Fixed(Box::new(embedded_settings(
             &server_url,
+            &twilio,
             link_secret,
             path_secret,
             virgil,
@@ -368,8 +400,61 @@ async fn choose_settings(
         Some(Local {
             issuer,
             auth: Arc::new(auth),
+            twilio: Arc::new(emulator),
         }),
     ))
+}
+
+/// The embedded Conversation Service's answer, as Twilio's would be, to a request below
+/// [`EMULATOR_PATH`].
+async fn emulated(
+    State(emulator): State<Arc<Emulator>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let below = uri.path().strip_prefix(EMULATOR_PATH).unwrap_or("/");
+    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    match format!("{below}{query}").parse::<axum::http::Uri>() {
+        Ok(uri) => emulator.answer(&method, &uri, &headers, &body).await,
+        Err(_) => conversations_emulator::twilio_error(400, 20001, "Not a URL"),
+    }
+}
+
+/// Configures the embedded Conversation Service as `chatctl configure-twilio` configures
+/// Twilio's (roles, reachability, the webhook to this server), through the product's own
+/// client, once the server answers.
+async fn configure_embedded_twilio(
+    twilio: context_chat::settings::TwilioSettings,
+    webhook: String,
+) {
+    let Some(base_url) = twilio.api_base_url.as_ref() else {
+        return;
+    };
+    let api = ConversationsApi::new(RestClient::new(
+        RestClient::http_client(),
+        base_url,
+        &twilio.chat_service_sid,
+        &twilio.api_key_sid,
+        &twilio.api_secret,
+        RetryPolicy::default(),
+    ));
+    let setup = Setup {
+        api: &api,
+        webhook_url: Some(&webhook),
+        dry_run: false,
+        deadline: std::time::Instant::now() + std::time::Duration::from_secs(30),
+    };
+    match setup.apply().await {
+        Ok(steps) => {
+            let changes = steps.iter().filter(|s| s.is_change()).count();
+            tracing::info!(changes, "the embedded Conversation Service is configured");
+        }
+        Err(err) => {
+            tracing::warn!(reason = %err.message, "configuring the embedded Conversation Service failed")
+        }
+    }
 }
 
 fn describe(source: &SettingsSource, local: bool) -> String {
@@ -383,9 +468,11 @@ fn describe(source: &SettingsSource, local: bool) -> String {
     }
 }
 
-/// Counts every request but the scrapes of the counters themselves.
+/// Counts every request but the scrapes of the counters themselves and what the product
+/// asks the embedded Conversation Service (Twilio's requests, not the product's).
 async fn counted(request: axum::extract::Request) -> axum::extract::Request {
-    if request.uri().path() != METRICS_PATH {
+    let path = request.uri().path();
+    if path != METRICS_PATH && !path.starts_with(EMULATOR_PATH) {
         metrics::count(Counter::Requests);
     }
     request

@@ -7,14 +7,29 @@ use context_chat::dev_keys::{ContextClaims, ContextTokenSigner};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 use test_support::{
-    API_SECRET, Issuer, Moto, TestKey, TwilioStandIn, claims, put_parameter, unique,
+    API_KEY_SID, API_SECRET, CHAT_SERVICE_SID, Issuer, Moto, TestKey, TwilioStandIn, claims,
+    put_parameter, unique,
 };
 
 use crate::common::{
     Server, chatctl, failed, keygen, operation, post, serve, subscribe_email, temp_dir,
 };
 
-const LOCAL_SECRET: &str = "local-development-only-not-a-twilio-secret";
+/// A GET of the embedded Conversation Service's REST API with the local credentials.
+async fn embedded_twilio(server: &Server, secret: &str, path: &str) -> Value {
+    let url = format!(
+        "{}/local/twilio/v1/Services/{CHAT_SERVICE_SID}/{path}",
+        server.base
+    );
+    let response = reqwest::Client::new()
+        .get(&url)
+        .basic_auth(API_KEY_SID, Some(secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{url}");
+    response.json().await.unwrap()
+}
 
 fn error_type(body: &Value) -> &str {
     body["errors"][0]["errorType"]
@@ -40,10 +55,13 @@ async fn local_mode_answers_the_widgets_operations_from_the_printed_token() {
     let server = serve(&data, &[]);
     let token = server.token.clone().expect("a sample token is printed");
     assert!(
-        server.says("Twilio:", "provisioning is off"),
+        server.says("Twilio:", "embedded Conversation Service")
+            && server.says("Twilio:", "provisioning is on"),
         "{:#?}",
         server.banner
     );
+    // Local credentials, made on first start and kept in the data directory.
+    let secret = std::fs::read_to_string(data.join("twilio-api-secret")).unwrap();
 
     let body = operation(&server, "verifyToken", json!({"token": token})).await;
     assert_eq!(
@@ -58,12 +76,43 @@ async fn local_mode_answers_the_widgets_operations_from_the_printed_token() {
     )
     .await;
     let access = body["data"]["createChatToken"].as_str().unwrap();
-    let claims = twilio_claims(access, LOCAL_SECRET);
+    let claims = twilio_claims(access, secret.trim());
     assert_eq!(claims["grants"]["identity"], "alex");
-    assert_eq!(
-        claims["grants"]["chat"]["service_sid"],
-        format!("IS{}", "0".repeat(32))
+    assert_eq!(claims["grants"]["chat"]["service_sid"], CHAT_SERVICE_SID);
+    // The token's contexts are conversations alex is in, made through the product's client.
+    let mine = embedded_twilio(&server, secret.trim(), "Users/alex/Conversations").await;
+    let mut rooms: Vec<&str> = mine["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["unique_name"].as_str().unwrap())
+        .collect();
+    rooms.sort();
+    assert_eq!(rooms, ["general", "random"]);
+    // Its webhook posts to this server's, as configure-twilio would set it (in the
+    // background, once the server answers).
+    let mut hooks = Value::Null;
+    for _ in 0..100 {
+        hooks = embedded_twilio(&server, secret.trim(), "Configuration/Webhooks").await;
+        if !hooks["post_webhook_url"].is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(hooks["post_webhook_url"], server.webhook_url(), "{hooks}");
+    assert_eq!(hooks["filters"], json!(["onMessageAdded"]));
+    // Nothing answers without the local credentials.
+    let url = format!(
+        "{}/local/twilio/v1/Services/{CHAT_SERVICE_SID}/Roles",
+        server.base
     );
+    let refused = reqwest::Client::new()
+        .get(&url)
+        .basic_auth(API_KEY_SID, Some("not-the-secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
     assert_eq!(
         claims["grants"]["chat"]["endpoint_id"],
         "dachat:alex:device-1"
