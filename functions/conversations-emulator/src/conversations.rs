@@ -101,6 +101,9 @@ impl Emulator {
                 });
             }
         }
+        for p in &conversation.participants {
+            self.membership_changed(&conversation.sid, &p.identity, true);
+        }
         state.conversations.push(conversation.clone());
         json_response(201, self.conversation_json(&conversation))
     }
@@ -141,7 +144,7 @@ impl Emulator {
         let participants: Vec<Value> = c
             .participants
             .iter()
-            .map(|p| self.participant_json(c, p))
+            .map(|p| self.participant_json(&c.sid, p))
             .collect();
         json_response(
             200,
@@ -193,8 +196,9 @@ impl Emulator {
             return not_found(path);
         };
         c.participants.push(participant.clone());
-        let c = c.clone();
-        json_response(201, self.participant_json(&c, &participant))
+        let sid = c.sid.clone();
+        self.membership_changed(&sid, &participant.identity, true);
+        json_response(201, self.participant_json(&sid, &participant))
     }
 
     pub(crate) fn fetch_participant(
@@ -208,7 +212,7 @@ impl Emulator {
             return not_found(path);
         };
         match c.participant(participant) {
-            Some(p) => json_response(200, self.participant_json(c, p)),
+            Some(p) => json_response(200, self.participant_json(&c.sid, p)),
             None => twilio_error(404, 50432, "Participant not found"),
         }
     }
@@ -246,8 +250,8 @@ impl Emulator {
             p.last_read_message_index = horizon;
         }
         let p = p.clone();
-        let c = c.clone();
-        json_response(200, self.participant_json(&c, &p))
+        let sid = c.sid.clone();
+        json_response(200, self.participant_json(&sid, &p))
     }
 
     pub(crate) fn remove_participant(
@@ -260,12 +264,13 @@ impl Emulator {
         let Some(c) = state.conversation_mut(conversation) else {
             return not_found(path);
         };
-        let before = c.participants.len();
         // Update and delete take the MB… SID only.
-        c.participants.retain(|p| p.sid != participant);
-        if c.participants.len() == before {
+        let Some(at) = c.participants.iter().position(|p| p.sid == participant) else {
             return twilio_error(404, 50432, "Participant not found");
-        }
+        };
+        let gone = c.participants.remove(at);
+        let sid = c.sid.clone();
+        self.membership_changed(&sid, &gone.identity, false);
         StatusCode::NO_CONTENT.into_response()
     }
 }

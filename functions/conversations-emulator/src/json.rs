@@ -20,7 +20,11 @@ impl Emulator {
         })
     }
 
-    pub(crate) fn user_json(&self, u: &UserRec) -> Value {
+    /// `is_online`: what a test set, else, with reachability on, whether the identity has a
+    /// live event stream (local mode's browser API); null with reachability off, as Twilio.
+    pub(crate) fn user_json(&self, s: &ServiceState, u: &UserRec) -> Value {
+        let live = s.streams.get(&u.identity).is_some_and(|n| *n > 0);
+        let is_online = u.is_online.or(s.reachability.then_some(live));
         let url = format!(
             "{}/v1/Services/{CHAT_SERVICE_SID}/Users/{}",
             self.base_url, u.sid
@@ -33,7 +37,7 @@ impl Emulator {
             "identity": u.identity,
             "friendly_name": null,
             "attributes": "{}",
-            "is_online": u.is_online,
+            "is_online": is_online,
             "is_notifiable": null,
             "date_created": "2026-11-22T00:00:00Z",
             "date_updated": "2026-11-22T00:00:00Z",
@@ -69,19 +73,19 @@ impl Emulator {
         })
     }
 
-    pub(crate) fn participant_json(&self, c: &ConversationRec, p: &ParticipantRec) -> Value {
+    pub(crate) fn participant_json(&self, conversation_sid: &str, p: &ParticipantRec) -> Value {
         json!({
             "sid": p.sid,
             "account_sid": ACCOUNT_SID,
             "chat_service_sid": CHAT_SERVICE_SID,
-            "conversation_sid": c.sid,
+            "conversation_sid": conversation_sid,
             "identity": p.identity,
             "attributes": "{}",
             "messaging_binding": null,
             "role_sid": null,
             "date_created": "2026-11-22T00:00:00Z",
             "date_updated": "2026-11-22T00:00:00Z",
-            "url": format!("{}/v1/Services/{CHAT_SERVICE_SID}/Conversations/{}/Participants/{}", self.base_url, c.sid, p.sid),
+            "url": format!("{}/v1/Services/{CHAT_SERVICE_SID}/Conversations/{}/Participants/{}", self.base_url, conversation_sid, p.sid),
             "last_read_message_index": p.last_read_message_index,
             "last_read_timestamp": null,
         })

@@ -12,7 +12,9 @@
 //! `conversations.rs`, `service.rs` (each resource's answers), `json.rs` (their JSON),
 //! `state.rs` (what it remembers), `wire.rs` (forms, errors, answers).
 
+pub mod browser;
 mod conversations;
+pub mod events;
 mod json;
 pub mod messages;
 mod routes;
@@ -42,6 +44,9 @@ pub const CHAT_SERVICE_SID: &str = "IS00112233445566778899aabbccddeeff";
 
 /// One Conversation Service.
 pub struct Emulator {
+    /// The API key secret: Basic credentials of the REST API, and what signs the access
+    /// tokens the browser API takes.
+    api_secret: String,
     authorization: String,
     base_url: String,
     state: Mutex<ServiceState>,
@@ -50,6 +55,8 @@ pub struct Emulator {
     /// Signs the service's webhooks; none are sent without it.
     auth_token: Option<String>,
     webhook_http: reqwest::Client,
+    /// What happens in the service, for the browser API's event streams.
+    events: tokio::sync::broadcast::Sender<events::Event>,
 }
 
 /// A request the emulator let in: its path below the service, as segments and as text.
@@ -64,6 +71,7 @@ impl Emulator {
     /// `api_secret`, whose resources' URLs start with `base_url`.
     pub fn new(api_secret: &str, base_url: impl Into<String>) -> Self {
         let emulator = Self {
+            api_secret: api_secret.to_owned(),
             authorization: basic_authorization(api_secret),
             base_url: base_url.into(),
             state: Mutex::new(ServiceState::default()),
@@ -71,6 +79,7 @@ impl Emulator {
             next_sid: AtomicU64::new(1),
             auth_token: None,
             webhook_http: webhook::webhook_http(),
+            events: tokio::sync::broadcast::channel(events::BUFFERED).0,
         };
         emulator.add_default_roles();
         emulator

@@ -8,7 +8,8 @@
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::state::{ConversationRec, MessageRec};
+use crate::events::Event;
+use crate::state::MessageRec;
 use crate::webhook::Source;
 use crate::wire::{field, json_response, not_found, now_iso, page, twilio_error};
 use crate::{ACCOUNT_SID, CHAT_SERVICE_SID, Emulator};
@@ -58,7 +59,7 @@ impl Emulator {
         conversation: &str,
         new: NewMessage<'_>,
         source: Option<Source>,
-    ) -> Result<Option<(ConversationRec, MessageRec)>, Response> {
+    ) -> Result<Option<(String, MessageRec)>, Response> {
         if new.body.chars().count() > MAX_BODY_CHARS {
             return Err(twilio_error(
                 400,
@@ -91,13 +92,17 @@ impl Emulator {
             date_created: now_iso(),
         };
         c.messages.push(message.clone());
-        let c = c.clone();
-        let hook = self.message_added_hook(&state, &c, &message, source);
+        let sid = c.sid.clone();
+        self.tell(Event::MessageAdded {
+            conversation: sid.clone(),
+            message: message.clone(),
+        });
+        let hook = self.message_added_hook(&state, &sid, &message, source);
         drop(state);
         if let Some(hook) = hook {
             hook.send();
         }
-        Ok(Some((c, message)))
+        Ok(Some((sid, message)))
     }
 
     pub(crate) fn list_messages(
@@ -120,7 +125,7 @@ impl Emulator {
             .iter()
             .skip(offset)
             .take(size)
-            .map(|m| self.message_json(c, m))
+            .map(|m| self.message_json(&c.sid, m))
             .collect();
         let next = (offset + size < ordered.len()).then(|| {
             let order = if newest_first { "&Order=desc" } else { "" };
@@ -142,20 +147,20 @@ impl Emulator {
             .conversation(conversation)
             .and_then(|c| Some((c, c.messages.iter().find(|m| m.sid == message)?)));
         match found {
-            Some((c, m)) => json_response(200, self.message_json(c, m)),
+            Some((c, m)) => json_response(200, self.message_json(&c.sid, m)),
             None => not_found(path),
         }
     }
 
-    pub(crate) fn message_json(&self, c: &ConversationRec, m: &MessageRec) -> Value {
+    pub(crate) fn message_json(&self, conversation_sid: &str, m: &MessageRec) -> Value {
         let url = format!(
-            "{}/v1/Services/{CHAT_SERVICE_SID}/Conversations/{}/Messages/{}",
-            self.base_url, c.sid, m.sid
+            "{}/v1/Services/{CHAT_SERVICE_SID}/Conversations/{conversation_sid}/Messages/{}",
+            self.base_url, m.sid
         );
         json!({
             "account_sid": ACCOUNT_SID,
             "chat_service_sid": CHAT_SERVICE_SID,
-            "conversation_sid": c.sid,
+            "conversation_sid": conversation_sid,
             "sid": m.sid,
             "index": m.index,
             "author": m.author,

@@ -1,7 +1,7 @@
 //! What the emulator remembers: one Conversation Service's users, conversations with their
 //! participants, roles and configuration.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Clone)]
 pub struct UserRec {
@@ -97,6 +97,8 @@ pub struct ServiceState {
     pub post_webhook_url: Option<String>,
     pub webhook_method: String,
     pub webhook_filters: Vec<String>,
+    /// Live event streams per identity (local mode's browser API): reachability.
+    pub streams: HashMap<String, usize>,
 }
 
 impl Default for ServiceState {
@@ -113,6 +115,7 @@ impl Default for ServiceState {
             post_webhook_url: None,
             webhook_method: "POST".into(),
             webhook_filters: vec![],
+            streams: HashMap::new(),
         }
     }
 }

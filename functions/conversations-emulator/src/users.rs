@@ -31,13 +31,13 @@ impl Emulator {
         let mut state = self.state();
         creating.done(&mut state);
         state.users.push(user.clone());
-        json_response(201, self.user_json(&user))
+        json_response(201, self.user_json(&state, &user))
     }
 
     pub(crate) fn fetch_user(&self, user: &str, path: &str) -> Response {
         let state = self.state();
         match state.user(user) {
-            Some(u) => json_response(200, self.user_json(u)),
+            Some(u) => json_response(200, self.user_json(&state, u)),
             None => not_found(path),
         }
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_lc_rs::hmac;
 use base64::Engine as _;
 
-use crate::state::{ConversationRec, MessageRec, ServiceState};
+use crate::state::{MessageRec, ServiceState};
 use crate::{ACCOUNT_SID, CHAT_SERVICE_SID, Emulator};
 
 /// Who added a message, as the webhook's `Source` says.
@@ -61,7 +61,7 @@ impl Emulator {
     pub(crate) fn message_added_hook(
         &self,
         state: &ServiceState,
-        c: &ConversationRec,
+        conversation_sid: &str,
         m: &MessageRec,
         source: Option<Source>,
     ) -> Option<Hook> {
@@ -79,7 +79,7 @@ impl Emulator {
             ("Author", m.author.clone()),
             ("Body", m.body.clone()),
             ("ChatServiceSid", CHAT_SERVICE_SID.into()),
-            ("ConversationSid", c.sid.clone()),
+            ("ConversationSid", conversation_sid.to_owned()),
             ("DateCreated", m.date_created.clone()),
             ("EventType", "onMessageAdded".into()),
             ("Index", m.index.to_string()),

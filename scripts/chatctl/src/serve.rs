@@ -26,7 +26,7 @@ use context_chat::twilio::conversations::ConversationsApi;
 use context_chat::twilio::rest::{RestClient, RetryPolicy};
 use context_chat::twilio::service_setup::Setup;
 use context_chat::{App, AppOptions};
-use conversations_emulator::Emulator;
+use conversations_emulator::{Emulator, browser};
 use secrecy::ExposeSecret;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -169,10 +169,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         router = router.merge(auth.clone().routes());
     }
     if let Some(emulator) = &emulator {
-        router = router.route(
-            &format!("{EMULATOR_PATH}/{{*rest}}"),
-            any(emulated).with_state(emulator.clone()),
-        );
+        router = router
+            .route(
+                &format!("{EMULATOR_PATH}/{{*rest}}"),
+                any(emulated).with_state(emulator.clone()),
+            )
+            // Local mode's browser API: browsers may call it as they call /graphql.
+            .merge(browser::routes(emulator.clone()).route_layer(origins.cors()));
     }
 
     println!(
@@ -192,11 +195,18 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .as_ref()
         .and_then(|t| t.api_base_url.as_ref())
     {
-        Some(url) if emulator.is_some() => println!(
-            "Twilio: an embedded Conversation Service at {url} (local credentials in {}; its \
-             webhook posts to this server); memberships follow the tokens (provisioning is on)",
-            args.data_dir.display()
-        ),
+        Some(url) if emulator.is_some() => {
+            println!(
+                "Twilio: an embedded Conversation Service at {url} (local credentials in {}; its \
+                 webhook posts to this server); memberships follow the tokens (provisioning is on)",
+                args.data_dir.display()
+            );
+            println!(
+                "Chat API: http://{addr}{}/conversations, …/messages, …/events (Bearer: the \
+                 access token createChatToken answers; a local development API, README)",
+                browser::PATH
+            );
+        }
         Some(url) => println!(
             "Twilio: Conversations API at {url}; memberships follow the tokens (provisioning is on)"
         ),

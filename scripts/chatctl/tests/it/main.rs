@@ -4,6 +4,7 @@
 mod common;
 mod configure_twilio;
 mod ledger;
+mod local_chat;
 mod metrics;
 mod notifications;
 mod platform;

@@ -1,0 +1,303 @@
+//! Issue 32's acceptance on `chatctl serve` in local mode: people chat in rooms that follow
+//! the platform's permissions, on the embedded Conversation Service, through the local
+//! browser API, with the webhook → notifier path running on what they post.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::{Server, operation, serve, subscribe_email, temp_dir};
+
+/// A context token from the development token API.
+async fn context_token(server: &Server, identity: &str, contexts: &str) -> String {
+    let url = format!(
+        "{}/token?identity={identity}&context={contexts}",
+        server.base
+    );
+    let body: Value = reqwest::Client::new()
+        .post(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["token"].as_str().unwrap().to_owned()
+}
+
+/// The Twilio access token `createChatToken` answers (and so provisions) for a context token.
+async fn access_token(server: &Server, token: &str) -> String {
+    let variables = json!({"deviceId": "browser", "token": token});
+    let body = operation(server, "createChatToken", variables).await;
+    body["data"]["createChatToken"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_owned()
+}
+
+/// One chat client of the browser API.
+struct Client<'a> {
+    server: &'a Server,
+    bearer: Option<String>,
+}
+
+impl Client<'_> {
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let mut request =
+            reqwest::Client::new().get(format!("{}/local/v1/{path}", self.server.base));
+        if let Some(bearer) = &self.bearer {
+            request = request.bearer_auth(bearer);
+        }
+        let response = request.send().await.unwrap();
+        (
+            response.status(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/local/v1/{path}", self.server.base))
+            .json(&body);
+        if let Some(bearer) = &self.bearer {
+            request = request.bearer_auth(bearer);
+        }
+        let response = request.send().await.unwrap();
+        (
+            response.status(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    /// The event stream, until its first `ready`.
+    async fn events(&self) -> Events {
+        let response = reqwest::Client::new()
+            .get(format!("{}/local/v1/events", self.server.base))
+            .bearer_auth(self.bearer.as_deref().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let mut events = Events {
+            response,
+            buffer: String::new(),
+        };
+        assert_eq!(events.next().await.0, "ready");
+        events
+    }
+
+    async fn conversation(&self, context: &str) -> Value {
+        let (status, body) = self.get("conversations").await;
+        assert_eq!(status, 200, "{body}");
+        body["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["context"] == context)
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+}
+
+struct Events {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Events {
+    /// The data of the next event called `name`, after others (sam joining random, say).
+    async fn until(&mut self, name: &str) -> Value {
+        loop {
+            let (event, data) = self.next().await;
+            if event == name {
+                return data;
+            }
+        }
+    }
+
+    /// The next event's name and data (keep-alive comments skipped); fails after 10 s.
+    async fn next(&mut self) -> (String, Value) {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Some(end) = self.buffer.find("\n\n") {
+                    let block: String = self.buffer.drain(..end + 2).collect();
+                    let field = |name: &str| {
+                        block
+                            .lines()
+                            .find_map(|l| l.strip_prefix(name))
+                            .map(|v| v.trim().to_owned())
+                    };
+                    if let (Some(event), Some(data)) = (field("event:"), field("data:")) {
+                        return (event, serde_json::from_str(&data).unwrap());
+                    }
+                    continue;
+                }
+                let chunk = self
+                    .response
+                    .chunk()
+                    .await
+                    .unwrap()
+                    .expect("the stream ended");
+                self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        })
+        .await
+        .expect("an event within 10 s")
+    }
+}
+
+/// The sum of the email notifications' counters, whatever their outcome.
+async fn email_notifications(server: &Server) -> f64 {
+    let text = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("context_chat_notifications_total{channel=\"email\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn people_chat_in_the_rooms_their_tokens_name_and_leave_when_the_platform_says() {
+    let data = temp_dir("local-chat");
+    let server = serve(&data, &[]);
+    let alex_token = server.token.clone().unwrap(); // contexts general, random
+    let sam_token = context_token(&server, "sam", "general").await;
+    let alex = Client {
+        server: &server,
+        bearer: Some(access_token(&server, &alex_token).await),
+    };
+    let sam = Client {
+        server: &server,
+        bearer: Some(access_token(&server, &sam_token).await),
+    };
+    // alex asks for email about general (unconfirmed: the notifier will skip it, and say so).
+    subscribe_email(&server, "general", "alex@example.org", &alex_token).await;
+
+    let mut sams_events = sam.events().await;
+    let general = alex.conversation("general").await;
+    assert_eq!(general["unread"], 0);
+    assert!(general["lastMessage"].is_null());
+    assert!(alex.conversation("random").await.is_object());
+    assert!(sam.conversation("random").await.is_null(), "not sam's");
+
+    // alex writes; sam hears it live, and it waits unread.
+    let text = "Grüße, sam! Der Container ist da 🚢 ".repeat(10);
+    let (status, posted) = alex
+        .post("conversations/general/messages", json!({"body": text}))
+        .await;
+    assert_eq!(status, 201, "{posted}");
+    assert_eq!(posted["message"]["index"], 0);
+    assert_eq!(posted["message"]["author"], "alex");
+    let (event, data) = sams_events.next().await;
+    assert_eq!(event, "message", "{data}");
+    assert_eq!(data["context"], "general");
+    assert_eq!(data["message"]["body"], text.as_str());
+    let (_, reply) = sam
+        .post(
+            "conversations/general/messages",
+            json!({"body": "On my way."}),
+        )
+        .await;
+    assert_eq!(reply["message"]["index"], 1);
+    assert_eq!(alex.conversation("general").await["unread"], 2);
+    let (status, read) = alex
+        .post("conversations/general/read", json!({"index": 1}))
+        .await;
+    assert_eq!((status, &read["unread"]), (StatusCode::OK, &json!(0)));
+    let (_, page) = alex.get("conversations/general/messages?limit=1").await;
+    assert_eq!(page["messages"][0]["index"], 1);
+    assert_eq!(page["hasMore"], true);
+    let (_, older) = alex
+        .get("conversations/general/messages?before=1&limit=100")
+        .await;
+    assert_eq!(older["messages"][0]["body"], text.as_str());
+    assert_eq!(older["hasMore"], false);
+    // Typing is told to the others.
+    let (status, _) = alex.post("conversations/general/typing", json!({})).await;
+    assert_eq!(status, 204);
+    // (sam's stream told sam's own message first, as to sam's other devices.)
+    let data = sams_events.until("typing").await;
+    assert_eq!(data["context"], "general");
+    assert_eq!(data["identity"], "alex");
+
+    // What people post reaches the webhook and the notifier, as Twilio's would.
+    let mut notified = 0.0;
+    for _ in 0..100 {
+        notified = email_notifications(&server).await;
+        if notified > 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(notified > 0.0, "the notifier heard of sam's message");
+
+    // Refusals change nothing.
+    let nobody = Client {
+        server: &server,
+        bearer: None,
+    };
+    assert_eq!(
+        nobody.get("conversations").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let forged = Client {
+        server: &server,
+        bearer: Some(format!("{}x", alex.bearer.as_deref().unwrap())),
+    };
+    assert_eq!(
+        forged.get("conversations").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, _) = sam
+        .post(
+            "conversations/random/messages",
+            json!({"body": "let me in"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(alex.conversation("random").await["lastMessage"].is_null());
+    let long = "x".repeat(1_601);
+    for (path, body) in [
+        ("conversations/general/messages", json!({"body": long})),
+        ("conversations/general/messages", json!({"body": "  "})),
+        ("conversations/general/messages", json!({"text": "hi"})),
+        ("conversations/general/read", json!({"index": 99})),
+    ] {
+        assert_eq!(
+            alex.post(path, body.clone()).await.0,
+            StatusCode::BAD_REQUEST,
+            "{body}"
+        );
+    }
+    assert_eq!(
+        alex.get("conversations/general/messages?limit=101").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        alex.conversation("general").await["lastMessage"]["index"],
+        1
+    );
+
+    // The platform takes general from sam (a newer token without it): sam's stream says the
+    // membership ended, and sam may read it no more.
+    let newer = context_token(&server, "sam", "random").await;
+    access_token(&server, &newer).await;
+    let data = sams_events.until("membershipEnded").await;
+    assert_eq!(data["context"], "general");
+    assert_eq!(
+        sam.get("conversations/general/messages").await.0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, _) = sam
+        .post(
+            "conversations/general/messages",
+            json!({"body": "still here?"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
