@@ -298,7 +298,10 @@ async fn read(
     if let Some(p) = c.participants.iter_mut().find(|p| p.identity == identity) {
         p.last_read_message_index = Some(index);
     }
-    Json(conversation_json(c, &identity)).into_response()
+    let answer = Json(conversation_json(c, &identity)).into_response();
+    drop(state);
+    e.persist();
+    answer
 }
 
 async fn typing(

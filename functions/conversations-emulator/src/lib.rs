@@ -17,6 +17,8 @@ mod conversations;
 pub mod events;
 mod json;
 pub mod messages;
+#[cfg(feature = "sqlite")]
+pub mod persist;
 mod routes;
 mod service;
 pub mod state;
@@ -57,6 +59,9 @@ pub struct Emulator {
     webhook_http: reqwest::Client,
     /// What happens in the service, for the browser API's event streams.
     events: tokio::sync::broadcast::Sender<events::Event>,
+    /// Where local mode keeps the state (`with_store`); in memory without it.
+    #[cfg(feature = "sqlite")]
+    store: Option<persist::Store>,
 }
 
 /// A request the emulator let in: its path below the service, as segments and as text.
@@ -80,6 +85,8 @@ impl Emulator {
             auth_token: None,
             webhook_http: webhook::webhook_http(),
             events: tokio::sync::broadcast::channel(events::BUFFERED).0,
+            #[cfg(feature = "sqlite")]
+            store: None,
         };
         emulator.add_default_roles();
         emulator
@@ -163,8 +170,13 @@ impl Emulator {
                 .into_owned()
                 .collect();
         let rest: Vec<&str> = admitted.rest.iter().map(String::as_str).collect();
-        self.route(method, &rest, body, &query, webhook_enabled, &admitted.path)
-            .await
+        let answer = self
+            .route(method, &rest, body, &query, webhook_enabled, &admitted.path)
+            .await;
+        if method != Method::GET {
+            self.persist();
+        }
+        answer
     }
 
     /// The answer to a request, as Twilio would give it.
@@ -181,6 +193,38 @@ impl Emulator {
                     .await
             }
             Err(refused) => refused,
+        }
+    }
+
+    /// The state kept in `dir` (local mode's data directory; made on first start, owner-only),
+    /// and kept there from now on: a restart keeps the conversations, their participants
+    /// and their history.
+    #[cfg(feature = "sqlite")]
+    pub fn with_store(mut self, dir: &std::path::Path) -> Result<Self, String> {
+        let (store, loaded) = persist::Store::open(dir)?;
+        if let Some(state) = loaded {
+            self.next_sid = AtomicU64::new(state.highest_sid() + 1);
+            *self.state() = state;
+        }
+        self.store = Some(store);
+        self.persist();
+        Ok(self)
+    }
+
+    /// Writes what changed (local mode); nothing without a store.
+    pub(crate) fn persist(&self) {
+        #[cfg(feature = "sqlite")]
+        if let Some(store) = &self.store {
+            let snapshot = persist::Snapshot::of(&self.state());
+            store.save(&snapshot);
+        }
+    }
+
+    /// Writes an added message (local mode); nothing without a store.
+    pub(crate) fn persist_message(&self, _conversation: &str, _message: &state::MessageRec) {
+        #[cfg(feature = "sqlite")]
+        if let Some(store) = &self.store {
+            store.add_message(_conversation, _message);
         }
     }
 

@@ -93,6 +93,7 @@ impl Emulator {
         };
         c.messages.push(message.clone());
         let sid = c.sid.clone();
+        self.persist_message(&sid, &message);
         self.tell(Event::MessageAdded {
             conversation: sid.clone(),
             message: message.clone(),

@@ -3,14 +3,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct UserRec {
     pub sid: String,
     pub identity: String,
     pub is_online: Option<bool>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ParticipantRec {
     pub sid: String,
     pub identity: String,
@@ -18,14 +18,16 @@ pub struct ParticipantRec {
     pub last_read_message_index: Option<u64>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ConversationRec {
     pub sid: String,
     pub unique_name: Option<String>,
     pub friendly_name: Option<String>,
     pub attributes: String,
     pub participants: Vec<ParticipantRec>,
-    /// In index order; an index is never given twice, even after a delete.
+    /// In index order; an index is never given twice, even after a delete. Stored apart
+    /// (a row each), not in the snapshot.
+    #[serde(skip)]
     pub messages: Vec<MessageRec>,
 }
 
@@ -62,7 +64,7 @@ impl ConversationRec {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct MessageRec {
     pub sid: String,
     pub index: u64,
@@ -76,7 +78,7 @@ pub struct MessageRec {
     pub date_created: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RoleRec {
     pub sid: String,
     pub friendly_name: String,
@@ -121,6 +123,25 @@ impl Default for ServiceState {
 }
 
 impl ServiceState {
+    /// The highest number in any SID made so far (their 32 hex digits), so that SIDs made
+    /// after a restart are new.
+    pub fn highest_sid(&self) -> u64 {
+        let number = |sid: &str| sid.get(2..).and_then(|h| u64::from_str_radix(h, 16).ok());
+        let users = self.users.iter().map(|u| &u.sid);
+        let roles = self.roles.iter().map(|r| &r.sid);
+        let conversations = self.conversations.iter().flat_map(|c| {
+            std::iter::once(&c.sid)
+                .chain(c.participants.iter().map(|p| &p.sid))
+                .chain(c.messages.iter().map(|m| &m.sid))
+        });
+        users
+            .chain(roles)
+            .chain(conversations)
+            .filter_map(|sid| number(sid))
+            .max()
+            .unwrap_or(0)
+    }
+
     pub fn user(&self, sid_or_identity: &str) -> Option<&UserRec> {
         self.users
             .iter()

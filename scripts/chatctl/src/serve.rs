@@ -398,7 +398,9 @@ async fn choose_settings(
         twilio.api_secret.expose_secret(),
         format!("http://{addr}{EMULATOR_PATH}"),
     )
-    .with_auth_token(twilio.auth_token.expose_secret());
+    .with_auth_token(twilio.auth_token.expose_secret())
+    .with_store(&args.data_dir)
+    .map_err(CliError::Failed)?;
     Ok((
         SettingsSource::Fixed(Box::new(embedded_settings(
             &server_url,

@@ -163,8 +163,8 @@ async fn email_notifications(server: &Server) -> f64 {
 
 #[tokio::test]
 async fn people_chat_in_the_rooms_their_tokens_name_and_leave_when_the_platform_says() {
-    let data = temp_dir("local-chat");
-    let server = serve(&data, &[]);
+    let dir = temp_dir("local-chat");
+    let server = serve(&dir, &[]);
     let alex_token = server.token.clone().unwrap(); // contexts general, random
     let sam_token = context_token(&server, "sam", "general").await;
     let alex = Client {
@@ -300,4 +300,43 @@ async fn people_chat_in_the_rooms_their_tokens_name_and_leave_when_the_platform_
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // A restart keeps the rooms, who is in them and what was said (the local credentials
+    // too: alex's access token still works).
+    let alex_bearer = alex.bearer.clone();
+    drop(sams_events);
+    drop(server);
+    let server = serve(&dir, &[]);
+    let alex = Client {
+        server: &server,
+        bearer: alex_bearer,
+    };
+    let (status, history) = alex.get("conversations/general/messages").await;
+    assert_eq!(status, 200, "{history}");
+    let bodies: Vec<&str> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, [text.as_str(), "On my way."]);
+    assert_eq!(alex.conversation("general").await["lastReadIndex"], 1);
+    let (_, next) = alex
+        .post("conversations/general/messages", json!({"body": "Back."}))
+        .await;
+    assert_eq!(next["message"]["index"], 2);
+    assert_ne!(next["message"]["sid"], history["messages"][0]["sid"]);
+    #[cfg(unix)]
+    for file in [
+        "twilio-emulator.sqlite3",
+        "twilio-api-secret",
+        "twilio-auth-token",
+    ] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
 }
