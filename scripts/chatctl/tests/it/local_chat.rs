@@ -7,7 +7,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{Server, operation, serve, subscribe_email, temp_dir};
+use crate::common::{Server, operation, serve, temp_dir};
+use crate::notifications::{outbox, subscribe_and_confirm};
 
 /// A context token from the development token API.
 async fn context_token(server: &Server, identity: &str, contexts: &str) -> String {
@@ -147,18 +148,30 @@ impl Events {
     }
 }
 
-/// The sum of the email notifications' counters, whatever their outcome.
-async fn email_notifications(server: &Server) -> f64 {
+/// The email notifications counted with `outcome` (`sent`, `folded`, …).
+async fn email_notifications(server: &Server, outcome: &str) -> f64 {
     let text = reqwest::get(format!("{}/metrics", server.base))
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
+    let series =
+        format!("context_chat_notifications_total{{channel=\"email\",outcome=\"{outcome}\"}} ");
     text.lines()
-        .filter(|l| l.starts_with("context_chat_notifications_total{channel=\"email\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+        .find_map(|l| l.strip_prefix(&series)?.parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
+/// Waits up to 15 s for `done`.
+async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    for _ in 0..150 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not happen within 15 s");
 }
 
 #[tokio::test]
@@ -175,8 +188,9 @@ async fn people_chat_in_the_rooms_their_tokens_name_and_leave_when_the_platform_
         server: &server,
         bearer: Some(access_token(&server, &sam_token).await),
     };
-    // alex asks for email about general (unconfirmed: the notifier will skip it, and say so).
-    subscribe_email(&server, "general", "alex@example.org", &alex_token).await;
+    // alex wants email about general, from a confirmed address; alex has no stream open, so
+    // alex is offline.
+    subscribe_and_confirm(&server, &dir, &alex_token, "alex@example.org").await;
 
     let mut sams_events = sam.events().await;
     let general = alex.conversation("general").await;
@@ -204,13 +218,39 @@ async fn people_chat_in_the_rooms_their_tokens_name_and_leave_when_the_platform_
         )
         .await;
     assert_eq!(reply["message"]["index"], 1);
-    assert_eq!(alex.conversation("general").await["unread"], 2);
+    // The webhook → queue → notifier path runs on it: alex, offline, gets exactly one email.
+    eventually("alex's email", async || {
+        outbox(&dir, "alex@example.org").len() == 2
+    })
+    .await;
+    let mail = &outbox(&dir, "alex@example.org")[1];
+    assert!(
+        mail.contains("sam wrote") && mail.contains("On my way."),
+        "{mail}"
+    );
+    assert!(
+        !mail.contains("Grüße"),
+        "alex's own message is not mailed to alex"
+    );
+    // A second message within the window folds into the next digest: no second email.
+    sam.post(
+        "conversations/general/messages",
+        json!({"body": "Five minutes."}),
+    )
+    .await;
+    eventually("the fold", async || {
+        email_notifications(&server, "folded").await >= 1.0
+    })
+    .await;
+    assert_eq!(outbox(&dir, "alex@example.org").len(), 2);
+    assert_eq!(email_notifications(&server, "sent").await, 1.0);
+    assert_eq!(alex.conversation("general").await["unread"], 3);
     let (status, read) = alex
-        .post("conversations/general/read", json!({"index": 1}))
+        .post("conversations/general/read", json!({"index": 2}))
         .await;
     assert_eq!((status, &read["unread"]), (StatusCode::OK, &json!(0)));
     let (_, page) = alex.get("conversations/general/messages?limit=1").await;
-    assert_eq!(page["messages"][0]["index"], 1);
+    assert_eq!(page["messages"][0]["index"], 2);
     assert_eq!(page["hasMore"], true);
     let (_, older) = alex
         .get("conversations/general/messages?before=1&limit=100")
@@ -224,17 +264,6 @@ async fn people_chat_in_the_rooms_their_tokens_name_and_leave_when_the_platform_
     let data = sams_events.until("typing").await;
     assert_eq!(data["context"], "general");
     assert_eq!(data["identity"], "alex");
-
-    // What people post reaches the webhook and the notifier, as Twilio's would.
-    let mut notified = 0.0;
-    for _ in 0..100 {
-        notified = email_notifications(&server).await;
-        if notified > 0.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(notified > 0.0, "the notifier heard of sam's message");
 
     // Refusals change nothing.
     let nobody = Client {
@@ -280,7 +309,7 @@ async fn people_chat_in_the_rooms_their_tokens_name_and_leave_when_the_platform_
     );
     assert_eq!(
         alex.conversation("general").await["lastMessage"]["index"],
-        1
+        2
     );
 
     // The platform takes general from sam (a newer token without it): sam's stream says the
@@ -319,12 +348,12 @@ async fn people_chat_in_the_rooms_their_tokens_name_and_leave_when_the_platform_
         .iter()
         .map(|m| m["body"].as_str().unwrap())
         .collect();
-    assert_eq!(bodies, [text.as_str(), "On my way."]);
-    assert_eq!(alex.conversation("general").await["lastReadIndex"], 1);
+    assert_eq!(bodies, [text.as_str(), "On my way.", "Five minutes."]);
+    assert_eq!(alex.conversation("general").await["lastReadIndex"], 2);
     let (_, next) = alex
         .post("conversations/general/messages", json!({"body": "Back."}))
         .await;
-    assert_eq!(next["message"]["index"], 2);
+    assert_eq!(next["message"]["index"], 3);
     assert_ne!(next["message"]["sid"], history["messages"][0]["sid"]);
     #[cfg(unix)]
     for file in [

@@ -14,7 +14,7 @@ use test_support::{AUTH_TOKEN, TestKey, claims, form_body, on_message_added, sig
 use crate::common::{Local, Server, operation, serve, subscribe_email, temp_dir};
 
 /// The outbox's emails to `to`, oldest first.
-fn outbox(data: &Path, to: &str) -> Vec<String> {
+pub fn outbox(data: &Path, to: &str) -> Vec<String> {
     let mut files: Vec<_> = std::fs::read_dir(data.join("outbox"))
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
         .unwrap_or_default();
@@ -31,7 +31,7 @@ fn code_in(mail: &str) -> String {
     mail.split("code is: ").nth(1).unwrap()[..8].to_owned()
 }
 
-async fn subscribe_and_confirm(server: &Server, data: &Path, token: &str, email: &str) {
+pub async fn subscribe_and_confirm(server: &Server, data: &Path, token: &str, email: &str) {
     let body = subscribe_email(server, "general", email, token).await;
     assert_eq!(
         body["data"]["enableChannelNotifications"]["emailVerified"], false,
