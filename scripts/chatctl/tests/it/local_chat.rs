@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::common::{Server, operation, serve, temp_dir};
 use crate::notifications::{outbox, subscribe_and_confirm};
+use crate::platform::platform;
 
 /// A context token from the development token API.
 async fn context_token(server: &Server, identity: &str, contexts: &str) -> String {
@@ -312,10 +313,10 @@ async fn people_chat_in_the_rooms_their_tokens_name_and_leave_when_the_platform_
         2
     );
 
-    // The platform takes general from sam (a newer token without it): sam's stream says the
-    // membership ended, and sam may read it no more.
-    let newer = context_token(&server, "sam", "random").await;
-    access_token(&server, &newer).await;
+    // The platform revokes sam (`chatctl platform revoke-identity`, through the platform
+    // API): sam's stream says the membership ended, and sam may read or post no more.
+    let revoked = platform(&server, &dir, &["revoke-identity", "--identity", "sam"]);
+    assert!(revoked.status.success(), "{revoked:?}");
     let data = sams_events.until("membershipEnded").await;
     assert_eq!(data["context"], "general");
     assert_eq!(

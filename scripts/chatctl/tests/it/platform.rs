@@ -155,7 +155,7 @@ async fn platform_fields_take_the_bearer_and_widget_fields_the_api_key() {
 }
 
 /// `chatctl platform` against a local server, with the server's development client.
-fn platform(server: &Server, data: &std::path::Path, args: &[&str]) -> std::process::Output {
+pub fn platform(server: &Server, data: &std::path::Path, args: &[&str]) -> std::process::Output {
     let api = format!("{}/graphql", server.base);
     let token_url = format!("{}/oauth/token", server.base);
     let mut all = vec![
