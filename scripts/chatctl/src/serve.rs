@@ -91,7 +91,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .parse()
         .map_err(|e| CliError::Failed(format!("public URL: {e}")))?;
     let notifications = LocalNotifications::open(&args.data_dir, public_url)?;
-    let mut builder = App::builder(source, AppOptions::default())
+    let mut options = AppOptions::default();
+    if let Some(window) = notify_window_from_env()? {
+        options.notify.window = window;
+    }
+    let mut builder = App::builder(source, options)
         .ports(notifications.ports.clone())
         .lend(email::settings::Fallback(notifications.outbox.clone()))
         .lend(sms::settings::Maker(TwilioSms::gateway))
@@ -477,6 +481,20 @@ fn describe(source: &SettingsSource, local: bool) -> String {
             "embedded development defaults (no STACK_NAME, no TWILIO_*/CHAT_* variables)".into()
         }
         SettingsSource::Fixed(_) => "fixed".into(),
+    }
+}
+
+/// `CHAT_NOTIFY_WINDOW_SECS`: the digest window (at most one email per context and address
+/// in this long; 10 minutes unless set), shorter to try notifications locally.
+fn notify_window_from_env() -> Result<Option<std::time::Duration>> {
+    let Ok(value) = std::env::var("CHAT_NOTIFY_WINDOW_SECS") else {
+        return Ok(None);
+    };
+    match value.trim().parse::<u64>() {
+        Ok(secs @ 1..=86_400) => Ok(Some(std::time::Duration::from_secs(secs))),
+        _ => Err(CliError::usage(
+            "CHAT_NOTIFY_WINDOW_SECS must be seconds from 1 to 86400",
+        )),
     }
 }
 

@@ -178,7 +178,9 @@ async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
 #[tokio::test]
 async fn people_chat_in_the_rooms_their_tokens_name_and_leave_when_the_platform_says() {
     let dir = temp_dir("local-chat");
-    let server = serve(&dir, &[]);
+    // A 2-second digest window, so the flush after it is seen here.
+    let window = [("CHAT_NOTIFY_WINDOW_SECS", "2".to_owned())];
+    let server = serve(&dir, &window);
     let alex_token = server.token.clone().unwrap(); // contexts general, random
     let sam_token = context_token(&server, "sam", "general").await;
     let alex = Client {
@@ -250,6 +252,17 @@ async fn people_chat_in_the_rooms_their_tokens_name_and_leave_when_the_platform_
         .post("conversations/general/read", json!({"index": 2}))
         .await;
     assert_eq!((status, &read["unread"]), (StatusCode::OK, &json!(0)));
+    // alex read it before the window's flush: the flush (counted with the folds: it found
+    // nothing unread) sends no email for what was read.
+    eventually("the flush", async || {
+        email_notifications(&server, "folded").await >= 2.0
+    })
+    .await;
+    assert_eq!(
+        outbox(&dir, "alex@example.org").len(),
+        2,
+        "read before the flush"
+    );
     let (_, page) = alex.get("conversations/general/messages?limit=1").await;
     assert_eq!(page["messages"][0]["index"], 2);
     assert_eq!(page["hasMore"], true);
@@ -336,7 +349,7 @@ async fn people_chat_in_the_rooms_their_tokens_name_and_leave_when_the_platform_
     let alex_bearer = alex.bearer.clone();
     drop(sams_events);
     drop(server);
-    let server = serve(&dir, &[]);
+    let server = serve(&dir, &window);
     let alex = Client {
         server: &server,
         bearer: alex_bearer,
