@@ -326,3 +326,127 @@ async fn a_create_given_up_midway_leaves_nothing_behind() {
     e.set_create_window(std::time::Duration::ZERO);
     assert_eq!(call(&e, Method::POST, "Users", &user).await.0, 201);
 }
+
+/// A change to an access token's claims.
+type Edit = Box<dyn FnOnce(&mut Value)>;
+
+/// An access token as the product mints it (Twilio's format), with `claims` changed by `edit`.
+fn access_token(secret: &str, edit: impl FnOnce(&mut Value)) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut claims = serde_json::json!({
+        "jti": format!("{API_KEY_SID}-{now}"),
+        "iss": API_KEY_SID,
+        "sub": ACCOUNT_SID,
+        "nbf": now - 1,
+        "exp": now + 600,
+        "grants": {"identity": "alex", "chat": {"service_sid": CHAT_SERVICE_SID}},
+    });
+    edit(&mut claims);
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.cty = Some("twilio-fpa;v=1".into());
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+#[tokio::test]
+async fn the_browser_api_takes_only_this_services_live_access_tokens() {
+    let e = emulator();
+    call(
+        &e,
+        Method::POST,
+        "Conversations",
+        &[("UniqueName", "general")],
+    )
+    .await;
+    call(
+        &e,
+        Method::POST,
+        "Conversations/general/Participants",
+        &[("Identity", "alex")],
+    )
+    .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}{}", listener.local_addr().unwrap(), browser::PATH);
+    tokio::spawn(async move { axum::serve(listener, browser::routes(Arc::new(e))).await });
+    let status = |token: String| {
+        let url = format!("{base}/conversations");
+        async move {
+            let answer = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await;
+            answer.unwrap().status().as_u16()
+        }
+    };
+    assert_eq!(status(access_token(SECRET, |_| {})).await, 200);
+    let refused: [(&str, Edit); 6] = [
+        (
+            "expired",
+            Box::new(|c| c["exp"] = (c["nbf"].as_u64().unwrap() - 60).into()),
+        ),
+        (
+            "not yet",
+            Box::new(|c| c["nbf"] = serde_json::json!(c["exp"].as_u64().unwrap() - 1)),
+        ),
+        (
+            "another service",
+            Box::new(|c| {
+                c["grants"]["chat"]["service_sid"] = format!("IS{}", "f".repeat(32)).into()
+            }),
+        ),
+        (
+            "no chat grant",
+            Box::new(|c| c["grants"]["chat"] = Value::Null),
+        ),
+        (
+            "another key",
+            Box::new(|c| c["iss"] = format!("SK{}", "0".repeat(32)).into()),
+        ),
+        (
+            "another account",
+            Box::new(|c| c["sub"] = format!("AC{}", "0".repeat(32)).into()),
+        ),
+    ];
+    for (why, edit) in refused {
+        assert_eq!(status(access_token(SECRET, edit)).await, 401, "{why}");
+    }
+    assert_eq!(
+        status(access_token("another-secret", |_| {})).await,
+        401,
+        "forged"
+    );
+    // One kind of token never passes as another: a context token (ES256, no grant).
+    let context = context_chat::dev_keys::generate_es256().unwrap();
+    let signer =
+        context_chat::dev_keys::ContextTokenSigner::from_pem(&context.private_pem, "k").unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let context_token = signer
+        .sign(&context_chat::dev_keys::ContextClaims {
+            sub: "alex".into(),
+            contexts: vec!["general".into()],
+            iat: now,
+            exp: now + 600,
+            iss: None,
+            aud: None,
+        })
+        .unwrap();
+    assert_eq!(status(context_token).await, 401, "a context token");
+    let unsigned = format!(
+        "{}.{}.",
+        base64_url(r#"{"alg":"none","typ":"JWT","cty":"twilio-fpa;v=1"}"#),
+        base64_url(&serde_json::json!({"grants": {"identity": "alex"}}).to_string())
+    );
+    assert_eq!(status(unsigned).await, 401, "alg none");
+}
+
+fn base64_url(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
