@@ -263,8 +263,28 @@ async fn people_chat_in_the_rooms_their_tokens_name_and_leave_when_the_platform_
         2,
         "read before the flush"
     );
+    // While alex's stream is open alex is online: the notifier asks the embedded service's
+    // reachability and sends nothing.
+    let alexs_events = alex.events().await;
+    sam.post(
+        "conversations/general/messages",
+        json!({"body": "Are you there?"}),
+    )
+    .await;
+    eventually("the online check", async || {
+        email_notifications(&server, "skipped_online").await >= 1.0
+    })
+    .await;
+    assert_eq!(
+        outbox(&dir, "alex@example.org").len(),
+        2,
+        "online: no email"
+    );
+    drop(alexs_events);
+    alex.post("conversations/general/read", json!({"index": 3}))
+        .await;
     let (_, page) = alex.get("conversations/general/messages?limit=1").await;
-    assert_eq!(page["messages"][0]["index"], 2);
+    assert_eq!(page["messages"][0]["index"], 3);
     assert_eq!(page["hasMore"], true);
     let (_, older) = alex
         .get("conversations/general/messages?before=1&limit=100")
@@ -323,7 +343,7 @@ async fn people_chat_in_the_rooms_their_tokens_name_and_leave_when_the_platform_
     );
     assert_eq!(
         alex.conversation("general").await["lastMessage"]["index"],
-        2
+        3
     );
 
     // The platform revokes sam (`chatctl platform revoke-identity`, through the platform
@@ -362,12 +382,20 @@ async fn people_chat_in_the_rooms_their_tokens_name_and_leave_when_the_platform_
         .iter()
         .map(|m| m["body"].as_str().unwrap())
         .collect();
-    assert_eq!(bodies, [text.as_str(), "On my way.", "Five minutes."]);
-    assert_eq!(alex.conversation("general").await["lastReadIndex"], 2);
+    assert_eq!(
+        bodies,
+        [
+            text.as_str(),
+            "On my way.",
+            "Five minutes.",
+            "Are you there?"
+        ]
+    );
+    assert_eq!(alex.conversation("general").await["lastReadIndex"], 3);
     let (_, next) = alex
         .post("conversations/general/messages", json!({"body": "Back."}))
         .await;
-    assert_eq!(next["message"]["index"], 3);
+    assert_eq!(next["message"]["index"], 4);
     assert_ne!(next["message"]["sid"], history["messages"][0]["sid"]);
     #[cfg(unix)]
     for file in [
