@@ -265,12 +265,15 @@ async fn people_chat_in_the_rooms_their_tokens_name_and_leave_when_the_platform_
     );
     // While alex's stream is open alex is online: the notifier asks the embedded service's
     // reachability and sends nothing.
-    let alexs_events = alex.events().await;
+    let mut alexs_events = alex.events().await;
     sam.post(
         "conversations/general/messages",
         json!({"body": "Are you there?"}),
     )
     .await;
+    let heard = alexs_events.until("message").await;
+    assert_eq!(heard["message"]["body"], "Are you there?");
+    assert_eq!(heard["message"]["author"], "sam");
     eventually("the online check", async || {
         email_notifications(&server, "skipped_online").await >= 1.0
     })
