@@ -60,6 +60,19 @@ pub fn routes(emulator: Arc<Emulator>) -> Router {
         .with_state(emulator)
 }
 
+/// A JSON body, or why it is not one (answered 400 by the handler, in its words).
+type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+/// The value, or the handler answers with the refusal.
+macro_rules! or_refuse {
+    ($result:expr) => {
+        match $result {
+            Ok(value) => value,
+            Err(refusal) => return refusal,
+        }
+    };
+}
+
 /// A refusal: its status and what it says.
 fn refused(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
@@ -150,10 +163,7 @@ fn conversation_json(c: &ConversationRec, identity: &str) -> Value {
 }
 
 async fn conversations(State(e): State<Arc<Emulator>>, headers: HeaderMap) -> Response {
-    let identity = match e.caller(&headers) {
-        Ok(identity) => identity,
-        Err(refusal) => return refusal,
-    };
+    let identity = or_refuse!(e.caller(&headers));
     let state = e.state();
     let mine: Vec<Value> = state
         .conversations
@@ -165,6 +175,27 @@ async fn conversations(State(e): State<Arc<Emulator>>, headers: HeaderMap) -> Re
 }
 
 /// The caller, and the conversation of `context` if the caller is one of its participants.
+/// The caller of a request below `conversations/{context}/`, a participant of it.
+struct Member {
+    identity: String,
+    context: String,
+}
+
+impl axum::extract::FromRequestParts<Arc<Emulator>> for Member {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        e: &Arc<Emulator>,
+    ) -> Result<Self, Response> {
+        let Path(context) = Path::<String>::from_request_parts(parts, e)
+            .await
+            .map_err(|_| not_a_participant())?;
+        let identity = member(e, &parts.headers, &context)?;
+        Ok(Member { identity, context })
+    }
+}
+
 fn member(e: &Emulator, headers: &HeaderMap, context: &str) -> Result<String, Response> {
     let identity = e.caller(headers)?;
     let state = e.state();
@@ -187,13 +218,9 @@ struct PageQuery {
 
 async fn messages(
     State(e): State<Arc<Emulator>>,
-    Path(context): Path<String>,
+    Member { context, .. }: Member,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-    headers: HeaderMap,
 ) -> Response {
-    if let Err(refusal) = member(&e, &headers, &context) {
-        return refusal;
-    }
     let Ok(Query(page)) = query else {
         return refused(
             StatusCode::BAD_REQUEST,
@@ -226,14 +253,9 @@ struct PostBody {
 
 async fn post_message(
     State(e): State<Arc<Emulator>>,
-    Path(context): Path<String>,
-    headers: HeaderMap,
-    body: Result<Json<PostBody>, axum::extract::rejection::JsonRejection>,
+    Member { identity, context }: Member,
+    body: JsonBody<PostBody>,
 ) -> Response {
-    let identity = match member(&e, &headers, &context) {
-        Ok(identity) => identity,
-        Err(refusal) => return refusal,
-    };
     let Ok(Json(post)) = body else {
         return refused(
             StatusCode::BAD_REQUEST,
@@ -277,14 +299,9 @@ struct ReadBody {
 
 async fn read(
     State(e): State<Arc<Emulator>>,
-    Path(context): Path<String>,
-    headers: HeaderMap,
-    body: Result<Json<ReadBody>, axum::extract::rejection::JsonRejection>,
+    Member { identity, context }: Member,
+    body: JsonBody<ReadBody>,
 ) -> Response {
-    let identity = match member(&e, &headers, &context) {
-        Ok(identity) => identity,
-        Err(refusal) => return refusal,
-    };
     let Ok(Json(ReadBody { index })) = body else {
         return refused(StatusCode::BAD_REQUEST, "The body must be {\"index\": N}.");
     };
@@ -304,15 +321,8 @@ async fn read(
     answer
 }
 
-async fn typing(
-    State(e): State<Arc<Emulator>>,
-    Path(context): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let identity = match member(&e, &headers, &context) {
-        Ok(identity) => identity,
-        Err(refusal) => return refusal,
-    };
+async fn typing(State(e): State<Arc<Emulator>>, member: Member) -> Response {
+    let Member { identity, context } = member;
     let sid = e.state().conversation(&context).map(|c| c.sid.clone());
     if let Some(conversation) = sid {
         e.tell(Event::Typing {
@@ -389,10 +399,7 @@ fn sse(name: &str, data: Value) -> Sse {
 }
 
 async fn events(State(e): State<Arc<Emulator>>, headers: HeaderMap) -> Response {
-    let identity = match e.caller(&headers) {
-        Ok(identity) => identity,
-        Err(refusal) => return refusal,
-    };
+    let identity = or_refuse!(e.caller(&headers));
     let receiver = e.subscribe();
     let ready = sse("ready", json!({ "identity": identity }));
     let presence = Presence::new(e.clone(), identity);

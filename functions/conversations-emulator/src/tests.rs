@@ -85,13 +85,7 @@ async fn it_answers_as_twilio_does_with_twilios_codes() {
 #[tokio::test]
 async fn messages_take_the_next_index_and_page_in_order_and_a_refusal_stores_nothing() {
     let e = emulator();
-    call(
-        &e,
-        Method::POST,
-        "Conversations",
-        &[("UniqueName", "general")],
-    )
-    .await;
+    create_general(&e).await;
     let path = "Conversations/general/Messages";
     for (n, body) in ["one", "two", "three"].iter().enumerate() {
         let (status, m) = call(
@@ -122,22 +116,10 @@ async fn messages_take_the_next_index_and_page_in_order_and_a_refusal_stores_not
     assert_eq!(bodies(&first), ["one", "two", "three"]);
     let next = first["meta"]["next_page_url"].as_str().unwrap();
     let next = &next[next.find("Messages").unwrap()..];
-    let (_, second) = call(
-        &e,
-        Method::GET,
-        &format!("Conversations/general/{next}"),
-        &[],
-    )
-    .await;
+    let (_, second) = get(&e, &format!("Conversations/general/{next}")).await;
     assert_eq!(bodies(&second), ["four"]);
     assert!(second["meta"]["next_page_url"].is_null());
-    let (_, newest) = call(
-        &e,
-        Method::GET,
-        &format!("{path}?Order=desc&PageSize=2"),
-        &[],
-    )
-    .await;
+    let (_, newest) = get(&e, &format!("{path}?Order=desc&PageSize=2")).await;
     assert_eq!(bodies(&newest), ["four", "three"]);
     let sid = newest["messages"][0]["sid"].as_str().unwrap().to_owned();
     let (status, one) = call(&e, Method::GET, &format!("{path}/{sid}"), &[]).await;
@@ -171,6 +153,24 @@ async fn messages_take_the_next_index_and_page_in_order_and_a_refusal_stores_not
     assert_eq!(all["messages"][4]["index"], 4);
 }
 
+/// A GET below the service.
+async fn get(e: &Emulator, path: &str) -> (u16, Value) {
+    call(e, Method::GET, path, &[]).await
+}
+
+/// The conversation `general`.
+async fn create_general(e: &Emulator) {
+    let general = [("UniqueName", "general")];
+    call(e, Method::POST, "Conversations", &general).await;
+}
+
+/// The conversation `general`, with alex in it.
+async fn general_with_alex(e: &Emulator) {
+    create_general(e).await;
+    let alex = [("Identity", "alex")];
+    call(e, Method::POST, "Conversations/general/Participants", &alex).await;
+}
+
 /// Alex's one conversation, as the user's conversations list gives it.
 async fn mine(e: &Emulator) -> Value {
     let (_, list) = call(e, Method::GET, "Users/alex/Conversations", &[]).await;
@@ -180,13 +180,7 @@ async fn mine(e: &Emulator) -> Value {
 #[tokio::test]
 async fn a_read_horizon_counts_what_is_unread() {
     let e = emulator();
-    call(
-        &e,
-        Method::POST,
-        "Conversations",
-        &[("UniqueName", "general")],
-    )
-    .await;
+    create_general(&e).await;
     let member = [("Identity", "alex")];
     call(
         &e,
@@ -256,20 +250,7 @@ async fn an_added_message_posts_onmessageadded_signed_as_twilio_signs_when_asked
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let e = emulator().with_auth_token("the-auth-token");
-    call(
-        &e,
-        Method::POST,
-        "Conversations",
-        &[("UniqueName", "general")],
-    )
-    .await;
-    call(
-        &e,
-        Method::POST,
-        "Conversations/general/Participants",
-        &[("Identity", "alex")],
-    )
-    .await;
+    general_with_alex(&e).await;
     let hooks = [
         ("PostWebhookUrl", hook_url.as_str()),
         ("Method", "POST"),
@@ -354,20 +335,7 @@ fn access_token(secret: &str, edit: impl FnOnce(&mut Value)) -> String {
 #[tokio::test]
 async fn the_browser_api_takes_only_this_services_live_access_tokens() {
     let e = emulator();
-    call(
-        &e,
-        Method::POST,
-        "Conversations",
-        &[("UniqueName", "general")],
-    )
-    .await;
-    call(
-        &e,
-        Method::POST,
-        "Conversations/general/Participants",
-        &[("Identity", "alex")],
-    )
-    .await;
+    general_with_alex(&e).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}{}", listener.local_addr().unwrap(), browser::PATH);
     tokio::spawn(async move { axum::serve(listener, browser::routes(Arc::new(e))).await });

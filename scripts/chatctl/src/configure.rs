@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use context_chat::notifications::channels::sms::policy::{SmsPolicy, warn_of_any_country};
 use context_chat::notifications::channels::sms::settings::SmsSettings;
-use context_chat::settings::{Param, SettingsSource, is_allowed_remote_url};
+use context_chat::settings::{Param, SettingsSource, TwilioSettings, is_allowed_remote_url};
 use context_chat::twilio::conversations::ConversationsApi;
 use context_chat::twilio::rest::{RestClient, RetryPolicy};
 use context_chat::twilio::service_setup::Setup;
@@ -54,18 +54,8 @@ pub async fn run(args: ConfigureArgs) -> Result<()> {
     if sms.is_some() {
         warn_of_any_country(&sms_policy);
     }
-    let base_url = twilio
-        .api_base_url
-        .as_ref()
+    let (api, base_url) = conversations_api(&twilio)
         .ok_or_else(|| CliError::usage("these settings have no Conversations API"))?;
-    let api = ConversationsApi::new(RestClient::new(
-        RestClient::http_client(),
-        base_url,
-        &twilio.chat_service_sid,
-        &twilio.api_key_sid,
-        &twilio.api_secret,
-        RetryPolicy::default(),
-    ));
     println!(
         "Conversation Service {} at {}{}",
         twilio.chat_service_sid,
@@ -155,6 +145,20 @@ fn with_path_secret(
         ))
     })?;
     Ok(format!("{base}/{}", secret.expose_secret()))
+}
+
+/// The Conversations API of these settings (with its base URL), if they name one.
+pub fn conversations_api(twilio: &TwilioSettings) -> Option<(ConversationsApi, &url::Url)> {
+    let base_url = twilio.api_base_url.as_ref()?;
+    let client = RestClient::new(
+        RestClient::http_client(),
+        base_url,
+        &twilio.chat_service_sid,
+        &twilio.api_key_sid,
+        &twilio.api_secret,
+        RetryPolicy::default(),
+    );
+    Some((ConversationsApi::new(client), base_url))
 }
 
 /// SSM under STACK_NAME, else the TWILIO_* variables; never the embedded fake credentials.

@@ -22,8 +22,6 @@ use context_chat::http::token_routes;
 use context_chat::ledger::Ledger;
 use context_chat::metrics::{self, Counter};
 use context_chat::settings::{Param, SettingsSource, reads};
-use context_chat::twilio::conversations::ConversationsApi;
-use context_chat::twilio::rest::{RestClient, RetryPolicy};
 use context_chat::twilio::service_setup::Setup;
 use context_chat::{App, AppOptions};
 use conversations_emulator::{Emulator, browser};
@@ -445,17 +443,9 @@ async fn configure_embedded_twilio(
     twilio: context_chat::settings::TwilioSettings,
     webhook: String,
 ) {
-    let Some(base_url) = twilio.api_base_url.as_ref() else {
+    let Some((api, _)) = crate::configure::conversations_api(&twilio) else {
         return;
     };
-    let api = ConversationsApi::new(RestClient::new(
-        RestClient::http_client(),
-        base_url,
-        &twilio.chat_service_sid,
-        &twilio.api_key_sid,
-        &twilio.api_secret,
-        RetryPolicy::default(),
-    ));
     let setup = Setup {
         api: &api,
         webhook_url: Some(&webhook),

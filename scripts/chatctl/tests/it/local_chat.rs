@@ -17,14 +17,8 @@ async fn context_token(server: &Server, identity: &str, contexts: &str) -> Strin
         "{}/token?identity={identity}&context={contexts}",
         server.base
     );
-    let body: Value = reqwest::Client::new()
-        .post(url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let response = reqwest::Client::new().post(url).send().await.unwrap();
+    let body: Value = response.json().await.unwrap();
     body["token"].as_str().unwrap().to_owned()
 }
 
@@ -45,31 +39,34 @@ struct Client<'a> {
 }
 
 impl Client<'_> {
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let mut request =
-            reqwest::Client::new().get(format!("{}/local/v1/{path}", self.server.base));
-        if let Some(bearer) = &self.bearer {
-            request = request.bearer_auth(bearer);
-        }
+    /// A request of the browser API, with this client's bearer if it has one.
+    async fn send(&self, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let request = match &self.bearer {
+            Some(bearer) => request.bearer_auth(bearer),
+            None => request,
+        };
         let response = request.send().await.unwrap();
-        (
-            response.status(),
-            response.json().await.unwrap_or(Value::Null),
-        )
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Posts `body` in `context`: the status.
+    async fn says(&self, context: &str, body: &str) -> StatusCode {
+        let path = format!("conversations/{context}/messages");
+        self.post(&path, json!({ "body": body })).await.0
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/local/v1/{path}", self.server.base)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.send(reqwest::Client::new().get(self.url(path))).await
     }
 
     async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let mut request = reqwest::Client::new()
-            .post(format!("{}/local/v1/{path}", self.server.base))
-            .json(&body);
-        if let Some(bearer) = &self.bearer {
-            request = request.bearer_auth(bearer);
-        }
-        let response = request.send().await.unwrap();
-        (
-            response.status(),
-            response.json().await.unwrap_or(Value::Null),
-        )
+        self.send(reqwest::Client::new().post(self.url(path)).json(&body))
+            .await
     }
 
     /// The event stream, until its first `ready`.
@@ -164,6 +161,15 @@ async fn email_notifications(server: &Server, outcome: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Waits until the email notifications counted with `outcome` reach `at_least`.
+async fn counted(server: &Server, outcome: &str, at_least: f64) {
+    let what = format!("{at_least} {outcome}");
+    eventually(&what, async || {
+        email_notifications(server, outcome).await >= at_least
+    })
+    .await;
+}
+
 /// Waits up to 15 s for `done`.
 async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
     for _ in 0..150 {
@@ -241,10 +247,7 @@ async fn people_chat_in_the_rooms_their_tokens_name_and_leave_when_the_platform_
         json!({"body": "Five minutes."}),
     )
     .await;
-    eventually("the fold", async || {
-        email_notifications(&server, "folded").await >= 1.0
-    })
-    .await;
+    counted(&server, "folded", 1.0).await;
     assert_eq!(outbox(&dir, "alex@example.org").len(), 2);
     assert_eq!(email_notifications(&server, "sent").await, 1.0);
     assert_eq!(alex.conversation("general").await["unread"], 3);
@@ -254,10 +257,7 @@ async fn people_chat_in_the_rooms_their_tokens_name_and_leave_when_the_platform_
     assert_eq!((status, &read["unread"]), (StatusCode::OK, &json!(0)));
     // alex read it before the window's flush: the flush (counted with the folds: it found
     // nothing unread) sends no email for what was read.
-    eventually("the flush", async || {
-        email_notifications(&server, "folded").await >= 2.0
-    })
-    .await;
+    counted(&server, "folded", 2.0).await;
     assert_eq!(
         outbox(&dir, "alex@example.org").len(),
         2,
@@ -274,10 +274,7 @@ async fn people_chat_in_the_rooms_their_tokens_name_and_leave_when_the_platform_
     let heard = alexs_events.until("message").await;
     assert_eq!(heard["message"]["body"], "Are you there?");
     assert_eq!(heard["message"]["author"], "sam");
-    eventually("the online check", async || {
-        email_notifications(&server, "skipped_online").await >= 1.0
-    })
-    .await;
+    counted(&server, "skipped_online", 1.0).await;
     assert_eq!(
         outbox(&dir, "alex@example.org").len(),
         2,
@@ -319,13 +316,7 @@ async fn people_chat_in_the_rooms_their_tokens_name_and_leave_when_the_platform_
         forged.get("conversations").await.0,
         StatusCode::UNAUTHORIZED
     );
-    let (status, _) = sam
-        .post(
-            "conversations/random/messages",
-            json!({"body": "let me in"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(sam.says("random", "let me in").await, StatusCode::FORBIDDEN);
     assert!(alex.conversation("random").await["lastMessage"].is_null());
     let long = "x".repeat(1_601);
     for (path, body) in [
@@ -359,13 +350,10 @@ async fn people_chat_in_the_rooms_their_tokens_name_and_leave_when_the_platform_
         sam.get("conversations/general/messages").await.0,
         StatusCode::FORBIDDEN
     );
-    let (status, _) = sam
-        .post(
-            "conversations/general/messages",
-            json!({"body": "still here?"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        sam.says("general", "still here?").await,
+        StatusCode::FORBIDDEN
+    );
 
     // A restart keeps the rooms, who is in them and what was said (the local credentials
     // too: alex's access token still works).
