@@ -20,7 +20,7 @@ use crate::error::{ChatError, Result};
 pub use crate::feature::Feature;
 use crate::ledger::LedgerPolicy;
 use crate::names::looks_like_sid;
-use crate::twilio::access_token::{DEFAULT_TTL_SECS, MAX_TTL_SECS};
+use crate::twilio::access_token::{DEFAULT_TTL_SECS, MAX_TTL_SECS, MIN_TTL_SECS};
 use crate::twilio::provisioning::{Adoption, Ownership};
 use crate::virgil::VirgilSigner;
 
@@ -606,11 +606,13 @@ impl TwilioSettings {
             Some(v) => v
                 .parse::<u64>()
                 .ok()
-                .filter(|t| (1..=MAX_TTL_SECS).contains(t))
+                .filter(|t| (MIN_TTL_SECS..=MAX_TTL_SECS).contains(t))
                 .ok_or_else(|| {
                     r.invalid(
                         Param::AccessTokenTtl,
-                        &format!("must be a number of seconds from 1 to {MAX_TTL_SECS}"),
+                        &format!(
+                            "must be a number of seconds from {MIN_TTL_SECS} (Twilio's SDK warns a minute before expiry) to {MAX_TTL_SECS}"
+                        ),
                     )
                 })?,
         };
@@ -956,16 +958,22 @@ mod tests {
     }
 
     #[test]
-    fn ttl_is_bounded_by_a_day() {
+    fn ttl_is_from_five_minutes_to_a_day() {
         let mut raw = good();
-        raw.insert(Param::AccessTokenTtl, "3600".into());
-        assert_eq!(
-            load(&raw).unwrap().twilio.unwrap().access_token_ttl_secs,
-            3600
-        );
-        for bad in ["0", "86401", "-5", "1h"] {
+        for ok in ["300", "3600", "86400"] {
+            raw.insert(Param::AccessTokenTtl, ok.into());
+            let twilio = load(&raw).unwrap().twilio.unwrap();
+            assert_eq!(twilio.access_token_ttl_secs.to_string(), ok);
+        }
+        for bad in ["0", "1", "299", "86401", "-5", "1h"] {
             raw.insert(Param::AccessTokenTtl, bad.into());
-            assert!(load(&raw).is_err(), "{bad}");
+            let err = load(&raw).unwrap_err();
+            assert!(
+                err.message.contains("twilio/accessTokenTTL"),
+                "{bad}: {}",
+                err.message
+            );
+            assert!(err.message.contains("from 300"), "{}", err.message);
         }
     }
 

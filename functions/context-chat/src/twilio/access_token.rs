@@ -12,6 +12,10 @@ use serde::Serialize;
 
 /// Twilio rejects access tokens that live longer than a day (error 20157).
 pub const MAX_TTL_SECS: u64 = 24 * 60 * 60;
+/// The shortest lifetime the settings take: Twilio's SDK warns a minute before a token
+/// expires (`tokenAboutToExpire`), and a client needs that minute and more to fetch a new
+/// one; shorter tokens would have clients refreshing all the time.
+pub const MIN_TTL_SECS: u64 = 5 * 60;
 /// The old integration's TTL, kept as the default.
 pub const DEFAULT_TTL_SECS: u64 = MAX_TTL_SECS;
 
