@@ -333,7 +333,8 @@ impl Notifier {
             return Ok(Outcome::Read);
         }
         let now = now_unix();
-        let step = store::update(store, &key, |d: Option<&Digest>| {
+        let (step, had_unsent) = store::update(store, &key, |d: Option<&Digest>| {
+            let had_unsent = d.is_some_and(|d| !d.pending.is_empty() || d.more > 0);
             let (mut next, step) = digest::step(
                 d,
                 (context, address, identity),
@@ -345,10 +346,12 @@ impl Notifier {
             if let Some(n) = next.as_mut() {
                 n.conversation_sid = Some(conversation_sid.to_owned());
             }
-            Ok((keep(next), step))
+            Ok((keep(next), (step, had_unsent)))
         })
         .await?;
         match step {
+            // A flush whose messages were all read meanwhile: nothing to send, for that reason.
+            Step::Nothing if message.is_none() && had_unsent => Ok(Outcome::Read),
             Step::Nothing => Ok(Outcome::Folded),
             Step::Later { at, schedule } => {
                 if schedule {
