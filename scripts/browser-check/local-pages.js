@@ -4,12 +4,10 @@
 // inside chatctl and runs verifyToken with the sample token the start page offers.
 //   node local-pages.js path/to/chatctl        (CHROMIUM: the browser; default /usr/bin/chromium)
 'use strict';
-const { spawn } = require('child_process');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const readline = require('readline');
-const { chromium } = require('playwright-core');
+const { serve, launch, cutOff, check } = require('./serve');
 
 const chatctl = process.argv[2];
 if (!chatctl) {
@@ -17,59 +15,15 @@ if (!chatctl) {
   process.exit(2);
 }
 
-/** `chatctl serve` on a free port in embedded local mode; resolves with its origin once ready. */
-function serve(dataDir) {
-  const env = { PATH: process.env.PATH, HOME: process.env.HOME, RUST_LOG: 'warn' };
-  const child = spawn(chatctl, ['serve', '--port', '0', '--data-dir', dataDir], {
-    env,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let origin;
-    const timer = setTimeout(() => reject(new Error('chatctl serve did not say Ready. in 30 s')), 30000);
-    child.on('exit', (code) => reject(new Error(`chatctl serve exited with ${code}`)));
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      const m = line.match(/^Context Chat is listening on (http:\/\/[^/ ]+)\//);
-      if (m) origin = m[1];
-      if (line === 'Ready.') {
-        clearTimeout(timer);
-        resolve({ child, origin });
-      }
-    });
-  });
-}
-
-function check(condition, what) {
-  if (!condition) throw new Error(`not so: ${what}`);
-  console.log(`ok: ${what}`);
-}
-
 async function main() {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'browser-check-'));
-  const { child, origin } = await serve(dataDir);
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const { child, origin } = await serve(chatctl, dataDir);
+  const browser = await launch();
   const offsite = [];
   const errors = [];
   try {
-    const context = await browser.newContext();
     // The cut: only the server's own origin is reachable.
-    await context.route('**/*', (route) => {
-      const url = route.request().url();
-      if (new URL(url).origin === origin) return route.continue();
-      offsite.push(url);
-      return route.abort('internetdisconnected');
-    });
+    const context = await cutOff(browser, origin, offsite);
     const page = await context.newPage();
     page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
     page.on('console', (m) => m.type() === 'error' && errors.push(`console: ${m.text()}`));

@@ -12,6 +12,7 @@ mod pages;
 mod platform;
 mod put_params;
 mod serve;
+mod widget;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -91,6 +91,9 @@ pub struct StartPage {
     pub issuer: Option<Arc<DevIssuerSource>>,
     /// Local mode's development authorization server (the platform API's keys).
     pub platform_keys: bool,
+    /// Local mode with the embedded Conversations service and no API key: the page shows the
+    /// chat widget, alex and sam side by side.
+    pub demo: bool,
 }
 
 /// `/`, `GET /graphql` is [`graphiql`], and the assets under `/graphiql/VERSION/`.
@@ -177,18 +180,56 @@ async fn start_page(State(page): State<Arc<StartPage>>) -> Response {
         },
         None => None,
     };
+    let demo = match (&page.issuer, page.demo) {
+        (Some(issuer), true) => demo_html(issuer).await,
+        _ => None,
+    };
+    let policy = match demo {
+        // The widget's scripts, and its requests to this server.
+        Some(_) => crate::widget::PAGE_POLICY,
+        // Nothing but this page's own HTML and styles: no script, no request elsewhere.
+        None => "default-src 'none'; style-src 'unsafe-inline'",
+    };
     (
         [(
             header::CONTENT_SECURITY_POLICY,
-            // Nothing but this page's own HTML and styles: no script, no request elsewhere.
-            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+            HeaderValue::from_static(policy),
         )],
-        Html(start_html(&page, token.as_deref())),
+        Html(start_html(&page, token.as_deref(), demo.as_deref())),
     )
         .into_response()
 }
 
-fn start_html(page: &StartPage, token: Option<&str>) -> String {
+/// The demo: alex and sam, each in a widget, both in `general` and `random`, `general` first.
+async fn demo_html(issuer: &DevIssuerSource) -> Option<String> {
+    let seat = |identity| crate::widget::Seat {
+        identity,
+        contexts: &SAMPLE_CONTEXTS,
+        room: Some("general"),
+        lang: None,
+        expired: false,
+    };
+    let alex = seat("alex").html(issuer).await.ok()?;
+    let sam = seat("sam").html(issuer).await.ok()?;
+    Some(format!(
+        r#"<section aria-labelledby="demo">
+<h2 id="demo">Chat as alex and sam</h2>
+<p>Two people in <code>general</code> and <code>random</code>, each in the chat widget a platform embeds:
+write as one, read as the other. Open <a href="/chat?identity=sam">sam alone</a> in another tab, or anyone:
+<code>/chat?identity=kim&amp;contexts=general</code>.</p>
+<div class="pair">
+{alex}
+{sam}
+</div>
+</section>
+{script}
+<script src="/widget/demo.js"></script>
+"#,
+        script = crate::widget::script_tag(),
+    ))
+}
+
+fn start_html(page: &StartPage, token: Option<&str>, demo: Option<&str>) -> String {
     let origin = &page.origin;
     let mut links = String::new();
     let mut link = |href: &str, text: &str, what: &str| {
@@ -267,27 +308,32 @@ fn start_html(page: &StartPage, token: Option<&str>) -> String {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Context Chat</title>
 <style>
-body {{ font: 16px/1.5 system-ui, sans-serif; max-width: 52rem; margin: 2rem auto; padding: 0 1rem; color: #1d1d1f; }}
+body {{ font: 16px/1.5 system-ui, sans-serif; max-width: 64rem; margin: 2rem auto; padding: 0 1rem; color: #1d1d1f; }}
+.pair {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(18rem, 1fr)); gap: 1rem; }}
 pre {{ background: #f4f4f6; padding: .75rem; overflow-x: auto; white-space: pre-wrap; word-break: break-all; }}
 code {{ background: #f4f4f6; padding: 0 .2rem; }}
 </style>
 </head>
 <body>
+<main>
 <h1>Context Chat</h1>
 <p>Chat rooms that follow your platform's permissions. This server answers at <code>{origin}</code>;
 its settings: {mode}.</p>
-{key_note}<ul>
+{demo}{key_note}<h2>What this server offers</h2>
+<ul>
 {links}</ul>
-{sample}</body>
+{sample}</main>
+</body>
 </html>
 "#,
         origin = escape_html(origin),
         mode = escape_html(&page.mode),
+        demo = demo.unwrap_or_default(),
     )
 }
 
 /// Text as HTML text or attribute value.
-fn escape_html(text: &str) -> String {
+pub fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -150,10 +150,18 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         api_key_required: state.api_key.is_some(),
         issuer: local.clone(),
         platform_keys: auth.is_some(),
+        demo: emulator.is_some() && state.api_key.is_none(),
     });
+    let demo = match (&local, &emulator) {
+        (Some(issuer), Some(_)) => Some(Arc::new(crate::widget::Demo {
+            issuer: issuer.clone(),
+        })),
+        _ => None,
+    };
     let mut router = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .merge(pages::routes(start_page))
+        .merge(crate::widget::routes(demo))
         .merge(graphql_routes)
         .merge(keyed_routes)
         .merge(notification_routes::routes(app.clone(), webhook_public_url))
