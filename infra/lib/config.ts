@@ -31,6 +31,11 @@ export interface DeploymentConfig {
    */
   readonly webhookConcurrency: number;
   readonly notifyConcurrency: number;
+  /**
+   * The chat widget's build (`widgetDir`, default `../widget/dist`), hosted on S3 behind
+   * CloudFront; absent with `-c widget=false`.
+   */
+  readonly widgetDir?: string;
 }
 
 // Function names are `${stackName}-${crate}` (at most 64) and the longest crate name is 28.
@@ -73,6 +78,9 @@ export function readConfig(node: Node): DeploymentConfig {
     testStack: flag(node, 'testStack'),
     alarmEmail: alarmEmail === undefined ? undefined : String(alarmEmail),
     platformIssuer: platformIssuer === undefined ? undefined : String(platformIssuer),
+    widgetDir: flag(node, 'widget', true)
+      ? path.resolve(INFRA_ROOT, String(node.tryGetContext('widgetDir') ?? '../widget/dist'))
+      : undefined,
   };
 }
 
@@ -81,9 +89,10 @@ function defaultLambdaDir(): string {
   return target ? path.join(target, 'lambda') : '../target/lambda';
 }
 
-function flag(node: Node, key: string): boolean {
+function flag(node: Node, key: string, fallback = false): boolean {
   const value = node.tryGetContext(key);
-  if (value === undefined || value === false || value === 'false') return false;
+  if (value === undefined) return fallback;
+  if (value === false || value === 'false') return false;
   if (value === true || value === 'true') return true;
   throw new Error(`${key} must be true or false, not "${value}".`);
 }

@@ -16,6 +16,7 @@ import { Operations } from './operations';
 import { PLATFORM_SCHEMA_PATH, SCHEMA_PATH, appsyncResolvers } from './paths';
 import { RustFunction } from './rust-function';
 import { grantSsmParametersRead, ssmParametersOf } from './ssm-access';
+import { WidgetHosting } from './widget-hosting';
 
 export type ContextChatStackProps = StackProps & Omit<DeploymentConfig, 'stackName'>;
 
@@ -46,6 +47,8 @@ export class ContextChatStack extends Stack {
   readonly api: appsync.GraphqlApi;
   readonly httpApi: apigw.HttpApi;
   readonly table: dynamodb.Table;
+  /** The chat widget's hosting, unless the deployment leaves it out. */
+  readonly widget?: WidgetHosting;
 
   constructor(scope: Construct, id: string, props: ContextChatStackProps) {
     super(scope, id, props);
@@ -251,6 +254,13 @@ export class ContextChatStack extends Stack {
       },
     });
     this.addApiLogs(props.logRetention);
+    if (props.widgetDir) {
+      this.widget = new WidgetHosting(this, 'Widget', {
+        dir: props.widgetDir,
+        testStack: props.testStack,
+        logRetentionDays: props.logRetention,
+      });
+    }
     // Each root field on the function whose field group resolves it (infra/appsync-resolvers.json,
     // exported from the Rust code); the platform API's only where it is deployed.
     const functions: Record<string, RustFunction | undefined> = {

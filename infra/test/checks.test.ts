@@ -1,10 +1,10 @@
 import { Stack } from 'aws-cdk-lib';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { buildApp } from '../lib/app';
-import { placeholderLambdaDir, testApp } from './support';
+import { placeholderLambdaDir, placeholderWidgetDir, testApp } from './support';
 
 const app = (context: Record<string, unknown> = {}) =>
-  testApp({ stackName: 'chat-test', lambdaDir: placeholderLambdaDir(), ...context });
+  testApp({ stackName: 'chat-test', lambdaDir: placeholderLambdaDir(), widgetDir: placeholderWidgetDir(), ...context });
 
 describe('cdk-nag AwsSolutions', () => {
   test('both stacks pass, with every accepted finding reasoned where it is made', () => {

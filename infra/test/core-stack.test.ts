@@ -2,13 +2,13 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Match } from 'aws-cdk-lib/assertions';
 import { SSM_PARAMETERS_PATH } from '../lib/paths';
-import { CORE_FUNCTIONS, PLATFORM_ISSUER, Resource, functionId, render, resources, ssmNamesOf, ssmPathsOf, statementsOf, synth } from './support';
+import { CORE_FUNCTIONS, PLATFORM_ISSUER, Resource, functionId, render, resources, ssmNamesOf, ssmPathsOf, statementsOf, synth, productFunctions } from './support';
 
 const { core } = synth();
 
 describe('functions', () => {
   test('every handler crate is an arm64 function on provided.al2023 with its own log group', () => {
-    const functions = Object.values(resources(core, 'AWS::Lambda::Function'));
+    const functions = Object.values(productFunctions(core));
     expect(functions.map((f) => f.Properties.FunctionName).sort()).toEqual(
       CORE_FUNCTIONS.map((c) => `chat-test-${c}`).sort(),
     );
@@ -330,10 +330,12 @@ describe('outputs', () => {
     // CDK's own exports for the dev-extras stack (the table it records tokens in) aside.
     const named = (all: Record<string, unknown>) => Object.keys(all).filter((k) => !k.startsWith('ExportsOutput')).sort();
     // With a platform API, also the issuer its callers need tokens from.
-    expect(named(outputs)).toEqual(['apiKey', 'apiUrl', 'platformIssuer', 'tokenRoutesURL', 'twilioWebhookReceiverURL']);
+    // And the chat widget's script (test/widget.test.ts).
+    const widget = ['widgetLatestUrl', 'widgetScriptIntegrity', 'widgetScriptUrl'];
+    expect(named(outputs)).toEqual(['apiKey', 'apiUrl', 'platformIssuer', 'tokenRoutesURL', 'twilioWebhookReceiverURL', ...widget]);
     expect(outputs.platformIssuer.Value).toBe(PLATFORM_ISSUER);
     const widgetOnly = synth({ platformIssuer: null }).core.toJSON().Outputs;
-    expect(named(widgetOnly)).toEqual(['apiKey', 'apiUrl', 'tokenRoutesURL', 'twilioWebhookReceiverURL']);
+    expect(named(widgetOnly)).toEqual(['apiKey', 'apiUrl', 'tokenRoutesURL', 'twilioWebhookReceiverURL', ...widget]);
     expect(render(outputs.apiUrl.Value)).toMatch(/^\$\{Api\w+\.GraphQLUrl\}$/);
     expect(render(outputs.apiKey.Value)).toMatch(/^\$\{Api\w+ApiKey\w*\.ApiKey\}$/);
     expect(render(outputs.twilioWebhookReceiverURL.Value)).toMatch(/^\$\{WebhookApi\w+\.ApiEndpoint\}\/twilio\/webhook$/);
@@ -511,7 +513,7 @@ test('every environment variable the stacks set is one the Rust functions read',
   );
   const { devExtras } = synth();
   const names = [core, devExtras].flatMap((t) =>
-    Object.values(resources(t, 'AWS::Lambda::Function')).flatMap((f) => Object.keys(f.Properties.Environment.Variables)),
+    Object.values(productFunctions(t)).flatMap((f) => Object.keys(f.Properties.Environment.Variables)),
   );
   expect(names.length).toBeGreaterThan(10);
   for (const name of new Set(names)) expect([name, literals.has(name)]).toEqual([name, true]);

@@ -1,10 +1,10 @@
-import { DEV_EXTRAS_FUNCTIONS, FUNCTIONS, render, resources, ssmPathsOf, statementsOf, synth } from './support';
+import { DEV_EXTRAS_FUNCTIONS, FUNCTIONS, productFunctions, render, resources, ssmPathsOf, statementsOf, synth } from './support';
 
 const { core, devExtras } = synth();
 
 test('the two stacks deploy every handler crate under functions/, each once', () => {
   const names = (template: typeof core) =>
-    Object.values(resources(template, 'AWS::Lambda::Function')).map((f) => f.Properties.FunctionName);
+    Object.values(productFunctions(template)).map((f) => f.Properties.FunctionName);
   const deployed = [
     ...names(core).map((n: string) => n.replace(/^chat-test-/, '')),
     ...names(devExtras).map((n: string) => n.replace(/^chat-test-dev-extras-/, '')),

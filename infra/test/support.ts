@@ -5,6 +5,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { buildApp } from '../lib/app';
 import { INFRA_ROOT } from '../lib/paths';
+import { WIDGET_FILES } from '../lib/widget-hosting';
 
 const CRATES_DIR = path.join(INFRA_ROOT, '..', 'functions');
 
@@ -50,12 +51,27 @@ export function placeholderLambdaDir(): string {
   return dir;
 }
 
+/** A folder shaped like a widget build (`widget/dist`), so the stacks synthesize without one. */
+export function placeholderWidgetDir(version = '1.2.3'): string {
+  const dir = scratchDir('context-chat-widget-');
+  for (const name of WIDGET_FILES) fs.writeFileSync(path.join(dir, name), `placeholder for ${name}`);
+  const integrity = `sha384-${'A'.repeat(64)}`;
+  fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ version, loader: { file: 'context-chat.js', integrity } }));
+  return dir;
+}
+
 /** The tests' platform identity provider: by default the stacks are synthesized with the platform API. */
 export const PLATFORM_ISSUER = 'https://tenant.eu.auth0.com/';
 
 /** The app; a context value of `null` leaves that key out (`{ platformIssuer: null }`: no platform API). */
 export function synth(context: Record<string, unknown> = {}) {
-  const all: Record<string, unknown> = { stackName: 'chat-test', lambdaDir: placeholderLambdaDir(), platformIssuer: PLATFORM_ISSUER, ...context };
+  const all: Record<string, unknown> = {
+    stackName: 'chat-test',
+    lambdaDir: placeholderLambdaDir(),
+    widgetDir: placeholderWidgetDir(),
+    platformIssuer: PLATFORM_ISSUER,
+    ...context,
+  };
   for (const key of Object.keys(all)) if (all[key] === null) delete all[key];
   const app = testApp(all);
   const stacks = buildApp(app);
@@ -88,6 +104,16 @@ export function render(value: unknown): string {
     if ('Fn::ImportValue' in v) return `\${import:${v['Fn::ImportValue']}}`;
   }
   throw new Error(`cannot render ${JSON.stringify(value)}`);
+}
+
+/**
+ * The product's functions: each is named `${stack}-${crate}`. CDK's own (the widget upload's
+ * handler, which CDK names itself) are not ours to check.
+ */
+export function productFunctions(template: Template): Record<string, Resource> {
+  return Object.fromEntries(
+    Object.entries(resources(template, 'AWS::Lambda::Function')).filter(([, f]) => typeof f.Properties.FunctionName === 'string'),
+  );
 }
 
 /** The logical id of the function named `${stack}-${crate}`. */
