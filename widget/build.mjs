@@ -6,7 +6,7 @@
 //   node build.mjs            (npm run build)
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 
 const OWN_CODE_BUDGET_GZIP = 40 * 1024;
@@ -54,6 +54,14 @@ const loader = await chunk('src/loader.ts', 'context-chat.js', { __CHUNKS__: JSO
 
 const manifest = { version, loader, app, twilio };
 writeFileSync(`${out}/manifest.json`, `${JSON.stringify(manifest, null, 2)}\n`);
+// chatctl serves the loader and the app from its own folder (a crate includes no file outside
+// it: adr/017); the repository keeps that copy, and scripts/test checks it is this build.
+const served = '../scripts/chatctl/assets/widget';
+mkdirSync(served, { recursive: true });
+for (const file of [loader.file, `${loader.file}.map`, app.file, `${app.file}.map`, 'manifest.json']) {
+  copyFileSync(`${out}/${file}`, `${served}/${file}`);
+}
+
 const own = loader.gzip + app.gzip;
 console.log(
   `context-chat ${version}: loader ${loader.gzip} B + app ${app.gzip} B = ${own} B gzipped (budget ${OWN_CODE_BUDGET_GZIP}); ` +

@@ -123,6 +123,11 @@ async function main() {
     await page.keyboard.press('Enter');
     await log(alex).getByText('Great, thanks!').waitFor(WAIT);
     check(true, "Enter sends sam's message and alex sees it");
+    if (process.env.SCREENSHOT) {
+      await messageBox(alex).fill('Perfect, see you at the warehouse');
+      await page.locator('section[aria-labelledby="demo"]').screenshot({ path: process.env.SCREENSHOT });
+      await messageBox(alex).fill('');
+    }
     await until('the typing line clears', async () => (await alex.locator('.typing').innerText()) === '', 8000);
 
     // Markup stays text; links are links, safely.
@@ -185,7 +190,6 @@ async function main() {
     const serious = found.filter((v) => v.impact === 'serious' || v.impact === 'critical');
     check(serious.length === 0, `axe-core finds no serious violation${serious.length ? ': ' + serious.map((v) => `${v.id} (${v.nodes.length})`).join(', ') : ''}`);
     if (found.length) console.log(`axe-core, minor: ${found.map((v) => `${v.id}/${v.impact}`).join(', ')}`);
-    if (process.env.SCREENSHOT) await page.locator('section[aria-labelledby="demo"]').screenshot({ path: process.env.SCREENSHOT });
 
     // Keyboard only: a page of its own for kim, from the first Tab to a sent message.
     const kim = watch(await context.newPage());
@@ -217,6 +221,40 @@ async function main() {
     await kimChat.getByRole('heading', { name: 'random' }).waitFor(WAIT);
     check(true, 'a room is chosen with the keyboard');
     await kim.close();
+
+    // The launcher, in German: nothing but the loader until it is pressed.
+    const launcherPage = watch(await context.newPage());
+    const loaded = [];
+    launcherPage.on('request', (r) => r.url().includes('/widget/') && loaded.push(new URL(r.url()).pathname));
+    await launcherPage.goto(`${origin}/chat?identity=kim&contexts=general&launcher=true&lang=de`);
+    const open = widget(launcherPage, 'kim').getByRole('button', { name: 'Chat öffnen' });
+    await open.waitFor(WAIT);
+    check(!loaded.some((p) => p.endsWith('/context-chat-app.js')), 'a closed widget loads the loader only');
+    await open.click();
+    const german = widget(launcherPage, 'kim');
+    await german.getByRole('status').getByText('Verbunden').waitFor(WAIT);
+    check(loaded.some((p) => p.endsWith('/context-chat-app.js')), 'pressing the launcher loads the chat and connects');
+    const germanNames = (await german.getByRole('textbox', { name: 'Nachricht' }).isVisible()) && (await german.getByRole('button', { name: 'Senden' }).isVisible());
+    check(germanNames, 'in German: the message box is "Nachricht", its button "Senden"');
+    await german.getByRole('button', { name: 'Schließen' }).click();
+    await open.waitFor(WAIT);
+    check(true, 'closing shows the launcher again');
+    await launcherPage.close();
+
+    // The cloud's Twilio chunk (built into widget/dist by scripts/test) runs in the browser and
+    // hands over its transport. Evaluated through the debugging protocol, as its own origin is the CDN.
+    const twilioChunk = path.join(__dirname, '..', '..', 'widget', 'dist', 'context-chat-twilio.js');
+    if (fs.existsSync(twilioChunk)) {
+      const probe = watch(await context.newPage());
+      await probe.goto(`${origin}/chat?identity=kim&contexts=general&launcher=true`);
+      await probe.evaluate(`${fs.readFileSync(twilioChunk, 'utf8')}; undefined`);
+      const kind = await probe.evaluate(() => {
+        const key = Object.getOwnPropertySymbols(globalThis).find((s) => String(s).startsWith('Symbol(context-chat@'));
+        return typeof globalThis[key]?.values.get('twilio');
+      });
+      check(kind === 'function', "the Twilio chunk (Twilio's Conversations SDK) runs in Chromium and registers its transport");
+      await probe.close();
+    }
 
     // An expired context token: the widget asks the page for a fresh one and chats on.
     const late = watch(await context.newPage());

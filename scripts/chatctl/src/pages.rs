@@ -208,6 +208,7 @@ async fn demo_html(issuer: &DevIssuerSource) -> Option<String> {
         room: Some("general"),
         lang: None,
         expired: false,
+        launcher: false,
     };
     let alex = seat("alex").html(issuer).await.ok()?;
     let sam = seat("sam").html(issuer).await.ok()?;

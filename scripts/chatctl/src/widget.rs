@@ -1,5 +1,6 @@
-//! The chat widget (`widget/`, built into `widget/dist/`, which the repository keeps so that
-//! `cargo run -p chatctl -- serve` needs no npm) as `chatctl serve` serves it: the loader and
+//! The chat widget (`widget/`; its build copies the loader and the app into `assets/widget/`,
+//! which the repository keeps so that `cargo run -p chatctl -- serve` needs no npm) as
+//! `chatctl serve` serves it: the loader and
 //! its app chunk under `/widget/VERSION/` (cached for good) and `/widget/latest/` (five
 //! minutes), as the cloud's CloudFront does; and the demo that chats in it, in local mode: on
 //! the start page, alex and sam side by side in `general`; at `/chat?identity=…`, one person.
@@ -17,29 +18,29 @@ use serde::Deserialize;
 
 use crate::pages::escape_html;
 
-const MANIFEST: &str = include_str!("../../../widget/dist/manifest.json");
+const MANIFEST: &str = include_str!("../assets/widget/manifest.json");
 
 /// The widget's files that local mode serves (the Twilio chunk is the cloud's only).
 const FILES: [(&str, &str, &[u8]); 5] = [
     (
         "context-chat.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../../widget/dist/context-chat.js"),
+        include_bytes!("../assets/widget/context-chat.js"),
     ),
     (
         "context-chat.js.map",
         "application/json",
-        include_bytes!("../../../widget/dist/context-chat.js.map"),
+        include_bytes!("../assets/widget/context-chat.js.map"),
     ),
     (
         "context-chat-app.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../../widget/dist/context-chat-app.js"),
+        include_bytes!("../assets/widget/context-chat-app.js"),
     ),
     (
         "context-chat-app.js.map",
         "application/json",
-        include_bytes!("../../../widget/dist/context-chat-app.js.map"),
+        include_bytes!("../assets/widget/context-chat-app.js.map"),
     ),
     ("manifest.json", "application/json", MANIFEST.as_bytes()),
 ];
@@ -144,6 +145,8 @@ pub struct Seat<'a> {
     pub room: Option<&'a str>,
     pub lang: Option<&'a str>,
     pub expired: bool,
+    /// Closed behind the launcher button (floating), rather than open.
+    pub launcher: bool,
 }
 
 impl Seat<'_> {
@@ -165,7 +168,8 @@ impl Seat<'_> {
                 .unwrap_or_default()
         };
         Ok(format!(
-            r#"<context-chat api-url="/graphql" transport="local" open data-identity="{identity}" data-contexts="{contexts}"{room}{lang} token="{token}"></context-chat>"#,
+            r#"<context-chat api-url="/graphql" transport="local" {shown} data-identity="{identity}" data-contexts="{contexts}"{room}{lang} token="{token}"></context-chat>"#,
+            shown = if self.launcher { "floating" } else { "open" },
             identity = escape_html(self.identity),
             contexts = escape_html(&self.contexts.join(",")),
             room = optional("room", self.room),
@@ -183,10 +187,13 @@ struct ChatQuery {
     lang: Option<String>,
     #[serde(default)]
     expired: bool,
+    /// A floating launcher that loads the chat when pressed, instead of the chat open at once.
+    #[serde(default)]
+    launcher: bool,
 }
 
-/// `/chat?identity=sam&contexts=general,random&room=general&lang=de&expired=true`: one person's
-/// widget on a page of its own (a second tab, or a test's).
+/// `/chat?identity=sam&contexts=general,random&room=general&lang=de&expired=true&launcher=true`:
+/// one person's widget on a page of its own (a second tab, or a test's).
 async fn chat_page(
     State(demo): State<Arc<Demo>>,
     query: Result<Query<ChatQuery>, axum::extract::rejection::QueryRejection>,
@@ -207,6 +214,7 @@ async fn chat_page(
         room: q.room.as_deref(),
         lang: q.lang.as_deref(),
         expired: q.expired,
+        launcher: q.launcher,
     };
     let element = match seat.html(&demo.issuer).await {
         Ok(element) => element,
