@@ -68,7 +68,7 @@ describe('deployment settings', () => {
   });
 
   test('the default stack name is context-chat, and the dev extras are named after it', () => {
-    const a = testApp({ lambdaDir: placeholderLambdaDir() });
+    const a = testApp({ lambdaDir: placeholderLambdaDir(), widgetDir: placeholderWidgetDir() });
     const { core, devExtras } = buildApp(a);
     expect([core, devExtras].map((s: Stack) => s.stackName)).toEqual(['context-chat', 'context-chat-dev-extras']);
   });

@@ -257,6 +257,46 @@ async fn chat_page(
 mod tests {
     use super::*;
 
+    async fn get(version: &str, name: &str) -> Response {
+        file(Path((version.to_owned(), name.to_owned()))).await
+    }
+
+    fn header(r: &Response, name: header::HeaderName) -> &str {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    #[tokio::test]
+    async fn a_version_is_cached_for_good_latest_for_minutes_and_nothing_else_is_served() {
+        let versioned = get(&LOADER.version, "context-chat-app.js").await;
+        assert_eq!(versioned.status(), StatusCode::OK);
+        assert_eq!(
+            header(&versioned, header::CACHE_CONTROL),
+            "public, max-age=31536000, immutable"
+        );
+        assert_eq!(header(&versioned, header::ACCESS_CONTROL_ALLOW_ORIGIN), "*");
+        assert!(header(&versioned, header::CONTENT_TYPE).starts_with("text/javascript"));
+        let latest = get("latest", "context-chat.js").await;
+        assert_eq!(
+            header(&latest, header::CACHE_CONTROL),
+            "public, max-age=300"
+        );
+        for (version, name) in [
+            ("0.0.1", "context-chat.js"),
+            ("latest", "context-chat-twilio.js"),
+            ("latest", "../Cargo.toml"),
+            ("latest", ""),
+        ] {
+            assert_eq!(
+                get(version, name).await.status(),
+                StatusCode::NOT_FOUND,
+                "{version}/{name}"
+            );
+        }
+    }
+
     #[test]
     fn the_loader_served_is_the_one_the_manifest_names() {
         assert!(!LOADER.version.is_empty());
