@@ -298,6 +298,16 @@ async function main() {
     await samChat.getByText('You will get an email about new messages in this room.').waitFor(WAIT);
     check(true, 'the right code subscribes sam to general by email');
 
+    // And by text: the embedded Verify texts a code to the outbox.
+    await samChat.getByRole('textbox', { name: /^Phone number/ }).fill('+15551234567');
+    await samChat.getByRole('button', { name: 'Notify me by text' }).click();
+    await samChat.getByText('We sent a code to +15551234567').waitFor(WAIT);
+    const text = await until('the code text', () => outbox(dataDir).find((m) => m.includes('To: +15551234567') && /verification code/.test(m)));
+    await samChat.getByRole('textbox', { name: 'Code' }).last().fill(/verification code is: (\d+)/.exec(text)[1]);
+    await samChat.getByRole('button', { name: 'Confirm' }).last().click();
+    await samChat.getByText('You will get a text about new messages in this room.').waitFor(WAIT);
+    check(true, 'and by text, with the code texted to the number');
+
     // Revocation: the platform revokes sam; sam's open widget says the access ended.
     const platform = ['platform', '--api-url', `${origin}/graphql`, '--token-url', `${origin}/oauth/token`, '--data-dir', dataDir];
     const mailsBefore = outbox(dataDir).length;
