@@ -337,10 +337,14 @@ async function main() {
     check(true, 'a dropped connection is said');
     server = await serve(chatctl, dataDir, { port, env });
     const bearer = await accessToken(origin, 'alex', ['general', 'random']);
-    await localApi(origin, bearer, 'POST', 'conversations/general/messages', { body: 'Sent while sam reconnected' });
+    const posted = await localApi(origin, bearer, 'POST', 'conversations/general/messages', { body: 'Sent while sam reconnected' });
+    check(Number.isInteger(posted?.message?.index), `alex posts while sam reconnects (${JSON.stringify(posted)?.slice(0, 120)})`);
     await samLive.getByRole('status').getByText('Connected').waitFor({ timeout: 30000 });
     serverDown = false;
-    await log(samLive).getByText('Sent while sam reconnected').waitFor(WAIT);
+    await log(samLive).getByText('Sent while sam reconnected').waitFor(WAIT).catch(async (e) => {
+      const said = await samLive.evaluate((el) => [...el.shadowRoot.querySelectorAll('[role=status], [role=alert], .msg')].map((n) => n.textContent));
+      throw new Error(`${e.message}\nsam's widget shows: ${JSON.stringify(said)}`);
+    });
     const after2 = await log(samLive).locator('.msg').evaluateAll((ms) => ms.map((m) => Number(m.dataset.index)));
     check(new Set(after2).size === after2.length, 'after reconnecting, every message shows once');
 

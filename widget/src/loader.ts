@@ -8,6 +8,7 @@
  */
 import { registered } from './registry';
 import { stringsFor } from './strings';
+import LAUNCHER_CSS from './launcher.css';
 import type { Mount, Mounted, MountOptions } from './app/mount';
 
 /** Where this script was loaded from: the chunks sit beside it, under this version's folder. */
@@ -39,16 +40,6 @@ export function loadChunk<T>(name: string): Promise<T> {
   }
   return found as Promise<T>;
 }
-
-const LAUNCHER_CSS = `
-:host { display: block; font-family: var(--context-chat-font, system-ui, sans-serif); }
-:host([floating]) { position: fixed; right: 1rem; bottom: 1rem; z-index: 2147483000; }
-:host([floating][open]) { width: min(24rem, calc(100vw - 2rem)); }
-.launcher { font: inherit; border: 0; border-radius: 999px; padding: .7rem 1.1rem; cursor: pointer;
-  background: var(--context-chat-accent, #1a56db); color: var(--context-chat-on-accent, #fff); }
-.launcher:focus-visible { outline: 3px solid var(--context-chat-focus, #f59e0b); outline-offset: 2px; }
-:host([open]) .launcher { display: none; }
-`;
 
 export class ContextChatElement extends HTMLElement {
   static observedAttributes = ['open', 'token'];

@@ -9,7 +9,7 @@ import { Api, ApiError } from './api';
 import { LocalError, LocalTransport } from './local';
 import type { Mounted, MountOptions } from './mount';
 import { AccessEnded, Session } from './session';
-import { CSS } from './styles';
+import CSS from './chat.css';
 import { linkified } from './text';
 import {
   identityOf,
