@@ -356,6 +356,8 @@ export class Chat implements Mounted {
         room.loaded = true;
       } catch (e) {
         if (e instanceof LocalError && e.status === 403) return this.roomEnded(room.context);
+        // No answer (the connection dropped): the resync after reconnecting loads it.
+        if (!(e instanceof LocalError || e instanceof ApiError)) return this.setStatus(this.t.offline);
         return this.failed(e);
       }
     }
@@ -478,6 +480,9 @@ export class Chat implements Mounted {
       }
     }
     await this.loadRooms();
+    // The room on screen, if the drop came before its history did.
+    const current = this.current;
+    if (current && !current.loaded && !current.ended) await this.select(current);
   }
 
   private markReadIfSeen(): void {
