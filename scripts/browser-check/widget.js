@@ -268,6 +268,26 @@ async function main() {
     check(true, 'and chat goes on');
     await late.close();
 
+    // Renewal: a minute before the access token expires (the page's clock runs fast here), the
+    // widget asks the page for a fresh context token, trades it, and chats on.
+    const renewing = watch(await context.newPage());
+    const calls = { token: 0, issue: 0 };
+    renewing.on('request', (r) => {
+      if (r.url().startsWith(`${origin}/token?`)) calls.token++;
+      if (r.url() === `${origin}/graphql` && /issueChatToken/.test(r.postData() ?? '')) calls.issue++;
+    });
+    await renewing.clock.install();
+    await renewing.goto(`${origin}/chat?identity=lee&contexts=general`);
+    const leeAgain = widget(renewing, 'lee');
+    await leeAgain.getByRole('status').getByText('Connected').waitFor(WAIT);
+    check(calls.issue === 1 && calls.token === 0, 'one access token at start, from the token the page gave');
+    await renewing.clock.fastForward('23:59:30'); // the default lifetime is a day (twilio/accessTokenTTL)
+    await until('a renewal', () => calls.issue === 2 && calls.token === 1);
+    check(true, 'before it expires: getContextToken(), then issueChatToken');
+    await send(leeAgain, 'Still here after renewing');
+    check(true, 'and chat goes on with the renewed token');
+    await renewing.close();
+
     // Notifications: sam subscribes by email with the code from the outbox, then goes offline.
     const samPage = watch(await context.newPage());
     await samPage.goto(`${origin}/chat?identity=sam&contexts=general,random&room=general`);

@@ -88,3 +88,24 @@ test('a page-handed token replaces the old one for the next call', async () => {
   await s.session.chatToken();
   assert.deepEqual(s.calls, ['old', 'newer']);
 });
+
+test('renewal asks the page for a fresh context token first; refused even so, the access has ended', async () => {
+  let asked = 0;
+  const s = scripted([null], async () => `fresh${++asked}`);
+  assert.equal((await s.session.renewedChatToken()).token, 'chat-for-fresh1');
+  assert.deepEqual(s.calls, ['fresh1']);
+  const refused = scripted([new ApiError('AccessDenied', 'revoked')], async () => 'fresh');
+  await assert.rejects(refused.session.renewedChatToken(), AccessEnded);
+  assert.deepEqual(refused.calls, ['fresh']);
+});
+
+test('renewal without getContextToken, or when the page fails to give one, uses the token it has', async () => {
+  const none = scripted([null]);
+  await none.session.renewedChatToken();
+  assert.deepEqual(none.calls, ['old']);
+  const failing = scripted([null], async () => {
+    throw new Error('the page is offline');
+  });
+  await failing.session.renewedChatToken();
+  assert.deepEqual(failing.calls, ['old']);
+});

@@ -238,7 +238,7 @@ export class Chat implements Mounted {
   private renew(): Promise<void> {
     this.renewing ??= (async () => {
       try {
-        const receipt = await this.session.chatToken();
+        const receipt = await this.session.renewedChatToken();
         if (this.stopped || !this.transport) return;
         await this.transport.updateToken(receipt.token);
         this.scheduleRenewal(receipt.expiresAt);

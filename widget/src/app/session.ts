@@ -70,10 +70,18 @@ export class Session {
    * one once and runs it again; refused again, `AccessEnded`. Waits out `TooManyRequests` and
    * retries after no answer; any other refusal is the caller's to show.
    */
-  async withContextToken<T>(call: (token: string) => Promise<T>): Promise<T> {
+  async withContextToken<T>(call: (token: string) => Promise<T>, askFirst = false): Promise<T> {
     const sleep = this.o.sleep ?? sleepReal;
     let asked = false;
-    let token = this.contextToken ?? (asked = true, await this.fresh());
+    let token: string | null = null;
+    if (askFirst) {
+      // The page's fresh token, when it gives one; else (or if asking fails) the one we have.
+      token = await this.fresh().then(
+        (fresh) => ((asked = true), fresh),
+        () => null,
+      );
+    }
+    token ??= this.contextToken ?? ((asked = true), await this.fresh());
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new AccessEnded('closed');
       try {
@@ -101,5 +109,13 @@ export class Session {
   /** A Twilio access token for the context token's identity and contexts. */
   chatToken(): Promise<ChatTokenReceipt> {
     return this.withContextToken((token) => this.o.issueChatToken(this.o.deviceId, token));
+  }
+
+  /**
+   * A renewed access token: context tokens are short, so the page is asked for a fresh one
+   * first (`getContextToken()` → `issueChatToken`); a page without one renews with the token it gave.
+   */
+  renewedChatToken(): Promise<ChatTokenReceipt> {
+    return this.withContextToken((token) => this.o.issueChatToken(this.o.deviceId, token), true);
   }
 }
