@@ -6,6 +6,8 @@ import { DevExtrasStack } from './dev-extras-stack';
 
 /** The app's two stacks, checked by cdk-nag's AwsSolutions rules; tests build it the same way. */
 export function buildApp(app: App): { core: ContextChatStack; devExtras: DevExtrasStack } {
+  // S3 access logs delivered under a bucket policy, not the legacy LogDeliveryWrite ACL.
+  app.node.setContext('@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy', true);
   const config = readConfig(app.node);
   const core = new ContextChatStack(app, config.stackName, {
     description: 'Context Chat: context tokens to Twilio Conversations, with email notifications',

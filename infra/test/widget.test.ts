@@ -18,6 +18,8 @@ describe('the chat widget on S3 behind CloudFront', () => {
     });
     expect(files.Properties.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault.SSEAlgorithm).toBe('AES256');
     expect(files.Properties.LoggingConfiguration.DestinationBucketName.Ref).toMatch(/^WidgetLogs/);
+    // No legacy ACLs anywhere: logs are delivered under a bucket policy.
+    for (const [, bucket] of buckets) expect(bucket.Properties.AccessControl).toBeUndefined();
     const policy = Object.values(resources(core, 'AWS::S3::BucketPolicy')).find((p) => p.Properties.Bucket.Ref === filesId)!;
     const statements = policy.Properties.PolicyDocument.Statement;
     const allows = statements.filter((s: any) => s.Effect === 'Allow');
@@ -28,14 +30,13 @@ describe('the chat widget on S3 behind CloudFront', () => {
     expect(statements.some((s: any) => s.Effect === 'Deny' && s.Condition?.Bool?.['aws:SecureTransport'] === 'false')).toBe(true);
   });
 
-  test('CloudFront serves it over HTTPS only, through origin access control, logged, with CORS for integrity checks', () => {
+  test('CloudFront serves it over HTTPS only, through origin access control, with CORS for integrity checks', () => {
     const [dist] = Object.values(resources(core, 'AWS::CloudFront::Distribution'));
     const config = dist.Properties.DistributionConfig;
     expect(config.DefaultCacheBehavior.ViewerProtocolPolicy).toBe('https-only');
     expect(config.DefaultCacheBehavior.AllowedMethods).toEqual(['GET', 'HEAD']);
     expect(config.Origins[0].OriginAccessControlId).toBeDefined();
     expect(config.Origins[0].S3OriginConfig.OriginAccessIdentity).toBe('');
-    expect(config.Logging.Prefix).toBe('cdn/');
     const [oac] = Object.values(resources(core, 'AWS::CloudFront::OriginAccessControl'));
     expect(oac.Properties.OriginAccessControlConfig).toMatchObject({ OriginAccessControlOriginType: 's3', SigningBehavior: 'always' });
     const [headers] = Object.values(resources(core, 'AWS::CloudFront::ResponseHeadersPolicy'));
