@@ -316,6 +316,32 @@ arguments! { TokenIssuanceArgs { xid: String = "xid", identity: Option<String> =
 
 arguments! { TokenIssuancesArgs { identity: String = "identity", limit: Option<i32> = "limit" } }
 
+arguments! { UpdateContextArgs { context: String = "context", title: String = "title" } }
+
+/// A room's unread count for an identity, as Twilio keeps it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
+#[cfg_attr(feature = "graphql", graphql(directive = directives::aws_oidc::apply()))]
+pub struct UnreadCount {
+    pub context: String,
+    /// The messages after the identity's read horizon; null until it first reads in the
+    /// room (Twilio counts from a read horizon).
+    pub unread: Option<i64>,
+    /// The index of the last message it read; null before any.
+    pub last_read_index: Option<i64>,
+}
+
+/// A context's room after `updateContext`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
+#[cfg_attr(feature = "graphql", graphql(directive = directives::aws_oidc::apply()))]
+pub struct ContextRoom {
+    pub context: String,
+    pub title: String,
+}
+
 /// What `syncIdentity` changed.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -387,6 +413,37 @@ pub async fn identity_contexts(
 pub async fn context_members(app: &App, auth: Option<&str>, a: ContextArgs) -> Result<Vec<Id>> {
     let members = app.platform().context_members(auth, &a.context).await?;
     Ok(members.into_iter().map(id).collect())
+}
+
+pub async fn unread_counts(
+    app: &App,
+    auth: Option<&str>,
+    a: IdentityArgs,
+) -> Result<Vec<UnreadCount>> {
+    let counts = app.platform().unread_counts(auth, &a.identity).await?;
+    Ok(counts
+        .into_iter()
+        .map(|u| UnreadCount {
+            context: u.context,
+            unread: u.unread.map(int),
+            last_read_index: u.last_read_index.map(int),
+        })
+        .collect())
+}
+
+pub async fn update_context(
+    app: &App,
+    auth: Option<&str>,
+    a: UpdateContextArgs,
+) -> Result<ContextRoom> {
+    let title = app
+        .platform()
+        .update_context(auth, &a.context, &a.title)
+        .await?;
+    Ok(ContextRoom {
+        context: a.context,
+        title,
+    })
 }
 
 pub async fn sync_identity(
@@ -529,6 +586,8 @@ group!(
     PlatformFields("platform-api") |app, auth| {
         "identityContexts" => IdentityContexts(a: IdentityArgs) => identity_contexts(app, auth, a),
         "contextMembers" => ContextMembers(a: ContextArgs) => context_members(app, auth, a),
+        "unreadCounts" => UnreadCounts(a: IdentityArgs) => unread_counts(app, auth, a),
+        "updateContext" => UpdateContext(a: UpdateContextArgs) => update_context(app, auth, a),
         "syncIdentity" => SyncIdentity(a: SyncIdentityArgs) => sync_identity(app, auth, a),
         "revokeIdentity" => RevokeIdentity(a: IdentityArgs) => revoke_identity(app, auth, a),
         "tokenIssuance" => TokenIssuance(a: TokenIssuanceArgs) => token_issuance(app, auth, a),

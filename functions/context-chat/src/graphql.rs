@@ -522,6 +522,25 @@ impl PlatformQuery {
         .map_err(|e| e.extend())
     }
 
+    /// For each room the identity is in: its unread count and read horizon (from one Twilio
+    /// request), for a badge or an email of the platform's own.
+    #[graphql(directive = aws_oidc::apply())]
+    async fn unread_counts(
+        &self,
+        ctx: &Context<'_>,
+        identity: ID,
+    ) -> async_graphql::Result<Vec<fields::UnreadCount>> {
+        fields::unread_counts(
+            app(ctx),
+            authorization(ctx),
+            fields::IdentityArgs {
+                identity: identity.0,
+            },
+        )
+        .await
+        .map_err(|e| e.extend())
+    }
+
     /// The ledger's record of a minted token, by its transaction id (and identity: an id is
     /// unique per identity; without one, `Conflict` where identities share it); null when
     /// unknown.
@@ -586,6 +605,23 @@ impl PlatformMutation {
                 identity: identity.0,
                 contexts,
             },
+        )
+        .await
+        .map_err(|e| e.extend())
+    }
+
+    /// Sets the title the context's room shows (1 to 256 characters).
+    #[graphql(directive = aws_oidc::apply())]
+    async fn update_context(
+        &self,
+        ctx: &Context<'_>,
+        context: String,
+        title: String,
+    ) -> async_graphql::Result<fields::ContextRoom> {
+        fields::update_context(
+            app(ctx),
+            authorization(ctx),
+            fields::UpdateContextArgs { context, title },
         )
         .await
         .map_err(|e| e.extend())

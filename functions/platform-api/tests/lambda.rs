@@ -140,12 +140,53 @@ async fn the_platform_fields_act_for_a_token_with_the_scope_and_for_no_other() {
         .call("Query", "identityContexts", json!({"identity": "alex"}))
         .await;
     assert_eq!(contexts, json!(["general", "random"]));
+    // Titles and unread counts (issue 34), through the same function.
+    let renamed = as_admin
+        .call(
+            "Mutation",
+            "updateContext",
+            json!({"context": "general", "title": "General — all staff"}),
+        )
+        .await;
+    assert_eq!(
+        renamed,
+        json!({"context": "general", "title": "General — all staff"})
+    );
+    assert_eq!(
+        twilio.friendly_name("general").as_deref(),
+        Some("General — all staff")
+    );
+    twilio.add_message("general", "sam", "hello");
+    twilio.set_last_read("general", "alex", 0);
+    twilio.add_message("general", "sam", "anyone?");
+    let counts = as_admin
+        .call("Query", "unreadCounts", json!({"identity": "alex"}))
+        .await;
+    assert_eq!(
+        counts,
+        json!([
+            {"context": "general", "unread": 1, "lastReadIndex": 0},
+            {"context": "random", "unread": null, "lastReadIndex": null},
+        ])
+    );
 
     // Refused, and nothing changes: no token, a read-only token for a mutation, a token for
     // another audience (AppSync checks only the issuer's signature and expiry).
     let read_only = access_token(&platform_key, "chat:read", AUDIENCE);
     let elsewhere = access_token(&platform_key, "chat:admin", "https://other.example.org/");
     for token in [None, Some(read_only.as_str()), Some(elsewhere.as_str())] {
+        let (error_type, _) = emulator
+            .refusal(
+                "platform-api",
+                &event(
+                    "Mutation",
+                    "updateContext",
+                    json!({"context": "general", "title": "Taken over"}),
+                    token,
+                ),
+            )
+            .await;
+        assert_eq!(error_type, "AccessDenied", "{token:?}");
         let (error_type, message) = emulator
             .refusal(
                 "platform-api",
@@ -160,6 +201,10 @@ async fn the_platform_fields_act_for_a_token_with_the_scope_and_for_no_other() {
         assert_eq!(error_type, "AccessDenied", "{token:?}: {message}");
     }
     assert_eq!(twilio.memberships("alex"), ["general", "random"]);
+    assert_eq!(
+        twilio.friendly_name("general").as_deref(),
+        Some("General — all staff")
+    );
 
     let revoked = as_admin
         .call("Mutation", "revokeIdentity", json!({"identity": "alex"}))

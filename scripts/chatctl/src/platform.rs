@@ -69,6 +69,18 @@ enum Call {
         #[arg(long)]
         context: String,
     },
+    /// For each room the identity is in: its unread count and read horizon (chat:read).
+    UnreadCounts {
+        #[arg(long)]
+        identity: String,
+    },
+    /// Set the title a context's room shows (chat:admin).
+    UpdateContext {
+        #[arg(long)]
+        context: String,
+        #[arg(long)]
+        title: String,
+    },
     /// The ledger's record of a minted token, by its transaction id (chat:read).
     TokenIssuance {
         #[arg(long)]
@@ -113,6 +125,16 @@ impl Call {
                 "query($context: String!) { contextMembers(context: $context) }",
                 "contextMembers",
                 json!({ "context": context }),
+            ),
+            Call::UnreadCounts { identity } => (
+                "query($identity: ID!) { unreadCounts(identity: $identity) { context unread lastReadIndex } }",
+                "unreadCounts",
+                json!({ "identity": identity }),
+            ),
+            Call::UpdateContext { context, title } => (
+                "mutation($context: String!, $title: String!) { updateContext(context: $context, title: $title) { context title } }",
+                "updateContext",
+                json!({ "context": context, "title": title }),
             ),
             Call::TokenIssuance { xid, identity } => (
                 "query($xid: ID!, $identity: ID) { tokenIssuance(xid: $xid, identity: $identity) { xid kind identity contexts deviceId issuedAt expiresAt tokenSha256 } }",

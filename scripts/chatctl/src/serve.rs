@@ -310,7 +310,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                  -d client_id=$PLATFORM_CLIENT_ID -d client_secret=$PLATFORM_CLIENT_SECRET -d 'scope=chat:read chat:admin'"
             );
             println!(
-                "  chatctl platform identity-contexts --identity alex   (or: context-members, sync-identity, revoke-identity)"
+                "  chatctl platform identity-contexts --identity alex   (or: context-members, unread-counts, update-context, sync-identity, revoke-identity)"
             );
         }
         (None, Some(platform)) => println!(

@@ -14,7 +14,7 @@ use crate::notifications::Queue;
 use crate::revocations::Revocations;
 use crate::settings_holder::{Configured, SettingsHolder};
 use crate::tokens::AccessEnded;
-use crate::twilio::provisioning::Provisioner;
+use crate::twilio::provisioning::{Provisioner, Unread};
 
 /// Added to the window in which a request may still join after a statement (another
 /// process's memory of the record, then a provisioning's budget) before the sweep runs.
@@ -47,6 +47,23 @@ pub struct RevokeResult {
     /// When (unix seconds) the identity leaves every conversation once more, undoing a join
     /// that raced the revocation; `None` when no sweep could be scheduled.
     pub sweep_at: Option<u64>,
+}
+
+/// Twilio keeps a friendly name of up to 256 characters.
+pub const MAX_TITLE_CHARS: usize = 256;
+
+/// A title: 1 to 256 characters, no control characters, trimmed.
+pub fn check_title(title: &str) -> Result<&str> {
+    let title = title.trim();
+    if title.is_empty()
+        || title.chars().count() > MAX_TITLE_CHARS
+        || title.chars().any(char::is_control)
+    {
+        return Err(ChatError::bad_request(format!(
+            "title must be 1 to {MAX_TITLE_CHARS} characters, without control characters."
+        )));
+    }
+    Ok(title)
 }
 
 pub struct PlatformService {
@@ -257,6 +274,42 @@ impl PlatformService {
         members.ok_or_else(|| {
             ChatError::not_found(format!("There is no conversation for context {context}."))
         })
+    }
+
+    /// `unreadCounts`: for each room the identity is in, its unread count and read horizon,
+    /// from one Twilio request (the user's conversation list).
+    pub async fn unread_counts(
+        &self,
+        authorization: Option<&str>,
+        identity: &str,
+    ) -> Result<Vec<Unread>> {
+        let provisioner = self.reader(authorization, "unreadCounts").await?;
+        check_identity(identity)?;
+        provisioner.unread_of(identity).await
+    }
+
+    /// `updateContext`: the title the context's room shows (Twilio's friendly name).
+    pub async fn update_context(
+        &self,
+        authorization: Option<&str>,
+        context: &str,
+        title: &str,
+    ) -> Result<String> {
+        let (configured, caller) = self
+            .authorize(authorization, Scope::Admin, "updateContext")
+            .await?;
+        check_context(context)?;
+        let title = check_title(title)?;
+        let renamed = configured
+            .twilio()?
+            .provisioner
+            .rename(context, title)
+            .await?;
+        let renamed = renamed.ok_or_else(|| {
+            ChatError::not_found(format!("There is no conversation for context {context}."))
+        })?;
+        tracing::info!(context, client = %caller.client, "context renamed");
+        Ok(renamed)
     }
 
     /// `syncIdentity`: the identity's memberships match `contexts` now, as `createChatToken`

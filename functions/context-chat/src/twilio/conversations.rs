@@ -23,6 +23,9 @@ pub struct Conversation {
     pub sid: String,
     #[serde(default)]
     pub unique_name: Option<String>,
+    /// Its title (`updateContext`); the context, as the product makes it.
+    #[serde(default)]
+    pub friendly_name: Option<String>,
     #[serde(default)]
     pub attributes: Option<String>,
 }
@@ -48,6 +51,11 @@ pub struct UserConversation {
     /// The conversation's attributes.
     #[serde(default)]
     pub attributes: Option<String>,
+    /// The messages after the participant's read horizon; `None` before the first read.
+    #[serde(default)]
+    pub unread_messages_count: Option<u64>,
+    #[serde(default)]
+    pub last_read_message_index: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -228,6 +236,23 @@ impl ConversationsApi {
         deadline: Instant,
     ) -> Result<Conversation, TwilioError> {
         let form = Form::new().with("Attributes", attributes);
+        self.rest
+            .post(
+                self.rest.url(&["Conversations", conversation_sid]),
+                form,
+                deadline,
+            )
+            .await
+    }
+
+    /// The conversation's title (`FriendlyName`).
+    pub async fn rename_conversation(
+        &self,
+        conversation_sid: &str,
+        title: &str,
+        deadline: Instant,
+    ) -> Result<Conversation, TwilioError> {
+        let form = Form::new().with("FriendlyName", title);
         self.rest
             .post(
                 self.rest.url(&["Conversations", conversation_sid]),

@@ -95,6 +95,15 @@ pub struct Changes {
     pub left: Vec<String>,
 }
 
+/// A room's unread count for one identity, as Twilio keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unread {
+    pub context: String,
+    /// `None` until the identity first reads in the room (Twilio counts from a read horizon).
+    pub unread: Option<u64>,
+    pub last_read_index: Option<u64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Provisioned {
     /// This process provisioned the same identity and contexts a short while ago.
@@ -287,6 +296,50 @@ impl Provisioner {
             .into_iter()
             .filter(|m| self.owns(m.attributes.as_deref()))
             .collect())
+    }
+
+    /// Each of this deployment's conversations the identity is in: its context, unread count
+    /// and read horizon, from the user's conversation list (one request a page of 50).
+    pub async fn unread_of(&self, identity: &str) -> Result<Vec<Unread>> {
+        let deadline = Instant::now() + self.options.budget;
+        let mut unread: Vec<Unread> = self
+            .owned_memberships(identity, deadline)
+            .await?
+            .into_iter()
+            .filter_map(|m| {
+                Some(Unread {
+                    context: m.unique_name?,
+                    unread: m.unread_messages_count,
+                    last_read_index: m.last_read_message_index,
+                })
+            })
+            .collect();
+        unread.sort_unstable_by(|a, b| a.context.cmp(&b.context));
+        Ok(unread)
+    }
+
+    /// Gives the conversation of `context` the title `title`; `None` when this deployment has
+    /// no conversation for it (two requests: the conversation, checked as ours, then the change).
+    pub async fn rename(&self, context: &str, title: &str) -> Result<Option<String>> {
+        let deadline = Instant::now() + self.options.budget;
+        let step = |what: &str| format!("{what} the conversation of context {context}");
+        let conversation = self
+            .api
+            .fetch_conversation(context, deadline)
+            .await
+            .map_err(|e| step_failed(&step("looking up"), e))?
+            .filter(|c| self.owns(c.attributes.as_deref()));
+        let Some(conversation) = conversation else {
+            return Ok(None);
+        };
+        let renamed = self
+            .api
+            .rename_conversation(&conversation.sid, title, deadline)
+            .await
+            .map_err(|e| step_failed(&step("renaming"), e))?;
+        Ok(Some(
+            renamed.friendly_name.unwrap_or_else(|| title.to_owned()),
+        ))
     }
 
     /// The identities in the conversation of `context`, sorted; `None` when this deployment

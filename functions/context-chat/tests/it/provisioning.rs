@@ -589,3 +589,76 @@ async fn the_stand_in_refuses_what_twilios_spec_does_not_allow() {
     assert_eq!(body["code"], 20003);
     assert!(twilio.violations().is_empty());
 }
+
+#[tokio::test]
+async fn the_platform_reads_unread_counts_in_one_request_and_titles_a_room_in_two() {
+    let w = World::new().await;
+    let app = w.app();
+    w.chat_token(&app, "alex", &["general", "random"]).await;
+    w.chat_token(&app, "sam", &["general"]).await;
+    for body in ["one", "two", "three"] {
+        w.twilio.add_message("general", "sam", body);
+    }
+    let configured = app.settings().current().await.unwrap();
+    let provisioner = configured.twilio().unwrap().provisioner.clone();
+
+    // Before alex reads anything, Twilio does not count; after, it counts from the horizon.
+    let before = w.twilio.request_count();
+    let counts = provisioner.unread_of("alex").await.unwrap();
+    assert_eq!(
+        w.twilio.request_count(),
+        before + 1,
+        "the user's conversation list only"
+    );
+    let general = counts.iter().find(|u| u.context == "general").unwrap();
+    assert_eq!((general.unread, general.last_read_index), (None, None));
+    assert_eq!(
+        counts
+            .iter()
+            .map(|u| u.context.as_str())
+            .collect::<Vec<_>>(),
+        ["general", "random"]
+    );
+    w.twilio.set_last_read("general", "alex", 0);
+    let counts = provisioner.unread_of("alex").await.unwrap();
+    let general = counts.iter().find(|u| u.context == "general").unwrap();
+    assert_eq!(
+        (general.unread, general.last_read_index),
+        (Some(2), Some(0))
+    );
+    // Someone unknown to Twilio is in no room.
+    assert!(provisioner.unread_of("nobody").await.unwrap().is_empty());
+
+    let before = w.twilio.request_count();
+    let renamed = provisioner.rename("general", "Shipment 42 — Hamburg").await;
+    assert_eq!(renamed.unwrap().as_deref(), Some("Shipment 42 — Hamburg"));
+    assert_eq!(
+        w.twilio.request_count(),
+        before + 2,
+        "the lookup, then the change"
+    );
+    assert_eq!(
+        w.twilio.friendly_name("general").as_deref(),
+        Some("Shipment 42 — Hamburg")
+    );
+    // Not this deployment's room, or none: nothing changes.
+    w.twilio
+        .add_conversation("theirs", r#"{"managedBy":"another-product"}"#);
+    assert_eq!(
+        provisioner.rename("theirs", "Mine now").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        provisioner.rename("nowhere", "Anything").await.unwrap(),
+        None
+    );
+    assert_ne!(
+        w.twilio.friendly_name("theirs").as_deref(),
+        Some("Mine now")
+    );
+    assert!(
+        w.twilio.violations().is_empty(),
+        "{:?}",
+        w.twilio.violations()
+    );
+}

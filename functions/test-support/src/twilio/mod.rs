@@ -294,6 +294,27 @@ impl TwilioStandIn {
         participant.last_read_message_index = Some(index);
     }
 
+    /// A message `author` posts in the conversation (as a client of Twilio's SDK would; no
+    /// webhook).
+    pub fn add_message(&self, unique_name: &str, author: &str, body: &str) {
+        let new = conversations_emulator::messages::NewMessage {
+            author: Some(author),
+            body,
+            attributes: None,
+        };
+        let added = self.inner.emulator.add_message(unique_name, new, None);
+        assert!(
+            matches!(added, Ok(Some(_))),
+            "no message added to {unique_name}"
+        );
+    }
+
+    /// The conversation's title (its friendly name).
+    pub fn friendly_name(&self, unique_name: &str) -> Option<String> {
+        let state = self.inner.emulator.state();
+        state.conversation(unique_name)?.friendly_name.clone()
+    }
+
     /// Removes a participant behind the product's back (the Console, another tool).
     pub fn remove_participant(&self, unique_name: &str, identity: &str) {
         let mut state = self.inner.emulator.state();

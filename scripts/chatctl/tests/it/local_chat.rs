@@ -403,3 +403,122 @@ async fn people_chat_in_the_rooms_their_tokens_name_and_leave_when_the_platform_
         assert_eq!(mode & 0o777, 0o600, "{file}");
     }
 }
+
+/// `chatctl platform …`'s answer, which must succeed, as JSON.
+fn platform_json(server: &Server, dir: &std::path::Path, args: &[&str]) -> Value {
+    let out = platform(server, dir, args);
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `chatctl platform …`'s refusal, which must fail: what it says.
+fn platform_refusal(server: &Server, dir: &std::path::Path, args: &[&str]) -> String {
+    let out = platform(server, dir, args);
+    assert!(!out.status.success(), "{args:?} succeeded: {out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn the_platform_titles_rooms_and_reads_what_its_users_have_not() {
+    let dir = temp_dir("local-rooms");
+    let server = serve(&dir, &[]);
+    let alex_token = server.token.clone().unwrap(); // contexts general, random
+    let sam_token = context_token(&server, "sam", "general").await;
+    let alex = Client {
+        server: &server,
+        bearer: Some(access_token(&server, &alex_token).await),
+    };
+    let sam = Client {
+        server: &server,
+        bearer: Some(access_token(&server, &sam_token).await),
+    };
+    for body in ["one", "two", "three"] {
+        assert_eq!(sam.says("general", body).await, StatusCode::CREATED);
+    }
+    let unread = |context: &str| {
+        let counts = platform_json(&server, &dir, &["unread-counts", "--identity", "alex"]);
+        let all = counts.as_array().unwrap().clone();
+        assert_eq!(all.len(), 2, "{counts}");
+        all.into_iter().find(|c| c["context"] == context).unwrap()
+    };
+    // Before alex reads anything Twilio does not count; then it counts from the horizon.
+    assert!(unread("general")["unread"].is_null());
+    assert_eq!(
+        alex.post("conversations/general/read", json!({"index": 0}))
+            .await
+            .0,
+        200
+    );
+    let general = unread("general");
+    assert_eq!(
+        (
+            general["unread"].as_i64(),
+            general["lastReadIndex"].as_i64()
+        ),
+        (Some(2), Some(0))
+    );
+    assert_eq!(
+        alex.post("conversations/general/read", json!({"index": 2}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(unread("general")["unread"], 0);
+
+    // A title for general: what the widget's rooms show.
+    let renamed = platform_json(
+        &server,
+        &dir,
+        &[
+            "update-context",
+            "--context",
+            "general",
+            "--title",
+            "Shipment 42 — Hamburg",
+        ],
+    );
+    assert_eq!(
+        renamed,
+        json!({"context": "general", "title": "Shipment 42 — Hamburg"})
+    );
+    assert_eq!(
+        alex.conversation("general").await["title"],
+        "Shipment 42 — Hamburg"
+    );
+    assert_eq!(alex.conversation("random").await["title"], "random");
+
+    // Refusals change nothing.
+    let blank = platform_refusal(
+        &server,
+        &dir,
+        &["update-context", "--context", "general", "--title", "  "],
+    );
+    assert!(
+        blank.contains("BadRequest") && blank.contains("title"),
+        "{blank}"
+    );
+    let none = platform_refusal(
+        &server,
+        &dir,
+        &["update-context", "--context", "nowhere", "--title", "X"],
+    );
+    assert!(none.contains("NotFound"), "{none}");
+    let read_only = platform_refusal(
+        &server,
+        &dir,
+        &[
+            "--scope",
+            "chat:read",
+            "update-context",
+            "--context",
+            "general",
+            "--title",
+            "Mine",
+        ],
+    );
+    assert!(read_only.contains("AccessDenied"), "{read_only}");
+    assert_eq!(
+        alex.conversation("general").await["title"],
+        "Shipment 42 — Hamburg"
+    );
+}
