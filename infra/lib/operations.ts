@@ -103,6 +103,14 @@ export class Operations extends Construct {
           'operation again once the delay queue takes messages.',
       ),
       props.alarms.add(
+        'AccessLogFailures',
+        metric('AccessLogFailures'),
+        1,
+        `${stack}: membership changes were made but not written to the access log (ADR 021): contextAccess will not ` +
+          'show them. The function logs name the identity ("membership changes not written to the access log"); ' +
+          'check the table (throttling, permissions).',
+      ),
+      props.alarms.add(
         'SmsBudgetSpent',
         new cloudwatch.MathExpression({
           expression: 'codes + texts',
@@ -152,6 +160,7 @@ export class Operations extends Construct {
         ['Revocations'],
         ['Sweeps', 'second sweeps run'],
         ['SweepsUnscheduled', 'second sweeps not queued'],
+        ['AccessLogFailures', 'access log entries not written'],
       )),
     );
     // What the notifier did with each notification, one line per channel the functions report

@@ -38,11 +38,16 @@ const WIDGET_FIELDS = [
 const PLATFORM_FIELDS = [
   'Mutation.revokeIdentity',
   'Mutation.syncIdentity',
+  'Mutation.updateContext',
+  'Query.contextAccess',
   'Query.contextMembers',
   'Query.identityContexts',
   'Query.tokenIssuance',
   'Query.tokenIssuances',
+  'Query.unreadCounts',
 ];
+/** The platform API's result types. */
+const PLATFORM_TYPES = ['SyncResult', 'RevokeResult', 'TokenIssuance', 'UnreadCount', 'ContextRoom', 'ContextAccess', 'AccessCause'];
 
 test("the widget's operations (and issueChatToken) and the platform API's fields are in the schema", () => {
   expect(rootFields()).toEqual([...WIDGET_FIELDS, ...PLATFORM_FIELDS].sort());
@@ -61,7 +66,7 @@ test('each authorization mode opens only its own fields and types', () => {
     }
   }
   for (const [name, on] of directives) {
-    const platform = PLATFORM_FIELDS.includes(name) || ['SyncResult', 'RevokeResult', 'TokenIssuance'].includes(name);
+    const platform = PLATFORM_FIELDS.includes(name) || PLATFORM_TYPES.includes(name);
     expect([name, on]).toEqual([name, [platform ? 'aws_oidc' : 'aws_api_key']]);
   }
 });

@@ -367,8 +367,8 @@ describe('alarms', () => {
         .sort();
     expect(watched('ApproximateNumberOfMessagesVisible')).toEqual(deadLetters.map((q) => [q, 1]).sort());
     expect(watched('ApproximateAgeOfOldestMessage')).toEqual(work.map((q) => [q, 1800]).sort());
-    // And the six service alarms below.
-    expect(alarms).toHaveLength(10);
+    // And the seven service alarms below.
+    expect(alarms).toHaveLength(11);
     expect(Object.keys(resources(core, 'AWS::SNS::Subscription'))).toEqual([]);
   });
 
@@ -397,9 +397,10 @@ describe('alarms', () => {
     );
   };
 
-  test('the functions\' own metrics alarm on internal errors, Twilio 429s and 5xx, refused webhooks, unqueued sweeps and a spent SMS budget', () => {
+  test('the functions\' own metrics alarm on internal errors, Twilio 429s and 5xx, refused webhooks, unqueued sweeps, access log gaps and a spent SMS budget', () => {
     const alarms = serviceAlarms();
     expect(Object.keys(alarms).sort()).toEqual([
+      'AlarmsAccessLogFailures',
       'AlarmsInternalErrors',
       'AlarmsSmsBudgetSpent',
       'AlarmsSweepsUnscheduled',
@@ -431,6 +432,9 @@ describe('alarms', () => {
     // One sweep not queued is one too many: a raced join may stand.
     expect(metricsOf(alarms.AlarmsSweepsUnscheduled).map((m: any) => m.name)).toEqual(['SweepsUnscheduled']);
     expect(alarms.AlarmsSweepsUnscheduled.Properties.Threshold).toBe(1);
+    // One membership change missing from the access log is a gap in the audit (issue 34).
+    expect(metricsOf(alarms.AlarmsAccessLogFailures).map((m: any) => m.name)).toEqual(['AccessLogFailures']);
+    expect(alarms.AlarmsAccessLogFailures.Properties.Threshold).toBe(1);
     // The day's SMS budget spent (issue 30, M3): codes refused or texts held until midnight.
     expect(metricsOf(alarms.AlarmsSmsBudgetSpent).map((m: any) => m.name).sort()).toEqual(['SmsCodeBudgetReached', 'SmsTextBudgetReached']);
     expect(alarms.AlarmsSmsBudgetSpent.Properties.Threshold).toBe(1);
@@ -489,7 +493,7 @@ describe('alarms', () => {
       .sort();
     expect(perFunction).toEqual([...CORE_FUNCTIONS].sort());
     expect(body.widgets[0].type).toBe('alarm');
-    expect(body.widgets[0].properties.alarms).toHaveLength(10);
+    expect(body.widgets[0].properties.alarms).toHaveLength(11);
   });
 
   test('alarmEmail subscribes an address to the alarm topic', () => {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::access_log::AccessLog;
 use crate::context_token::JwksPolicy;
 use crate::error::Result;
 use crate::ledger::Ledger;
@@ -118,17 +119,25 @@ impl AppBuilder {
             .ports
             .as_ref()
             .map(|ports| Arc::new(Ledger::new(ports.store.clone())));
-        let tokens = Arc::new(TokenService::new(
-            settings.clone(),
-            access_ended.clone(),
-            revocations.clone(),
-            ledger.clone(),
-        ));
+        let access_log = self
+            .ports
+            .as_ref()
+            .map(|ports| Arc::new(AccessLog::new(ports.store.clone())));
+        let tokens = Arc::new(
+            TokenService::new(
+                settings.clone(),
+                access_ended.clone(),
+                revocations.clone(),
+                ledger.clone(),
+            )
+            .with_access_log(access_log.clone()),
+        );
         let sweeps = self.ports.as_ref().and_then(|p| p.queue.clone());
         let sweep_after =
             options.revocation_window + options.provisioning.budget + crate::platform::SWEEP_MARGIN;
         let platform = PlatformService::new(settings.clone(), revocations, access_ended, ledger)
-            .with_sweeps(sweeps, sweep_after);
+            .with_sweeps(sweeps, sweep_after)
+            .with_access_log(access_log);
         let notifications = self.ports.zip(channels).map(|(ports, channels)| {
             let notifier = Notifier::new(settings.clone(), ports, channels, options.notify);
             NotificationService::new(tokens.clone(), notifier)

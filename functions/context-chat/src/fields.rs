@@ -7,6 +7,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::access_log::Cause;
 use crate::app::App;
 use crate::error::{ChatError, Result};
 use crate::ledger::Issuance;
@@ -105,6 +106,13 @@ impl Argument for Option<i32> {
                 .map(Some)
                 .ok_or_else(|| ChatError::bad_request(format!("{name} must be a whole number."))),
         }
+    }
+}
+
+impl Argument for i32 {
+    fn take(value: Option<&Value>, name: &str) -> Result<Self> {
+        <Option<i32> as Argument>::take(value, name)?
+            .ok_or_else(|| ChatError::bad_request(format!("{name} is required.")))
     }
 }
 
@@ -318,6 +326,74 @@ arguments! { TokenIssuancesArgs { identity: String = "identity", limit: Option<i
 
 arguments! { UpdateContextArgs { context: String = "context", title: String = "title" } }
 
+arguments! { ContextAccessArgs { context: String = "context", from: i32 = "from", to: i32 = "to" } }
+
+/// Why a membership began or ended: `token` (with the chat token's ledger `xid`, and the
+/// context token's `issuer` and `keyId`), `sync` or `revoke` (with the platform `client`),
+/// or `sweep` (the second sweep after one of those).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
+#[cfg_attr(feature = "graphql", graphql(directive = directives::aws_oidc::apply()))]
+pub struct AccessCause {
+    pub kind: String,
+    pub xid: Option<Id>,
+    pub issuer: Option<String>,
+    pub key_id: Option<String>,
+    pub client: Option<String>,
+}
+
+impl From<Cause> for AccessCause {
+    fn from(cause: Cause) -> Self {
+        let mut out = AccessCause {
+            kind: String::new(),
+            xid: None,
+            issuer: None,
+            key_id: None,
+            client: None,
+        };
+        match cause {
+            Cause::Token {
+                xid,
+                issuer,
+                key_id,
+            } => {
+                out.kind = "token".into();
+                out.xid = xid.map(id);
+                out.issuer = issuer;
+                out.key_id = Some(key_id);
+            }
+            Cause::Sync { client } => {
+                out.kind = "sync".into();
+                out.client = Some(client);
+            }
+            Cause::Revoke { client } => {
+                out.kind = "revoke".into();
+                out.client = Some(client);
+            }
+            Cause::Sweep => out.kind = "sweep".into(),
+        }
+        out
+    }
+}
+
+/// A time an identity could read a context's room, and on whose authority.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
+#[cfg_attr(feature = "graphql", graphql(directive = directives::aws_oidc::apply()))]
+pub struct ContextAccess {
+    pub identity: Id,
+    /// When it joined (unix seconds); null when that is older than the log keeps.
+    pub from: Option<i64>,
+    /// When it left; null while it is in.
+    pub to: Option<i64>,
+    /// What let it in; null when that is older than the log keeps.
+    pub cause: Option<AccessCause>,
+    /// What took it out.
+    pub ended_by: Option<AccessCause>,
+}
+
 /// A room's unread count for an identity, as Twilio keeps it.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -444,6 +520,28 @@ pub async fn update_context(
         context: a.context,
         title,
     })
+}
+
+pub async fn context_access(
+    app: &App,
+    auth: Option<&str>,
+    a: ContextAccessArgs,
+) -> Result<Vec<ContextAccess>> {
+    let (from, to) = (i64::from(a.from), i64::from(a.to));
+    let spans = app
+        .platform()
+        .context_access(auth, &a.context, from, to)
+        .await?;
+    Ok(spans
+        .into_iter()
+        .map(|s| ContextAccess {
+            identity: id(s.identity),
+            from: s.from.map(int),
+            to: s.to.map(int),
+            cause: s.cause.map(AccessCause::from),
+            ended_by: s.ended_by.map(AccessCause::from),
+        })
+        .collect())
 }
 
 pub async fn sync_identity(
@@ -587,6 +685,7 @@ group!(
         "identityContexts" => IdentityContexts(a: IdentityArgs) => identity_contexts(app, auth, a),
         "contextMembers" => ContextMembers(a: ContextArgs) => context_members(app, auth, a),
         "unreadCounts" => UnreadCounts(a: IdentityArgs) => unread_counts(app, auth, a),
+        "contextAccess" => ContextAccess(a: ContextAccessArgs) => context_access(app, auth, a),
         "updateContext" => UpdateContext(a: UpdateContextArgs) => update_context(app, auth, a),
         "syncIdentity" => SyncIdentity(a: SyncIdentityArgs) => sync_identity(app, auth, a),
         "revokeIdentity" => RevokeIdentity(a: IdentityArgs) => revoke_identity(app, auth, a),

@@ -541,6 +541,25 @@ impl PlatformQuery {
         .map_err(|e| e.extend())
     }
 
+    /// Who could read the context's room at some time from `from` to `to` (unix seconds), and
+    /// on whose authority: each span from a join to its leaving, with their causes.
+    #[graphql(directive = aws_oidc::apply())]
+    async fn context_access(
+        &self,
+        ctx: &Context<'_>,
+        context: String,
+        from: i32,
+        to: i32,
+    ) -> async_graphql::Result<Vec<fields::ContextAccess>> {
+        fields::context_access(
+            app(ctx),
+            authorization(ctx),
+            fields::ContextAccessArgs { context, from, to },
+        )
+        .await
+        .map_err(|e| e.extend())
+    }
+
     /// The ledger's record of a minted token, by its transaction id (and identity: an id is
     /// unique per identity; without one, `Conflict` where identities share it); null when
     /// unknown.
@@ -721,6 +740,9 @@ mod tests {
                 "tokenIssuance",
                 "syncIdentity",
                 "revokeIdentity",
+                "unreadCounts",
+                "updateContext",
+                "contextAccess",
             ]
             .iter()
             .any(|f| line.trim_start().starts_with(f));

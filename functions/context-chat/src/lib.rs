@@ -4,6 +4,7 @@
 //! crates and `chatctl serve` are thin doors onto the services [`App`] composes. Its HTTP
 //! routes (feature `http`) and GraphQL schema (feature `graphql`) are shared by both.
 
+pub mod access_log;
 pub mod address;
 pub mod app;
 pub mod aws_env;

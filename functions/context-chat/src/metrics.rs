@@ -67,6 +67,7 @@ counters! {
     Revocations, "revocations", "Identities and tokens revoked.";
     Sweeps, "sweeps", "Delayed sweeps run: memberships made what the platform last said.";
     SweepsUnscheduled, "sweeps_unscheduled", "Revocations and syncs whose delayed sweep could not be queued.";
+    AccessLogFailures, "access_log_failures", "Membership changes that could not be written to the access log.";
 }
 
 /// A counter kept per `errorType`: CloudWatch gets the `ErrorType` dimension, Prometheus the

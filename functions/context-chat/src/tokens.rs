@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
+use crate::access_log::{AccessLog, Cause};
 use crate::clock::{now_millis, now_unix};
 use crate::context_token::VerifiedToken;
 use crate::error::{ChatError, Result};
@@ -108,6 +109,8 @@ pub struct TokenService {
     revocations: Option<Arc<Revocations>>,
     /// Where there is a store: every token minted is recorded, and minting is limited.
     ledger: Option<Arc<Ledger>>,
+    /// Where there is a store: every membership change, with the token that caused it.
+    access_log: Option<Arc<AccessLog>>,
 }
 
 impl TokenService {
@@ -122,7 +125,14 @@ impl TokenService {
             access_ended,
             revocations,
             ledger,
+            access_log: None,
         }
+    }
+
+    /// Membership changes go to `log`.
+    pub fn with_access_log(mut self, log: Option<Arc<AccessLog>>) -> Self {
+        self.access_log = log;
+        self
     }
 
     /// Verifies a context token with the current settings, logging a refusal (its reason,
@@ -245,7 +255,12 @@ impl TokenService {
             }
             None => (request.xid.clone().unwrap_or_default(), None),
         };
-        let provisioned = match self.provision(configured, verified).await {
+        let cause = Cause::Token {
+            xid: (!xid.is_empty()).then(|| xid.clone()),
+            issuer: verified.issuer.clone(),
+            key_id: verified.key_id.clone(),
+        };
+        let provisioned = match self.provision(configured, verified, &cause).await {
             Ok(provisioned) => provisioned,
             Err(err) => {
                 if let (Some(ledger), Some(recorded)) = (&self.ledger, recorded) {
@@ -323,6 +338,7 @@ impl TokenService {
         &self,
         configured: &Configured,
         verified: &VerifiedToken,
+        cause: &Cause,
     ) -> Result<&'static str> {
         let Some(twilio) = configured.twilio_if_on() else {
             return Ok("off");
@@ -330,7 +346,9 @@ impl TokenService {
         let provisioner = &twilio.provisioner;
         let Some(revocations) = &self.revocations else {
             let provisioned = provisioner.ensure(&verified.identity, &verified.contexts);
-            return self.provisioned(verified, provisioned.await?).await;
+            return self
+                .provisioned(configured, verified, provisioned.await?, cause)
+                .await;
         };
         // Planned from what this process remembers of the platform's word; the gate reads
         // it again before any join, and a plan a sync elsewhere made stale is made again.
@@ -347,15 +365,21 @@ impl TokenService {
                 .await;
             match outcome {
                 Err(_) if gate.stale() && !again => again = true,
-                outcome => return self.provisioned(verified, outcome?).await,
+                outcome => {
+                    return self
+                        .provisioned(configured, verified, outcome?, cause)
+                        .await;
+                }
             }
         }
     }
 
     async fn provisioned(
         &self,
+        configured: &Configured,
         verified: &VerifiedToken,
         provisioned: Provisioned,
+        cause: &Cause,
     ) -> Result<&'static str> {
         match provisioned {
             Provisioned::Remembered => Ok("remembered"),
@@ -369,6 +393,17 @@ impl TokenService {
                     left = changes.left.len(),
                     "conversations provisioned"
                 );
+                if let Some(log) = &self.access_log {
+                    let retention = configured.settings.ledger.retention_days;
+                    log.changed(
+                        &verified.identity,
+                        &changes.joined,
+                        &changes.left,
+                        cause,
+                        retention,
+                    )
+                    .await;
+                }
                 self.end_access(&verified.identity, &changes.left).await;
                 Ok("checked")
             }

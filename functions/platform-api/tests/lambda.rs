@@ -342,4 +342,38 @@ async fn h1_the_functions_refuse_a_join_after_a_revocation_and_sweep_a_raced_one
         .await;
     assert_eq!(contexts, json!([]));
     assert_eq!(twilio.participants("general"), Vec::<String>::new());
+
+    // The access log (issue 34), written by three functions into the table: who could read
+    // general, from which token, until which revocation or sweep.
+    let access = as_admin
+        .call(
+            "Query",
+            "contextAccess",
+            json!({"context": "general", "from": 0, "to": now() + 10}),
+        )
+        .await;
+    let spans = access.as_array().unwrap();
+    let who: Vec<(&str, &str, &str)> = spans
+        .iter()
+        .map(|s| {
+            (
+                s["identity"].as_str().unwrap(),
+                s["cause"]["kind"].as_str().unwrap(),
+                s["endedBy"]["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        who,
+        [("alex", "token", "revoke"), ("sky", "token", "sweep")],
+        "{access:#}"
+    );
+    assert_eq!(spans[0]["cause"]["keyId"], "ctx");
+    assert!(
+        spans[0]["cause"]["xid"]
+            .as_str()
+            .is_some_and(|x| !x.is_empty())
+    );
+    assert_eq!(spans[0]["endedBy"]["client"], "toolbox@clients");
+    assert!(spans.iter().all(|s| s["from"].as_u64() <= s["to"].as_u64()));
 }

@@ -74,6 +74,16 @@ enum Call {
         #[arg(long)]
         identity: String,
     },
+    /// Who could read a context's room from --from to --to (unix seconds; default: all of
+    /// the log until now), and on whose authority (chat:read).
+    ContextAccess {
+        #[arg(long)]
+        context: String,
+        #[arg(long, default_value_t = 0)]
+        from: i32,
+        #[arg(long)]
+        to: Option<i32>,
+    },
     /// Set the title a context's room shows (chat:admin).
     UpdateContext {
         #[arg(long)]
@@ -130,6 +140,15 @@ impl Call {
                 "query($identity: ID!) { unreadCounts(identity: $identity) { context unread lastReadIndex } }",
                 "unreadCounts",
                 json!({ "identity": identity }),
+            ),
+            Call::ContextAccess { context, from, to } => (
+                "query($context: String!, $from: Int!, $to: Int!) { contextAccess(context: $context, from: $from, to: $to) { identity from to cause { kind xid issuer keyId client } endedBy { kind xid issuer keyId client } } }",
+                "contextAccess",
+                json!({
+                    "context": context,
+                    "from": from,
+                    "to": to.unwrap_or_else(|| i32::try_from(context_chat::context_token::now_unix()).unwrap_or(i32::MAX)),
+                }),
             ),
             Call::UpdateContext { context, title } => (
                 "mutation($context: String!, $title: String!) { updateContext(context: $context, title: $title) { context title } }",

@@ -33,6 +33,8 @@ pub struct Signed {
     pub issued_at: Option<u64>,
     /// The header's `typ`, when it has one.
     pub typ: Option<String>,
+    /// The header's `kid`: the key that signed it.
+    pub key_id: String,
 }
 
 #[derive(Deserialize)]
@@ -137,6 +139,7 @@ pub async fn check(jwks: &JwksCache, token: &str, rules: &Rules<'_>, now: u64) -
         expires_at: exp,
         issued_at: iat,
         typ: header.typ,
+        key_id: kid,
     })
 }
 

@@ -27,6 +27,9 @@ pub struct VerifiedToken {
     pub expires_at: u64,
     /// The token's `iat`, when it has one: a revocation refuses tokens issued before it.
     pub issued_at: Option<u64>,
+    /// Its `iss` and the `kid` that signed it: the access log names them as the authority.
+    pub issuer: Option<String>,
+    pub key_id: String,
     /// Until when the cache may answer for this token.
     cache_until: u64,
 }
@@ -105,6 +108,7 @@ impl Verifier {
             expires_at,
             issued_at,
             typ,
+            key_id,
         } = jwt::check(&self.jwks, token, &rules, now).await?;
         let lifetime = expires_at.saturating_sub(issued_at.unwrap_or(now));
         if lifetime > self.max_lifetime_secs {
@@ -144,12 +148,18 @@ impl Verifier {
             None => return Err(malformed("it has no contexts claim")),
         };
         let contexts = check_contexts(contexts)?;
+        let issuer = match claims.remove("iss") {
+            Some(Value::String(iss)) => Some(iss),
+            _ => None,
+        };
 
         Ok(VerifiedToken {
             identity,
             contexts,
             expires_at,
             issued_at,
+            issuer,
+            key_id,
             cache_until: expires_at.min(now + VERIFIED_TTL_SECS),
         })
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::token::{PlatformCaller, Scope};
+use crate::access_log::{AccessLog, Cause, Span};
 use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
 use crate::ledger::{DEFAULT_LIST, Issuance, Ledger, MAX_LIST, check_xid};
@@ -74,6 +75,7 @@ pub struct PlatformService {
     /// Where a sweep is queued for later (the notifier's delay queue; local mode's timer).
     sweeps: Option<Arc<dyn Queue>>,
     sweep_after: Duration,
+    access_log: Option<Arc<AccessLog>>,
 }
 
 impl PlatformService {
@@ -90,7 +92,53 @@ impl PlatformService {
             ledger,
             sweeps: None,
             sweep_after: Duration::ZERO,
+            access_log: None,
         }
+    }
+
+    /// Membership changes go to `log`, which `contextAccess` reads.
+    pub fn with_access_log(mut self, log: Option<Arc<AccessLog>>) -> Self {
+        self.access_log = log;
+        self
+    }
+
+    /// Appends a change to the access log, where there is one.
+    async fn log_change(
+        &self,
+        configured: &Configured,
+        identity: &str,
+        joined: &[String],
+        left: &[String],
+        cause: Cause,
+    ) {
+        if let Some(log) = &self.access_log {
+            let retention = configured.settings.ledger.retention_days;
+            log.changed(identity, joined, left, &cause, retention).await;
+        }
+    }
+
+    /// `contextAccess`: who could read the context's room at some time from `from` to `to`
+    /// (unix seconds), and on whose authority.
+    pub async fn context_access(
+        &self,
+        authorization: Option<&str>,
+        context: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Span>> {
+        self.authorize(authorization, Scope::Read, "contextAccess")
+            .await?;
+        check_context(context)?;
+        let (Ok(from), Ok(to)) = (u64::try_from(from), u64::try_from(to)) else {
+            return Err(ChatError::bad_request(
+                "from and to are unix seconds, not negative.",
+            ));
+        };
+        let log = self
+            .access_log
+            .as_deref()
+            .ok_or_else(|| crate::feature::not_configured("The access log"))?;
+        log.spans(context, from, to).await
     }
 
     /// Statements are swept again `after` this long, through `queue`.
@@ -157,6 +205,14 @@ impl PlatformService {
                 crate::twilio::provisioning::Provisioned::Remembered => SweepResult::default(),
             }
         };
+        self.log_change(
+            &configured,
+            identity,
+            &result.joined,
+            &result.left,
+            Cause::Sweep,
+        )
+        .await;
         let subscriptions_removed = self.end_access(identity, &result.left).await;
         crate::metrics::count(crate::metrics::Counter::Sweeps);
         tracing::info!(
@@ -337,6 +393,11 @@ impl PlatformService {
             // Another request provisioned the same set while this one waited for it.
             crate::twilio::provisioning::Provisioned::Remembered => Default::default(),
         };
+        let cause = Cause::Sync {
+            client: caller.client.clone(),
+        };
+        self.log_change(&configured, identity, &changes.joined, &changes.left, cause)
+            .await;
         self.end_access(identity, &changes.left).await;
         let sweep_at = match self.revocations {
             Some(_) => self.schedule_sweep(identity).await,
@@ -371,6 +432,11 @@ impl PlatformService {
             Some(twilio) => twilio.provisioner.leave_all(identity).await?,
             None => Vec::new(),
         };
+        let cause = Cause::Revoke {
+            client: caller.client.clone(),
+        };
+        self.log_change(&configured, identity, &[], &left, cause)
+            .await;
         let subscriptions_removed = self.end_access(identity, &left).await;
         let sweep_at = self.schedule_sweep(identity).await;
         tracing::info!(identity, client = %caller.client, left = left.len(), subscriptions_removed, revoked_before, sweep_at, "identity revoked");

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{Server, operation, serve, temp_dir};
+use crate::common::{Server, call, operation, serve, temp_dir};
 use crate::notifications::{outbox, subscribe_and_confirm};
 use crate::platform::platform;
 
@@ -521,4 +521,113 @@ async fn the_platform_titles_rooms_and_reads_what_its_users_have_not() {
         alex.conversation("general").await["title"],
         "Shipment 42 — Hamburg"
     );
+}
+
+#[tokio::test]
+async fn context_access_says_who_could_read_a_room_when_and_on_whose_authority() {
+    let dir = temp_dir("local-access");
+    let server = serve(&dir, &[]);
+    let client: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("platform-client.json")).unwrap())
+            .unwrap();
+    // As the platform API names its callers: the access token's subject.
+    let client_id = format!("{}@clients", client["client_id"].as_str().unwrap());
+    let jwks: Value = reqwest::get(format!("{}/.well-known/jwks.json", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kid = jwks["keys"][0]["kid"].as_str().unwrap().to_owned();
+    let before = context_chat::context_token::now_unix();
+
+    // alex joins general by a token (on record as visit-1); sam by the platform's sync; the
+    // platform revokes alex; kim is in random only.
+    let alex = context_token(&server, "alex", "general").await;
+    let issued = call(
+        &server,
+        "mutation($t: ID!) { issueChatToken(deviceId: \"d\", token: $t, xid: \"visit-1\") { xid } }",
+        json!({"t": alex}),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        issued.1["data"]["issueChatToken"]["xid"], "visit-1",
+        "{issued:?}"
+    );
+    platform_json(
+        &server,
+        &dir,
+        &["sync-identity", "--identity", "sam", "--context", "general"],
+    );
+    platform_json(&server, &dir, &["revoke-identity", "--identity", "alex"]);
+    access_token(&server, &context_token(&server, "kim", "random").await).await;
+    let after = context_chat::context_token::now_unix();
+
+    let access = platform_json(&server, &dir, &["context-access", "--context", "general"]);
+    let spans = access.as_array().unwrap();
+    assert_eq!(spans.len(), 2, "{access:#}");
+    let (alex, sam) = (&spans[0], &spans[1]);
+    assert_eq!(alex["identity"], "alex");
+    let within = |v: &Value| v.as_u64().is_some_and(|t| (before..=after).contains(&t));
+    assert!(within(&alex["from"]) && within(&alex["to"]), "{alex}");
+    assert_eq!(
+        alex["cause"],
+        json!({"kind": "token", "xid": "visit-1", "issuer": null, "keyId": kid, "client": null})
+    );
+    assert_eq!(
+        alex["endedBy"],
+        json!({"kind": "revoke", "xid": null, "issuer": null, "keyId": null, "client": client_id})
+    );
+    assert_eq!(sam["identity"], "sam");
+    assert!(within(&sam["from"]) && sam["to"].is_null(), "{sam}");
+    assert_eq!(sam["cause"]["kind"], "sync");
+    assert_eq!(sam["cause"]["client"], client_id.as_str());
+    assert!(sam["endedBy"].is_null());
+
+    // A span before any of it lists no one; one after the revocation, sam only.
+    let none = platform_json(
+        &server,
+        &dir,
+        &[
+            "context-access",
+            "--context",
+            "general",
+            "--to",
+            &(before - 10).to_string(),
+        ],
+    );
+    assert_eq!(none, json!([]));
+    let later = platform_json(
+        &server,
+        &dir,
+        &[
+            "context-access",
+            "--context",
+            "general",
+            "--from",
+            &(after + 1).to_string(),
+            "--to",
+            &(after + 100).to_string(),
+        ],
+    );
+    assert_eq!(later.as_array().unwrap().len(), 1, "{later}");
+    assert_eq!(later[0]["identity"], "sam");
+    let random = platform_json(&server, &dir, &["context-access", "--context", "random"]);
+    assert_eq!(random[0]["identity"], "kim");
+    let backwards = platform_refusal(
+        &server,
+        &dir,
+        &[
+            "context-access",
+            "--context",
+            "general",
+            "--from",
+            "20",
+            "--to",
+            "10",
+        ],
+    );
+    assert!(backwards.contains("BadRequest"), "{backwards}");
 }
