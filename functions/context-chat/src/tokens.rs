@@ -255,12 +255,7 @@ impl TokenService {
             }
             None => (request.xid.clone().unwrap_or_default(), None),
         };
-        let cause = Cause::Token {
-            xid: (!xid.is_empty()).then(|| xid.clone()),
-            issuer: verified.issuer.clone(),
-            key_id: verified.key_id.clone(),
-        };
-        let provisioned = match self.provision(configured, verified, &cause).await {
+        let provisioned = match self.provision(configured, verified, &xid).await {
             Ok(provisioned) => provisioned,
             Err(err) => {
                 if let (Some(ledger), Some(recorded)) = (&self.ledger, recorded) {
@@ -338,7 +333,7 @@ impl TokenService {
         &self,
         configured: &Configured,
         verified: &VerifiedToken,
-        cause: &Cause,
+        xid: &str,
     ) -> Result<&'static str> {
         let Some(twilio) = configured.twilio_if_on() else {
             return Ok("off");
@@ -347,7 +342,7 @@ impl TokenService {
         let Some(revocations) = &self.revocations else {
             let provisioned = provisioner.ensure(&verified.identity, &verified.contexts);
             return self
-                .provisioned(configured, verified, provisioned.await?, cause)
+                .provisioned(configured, verified, provisioned.await?, xid)
                 .await;
         };
         // Planned from what this process remembers of the platform's word; the gate reads
@@ -366,9 +361,7 @@ impl TokenService {
             match outcome {
                 Err(_) if gate.stale() && !again => again = true,
                 outcome => {
-                    return self
-                        .provisioned(configured, verified, outcome?, cause)
-                        .await;
+                    return self.provisioned(configured, verified, outcome?, xid).await;
                 }
             }
         }
@@ -379,7 +372,7 @@ impl TokenService {
         configured: &Configured,
         verified: &VerifiedToken,
         provisioned: Provisioned,
-        cause: &Cause,
+        xid: &str,
     ) -> Result<&'static str> {
         match provisioned {
             Provisioned::Remembered => Ok("remembered"),
@@ -394,6 +387,13 @@ impl TokenService {
                     "conversations provisioned"
                 );
                 if let Some(log) = &self.access_log {
+                    // The token that caused it: the chat token's record, the context token's
+                    // issuer and key (made only when something changed).
+                    let cause = &Cause::Token {
+                        xid: (!xid.is_empty()).then(|| xid.to_owned()),
+                        issuer: verified.issuer.clone(),
+                        key_id: verified.key_id.clone(),
+                    };
                     let retention = configured.settings.ledger.retention_days;
                     log.changed(
                         &verified.identity,
