@@ -132,6 +132,9 @@ pub struct ContextClaims {
     pub iss: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aud: Option<String>,
+    /// Contexts' roles other than member (`reader`, `moderator`): adr/004.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub roles: std::collections::BTreeMap<String, String>,
 }
 
 impl ContextTokenSigner {

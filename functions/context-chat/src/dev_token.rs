@@ -58,6 +58,7 @@ impl DevIssuer {
             exp: now + ttl_secs,
             iss: None,
             aud: None,
+            roles: Default::default(),
         })
     }
 }
@@ -127,8 +128,8 @@ pub struct DevToken {
     pub expires_at: u64,
 }
 
-/// A request's query: `identity=alex&context=general,random[&ttl=SECONDS]`. The `context`
-/// parameter may also repeat.
+/// A request's query: `identity=alex&context=general,random[&ttl=SECONDS][&roles=general:reader]`.
+/// The `context` parameter may also repeat.
 pub fn issue(
     signer: &ContextTokenSigner,
     query: &[(String, String)],
@@ -157,6 +158,23 @@ pub fn issue(
         ));
     }
     let contexts = check_contexts(contexts)?;
+    // `roles=announcements:reader,SHIPMENT-42:moderator`; the verifier checks them.
+    let roles = query
+        .iter()
+        .filter(|(k, _)| k == "roles")
+        .flat_map(|(_, v)| v.split(','))
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(|r| {
+            r.split_once(':')
+                .map(|(c, role)| (c.trim().to_owned(), role.trim().to_owned()))
+                .ok_or_else(|| {
+                    ChatError::bad_request(
+                        "roles are context:role, e.g. roles=announcements:reader",
+                    )
+                })
+        })
+        .collect::<Result<std::collections::BTreeMap<String, String>>>()?;
     let ttl = match query.iter().find(|(k, _)| k == "ttl") {
         None => DEFAULT_TTL_SECS,
         Some((_, v)) => v
@@ -175,6 +193,7 @@ pub fn issue(
         exp: now + ttl,
         iss: None,
         aud: None,
+        roles,
     })?;
     Ok(DevToken {
         token,

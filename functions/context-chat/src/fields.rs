@@ -174,6 +174,17 @@ arguments! {
 pub struct TokenInfo {
     pub identity: Id,
     pub contexts: Vec<String>,
+    /// Each context's role: `reader`, `member` or `moderator` (the token's `roles` claim).
+    pub roles: Vec<ContextRole>,
+}
+
+/// A context and the role the token gives in its room.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
+#[cfg_attr(feature = "graphql", graphql(directive = directives::aws_api_key::apply()))]
+pub struct ContextRole {
+    pub context: String,
+    pub role: String,
 }
 
 /// A Twilio access token, the transaction id it is on record by, and when it expires (unix
@@ -225,6 +236,14 @@ pub async fn verify_token(app: &App, a: TokenArgs) -> Result<TokenInfo> {
     Ok(TokenInfo {
         identity: id(info.identity),
         contexts: info.contexts,
+        roles: info
+            .roles
+            .into_iter()
+            .map(|(context, role)| ContextRole {
+                context,
+                role: role.as_str().to_owned(),
+            })
+            .collect(),
     })
 }
 

@@ -12,6 +12,32 @@ pub const MAX_CONTEXT_CHARS: usize = 128;
 /// More than any widget shows; the 8 KiB token limit caps it in practice anyway.
 pub const MAX_CONTEXTS: usize = 100;
 
+/// What a user may do in a context's room (a context token's `roles` claim; adr/004):
+/// a reader reads; a member also posts and edits their own messages (every context the
+/// claim does not name); a moderator also deletes anyone's messages and removes participants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Reader,
+    Member,
+    Moderator,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Member => "member",
+            Role::Moderator => "moderator",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Role> {
+        [Role::Reader, Role::Member, Role::Moderator]
+            .into_iter()
+            .find(|r| r.as_str() == name)
+    }
+}
+
 /// An argument trimmed, or `BadRequest` naming it when it is empty.
 pub fn required<'a>(value: &'a str, name: &str) -> Result<&'a str> {
     let trimmed = value.trim();

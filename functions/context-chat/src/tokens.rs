@@ -13,7 +13,7 @@ use crate::error::{ChatError, Result};
 use crate::ledger::Minter;
 use crate::ledger::{self, Issuance, Kind, Ledger};
 use crate::metrics::{self, Counter, ErrorCounter};
-use crate::names::required;
+use crate::names::{Role, required};
 use crate::revocations::Revocations;
 use crate::settings_holder::{Configured, SettingsHolder};
 use crate::twilio::access_token::Grant;
@@ -24,6 +24,8 @@ use crate::twilio::provisioning::{JoinGate, Provisioned};
 pub struct TokenInfo {
     pub identity: String,
     pub contexts: Vec<String>,
+    /// Each context's role, in `contexts`' order.
+    pub roles: Vec<(String, Role)>,
 }
 
 /// The answer to `issueChatToken`: the token, the transaction id it is on record by, and
@@ -167,6 +169,11 @@ impl TokenService {
         Ok(TokenInfo {
             identity: verified.identity.clone(),
             contexts: verified.contexts.clone(),
+            roles: verified
+                .contexts
+                .iter()
+                .map(|c| (c.clone(), verified.role_in(c)))
+                .collect(),
         })
     }
 

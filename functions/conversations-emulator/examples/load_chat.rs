@@ -112,6 +112,7 @@ async fn main() {
                 exp: now + 3600,
                 iss: None,
                 aud: None,
+                roles: Default::default(),
             })
             .unwrap();
         let body: Value = http

@@ -10,9 +10,13 @@
 //! - `GET conversations/{context}/messages?before=&limit=`: a page, oldest first (limit ≤ 100);
 //! - `POST conversations/{context}/messages` `{"body", "attributes"?}`: 201 with the message
 //!   (its index); the service's webhook hears of it as of an SDK client's;
+//! - `DELETE conversations/{context}/messages/{index}`: my message, or anyone's for a
+//!   moderator (the role's `deleteOwnMessage` / `deleteAnyMessage`); 204;
 //! - `POST conversations/{context}/read` `{"index"}`: my read horizon;
 //! - `POST conversations/{context}/typing`: 204, told to the others;
-//! - `GET events`: Server-Sent Events: `ready`, `message`, `typing`, `joined`, `left`,
+//! - a post or delete the participant's conversation role does not permit: 403 with Twilio's
+//!   error 50107 (a reader posts nothing);
+//! - `GET events`: Server-Sent Events: `ready`, `message`, `messageRemoved`, `typing`, `joined`, `left`,
 //!   `membershipEnded` (mine, in a conversation: a sync or revocation removed me) and `resync`
 //!   (events were missed: fetch again). A live stream makes its identity online (reachability).
 
@@ -47,6 +51,10 @@ pub fn routes(emulator: Arc<Emulator>) -> Router {
         .route(
             &format!("{PATH}/conversations/{{context}}/messages"),
             get(messages).post(post_message),
+        )
+        .route(
+            &format!("{PATH}/conversations/{{context}}/messages/{{index}}"),
+            axum::routing::delete(remove_message),
         )
         .route(
             &format!("{PATH}/conversations/{{context}}/read"),
@@ -188,9 +196,15 @@ impl axum::extract::FromRequestParts<Arc<Emulator>> for Member {
         parts: &mut axum::http::request::Parts,
         e: &Arc<Emulator>,
     ) -> Result<Self, Response> {
-        let Path(context) = Path::<String>::from_request_parts(parts, e)
+        // The context is the path's first parameter (a message's index may follow).
+        let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, e)
             .await
             .map_err(|_| not_a_participant())?;
+        let context = params
+            .into_iter()
+            .find(|(name, _)| name == "context")
+            .map(|(_, value)| value)
+            .ok_or_else(not_a_participant)?;
         let identity = member(e, &parts.headers, &context)?;
         Ok(Member { identity, context })
     }
@@ -273,6 +287,9 @@ async fn post_message(
         Some(a @ Value::Object(_)) => Some(a.to_string()),
         Some(_) => return refused(StatusCode::BAD_REQUEST, "attributes must be an object."),
     };
+    if !e.may(&context, &identity, "sendMessage") {
+        return not_permitted();
+    }
     let new = NewMessage {
         author: Some(&identity),
         body: &post.body,
@@ -290,6 +307,74 @@ async fn post_message(
             "attributes must be a JSON object of at most 4 KB.",
         ),
     }
+}
+
+/// Twilio's refusal of what the participant's role does not permit (error 50107).
+fn not_permitted() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Json(json!({
+            "error": "User not authorized to perform the requested action.",
+            "code": 50107,
+        })),
+    )
+        .into_response()
+}
+
+impl Emulator {
+    /// Whether `identity`'s role in the conversation of `context` has `permission`.
+    fn may(&self, context: &str, identity: &str, permission: &str) -> bool {
+        let state = self.state();
+        state
+            .conversation(context)
+            .and_then(|c| c.participant(identity))
+            .is_some_and(|p| state.permissions_of(p).iter().any(|x| x == permission))
+    }
+}
+
+/// `DELETE conversations/{context}/messages/{index}`: one's own message (`deleteOwnMessage`)
+/// or, for a moderator, anyone's (`deleteAnyMessage`). 204; the others hear `messageRemoved`.
+async fn remove_message(
+    State(e): State<Arc<Emulator>>,
+    member: Member,
+    Path((_, index)): Path<(String, String)>,
+) -> Response {
+    let Member { identity, context } = member;
+    let Ok(index) = index.parse::<u64>() else {
+        return refused(StatusCode::BAD_REQUEST, "The index must be a whole number.");
+    };
+    let author = {
+        let state = e.state();
+        let found = state
+            .conversation(&context)
+            .and_then(|c| c.messages.iter().find(|m| m.index == index));
+        match found {
+            Some(m) => m.author.clone(),
+            None => return refused(StatusCode::NOT_FOUND, "No message has that index."),
+        }
+    };
+    let needs = if author == identity {
+        "deleteOwnMessage"
+    } else {
+        "deleteAnyMessage"
+    };
+    if !e.may(&context, &identity, needs) {
+        return not_permitted();
+    }
+    let sid = {
+        let mut state = e.state();
+        let Some(c) = state.conversation_mut(&context) else {
+            return not_a_participant();
+        };
+        c.messages.retain(|m| m.index != index);
+        c.sid.clone()
+    };
+    e.unpersist_message(&sid, index);
+    e.tell(Event::MessageRemoved {
+        conversation: sid,
+        index,
+    });
+    StatusCode::NO_CONTENT.into_response()
 }
 
 #[derive(Deserialize)]
@@ -391,6 +476,10 @@ fn told(e: &Emulator, identity: &str, event: &Event) -> Option<Sse> {
         Event::Left { identity: who, .. } => {
             sse("left", json!({ "context": context, "identity": who }))
         }
+        Event::MessageRemoved { index, .. } => sse(
+            "messageRemoved",
+            json!({ "context": context, "index": index }),
+        ),
     })
 }
 

@@ -23,13 +23,20 @@ impl Emulator {
         &self,
         form: &[(String, String)],
     ) -> Response {
-        let mut identities = Vec::new();
+        let mut identities: Vec<(String, Option<String>)> = Vec::new();
         for (key, value) in form.iter().filter(|(k, _)| k == "Participant") {
-            let identity = serde_json::from_str::<Value>(value)
-                .ok()
-                .and_then(|p| p["identity"].as_str().map(str::to_owned));
+            let participant = serde_json::from_str::<Value>(value).unwrap_or(Value::Null);
+            let identity = participant["identity"].as_str().map(str::to_owned);
+            let role = participant["role_sid"].as_str().map(str::to_owned);
+            if let Some(role) = &role
+                && self.state().conversation_role(role).is_none()
+            {
+                return twilio_error(400, 50210, "Role not found");
+            }
             match identity {
-                Some(identity) if !identities.contains(&identity) => identities.push(identity),
+                Some(identity) if !identities.iter().any(|(i, _)| i == &identity) => {
+                    identities.push((identity, role))
+                }
                 Some(_) => return twilio_error(409, 50433, "Participant already exists"),
                 None => {
                     return twilio_error(400, 50404, &format!("{key}: identity must be provided"));
@@ -45,7 +52,7 @@ impl Emulator {
     async fn create_conversation_with(
         &self,
         form: &[(String, String)],
-        identities: Vec<String>,
+        identities: Vec<(String, Option<String>)>,
     ) -> Response {
         let unique_name = field(form, "UniqueName").map(str::to_owned);
         if let Some(name) = &unique_name
@@ -73,12 +80,14 @@ impl Emulator {
         let creating = self.under_way(key).await;
         let participants: Vec<ParticipantRec> = identities
             .iter()
-            .map(|identity| ParticipantRec {
+            .map(|(identity, role_sid)| ParticipantRec {
                 sid: self.sid("MB"),
                 identity: identity.clone(),
                 last_read_message_index: None,
+                role_sid: role_sid.clone(),
             })
             .collect();
+        let identities: Vec<String> = identities.into_iter().map(|(i, _)| i).collect();
         let conversation = ConversationRec {
             friendly_name: field(form, "FriendlyName").map(str::to_owned),
             participants,
@@ -161,8 +170,14 @@ impl Emulator {
         let Some(identity) = field(form, "Identity").map(str::to_owned) else {
             return twilio_error(400, 50404, "Identity or MessagingBinding must be provided");
         };
+        let role_sid = field(form, "RoleSid").map(str::to_owned);
         let key = {
             let mut state = self.state();
+            if let Some(role) = &role_sid
+                && state.conversation_role(role).is_none()
+            {
+                return twilio_error(400, 50210, "Role not found");
+            }
             let Some(c) = state.conversation(conversation) else {
                 return not_found(path);
             };
@@ -180,6 +195,7 @@ impl Emulator {
             sid: self.sid("MB"),
             identity: identity.clone(),
             last_read_message_index: None,
+            role_sid,
         };
         let user_sid = self.sid("US");
         let mut state = self.state();
@@ -218,7 +234,8 @@ impl Emulator {
     }
 
     /// A participant's read horizon (`LastReadMessageIndex`, as its client reports what it
-    /// read), by SID or identity. A value that is not a number is refused; nothing changes.
+    /// read) and role (`RoleSid`, a conversation role of the service), by SID or identity.
+    /// A value that is not a number, or no such role, is refused; nothing changes.
     pub(crate) fn update_participant(
         &self,
         conversation: &str,
@@ -235,7 +252,13 @@ impl Emulator {
                 }
             },
         };
+        let role_sid = field(form, "RoleSid").map(str::to_owned);
         let mut state = self.state();
+        if let Some(role) = &role_sid
+            && state.conversation_role(role).is_none()
+        {
+            return twilio_error(400, 50210, "Role not found");
+        }
         let Some(c) = state.conversation_mut(conversation) else {
             return not_found(path);
         };
@@ -248,6 +271,9 @@ impl Emulator {
         };
         if horizon.is_some() {
             p.last_read_message_index = horizon;
+        }
+        if role_sid.is_some() {
+            p.role_sid = role_sid;
         }
         let p = p.clone();
         let sid = c.sid.clone();

@@ -26,6 +26,10 @@ pub enum Event {
         conversation: String,
         identity: String,
     },
+    MessageRemoved {
+        conversation: String,
+        index: u64,
+    },
 }
 
 impl Event {
@@ -35,7 +39,8 @@ impl Event {
             Event::MessageAdded { conversation, .. }
             | Event::Typing { conversation, .. }
             | Event::Joined { conversation, .. }
-            | Event::Left { conversation, .. } => conversation,
+            | Event::Left { conversation, .. }
+            | Event::MessageRemoved { conversation, .. } => conversation,
         }
     }
 }

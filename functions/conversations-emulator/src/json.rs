@@ -82,7 +82,7 @@ impl Emulator {
             "identity": p.identity,
             "attributes": "{}",
             "messaging_binding": null,
-            "role_sid": null,
+            "role_sid": p.role_sid,
             "date_created": "2026-11-22T00:00:00Z",
             "date_updated": "2026-11-22T00:00:00Z",
             "url": format!("{}/v1/Services/{CHAT_SERVICE_SID}/Conversations/{}/Participants/{}", self.base_url, conversation_sid, p.sid),

@@ -221,6 +221,13 @@ impl Emulator {
     }
 
     /// Writes an added message (local mode); nothing without a store.
+    pub(crate) fn unpersist_message(&self, _conversation: &str, _index: u64) {
+        #[cfg(feature = "sqlite")]
+        if let Some(store) = &self.store {
+            store.remove_message(_conversation, _index);
+        }
+    }
+
     pub(crate) fn persist_message(&self, _conversation: &str, _message: &state::MessageRec) {
         #[cfg(feature = "sqlite")]
         if let Some(store) = &self.store {

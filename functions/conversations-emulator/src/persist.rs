@@ -178,6 +178,18 @@ impl Store {
     }
 }
 
+impl Store {
+    pub(crate) fn remove_message(&self, conversation: &str, index: u64) {
+        let connection = self.connection.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = connection.execute(
+            "DELETE FROM messages WHERE conversation = ?1 AND idx = ?2",
+            params![conversation, index as i64],
+        ) {
+            tracing::warn!(path = %self.path.display(), error = %e, "a message was not removed");
+        }
+    }
+}
+
 /// Makes the file owner-only before SQLite opens it (its WAL files follow).
 fn create_private(path: &Path) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();

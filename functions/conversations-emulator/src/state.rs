@@ -16,6 +16,9 @@ pub struct ParticipantRec {
     pub identity: String,
     /// The index of the last message the participant read, as its client reported it.
     pub last_read_message_index: Option<u64>,
+    /// Its conversation role; `None`: the service's default conversation role.
+    #[serde(default)]
+    pub role_sid: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -84,6 +87,26 @@ pub struct RoleRec {
     pub friendly_name: String,
     pub kind: String,
     pub permissions: Vec<String>,
+}
+
+impl ServiceState {
+    /// What `participant` may do in a conversation: its role's permissions (the service's
+    /// default conversation role when it has none of its own).
+    pub fn permissions_of(&self, participant: &ParticipantRec) -> &[String] {
+        let sid = participant
+            .role_sid
+            .as_ref()
+            .or(self.default_conversation_role.as_ref());
+        sid.and_then(|sid| self.roles.iter().find(|r| &r.sid == sid))
+            .map_or(&[], |r| r.permissions.as_slice())
+    }
+
+    /// A conversation role of this service, by SID.
+    pub fn conversation_role(&self, sid: &str) -> Option<&RoleRec> {
+        self.roles
+            .iter()
+            .find(|r| r.sid == sid && r.kind == "conversation")
+    }
 }
 
 pub struct ServiceState {

@@ -403,6 +403,7 @@ async fn the_browser_api_takes_only_this_services_live_access_tokens() {
             exp: now + 600,
             iss: None,
             aud: None,
+            roles: Default::default(),
         })
         .unwrap();
     assert_eq!(status(context_token).await, 401, "a context token");

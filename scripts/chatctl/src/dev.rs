@@ -93,6 +93,7 @@ pub fn token(
             exp: now + ttl,
             iss: issuer.clone(),
             aud: audience.clone(),
+            roles: Default::default(),
         })?;
         writeln!(out, "{token}").map_err(|e| CliError::Failed(format!("stdout: {e}")))?;
     }

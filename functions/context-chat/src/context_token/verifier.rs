@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::jwks::JwksCache;
 use super::jwt::{self, MAX_TOKEN_BYTES, malformed};
 use crate::error::{ChatError, Result};
-use crate::names::{check_contexts, check_identity};
+use crate::names::{Role, check_contexts, check_identity};
 
 /// A verified token is taken from the cache for at most this long, so that a key the
 /// issuer withdrew stops working within the JWKS cache's own lifetime.
@@ -30,8 +30,20 @@ pub struct VerifiedToken {
     /// Its `iss` and the `kid` that signed it: the access log names them as the authority.
     pub issuer: Option<String>,
     pub key_id: String,
+    /// The contexts the `roles` claim gives a role other than member, sorted by context.
+    pub roles: Vec<(String, Role)>,
     /// Until when the cache may answer for this token.
     cache_until: u64,
+}
+
+impl VerifiedToken {
+    /// The token's role in `context` (member unless its `roles` claim says otherwise).
+    pub fn role_in(&self, context: &str) -> Role {
+        self.roles
+            .iter()
+            .find(|(c, _)| c == context)
+            .map_or(Role::Member, |(_, role)| *role)
+    }
 }
 
 #[derive(Clone)]
@@ -148,6 +160,10 @@ impl Verifier {
             None => return Err(malformed("it has no contexts claim")),
         };
         let contexts = check_contexts(contexts)?;
+        let roles = match claims.remove("roles") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(claim) => roles_of(claim, &contexts)?,
+        };
         let issuer = match claims.remove("iss") {
             Some(Value::String(iss)) => Some(iss),
             _ => None,
@@ -160,9 +176,38 @@ impl Verifier {
             issued_at,
             issuer,
             key_id,
+            roles,
             cache_until: expires_at.min(now + VERIFIED_TTL_SECS),
         })
     }
+}
+
+/// The `roles` claim: an object from a context of the token to `reader`, `member` or
+/// `moderator`. Anything else is the platform's mistake, said as `BadRequest` (adr/004).
+fn roles_of(claim: Value, contexts: &[String]) -> Result<Vec<(String, Role)>> {
+    let Value::Object(claim) = claim else {
+        return Err(ChatError::bad_request(
+            "The token's roles claim must be an object from context to role.",
+        ));
+    };
+    let mut roles = Vec::new();
+    for (context, role) in claim {
+        if !contexts.contains(&context) {
+            return Err(ChatError::bad_request(
+                "The token's roles claim names a context that is not in its contexts.",
+            ));
+        }
+        let role = role.as_str().and_then(Role::from_name).ok_or_else(|| {
+            ChatError::bad_request(
+                "The token's roles claim holds a role other than reader, member or moderator.",
+            )
+        })?;
+        if role != Role::Member {
+            roles.push((context, role));
+        }
+    }
+    roles.sort();
+    Ok(roles)
 }
 
 /// The longest a context token may live unless `chat/maxTokenLifetime` says otherwise: a

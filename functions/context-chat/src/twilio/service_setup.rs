@@ -1,5 +1,5 @@
-//! The Conversation Service as this product needs it (`chatctl configure-twilio`): two
-//! roles, the default roles, reachability (so that the notifier knows who is online), and
+//! The Conversation Service as this product needs it (`chatctl configure-twilio`): four
+//! roles (a user's, a participant's, a reader's and a moderator's), the default roles, reachability (so that the notifier knows who is online), and
 //! the post-event webhook with `onMessageAdded`. Applying it twice changes nothing the
 //! second time; a dry run reads and reports without writing.
 
@@ -27,6 +27,25 @@ pub const PARTICIPANT_PERMISSIONS: &[&str] = &[
     "deleteOwnMessage",
     "editOwnParticipantAttributes",
     "editNotificationLevel",
+];
+
+/// A reader's conversation role (a token's `roles` claim, adr/004): reads and keeps its
+/// notification level; posts nothing.
+pub const READER_ROLE: &str = "context-chat reader";
+pub const READER_PERMISSIONS: &[&str] = &["editNotificationLevel"];
+
+/// A moderator's: a participant's, and may delete anyone's message and remove a participant.
+pub const MODERATOR_ROLE: &str = "context-chat moderator";
+pub const MODERATOR_PERMISSIONS: &[&str] = &[
+    "sendMessage",
+    "sendMediaMessage",
+    "editOwnMessage",
+    "editOwnMessageAttributes",
+    "deleteOwnMessage",
+    "editOwnParticipantAttributes",
+    "editNotificationLevel",
+    "deleteAnyMessage",
+    "removeParticipant",
 ];
 
 /// The post-event the notifier needs.
@@ -91,6 +110,13 @@ impl Setup<'_> {
                 &mut report,
             )
             .await?;
+        for (name, permissions) in [
+            (READER_ROLE, READER_PERMISSIONS),
+            (MODERATOR_ROLE, MODERATOR_PERMISSIONS),
+        ] {
+            self.role(&roles, name, "conversation", permissions, &mut report)
+                .await?;
+        }
         self.configuration(
             user_role.as_deref(),
             participant_role.as_deref(),

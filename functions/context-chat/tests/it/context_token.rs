@@ -461,3 +461,49 @@ async fn a_context_token_lives_at_most_the_maximum() {
         );
     }
 }
+
+#[tokio::test]
+async fn roles_name_contexts_of_the_token_and_known_roles_or_the_token_is_a_bad_request() {
+    let key = TestKey::es256("k1");
+    let issuer = Issuer::start(jwks(&[&key])).await;
+    let v = verifier(&issuer, JwksPolicy::default(), None, None);
+    let with_roles = |roles: Value| {
+        let mut c = claims("alex", &["general", "announcements", "SHIPMENT-42"]);
+        c["roles"] = roles;
+        key.token(&c)
+    };
+    let verified = v
+        .verify(&with_roles(
+            json!({"announcements": "reader", "SHIPMENT-42": "moderator", "general": "member"}),
+        ))
+        .await
+        .unwrap();
+    use context_chat::names::Role;
+    assert_eq!(
+        verified.roles,
+        [
+            ("SHIPMENT-42".to_owned(), Role::Moderator),
+            ("announcements".to_owned(), Role::Reader),
+        ]
+    );
+    assert_eq!(verified.role_in("general"), Role::Member);
+    assert_eq!(verified.role_in("announcements"), Role::Reader);
+    // Without the claim, or with it null or empty: a member everywhere, as before roles.
+    for roles in [Value::Null, json!({})] {
+        let verified = v.verify(&with_roles(roles)).await.unwrap();
+        assert!(verified.roles.is_empty());
+    }
+    for bad in [
+        json!({"elsewhere": "reader"}),
+        json!({"general": "owner"}),
+        json!({"general": 1}),
+        json!(["general"]),
+        json!("reader"),
+    ] {
+        assert_eq!(
+            kind_of(&v, &with_roles(bad.clone())).await,
+            ErrorKind::BadRequest,
+            "{bad}"
+        );
+    }
+}

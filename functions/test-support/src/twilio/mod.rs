@@ -277,6 +277,7 @@ impl TwilioStandIn {
             sid,
             identity: identity.into(),
             last_read_message_index: None,
+            role_sid: None,
         });
     }
 
@@ -307,6 +308,21 @@ impl TwilioStandIn {
             matches!(added, Ok(Some(_))),
             "no message added to {unique_name}"
         );
+    }
+
+    /// The name of a participant's own conversation role (`None`: the service's default).
+    pub fn participant_role(&self, unique_name: &str, identity: &str) -> Option<String> {
+        let state = self.inner.emulator.state();
+        let role = state
+            .conversation(unique_name)?
+            .participant(identity)?
+            .role_sid
+            .clone()?;
+        state
+            .roles
+            .iter()
+            .find(|r| r.sid == role)
+            .map(|r| r.friendly_name.clone())
     }
 
     /// The conversation's title (its friendly name).

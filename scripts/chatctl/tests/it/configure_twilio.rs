@@ -4,7 +4,8 @@
 use std::process::Output;
 
 use context_chat::twilio::service_setup::{
-    PARTICIPANT_PERMISSIONS, PARTICIPANT_ROLE, USER_PERMISSIONS, USER_ROLE,
+    MODERATOR_PERMISSIONS, MODERATOR_ROLE, PARTICIPANT_PERMISSIONS, PARTICIPANT_ROLE,
+    READER_PERMISSIONS, READER_ROLE, USER_PERMISSIONS, USER_ROLE,
 };
 use test_support::TwilioStandIn;
 
@@ -59,9 +60,17 @@ async fn a_dry_run_changes_nothing_then_setup_is_applied_once() {
         ),
         "{dry}"
     );
+    // Four roles (a user's, a participant's, a reader's, a moderator's), the configuration,
+    // the webhook.
     assert_eq!(
         dry.lines().filter(|l| l.starts_with("would")).count(),
-        4,
+        6,
+        "{dry}"
+    );
+    assert!(
+        dry.contains(
+            "create the conversation role \"context-chat reader\" with editNotificationLevel"
+        ),
         "{dry}"
     );
     assert!(twilio.requests().iter().all(|r| r.method == "GET"));
@@ -69,7 +78,18 @@ async fn a_dry_run_changes_nothing_then_setup_is_applied_once() {
     assert_eq!(twilio.configuration(), configuration_before);
 
     let first = stdout(&configure(&twilio, &["--webhook-url", WEBHOOK]).await);
-    assert_eq!(changed(&first), 4, "{first}");
+    assert_eq!(changed(&first), 6, "{first}");
+    for (name, wanted) in [
+        (READER_ROLE, READER_PERMISSIONS),
+        (MODERATOR_ROLE, MODERATOR_PERMISSIONS),
+    ] {
+        let (kind, mut permissions) = twilio.role(name).unwrap();
+        permissions.sort();
+        assert_eq!(
+            (kind.as_str(), permissions),
+            ("conversation", sorted(wanted))
+        );
+    }
     let (kind, mut permissions) = twilio.role(USER_ROLE).unwrap();
     permissions.sort();
     assert_eq!(
@@ -114,11 +134,11 @@ async fn a_dry_run_changes_nothing_then_setup_is_applied_once() {
     assert!(second.contains("Nothing to change."), "{second}");
     assert_eq!(
         second.lines().filter(|l| l.starts_with("ok")).count(),
-        4,
+        6,
         "{second}"
     );
     assert!(twilio.requests().iter().all(|r| r.method == "GET"));
-    assert_eq!(twilio.role_count(), 6);
+    assert_eq!(twilio.role_count(), 8);
 }
 
 #[tokio::test]

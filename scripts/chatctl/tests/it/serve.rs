@@ -167,6 +167,7 @@ async fn bad_requests_get_appsync_shaped_errors() {
                 exp,
                 iss: None,
                 aud: None,
+                roles: Default::default(),
             })
             .unwrap()
     };
