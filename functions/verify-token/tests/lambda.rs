@@ -44,13 +44,22 @@ async fn answers_good_and_bad_tokens_and_reads_settings_and_keys_once() {
         &lambda_env(&proxy.url(), &stack),
     );
 
-    let token = key.token(&claims("alex", &["general", "SHIPMENT-42"]));
+    let mut with_roles = claims("alex", &["general", "SHIPMENT-42"]);
+    with_roles["roles"] = json!({"SHIPMENT-42": "moderator"});
+    let token = key.token(&with_roles);
     let answer = emulator
         .answer("verify-token", &event(json!({"token": token})))
         .await;
     assert_eq!(
         answer,
-        json!({"identity": "alex", "contexts": ["general", "SHIPMENT-42"]})
+        json!({
+            "identity": "alex",
+            "contexts": ["general", "SHIPMENT-42"],
+            "roles": [
+                {"context": "general", "role": "member"},
+                {"context": "SHIPMENT-42", "role": "moderator"},
+            ],
+        })
     );
     let (ssm_calls, jwks_calls) = (proxy.requests(), issuer.fetches());
     assert!(ssm_calls >= 1, "settings came from SSM");
@@ -190,7 +199,11 @@ async fn answers_cargo_lambda_invoke() {
     let answer: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(
         answer,
-        json!({"identity": "kim", "contexts": ["GROUP-PRIVATE-7"]})
+        json!({
+            "identity": "kim",
+            "contexts": ["GROUP-PRIVATE-7"],
+            "roles": [{"context": "GROUP-PRIVATE-7", "role": "member"}],
+        })
     );
     let (ok, _, stderr) = refused;
     assert!(!ok, "a function error fails the command");
