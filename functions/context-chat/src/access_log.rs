@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::error::{ChatError, Result};
 use crate::metrics::{self, Counter};
+use crate::names::Role;
 use crate::store::{Created, Key, Store, Stored, context_partition};
 
 const ENTRY_PREFIX: &str = "ACCESS#";
@@ -45,6 +46,8 @@ pub enum Cause {
 pub enum Change {
     Joined,
     Left,
+    /// Given a role (other than a plain member's join), `role` says which.
+    Role,
 }
 
 /// One entry of a context's log.
@@ -54,6 +57,9 @@ pub struct Entry {
     pub context: String,
     pub identity: String,
     pub change: Change,
+    /// For a role change: `reader`, `member` or `moderator`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
     /// Unix milliseconds.
     pub at_ms: u64,
     pub cause: Cause,
@@ -76,6 +82,7 @@ fn key(entry: &Entry) -> Key {
     let change = match entry.change {
         Change::Joined => "joined",
         Change::Left => "left",
+        Change::Role => "role",
     };
     Key::new(
         "access",
@@ -85,6 +92,15 @@ fn key(entry: &Entry) -> Key {
             entry.at_ms, entry.identity
         ),
     )
+}
+
+/// What one change did for an identity.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Changed<'a> {
+    pub joined: &'a [String],
+    pub left: &'a [String],
+    /// Roles given (with a join) or changed.
+    pub roles: &'a [(String, Role)],
 }
 
 pub struct AccessLog {
@@ -101,16 +117,15 @@ impl AccessLog {
     pub async fn changed(
         &self,
         identity: &str,
-        joined: &[String],
-        left: &[String],
+        changes: Changed<'_>,
         cause: &Cause,
         retention_days: u32,
     ) {
-        if joined.is_empty() && left.is_empty() {
+        if changes.joined.is_empty() && changes.left.is_empty() && changes.roles.is_empty() {
             return;
         }
         let at_ms = crate::clock::now_millis();
-        self.record(identity, joined, left, cause, at_ms, retention_days)
+        self.record(identity, changes, cause, at_ms, retention_days)
             .await;
     }
 
@@ -119,20 +134,27 @@ impl AccessLog {
     pub async fn record(
         &self,
         identity: &str,
-        joined: &[String],
-        left: &[String],
+        changes: Changed<'_>,
         cause: &Cause,
         at_ms: u64,
         retention_days: u32,
     ) {
-        let entries = joined
+        let entries = changes
+            .joined
             .iter()
-            .map(|c| (c, Change::Joined))
-            .chain(left.iter().map(|c| (c, Change::Left)))
-            .map(|(context, change)| Entry {
+            .map(|c| (c, Change::Joined, None))
+            .chain(changes.left.iter().map(|c| (c, Change::Left, None)))
+            .chain(
+                changes
+                    .roles
+                    .iter()
+                    .map(|(c, r)| (c, Change::Role, Some(r.as_str().to_owned()))),
+            )
+            .map(|(context, change, role)| Entry {
                 context: context.clone(),
                 identity: identity.to_owned(),
                 change,
+                role,
                 at_ms,
                 cause: cause.clone(),
             });
@@ -221,6 +243,8 @@ pub fn spans_within(mut entries: Vec<Entry>, from: u64, to: u64) -> Vec<Span> {
                     ended_by: None,
                 });
             }
+            // A role within a span leaves it as it is.
+            Change::Role => {}
             Change::Left => {
                 let mut span = open.remove(&entry.identity).unwrap_or(Span {
                     identity: entry.identity,
@@ -250,6 +274,7 @@ mod tests {
             context: "general".into(),
             identity: identity.into(),
             change,
+            role: None,
             at_ms: at * 1000,
             cause,
         }

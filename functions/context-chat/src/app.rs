@@ -119,6 +119,10 @@ impl AppBuilder {
             .ports
             .as_ref()
             .map(|ports| Arc::new(Ledger::new(ports.store.clone())));
+        let role_book = self.ports.as_ref().map(|ports| {
+            Arc::new(crate::role_book::StoredRoles::new(ports.store.clone()))
+                as Arc<dyn crate::twilio::provisioning::RoleBook>
+        });
         let access_log = self
             .ports
             .as_ref()
@@ -130,14 +134,16 @@ impl AppBuilder {
                 revocations.clone(),
                 ledger.clone(),
             )
-            .with_access_log(access_log.clone()),
+            .with_access_log(access_log.clone())
+            .with_role_book(role_book.clone()),
         );
         let sweeps = self.ports.as_ref().and_then(|p| p.queue.clone());
         let sweep_after =
             options.revocation_window + options.provisioning.budget + crate::platform::SWEEP_MARGIN;
         let platform = PlatformService::new(settings.clone(), revocations, access_ended, ledger)
             .with_sweeps(sweeps, sweep_after)
-            .with_access_log(access_log);
+            .with_access_log(access_log)
+            .with_role_book(role_book);
         let notifications = self.ports.zip(channels).map(|(ports, channels)| {
             let notifier = Notifier::new(settings.clone(), ports, channels, options.notify);
             NotificationService::new(tokens.clone(), notifier)

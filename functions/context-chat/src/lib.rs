@@ -28,6 +28,7 @@ pub mod notifications;
 pub mod panics;
 pub mod platform;
 pub mod revocations;
+pub mod role_book;
 pub mod settings;
 pub mod settings_holder;
 pub mod sms_gateway;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
-use crate::access_log::{AccessLog, Cause};
+use crate::access_log::{AccessLog, Cause, Changed};
 use crate::clock::{now_millis, now_unix};
 use crate::context_token::VerifiedToken;
 use crate::error::{ChatError, Result};
@@ -17,7 +17,7 @@ use crate::names::{Role, required};
 use crate::revocations::Revocations;
 use crate::settings_holder::{Configured, SettingsHolder};
 use crate::twilio::access_token::Grant;
-use crate::twilio::provisioning::{JoinGate, Provisioned};
+use crate::twilio::provisioning::{JoinGate, Provisioned, RoleBook, Roles};
 
 /// The answer to `verifyToken`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +113,8 @@ pub struct TokenService {
     ledger: Option<Arc<Ledger>>,
     /// Where there is a store: every membership change, with the token that caused it.
     access_log: Option<Arc<AccessLog>>,
+    /// Where there is a store: the roles tokens gave (adr/004).
+    role_book: Option<Arc<dyn RoleBook>>,
 }
 
 impl TokenService {
@@ -128,7 +130,14 @@ impl TokenService {
             revocations,
             ledger,
             access_log: None,
+            role_book: None,
         }
+    }
+
+    /// The roles tokens give are kept in `book`.
+    pub fn with_role_book(mut self, book: Option<Arc<dyn RoleBook>>) -> Self {
+        self.role_book = book;
+        self
     }
 
     /// Membership changes go to `log`.
@@ -346,8 +355,18 @@ impl TokenService {
             return Ok("off");
         };
         let provisioner = &twilio.provisioner;
+        let roles = || Roles {
+            wanted: Some(verified.roles.clone()),
+            book: self.role_book.clone(),
+        };
         let Some(revocations) = &self.revocations else {
-            let provisioned = provisioner.ensure(&verified.identity, &verified.contexts);
+            let provisioned = provisioner.ensure_since(
+                &verified.identity,
+                &verified.contexts,
+                None,
+                None,
+                roles(),
+            );
             return self
                 .provisioned(configured, verified, provisioned.await?, xid)
                 .await;
@@ -363,6 +382,7 @@ impl TokenService {
                     &contexts,
                     not_before,
                     Some(gate.clone() as Arc<dyn JoinGate>),
+                    roles(),
                 )
                 .await;
             match outcome {
@@ -404,8 +424,11 @@ impl TokenService {
                     let retention = configured.settings.ledger.retention_days;
                     log.changed(
                         &verified.identity,
-                        &changes.joined,
-                        &changes.left,
+                        Changed {
+                            joined: &changes.joined,
+                            left: &changes.left,
+                            roles: &changes.roles,
+                        },
                         cause,
                         retention,
                     )

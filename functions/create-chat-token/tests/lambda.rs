@@ -324,3 +324,84 @@ async fn makes_virgil_tokens_from_the_app_key_in_ssm() {
     let logs = world.function.output();
     assert!(!logs.contains(app_key.expose_secret()) && !logs.contains(token));
 }
+
+/// Issue 34: a token's roles become the participant's conversation role; a newer token with
+/// another role changes it with one Twilio request (the table says what was given); the same
+/// roles again cost none.
+#[tokio::test]
+async fn a_tokens_roles_are_the_participants_and_a_change_costs_one_request() {
+    use context_chat::twilio::service_setup as setup;
+    let world = WithTable::start("create-roles", &[]).await;
+    let (key, emulator, twilio) = (&world.key, &world.emulator, &world.twilio);
+    twilio.add_conversation_role(
+        setup::PARTICIPANT_ROLE,
+        setup::PARTICIPANT_PERMISSIONS,
+        true,
+    );
+    twilio.add_conversation_role(setup::READER_ROLE, setup::READER_PERMISSIONS, false);
+    twilio.add_conversation_role(setup::MODERATOR_ROLE, setup::MODERATOR_PERMISSIONS, false);
+    let create = |roles: Value| {
+        let mut c = claims("alex", &["announcements", "general"]);
+        c["roles"] = roles;
+        let token = key.token(&c);
+        async move {
+            emulator
+                .answer(
+                    "create-chat-token",
+                    &event(json!({"deviceId": "d", "token": token})),
+                )
+                .await
+        }
+    };
+    let role = |context: &str| twilio.participant_role(context, "alex");
+    let posts = || {
+        twilio
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST")
+            .map(|r| r.path.clone())
+            .collect::<Vec<_>>()
+    };
+
+    assert!(create(json!({"announcements": "reader"})).await.is_string());
+    assert_eq!(role("announcements").as_deref(), Some(setup::READER_ROLE));
+    assert_eq!(
+        role("general"),
+        None,
+        "a member has the service's default role"
+    );
+
+    // The platform makes alex a moderator of announcements: one request, the role.
+    twilio.clear_log();
+    assert!(
+        create(json!({"announcements": "moderator"}))
+            .await
+            .is_string()
+    );
+    assert_eq!(
+        role("announcements").as_deref(),
+        Some(setup::MODERATOR_ROLE)
+    );
+    let changed = posts();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert!(changed[0].ends_with("/Participants/alex"), "{changed:?}");
+
+    // The same roles again: nothing asked of Twilio in this process.
+    twilio.clear_log();
+    assert!(
+        create(json!({"announcements": "moderator"}))
+            .await
+            .is_string()
+    );
+    assert_eq!(twilio.request_count(), 0);
+
+    // Back to a plain member: one request, the default participant role.
+    twilio.clear_log();
+    assert!(create(json!({})).await.is_string());
+    assert_eq!(posts().len(), 1);
+    assert_eq!(
+        role("announcements").as_deref(),
+        Some(setup::PARTICIPANT_ROLE)
+    );
+    assert!(twilio.violations().is_empty(), "{:?}", twilio.violations());
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::token::{PlatformCaller, Scope};
-use crate::access_log::{AccessLog, Cause, Span};
+use crate::access_log::{AccessLog, Cause, Changed, Span};
 use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
 use crate::ledger::{DEFAULT_LIST, Issuance, Ledger, MAX_LIST, check_xid};
@@ -15,7 +15,7 @@ use crate::notifications::Queue;
 use crate::revocations::Revocations;
 use crate::settings_holder::{Configured, SettingsHolder};
 use crate::tokens::AccessEnded;
-use crate::twilio::provisioning::{Provisioner, Unread};
+use crate::twilio::provisioning::{Provisioner, RoleBook, Roles, Unread};
 
 /// Added to the window in which a request may still join after a statement (another
 /// process's memory of the record, then a provisioning's budget) before the sweep runs.
@@ -76,6 +76,8 @@ pub struct PlatformService {
     sweeps: Option<Arc<dyn Queue>>,
     sweep_after: Duration,
     access_log: Option<Arc<AccessLog>>,
+    /// A sync or a sweep gives each context the role the book says (adr/004).
+    role_book: Option<Arc<dyn RoleBook>>,
 }
 
 impl PlatformService {
@@ -93,7 +95,30 @@ impl PlatformService {
             sweeps: None,
             sweep_after: Duration::ZERO,
             access_log: None,
+            role_book: None,
         }
+    }
+
+    /// The roles tokens gave, kept in `book`.
+    pub fn with_role_book(mut self, book: Option<Arc<dyn RoleBook>>) -> Self {
+        self.role_book = book;
+        self
+    }
+
+    /// Makes the memberships `contexts`, each in the role the book says.
+    async fn provision(
+        &self,
+        provisioner: &Arc<Provisioner>,
+        identity: &str,
+        contexts: &[String],
+    ) -> Result<crate::twilio::provisioning::Provisioned> {
+        let roles = Roles {
+            wanted: None,
+            book: self.role_book.clone(),
+        };
+        provisioner
+            .ensure_since(identity, contexts, None, None, roles)
+            .await
     }
 
     /// Membership changes go to `log`, which `contextAccess` reads.
@@ -113,10 +138,14 @@ impl PlatformService {
     ) {
         if let Some(log) = &self.access_log {
             let retention = configured.settings.ledger.retention_days;
-            log.changed(identity, joined, left, &cause, retention).await;
+            let changes = Changed {
+                joined,
+                left,
+                roles: &[],
+            };
+            log.changed(identity, changes, &cause, retention).await;
         }
     }
-
     /// `contextAccess`: who could read the context's room at some time from `from` to `to`
     /// (unix seconds), and on whose authority.
     pub async fn context_access(
@@ -197,7 +226,10 @@ impl PlatformService {
             }
         } else {
             provisioner.forget(identity);
-            match provisioner.ensure(identity, &word.contexts).await? {
+            match self
+                .provision(provisioner, identity, &word.contexts)
+                .await?
+            {
                 crate::twilio::provisioning::Provisioned::Checked(changes) => SweepResult {
                     joined: changes.joined,
                     left: changes.left,
@@ -388,7 +420,7 @@ impl PlatformService {
         }
         // Asked of Twilio, whatever this process remembers.
         provisioner.forget(identity);
-        let changes = match provisioner.ensure(identity, &contexts).await? {
+        let changes = match self.provision(provisioner, identity, &contexts).await? {
             crate::twilio::provisioning::Provisioned::Checked(changes) => changes,
             // Another request provisioned the same set while this one waited for it.
             crate::twilio::provisioning::Provisioned::Remembered => Default::default(),

@@ -212,9 +212,14 @@ impl ConversationsApi {
         friendly_name: &str,
         attributes: &str,
         identity: &str,
+        role_sid: Option<&str>,
         deadline: Instant,
     ) -> Result<Conversation, TwilioError> {
-        let participant = serde_json::json!({ "identity": identity }).to_string();
+        let participant = match role_sid {
+            Some(role) => serde_json::json!({ "identity": identity, "role_sid": role }),
+            None => serde_json::json!({ "identity": identity }),
+        }
+        .to_string();
         let form = Form::new()
             .with("UniqueName", unique_name)
             .with("FriendlyName", friendly_name)
@@ -290,17 +295,37 @@ impl ConversationsApi {
         self.rest_of_pages(first, deadline).await.map(Some)
     }
 
+    /// With `role_sid`, in that conversation role; else the service's default one.
     pub async fn add_participant(
         &self,
         conversation_sid: &str,
         identity: &str,
+        role_sid: Option<&str>,
         deadline: Instant,
     ) -> Result<Participant, TwilioError> {
         let url = self
             .rest
             .url(&["Conversations", conversation_sid, "Participants"]);
+        let mut form = Form::new().with("Identity", identity);
+        if let Some(role) = role_sid {
+            form = form.with("RoleSid", role);
+        }
+        self.rest.post(url, form, deadline).await
+    }
+
+    /// A participant's conversation role, by identity.
+    pub async fn set_participant_role(
+        &self,
+        conversation_sid: &str,
+        identity: &str,
+        role_sid: &str,
+        deadline: Instant,
+    ) -> Result<Participant, TwilioError> {
+        let url = self
+            .rest
+            .url(&["Conversations", conversation_sid, "Participants", identity]);
         self.rest
-            .post(url, Form::new().with("Identity", identity), deadline)
+            .post(url, Form::new().with("RoleSid", role_sid), deadline)
             .await
     }
 

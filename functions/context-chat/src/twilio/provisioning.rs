@@ -21,6 +21,7 @@ use super::conversations::{Conversation, ConversationsApi, UserConversation};
 use super::rest::TwilioError;
 use crate::error::{ChatError, Result};
 use crate::metrics::{self, Counter};
+use crate::names::Role;
 
 /// The `managedBy` attribute of the conversations this product made or adopted; only those
 /// are ever left on a user's behalf. Its `stack` attribute names the deployment.
@@ -93,6 +94,56 @@ pub struct Changes {
     pub joined: Vec<String>,
     /// The contexts whose conversations the identity was removed from.
     pub left: Vec<String>,
+    /// The contexts whose role the identity was given or changed to (other than a plain join
+    /// as member), with that role.
+    pub roles: Vec<(String, Role)>,
+}
+
+/// The roles (other than member) this product gave an identity, by context: read before a
+/// provisioning, written after one that changed them, where every process reads them (a
+/// participant's role is not in the user's conversation list, so this is what makes a
+/// returning user's unchanged roles cost no Twilio request).
+pub trait RoleBook: Send + Sync {
+    fn given<'a>(&'a self, identity: &'a str) -> BoxFuture<'a, Result<Vec<(String, Role)>>>;
+    fn write<'a>(
+        &'a self,
+        identity: &'a str,
+        roles: &'a [(String, Role)],
+    ) -> BoxFuture<'a, Result<()>>;
+}
+
+/// What roles a provisioning gives.
+#[derive(Clone, Default)]
+pub struct Roles {
+    /// A token's roles (other than member), sorted by context; `None`: each context's role
+    /// as the book says (a sync, a sweep), member where it says nothing.
+    pub wanted: Option<Vec<(String, Role)>>,
+    pub book: Option<Arc<dyn RoleBook>>,
+}
+
+/// The conversation roles' SIDs at Twilio (`chatctl configure-twilio` makes them).
+#[derive(Debug, Clone)]
+struct RoleSids {
+    member: String,
+    reader: String,
+    moderator: String,
+}
+
+impl RoleSids {
+    fn of(&self, role: Role) -> &str {
+        match role {
+            Role::Member => &self.member,
+            Role::Reader => &self.reader,
+            Role::Moderator => &self.moderator,
+        }
+    }
+}
+
+fn role_in(roles: &[(String, Role)], context: &str) -> Role {
+    roles
+        .iter()
+        .find(|(c, _)| c == context)
+        .map_or(Role::Member, |(_, r)| *r)
 }
 
 /// A room's unread count for one identity, as Twilio keeps it.
@@ -122,6 +173,8 @@ struct Look<'c> {
     joined: HashSet<String>,
     /// This deployment's conversations the token no longer names.
     to_leave: Vec<UserConversation>,
+    /// The roles the book says the identity has (none without a book).
+    given: Vec<(String, Role)>,
 }
 
 /// What entering one conversation did.
@@ -134,6 +187,8 @@ struct Entry {
 /// What a process remembers of one identity: the contexts it last provisioned, until when.
 struct Remembered {
     contexts: Vec<String>,
+    /// The token's roles it gave; `None` when it followed the book (a sync).
+    roles: Option<Vec<(String, Role)>>,
     until: Instant,
     /// When (unix seconds) the provisioning started that this remembers.
     started_at: u64,
@@ -173,6 +228,8 @@ pub struct Provisioner {
     remembered: Cache<String, Arc<Remembered>, RememberedWeight>,
     /// One provisioning per (identity, contexts) at a time; others wait for its outcome.
     in_flight: Mutex<HashMap<String, InFlight>>,
+    /// Looked up the first time a role is given or changed.
+    role_sids: tokio::sync::OnceCell<RoleSids>,
 }
 
 impl Provisioner {
@@ -187,6 +244,7 @@ impl Provisioner {
             ownership,
             remembered: Cache::with_weighter(4096, REMEMBERED_BYTES, RememberedWeight),
             in_flight: Mutex::new(HashMap::new()),
+            role_sids: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -197,7 +255,8 @@ impl Provisioner {
         identity: &str,
         contexts: &[String],
     ) -> Result<Provisioned> {
-        self.ensure_since(identity, contexts, None, None).await
+        self.ensure_since(identity, contexts, None, None, Roles::default())
+            .await
     }
 
     /// As [`Provisioner::ensure`], but what this process remembers from before `not_before`
@@ -210,6 +269,7 @@ impl Provisioner {
         contexts: &[String],
         not_before: Option<u64>,
         gate: Option<Arc<dyn JoinGate>>,
+        roles: Roles,
     ) -> Result<Provisioned> {
         let mut sorted: Vec<&str> = contexts.iter().map(String::as_str).collect();
         sorted.sort_unstable();
@@ -221,13 +281,23 @@ impl Provisioner {
                 .iter()
                 .map(String::as_str)
                 .eq(sorted.iter().copied())
+            && roles.wanted.is_some()
+            && known.roles == roles.wanted
         {
             return Ok(Provisioned::Remembered);
         }
 
         // The gate's key first: an identity holds no newline.
         let gate_key = gate.as_ref().map(|g| g.key()).unwrap_or_default();
-        let key = format!("{gate_key}\n{}", flight_key(identity, &sorted));
+        let roles_key = match &roles.wanted {
+            None => "book".to_owned(),
+            Some(wanted) => wanted
+                .iter()
+                .map(|(c, r)| format!("{c}={}", r.as_str()))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        };
+        let key = format!("{gate_key}\n{roles_key}\n{}", flight_key(identity, &sorted));
         let flight = {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
             in_flight
@@ -239,7 +309,9 @@ impl Provisioner {
                     let key = key.clone();
                     async move {
                         let started_at = crate::clock::now_unix();
-                        let outcome = this.provision(&identity, &contexts, gate.as_deref()).await;
+                        let outcome = this
+                            .provision(&identity, &contexts, gate.as_deref(), &roles)
+                            .await;
                         if outcome.is_ok() {
                             let mut sorted = contexts;
                             sorted.sort_unstable();
@@ -247,6 +319,7 @@ impl Provisioner {
                                 identity,
                                 Arc::new(Remembered {
                                     contexts: sorted,
+                                    roles: roles.wanted.clone(),
                                     until: Instant::now() + this.options.remember_for,
                                     started_at,
                                 }),
@@ -397,15 +470,33 @@ impl Provisioner {
         identity: &str,
         contexts: &[String],
         gate: Option<&dyn JoinGate>,
+        roles: &Roles,
     ) -> Result<Changes> {
         let deadline = Instant::now() + self.options.budget;
-        let look = self.look(identity, contexts, deadline).await?;
+        let look = self.look(identity, contexts, roles, deadline).await?;
         if let Some(gate) = gate
             && contexts.iter().any(|c| !look.joined.contains(c))
         {
             gate.before_join().await?;
         }
-        let changes = self.act(identity, look, deadline).await?;
+        let wanted = roles.wanted.clone().unwrap_or_else(|| {
+            // Following the book: the roles it gives the contexts still named.
+            look.given
+                .iter()
+                .filter(|(c, _)| contexts.contains(c))
+                .cloned()
+                .collect()
+        });
+        let given = look.given.clone();
+        let changes = self.act(identity, look, &wanted, deadline).await?;
+        // The book says what Twilio has now: the roles of the contexts named, none of those left.
+        let mut book: Vec<(String, Role)> = wanted;
+        book.sort();
+        if let Some(writer) = &roles.book
+            && book != given
+        {
+            writer.write(identity, &book).await?;
+        }
         metrics::add(
             Counter::ConversationsCreated,
             changes.conversations_created as u64,
@@ -421,9 +512,16 @@ impl Provisioner {
         &self,
         identity: &str,
         contexts: &'c [String],
+        roles: &Roles,
         deadline: Instant,
     ) -> Result<Look<'c>> {
         let api = &self.api;
+        let given = async {
+            match &roles.book {
+                Some(book) => book.given(identity).await,
+                None => Ok(Vec::new()),
+            }
+        };
         let memberships = async {
             api.user_conversations(identity, deadline)
                 .await
@@ -439,9 +537,10 @@ impl Provisioner {
                     )
                 })
         });
-        let (memberships, lookups) = tokio::join!(memberships, lookups);
+        let (memberships, lookups, given) = tokio::join!(memberships, lookups, given);
         let memberships = memberships?;
         let lookups = lookups?;
+        let given = given?;
         for (context, found) in contexts.iter().zip(&lookups) {
             if let Some(c) = found {
                 self.claim(context, c)?;
@@ -466,12 +565,52 @@ impl Provisioner {
             user_exists,
             joined,
             to_leave,
+            given,
         })
     }
 
     /// The second round: every change at once.
-    async fn act(&self, identity: &str, look: Look<'_>, deadline: Instant) -> Result<Changes> {
+    async fn act(
+        &self,
+        identity: &str,
+        look: Look<'_>,
+        wanted: &[(String, Role)],
+        deadline: Instant,
+    ) -> Result<Changes> {
         let mut changes = Changes::default();
+        // Role SIDs only when a role other than member is given, or a role changes.
+        let changed_roles: Vec<(&str, &str, Role)> = look
+            .contexts
+            .iter()
+            .zip(&look.lookups)
+            .filter(|(context, _)| look.joined.contains(context.as_str()))
+            .filter_map(|(context, found)| {
+                let (now, was) = (role_in(wanted, context), role_in(&look.given, context));
+                (now != was).then(|| {
+                    (
+                        context.as_str(),
+                        found.as_ref().map(|c| c.sid.as_str()),
+                        now,
+                    )
+                })
+            })
+            .filter_map(|(context, sid, role)| Some((context, sid?, role)))
+            .collect();
+        let needs_sids = !changed_roles.is_empty()
+            || look
+                .contexts
+                .iter()
+                .any(|c| !look.joined.contains(c) && role_in(wanted, c) != Role::Member);
+        let sids = match needs_sids {
+            true => Some(self.role_sids(deadline).await?),
+            false => None,
+        };
+        let sid_for = |context: &str| -> Option<&str> {
+            match role_in(wanted, context) {
+                Role::Member => None,
+                role => sids.map(|s| s.of(role)),
+            }
+        };
         // A new user with no context has no participation to be made by.
         let user = async {
             if look.user_exists || !look.contexts.is_empty() {
@@ -487,11 +626,26 @@ impl Provisioner {
             .filter(|(context, _)| !look.joined.contains(context.as_str()))
             .map(|(context, found)| (context.as_str(), found.as_ref()))
             .collect();
-        let entered = self.each(&work, |(context, found)| async move {
-            match found {
-                Some(c) => self.enter(identity, context, c, deadline).await,
-                None => self.create_with(identity, context, deadline).await,
+        let entered = self.each(&work, |(context, found)| {
+            let role = sid_for(context);
+            async move {
+                match found {
+                    Some(c) => self.enter(identity, context, c, role, deadline).await,
+                    None => self.create_with(identity, context, role, deadline).await,
+                }
             }
+        });
+        let reassigned = self.each(&changed_roles, |(context, sid, role)| async move {
+            let role_sid = sids.map(|s| s.of(*role)).unwrap_or_default();
+            self.api
+                .set_participant_role(sid, identity, role_sid, deadline)
+                .await
+                .map_err(|e| {
+                    step_failed(
+                        &format!("giving {identity} the role {} in the conversation of context {context}", role.as_str()),
+                        e,
+                    )
+                })
         });
         // Conversations the user is in already may still need this deployment's mark.
         let to_mark: Vec<(&str, &str, String)> = look
@@ -513,9 +667,15 @@ impl Provisioner {
             self.mark(context, sid, attributes, deadline)
         });
         let left = self.each(&look.to_leave, |m| self.leave(identity, m, deadline));
-        let (user, entered, marked, left) = tokio::join!(user, entered, marked, left);
+        let (user, entered, marked, left, reassigned) =
+            tokio::join!(user, entered, marked, left, reassigned);
         left?;
+        reassigned?;
         let entered = entered?;
+        changes.roles = changed_roles
+            .iter()
+            .map(|(context, _, role)| ((*context).to_owned(), *role))
+            .collect();
         changes.user_created = user? || (!look.user_exists && !work.is_empty());
         changes.left = look
             .to_leave
@@ -527,6 +687,10 @@ impl Provisioner {
             changes.conversations_adopted += usize::from(entry.adopted);
             if entry.joined {
                 changes.joined.push((*context).to_owned());
+                let role = role_in(wanted, context);
+                if role != Role::Member {
+                    changes.roles.push(((*context).to_owned(), role));
+                }
             }
         }
         changes.conversations_adopted += marked?.into_iter().filter(|m| *m).count();
@@ -535,11 +699,24 @@ impl Provisioner {
 
     /// A missing conversation, made with the user in it in one request; when another request
     /// made it meanwhile, the one it made, entered.
-    async fn create_with(&self, identity: &str, context: &str, deadline: Instant) -> Result<Entry> {
+    async fn create_with(
+        &self,
+        identity: &str,
+        context: &str,
+        role: Option<&str>,
+        deadline: Instant,
+    ) -> Result<Entry> {
         let attributes = managed_attributes(context, None, self.ownership.stack.as_deref());
         match self
             .api
-            .create_conversation_with_participant(context, context, &attributes, identity, deadline)
+            .create_conversation_with_participant(
+                context,
+                context,
+                &attributes,
+                identity,
+                role,
+                deadline,
+            )
             .await
         {
             Ok(_) => Ok(Entry {
@@ -550,7 +727,8 @@ impl Provisioner {
             Err(e) if e.has_code(&[CONVERSATION_EXISTS, CONFLICTING_MODIFICATION]) => {
                 let (conversation, _) = self.ensure_conversation(context, deadline).await?;
                 self.claim(context, &conversation)?;
-                self.enter(identity, context, &conversation, deadline).await
+                self.enter(identity, context, &conversation, role, deadline)
+                    .await
             }
             Err(e) => Err(step_failed(
                 &format!("creating the conversation of context {context} with {identity} in it"),
@@ -565,6 +743,7 @@ impl Provisioner {
         identity: &str,
         context: &str,
         conversation: &Conversation,
+        role: Option<&str>,
         deadline: Instant,
     ) -> Result<Entry> {
         let mark = async {
@@ -576,7 +755,7 @@ impl Provisioner {
                 _ => Ok(false),
             }
         };
-        let join = self.join(identity, context, &conversation.sid, deadline);
+        let join = self.join(identity, context, &conversation.sid, role, deadline);
         let (adopted, joined) = tokio::join!(mark, join);
         Ok(Entry {
             created: false,
@@ -711,24 +890,64 @@ impl Provisioner {
         identity: &str,
         context: &str,
         conversation_sid: &str,
+        role: Option<&str>,
         deadline: Instant,
     ) -> Result<bool> {
-        self.create_or_find(
-            &format!("adding {identity} to the conversation of context {context}"),
-            deadline,
-            |e| e.has_code(&[PARTICIPANT_EXISTS]),
-            true,
-            || {
-                self.api
-                    .add_participant(conversation_sid, identity, deadline)
-            },
-            || {
-                self.api
-                    .fetch_participant(conversation_sid, identity, deadline)
-            },
-        )
-        .await
-        .map(|(_, joined)| joined)
+        let step = format!("adding {identity} to the conversation of context {context}");
+        let (_, joined) = self
+            .create_or_find(
+                &step,
+                deadline,
+                |e| e.has_code(&[PARTICIPANT_EXISTS]),
+                true,
+                || {
+                    self.api
+                        .add_participant(conversation_sid, identity, role, deadline)
+                },
+                || {
+                    self.api
+                        .fetch_participant(conversation_sid, identity, deadline)
+                },
+            )
+            .await?;
+        // Added by a racing request, in whatever role it gave: this one's, made sure.
+        if !joined && let Some(role) = role {
+            self.api
+                .set_participant_role(conversation_sid, identity, role, deadline)
+                .await
+                .map_err(|e| step_failed(&step, e))?;
+        }
+        Ok(joined)
+    }
+
+    /// The conversation roles' SIDs, looked up once per process.
+    async fn role_sids(&self, deadline: Instant) -> Result<&RoleSids> {
+        use super::service_setup::{MODERATOR_ROLE, PARTICIPANT_ROLE, READER_ROLE};
+        self.role_sids
+            .get_or_try_init(|| async {
+                let roles = self
+                    .api
+                    .roles(deadline)
+                    .await
+                    .map_err(|e| step_failed("listing the service's roles", e))?;
+                let sid = |name: &str| {
+                    roles
+                        .iter()
+                        .find(|r| r.friendly_name == name && r.kind == "conversation")
+                        .map(|r| r.sid.clone())
+                };
+                match (sid(PARTICIPANT_ROLE), sid(READER_ROLE), sid(MODERATOR_ROLE)) {
+                    (Some(member), Some(reader), Some(moderator)) => Ok(RoleSids {
+                        member,
+                        reader,
+                        moderator,
+                    }),
+                    _ => Err(ChatError::internal(
+                        "The conversation roles for readers and moderators are missing at Twilio: run chatctl configure-twilio.",
+                    )),
+                }
+            })
+            .await
     }
 
     async fn leave(

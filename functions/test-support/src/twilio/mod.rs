@@ -339,6 +339,22 @@ impl TwilioStandIn {
         }
     }
 
+    /// Adds a conversation role as `chatctl configure-twilio` makes one; `default` makes it the
+    /// service's default conversation role.
+    pub fn add_conversation_role(&self, friendly_name: &str, permissions: &[&str], default: bool) {
+        let sid = self.inner.emulator.sid("RL");
+        let mut state = self.inner.emulator.state();
+        state.roles.push(conversations_emulator::state::RoleRec {
+            sid: sid.clone(),
+            friendly_name: friendly_name.into(),
+            kind: "conversation".into(),
+            permissions: permissions.iter().map(|p| p.to_string()).collect(),
+        });
+        if default {
+            state.default_conversation_role = Some(sid);
+        }
+    }
+
     /// A role's type and permissions, by friendly name.
     pub fn role(&self, friendly_name: &str) -> Option<(String, Vec<String>)> {
         let state = self.inner.emulator.state();
