@@ -631,3 +631,113 @@ async fn context_access_says_who_could_read_a_room_when_and_on_whose_authority()
     );
     assert!(backwards.contains("BadRequest"), "{backwards}");
 }
+
+/// A context token with roles, from the development token API.
+async fn token_with_roles(server: &Server, identity: &str, contexts: &str, roles: &str) -> String {
+    let url = format!(
+        "{}/token?identity={identity}&context={contexts}&roles={roles}",
+        server.base
+    );
+    let response = reqwest::Client::new().post(url).send().await.unwrap();
+    let body: Value = response.json().await.unwrap();
+    body["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn readers_read_moderators_clean_up_and_a_newer_token_changes_the_role() {
+    let dir = temp_dir("local-roles");
+    let server = serve(&dir, &[]);
+    let kim_token = token_with_roles(&server, "kim", "announcements", "announcements:reader").await;
+    let lee_token =
+        token_with_roles(&server, "lee", "announcements", "announcements:moderator").await;
+    // verifyToken answers the roles.
+    let verified = call(
+        &server,
+        "query($t: ID!) { verifyToken(token: $t) { identity roles { context role } } }",
+        json!({"t": kim_token}),
+        None,
+        None,
+    )
+    .await
+    .1;
+    assert_eq!(
+        verified["data"]["verifyToken"]["roles"],
+        json!([{"context": "announcements", "role": "reader"}])
+    );
+    // configure-twilio's roles are made when serve starts; a token before that is refused.
+    let mut kim = None;
+    for _ in 0..50 {
+        let body = operation(
+            &server,
+            "createChatToken",
+            json!({"deviceId": "d", "token": kim_token}),
+        )
+        .await;
+        if let Some(token) = body["data"]["createChatToken"].as_str() {
+            kim = Some(token.to_owned());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let kim = Client {
+        server: &server,
+        bearer: kim,
+    };
+    let lee = Client {
+        server: &server,
+        bearer: Some(access_token(&server, &lee_token).await),
+    };
+    let mut kims_events = kim.events().await;
+
+    // lee posts; kim reads it and may not post: Twilio's 50107, and nothing is added.
+    assert_eq!(
+        lee.says("announcements", "Trucks leave at 6.").await,
+        StatusCode::CREATED
+    );
+    let (status, refused) = kim
+        .post(
+            "conversations/announcements/messages",
+            json!({"body": "me too"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert_eq!(refused["code"], 50107);
+    let (_, page) = kim.get("conversations/announcements/messages").await;
+    assert_eq!(page["messages"].as_array().unwrap().len(), 1, "{page}");
+
+    // The platform makes kim a member: a newer token, and kim may post.
+    let kim_member = token_with_roles(&server, "kim", "announcements", "").await;
+    let kim = Client {
+        server: &server,
+        bearer: Some(access_token(&server, &kim_member).await),
+    };
+    assert_eq!(
+        kim.says("announcements", "Noted, thanks").await,
+        StatusCode::CREATED
+    );
+    // kim may not delete lee's message; the moderator may delete kim's.
+    let (status, refused) = kim
+        .send(reqwest::Client::new().delete(kim.url("conversations/announcements/messages/0")))
+        .await;
+    assert_eq!(
+        (status, &refused["code"]),
+        (StatusCode::FORBIDDEN, &json!(50107))
+    );
+    let (status, _) = lee
+        .send(reqwest::Client::new().delete(lee.url("conversations/announcements/messages/1")))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let data = kims_events.until("messageRemoved").await;
+    assert_eq!(data, json!({"context": "announcements", "index": 1}));
+    let (_, page) = lee.get("conversations/announcements/messages").await;
+    let left: Vec<&str> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, ["Trucks leave at 6."]);
+}
