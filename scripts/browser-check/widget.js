@@ -256,6 +256,15 @@ async function main() {
       await probe.close();
     }
 
+    // A reader (the token's roles): the room shows, the message box does not take input.
+    const readerPage = watch(await context.newPage());
+    await readerPage.goto(`${origin}/chat?identity=ann&contexts=general&roles=general:reader`);
+    const ann = widget(readerPage, 'ann');
+    await ann.getByRole('status').getByText('Connected').waitFor(WAIT);
+    await ann.getByText('You can read this room, but not write in it.').waitFor(WAIT);
+    check(await messageBox(ann).isDisabled(), "a reader's room is read-only in the widget");
+    await readerPage.close();
+
     // An expired context token: the widget asks the page for a fresh one and chats on.
     const late = watch(await context.newPage());
     let asked = 0;

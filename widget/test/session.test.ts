@@ -109,3 +109,19 @@ test('renewal without getContextToken, or when the page fails to give one, uses 
   await failing.session.renewedChatToken();
   assert.deepEqual(failing.calls, ['old']);
 });
+
+test('two calls refused at once ask the page once', async () => {
+  let asked = 0;
+  const s = scripted(
+    [new ApiError('AccessDenied', 'expired'), new ApiError('AccessDenied', 'expired'), null, null],
+    async () => {
+      asked += 1;
+      await new Promise((r) => setTimeout(r, 10));
+      return 'fresh';
+    },
+  );
+  const [a, b] = await Promise.all([s.session.chatToken(), s.session.chatToken()]);
+  assert.equal(a.token, 'chat-for-fresh');
+  assert.equal(b.token, 'chat-for-fresh');
+  assert.equal(asked, 1);
+});

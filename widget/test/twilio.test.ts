@@ -107,6 +107,7 @@ function recorder() {
   const listener: TransportListener = {
     message: (c, m) => messages.push([c, m]),
     typing: (c, who) => seen.push(`typing ${c} ${who}`),
+    messageRemoved: (c, index) => seen.push(`removed ${c} ${index}`),
     roomEnded: (c) => seen.push(`ended ${c}`),
     state: (s: ConnectionState) => seen.push(`state ${s}`),
     resync: () => seen.push('resync'),
@@ -175,10 +176,11 @@ test("the SDK's events reach the widget by context", async () => {
   client.emit('messageAdded', general.add(5, 'sam', '<b>hi</b>'));
   assert.deepEqual(messages.map(([c, m]) => [c, m.index, m.author, m.body]), [['general', 5, 'sam', '<b>hi</b>']]);
   client.emit('typingStarted', { identity: 'sam', conversation: general });
+  client.emit('messageRemoved', general.messages[0]);
   client.emit('conversationLeft', general);
   client.emit('tokenAboutToExpire');
   client.emit('tokenExpired');
-  assert.deepEqual(seen, ['typing general sam', 'ended general', 'aboutToExpire', 'expired']);
+  assert.deepEqual(seen, ['typing general sam', 'removed general 5', 'ended general', 'aboutToExpire', 'expired']);
 });
 
 test('a reconnect after a drop asks for a resync; a denied connection asks for a new token', async () => {

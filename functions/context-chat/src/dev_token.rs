@@ -51,6 +51,18 @@ impl DevIssuer {
         now: u64,
         ttl_secs: u64,
     ) -> Result<String> {
+        self.sign_with_roles(identity, contexts, &[], now, ttl_secs)
+    }
+
+    /// As [`DevIssuer::sign`], with roles other than member (`("announcements", "reader")`).
+    pub fn sign_with_roles(
+        &self,
+        identity: &str,
+        contexts: &[&str],
+        roles: &[(&str, &str)],
+        now: u64,
+        ttl_secs: u64,
+    ) -> Result<String> {
         self.signer.sign(&ContextClaims {
             sub: identity.into(),
             contexts: contexts.iter().map(|c| c.to_string()).collect(),
@@ -58,7 +70,10 @@ impl DevIssuer {
             exp: now + ttl_secs,
             iss: None,
             aud: None,
-            roles: Default::default(),
+            roles: roles
+                .iter()
+                .map(|(c, r)| (c.to_string(), r.to_string()))
+                .collect(),
         })
     }
 }

@@ -209,6 +209,7 @@ async fn demo_html(issuer: &DevIssuerSource) -> Option<String> {
         lang: None,
         expired: false,
         launcher: false,
+        roles: &[],
     };
     let alex = seat("alex").html(issuer).await.ok()?;
     let sam = seat("sam").html(issuer).await.ok()?;

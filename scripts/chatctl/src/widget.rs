@@ -48,7 +48,7 @@ const FILES: [(&str, &str, &[u8]); 5] = [
 /// The demo's glue: each demo widget asks this server's dev token API for fresh context tokens.
 const DEMO_JS: &str = r#"'use strict';
 for (const chat of document.querySelectorAll('context-chat[data-identity]')) {
-  const query = new URLSearchParams({ identity: chat.dataset.identity, context: chat.dataset.contexts, ttl: '3600' });
+  const query = new URLSearchParams({ identity: chat.dataset.identity, context: chat.dataset.contexts, roles: chat.dataset.roles || '', ttl: '3600' });
   chat.getContextToken = async () => {
     const answer = await fetch('/token?' + query, { method: 'POST' });
     if (!answer.ok) throw new Error('no context token: HTTP ' + answer.status);
@@ -147,6 +147,8 @@ pub struct Seat<'a> {
     pub expired: bool,
     /// Closed behind the launcher button (floating), rather than open.
     pub launcher: bool,
+    /// Roles other than member, `context:role`.
+    pub roles: &'a [(&'a str, &'a str)],
 }
 
 impl Seat<'_> {
@@ -160,7 +162,7 @@ impl Seat<'_> {
             (now, 3600)
         };
         let token = issuer
-            .sign(self.identity, self.contexts, from, lifetime)
+            .sign_with_roles(self.identity, self.contexts, self.roles, from, lifetime)
             .map_err(|e| e.message)?;
         let optional = |name: &str, value: Option<&str>| {
             value
@@ -168,7 +170,15 @@ impl Seat<'_> {
                 .unwrap_or_default()
         };
         Ok(format!(
-            r#"<context-chat api-url="/graphql" transport="local" {shown} data-identity="{identity}" data-contexts="{contexts}"{room}{lang} token="{token}"></context-chat>"#,
+            r#"<context-chat api-url="/graphql" transport="local" {shown} data-identity="{identity}" data-contexts="{contexts}" data-roles="{roles}"{room}{lang} token="{token}"></context-chat>"#,
+            roles = escape_html(
+                &self
+                    .roles
+                    .iter()
+                    .map(|(c, r)| format!("{c}:{r}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
             shown = if self.launcher { "floating" } else { "open" },
             identity = escape_html(self.identity),
             contexts = escape_html(&self.contexts.join(",")),
@@ -190,9 +200,11 @@ struct ChatQuery {
     /// A floating launcher that loads the chat when pressed, instead of the chat open at once.
     #[serde(default)]
     launcher: bool,
+    /// `announcements:reader,general:moderator`.
+    roles: Option<String>,
 }
 
-/// `/chat?identity=sam&contexts=general,random&room=general&lang=de&expired=true&launcher=true`:
+/// `/chat?identity=sam&contexts=general,random&room=general&lang=de&expired=true&launcher=true&roles=general:reader`:
 /// one person's widget on a page of its own (a second tab, or a test's).
 async fn chat_page(
     State(demo): State<Arc<Demo>>,
@@ -208,6 +220,13 @@ async fn chat_page(
     let identity = q.identity.as_deref().unwrap_or("alex");
     let contexts = q.contexts.as_deref().unwrap_or("general,random");
     let contexts: Vec<&str> = contexts.split(',').filter(|c| !c.is_empty()).collect();
+    let roles: Vec<(&str, &str)> = q
+        .roles
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|r| r.split_once(':'))
+        .collect();
     let seat = Seat {
         identity,
         contexts: &contexts,
@@ -215,6 +234,7 @@ async fn chat_page(
         lang: q.lang.as_deref(),
         expired: q.expired,
         launcher: q.launcher,
+        roles: &roles,
     };
     let element = match seat.html(&demo.issuer).await {
         Ok(element) => element,

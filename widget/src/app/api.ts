@@ -28,6 +28,9 @@ export interface ChatTokenReceipt {
 const ISSUE_CHAT_TOKEN = `mutation issueChatToken($deviceId: ID!, $token: ID!) {
   issueChatToken(deviceId: $deviceId, token: $token) { token xid expiresAt }
 }`;
+const VERIFY_TOKEN = `query verifyToken($token: ID!) {
+  verifyToken(token: $token) { identity contexts roles { context role } }
+}`;
 const ENABLE_EMAIL = `mutation enableChannelNotifications($channel: ID!, $email: String!, $token: ID!) {
   enableChannelNotifications(channel: $channel, email: $email, token: $token) { emailVerified }
 }`;
@@ -84,6 +87,12 @@ export class Api {
     const field = Object.values(body.data ?? {})[0];
     if (field === undefined) throw new ApiError('InternalError', `HTTP ${response.status}`);
     return field as T;
+  }
+
+  /** Each context's role (`reader`, `member`, `moderator`) in the token. */
+  async roles(token: string): Promise<Map<string, string>> {
+    const info = await this.call<{ roles?: { context: string; role: string }[] | null }>(VERIFY_TOKEN, { token });
+    return new Map((info.roles ?? []).map((r) => [r.context, r.role]));
   }
 
   issueChatToken(deviceId: string, token: string): Promise<ChatTokenReceipt> {

@@ -41,6 +41,8 @@ interface Room {
   lastRead: number | null;
   unread: number;
   ended: boolean;
+  /** The token makes the user a reader here: no message box. */
+  readOnly: boolean;
   /** Who is typing, until when (ms). */
   typing: Map<string, number>;
 }
@@ -83,6 +85,8 @@ export class Chat implements Mounted {
   private readonly rooms = new Map<string, Room>();
   private current: Room | null = null;
   private me: string | null = null;
+  /** Each context's role in the context token (verifyToken). */
+  private roles = new Map<string, string>();
   private stopped = false;
   private renewTimer: ReturnType<typeof setTimeout> | undefined;
   private renewing: Promise<void> | null = null;
@@ -177,8 +181,13 @@ export class Chat implements Mounted {
   private async start(): Promise<void> {
     this.setStatus(this.t.connecting);
     try {
-      const receipt = await this.session.chatToken();
+      const [receipt, roles] = await Promise.all([
+        this.session.chatToken(),
+        // A server without roles (an older deployment) answers without them: all members.
+        this.session.withContextToken((token) => this.api.roles(token)).catch(() => new Map<string, string>()),
+      ]);
       if (this.stopped) return;
+      this.roles = roles;
       this.me = identityOf(receipt.token);
       const make: TransportFactory =
         this.o.transport === 'local'
@@ -255,6 +264,7 @@ export class Chat implements Mounted {
     return {
       message: (context, m) => this.received(context, m),
       typing: (context, who) => this.someoneTyping(context, who),
+      messageRemoved: (context, index) => this.removed(context, index),
       roomEnded: (context) => this.roomEnded(context),
       state: (s) => this.connection(s),
       resync: () => void this.resync().catch((e) => this.failed(e)),
@@ -317,6 +327,7 @@ export class Chat implements Mounted {
       lastRead: info.lastReadIndex,
       unread: info.unread,
       ended: false,
+      readOnly: this.roles.get(info.context) === 'reader',
       typing: new Map(),
     });
   }
@@ -345,8 +356,8 @@ export class Chat implements Mounted {
     this.renderNav();
     this.heading.textContent = room.title;
     this.log.setAttribute('aria-label', this.t.messagesIn(room.title));
-    this.say(room.ended ? this.t.roomEnded : '');
-    this.setComposing(!room.ended);
+    this.say(room.ended ? this.t.roomEnded : room.readOnly ? this.t.readOnly : '');
+    this.setComposing(!room.ended && !room.readOnly);
     this.renderTyping();
     if (!room.loaded && !room.ended) {
       try {
@@ -440,6 +451,15 @@ export class Chat implements Mounted {
     if (!mine && (room.lastRead === null || m.index > room.lastRead)) room.unread += 1;
     this.renderNav();
     this.markReadIfSeen();
+  }
+
+  private removed(context: string, index: number): void {
+    const room = this.rooms.get(context);
+    if (!room || !room.messages.delete(index)) return;
+    if (room === this.current) {
+      this.nodes.get(index)?.remove();
+      this.nodes.delete(index);
+    }
   }
 
   private async loadEarlier(): Promise<void> {

@@ -177,7 +177,7 @@ export class LocalTransport implements Transport {
       else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
     }
     if (data.length === 0) return;
-    let event: { context?: string; message?: WireMessage; identity?: string };
+    let event: { context?: string; message?: WireMessage; identity?: string; index?: number };
     try {
       event = JSON.parse(data.join('\n'));
     } catch {
@@ -200,6 +200,9 @@ export class LocalTransport implements Transport {
         break;
       case 'typing':
         if (context && event.identity) this.listener.typing(context, event.identity);
+        break;
+      case 'messageRemoved':
+        if (context && typeof event.index === 'number') this.listener.messageRemoved(context, event.index);
         break;
       case 'membershipEnded':
         if (context) this.listener.roomEnded(context);

@@ -42,6 +42,7 @@ const sleepReal = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export class Session {
   private contextToken: string | null;
   private closed = false;
+  private asking: Promise<string> | null = null;
 
   constructor(private readonly o: SessionOptions) {
     this.contextToken = o.contextToken;
@@ -57,12 +58,20 @@ export class Session {
     this.closed = true;
   }
 
-  private async fresh(): Promise<string> {
-    if (!this.o.getContextToken) throw new AccessEnded('no getContextToken');
-    const token = await this.o.getContextToken();
-    if (typeof token !== 'string' || token === '') throw new AccessEnded('getContextToken gave no token');
-    this.contextToken = token;
-    return token;
+  /** The page's fresh token; calls at the same time share one ask. */
+  private fresh(): Promise<string> {
+    this.asking ??= (async () => {
+      try {
+        if (!this.o.getContextToken) throw new AccessEnded('no getContextToken');
+        const token = await this.o.getContextToken();
+        if (typeof token !== 'string' || token === '') throw new AccessEnded('getContextToken gave no token');
+        this.contextToken = token;
+        return token;
+      } finally {
+        this.asking = null;
+      }
+    })();
+    return this.asking;
   }
 
   /**

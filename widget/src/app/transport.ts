@@ -39,6 +39,8 @@ export type ConnectionState = 'connecting' | 'connected' | 'offline';
 export interface TransportListener {
   message(context: string, message: ChatMessage): void;
   typing(context: string, identity: string): void;
+  /** A message was deleted (by its author, or a moderator). */
+  messageRemoved(context: string, index: number): void;
   /** The user is no longer a participant (a sync or a revocation removed them). */
   roomEnded(context: string): void;
   state(state: ConnectionState): void;

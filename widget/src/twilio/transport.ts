@@ -49,6 +49,7 @@ export type SdkClientEvent =
   | 'initialized'
   | 'initFailed'
   | 'messageAdded'
+  | 'messageRemoved'
   | 'typingStarted'
   | 'conversationLeft'
   | 'conversationRemoved'
@@ -112,6 +113,10 @@ export class TwilioTransport implements Transport {
     client.on('messageAdded', (m: SdkMessage) => {
       const ctx = context(m.conversation);
       if (ctx) l.message(ctx, message(m));
+    });
+    client.on('messageRemoved', (m: SdkMessage) => {
+      const ctx = context(m.conversation);
+      if (ctx) l.messageRemoved(ctx, m.index);
     });
     client.on('typingStarted', (p: SdkParticipant) => {
       const ctx = context(p.conversation);
