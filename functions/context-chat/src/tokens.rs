@@ -17,7 +17,7 @@ use crate::names::{Role, required};
 use crate::revocations::Revocations;
 use crate::settings_holder::{Configured, SettingsHolder};
 use crate::twilio::access_token::Grant;
-use crate::twilio::provisioning::{JoinGate, Provisioned, RoleBook, Roles};
+use crate::twilio::provisioning::{JoinGate, Provisioned, RoleBook, RolesAsked};
 
 /// The answer to `verifyToken`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -355,9 +355,9 @@ impl TokenService {
             return Ok("off");
         };
         let provisioner = &twilio.provisioner;
-        let roles = || Roles {
-            wanted: Some(verified.roles.clone()),
-            book: self.role_book.clone(),
+        let roles = || RolesAsked {
+            wanted: Some(&verified.roles),
+            book: self.role_book.as_ref(),
         };
         let Some(revocations) = &self.revocations else {
             let provisioned = provisioner.ensure_since(

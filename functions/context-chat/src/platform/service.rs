@@ -15,7 +15,7 @@ use crate::notifications::Queue;
 use crate::revocations::Revocations;
 use crate::settings_holder::{Configured, SettingsHolder};
 use crate::tokens::AccessEnded;
-use crate::twilio::provisioning::{Provisioner, RoleBook, Roles, Unread};
+use crate::twilio::provisioning::{Provisioner, RoleBook, RolesAsked, Unread};
 
 /// Added to the window in which a request may still join after a statement (another
 /// process's memory of the record, then a provisioning's budget) before the sweep runs.
@@ -112,9 +112,9 @@ impl PlatformService {
         identity: &str,
         contexts: &[String],
     ) -> Result<crate::twilio::provisioning::Provisioned> {
-        let roles = Roles {
+        let roles = RolesAsked {
             wanted: None,
-            book: self.role_book.clone(),
+            book: self.role_book.as_ref(),
         };
         provisioner
             .ensure_since(identity, contexts, None, None, roles)

@@ -112,6 +112,15 @@ pub trait RoleBook: Send + Sync {
     ) -> BoxFuture<'a, Result<()>>;
 }
 
+/// What roles a provisioning is asked to give, borrowed: a returning user's request copies
+/// nothing.
+#[derive(Clone, Copy, Default)]
+pub struct RolesAsked<'a> {
+    /// A token's roles (other than member), sorted by context; `None`: as the book says.
+    pub wanted: Option<&'a [(String, Role)]>,
+    pub book: Option<&'a Arc<dyn RoleBook>>,
+}
+
 /// What roles a provisioning gives.
 #[derive(Clone, Default)]
 pub struct Roles {
@@ -255,7 +264,7 @@ impl Provisioner {
         identity: &str,
         contexts: &[String],
     ) -> Result<Provisioned> {
-        self.ensure_since(identity, contexts, None, None, Roles::default())
+        self.ensure_since(identity, contexts, None, None, RolesAsked::default())
             .await
     }
 
@@ -269,7 +278,7 @@ impl Provisioner {
         contexts: &[String],
         not_before: Option<u64>,
         gate: Option<Arc<dyn JoinGate>>,
-        roles: Roles,
+        asked: RolesAsked<'_>,
     ) -> Result<Provisioned> {
         let mut sorted: Vec<&str> = contexts.iter().map(String::as_str).collect();
         sorted.sort_unstable();
@@ -281,11 +290,15 @@ impl Provisioner {
                 .iter()
                 .map(String::as_str)
                 .eq(sorted.iter().copied())
-            && roles.wanted.is_some()
-            && known.roles == roles.wanted
+            && asked.wanted.is_some()
+            && known.roles.as_deref() == asked.wanted
         {
             return Ok(Provisioned::Remembered);
         }
+        let roles = Roles {
+            wanted: asked.wanted.map(<[_]>::to_vec),
+            book: asked.book.cloned(),
+        };
 
         // The gate's key first: an identity holds no newline.
         let gate_key = gate.as_ref().map(|g| g.key()).unwrap_or_default();
