@@ -404,18 +404,28 @@ impl Provisioner {
         Ok(unread)
     }
 
+    /// This deployment's conversation of `context`, if it has one.
+    async fn owned_conversation(
+        &self,
+        context: &str,
+        deadline: Instant,
+    ) -> Result<Option<Conversation>> {
+        let found = self.api.fetch_conversation(context, deadline).await;
+        let found = found.map_err(|e| {
+            step_failed(
+                &format!("looking up the conversation of context {context}"),
+                e,
+            )
+        })?;
+        Ok(found.filter(|c| self.owns(c.attributes.as_deref())))
+    }
+
     /// Gives the conversation of `context` the title `title`; `None` when this deployment has
     /// no conversation for it (two requests: the conversation, checked as ours, then the change).
     pub async fn rename(&self, context: &str, title: &str) -> Result<Option<String>> {
         let deadline = Instant::now() + self.options.budget;
         let step = |what: &str| format!("{what} the conversation of context {context}");
-        let conversation = self
-            .api
-            .fetch_conversation(context, deadline)
-            .await
-            .map_err(|e| step_failed(&step("looking up"), e))?
-            .filter(|c| self.owns(c.attributes.as_deref()));
-        let Some(conversation) = conversation else {
+        let Some(conversation) = self.owned_conversation(context, deadline).await? else {
             return Ok(None);
         };
         let renamed = self
@@ -433,13 +443,7 @@ impl Provisioner {
     pub async fn members_of(&self, context: &str) -> Result<Option<Vec<String>>> {
         let deadline = Instant::now() + self.options.budget;
         let step = |what: &str| format!("{what} the conversation of context {context}");
-        let conversation = self
-            .api
-            .fetch_conversation(context, deadline)
-            .await
-            .map_err(|e| step_failed(&step("looking up"), e))?
-            .filter(|c| self.owns(c.attributes.as_deref()));
-        let Some(conversation) = conversation else {
+        let Some(conversation) = self.owned_conversation(context, deadline).await? else {
             return Ok(None);
         };
         let Some(participants) = self
