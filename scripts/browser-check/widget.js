@@ -183,6 +183,14 @@ async function main() {
     const indexes = await log(alex).locator('.msg').evaluateAll((ms) => ms.map((m) => Number(m.dataset.index)));
     check(indexes.every((v, i) => i === 0 || v > indexes[i - 1]), 'in order, each once');
 
+    // A title the platform gives a room (updateContext) is what the rooms show.
+    const platformArgs = ['platform', '--api-url', `${origin}/graphql`, '--token-url', `${origin}/oauth/token`, '--data-dir', dataDir];
+    execFileSync(chatctl, [...platformArgs, 'update-context', '--context', 'random', '--title', 'Random things'], { stdio: 'pipe' });
+    await page.reload();
+    await alex.getByRole('status').getByText('Connected').waitFor(WAIT);
+    await alex.getByRole('button', { name: /^Random things/ }).waitFor(WAIT);
+    check(true, "a room's title from updateContext shows in the widget's list");
+
     // Accessibility: axe-core on the demo page, widgets included.
     // Through the debugging protocol: the page's policy allows no inline script, rightly.
     await page.evaluate(`${axe.source}; undefined`);
@@ -214,11 +222,11 @@ async function main() {
     await kim.keyboard.press('Shift+Tab');
     for (let i = 0; i < 6; i++) {
       const name = await kim.evaluate(() => document.querySelector('context-chat').shadowRoot.activeElement?.textContent ?? '');
-      if (name.startsWith('random')) break;
+      if (name.startsWith('Random things')) break;
       await kim.keyboard.press('Shift+Tab');
     }
     await kim.keyboard.press('Enter');
-    await kimChat.getByRole('heading', { name: 'random' }).waitFor(WAIT);
+    await kimChat.getByRole('heading', { name: 'Random things' }).waitFor(WAIT);
     check(true, 'a room is chosen with the keyboard');
     await kim.close();
 
