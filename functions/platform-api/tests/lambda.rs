@@ -187,6 +187,21 @@ async fn the_platform_fields_act_for_a_token_with_the_scope_and_for_no_other() {
             )
             .await;
         assert_eq!(error_type, "AccessDenied", "{token:?}");
+        // The reading fields: no token, or one for another audience, reads nothing.
+        if token != Some(read_only.as_str()) {
+            for (field, arguments) in [
+                ("unreadCounts", json!({"identity": "alex"})),
+                (
+                    "contextAccess",
+                    json!({"context": "general", "from": 0, "to": 1}),
+                ),
+            ] {
+                let (error_type, _) = emulator
+                    .refusal("platform-api", &event("Query", field, arguments, token))
+                    .await;
+                assert_eq!(error_type, "AccessDenied", "{field} {token:?}");
+            }
+        }
         let (error_type, message) = emulator
             .refusal(
                 "platform-api",

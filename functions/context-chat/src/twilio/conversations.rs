@@ -241,12 +241,7 @@ impl ConversationsApi {
         deadline: Instant,
     ) -> Result<Conversation, TwilioError> {
         let form = Form::new().with("Attributes", attributes);
-        self.rest
-            .post(
-                self.rest.url(&["Conversations", conversation_sid]),
-                form,
-                deadline,
-            )
+        self.update_conversation(conversation_sid, form, deadline)
             .await
     }
 
@@ -258,13 +253,18 @@ impl ConversationsApi {
         deadline: Instant,
     ) -> Result<Conversation, TwilioError> {
         let form = Form::new().with("FriendlyName", title);
-        self.rest
-            .post(
-                self.rest.url(&["Conversations", conversation_sid]),
-                form,
-                deadline,
-            )
+        self.update_conversation(conversation_sid, form, deadline)
             .await
+    }
+
+    async fn update_conversation(
+        &self,
+        conversation_sid: &str,
+        form: Form,
+        deadline: Instant,
+    ) -> Result<Conversation, TwilioError> {
+        let url = self.rest.url(&["Conversations", conversation_sid]);
+        self.rest.post(url, form, deadline).await
     }
 
     pub async fn fetch_participant(

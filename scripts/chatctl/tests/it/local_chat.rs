@@ -13,13 +13,7 @@ use crate::platform::platform;
 
 /// A context token from the development token API.
 async fn context_token(server: &Server, identity: &str, contexts: &str) -> String {
-    let url = format!(
-        "{}/token?identity={identity}&context={contexts}",
-        server.base
-    );
-    let response = reqwest::Client::new().post(url).send().await.unwrap();
-    let body: Value = response.json().await.unwrap();
-    body["token"].as_str().unwrap().to_owned()
+    token_with_roles(server, identity, contexts, "").await
 }
 
 /// The Twilio access token `createChatToken` answers (and so provisions) for a context token.
@@ -38,7 +32,15 @@ struct Client<'a> {
     bearer: Option<String>,
 }
 
-impl Client<'_> {
+impl<'a> Client<'a> {
+    /// A client with the access token `createChatToken` answers for `token`.
+    async fn of(server: &'a Server, token: &str) -> Client<'a> {
+        Client {
+            server,
+            bearer: Some(access_token(server, token).await),
+        }
+    }
+
     /// A request of the browser API, with this client's bearer if it has one.
     async fn send(&self, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
         let request = match &self.bearer {
@@ -189,14 +191,8 @@ async fn people_chat_in_the_rooms_their_tokens_name_and_leave_when_the_platform_
     let server = serve(&dir, &window);
     let alex_token = server.token.clone().unwrap(); // contexts general, random
     let sam_token = context_token(&server, "sam", "general").await;
-    let alex = Client {
-        server: &server,
-        bearer: Some(access_token(&server, &alex_token).await),
-    };
-    let sam = Client {
-        server: &server,
-        bearer: Some(access_token(&server, &sam_token).await),
-    };
+    let alex = Client::of(&server, &alex_token).await;
+    let sam = Client::of(&server, &sam_token).await;
     // alex wants email about general, from a confirmed address; alex has no stream open, so
     // alex is offline.
     subscribe_and_confirm(&server, &dir, &alex_token, "alex@example.org").await;
@@ -424,14 +420,8 @@ async fn the_platform_titles_rooms_and_reads_what_its_users_have_not() {
     let server = serve(&dir, &[]);
     let alex_token = server.token.clone().unwrap(); // contexts general, random
     let sam_token = context_token(&server, "sam", "general").await;
-    let alex = Client {
-        server: &server,
-        bearer: Some(access_token(&server, &alex_token).await),
-    };
-    let sam = Client {
-        server: &server,
-        bearer: Some(access_token(&server, &sam_token).await),
-    };
+    let alex = Client::of(&server, &alex_token).await;
+    let sam = Client::of(&server, &sam_token).await;
     for body in ["one", "two", "three"] {
         assert_eq!(sam.says("general", body).await, StatusCode::CREATED);
     }
@@ -686,10 +676,7 @@ async fn readers_read_moderators_clean_up_and_a_newer_token_changes_the_role() {
         server: &server,
         bearer: kim,
     };
-    let lee = Client {
-        server: &server,
-        bearer: Some(access_token(&server, &lee_token).await),
-    };
+    let lee = Client::of(&server, &lee_token).await;
     let mut kims_events = kim.events().await;
 
     // lee posts; kim reads it and may not post: Twilio's 50107, and nothing is added.
@@ -710,10 +697,7 @@ async fn readers_read_moderators_clean_up_and_a_newer_token_changes_the_role() {
 
     // The platform makes kim a member: a newer token, and kim may post.
     let kim_member = token_with_roles(&server, "kim", "announcements", "").await;
-    let kim = Client {
-        server: &server,
-        bearer: Some(access_token(&server, &kim_member).await),
-    };
+    let kim = Client::of(&server, &kim_member).await;
     assert_eq!(
         kim.says("announcements", "Noted, thanks").await,
         StatusCode::CREATED
@@ -726,6 +710,21 @@ async fn readers_read_moderators_clean_up_and_a_newer_token_changes_the_role() {
         (status, &refused["code"]),
         (StatusCode::FORBIDDEN, &json!(50107))
     );
+    let nobody = Client {
+        server: &server,
+        bearer: None,
+    };
+    let outsider = Client::of(&server, &context_token(&server, "sam", "general").await).await;
+    for (who, expected) in [
+        (&nobody, StatusCode::UNAUTHORIZED),
+        (&outsider, StatusCode::FORBIDDEN),
+    ] {
+        let url = who.url("conversations/announcements/messages/1");
+        assert_eq!(
+            who.send(reqwest::Client::new().delete(url)).await.0,
+            expected
+        );
+    }
     let (status, _) = lee
         .send(reqwest::Client::new().delete(lee.url("conversations/announcements/messages/1")))
         .await;
