@@ -1,6 +1,7 @@
 //! The queues on SQS: message events on a FIFO queue, one group per conversation (in order)
 //! and de-duplicated by message SID; flushes on a standard queue, which alone allows a
-//! per-message delay.
+//! per-message delay; events to the platform on a standard queue of their own (with a
+//! dead-letter queue the deliverer writes to when the platform did not take one in a day).
 
 use std::time::Duration;
 
@@ -17,6 +18,15 @@ pub struct SqsQueue {
     client: Client,
     queue_url: Option<String>,
     delay_queue_url: Option<String>,
+    events: Option<EventQueues>,
+}
+
+/// The events queue, and its dead-letter queue (`EVENTS_DEAD_LETTER_QUEUE_URL`, only where
+/// events are delivered).
+#[derive(Debug, Clone, Default)]
+pub struct EventQueues {
+    pub url: String,
+    pub dead_letters: Option<String>,
 }
 
 impl SqsQueue {
@@ -25,7 +35,33 @@ impl SqsQueue {
             client,
             queue_url,
             delay_queue_url,
+            events: None,
         }
+    }
+
+    pub fn with_events(mut self, events: Option<EventQueues>) -> Self {
+        self.events = events;
+        self
+    }
+
+    async fn send(&self, url: &str, message: &QueueMessage, delay: Duration) -> Result<()> {
+        self.client
+            .send_message()
+            .queue_url(url)
+            .message_body(message.to_json())
+            // Whole seconds, rounded up: a sweep must not come early.
+            .delay_seconds(delay.min(MAX_DELAY).as_secs_f64().ceil() as i32)
+            .send()
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %DisplayErrorContext(&e), "SQS SendMessage (delayed) failed");
+                ChatError::internal(match message {
+                    QueueMessage::Sweep { .. } => "A sweep could not be queued.",
+                    QueueMessage::Event(_) => "An event could not be queued.",
+                    _ => "A flush could not be queued.",
+                })
+            })?;
+        Ok(())
     }
 }
 
@@ -59,29 +95,33 @@ impl Queue for SqsQueue {
         })
     }
 
-    /// On the delay queue, handled after `delay` (at most SQS's 15 minutes).
+    /// On the delay queue, handled after `delay` (at most SQS's 15 minutes); an event on
+    /// the events queue.
     fn later(&self, message: QueueMessage, delay: Duration) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
+            let url = match &message {
+                QueueMessage::Event(_) => self
+                    .events
+                    .as_ref()
+                    .map(|e| e.url.as_str())
+                    .ok_or_else(|| missing(crate::EVENTS_QUEUE_ENV))?,
+                _ => self
+                    .delay_queue_url
+                    .as_deref()
+                    .ok_or_else(|| missing(crate::DELAY_QUEUE_ENV))?,
+            };
+            self.send(url, &message, delay).await
+        })
+    }
+
+    fn dead_letter(&self, message: QueueMessage) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
             let url = self
-                .delay_queue_url
-                .as_deref()
-                .ok_or_else(|| missing(crate::DELAY_QUEUE_ENV))?;
-            self.client
-                .send_message()
-                .queue_url(url)
-                .message_body(message.to_json())
-                // Whole seconds, rounded up: a sweep must not come early.
-                .delay_seconds(delay.min(MAX_DELAY).as_secs_f64().ceil() as i32)
-                .send()
-                .await
-                .map_err(|e| {
-                    tracing::error!(error = %DisplayErrorContext(&e), "SQS SendMessage (delayed) failed");
-                    ChatError::internal(match message {
-                        QueueMessage::Sweep { .. } => "A sweep could not be queued.",
-                        _ => "A flush could not be queued.",
-                    })
-                })?;
-            Ok(())
+                .events
+                .as_ref()
+                .and_then(|e| e.dead_letters.as_deref())
+                .ok_or_else(|| missing(crate::EVENTS_DEAD_LETTER_QUEUE_ENV))?;
+            self.send(url, &message, Duration::ZERO).await
         })
     }
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{ChatError, Result};
+use crate::events::{Emitter, Event};
 use crate::metrics::{self, Counter};
 use crate::names::Role;
 use crate::store::{Created, Key, Store, Stored, context_partition};
@@ -105,11 +106,21 @@ pub struct Changed<'a> {
 
 pub struct AccessLog {
     store: Arc<dyn Store>,
+    /// Joins and leaves also go to the platform as events, with the same cause.
+    events: Option<Emitter>,
 }
 
 impl AccessLog {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            events: None,
+        }
+    }
+
+    pub fn with_events(mut self, events: Emitter) -> Self {
+        self.events = Some(events);
+        self
     }
 
     /// Appends what one change did for `identity` now (nothing for no change), kept
@@ -158,6 +169,24 @@ impl AccessLog {
                 at_ms,
                 cause: cause.clone(),
             });
+        let events: Vec<Event> = match &self.events {
+            Some(_) => changes
+                .joined
+                .iter()
+                .map(|c| Event::membership(true, c, identity, cause))
+                .chain(
+                    changes
+                        .left
+                        .iter()
+                        .map(|c| Event::membership(false, c, identity, cause)),
+                )
+                .map(|mut e| {
+                    e.at_ms = at_ms;
+                    e
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         let keep_until = at_ms / 1000 + u64::from(retention_days) * DAY_SECS;
         let docs: Vec<(Key, Stored)> = entries
             .filter_map(|entry| {
@@ -174,12 +203,20 @@ impl AccessLog {
                 ))
             })
             .collect();
-        for batch in docs.chunks(BATCH) {
-            if let Err(err) = self.write(batch).await {
-                metrics::count(Counter::AccessLogFailures);
-                tracing::error!(identity, error_type = %err.kind, reason = %err.message, "membership changes not written to the access log");
+        let written = async {
+            for batch in docs.chunks(BATCH) {
+                if let Err(err) = self.write(batch).await {
+                    metrics::count(Counter::AccessLogFailures);
+                    tracing::error!(identity, error_type = %err.kind, reason = %err.message, "membership changes not written to the access log");
+                }
             }
-        }
+        };
+        let emitted = async {
+            if let Some(emitter) = &self.events {
+                emitter.emit(events).await;
+            }
+        };
+        tokio::join!(written, emitted);
     }
 
     /// One round trip; an entry that is there already (the same change in the same

@@ -8,11 +8,13 @@ use std::time::Duration;
 use crate::access_log::AccessLog;
 use crate::context_token::JwksPolicy;
 use crate::error::Result;
+use crate::events::delivery::{Deliverer, DeliveryPolicy};
+use crate::events::{Emitter, EventJournal};
 use crate::ledger::Ledger;
 use crate::notifications::Channels;
 use crate::notifications::notifier::Notifier;
 use crate::notifications::service::EndsAccess;
-use crate::notifications::{NotificationService, NotifyOptions, Ports, QueueMessage};
+use crate::notifications::{NotificationService, NotifyOptions, Ports, Queue, QueueMessage};
 use crate::platform::PlatformService;
 use crate::revocations::Revocations;
 use crate::settings::SettingsSource;
@@ -34,6 +36,8 @@ pub struct AppOptions {
     /// How long a process trusts what it read of a revocation: the longest an old token
     /// keeps working in another process after `revokeIdentity`.
     pub revocation_window: Duration,
+    /// How events to the platform are sent and retried.
+    pub events: DeliveryPolicy,
 }
 
 impl Default for AppOptions {
@@ -47,6 +51,7 @@ impl Default for AppOptions {
             provisioning: holder.provisioning,
             notify: NotifyOptions::default(),
             revocation_window: crate::revocations::REMEMBER_FOR,
+            events: DeliveryPolicy::default(),
         }
     }
 }
@@ -57,6 +62,7 @@ pub struct App {
     /// Only processes with a notification store have it.
     notifications: Option<NotificationService>,
     platform: PlatformService,
+    events: Deliverer,
 }
 
 /// What a process adds to the settings: its ports (the store, which switches on the
@@ -65,6 +71,8 @@ pub struct AppBuilder {
     source: SettingsSource,
     options: AppOptions,
     ports: Option<Ports>,
+    /// Where events to the platform are queued (and re-queued by the deliverer).
+    event_queue: Option<Arc<dyn Queue>>,
     lending: Lending,
 }
 
@@ -73,6 +81,13 @@ impl AppBuilder {
     /// notifications; without them, the token operations only.
     pub fn ports(mut self, ports: Ports) -> Self {
         self.ports = Some(ports);
+        self
+    }
+
+    /// The queue of events to the platform (`events`): SQS's events queue, local mode's
+    /// embedded queue.
+    pub fn event_queue(mut self, queue: Arc<dyn Queue>) -> Self {
+        self.event_queue = Some(queue);
         self
     }
 
@@ -94,6 +109,7 @@ impl AppBuilder {
             provisioning: options.provisioning,
         };
         let ends_access = self.lending.get::<EndsAccess>().copied();
+        let journal = self.lending.get::<EventJournal>().cloned();
         let settings = Arc::new(SettingsHolder::new(
             self.source,
             holder_options,
@@ -123,10 +139,10 @@ impl AppBuilder {
             Arc::new(crate::role_book::StoredRoles::new(ports.store.clone()))
                 as Arc<dyn crate::twilio::provisioning::RoleBook>
         });
-        let access_log = self
-            .ports
-            .as_ref()
-            .map(|ports| Arc::new(AccessLog::new(ports.store.clone())));
+        let emitter = Emitter::new(settings.clone(), self.event_queue.clone(), journal.clone());
+        let access_log = self.ports.as_ref().map(|ports| {
+            Arc::new(AccessLog::new(ports.store.clone()).with_events(emitter.clone()))
+        });
         let tokens = Arc::new(
             TokenService::new(
                 settings.clone(),
@@ -143,16 +159,20 @@ impl AppBuilder {
         let platform = PlatformService::new(settings.clone(), revocations, access_ended, ledger)
             .with_sweeps(sweeps, sweep_after)
             .with_access_log(access_log)
-            .with_role_book(role_book);
+            .with_role_book(role_book)
+            .with_events(emitter.clone());
         let notifications = self.ports.zip(channels).map(|(ports, channels)| {
-            let notifier = Notifier::new(settings.clone(), ports, channels, options.notify);
+            let notifier = Notifier::new(settings.clone(), ports, channels, options.notify)
+                .with_events(emitter);
             NotificationService::new(tokens.clone(), notifier)
         });
+        let events = Deliverer::new(settings.clone(), self.event_queue, journal, options.events);
         App {
             settings,
             tokens,
             notifications,
             platform,
+            events,
         }
     }
 }
@@ -168,6 +188,7 @@ impl App {
             source,
             options,
             ports: None,
+            event_queue: None,
             lending: Lending::default(),
         }
     }
@@ -190,6 +211,7 @@ impl App {
     pub async fn handle_queued(&self, message: &QueueMessage) -> Result<()> {
         match message {
             QueueMessage::Sweep { identity } => self.platform.sweep(identity).await.map(|_| ()),
+            QueueMessage::Event(event) => self.events.deliver(event).await.map(|_| ()),
             other => self.notifications()?.notify(other).await.map(|_| ()),
         }
     }

@@ -13,6 +13,7 @@ pub mod context_token;
 pub mod dev_keys;
 pub mod dev_token;
 pub mod error;
+pub mod events;
 pub mod feature;
 pub mod fields;
 #[cfg(feature = "graphql")]

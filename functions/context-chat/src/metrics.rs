@@ -68,6 +68,11 @@ counters! {
     Sweeps, "sweeps", "Delayed sweeps run: memberships made what the platform last said.";
     SweepsUnscheduled, "sweeps_unscheduled", "Revocations and syncs whose delayed sweep could not be queued.";
     AccessLogFailures, "access_log_failures", "Membership changes that could not be written to the access log.";
+    EventsQueued, "events_queued", "Events to the platform queued.";
+    EventsNotQueued, "events_not_queued", "Events to the platform that could not be queued (lost).";
+    EventsDelivered, "events_delivered", "Events the platform took (HTTP 2xx).";
+    EventsFailedAttempts, "events_failed_attempts", "Attempts to send an event that the platform did not take.";
+    EventsDeadLettered, "events_dead_lettered", "Events dead-lettered: the platform did not take them within a day.";
 }
 
 /// A counter kept per `errorType`: CloudWatch gets the `ErrorType` dimension, Prometheus the

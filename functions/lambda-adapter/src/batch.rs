@@ -145,6 +145,7 @@ mod tests {
             QueueMessage::Flush { context, .. } => format!("flush:{context}"),
             QueueMessage::Sweep { identity } => format!("sweep:{identity}"),
             QueueMessage::SmsReply(reply) => reply.message_sid.clone(),
+            QueueMessage::Event(event) => event.id.clone(),
         }
     }
 

@@ -49,8 +49,8 @@ impl Warm for PlatformKeys {
     }
 }
 
-/// Makes a function's ports from the environment (`aws_ports`).
-pub type PortsMaker = fn(&aws_config::SdkConfig) -> Result<Ports>;
+/// Makes a function's ports from the environment (`aws_ports`); `None`: it has none.
+pub type PortsMaker = fn(&aws_config::SdkConfig) -> Result<Option<Ports>>;
 
 /// One function's row; `W`, its warm-up.
 #[derive(Clone, Copy)]
@@ -97,17 +97,22 @@ impl<W: Warm> Profile<W> {
 
 /// The table `NOTIFICATIONS_TABLE` names, and no queue: the token functions (revocations,
 /// the ledger, subscriptions that end with the contexts provisioning takes away).
-fn store(config: &aws_config::SdkConfig) -> Result<Ports> {
-    Ok(Ports {
+fn store(config: &aws_config::SdkConfig) -> Result<Option<Ports>> {
+    Ok(Some(Ports {
         store: aws_ports::store_from_env(config)?,
         queue: None,
         public_url: None,
-    })
+    }))
 }
 
 /// The table and the queues their variables name.
-fn store_and_queues(config: &aws_config::SdkConfig) -> Result<Ports> {
-    aws_ports::ports_from_env(config)
+fn store_and_queues(config: &aws_config::SdkConfig) -> Result<Option<Ports>> {
+    aws_ports::ports_from_env(config).map(Some)
+}
+
+/// Neither table nor notifier queue: the events' deliverer has its queue only.
+fn no_store(_: &aws_config::SdkConfig) -> Result<Option<Ports>> {
+    Ok(None)
 }
 
 const TEXTS: Option<SmsMaker> = Some(TwilioSms::gateway);
@@ -141,12 +146,17 @@ pub mod table {
         /// The platform API's sweeps go through the delay queue.
         PLATFORM_API: PlatformKeys = "platform-api", PLATFORM_API, store_and_queues, None
     );
+    row!(
+        /// Events to the platform, from their queue (`EVENTS_QUEUE_URL`, as every emitter's).
+        DELIVER_EVENTS: SettingsOnly = "deliver-events", DELIVER_EVENTS, no_store, None
+    );
 
     /// Every row (function, sections, whether it ends access), for the tests that hold the
     /// table to the deployment.
-    pub const ALL: [(&str, Reads, bool); 8] = [
+    pub const ALL: [(&str, Reads, bool); 9] = [
         VERIFY_TOKEN.row(), CREATE_CHAT_TOKEN.row(), TOKEN_ROUTES.row(), VERIFY_EMAIL.row(),
         ENABLE_CHANNEL_NOTIFICATIONS.row(), NOTIFY.row(), TWILIO_WEBHOOK.row(), PLATFORM_API.row(),
+        DELIVER_EVENTS.row(),
     ];
 }
 
@@ -165,10 +175,16 @@ pub async fn start<W: Warm>(profile: &Profile<W>) -> Arc<App> {
         app = app.lend(hook);
     }
     match (profile.ports)(&config) {
-        Ok(ports) => app = app.ports(ports),
+        Ok(Some(ports)) => app = app.ports(ports),
+        Ok(None) => {}
         Err(err) => {
             tracing::error!(reason = %err.message, "the store is not set up; calls that need it will fail")
         }
+    }
+    // Every function that changes what events tell of has the events queue when the
+    // deployment sends events (the deliverer too: it queues the next try).
+    if let Some(queue) = aws_ports::event_queue_from_env(&config) {
+        app = app.event_queue(queue);
     }
     let app = Arc::new(app.build());
     if let Err(err) = W::warm(&app).await {

@@ -40,6 +40,7 @@ const SECRET_FILES: &[&str] = &[
     TWILIO_AUTH_TOKEN_FILE,
     crate::dev_auth::KEY_FILE,
     crate::dev_auth::CLIENT_FILE,
+    EVENTS_SECRET_FILE,
 ];
 
 /// Sets the data directory's secret files to 0600 again, saying which it changed.
@@ -180,7 +181,11 @@ pub fn embedded_settings(
             chat_service_sid: conversations_emulator::CHAT_SERVICE_SID.to_owned(),
             access_token_ttl_secs: context_chat::twilio::access_token::DEFAULT_TTL_SECS,
             api_base_url: Some(join(EMULATOR_PATH.trim_start_matches('/'))?),
-            ownership: Default::default(),
+            ownership: context_chat::twilio::provisioning::Ownership {
+                reopen_archived: std::env::var(Param::ReopenArchived.env_var())
+                    .is_ok_and(|v| v.trim() == "true"),
+                ..Default::default()
+            },
             push_credential_sid: std::env::var(Param::PushCredentialSid.env_var())
                 .ok()
                 .filter(|sid| context_chat::names::looks_like_sid(sid, "CR")),
@@ -199,5 +204,27 @@ pub fn embedded_settings(
     }
     // Twilio's Verify and Messaging services when TWILIO_* names them; else the embedded
     // Verify and the outbox.
-    .with_env_section(Section::Sms))
+    .with_env_section(Section::Sms)
+    // Events to PLATFORM_EVENTS_URL when it is set, signed with PLATFORM_EVENTS_SECRET or
+    // the data directory's key.
+    .with_env_section(Section::Events)
+    .with_env_section(Section::EventDelivery))
 }
+
+/// The events' signing key of local mode (`whsec_…`, made on first start), unless
+/// PLATFORM_EVENTS_SECRET gives one: a receiver verifies with it.
+pub fn load_or_create_events_secret(data_dir: &Path) -> Result<SecretString> {
+    let path = data_dir.join(EVENTS_SECRET_FILE);
+    if let Ok(secret) = std::fs::read_to_string(&path)
+        && !secret.trim().is_empty()
+    {
+        return Ok(SecretString::from(secret.trim().to_owned()));
+    }
+    let secret = context_chat::events::signing::new_secret()?;
+    std::fs::create_dir_all(data_dir).map_err(CliError::file(data_dir))?;
+    crate::dev::write_private(&path, &secret)?;
+    Ok(SecretString::from(secret))
+}
+
+/// Where local mode keeps the events' signing key.
+pub const EVENTS_SECRET_FILE: &str = "events-secret";

@@ -5,6 +5,7 @@ mod configure;
 mod dev;
 mod dev_auth;
 mod error;
+mod events;
 mod guard;
 mod local;
 mod notifications;
@@ -115,6 +116,8 @@ enum Command {
     /// Put the deployment's SSM parameters under /STACK/ from the environment (TWILIO_*,
     /// CHAT_*, SENDGRID_*) or --set, SecureString where the product says; checked first.
     PutParams(put_params::PutParamsArgs),
+    /// Events to the platform: `tail` prints what local mode emitted and what became of it.
+    Events(events::EventsArgs),
 }
 
 #[tokio::main]
@@ -161,6 +164,7 @@ async fn main() -> ExitCode {
         Command::ConfigureTwilio(args) => configure::run(args).await,
         Command::PutParams(args) => put_params::run(args).await,
         Command::Platform(args) => platform::run(args).await,
+        Command::Events(args) => events::run(args).await,
         Command::Schema { platform } => {
             use context_chat::graphql::{Fields, sdl};
             print!(

@@ -208,8 +208,14 @@ pub async fn run(args: PutParamsArgs) -> Result<()> {
 
 /// The secrets this command makes when a stack has none (256 random bits, base64url), and
 /// never replaces: the link secret (replacing it voids every link and code) and the webhook
-/// path secret (replacing it stops the webhook until configure-twilio runs again).
-const MADE: [Param; 2] = [Param::LinkSecret, Param::WebhookPathSecret];
+/// path secret (replacing it stops the webhook until configure-twilio runs again); and the
+/// events' signing key in Standard Webhooks' `whsec_` form (replacing it fails every
+/// platform's verification until it has the new one).
+const MADE: [Param; 3] = [
+    Param::LinkSecret,
+    Param::WebhookPathSecret,
+    Param::EventsSecret,
+];
 
 /// The settings that tell context tokens from platform tokens.
 const TOKEN_KINDS: [Param; 4] = [
@@ -290,7 +296,10 @@ async fn check_token_kinds(
 /// Puts a new random secret at `name` unless one is there: replacing a link secret would void
 /// every unsubscribe link and pending code.
 async fn make_unless_present(ssm: &aws_sdk_ssm::Client, name: &str) -> Result<()> {
-    let secret = context_chat::settings::new_link_secret()?;
+    let secret = match name.ends_with(Param::EventsSecret.ssm_suffix()) {
+        true => context_chat::events::signing::new_secret()?,
+        false => context_chat::settings::new_link_secret()?,
+    };
     let put = ssm
         .put_parameter()
         .name(name)

@@ -34,11 +34,13 @@ use crate::dev_auth::{DevAuthServer, TOKEN_PATH};
 use crate::error::{CliError, Result};
 use crate::guard;
 use crate::local::{
-    EMULATOR_PATH, LocalTwilio, embedded_settings, load_or_create_issuer,
-    load_or_create_link_secret, load_or_create_webhook_path_secret, virgil_signer,
+    EMULATOR_PATH, LocalTwilio, embedded_settings, load_or_create_events_secret,
+    load_or_create_issuer, load_or_create_link_secret, load_or_create_webhook_path_secret,
+    virgil_signer,
 };
 use crate::notifications::{LocalNotifications, OUTBOX_PATH, outbox, start_worker};
 use crate::pages::{self, StartPage};
+use context_chat::events::EventJournal;
 use context_chat::notifications::channels::email::{self, settings::SendGridSettings};
 use context_chat::notifications::channels::sms::{self, settings::SmsSettings};
 use context_chat::notifications::service::EndsAccess;
@@ -67,6 +69,9 @@ struct ServerState {
     schema: ChatSchema,
     api_key: Option<Arc<str>>,
 }
+
+/// Every event local mode emits, sent or not, one JSON line each (`chatctl events tail`).
+pub const EVENTS_JOURNAL_FILE: &str = "events.jsonl";
 
 /// A widget's requests are small; this is far above the 8 KiB token limit.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -97,7 +102,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .ports(notifications.ports.clone())
         .lend(email::settings::Fallback(notifications.outbox.clone()))
         .lend(sms::settings::Maker(TwilioSms::gateway))
-        .lend(EndsAccess::HOOK);
+        .lend(EndsAccess::HOOK)
+        .lend(EventJournal(args.data_dir.join(EVENTS_JOURNAL_FILE)));
+    if let Some(queue) = &notifications.ports.queue {
+        builder = builder.event_queue(queue.clone());
+    }
     // Local mode verifies numbers itself and texts to the outbox; with the environment's
     // settings, text messages need Twilio's services (or are "not configured").
     if local.is_some() {
@@ -366,9 +375,13 @@ async fn choose_settings(
                     | Param::TokensPerMinute
                     | Param::IssuanceRetentionDays
                     | Param::PushCredentialSid
+                    | Param::ReopenArchived
             ) && !matches!(
                 p.section(),
-                context_chat::settings::Section::Virgil | context_chat::settings::Section::Sms
+                context_chat::settings::Section::Virgil
+                    | context_chat::settings::Section::Sms
+                    | context_chat::settings::Section::Events
+                    | context_chat::settings::Section::EventDelivery
             )
         })
         .any(|p| std::env::var(p.env_var()).is_ok_and(|v| !v.is_empty()));
@@ -383,6 +396,7 @@ async fn choose_settings(
                     load_or_create_link_secret as fn(&Path) -> _,
                 ),
                 (Param::WebhookPathSecret, load_or_create_webhook_path_secret),
+                (Param::EventsSecret, load_or_create_events_secret),
             ] {
                 if !vars.contains_key(param.env_var()) {
                     let secret = load(&args.data_dir)?;
@@ -404,6 +418,7 @@ async fn choose_settings(
     let path_secret = load_or_create_webhook_path_secret(&args.data_dir)?;
     let virgil = virgil_signer(&args.data_dir)?;
     let twilio = LocalTwilio::load_or_create(&args.data_dir)?;
+    let events_secret = load_or_create_events_secret(&args.data_dir)?;
     let emulator = Emulator::new(
         twilio.api_secret.expose_secret(),
         format!("http://{addr}{EMULATOR_PATH}"),
@@ -412,13 +427,12 @@ async fn choose_settings(
     .with_store(&args.data_dir)
     .map_err(CliError::Failed)?;
     Ok((
-        SettingsSource::Fixed(Box::new(embedded_settings(
-            &server_url,
-            &twilio,
-            link_secret,
-            path_secret,
-            virgil,
-        )?)),
+        SettingsSource::Fixed(Box::new(
+            embedded_settings(&server_url, &twilio, link_secret, path_secret, virgil)?
+                .with_default(Param::EventsSecret, || {
+                    events_secret.expose_secret().to_owned()
+                }),
+        )),
         Some(Local {
             issuer,
             auth: Arc::new(auth),

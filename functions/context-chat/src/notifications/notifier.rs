@@ -19,6 +19,7 @@ use super::store::{self, Store};
 use super::webhook::MessageEvent;
 use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
+use crate::events::{Emitter, Event};
 use crate::settings_holder::SettingsHolder;
 use crate::twilio::conversations::ConversationsApi;
 
@@ -113,6 +114,8 @@ pub struct Notifier {
     options: NotifyOptions,
     /// Conversation SID → its context (unique name), or `None` for one that has none.
     context_names: quick_cache::sync::Cache<String, Option<String>>,
+    /// `message.added` and `notification.sent` to the platform.
+    events: Option<Emitter>,
 }
 
 impl Notifier {
@@ -129,6 +132,18 @@ impl Notifier {
             channels,
             options,
             context_names: quick_cache::sync::Cache::new(10_000),
+            events: None,
+        }
+    }
+
+    pub fn with_events(mut self, events: Emitter) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    async fn emit(&self, event: Event) {
+        if let Some(events) = &self.events {
+            events.emit(vec![event]).await;
         }
     }
 
@@ -155,9 +170,9 @@ impl Notifier {
                     ..NotifyReport::default()
                 }
             }
-            QueueMessage::Sweep { .. } => {
+            QueueMessage::Sweep { .. } | QueueMessage::Event(_) => {
                 return Err(ChatError::internal(
-                    "A sweep is the platform service's, not the notifier's (App::handle_queued).",
+                    "Sweeps and events are not the notifier's (App::handle_queued).",
                 ));
             }
         };
@@ -170,6 +185,16 @@ impl Notifier {
             tracing::info!(conversation = %event.conversation_sid, "not a context's conversation; nobody to notify");
             return Ok(NotifyReport::default());
         };
+        // Its id is the message's: a record handled again gives the platform the same event.
+        self.emit(Event::message_added(
+            &context,
+            &event.author,
+            &event.message_sid,
+            event.index,
+            &event.date_created,
+            &event.body,
+        ))
+        .await;
         let mut subscribers = Vec::new();
         for channel in self.channels.all() {
             subscribers.extend(channel.subscribers(&context).await?);
@@ -412,7 +437,12 @@ impl Notifier {
                     }
                     Delivery::Refused(_) | Delivery::CountryNotAllowed => Ok(Outcome::Unverified),
                     Delivery::Held => Ok(Outcome::Held),
-                    Delivery::Accepted => Ok(Outcome::Sent(address.clone())),
+                    Delivery::Accepted => {
+                        let kind = channel.kind().name();
+                        self.emit(Event::notification_sent(context, identity, kind))
+                            .await;
+                        Ok(Outcome::Sent(address.clone()))
+                    }
                 }
             }
         }

@@ -33,6 +33,9 @@ pub enum QueueMessage {
     Sweep { identity: String },
     /// A number texted STOP or START back (from the webhook).
     SmsReply(SmsReply),
+    /// An event to the platform (`events`): on its own queue in the cloud, so that a slow
+    /// platform never holds up a notification.
+    Event(crate::events::Delivery),
 }
 
 impl QueueMessage {
@@ -54,7 +57,9 @@ impl QueueMessage {
                     reply.message_sid.as_str(),
                 ))
             }
-            QueueMessage::Flush { .. } | QueueMessage::Sweep { .. } => None,
+            QueueMessage::Flush { .. } | QueueMessage::Sweep { .. } | QueueMessage::Event(_) => {
+                None
+            }
         }
     }
 
@@ -89,6 +94,7 @@ impl QueueMessage {
                 identity: s.identity,
             }),
             "smsReply" => serde_json::from_str(body).map(QueueMessage::SmsReply),
+            "event" => serde_json::from_str(body).map(QueueMessage::Event),
             other => Err(serde::de::Error::unknown_variant(other, KINDS)),
         });
         parsed.map_err(|e| ChatError::bad_request(format!("Not a notifier message: {e}")))
@@ -96,7 +102,7 @@ impl QueueMessage {
 }
 
 /// The `kind`s of [`QueueMessage`] on the wire.
-const KINDS: &[&str] = &["message", "flush", "sweep", "smsReply"];
+const KINDS: &[&str] = &["message", "flush", "sweep", "smsReply", "event"];
 
 pub trait Queue: Send + Sync {
     /// Queues what the webhook read (a message event, an SMS reply): in order per
@@ -105,6 +111,13 @@ pub trait Queue: Send + Sync {
 
     /// Queues `message` to be handled after `delay` (a flush, a sweep).
     fn later(&self, message: QueueMessage, delay: Duration) -> BoxFuture<'_, Result<()>>;
+
+    /// Keeps a message that will never be handled (an event the platform did not take in a
+    /// day) where an operator finds it: the events' dead-letter queue in the cloud.
+    fn dead_letter(&self, message: QueueMessage) -> BoxFuture<'_, Result<()>> {
+        drop(message);
+        Box::pin(async { Err(crate::feature::not_configured("The dead-letter queue")) })
+    }
 
     /// Queues a flush to be handled after `delay`.
     fn schedule(
@@ -206,6 +219,11 @@ impl Queue for LocalQueue {
         });
         Box::pin(async { Ok(()) })
     }
+
+    /// Local mode keeps nothing for an operator: the log (and the events journal) say it.
+    fn dead_letter(&self, _message: QueueMessage) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 #[cfg(test)]
@@ -226,6 +244,13 @@ mod tests {
                 context: "general".into(),
                 address: Address::try_from("+4915112345678".to_owned()).unwrap(),
             },
+            QueueMessage::Event(crate::events::Delivery {
+                id: "msg_1".into(),
+                kind: "identity.revoked".into(),
+                payload: r#"{"type":"identity.revoked"}"#.into(),
+                attempt: 3,
+                first_at: 1_700_000_000,
+            }),
         ];
         for message in messages {
             let json = message.to_json();
@@ -239,6 +264,8 @@ mod tests {
             r#"{"kind":"smsReply","from":"4915112345678","messageSid":"SM1","optIn":false}"#,
             r#"{"channel":"general","kind":"flush","email":"alex@example.org","extra":1}"#,
             r#"{"kind":"sweep"}"#,
+            r#"{"kind":"event","id":"msg_1","type":"membership.joined","payload":"{}","attempt":2,"firstAt":7}"#,
+            r#"{"kind":"event","id":"msg_1"}"#,
             r#"{"kind":"nope","identity":"alex"}"#,
             r#"{"identity":"alex"}"#,
             r#"{"kind":7}"#,

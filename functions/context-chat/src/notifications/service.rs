@@ -113,9 +113,11 @@ impl NotificationService {
                     message_sid: event.message_sid,
                 })
             }
-            QueueMessage::Flush { .. } | QueueMessage::Sweep { .. } => Err(ChatError::internal(
-                "The webhook read something it does not queue.",
-            )),
+            QueueMessage::Flush { .. } | QueueMessage::Sweep { .. } | QueueMessage::Event(_) => {
+                Err(ChatError::internal(
+                    "The webhook read something it does not queue.",
+                ))
+            }
         }
     }
 

@@ -9,6 +9,7 @@ use super::token::{PlatformCaller, Scope};
 use crate::access_log::{AccessLog, Cause, Changed, Span};
 use crate::clock::now_unix;
 use crate::error::{ChatError, Result};
+use crate::events::{Emitter, Event};
 use crate::ledger::{DEFAULT_LIST, Issuance, Ledger, MAX_LIST, check_xid};
 use crate::names::{check_context, check_contexts, check_identity};
 use crate::notifications::Queue;
@@ -78,6 +79,8 @@ pub struct PlatformService {
     access_log: Option<Arc<AccessLog>>,
     /// A sync or a sweep gives each context the role the book says (adr/004).
     role_book: Option<Arc<dyn RoleBook>>,
+    /// `identity.revoked` (memberships' events come with the access log).
+    events: Option<Emitter>,
 }
 
 impl PlatformService {
@@ -96,7 +99,13 @@ impl PlatformService {
             sweep_after: Duration::ZERO,
             access_log: None,
             role_book: None,
+            events: None,
         }
+    }
+
+    pub fn with_events(mut self, events: Emitter) -> Self {
+        self.events = Some(events);
+        self
     }
 
     /// The roles tokens gave, kept in `book`.
@@ -469,6 +478,11 @@ impl PlatformService {
         };
         self.log_change(&configured, identity, &[], &left, cause)
             .await;
+        if let Some(events) = &self.events {
+            events
+                .emit(vec![Event::revoked(identity, &caller.client, &left)])
+                .await;
+        }
         let subscriptions_removed = self.end_access(identity, &left).await;
         let sweep_at = self.schedule_sweep(identity).await;
         tracing::info!(identity, client = %caller.client, left = left.len(), subscriptions_removed, revoked_before, sweep_at, "identity revoked");

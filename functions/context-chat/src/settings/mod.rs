@@ -367,6 +367,17 @@ impl Settings {
         self
     }
 
+    /// These settings with `value` for `param` where its section (read by its feature) has
+    /// none: local mode's own secrets (the events' signing key in its data directory).
+    pub fn with_default(mut self, param: Param, value: impl FnOnce() -> String) -> Self {
+        if self.sections.read.iter().any(|s| param.in_section(*s))
+            && !self.sections.values.contains_key(&param)
+        {
+            self.sections.values.insert(param, value());
+        }
+        self
+    }
+
     /// The token path alone: context tokens checked against `jwks_url`, access tokens made
     /// with `twilio`'s credentials; every other section off, the ledger's defaults. The
     /// benches, the fuzz target and local mode start from it.
@@ -643,6 +654,13 @@ impl TwilioSettings {
             ownership: Ownership {
                 stack: None,
                 adoption,
+                reopen_archived: match r.optional(Param::ReopenArchived).as_deref().map(str::trim) {
+                    None | Some("false") => false,
+                    Some("true") => true,
+                    Some(_) => {
+                        return Err(r.invalid(Param::ReopenArchived, "must be true or false"));
+                    }
+                },
             },
         })
     }

@@ -56,10 +56,18 @@ pub enum Param {
     SmsDailyTexts,
     /// The country calling codes texts may go to (`+49,+44`); unset: any.
     SmsAllowedCountries,
+    /// Where events go to the platform (issue 35); unset: no events.
+    EventsUrl,
+    /// Standard Webhooks' `whsec_…` key events are signed with (put-params makes one).
+    EventsSecret,
+    /// Whether `message.added` carries the message's text (default false).
+    EventsIncludeBody,
+    /// Whether a token naming an archived context gets a new room (default false: Conflict).
+    ReopenArchived,
 }
 
 impl Param {
-    pub const ALL: [Param; 35] = [
+    pub const ALL: [Param; 39] = [
         Param::AccountSid,
         Param::ApiKey,
         Param::ApiSecret,
@@ -95,6 +103,10 @@ impl Param {
         Param::SmsDailyCodes,
         Param::SmsDailyTexts,
         Param::SmsAllowedCountries,
+        Param::EventsUrl,
+        Param::EventsSecret,
+        Param::EventsIncludeBody,
+        Param::ReopenArchived,
     ];
 
     /// The name below `/STACK/`.
@@ -135,6 +147,10 @@ impl Param {
             Param::SmsDailyCodes => "sms/dailyCodes",
             Param::SmsDailyTexts => "sms/dailyTexts",
             Param::SmsAllowedCountries => "sms/allowedCountries",
+            Param::EventsUrl => "platform/eventsUrl",
+            Param::EventsSecret => "platform/eventsSecret",
+            Param::EventsIncludeBody => "platform/eventsIncludeBody",
+            Param::ReopenArchived => "platform/reopenArchived",
         }
     }
 
@@ -178,6 +194,10 @@ impl Param {
             Param::SmsDailyCodes => "SMS_DAILY_CODES",
             Param::SmsDailyTexts => "SMS_DAILY_TEXTS",
             Param::SmsAllowedCountries => "SMS_ALLOWED_COUNTRIES",
+            Param::EventsUrl => "PLATFORM_EVENTS_URL",
+            Param::EventsSecret => "PLATFORM_EVENTS_SECRET",
+            Param::EventsIncludeBody => "PLATFORM_EVENTS_INCLUDE_BODY",
+            Param::ReopenArchived => "PLATFORM_REOPEN_ARCHIVED",
         }
     }
 
@@ -192,6 +212,7 @@ impl Param {
                 | Param::WebhookPathSecret
                 | Param::SendGridApiKey
                 | Param::VirgilAppKey
+                | Param::EventsSecret
         )
     }
 
@@ -219,7 +240,8 @@ impl Param {
             | Param::AccessTokenTtl
             | Param::ApiBaseUrl
             | Param::AdoptConversations
-            | Param::PushCredentialSid => Section::Twilio,
+            | Param::PushCredentialSid
+            | Param::ReopenArchived => Section::Twilio,
             Param::JwksUrl | Param::Issuer | Param::Audience | Param::MaxTokenLifetime => {
                 Section::Chat
             }
@@ -245,6 +267,8 @@ impl Param {
             | Param::SmsDailyCodes
             | Param::SmsDailyTexts
             | Param::SmsAllowedCountries => Section::Sms,
+            Param::EventsUrl | Param::EventsIncludeBody => Section::Events,
+            Param::EventsSecret => Section::EventDelivery,
         }
     }
 
@@ -254,6 +278,7 @@ impl Param {
         self.section() == section
             || (section == Section::Sms
                 && matches!(self, Param::AccountSid | Param::ApiKey | Param::ApiSecret))
+            || (section == Section::EventDelivery && self == Param::EventsUrl)
     }
 }
 
@@ -278,13 +303,21 @@ pub enum Section {
     Virgil,
     /// Text messages: the Verify and Messaging services (with the account's API key).
     Sms,
+    /// Events to the platform, as the processes that emit them read it: whether they go out
+    /// (the URL) and what `message.added` holds.
+    Events,
+    /// What sends them: the URL and the signing key (only the deliverer holds the key).
+    EventDelivery,
 }
 
 impl Section {
     /// Whether its feature reads it itself ([`super::Settings::section`]): the notification
     /// channels, whose mistakes must fail only their channel. The others `settings` reads.
     pub const fn read_by_its_feature(self) -> bool {
-        matches!(self, Section::SendGrid | Section::Sms)
+        matches!(
+            self,
+            Section::SendGrid | Section::Sms | Section::Events | Section::EventDelivery
+        )
     }
 }
 
@@ -324,26 +357,39 @@ pub mod reads {
     /// Verifies context tokens, nothing more.
     pub const VERIFY_TOKEN: Reads = Reads(&[Chat]);
     /// `createChatToken`, `issueChatToken`, `createVirgilToken`, and the REST token routes.
-    pub const CREATE_CHAT_TOKEN: Reads = Reads(&[Twilio, Chat, Ledger, Virgil]);
+    pub const CREATE_CHAT_TOKEN: Reads = Reads(&[Twilio, Chat, Ledger, Virgil, Events]);
     /// `enableChannelNotifications` and `enableChannelSmsNotifications`.
     pub const ENABLE_CHANNEL_NOTIFICATIONS: Reads = Reads(&[Chat, Links, SendGrid, Sms]);
     /// `verifyEmail` and `verifyPhone`.
     pub const VERIFY_EMAIL: Reads = Reads(&[Chat, Links, Sms]);
     /// Webhook signatures, and unsubscribe links (answered where the webhook is).
     pub const TWILIO_WEBHOOK: Reads = Reads(&[Webhook, Links]);
-    pub const NOTIFY: Reads = Reads(&[Twilio, Links, SendGrid, Sms]);
-    /// The platform API's fields: provisioning, and the platform's access tokens.
-    pub const PLATFORM_API: Reads = Reads(&[Twilio, Platform]);
+    pub const NOTIFY: Reads = Reads(&[Twilio, Links, SendGrid, Sms, Events]);
+    /// The platform API's fields: provisioning, the platform's access tokens; erasure's
+    /// hashes are keyed with the link secret.
+    pub const PLATFORM_API: Reads = Reads(&[Twilio, Platform, Links, Events]);
+    /// Sends the events to the platform.
+    pub const DELIVER_EVENTS: Reads = Reads(&[EventDelivery]);
     /// `chatctl configure-twilio` (the webhook's path secret goes into the URL it sets).
     pub const CONFIGURE_TWILIO: Reads = Reads(&[Twilio, Sms, Webhook]);
     /// `chatctl serve`: every feature in one process.
     pub const EVERYTHING: Reads = Reads(&[
-        Twilio, Chat, Webhook, Links, SendGrid, Platform, Ledger, Virgil, Sms,
+        Twilio,
+        Chat,
+        Webhook,
+        Links,
+        SendGrid,
+        Platform,
+        Ledger,
+        Virgil,
+        Sms,
+        Events,
+        EventDelivery,
     ]);
 
     /// The Lambdas that read settings, by crate name: the deployment grants each exactly
     /// its parameters (`chatctl parameters` prints them for `infra/`).
-    pub const BY_FUNCTION: [(&str, Reads); 8] = [
+    pub const BY_FUNCTION: [(&str, Reads); 9] = [
         ("verify-token", VERIFY_TOKEN),
         ("create-chat-token", CREATE_CHAT_TOKEN),
         ("enable-channel-notifications", ENABLE_CHANNEL_NOTIFICATIONS),
@@ -352,5 +398,6 @@ pub mod reads {
         ("notify", NOTIFY),
         ("platform-api", PLATFORM_API),
         ("token-routes", CREATE_CHAT_TOKEN),
+        ("deliver-events", DELIVER_EVENTS),
     ];
 }

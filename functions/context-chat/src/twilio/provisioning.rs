@@ -46,6 +46,9 @@ pub enum Adoption {
 pub struct Ownership {
     pub stack: Option<String>,
     pub adoption: Adoption,
+    /// Whether a token naming an archived context gets a new room (`platform/reopenArchived`);
+    /// otherwise it is refused with `Conflict`.
+    pub reopen_archived: bool,
 }
 
 /// What this deployment may do with a conversation found under a context's name.
@@ -1138,6 +1141,7 @@ mod tests {
         Ownership {
             stack: Some("chat-prod".into()),
             adoption,
+            reopen_archived: false,
         }
     }
 
