@@ -740,3 +740,172 @@ async fn readers_read_moderators_clean_up_and_a_newer_token_changes_the_role() {
         .collect();
     assert_eq!(left, ["Trucks leave at 6."]);
 }
+
+/// What a platform's receiver got: each request's headers and body, in order.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>;
+
+/// A platform's event receiver on loopback: answers 500 to the first `refusals` attempts of
+/// alex's first `membership.joined`, 200 to everything else.
+async fn receiver(refusals: usize) -> (String, Received) {
+    use axum::http::StatusCode as Status;
+    let received: Received = Default::default();
+    let seen = received.clone();
+    let app = axum::Router::new().route(
+        "/events",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: String| async move {
+                let mut all = seen.lock().unwrap();
+                let event: Value = serde_json::from_str(&body).unwrap_or_default();
+                let refused = event["type"] == "membership.joined"
+                    && event["data"]["identity"] == "alex"
+                    && all.iter().filter(|(_, b)| b == &body).count() < refusals;
+                all.push((headers, body));
+                match refused {
+                    true => Status::INTERNAL_SERVER_ERROR,
+                    false => Status::NO_CONTENT,
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/events", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received)
+}
+
+/// The Standard Webhooks example key (`whsec_` + base64 of 24 bytes).
+const EVENTS_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+#[tokio::test]
+async fn the_platform_hears_of_joins_messages_notifications_and_revocations_signed_and_once() {
+    use context_chat::events::signing::SigningKey;
+    let dir = temp_dir("local-events");
+    let (url, received) = receiver(3).await;
+    let env = [
+        ("CHAT_NOTIFY_WINDOW_SECS", "2".to_owned()),
+        ("PLATFORM_EVENTS_URL", url),
+        ("PLATFORM_EVENTS_SECRET", EVENTS_SECRET.to_owned()),
+        ("PLATFORM_EVENTS_INCLUDE_BODY", "true".to_owned()),
+    ];
+    let server = serve(&dir, &env);
+    // sam wants email about general (sam has no stream open: offline); alex joins by a token,
+    // which the platform refuses three times; alex writes; the platform revokes alex.
+    let sam_token = context_token(&server, "sam", "general").await;
+    let _sam = Client::of(&server, &sam_token).await;
+    subscribe_and_confirm(&server, &dir, &sam_token, "sam@example.org").await;
+    let alex = Client::of(&server, &context_token(&server, "alex", "general").await).await;
+    assert_eq!(alex.says("general", "The container is here").await, 201);
+    eventually("sam's email", async || {
+        outbox(&dir, "sam@example.org").len() == 2
+    })
+    .await;
+    platform_json(&server, &dir, &["revoke-identity", "--identity", "alex"]);
+
+    // Retries wait 1 s, 2 s and 4 s.
+    let types = |received: &Received| -> Vec<String> {
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, b)| {
+                let e: Value = serde_json::from_str(b).unwrap();
+                format!(
+                    "{} {}",
+                    e["type"].as_str().unwrap(),
+                    e["data"]["identity"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    for _ in 0..200 {
+        if types(&received).len() >= 9 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Nothing more comes: each event once (the refused one once more per refusal).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut got = types(&received);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "identity.revoked alex",
+            "membership.joined alex",
+            "membership.joined alex",
+            "membership.joined alex",
+            "membership.joined alex",
+            "membership.joined sam",
+            "membership.left alex",
+            "message.added alex",
+            "notification.sent sam",
+        ],
+        "{:#?}",
+        received.lock().unwrap()
+    );
+
+    let key = SigningKey::parse(&secrecy::SecretString::from(EVENTS_SECRET.to_owned())).unwrap();
+    let all = received.lock().unwrap().clone();
+    let mut ids = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for (headers, body) in &all {
+        let header = |name: &str| headers[name].to_str().unwrap().to_owned();
+        let (id, timestamp) = (header("webhook-id"), header("webhook-timestamp"));
+        assert!(
+            key.verify(
+                &id,
+                timestamp.parse().unwrap(),
+                body,
+                &header("webhook-signature")
+            ),
+            "{body}"
+        );
+        assert_eq!(header("content-type"), "application/json");
+        ids.entry(id).or_default().push(body.clone());
+        // Standard Webhooks' shape; never an address.
+        let event: Value = serde_json::from_str(body).unwrap();
+        assert!(
+            event["timestamp"].as_str().unwrap().ends_with('Z'),
+            "{event}"
+        );
+        assert!(!body.contains("@example.org"), "{body}");
+    }
+    // One id per event; the refused one kept its id and its bytes through four attempts.
+    assert_eq!(ids.len(), 6, "{ids:#?}");
+    let retried = ids
+        .values()
+        .find(|bodies| bodies.len() == 4)
+        .expect("a retried event");
+    assert!(retried.iter().all(|b| b == &retried[0]));
+
+    let event = |kind: &str| -> Value {
+        all.iter()
+            .map(|(_, b)| serde_json::from_str::<Value>(b).unwrap())
+            .find(|e| e["type"] == kind)
+            .unwrap()
+    };
+    let message = event("message.added");
+    assert_eq!(message["data"]["context"], "general");
+    assert_eq!(message["data"]["index"], 0);
+    assert_eq!(
+        message["data"]["body"], "The container is here",
+        "eventsIncludeBody"
+    );
+    assert_eq!(event("notification.sent")["data"]["channel"], "email");
+    assert_eq!(event("membership.left")["data"]["cause"]["kind"], "revoke");
+    assert_eq!(event("membership.joined")["data"]["cause"]["kind"], "token");
+    assert_eq!(
+        event("identity.revoked")["data"]["contexts"],
+        json!(["general"])
+    );
+
+    // `chatctl events tail` shows what local mode emitted and what became of it.
+    let out = crate::common::chatctl(&["events", "tail", "--data-dir", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let tail = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(tail.contains("queued message.added"), "{tail}");
+    assert!(tail.contains("failed membership.joined"), "{tail}");
+    assert!(tail.contains("HTTP 500"), "{tail}");
+    assert_eq!(tail.matches("delivered ").count(), 6, "{tail}");
+}
