@@ -1,0 +1,124 @@
+// Our events to the platform against Standard Webhooks' own JavaScript library (npm
+// standardwebhooks): chatctl serve in local mode sends to a receiver here; each request must
+// pass the library's Webhook.verify with the secret we gave, and fail it once its body, id or
+// timestamp is changed.
+//   node check.js path/to/chatctl
+'use strict';
+const { spawn } = require('child_process');
+const crypto = require('crypto');
+const fs = require('fs');
+const http = require('http');
+const os = require('os');
+const path = require('path');
+const readline = require('readline');
+const { Webhook } = require('standardwebhooks');
+
+const chatctl = process.argv[2];
+if (!chatctl) {
+  console.error('usage: node check.js path/to/chatctl');
+  process.exit(2);
+}
+
+const secret = 'whsec_' + crypto.randomBytes(32).toString('base64');
+const received = [];
+const receiver = http.createServer((req, res) => {
+  let body = '';
+  req.setEncoding('utf8');
+  req.on('data', (c) => (body += c));
+  req.on('end', () => {
+    received.push({ headers: req.headers, body });
+    res.writeHead(204).end();
+  });
+});
+
+function serve(dataDir, env) {
+  const child = spawn(chatctl, ['serve', '--port', '0', '--data-dir', dataDir], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, RUST_LOG: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let origin;
+    const timer = setTimeout(() => reject(new Error('chatctl serve did not say Ready. in 30 s')), 30000);
+    child.on('exit', (code) => reject(new Error(`chatctl serve exited with ${code}`)));
+    readline.createInterface({ input: child.stdout }).on('line', (line) => {
+      const m = line.match(/^Context Chat is listening on (http:\/\/[^/ ]+)\//);
+      if (m) origin = m[1];
+      if (line === 'Ready.') {
+        clearTimeout(timer);
+        resolve({ child, origin });
+      }
+    });
+  });
+}
+
+async function json(url, options) {
+  const response = await fetch(url, options);
+  const body = await response.json();
+  if (!response.ok) throw new Error(`${url}: ${response.status} ${JSON.stringify(body)}`);
+  return body;
+}
+
+function verifies(headers, body) {
+  try {
+    return new Webhook(secret).verify(body, headers);
+  } catch (e) {
+    return null;
+  }
+}
+
+(async () => {
+  await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${receiver.address().port}/events`;
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'events-check-'));
+  const { child, origin } = await serve(dataDir, {
+    PLATFORM_EVENTS_URL: url,
+    PLATFORM_EVENTS_SECRET: secret,
+  });
+  let failures = 0;
+  const check = (ok, what) => {
+    console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
+    if (!ok) failures++;
+  };
+  try {
+    // alex joins general by a token, then writes there.
+    const { token } = await json(`${origin}/token?identity=alex&context=general`, { method: 'POST' });
+    const answer = await json(`${origin}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        query: 'mutation($t: ID!) { createChatToken(deviceId: "events-check", token: $t) }',
+        variables: { t: token },
+      }),
+    });
+    const access = answer.data.createChatToken;
+    await json(`${origin}/local/v1/conversations/general/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${access}` },
+      body: JSON.stringify({ body: 'hello' }),
+    });
+    for (let i = 0; i < 100 && received.length < 2; i++) await new Promise((r) => setTimeout(r, 100));
+    const types = received.map((r) => JSON.parse(r.body).type).sort();
+    check(JSON.stringify(types) === '["membership.joined","message.added"]', `the events came: ${types}`);
+    for (const { headers, body } of received) {
+      const payload = verifies(headers, body);
+      check(payload !== null, `Webhook.verify accepts ${payload && payload.type}`);
+      check(payload && payload.data.context === 'general' && payload.data.identity === 'alex', 'its data names the context and identity');
+      check(payload && !('body' in payload.data), 'no message text without eventsIncludeBody');
+      check(verifies(headers, body.replace('general', 'generaX')) === null, 'a changed body is refused');
+      check(verifies({ ...headers, 'webhook-id': headers['webhook-id'] + 'x' }, body) === null, 'a changed id is refused');
+      const old = String(Number(headers['webhook-timestamp']) - 600);
+      check(verifies({ ...headers, 'webhook-timestamp': old }, body) === null, 'a replay ten minutes later is refused');
+    }
+  } finally {
+    child.kill();
+    receiver.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+  if (failures) {
+    console.error(`${failures} check(s) failed`);
+    process.exit(1);
+  }
+})().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
