@@ -43,7 +43,10 @@ export class NotificationAlarms extends Construct {
         `${name}NotEmpty`,
         queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: 'Maximum' }),
         1,
-        `${name}: notification events were given up on after 5 tries; the notify function's logs say why.`,
+        name.startsWith('PlatformEvents')
+          ? `${name}: events the platform did not take within a day (or that failed 5 times); the deliver-events ` +
+              "logs say why (\"event dead-lettered\"). Fix the platform's receiver, then redrive the queue."
+          : `${name}: notification events were given up on after 5 tries; the notify function's logs say why.`,
       );
     }
     for (const [name, queue] of Object.entries(props.workQueues)) {

@@ -37,6 +37,8 @@ export const WEBHOOK_THROTTLE = { rateLimit: 50, burstLimit: 100 };
 
 /** The notifier works through a batch of up to ten events, each with Twilio and SendGrid calls. */
 const NOTIFY_TIMEOUT = Duration.seconds(60);
+/** The deliverer's batch of up to ten events, each waiting at most 10 s for the platform. */
+const EVENTS_TIMEOUT = Duration.seconds(120);
 
 /**
  * The product in the cloud: the widget's AppSync API (one direct Lambda resolver per field), the
@@ -105,6 +107,13 @@ export class ContextChatStack extends Stack {
     // Digest flushes, each due up to 15 minutes later (FIFO queues have no per-message delay),
     // and the second sweeps after revokeIdentity and syncIdentity.
     const flushes = queueWithDlq(this, 'DigestFlushes', { fifo: false, consumerTimeout: NOTIFY_TIMEOUT });
+    // Events to the platform (ADR 022), on a queue and a function of their own so that a slow
+    // platform never holds up a notification. The deliverer re-queues a refused event with a
+    // delay, and after a day puts it on the dead-letter queue itself (as SQS's redrive does
+    // with a record that keeps failing).
+    const events = queueWithDlq(this, 'PlatformEvents', { fifo: false, consumerTimeout: EVENTS_TIMEOUT });
+    const eventsEnv = { EVENTS_QUEUE_URL: events.queue.queueUrl };
+    const emitsEvents = (f: RustFunction) => events.queue.grantSendMessages(f.role);
 
     // Functions, each with its own SSM parameters, table rights and queues.
     const verifyToken = fn('verify-token', 'AppSync Query.verifyToken', Duration.seconds(10), tableEnv);
@@ -115,8 +124,9 @@ export class ContextChatStack extends Stack {
       'create-chat-token',
       'AppSync Mutation.createChatToken, Mutation.issueChatToken and Mutation.createVirgilToken',
       Duration.seconds(20),
-      tableEnv,
+      { ...tableEnv, ...eventsEnv },
     );
+    emitsEvents(createChatToken);
     // Revocations are read; leaving a context ends its email subscription: a read, and deletes.
     // Every token is recorded with its minting counted: one TransactWriteItems of a Put and an
     // Update (DynamoDB checks each action's right); a record is deleted if provisioning fails.
@@ -147,8 +157,9 @@ export class ContextChatStack extends Stack {
       'token-routes',
       'GET /virgil-jwt and GET /twilio-jwt (Authorization: Bearer <context token>)',
       Duration.seconds(20),
-      tableEnv,
+      { ...tableEnv, ...eventsEnv },
     );
+    emitsEvents(tokenRoutes);
     // As createChatToken: the identity's records (revocation, ledger by identity, counters),
     // the ledger by xid, and the subscriptions of contexts left.
     useTableUnder(tokenRoutes, ['IDENTITY', 'ISSUANCE', 'CHANNEL'], MINT_ACTIONS);
@@ -199,15 +210,28 @@ export class ContextChatStack extends Stack {
       ...tableEnv,
       NOTIFY_DELAY_QUEUE_URL: flushes.queue.queueUrl,
       NOTIFICATIONS_PUBLIC_URL: this.httpApi.apiEndpoint,
+      ...eventsEnv,
     });
     useTable(notify);
     flushes.queue.grantSendMessages(notify.role);
+    emitsEvents(notify);
+    const deliverEvents = fn('deliver-events', 'Sends events to the platform (from SQS), signed; retries for a day', EVENTS_TIMEOUT, {
+      ...eventsEnv,
+      EVENTS_DEAD_LETTER_QUEUE_URL: events.deadLetters.queueUrl,
+    });
+    emitsEvents(deliverEvents);
+    events.deadLetters.grantSendMessages(deliverEvents.role);
+    deliverEvents.fn.addEventSource(new SqsEventSource(events.queue, { batchSize: 10, reportBatchItemFailures: true }));
     for (const queue of [messageEvents.queue, flushes.queue]) {
       notify.fn.addEventSource(new SqsEventSource(queue, { batchSize: 10, reportBatchItemFailures: true }));
     }
     const alarms = new NotificationAlarms(this, 'Alarms', {
-      deadLetterQueues: { MessageEventsDeadLetters: messageEvents.deadLetters, DigestFlushesDeadLetters: flushes.deadLetters },
-      workQueues: { MessageEvents: messageEvents.queue, DigestFlushes: flushes.queue },
+      deadLetterQueues: {
+        MessageEventsDeadLetters: messageEvents.deadLetters,
+        DigestFlushesDeadLetters: flushes.deadLetters,
+        PlatformEventsDeadLetters: events.deadLetters,
+      },
+      workQueues: { MessageEvents: messageEvents.queue, DigestFlushes: flushes.queue, PlatformEvents: events.queue },
       email: props.alarmEmail,
     });
 
@@ -219,7 +243,9 @@ export class ContextChatStack extends Stack {
         ...tableEnv,
         // Each revocation and sync queues a second sweep, which the notifier runs (ADR 012).
         NOTIFY_DELAY_QUEUE_URL: flushes.queue.queueUrl,
+        ...eventsEnv,
       });
+      emitsEvents(platformApi);
       // Revocations and syncs are written; subscriptions of left contexts are read and deleted;
       // the ledger is read (a record by xid, an identity's newest by a query).
       useTable(platformApi);

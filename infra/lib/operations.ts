@@ -163,6 +163,15 @@ export class Operations extends Construct {
         ['AccessLogFailures', 'access log entries not written'],
       )),
     );
+    this.dashboard.addWidgets(
+      graph('Events to the platform', sums(
+        ['EventsQueued', 'queued'],
+        ['EventsDelivered', 'delivered'],
+        ['EventsFailedAttempts', 'attempts refused'],
+        ['EventsDeadLettered', 'dead-lettered'],
+        ['EventsNotQueued', 'lost (not queued)'],
+      ), 24),
+    );
     // What the notifier did with each notification, one line per channel the functions report
     // (the `Channel` dimension): a new channel appears without a change here.
     const byChannel = (outcome: string) =>

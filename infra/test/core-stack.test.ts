@@ -47,11 +47,17 @@ describe('functions', () => {
     const [table] = Object.keys(resources(core, 'AWS::DynamoDB::Table'));
     const queue = (fifo: boolean) =>
       Object.entries(resources(core, 'AWS::SQS::Queue')).find(
-        ([, q]) => !!q.Properties.FifoQueue === fifo && q.Properties.RedrivePolicy,
+        ([id, q]) => !!q.Properties.FifoQueue === fifo && q.Properties.RedrivePolicy && !id.startsWith('PlatformEvents'),
       )![0];
+    const [events, eventsDead] = ['PlatformEvents', 'PlatformEventsDeadLetters'].map((name) =>
+      Object.keys(resources(core, 'AWS::SQS::Queue')).find((id) => id.replace(/[0-9A-F]{8}$/, '') === name)!,
+    );
+    // The functions whose changes make events queue them; the deliverer also dead-letters.
+    const eventsEnv = { EVENTS_QUEUE_URL: { Ref: events } };
     expect(env('verify-token')).toEqual({ STACK_NAME: 'chat-test', NOTIFICATIONS_TABLE: { Ref: table } });
-    expect(env('create-chat-token')).toEqual({ STACK_NAME: 'chat-test', NOTIFICATIONS_TABLE: { Ref: table } });
-    expect(env('token-routes')).toEqual({ STACK_NAME: 'chat-test', NOTIFICATIONS_TABLE: { Ref: table } });
+    expect(env('create-chat-token')).toEqual({ STACK_NAME: 'chat-test', NOTIFICATIONS_TABLE: { Ref: table }, ...eventsEnv });
+    expect(env('token-routes')).toEqual({ STACK_NAME: 'chat-test', NOTIFICATIONS_TABLE: { Ref: table }, ...eventsEnv });
+    expect(env('deliver-events')).toEqual({ STACK_NAME: 'chat-test', ...eventsEnv, EVENTS_DEAD_LETTER_QUEUE_URL: { Ref: eventsDead } });
     expect(env('verify-email')).toEqual({ STACK_NAME: 'chat-test', NOTIFICATIONS_TABLE: { Ref: table } });
     expect(env('enable-channel-notifications')).toEqual({
       STACK_NAME: 'chat-test',
@@ -67,12 +73,14 @@ describe('functions', () => {
       STACK_NAME: 'chat-test',
       NOTIFICATIONS_TABLE: { Ref: table },
       NOTIFY_DELAY_QUEUE_URL: { Ref: queue(false) },
+      ...eventsEnv,
     });
     const notify = env('notify');
     expect(notify).toMatchObject({
       STACK_NAME: 'chat-test',
       NOTIFICATIONS_TABLE: { Ref: table },
       NOTIFY_DELAY_QUEUE_URL: { Ref: queue(false) },
+      ...eventsEnv,
     });
     const [httpApi] = Object.keys(resources(core, 'AWS::ApiGatewayV2::Api'));
     expect(render(notify.NOTIFICATIONS_PUBLIC_URL)).toBe(`\${${httpApi}.ApiEndpoint}`);
@@ -130,6 +138,9 @@ describe('least privilege', () => {
         // Reads revocations.
         expect(onTable).toHaveLength(1);
         expect(onTable[0].Action).toEqual(['dynamodb:GetItem']);
+      } else if (crate === 'deliver-events') {
+        // Sends events; keeps no record.
+        expect(onTable).toHaveLength(0);
       } else if (crate === 'create-chat-token' || crate === 'token-routes') {
         // Ends the subscriptions of contexts it leaves: reads one, deletes it and its digest;
         // records each token and counts it (a Put and an Update in one transaction), and takes
@@ -170,10 +181,11 @@ describe('least privilege', () => {
     );
   });
 
-  test('the webhook only sends message events; the notifier consumes both queues and sends only delayed work; the platform API only sends sweeps', () => {
+  test('the webhook only sends message events; the notifier consumes both queues and sends only delayed work; the platform API only sends sweeps; events go one way', () => {
     const queues = resources(core, 'AWS::SQS::Queue');
-    const main = (fifo: boolean) =>
-      Object.keys(queues).find((id) => !!queues[id].Properties.FifoQueue === fifo && queues[id].Properties.RedrivePolicy)!;
+    const named = (name: string) => Object.keys(queues).find((id) => id.replace(/[0-9A-F]{8}$/, '') === name)!;
+    const main = (fifo: boolean) => named(fifo ? 'MessageEvents' : 'DigestFlushes');
+    const [events, eventsDead] = [named('PlatformEvents'), named('PlatformEventsDeadLetters')];
     const sqsRights = (crate: string) => {
       const rights: Record<string, string[]> = {};
       for (const s of statementsOf(core, `chat-test-${crate}`)) {
@@ -187,9 +199,11 @@ describe('least privilege', () => {
     const send = ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'];
     const consume = ['sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage'];
     expect(sqsRights('twilio-webhook')).toEqual({ [main(true)]: send });
-    expect(sqsRights('notify')).toEqual({ [main(true)]: consume, [main(false)]: [...consume, ...send].sort() });
-    expect(sqsRights('platform-api')).toEqual({ [main(false)]: send });
-    for (const crate of ['verify-token', 'create-chat-token', 'token-routes', 'enable-channel-notifications', 'verify-email']) {
+    expect(sqsRights('notify')).toEqual({ [main(true)]: consume, [main(false)]: [...consume, ...send].sort(), [events]: send });
+    expect(sqsRights('platform-api')).toEqual({ [main(false)]: send, [events]: send });
+    for (const crate of ['create-chat-token', 'token-routes']) expect(sqsRights(crate)).toEqual({ [events]: send });
+    expect(sqsRights('deliver-events')).toEqual({ [events]: [...consume, ...send].sort(), [eventsDead]: send });
+    for (const crate of ['verify-token', 'enable-channel-notifications', 'verify-email']) {
       expect(sqsRights(crate)).toEqual({});
     }
   });
@@ -228,16 +242,18 @@ describe('storage and queues', () => {
     expect(fifo.Properties.RedrivePolicy.maxReceiveCount).toBe(5);
     const dlq = queues[fifo.Properties.RedrivePolicy.deadLetterTargetArn['Fn::GetAtt'][0]];
     expect(dlq.Properties.FifoQueue).toBe(true);
-    const notify = resources(core, 'AWS::Lambda::Function')[functionId(core, 'chat-test-notify')];
-    for (const q of Object.values(queues).filter((q) => q.Properties.RedrivePolicy)) {
-      expect(q.Properties.VisibilityTimeout).toBeGreaterThanOrEqual(6 * notify.Properties.Timeout);
+    const timeout = (crate: string) =>
+      resources(core, 'AWS::Lambda::Function')[functionId(core, `chat-test-${crate}`)].Properties.Timeout;
+    for (const [id, q] of Object.entries(queues).filter(([, q]) => q.Properties.RedrivePolicy)) {
+      const consumer = id.startsWith('PlatformEvents') ? 'deliver-events' : 'notify';
+      expect(q.Properties.VisibilityTimeout).toBeGreaterThanOrEqual(6 * timeout(consumer));
     }
   });
 
-  test('every queue is encrypted, refuses plain HTTP, and the two work queues have dead-letter queues', () => {
+  test('every queue is encrypted, refuses plain HTTP, and the three work queues have dead-letter queues', () => {
     const queues = resources(core, 'AWS::SQS::Queue');
-    expect(Object.keys(queues)).toHaveLength(4);
-    expect(Object.values(queues).filter((q) => q.Properties.RedrivePolicy)).toHaveLength(2);
+    expect(Object.keys(queues)).toHaveLength(6);
+    expect(Object.values(queues).filter((q) => q.Properties.RedrivePolicy)).toHaveLength(3);
     for (const q of Object.values(queues)) expect(q.Properties.SqsManagedSseEnabled).toBe(true);
     const policies = Object.values(resources(core, 'AWS::SQS::QueuePolicy'));
     const denied = policies.flatMap((p) =>
@@ -248,11 +264,14 @@ describe('storage and queues', () => {
     expect(denied.sort()).toEqual(Object.keys(queues).sort());
   });
 
-  test('the notifier reads both queues in batches and reports partial failures', () => {
+  test('the notifier reads both its queues, the deliverer the events queue, in batches reporting partial failures', () => {
     const mappings = Object.values(resources(core, 'AWS::Lambda::EventSourceMapping'));
-    expect(mappings).toHaveLength(2);
+    expect(mappings).toHaveLength(3);
+    const consumers = mappings.map((m) => m.Properties.FunctionName.Ref).sort();
+    expect(consumers).toEqual(
+      [functionId(core, 'chat-test-notify'), functionId(core, 'chat-test-notify'), functionId(core, 'chat-test-deliver-events')].sort(),
+    );
     for (const m of mappings) {
-      expect(m.Properties.FunctionName.Ref).toBe(functionId(core, 'chat-test-notify'));
       expect(m.Properties.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
       expect(m.Properties.BatchSize).toBe(10);
     }
@@ -368,7 +387,7 @@ describe('alarms', () => {
     expect(watched('ApproximateNumberOfMessagesVisible')).toEqual(deadLetters.map((q) => [q, 1]).sort());
     expect(watched('ApproximateAgeOfOldestMessage')).toEqual(work.map((q) => [q, 1800]).sort());
     // And the seven service alarms below.
-    expect(alarms).toHaveLength(11);
+    expect(alarms).toHaveLength(13);
     expect(Object.keys(resources(core, 'AWS::SNS::Subscription'))).toEqual([]);
   });
 
@@ -493,7 +512,7 @@ describe('alarms', () => {
       .sort();
     expect(perFunction).toEqual([...CORE_FUNCTIONS].sort());
     expect(body.widgets[0].type).toBe('alarm');
-    expect(body.widgets[0].properties.alarms).toHaveLength(11);
+    expect(body.widgets[0].properties.alarms).toHaveLength(13);
   });
 
   test('alarmEmail subscribes an address to the alarm topic', () => {

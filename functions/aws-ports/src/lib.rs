@@ -70,7 +70,7 @@ fn sqs(config: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {
 /// The events queue, when `EVENTS_QUEUE_URL` names one.
 pub fn event_queue_from_env(
     config: &aws_config::SdkConfig,
-) -> Option<Arc<dyn context_chat::notifications::Queue>> {
+) -> Option<Arc<dyn context_chat::events::EventQueue>> {
     let url = var(EVENTS_QUEUE_ENV)?;
     let queues = EventQueues {
         url,

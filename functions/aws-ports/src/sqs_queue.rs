@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::DisplayErrorContext;
+use context_chat::events::{Delivery, EventQueue};
 use context_chat::notifications::{Queue, QueueMessage};
 use context_chat::{ChatError, Result};
 use futures_util::future::BoxFuture;
@@ -42,6 +43,13 @@ impl SqsQueue {
     pub fn with_events(mut self, events: Option<EventQueues>) -> Self {
         self.events = events;
         self
+    }
+
+    fn events_url(&self) -> Result<&str> {
+        self.events
+            .as_ref()
+            .map(|e| e.url.as_str())
+            .ok_or_else(|| missing(crate::EVENTS_QUEUE_ENV))
     }
 
     async fn send(&self, url: &str, message: &QueueMessage, delay: Duration) -> Result<()> {
@@ -100,11 +108,7 @@ impl Queue for SqsQueue {
     fn later(&self, message: QueueMessage, delay: Duration) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             let url = match &message {
-                QueueMessage::Event(_) => self
-                    .events
-                    .as_ref()
-                    .map(|e| e.url.as_str())
-                    .ok_or_else(|| missing(crate::EVENTS_QUEUE_ENV))?,
+                QueueMessage::Event(_) => self.events_url()?,
                 _ => self
                     .delay_queue_url
                     .as_deref()
@@ -113,9 +117,16 @@ impl Queue for SqsQueue {
             self.send(url, &message, delay).await
         })
     }
+}
 
-    fn dead_letter(&self, message: QueueMessage) -> BoxFuture<'_, Result<()>> {
+impl EventQueue for SqsQueue {
+    fn send_event(&self, delivery: Delivery, delay: Duration) -> BoxFuture<'_, Result<()>> {
+        self.later(QueueMessage::Event(delivery), delay)
+    }
+
+    fn dead_letter(&self, delivery: Delivery) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
+            let message = QueueMessage::Event(delivery);
             let url = self
                 .events
                 .as_ref()

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use futures_util::future::BoxFuture;
+
 use crate::error::{ChatError, Result};
-use crate::events::{Emitter, Event};
 use crate::metrics::{self, Counter};
 use crate::names::Role;
 use crate::store::{Created, Key, Store, Stored, context_partition};
@@ -104,22 +105,33 @@ pub struct Changed<'a> {
     pub roles: &'a [(String, Role)],
 }
 
+/// Hears every change the log records (the events to the platform), with its cause.
+pub trait ChangeListener: Send + Sync {
+    fn changed<'a>(
+        &'a self,
+        identity: &'a str,
+        changes: Changed<'a>,
+        cause: &'a Cause,
+        at_ms: u64,
+    ) -> BoxFuture<'a, ()>;
+}
+
 pub struct AccessLog {
     store: Arc<dyn Store>,
     /// Joins and leaves also go to the platform as events, with the same cause.
-    events: Option<Emitter>,
+    listener: Option<Arc<dyn ChangeListener>>,
 }
 
 impl AccessLog {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
             store,
-            events: None,
+            listener: None,
         }
     }
 
-    pub fn with_events(mut self, events: Emitter) -> Self {
-        self.events = Some(events);
+    pub fn with_listener(mut self, listener: Arc<dyn ChangeListener>) -> Self {
+        self.listener = Some(listener);
         self
     }
 
@@ -169,24 +181,6 @@ impl AccessLog {
                 at_ms,
                 cause: cause.clone(),
             });
-        let events: Vec<Event> = match &self.events {
-            Some(_) => changes
-                .joined
-                .iter()
-                .map(|c| Event::membership(true, c, identity, cause))
-                .chain(
-                    changes
-                        .left
-                        .iter()
-                        .map(|c| Event::membership(false, c, identity, cause)),
-                )
-                .map(|mut e| {
-                    e.at_ms = at_ms;
-                    e
-                })
-                .collect(),
-            None => Vec::new(),
-        };
         let keep_until = at_ms / 1000 + u64::from(retention_days) * DAY_SECS;
         let docs: Vec<(Key, Stored)> = entries
             .filter_map(|entry| {
@@ -212,8 +206,8 @@ impl AccessLog {
             }
         };
         let emitted = async {
-            if let Some(emitter) = &self.events {
-                emitter.emit(events).await;
+            if let Some(listener) = &self.listener {
+                listener.changed(identity, changes, cause, at_ms).await;
             }
         };
         tokio::join!(written, emitted);

@@ -9,12 +9,12 @@ use crate::access_log::AccessLog;
 use crate::context_token::JwksPolicy;
 use crate::error::Result;
 use crate::events::delivery::{Deliverer, DeliveryPolicy};
-use crate::events::{Emitter, EventJournal};
+use crate::events::{Emitter, EventJournal, EventQueue};
 use crate::ledger::Ledger;
 use crate::notifications::Channels;
 use crate::notifications::notifier::Notifier;
 use crate::notifications::service::EndsAccess;
-use crate::notifications::{NotificationService, NotifyOptions, Ports, Queue, QueueMessage};
+use crate::notifications::{NotificationService, NotifyOptions, Ports, QueueMessage};
 use crate::platform::PlatformService;
 use crate::revocations::Revocations;
 use crate::settings::SettingsSource;
@@ -72,7 +72,7 @@ pub struct AppBuilder {
     options: AppOptions,
     ports: Option<Ports>,
     /// Where events to the platform are queued (and re-queued by the deliverer).
-    event_queue: Option<Arc<dyn Queue>>,
+    event_queue: Option<Arc<dyn EventQueue>>,
     lending: Lending,
 }
 
@@ -86,7 +86,7 @@ impl AppBuilder {
 
     /// The queue of events to the platform (`events`): SQS's events queue, local mode's
     /// embedded queue.
-    pub fn event_queue(mut self, queue: Arc<dyn Queue>) -> Self {
+    pub fn event_queue(mut self, queue: Arc<dyn EventQueue>) -> Self {
         self.event_queue = Some(queue);
         self
     }
@@ -141,7 +141,7 @@ impl AppBuilder {
         });
         let emitter = Emitter::new(settings.clone(), self.event_queue.clone(), journal.clone());
         let access_log = self.ports.as_ref().map(|ports| {
-            Arc::new(AccessLog::new(ports.store.clone()).with_events(emitter.clone()))
+            Arc::new(AccessLog::new(ports.store.clone()).with_listener(Arc::new(emitter.clone())))
         });
         let tokens = Arc::new(
             TokenService::new(

@@ -11,11 +11,10 @@ use serde_json::json;
 use url::Url;
 
 use super::signing::SigningKey;
-use super::{Delivery, EventJournal, EventSettings};
+use super::{Delivery, EventJournal, EventQueue, EventSettings};
 use crate::error::Result;
 use crate::feature::Feature;
 use crate::metrics::{self, Counter};
-use crate::notifications::{Queue, QueueMessage};
 use crate::settings::{Param, Section, Settings};
 use crate::settings_holder::SettingsHolder;
 
@@ -90,7 +89,7 @@ pub enum Outcome {
 
 pub struct Deliverer {
     settings: Arc<SettingsHolder>,
-    queue: Option<Arc<dyn Queue>>,
+    queue: Option<Arc<dyn EventQueue>>,
     journal: Option<EventJournal>,
     policy: DeliveryPolicy,
     http: OnceLock<reqwest::Client>,
@@ -99,7 +98,7 @@ pub struct Deliverer {
 impl Deliverer {
     pub fn new(
         settings: Arc<SettingsHolder>,
-        queue: Option<Arc<dyn Queue>>,
+        queue: Option<Arc<dyn EventQueue>>,
         journal: Option<EventJournal>,
         policy: DeliveryPolicy,
     ) -> Self {
@@ -156,9 +155,7 @@ impl Deliverer {
         let delay = self.policy.delay(delivery.attempt);
         let waited = crate::clock::now_unix().saturating_sub(delivery.first_at);
         if Duration::from_secs(waited) + delay > self.policy.give_up_after {
-            queue
-                .dead_letter(QueueMessage::Event(delivery.clone()))
-                .await?;
+            queue.dead_letter(delivery.clone()).await?;
             metrics::count(Counter::EventsDeadLettered);
             tracing::error!(id = %delivery.id, kind = %delivery.kind, attempts = delivery.attempt, failure, "event dead-lettered: the platform did not take it within a day");
             self.journal(delivery, "deadLettered", json!({"failure": failure}));
@@ -168,7 +165,7 @@ impl Deliverer {
             attempt: delivery.attempt + 1,
             ..delivery.clone()
         };
-        queue.later(QueueMessage::Event(next), delay).await?;
+        queue.send_event(next, delay).await?;
         tracing::warn!(id = %delivery.id, kind = %delivery.kind, attempt = delivery.attempt, failure, retry_in_ms = delay.as_millis() as u64, "event not taken; will try again");
         self.journal(
             delivery,

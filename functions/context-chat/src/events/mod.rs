@@ -18,11 +18,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::access_log::Cause;
+use futures_util::future::BoxFuture;
+
+use crate::access_log::{Cause, ChangeListener, Changed};
 use crate::error::Result;
 use crate::feature::Feature;
 use crate::metrics::{self, Counter};
-use crate::notifications::{Queue, QueueMessage};
 use crate::settings::{Param, Section, Settings};
 use crate::settings_holder::SettingsHolder;
 
@@ -166,6 +167,17 @@ pub struct Delivery {
     pub first_at: u64,
 }
 
+/// Where events wait to be sent: SQS's events queue in the cloud, local mode's embedded
+/// queue (whose worker hands them back to the app).
+pub trait EventQueue: Send + Sync {
+    /// Queues `delivery` to be sent after `delay` (at most 15 minutes on SQS).
+    fn send_event(&self, delivery: Delivery, delay: Duration) -> BoxFuture<'_, Result<()>>;
+
+    /// Keeps an event that will never be sent where an operator finds it (the events'
+    /// dead-letter queue; local mode has only its log and journal).
+    fn dead_letter(&self, delivery: Delivery) -> BoxFuture<'_, Result<()>>;
+}
+
 /// What the emitting processes read of `platform/events*`: where events go (they are on
 /// when it is set) and whether messages' texts go with them.
 #[derive(Debug, Clone)]
@@ -228,14 +240,14 @@ impl EventJournal {
 #[derive(Clone)]
 pub struct Emitter {
     settings: Arc<SettingsHolder>,
-    queue: Option<Arc<dyn Queue>>,
+    queue: Option<Arc<dyn EventQueue>>,
     journal: Option<EventJournal>,
 }
 
 impl Emitter {
     pub fn new(
         settings: Arc<SettingsHolder>,
-        queue: Option<Arc<dyn Queue>>,
+        queue: Option<Arc<dyn EventQueue>>,
         journal: Option<EventJournal>,
     ) -> Self {
         Self {
@@ -286,7 +298,7 @@ impl Emitter {
                     attempt: 1,
                     first_at: now,
                 };
-                queue.later(QueueMessage::Event(delivery), Duration::ZERO).await
+                queue.send_event(delivery, Duration::ZERO).await
             }
         }))
         .await;
@@ -300,5 +312,27 @@ impl Emitter {
                 }
             }
         }
+    }
+}
+
+/// The access log's joins and leaves, as `membership.joined` and `membership.left`.
+impl ChangeListener for Emitter {
+    fn changed<'a>(
+        &'a self,
+        identity: &'a str,
+        changes: Changed<'a>,
+        cause: &'a Cause,
+        at_ms: u64,
+    ) -> BoxFuture<'a, ()> {
+        let joined = changes.joined.iter().map(|c| (true, c));
+        let left = changes.left.iter().map(|c| (false, c));
+        let events = joined
+            .chain(left)
+            .map(|(joined, context)| Event {
+                at_ms,
+                ..Event::membership(joined, context, identity, cause)
+            })
+            .collect();
+        Box::pin(self.emit(events))
     }
 }

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use super::address::Address;
 use super::webhook::{MessageEvent, SmsReply};
 use crate::error::{ChatError, Result};
+use crate::events::{Delivery, EventQueue};
 
 /// What the notifier is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,20 +105,15 @@ impl QueueMessage {
 /// The `kind`s of [`QueueMessage`] on the wire.
 const KINDS: &[&str] = &["message", "flush", "sweep", "smsReply", "event"];
 
-pub trait Queue: Send + Sync {
+/// Every queue also carries events to the platform (`events::EventQueue`), so that a process
+/// hands one queue to both.
+pub trait Queue: EventQueue {
     /// Queues what the webhook read (a message event, an SMS reply): in order per
     /// conversation or number, once per message SID ([`QueueMessage::ordering`]).
     fn enqueue<'a>(&'a self, message: &'a QueueMessage) -> BoxFuture<'a, Result<()>>;
 
     /// Queues `message` to be handled after `delay` (a flush, a sweep).
     fn later(&self, message: QueueMessage, delay: Duration) -> BoxFuture<'_, Result<()>>;
-
-    /// Keeps a message that will never be handled (an event the platform did not take in a
-    /// day) where an operator finds it: the events' dead-letter queue in the cloud.
-    fn dead_letter(&self, message: QueueMessage) -> BoxFuture<'_, Result<()>> {
-        drop(message);
-        Box::pin(async { Err(crate::feature::not_configured("The dead-letter queue")) })
-    }
 
     /// Queues a flush to be handled after `delay`.
     fn schedule(
@@ -219,9 +215,16 @@ impl Queue for LocalQueue {
         });
         Box::pin(async { Ok(()) })
     }
+}
+
+/// Events go through the one worker too; it hands them back to the app's deliverer.
+impl EventQueue for LocalQueue {
+    fn send_event(&self, delivery: Delivery, delay: Duration) -> BoxFuture<'_, Result<()>> {
+        self.later(QueueMessage::Event(delivery), delay)
+    }
 
     /// Local mode keeps nothing for an operator: the log (and the events journal) say it.
-    fn dead_letter(&self, _message: QueueMessage) -> BoxFuture<'_, Result<()>> {
+    fn dead_letter(&self, _delivery: Delivery) -> BoxFuture<'_, Result<()>> {
         Box::pin(async { Ok(()) })
     }
 }

@@ -332,7 +332,11 @@ async fn deploying_over_the_old_integrations_parameters_makes_the_missing_secret
             "{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        for made in ["notifications/linkSecret", "webhook/pathSecret"] {
+        for made in [
+            "notifications/linkSecret",
+            "webhook/pathSecret",
+            "platform/eventsSecret",
+        ] {
             let line = format!("{said} /{stack}/{made}");
             assert!(stdout.contains(&line), "{stdout}");
         }
@@ -351,9 +355,12 @@ async fn deploying_over_the_old_integrations_parameters_makes_the_missing_secret
     );
     assert!(link.1.len() >= 43 && path.1.len() >= 43, "256 random bits");
     assert_ne!(link.1, path.1);
+    // Standard Webhooks' form, which the platform's library reads.
+    let events = made("/platform/eventsSecret");
+    assert!(events.1.starts_with("whsec_") && events.1.len() == 50, "{}", events.1);
     let rest: Vec<_> = after
         .iter()
-        .filter(|p| **p != link && **p != path)
+        .filter(|p| **p != link && **p != path && **p != events)
         .cloned()
         .collect();
     assert_eq!(rest, before, "nothing else changed");
