@@ -51,7 +51,7 @@ impl DynamoStore {
         partition: &str,
         sort_prefix: &str,
         newest: Option<usize>,
-    ) -> Result<Vec<Stored>> {
+    ) -> Result<Vec<(String, Stored)>> {
         let mut request = self
             .client
             .query()
@@ -73,7 +73,11 @@ impl DynamoStore {
             && let Some(item) = pages.next().await
         {
             let item = item.map_err(|e| self.failed("Query", e))?;
-            found.extend(stored(item, now));
+            let sort = match item.get(SK) {
+                Some(AttributeValue::S(sort)) => sort.clone(),
+                _ => String::new(),
+            };
+            found.extend(stored(item, now).map(|doc| (sort, doc)));
         }
         found.truncate(limit);
         Ok(found)
@@ -256,7 +260,10 @@ impl Store for DynamoStore {
         sort_prefix: &'a str,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Stored>>> {
-        Box::pin(self.live_items(partition, sort_prefix, Some(limit)))
+        Box::pin(async move {
+            let found = self.live_items(partition, sort_prefix, Some(limit)).await?;
+            Ok(found.into_iter().map(|(_, doc)| doc).collect())
+        })
     }
 
     fn query<'a>(
@@ -264,6 +271,17 @@ impl Store for DynamoStore {
         partition: &'a str,
         sort_prefix: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Stored>>> {
+        Box::pin(async move {
+            let found = self.live_items(partition, sort_prefix, None).await?;
+            Ok(found.into_iter().map(|(_, doc)| doc).collect())
+        })
+    }
+
+    fn query_keyed<'a>(
+        &'a self,
+        partition: &'a str,
+        sort_prefix: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(String, Stored)>>> {
         Box::pin(self.live_items(partition, sort_prefix, None))
     }
 }

@@ -152,6 +152,9 @@ fn configure(connection: &Connection) -> rusqlite::Result<()> {
     connection.pragma_update(None, "journal_mode", "WAL")?;
     // Every acknowledged write is on disk, not only in the WAL's page cache.
     connection.pragma_update(None, "synchronous", "FULL")?;
+    // A deleted record's bytes are overwritten, not left in free pages: erasure (issue 35)
+    // removes a person's addresses from the file, not only from the table.
+    connection.pragma_update(None, "secure_delete", "ON")?;
     let version: i64 = connection.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version < SCHEMA_VERSION {
         connection.execute_batch(
@@ -394,6 +397,38 @@ impl Store for SqliteStore {
                 let (doc, expires_at) = row?;
                 if live(expires_at, now) {
                     found.push(doc);
+                }
+            }
+            Ok(found)
+        }))
+    }
+
+    /// Writes the WAL back into the file and empties it, so that the old page images of
+    /// erased records are gone from both.
+    fn forget_deleted(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.with(|c| c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))))
+    }
+
+    fn query_keyed<'a>(
+        &'a self,
+        partition: &'a str,
+        sort_prefix: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(String, Stored)>>> {
+        let (pk, prefix) = (partition.to_owned(), sort_prefix.to_owned());
+        Box::pin(self.with(move |c| {
+            let now = now_unix();
+            let mut statement = c.prepare_cached(
+                "SELECT version, expires_at, fields, sk FROM documents \
+                 WHERE pk = ?1 AND substr(sk, 1, length(?2)) = ?2 ORDER BY sk",
+            )?;
+            let rows = statement.query_map(params![pk, prefix], |row| {
+                Ok((row_to_stored(row)?, row.get::<_, String>(3)?))
+            })?;
+            let mut found = Vec::new();
+            for row in rows {
+                let ((doc, expires_at), sort) = row?;
+                if live(expires_at, now) {
+                    found.push((sort, doc));
                 }
             }
             Ok(found)

@@ -151,6 +151,23 @@ pub trait Store: Send + Sync {
         docs: Vec<(Key, Stored)>,
     ) -> BoxFuture<'a, Result<Created>>;
 
+    /// After an erasure: makes sure no copy of deleted records is left behind where the store
+    /// keeps them (the embedded store's write-ahead log). DynamoDB keeps none to clear.
+    fn forget_deleted(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// As [`Store::query`], each document with its sort key: what export and erasure need to
+    /// name, remove or move records they did not write.
+    fn query_keyed<'a>(
+        &'a self,
+        partition: &'a str,
+        sort_prefix: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(String, Stored)>>> {
+        let _ = (partition, sort_prefix);
+        Box::pin(async { Err(ChatError::internal("This store cannot list keys.")) })
+    }
+
     /// The live documents of `partition` whose sort key starts with `sort_prefix`, the
     /// greatest sort key first, at most `limit` of them.
     fn latest<'a>(

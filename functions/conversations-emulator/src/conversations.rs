@@ -132,14 +132,39 @@ impl Emulator {
         path: &str,
     ) -> Response {
         let mut state = self.state();
+        let new_state = field(form, "State");
+        if new_state.is_some_and(|s| !["active", "inactive", "closed"].contains(&s)) {
+            return twilio_error(400, 20001, "State must be active, inactive or closed");
+        }
+        let unique_name = field(form, "UniqueName");
+        if let Some(name) = unique_name
+            && state.conversation(name).is_some_and(|other| {
+                other.sid != conversation && other.unique_name.as_deref() != Some(conversation)
+            })
+        {
+            return twilio_error(
+                409,
+                50353,
+                "Conversation with provided unique name already exists",
+            );
+        }
         let Some(c) = state.conversation_mut(conversation) else {
             return not_found(path);
         };
+        if c.is_closed() {
+            return closed();
+        }
         if let Some(attributes) = field(form, "Attributes") {
             c.attributes = attributes.into();
         }
         if let Some(name) = field(form, "FriendlyName") {
             c.friendly_name = Some(name.into());
+        }
+        if let Some(name) = unique_name {
+            c.unique_name = Some(name.into());
+        }
+        if let Some(new_state) = new_state {
+            c.state = new_state.into();
         }
         let c = c.clone();
         json_response(200, self.conversation_json(&c))
@@ -181,6 +206,9 @@ impl Emulator {
             let Some(c) = state.conversation(conversation) else {
                 return not_found(path);
             };
+            if c.is_closed() {
+                return closed();
+            }
             let key = format!("participant:{}:{identity}", c.sid);
             if c.participants.iter().any(|p| p.identity == identity)
                 || state.creating.contains(&key)
@@ -299,4 +327,13 @@ impl Emulator {
         self.membership_changed(&sid, &gone.identity, false);
         StatusCode::NO_CONTENT.into_response()
     }
+}
+
+/// Twilio's answer to any change of a closed conversation.
+pub(crate) fn closed() -> Response {
+    twilio_error(
+        400,
+        50377,
+        "Can't update conversation as it's in final closed state",
+    )
 }

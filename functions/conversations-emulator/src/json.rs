@@ -59,7 +59,7 @@ impl Emulator {
             "unique_name": c.unique_name,
             "friendly_name": c.friendly_name,
             "attributes": c.attributes,
-            "state": "active",
+            "state": c.state,
             "date_created": "2026-11-22T00:00:00Z",
             "date_updated": "2026-11-22T00:00:00Z",
             "timers": {},

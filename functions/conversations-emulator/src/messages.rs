@@ -81,6 +81,9 @@ impl Emulator {
         let Some(c) = state.conversation_mut(conversation) else {
             return Ok(None);
         };
+        if c.is_closed() {
+            return Err(crate::conversations::closed());
+        }
         let author = new.author.unwrap_or("system").to_owned();
         let message = MessageRec {
             sid,
@@ -179,5 +182,30 @@ impl Emulator {
                 "channel_metadata": format!("{url}/ChannelMetadata"),
             },
         })
+    }
+}
+
+impl Emulator {
+    /// `DELETE …/Messages/{IM…}` (the REST resource: any message, as the account may);
+    /// participants hear `messageRemoved`.
+    pub(crate) fn delete_message(&self, conversation: &str, message: &str, path: &str) -> Response {
+        let removed = {
+            let mut state = self.state();
+            let Some(c) = state.conversation_mut(conversation) else {
+                return not_found(path);
+            };
+            let Some(at) = c.messages.iter().position(|m| m.sid == message) else {
+                return not_found(path);
+            };
+            let gone = c.messages.remove(at);
+            (c.sid.clone(), gone.index)
+        };
+        let (sid, index) = removed;
+        self.unpersist_message(&sid, index);
+        self.tell(Event::MessageRemoved {
+            conversation: sid,
+            index,
+        });
+        axum::response::IntoResponse::into_response(axum::http::StatusCode::NO_CONTENT)
     }
 }

@@ -85,6 +85,7 @@ fn without_messages(c: &ConversationRec) -> ConversationRec {
         friendly_name: c.friendly_name.clone(),
         attributes: c.attributes.clone(),
         participants: c.participants.clone(),
+        state: c.state.clone(),
         messages: vec![],
     }
 }

@@ -45,6 +45,7 @@ impl Emulator {
                 self.create_message(c, form, webhook_enabled, path).await
             }
             ("GET", ["Conversations", c, "Messages", m]) => self.fetch_message(c, m, path),
+            ("DELETE", ["Conversations", c, "Messages", m]) => self.delete_message(c, m, path),
             ("GET", ["Roles"]) => self.list_roles(path),
             ("POST", ["Roles"]) => self.create_role(form),
             ("POST", ["Roles", role]) => self.update_role(role, form, path),

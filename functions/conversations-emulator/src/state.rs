@@ -28,10 +28,17 @@ pub struct ConversationRec {
     pub friendly_name: Option<String>,
     pub attributes: String,
     pub participants: Vec<ParticipantRec>,
+    /// `active`, `inactive` or `closed` (final: Twilio refuses any change after it, 50377).
+    #[serde(default = "active")]
+    pub state: String,
     /// In index order; an index is never given twice, even after a delete. Stored apart
     /// (a row each), not in the snapshot.
     #[serde(skip)]
     pub messages: Vec<MessageRec>,
+}
+
+fn active() -> String {
+    "active".into()
 }
 
 impl ConversationRec {
@@ -43,8 +50,13 @@ impl ConversationRec {
             unique_name,
             attributes,
             participants: vec![],
+            state: active(),
             messages: vec![],
         }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state == "closed"
     }
 
     /// The index the next message gets.

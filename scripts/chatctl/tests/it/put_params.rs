@@ -357,7 +357,11 @@ async fn deploying_over_the_old_integrations_parameters_makes_the_missing_secret
     assert_ne!(link.1, path.1);
     // Standard Webhooks' form, which the platform's library reads.
     let events = made("/platform/eventsSecret");
-    assert!(events.1.starts_with("whsec_") && events.1.len() == 50, "{}", events.1);
+    assert!(
+        events.1.starts_with("whsec_") && events.1.len() == 50,
+        "{}",
+        events.1
+    );
     let rest: Vec<_> = after
         .iter()
         .filter(|p| **p != link && **p != path && **p != events)
