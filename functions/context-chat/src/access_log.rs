@@ -37,8 +37,10 @@ pub enum Cause {
     },
     /// A platform client's `syncIdentity`.
     Sync { client: String },
-    /// A platform client's `revokeIdentity`.
+    /// A platform client's `revokeIdentity` (or `eraseIdentity`, which revokes).
     Revoke { client: String },
+    /// A platform client's `archiveContext`: the room was closed.
+    Archive { client: String },
     /// The second sweep after a sync or a revocation, undoing a join that raced it.
     Sweep,
 }

@@ -160,7 +160,8 @@ impl AppBuilder {
             .with_sweeps(sweeps, sweep_after)
             .with_access_log(access_log)
             .with_role_book(role_book)
-            .with_events(emitter.clone());
+            .with_events(emitter.clone())
+            .with_store(self.ports.as_ref().map(|p| p.store.clone()));
         let notifications = self.ports.zip(channels).map(|(ports, channels)| {
             let notifier = Notifier::new(settings.clone(), ports, channels, options.notify)
                 .with_events(emitter);

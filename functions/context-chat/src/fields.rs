@@ -109,6 +109,18 @@ impl Argument for Option<i32> {
     }
 }
 
+impl Argument for Option<bool> {
+    fn take(value: Option<&Value>, name: &str) -> Result<Self> {
+        match value {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(ChatError::bad_request(format!(
+                "{name} must be true or false."
+            ))),
+        }
+    }
+}
+
 impl Argument for i32 {
     fn take(value: Option<&Value>, name: &str) -> Result<Self> {
         <Option<i32> as Argument>::take(value, name)?
@@ -345,6 +357,107 @@ arguments! { TokenIssuancesArgs { identity: String = "identity", limit: Option<i
 
 arguments! { UpdateContextArgs { context: String = "context", title: String = "title" } }
 
+arguments! {
+    EraseIdentityArgs { identity: String = "identity", delete_messages: Option<bool> = "deleteMessages" }
+}
+
+/// A JSON document, as AppSync's `AWSJSON` carries it: its text.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct AwsJson(pub String);
+
+#[cfg(feature = "graphql")]
+#[async_graphql::Scalar(name = "AWSJSON")]
+impl async_graphql::ScalarType for AwsJson {
+    fn parse(value: async_graphql::Value) -> async_graphql::InputValueResult<Self> {
+        match value {
+            async_graphql::Value::String(s) => Ok(AwsJson(s)),
+            other => Err(async_graphql::InputValueError::expected_type(other)),
+        }
+    }
+
+    fn to_value(&self) -> async_graphql::Value {
+        async_graphql::Value::String(self.0.clone())
+    }
+}
+
+fn aws_json(value: &Value) -> AwsJson {
+    AwsJson(value.to_string())
+}
+
+/// What `eraseIdentity` did.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
+#[cfg_attr(feature = "graphql", graphql(directive = directives::aws_oidc::apply()))]
+pub struct EraseResult {
+    /// What the ledger and access log now name the identity by.
+    pub pseudonym: String,
+    /// The contexts whose rooms it left.
+    pub left: Vec<String>,
+    pub records_deleted: i64,
+    /// Ledger and access-log records kept for audit, under the pseudonym.
+    pub records_pseudonymized: i64,
+    pub messages_deleted: i64,
+    /// Nothing was left to erase: nothing changed.
+    pub already_erased: bool,
+}
+
+/// What `archiveContext` did, and the archive: the room's title, participants and every
+/// message, as JSON.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject))]
+#[cfg_attr(feature = "graphql", graphql(directive = directives::aws_oidc::apply()))]
+pub struct ArchiveResult {
+    pub context: String,
+    /// The unique name the closed conversation keeps at Twilio.
+    pub archived_name: String,
+    pub participants: Vec<String>,
+    pub messages: i64,
+    pub archive: AwsJson,
+}
+
+pub async fn export_identity(app: &App, auth: Option<&str>, a: IdentityArgs) -> Result<AwsJson> {
+    let export = app.platform().export_identity(auth, &a.identity).await?;
+    Ok(aws_json(&export))
+}
+
+pub async fn erase_identity(
+    app: &App,
+    auth: Option<&str>,
+    a: EraseIdentityArgs,
+) -> Result<EraseResult> {
+    let deleting = a.delete_messages.unwrap_or(false);
+    let r = app
+        .platform()
+        .erase_identity(auth, &a.identity, deleting)
+        .await?;
+    Ok(EraseResult {
+        pseudonym: r.pseudonym,
+        left: r.left,
+        records_deleted: int(r.records_deleted as u64),
+        records_pseudonymized: int(r.records_pseudonymized as u64),
+        messages_deleted: int(r.messages_deleted as u64),
+        already_erased: r.already_erased,
+    })
+}
+
+pub async fn archive_context(
+    app: &App,
+    auth: Option<&str>,
+    a: ContextArgs,
+) -> Result<ArchiveResult> {
+    let r = app.platform().archive_context(auth, &a.context).await?;
+    Ok(ArchiveResult {
+        context: r.context,
+        archived_name: r.archived_name,
+        participants: r.participants,
+        messages: int(r.messages as u64),
+        archive: aws_json(&r.archive),
+    })
+}
+
 arguments! { ContextAccessArgs { context: String = "context", from: i32 = "from", to: i32 = "to" } }
 
 /// Why a membership began or ended: `token` (with the chat token's ledger `xid`, and the
@@ -388,6 +501,10 @@ impl From<Cause> for AccessCause {
             }
             Cause::Revoke { client } => {
                 out.kind = "revoke".into();
+                out.client = Some(client);
+            }
+            Cause::Archive { client } => {
+                out.kind = "archive".into();
                 out.client = Some(client);
             }
             Cause::Sweep => out.kind = "sweep".into(),
@@ -705,6 +822,9 @@ group!(
         "contextMembers" => ContextMembers(a: ContextArgs) => context_members(app, auth, a),
         "unreadCounts" => UnreadCounts(a: IdentityArgs) => unread_counts(app, auth, a),
         "contextAccess" => ContextAccess(a: ContextAccessArgs) => context_access(app, auth, a),
+        "exportIdentity" => ExportIdentity(a: IdentityArgs) => export_identity(app, auth, a),
+        "eraseIdentity" => EraseIdentity(a: EraseIdentityArgs) => erase_identity(app, auth, a),
+        "archiveContext" => ArchiveContext(a: ContextArgs) => archive_context(app, auth, a),
         "updateContext" => UpdateContext(a: UpdateContextArgs) => update_context(app, auth, a),
         "syncIdentity" => SyncIdentity(a: SyncIdentityArgs) => sync_identity(app, auth, a),
         "revokeIdentity" => RevokeIdentity(a: IdentityArgs) => revoke_identity(app, auth, a),

@@ -227,9 +227,14 @@ pub fn sdl(fields: Fields) -> String {
     };
     let mut kept: Vec<&str> = Vec::new();
     for line in full.lines() {
-        if ["directive @include", "directive @skip", "directive @aws_"]
-            .iter()
-            .any(|d| line.starts_with(d))
+        if [
+            "directive @include",
+            "directive @skip",
+            "directive @aws_",
+            "scalar AWSJSON",
+        ]
+        .iter()
+        .any(|d| line.starts_with(d))
         {
             if kept.last().is_some_and(|l| l.starts_with('"')) {
                 kept.pop();
@@ -560,6 +565,26 @@ impl PlatformQuery {
         .map_err(|e| e.extend())
     }
 
+    /// Everything stored about the identity, as one JSON document: its rooms, and every record
+    /// (subscriptions and their addresses, phone records, confirmations, ledger, revocation,
+    /// access log) with where it is kept.
+    #[graphql(directive = aws_oidc::apply())]
+    async fn export_identity(
+        &self,
+        ctx: &Context<'_>,
+        identity: ID,
+    ) -> async_graphql::Result<fields::AwsJson> {
+        fields::export_identity(
+            app(ctx),
+            authorization(ctx),
+            fields::IdentityArgs {
+                identity: identity.0,
+            },
+        )
+        .await
+        .map_err(|e| e.extend())
+    }
+
     /// The ledger's record of a minted token, by its transaction id (and identity: an id is
     /// unique per identity; without one, `Conflict` where identities share it); null when
     /// unknown.
@@ -641,6 +666,46 @@ impl PlatformMutation {
             app(ctx),
             authorization(ctx),
             fields::UpdateContextArgs { context, title },
+        )
+        .await
+        .map_err(|e| e.extend())
+    }
+
+    /// Erases the identity: revoked, out of every room, its subscriptions, addresses, numbers
+    /// and codes deleted, its ledger and access-log records kept under a keyed hash; with
+    /// `deleteMessages`, the messages it wrote deleted at Twilio. Again: no change.
+    #[graphql(directive = aws_oidc::apply())]
+    async fn erase_identity(
+        &self,
+        ctx: &Context<'_>,
+        identity: ID,
+        delete_messages: Option<bool>,
+    ) -> async_graphql::Result<fields::EraseResult> {
+        fields::erase_identity(
+            app(ctx),
+            authorization(ctx),
+            fields::EraseIdentityArgs {
+                identity: identity.0,
+                delete_messages,
+            },
+        )
+        .await
+        .map_err(|e| e.extend())
+    }
+
+    /// Archives the context's room (every message and participant, answered as JSON) and
+    /// closes it at Twilio: participants removed, state closed. A later token naming the
+    /// context gets a new room only where `platform/reopenArchived` is true; else `Conflict`.
+    #[graphql(directive = aws_oidc::apply())]
+    async fn archive_context(
+        &self,
+        ctx: &Context<'_>,
+        context: String,
+    ) -> async_graphql::Result<fields::ArchiveResult> {
+        fields::archive_context(
+            app(ctx),
+            authorization(ctx),
+            fields::ContextArgs { context },
         )
         .await
         .map_err(|e| e.extend())
@@ -743,6 +808,9 @@ mod tests {
                 "unreadCounts",
                 "updateContext",
                 "contextAccess",
+                "exportIdentity",
+                "eraseIdentity",
+                "archiveContext",
             ]
             .iter()
             .any(|f| line.trim_start().starts_with(f));

@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod names;
 pub mod notifications;
 pub mod panics;
+pub mod personal_data;
 pub mod platform;
 pub mod revocations;
 pub mod role_book;

@@ -23,6 +23,29 @@ fn key(identity: &str) -> Key {
     Key::new("roles", identity_partition(identity), "ROLES")
 }
 
+/// That a context's room was archived (`archiveContext`), and where its conversation went:
+/// a later token naming the context is refused unless `platform/reopenArchived` is true.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Archived {
+    pub context: String,
+    /// The closed conversation (`CH…`) and the unique name it was closed under.
+    pub conversation_sid: String,
+    pub archived_name: String,
+    /// Unix seconds.
+    pub archived_at: u64,
+    pub client: String,
+    pub messages: usize,
+}
+
+pub fn archived_key(context: &str) -> Key {
+    Key::new(
+        "archived",
+        crate::store::context_partition(context),
+        "ARCHIVED",
+    )
+}
+
 /// The role book in the process's store.
 pub struct StoredRoles {
     store: Arc<dyn Store>,
@@ -35,6 +58,10 @@ impl StoredRoles {
 }
 
 impl RoleBook for StoredRoles {
+    fn archived<'a>(&'a self, context: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move { Ok(self.store.get(&archived_key(context)).await?.is_some()) })
+    }
+
     fn given<'a>(&'a self, identity: &'a str) -> BoxFuture<'a, Result<Vec<(String, Role)>>> {
         Box::pin(async move {
             let Some(doc) = store::read::<Given>(&*self.store, &key(identity)).await? else {

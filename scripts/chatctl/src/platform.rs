@@ -121,6 +121,25 @@ enum Call {
         #[arg(long)]
         identity: String,
     },
+    /// Everything stored about the identity, as one JSON document (chat:read).
+    ExportIdentity {
+        #[arg(long)]
+        identity: String,
+    },
+    /// Erase the identity: revoked, out of every room, its records deleted or hashed
+    /// (chat:admin).
+    EraseIdentity {
+        #[arg(long)]
+        identity: String,
+        /// Also delete the messages it wrote.
+        #[arg(long)]
+        delete_messages: bool,
+    },
+    /// Archive a context's room (printed as JSON) and close it at Twilio (chat:admin).
+    ArchiveContext {
+        #[arg(long)]
+        context: String,
+    },
 }
 
 impl Call {
@@ -175,6 +194,24 @@ impl Call {
                 "revokeIdentity",
                 json!({ "identity": identity }),
             ),
+            Call::ExportIdentity { identity } => (
+                "query($identity: ID!) { exportIdentity(identity: $identity) }",
+                "exportIdentity",
+                json!({ "identity": identity }),
+            ),
+            Call::EraseIdentity {
+                identity,
+                delete_messages,
+            } => (
+                "mutation($identity: ID!, $delete: Boolean) { eraseIdentity(identity: $identity, deleteMessages: $delete) { pseudonym left recordsDeleted recordsPseudonymized messagesDeleted alreadyErased } }",
+                "eraseIdentity",
+                json!({ "identity": identity, "delete": delete_messages }),
+            ),
+            Call::ArchiveContext { context } => (
+                "mutation($context: String!) { archiveContext(context: $context) { context archivedName participants messages archive } }",
+                "archiveContext",
+                json!({ "context": context }),
+            ),
         }
     }
 }
@@ -225,15 +262,33 @@ pub async fn run(args: PlatformArgs) -> Result<()> {
         let message = error["message"].as_str().unwrap_or("no message");
         return Err(CliError::Failed(format!("{field}: {kind}: {message}")));
     }
-    let value = body
+    let mut value = body
         .pointer(&format!("/data/{field}"))
         .cloned()
         .unwrap_or(Value::Null);
+    // AWSJSON comes as its text: printed as the document it is.
+    parse_json_text(&mut value);
+    if let Some(archive) = value_at(&mut value, "archive") {
+        parse_json_text(archive);
+    }
     println!(
         "{}",
         serde_json::to_string_pretty(&value).unwrap_or_else(|_| value.to_string())
     );
     Ok(())
+}
+
+fn parse_json_text(value: &mut Value) {
+    if let Some(parsed) = value
+        .as_str()
+        .and_then(|t| serde_json::from_str::<Value>(t).ok())
+    {
+        *value = parsed;
+    }
+}
+
+fn value_at<'a>(value: &'a mut Value, name: &str) -> Option<&'a mut Value> {
+    value.as_object_mut()?.get_mut(name)
 }
 
 /// Local mode's development client, from the data directory `chatctl serve` made.

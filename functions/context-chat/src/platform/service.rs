@@ -13,8 +13,10 @@ use crate::events::{Emitter, Event};
 use crate::ledger::{DEFAULT_LIST, Issuance, Ledger, MAX_LIST, check_xid};
 use crate::names::{check_context, check_contexts, check_identity};
 use crate::notifications::Queue;
+use crate::personal_data;
 use crate::revocations::Revocations;
 use crate::settings_holder::{Configured, SettingsHolder};
+use crate::store::Store;
 use crate::tokens::AccessEnded;
 use crate::twilio::provisioning::{Provisioner, RoleBook, RolesAsked, Unread};
 
@@ -81,6 +83,32 @@ pub struct PlatformService {
     role_book: Option<Arc<dyn RoleBook>>,
     /// `identity.revoked` (memberships' events come with the access log).
     events: Option<Emitter>,
+    /// Export and erasure read and change records of every feature; archives are noted here.
+    store: Option<Arc<dyn Store>>,
+}
+
+/// What `eraseIdentity` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EraseResult {
+    /// What the identity's audit records now name it by.
+    pub pseudonym: String,
+    pub left: Vec<String>,
+    pub records_deleted: usize,
+    pub records_pseudonymized: usize,
+    pub messages_deleted: usize,
+    /// Nothing was left to erase: this call changed nothing.
+    pub already_erased: bool,
+}
+
+/// What `archiveContext` did, and the archive.
+#[derive(Debug, Clone)]
+pub struct ArchiveResult {
+    pub context: String,
+    pub archived_name: String,
+    pub participants: Vec<String>,
+    pub messages: usize,
+    /// The room as JSON: its title, participants and every message.
+    pub archive: serde_json::Value,
 }
 
 impl PlatformService {
@@ -100,7 +128,194 @@ impl PlatformService {
             access_log: None,
             role_book: None,
             events: None,
+            store: None,
         }
+    }
+
+    pub fn with_store(mut self, store: Option<Arc<dyn Store>>) -> Self {
+        self.store = store;
+        self
+    }
+
+    fn store(&self) -> Result<&dyn Store> {
+        self.store
+            .as_deref()
+            .ok_or_else(|| crate::feature::not_configured("The store"))
+    }
+
+    /// `exportIdentity`: everything stored about the identity, as one JSON document.
+    pub async fn export_identity(
+        &self,
+        authorization: Option<&str>,
+        identity: &str,
+    ) -> Result<serde_json::Value> {
+        let (configured, caller) = self
+            .authorize(authorization, Scope::Read, "exportIdentity")
+            .await?;
+        check_identity(identity)?;
+        let memberships = match configured.twilio_if_on() {
+            Some(twilio) => twilio.provisioner.contexts_of(identity).await?,
+            None => Vec::new(),
+        };
+        let found = personal_data::find(self.store()?, identity, memberships).await?;
+        tracing::info!(identity, client = %caller.client, records = found.records.len(), "identity exported");
+        serde_json::to_value(&found)
+            .map_err(|_| ChatError::internal("The export could not be written."))
+    }
+
+    /// `eraseIdentity`: revokes the identity, takes it out of every room, deletes what the
+    /// product keeps for it and hashes it out of the audit records; with `delete_messages`,
+    /// deletes the messages it wrote in those rooms too. Nothing left to erase: no change.
+    pub async fn erase_identity(
+        &self,
+        authorization: Option<&str>,
+        identity: &str,
+        delete_messages: bool,
+    ) -> Result<EraseResult> {
+        let (configured, caller) = self
+            .authorize(authorization, Scope::Admin, "eraseIdentity")
+            .await?;
+        check_identity(identity)?;
+        let pseudonyms = personal_data::Pseudonyms::new(configured.link_secret()?);
+        let twilio = configured.twilio_if_on();
+        let memberships = match twilio {
+            Some(twilio) => twilio.provisioner.contexts_of(identity).await?,
+            None => Vec::new(),
+        };
+        let store = self.store()?;
+        let found = personal_data::find(store, identity, memberships.clone()).await?;
+        let rooms: Vec<String> = found
+            .records
+            .iter()
+            .filter(|r| r.kind == "accessLog")
+            .filter_map(|r| r.fields.get("context").and_then(|c| c.as_str()))
+            .map(str::to_owned)
+            .chain(memberships.iter().cloned())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let nothing_left =
+            memberships.is_empty() && found.records.iter().all(|r| r.kind == "revocation");
+        if nothing_left {
+            tracing::info!(client = %caller.client, "erasure asked again: nothing left to erase");
+            return Ok(EraseResult {
+                pseudonym: pseudonyms.of(identity),
+                left: Vec::new(),
+                records_deleted: 0,
+                records_pseudonymized: 0,
+                messages_deleted: 0,
+                already_erased: true,
+            });
+        }
+        // Revoked first, so that no older token brings the identity back meanwhile.
+        self.revocations("Erasing")?
+            .revoke(identity, now_unix())
+            .await?;
+        let left = match twilio {
+            Some(twilio) => twilio.provisioner.leave_all(identity).await?,
+            None => Vec::new(),
+        };
+        let cause = Cause::Revoke {
+            client: caller.client.clone(),
+        };
+        self.log_change(&configured, identity, &[], &left, cause)
+            .await;
+        if let Some(events) = &self.events {
+            events
+                .emit(vec![Event::revoked(identity, &caller.client, &left)])
+                .await;
+        }
+        self.end_access(identity, &left).await;
+        let messages_deleted = match (twilio, delete_messages) {
+            (Some(twilio), true) => {
+                twilio
+                    .provisioner
+                    .delete_messages_of(identity, &rooms)
+                    .await?
+            }
+            _ => 0,
+        };
+        // Found again: the revocation and the leaving wrote records of their own.
+        let found = personal_data::find(store, identity, Vec::new()).await?;
+        let erased = personal_data::erase(store, &found, &pseudonyms).await?;
+        let _ = self.schedule_sweep(identity).await;
+        // The log names the pseudonym only from here on.
+        tracing::info!(pseudonym = %erased.pseudonym, client = %caller.client, left = left.len(), deleted = erased.deleted, pseudonymized = erased.pseudonymized, messages_deleted, "identity erased");
+        Ok(EraseResult {
+            pseudonym: erased.pseudonym,
+            left,
+            records_deleted: erased.deleted,
+            records_pseudonymized: erased.pseudonymized,
+            messages_deleted,
+            already_erased: false,
+        })
+    }
+
+    /// `archiveContext`: the room's messages and participants as one document, then the
+    /// room closed at Twilio (participants removed, state `closed`) and noted as archived.
+    pub async fn archive_context(
+        &self,
+        authorization: Option<&str>,
+        context: &str,
+    ) -> Result<ArchiveResult> {
+        let (configured, caller) = self
+            .authorize(authorization, Scope::Admin, "archiveContext")
+            .await?;
+        check_context(context)?;
+        let provisioner = &configured.twilio()?.provisioner;
+        let store = self.store()?;
+        let Some(record) = provisioner.room_record(context).await? else {
+            return Err(ChatError::not_found(format!(
+                "There is no open room for context {context}."
+            )));
+        };
+        let archived_at = now_unix();
+        let archived_name = format!("{context}.archived.{}", crate::clock::now_millis());
+        let participants: Vec<String> = record
+            .participants
+            .iter()
+            .filter_map(|p| p.identity.clone())
+            .collect();
+        let archive = serde_json::json!({
+            "context": context,
+            "title": record.conversation.friendly_name,
+            "conversationSid": record.conversation.sid,
+            "archivedAt": archived_at,
+            "archivedBy": caller.client,
+            "participants": record.participants.iter().map(|p| serde_json::json!({
+                "identity": p.identity, "lastReadMessageIndex": p.last_read_message_index,
+            })).collect::<Vec<_>>(),
+            "messages": record.messages,
+        });
+        // Noted first: from now on a token naming the context makes no new room (unless
+        // the deployment reopens archived rooms), even while the closing is under way.
+        let note = crate::role_book::Archived {
+            context: context.to_owned(),
+            conversation_sid: record.conversation.sid.clone(),
+            archived_name: archived_name.clone(),
+            archived_at,
+            client: caller.client.clone(),
+            messages: record.messages.len(),
+        };
+        crate::store::write_over(store, &crate::role_book::archived_key(context), &note).await?;
+        provisioner.close_room(&record, &archived_name).await?;
+        let left = [context.to_owned()];
+        for identity in &participants {
+            let cause = Cause::Archive {
+                client: caller.client.clone(),
+            };
+            self.log_change(&configured, identity, &[], &left, cause)
+                .await;
+            self.end_access(identity, &left).await;
+        }
+        tracing::info!(context, client = %caller.client, messages = record.messages.len(), participants = participants.len(), "room archived and closed");
+        Ok(ArchiveResult {
+            context: context.to_owned(),
+            archived_name,
+            participants,
+            messages: record.messages.len(),
+            archive,
+        })
     }
 
     pub fn with_events(mut self, events: Emitter) -> Self {

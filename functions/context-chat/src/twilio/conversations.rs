@@ -30,6 +30,21 @@ pub struct Conversation {
     pub attributes: Option<String>,
 }
 
+/// A message, as an archive keeps it.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct Message {
+    pub sid: String,
+    pub index: u64,
+    #[serde(default)]
+    pub author: Option<String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub attributes: Option<String>,
+    #[serde(default)]
+    pub date_created: Option<String>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Participant {
     pub sid: String,
@@ -96,7 +111,8 @@ struct Page<T> {
         rename = "conversations",
         alias = "roles",
         alias = "users",
-        alias = "participants"
+        alias = "participants",
+        alias = "messages"
     )]
     items: Vec<T>,
     #[serde(default)]
@@ -113,6 +129,8 @@ struct PageMeta {
 const PAGE_SIZE: &str = "50";
 /// A user is in at most 1000 conversations; this bounds a misbehaving pager.
 const MAX_PAGES: usize = 40;
+/// An archive reads up to 100,000 messages of a room.
+const MAX_MESSAGE_PAGES: usize = 1000;
 
 /// Absence as `None`; any 404 counts, whatever its code (20404, 50350, 50432, …).
 fn found<T>(result: Result<T, TwilioError>) -> Result<Option<T>, TwilioError> {
@@ -295,6 +313,53 @@ impl ConversationsApi {
         self.rest_of_pages(first, deadline).await.map(Some)
     }
 
+    /// Every message of a conversation, oldest first (100 a page, up to 100,000), or `None`
+    /// when there is no such conversation.
+    pub async fn messages(
+        &self,
+        conversation: &str,
+        deadline: Instant,
+    ) -> Result<Option<Vec<Message>>, TwilioError> {
+        let mut url = self.rest.url(&["Conversations", conversation, "Messages"]);
+        url.query_pairs_mut()
+            .append_pair("PageSize", "100")
+            .append_pair("Order", "asc");
+        let Some(first) = found(self.rest.get::<Page<Message>>(url, deadline).await)? else {
+            return Ok(None);
+        };
+        self.pages_up_to(first, MAX_MESSAGE_PAGES, deadline)
+            .await
+            .map(Some)
+    }
+
+    /// Deleting a message that is already gone is success.
+    pub async fn delete_message(
+        &self,
+        conversation_sid: &str,
+        message_sid: &str,
+        deadline: Instant,
+    ) -> Result<(), TwilioError> {
+        let url = self
+            .rest
+            .url(&["Conversations", conversation_sid, "Messages", message_sid]);
+        found(self.rest.delete(url, deadline).await).map(drop)
+    }
+
+    /// Closes a conversation for good (`State=closed`) under a new unique name, so that its
+    /// context's name is free for a new room; one request.
+    pub async fn close_conversation(
+        &self,
+        conversation_sid: &str,
+        archived_name: &str,
+        deadline: Instant,
+    ) -> Result<Conversation, TwilioError> {
+        let form = Form::new()
+            .with("UniqueName", archived_name)
+            .with("State", "closed");
+        self.update_conversation(conversation_sid, form, deadline)
+            .await
+    }
+
     /// With `role_sid`, in that conversation role; else the service's default one.
     pub async fn add_participant(
         &self,
@@ -431,6 +496,15 @@ impl ConversationsApi {
         first: Page<T>,
         deadline: Instant,
     ) -> Result<Vec<T>, TwilioError> {
+        self.pages_up_to(first, MAX_PAGES, deadline).await
+    }
+
+    async fn pages_up_to<T: serde::de::DeserializeOwned>(
+        &self,
+        first: Page<T>,
+        max_pages: usize,
+        deadline: Instant,
+    ) -> Result<Vec<T>, TwilioError> {
         let mut items = first.items;
         let mut next = first.meta.and_then(|m| m.next_page_url);
         let mut pages = 1;
@@ -440,7 +514,7 @@ impl ConversationsApi {
                 tracing::warn!("Twilio's next page link points elsewhere; not followed");
                 break;
             };
-            if pages >= MAX_PAGES {
+            if pages >= max_pages {
                 tracing::warn!(pages, "stopped following Twilio's pages");
                 break;
             }

@@ -113,6 +113,21 @@ pub trait RoleBook: Send + Sync {
         identity: &'a str,
         roles: &'a [(String, Role)],
     ) -> BoxFuture<'a, Result<()>>;
+
+    /// Whether the context's room was archived: asked only before a conversation would be
+    /// made for it, where the book is (the store's record of `archiveContext`).
+    fn archived<'a>(&'a self, context: &'a str) -> BoxFuture<'a, Result<bool>> {
+        let _ = context;
+        Box::pin(async { Ok(false) })
+    }
+}
+
+/// What an archive read of a room before closing it.
+#[derive(Debug, Clone)]
+pub struct RoomRecord {
+    pub conversation: Conversation,
+    pub messages: Vec<super::conversations::Message>,
+    pub participants: Vec<super::conversations::Participant>,
 }
 
 /// What roles a provisioning is asked to give, borrowed: a returning user's request copies
@@ -465,6 +480,90 @@ impl Provisioner {
         Ok(Some(members))
     }
 
+    /// What archiving the room of `context` keeps: the conversation, every message, every
+    /// participant; `None` when this deployment has no conversation for it.
+    pub async fn room_record(&self, context: &str) -> Result<Option<RoomRecord>> {
+        let deadline = Instant::now() + self.options.budget * 4;
+        let step = |what: &str| format!("{what} the conversation of context {context}");
+        let Some(conversation) = self.owned_conversation(context, deadline).await? else {
+            return Ok(None);
+        };
+        let (messages, participants) = tokio::join!(
+            self.api.messages(&conversation.sid, deadline),
+            self.api.participants(&conversation.sid, deadline)
+        );
+        let messages = messages.map_err(|e| step_failed(&step("reading the messages of"), e))?;
+        let participants =
+            participants.map_err(|e| step_failed(&step("listing the participants of"), e))?;
+        Ok(Some(RoomRecord {
+            conversation,
+            messages: messages.unwrap_or_default(),
+            participants: participants.unwrap_or_default(),
+        }))
+    }
+
+    /// Takes every participant out of the archived room and closes its conversation for good
+    /// under `archived_name` (state `closed`), so that it counts against no user's limit and
+    /// the context's name is free.
+    pub async fn close_room(&self, record: &RoomRecord, archived_name: &str) -> Result<()> {
+        let deadline = Instant::now() + self.options.budget * 4;
+        let sid = &record.conversation.sid;
+        let step = |what: &str| format!("{what} the archived conversation {sid}");
+        self.each(&record.participants, |p| async move {
+            if let Some(identity) = &p.identity {
+                self.forget(identity);
+            }
+            self.api
+                .remove_participant(sid, &p.sid, deadline)
+                .await
+                .map_err(|e| step_failed(&step("removing a participant from"), e))
+        })
+        .await?;
+        self.api
+            .close_conversation(sid, archived_name, deadline)
+            .await
+            .map_err(|e| step_failed(&step("closing"), e))?;
+        for p in &record.participants {
+            if let Some(identity) = &p.identity {
+                self.forget(identity);
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the messages `identity` wrote in the conversation of each of `contexts`
+    /// (erasure): how many.
+    pub async fn delete_messages_of(&self, identity: &str, contexts: &[String]) -> Result<usize> {
+        let deadline = Instant::now() + self.options.budget * 4;
+        let mut deleted = 0;
+        for context in contexts {
+            let step = |what: &str| format!("{what} the conversation of context {context}");
+            let Some(conversation) = self.owned_conversation(context, deadline).await? else {
+                continue;
+            };
+            let messages = self
+                .api
+                .messages(&conversation.sid, deadline)
+                .await
+                .map_err(|e| step_failed(&step("reading the messages of"), e))?
+                .unwrap_or_default();
+            let theirs: Vec<&super::conversations::Message> = messages
+                .iter()
+                .filter(|m| m.author.as_deref() == Some(identity))
+                .collect();
+            let sid = conversation.sid.as_str();
+            self.each(&theirs, |m| async move {
+                self.api
+                    .delete_message(sid, &m.sid, deadline)
+                    .await
+                    .map_err(|e| step_failed(&step("deleting a message in"), e))
+            })
+            .await?;
+            deleted += theirs.len();
+        }
+        Ok(deleted)
+    }
+
     /// Takes the identity out of every conversation of this deployment (a revocation);
     /// answers their contexts. Creates nothing, not even the user.
     pub async fn leave_all(&self, identity: &str) -> Result<Vec<String>> {
@@ -561,6 +660,7 @@ impl Provisioner {
         let memberships = memberships?;
         let lookups = lookups?;
         let given = given?;
+        self.refuse_archived(contexts, &lookups, roles).await?;
         for (context, found) in contexts.iter().zip(&lookups) {
             if let Some(c) = found {
                 self.claim(context, c)?;
@@ -587,6 +687,39 @@ impl Provisioner {
             to_leave,
             given,
         })
+    }
+
+    /// A context with no conversation whose room was archived gets none made, unless the
+    /// deployment reopens archived rooms: one store read per missing conversation, none for
+    /// a returning user.
+    async fn refuse_archived(
+        &self,
+        contexts: &[String],
+        lookups: &[Option<Conversation>],
+        roles: &Roles,
+    ) -> Result<()> {
+        let Some(book) = roles
+            .book
+            .as_ref()
+            .filter(|_| !self.ownership.reopen_archived)
+        else {
+            return Ok(());
+        };
+        let missing: Vec<&String> = contexts
+            .iter()
+            .zip(lookups)
+            .filter(|(_, found)| found.is_none())
+            .map(|(c, _)| c)
+            .collect();
+        for context in missing {
+            if book.archived(context).await? {
+                return Err(ChatError::new(
+                    crate::error::ErrorKind::Conflict,
+                    format!("The room of context {context} was archived; it is not opened again."),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The second round: every change at once.
