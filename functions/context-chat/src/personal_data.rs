@@ -51,6 +51,23 @@ pub struct Found {
     pub records: Vec<Record>,
 }
 
+impl Found {
+    /// Adds the records of `earlier` that this look did not find (by where they are kept).
+    pub fn merge(&mut self, earlier: Found) {
+        let known: BTreeSet<(String, String)> = self
+            .records
+            .iter()
+            .map(|r| (r.partition.clone(), r.sort.clone()))
+            .collect();
+        self.records.extend(
+            earlier
+                .records
+                .into_iter()
+                .filter(|r| !known.contains(&(r.partition.clone(), r.sort.clone()))),
+        );
+    }
+}
+
 /// Keys the hashes that replace an erased identity: one key per deployment, derived from
 /// the link secret as the confirmation codes' is, so that the same identity always hashes
 /// the same (a second erasure finds nothing new) and nobody without the secret can tell

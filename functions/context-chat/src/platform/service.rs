@@ -235,8 +235,12 @@ impl PlatformService {
             }
             _ => 0,
         };
-        // Found again: the revocation and the leaving wrote records of their own.
-        let found = personal_data::find(store, identity, Vec::new()).await?;
+        // Found again: the revocation and the leaving wrote records of their own; what the
+        // first look found stays on the list (leaving ended the subscriptions through which
+        // the addresses were found).
+        let mut found_again = personal_data::find(store, identity, Vec::new()).await?;
+        found_again.merge(found);
+        let found = found_again;
         let erased = personal_data::erase(store, &found, &pseudonyms).await?;
         let _ = self.schedule_sweep(identity).await;
         // The log names the pseudonym only from here on.

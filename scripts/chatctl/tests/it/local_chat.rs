@@ -909,3 +909,237 @@ async fn the_platform_hears_of_joins_messages_notifications_and_revocations_sign
     assert!(tail.contains("HTTP 500"), "{tail}");
     assert_eq!(tail.matches("delivered ").count(), 6, "{tail}");
 }
+
+/// The kinds of the records an export lists, sorted.
+fn kinds(export: &Value) -> Vec<String> {
+    let mut kinds: Vec<String> = export["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap().to_owned())
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    kinds
+}
+
+/// Whether any file of the embedded store (the database and its write-ahead log) holds `text`.
+fn store_holds(dir: &std::path::Path, text: &str) -> bool {
+    let base = context_chat::notifications::sqlite_store::FILE_NAME;
+    [base.to_owned(), format!("{base}-wal")].iter().any(|name| {
+        std::fs::read(dir.join(name))
+            .is_ok_and(|bytes| bytes.windows(text.len()).any(|w| w == text.as_bytes()))
+    })
+}
+
+#[tokio::test]
+async fn export_holds_what_is_stored_and_erasure_leaves_only_hashed_audit_records() {
+    let dir = temp_dir("local-erase");
+    let server = serve(&dir, &[]);
+    let alex_token = context_token(&server, "alex", "general,random").await;
+    let issued = call(
+        &server,
+        "mutation($t: ID!) { issueChatToken(deviceId: \"d\", token: $t, xid: \"visit-9\") { token } }",
+        json!({"t": alex_token}),
+        None,
+        None,
+    )
+    .await;
+    let alex = Client {
+        server: &server,
+        bearer: Some(
+            issued.1["data"]["issueChatToken"]["token"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        ),
+    };
+    subscribe_and_confirm(&server, &dir, &alex_token, "alex@example.org").await;
+    let sam = Client::of(&server, &context_token(&server, "sam", "general").await).await;
+    assert_eq!(alex.says("general", "Mine, to be erased").await, 201);
+    assert_eq!(sam.says("general", "Sam's stays").await, 201);
+
+    // The export holds exactly what alex's use stored.
+    let export = platform_json(&server, &dir, &["export-identity", "--identity", "alex"]);
+    assert_eq!(export["identity"], "alex");
+    assert_eq!(export["memberships"], json!(["general", "random"]));
+    // Its rooms' access log, its address's confirmation and the tries of codes for it, the
+    // digest waiting for it (sam wrote), its confirmation emails' log, both tokens in the
+    // ledger (the development context token too) and the minute's minting counter, the
+    // subscription.
+    assert_eq!(
+        kinds(&export),
+        [
+            "accessLog",
+            "codeGuesses",
+            "digest",
+            "emailConfirmation",
+            "emailSender",
+            "ledger",
+            "mintCounter",
+            "subscription"
+        ],
+        "{export:#}"
+    );
+    let records = export["records"].as_array().unwrap();
+    let of = |kind: &str| records.iter().filter(|r| r["kind"] == kind).count();
+    assert_eq!(of("accessLog"), 2, "joined general and random");
+    assert_eq!(
+        of("ledger"),
+        4,
+        "two tokens, each under alex and by its xid"
+    );
+    let subscription = records
+        .iter()
+        .find(|r| r["kind"] == "subscription")
+        .unwrap();
+    assert_eq!(subscription["fields"]["email"], "alex@example.org");
+    assert!(
+        !kinds(&platform_json(
+            &server,
+            &dir,
+            &["export-identity", "--identity", "sam"]
+        ))
+        .contains(&"subscription".to_owned())
+    );
+    assert!(store_holds(&dir, "alex@example.org"));
+
+    // Erased, with the messages alex wrote.
+    let erased = platform_json(
+        &server,
+        &dir,
+        &["erase-identity", "--identity", "alex", "--delete-messages"],
+    );
+    assert_eq!(erased["alreadyErased"], false, "{erased}");
+    assert_eq!(erased["left"], json!(["general", "random"]));
+    assert_eq!(erased["messagesDeleted"], 1);
+    // The ledger's four, and the access log's two joins and two leaves.
+    assert_eq!(erased["recordsPseudonymized"], 8, "{erased}");
+    let pseudonym = erased["pseudonym"].as_str().unwrap().to_owned();
+    assert!(pseudonym.starts_with("erased-"));
+
+    let after = platform_json(&server, &dir, &["export-identity", "--identity", "alex"]);
+    assert_eq!(after["memberships"], json!([]));
+    assert_eq!(kinds(&after), ["revocation"], "{after:#}");
+    assert!(
+        !store_holds(&dir, "alex@example.org"),
+        "no byte of the store (file or write-ahead log) holds the address"
+    );
+    // The audit records name the pseudonym.
+    let hashed = platform_json(
+        &server,
+        &dir,
+        &["export-identity", "--identity", &pseudonym],
+    );
+    assert_eq!(kinds(&hashed), ["accessLog", "ledger"], "{hashed:#}");
+    let access = platform_json(&server, &dir, &["context-access", "--context", "general"]);
+    let who: Vec<&str> = access
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["identity"].as_str().unwrap())
+        .collect();
+    assert!(
+        who.contains(&pseudonym.as_str()) && !who.contains(&"alex"),
+        "{access}"
+    );
+    // sam's message stays; alex's is gone.
+    let (_, history) = sam.get("conversations/general/messages").await;
+    let bodies: Vec<&str> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, ["Sam's stays"], "{history}");
+    // alex's token no longer opens a room.
+    let refused = operation(
+        &server,
+        "createChatToken",
+        json!({"deviceId": "d", "token": alex_token}),
+    )
+    .await;
+    assert_eq!(
+        refused["errors"][0]["errorType"], "AccessDenied",
+        "{refused}"
+    );
+
+    // Again: nothing left, nothing changed.
+    let again = platform_json(&server, &dir, &["erase-identity", "--identity", "alex"]);
+    assert_eq!(again["alreadyErased"], true, "{again}");
+    assert_eq!(again["pseudonym"], pseudonym.as_str());
+    assert_eq!(
+        platform_json(&server, &dir, &["export-identity", "--identity", "alex"]),
+        after
+    );
+}
+
+#[tokio::test]
+async fn an_archived_room_is_exported_closed_and_opened_again_only_where_the_setting_says() {
+    for reopen in [false, true] {
+        let dir = temp_dir("local-archive");
+        let env = [("PLATFORM_REOPEN_ARCHIVED", reopen.to_string())];
+        let server = serve(&dir, &env);
+        let alex = Client::of(&server, &context_token(&server, "alex", "depot").await).await;
+        let sam = Client::of(
+            &server,
+            &context_token(&server, "sam", "depot,general").await,
+        )
+        .await;
+        for (who, text) in [
+            (&alex, "The truck is here"),
+            (&sam, "Unloading"),
+            (&alex, "Done ✅"),
+        ] {
+            assert_eq!(who.says("depot", text).await, 201);
+        }
+        let archived = platform_json(&server, &dir, &["archive-context", "--context", "depot"]);
+        assert_eq!(archived["messages"], 3, "{archived}");
+        assert_eq!(archived["participants"], json!(["alex", "sam"]));
+        let bodies: Vec<&str> = archived["archive"]["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["body"].as_str().unwrap())
+            .collect();
+        assert_eq!(bodies, ["The truck is here", "Unloading", "Done ✅"]);
+        assert_eq!(archived["archive"]["context"], "depot");
+        // Closed: nobody is in it, and nothing more is said in it.
+        assert!(sam.conversation("depot").await.is_null());
+        assert!(sam.conversation("general").await.is_object());
+        assert_ne!(alex.says("depot", "Anyone?").await, 201);
+        let members = platform_refusal(&server, &dir, &["context-members", "--context", "depot"]);
+        assert!(
+            members.contains("EntityNotFound"),
+            "the context's name is free: {members}"
+        );
+
+        // A later token naming it: Conflict, or a new, empty room.
+        let kim = context_token(&server, "kim", "depot").await;
+        let answer = operation(
+            &server,
+            "createChatToken",
+            json!({"deviceId": "d", "token": kim}),
+        )
+        .await;
+        if reopen {
+            assert!(answer["data"]["createChatToken"].is_string(), "{answer}");
+            let kim = Client::of(&server, &kim).await;
+            let (_, history) = kim.get("conversations/depot/messages").await;
+            assert_eq!(history["messages"], json!([]), "{history}");
+        } else {
+            assert_eq!(answer["errors"][0]["errorType"], "Conflict", "{answer}");
+            assert!(
+                answer["errors"][0]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("archived")
+            );
+        }
+        let again = platform_refusal(&server, &dir, &["archive-context", "--context", "nowhere"]);
+        assert!(
+            again.contains("EntityNotFound") || again.contains("no open room"),
+            "{again}"
+        );
+    }
+}
