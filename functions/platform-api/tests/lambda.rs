@@ -392,3 +392,149 @@ async fn h1_the_functions_refuse_a_join_after_a_revocation_and_sweep_a_raced_one
     assert_eq!(spans[0]["endedBy"]["client"], "toolbox@clients");
     assert!(spans.iter().all(|s| s["from"].as_u64() <= s["to"].as_u64()));
 }
+
+/// Issue 35 on the function, its table on moto and Twilio's stand-in (checked against the
+/// spec): an export of what is stored, an erasure that leaves no address in the table and
+/// queues `identity.revoked` on the events queue, an archive of every message that closes
+/// the room.
+#[tokio::test]
+async fn exports_erases_and_archives_on_the_table_and_twilio() {
+    use context_chat::notifications::{EmailAddress, Subscription, keys};
+    let moto = Moto::start();
+    let platform_key = TestKey::rs256("idp-1");
+    let issuer = Issuer::start(jwks(&[&platform_key])).await;
+    let context_issuer = Issuer::start(jwks(&[&TestKey::es256("ctx")])).await;
+    let Deployment {
+        stack,
+        twilio,
+        mut env,
+        ..
+    } = Deployment::start(&moto, "platform-data", &context_issuer, &issuer).await;
+    let ssm = moto.ssm().await;
+    put_parameter(
+        &ssm,
+        &format!("/{stack}/notifications/linkSecret"),
+        test_support::LINK_SECRET,
+        true,
+    )
+    .await;
+    put_parameter(
+        &ssm,
+        &format!("/{stack}/platform/eventsUrl"),
+        "https://platform.example.org/events",
+        false,
+    )
+    .await;
+    let sqs = moto.sqs().await;
+    let events = sqs
+        .create_queue()
+        .queue_name(format!("{stack}-events"))
+        .send()
+        .await;
+    let events = events.unwrap().queue_url.unwrap();
+    env.push(("EVENTS_QUEUE_URL", events.clone()));
+    let emulator = Emulator::start();
+    let _function = Function::of(BINARY, &emulator, &env);
+    let admin = Admin {
+        emulator: &emulator,
+        token: access_token(&platform_key, "chat:read chat:admin", AUDIENCE),
+    };
+    admin
+        .call(
+            "Mutation",
+            "syncIdentity",
+            json!({"identity": "alex", "contexts": ["general", "depot"]}),
+        )
+        .await;
+    let dynamodb = moto.dynamodb().await;
+    let table = aws_ports::DynamoStore::new(dynamodb.clone(), stack.clone());
+    let subscription = Subscription {
+        context: "general".into(),
+        identity: "alex".into(),
+        email: EmailAddress::parse("alex@example.org").unwrap(),
+        created_at: 1,
+        per_identity: true,
+    };
+    store::write_over(
+        &table,
+        &keys::subscription("general", "alex"),
+        &subscription,
+    )
+    .await
+    .unwrap();
+
+    let export = admin
+        .call("Query", "exportIdentity", json!({"identity": "alex"}))
+        .await;
+    let export: Value = serde_json::from_str(export.as_str().expect("AWSJSON is text")).unwrap();
+    assert_eq!(export["memberships"], json!(["depot", "general"]));
+    let kinds = |export: &Value| {
+        let mut kinds: Vec<String> = export["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["kind"].as_str().unwrap().to_owned())
+            .collect();
+        kinds.sort();
+        kinds.dedup();
+        kinds
+    };
+    assert_eq!(
+        kinds(&export),
+        ["accessLog", "revocation", "subscription"],
+        "{export:#}"
+    );
+
+    // sam writes in depot, which the platform archives (alex is still in it).
+    twilio.add_participant("depot", "sam");
+    twilio.add_message("depot", "sam", "Pallets counted");
+    twilio.add_message("depot", "alex", "Thanks");
+    let archived = admin
+        .call("Mutation", "archiveContext", json!({"context": "depot"}))
+        .await;
+    assert_eq!(archived["messages"], 2, "{archived}");
+    let archive: Value = serde_json::from_str(archived["archive"].as_str().unwrap()).unwrap();
+    assert_eq!(archive["messages"][0]["body"], "Pallets counted");
+    assert!(
+        twilio
+            .participants(&archived["archivedName"].as_str().unwrap().to_owned())
+            .is_empty()
+    );
+    assert!(
+        twilio.conversation_sid("depot").is_none(),
+        "the name is free"
+    );
+    assert_eq!(twilio.memberships("alex"), ["general"]);
+
+    let erased = admin
+        .call(
+            "Mutation",
+            "eraseIdentity",
+            json!({"identity": "alex", "deleteMessages": true}),
+        )
+        .await;
+    assert_eq!(erased["left"], json!(["general"]), "{erased}");
+    assert_eq!(erased["alreadyErased"], false);
+    assert!(twilio.memberships("alex").is_empty());
+    let after = admin
+        .call("Query", "exportIdentity", json!({"identity": "alex"}))
+        .await;
+    let after: Value = serde_json::from_str(after.as_str().unwrap()).unwrap();
+    assert_eq!(kinds(&after), ["revocation"], "{after:#}");
+    let scan = dynamodb.scan().table_name(&stack).send().await.unwrap();
+    let items = format!("{:?}", scan.items());
+    assert!(!items.contains("alex@example.org"), "{items}");
+    assert!(items.contains("erased-"), "the access log stays, hashed");
+    // The platform hears of it, through the events queue.
+    let queued = test_support::drain_queue(&sqs, &events).await;
+    let kinds: Vec<String> = queued
+        .iter()
+        .filter_map(|m| match QueueMessage::from_json(m.body().unwrap()).ok()? {
+            QueueMessage::Event(event) => Some(event.kind),
+            _ => None,
+        })
+        .collect();
+    assert!(kinds.contains(&"identity.revoked".to_owned()), "{kinds:?}");
+    assert!(kinds.contains(&"membership.left".to_owned()), "{kinds:?}");
+    assert!(twilio.take_violations().is_empty());
+}
