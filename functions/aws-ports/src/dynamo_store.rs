@@ -56,10 +56,15 @@ impl DynamoStore {
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
             .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()))
-            .expression_attribute_values(":prefix", AttributeValue::S(sort_prefix.to_owned()))
             .consistent_read(true);
+        // DynamoDB refuses an empty string in a key condition: no prefix, the whole partition.
+        request = match sort_prefix.is_empty() {
+            true => request.key_condition_expression("pk = :pk"),
+            false => request
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":prefix", AttributeValue::S(sort_prefix.to_owned())),
+        };
         if let Some(limit) = newest {
             request = request
                 .scan_index_forward(false)
