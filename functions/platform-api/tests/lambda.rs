@@ -497,7 +497,7 @@ async fn exports_erases_and_archives_on_the_table_and_twilio() {
     assert_eq!(archive["messages"][0]["body"], "Pallets counted");
     assert!(
         twilio
-            .participants(&archived["archivedName"].as_str().unwrap().to_owned())
+            .participants(archived["archivedName"].as_str().unwrap())
             .is_empty()
     );
     assert!(
