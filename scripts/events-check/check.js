@@ -4,7 +4,7 @@
 // timestamp is changed.
 //   node check.js path/to/chatctl
 'use strict';
-const { spawn } = require('child_process');
+const { execFileSync, spawn } = require('child_process');
 const crypto = require('crypto');
 const fs = require('fs');
 const http = require('http');
@@ -80,30 +80,43 @@ function verifies(headers, body) {
     if (!ok) failures++;
   };
   try {
-    // alex joins general by a token, then writes there.
-    const { token } = await json(`${origin}/token?identity=alex&context=general`, { method: 'POST' });
-    const answer = await json(`${origin}/graphql`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        query: 'mutation($t: ID!) { createChatToken(deviceId: "events-check", token: $t) }',
-        variables: { t: token },
-      }),
-    });
-    const access = answer.data.createChatToken;
+    const graphql = async (query, variables) =>
+      (await json(`${origin}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query, variables }),
+      })).data;
+    const contextToken = async (identity) =>
+      (await json(`${origin}/token?identity=${identity}&context=general`, { method: 'POST' })).token;
+    // sam wants email about general (and, with no stream open, is offline); alex joins general
+    // by a token and writes there; the platform revokes alex.
+    const sam = await contextToken('sam');
+    await graphql('mutation($t: ID!) { createChatToken(deviceId: "events-check", token: $t) }', { t: sam });
+    await graphql('mutation($t: String!) { enableChannelNotifications(channel: "general", email: "sam@example.org", token: $t) { emailVerified } }', { t: sam });
+    const outbox = path.join(dataDir, 'outbox');
+    const mail = fs.readdirSync(outbox).map((f) => fs.readFileSync(path.join(outbox, f), 'utf8')).find((m) => m.startsWith('To: sam@example.org'));
+    const code = mail.split('code is: ')[1].slice(0, 8);
+    await graphql('mutation($code: String!) { verifyEmail(email: "sam@example.org", code: $code) }', { code });
+    const alex = await contextToken('alex');
+    const access = (await graphql('mutation($t: ID!) { createChatToken(deviceId: "events-check", token: $t) }', { t: alex })).createChatToken;
     await json(`${origin}/local/v1/conversations/general/messages`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${access}` },
       body: JSON.stringify({ body: 'hello' }),
     });
-    for (let i = 0; i < 100 && received.length < 2; i++) await new Promise((r) => setTimeout(r, 100));
-    const types = received.map((r) => JSON.parse(r.body).type).sort();
-    check(JSON.stringify(types) === '["membership.joined","message.added"]', `the events came: ${types}`);
+    const typesOf = () => received.map((r) => JSON.parse(r.body).type).sort();
+    for (let i = 0; i < 100 && !typesOf().includes('notification.sent'); i++) await new Promise((r) => setTimeout(r, 100));
+    execFileSync(chatctl, ['platform', '--api-url', `${origin}/graphql`, '--token-url', `${origin}/oauth/token`, '--data-dir', dataDir, 'revoke-identity', '--identity', 'alex'], { stdio: 'ignore' });
+    for (let i = 0; i < 100 && received.length < 6; i++) await new Promise((r) => setTimeout(r, 100));
+    const types = [...new Set(typesOf())];
+    const all = ['identity.revoked', 'membership.joined', 'membership.left', 'message.added', 'notification.sent'];
+    check(JSON.stringify(types) === JSON.stringify(all), `every type came: ${types}`);
     for (const { headers, body } of received) {
       const payload = verifies(headers, body);
       check(payload !== null, `Webhook.verify accepts ${payload && payload.type}`);
-      check(payload && payload.data.context === 'general' && payload.data.identity === 'alex', 'its data names the context and identity');
+      check(payload && ['alex', 'sam'].includes(payload.data.identity), 'its data names the identity');
       check(payload && !('body' in payload.data), 'no message text without eventsIncludeBody');
+      check(!body.includes('@example.org'), 'no address');
       check(verifies(headers, body.replace('general', 'generaX')) === null, 'a changed body is refused');
       check(verifies({ ...headers, 'webhook-id': headers['webhook-id'] + 'x' }, body) === null, 'a changed id is refused');
       const old = String(Number(headers['webhook-timestamp']) - 600);
