@@ -36,18 +36,21 @@ const WIDGET_FIELDS = [
   'Query.verifyToken',
 ];
 const PLATFORM_FIELDS = [
+  'Mutation.archiveContext',
+  'Mutation.eraseIdentity',
   'Mutation.revokeIdentity',
   'Mutation.syncIdentity',
   'Mutation.updateContext',
   'Query.contextAccess',
   'Query.contextMembers',
+  'Query.exportIdentity',
   'Query.identityContexts',
   'Query.tokenIssuance',
   'Query.tokenIssuances',
   'Query.unreadCounts',
 ];
 /** The platform API's result types. */
-const PLATFORM_TYPES = ['SyncResult', 'RevokeResult', 'TokenIssuance', 'UnreadCount', 'ContextRoom', 'ContextAccess', 'AccessCause'];
+const PLATFORM_TYPES = ['SyncResult', 'RevokeResult', 'TokenIssuance', 'UnreadCount', 'ContextRoom', 'ContextAccess', 'AccessCause', 'EraseResult', 'ArchiveResult'];
 
 test("the widget's operations (and issueChatToken) and the platform API's fields are in the schema", () => {
   expect(rootFields()).toEqual([...WIDGET_FIELDS, ...PLATFORM_FIELDS].sort());
