@@ -52,6 +52,11 @@ impl Warm for PlatformKeys {
 /// Makes a function's ports from the environment (`aws_ports`); `None`: it has none.
 pub type PortsMaker = fn(&aws_config::SdkConfig) -> Result<Option<Ports>>;
 
+/// Makes the events queue from the environment (`EVENTS_QUEUE_URL`), in the functions that
+/// emit or deliver events; the others do not link the SQS client for it.
+pub type EventsMaker =
+    fn(&aws_config::SdkConfig) -> Option<Arc<dyn context_chat::events::EventQueue>>;
+
 /// One function's row; `W`, its warm-up.
 #[derive(Clone, Copy)]
 pub struct Profile<W: Warm> {
@@ -65,6 +70,8 @@ pub struct Profile<W: Warm> {
     /// The hook that ends subscriptions with access: in the functions that provision (they
     /// read Twilio's settings), which are the ones that take access away.
     pub ends_access: Option<EndsAccess>,
+    /// The events queue: in the functions that read the events' settings.
+    pub events: Option<EventsMaker>,
 }
 
 impl<W: Warm> Profile<W> {
@@ -79,6 +86,11 @@ impl<W: Warm> Profile<W> {
             true => Some(EndsAccess::HOOK),
             false => None,
         };
+        let events: Option<EventsMaker> =
+            match reads.has(Section::Events) || reads.has(Section::EventDelivery) {
+                true => Some(aws_ports::event_queue_from_env),
+                false => None,
+            };
         Profile {
             function,
             reads,
@@ -86,6 +98,7 @@ impl<W: Warm> Profile<W> {
             ports,
             sms,
             ends_access,
+            events,
         }
     }
 
@@ -183,7 +196,7 @@ pub async fn start<W: Warm>(profile: &Profile<W>) -> Arc<App> {
     }
     // Every function that changes what events tell of has the events queue when the
     // deployment sends events (the deliverer too: it queues the next try).
-    if let Some(queue) = aws_ports::event_queue_from_env(&config) {
+    if let Some(queue) = profile.events.and_then(|make| make(&config)) {
         app = app.event_queue(queue);
     }
     let app = Arc::new(app.build());
@@ -247,6 +260,26 @@ mod tests {
                 "{function} does not start with its row"
             );
         }
+    }
+
+    #[test]
+    fn only_the_functions_that_emit_or_deliver_events_make_the_events_queue() {
+        use table::*;
+        let with = [
+            CREATE_CHAT_TOKEN.events.is_some(),
+            TOKEN_ROUTES.events.is_some(),
+            NOTIFY.events.is_some(),
+            PLATFORM_API.events.is_some(),
+            DELIVER_EVENTS.events.is_some(),
+        ];
+        let without = [
+            VERIFY_TOKEN.events.is_some(),
+            VERIFY_EMAIL.events.is_some(),
+            ENABLE_CHANNEL_NOTIFICATIONS.events.is_some(),
+            TWILIO_WEBHOOK.events.is_some(),
+        ];
+        assert_eq!(with, [true; 5]);
+        assert_eq!(without, [false; 4]);
     }
 
     #[test]
