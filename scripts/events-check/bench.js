@@ -4,38 +4,28 @@
 // (each joins a room, so each queues a membership.joined). A bench, not a test: not in CI.
 //   node bench.js path/to/chatctl [N]
 'use strict';
-const { spawn } = require('child_process');
+const { execFileSync } = require('child_process');
 const fs = require('fs');
 const http = require('http');
 const net = require('net');
 const os = require('os');
 const path = require('path');
-const readline = require('readline');
+const { serve } = require('./serve');
 
 const [chatctl, n = '200'] = process.argv.slice(2);
 const N = Number(n);
 
-function serve(env) {
+async function started(env) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'events-bench-'));
-  const child = spawn(chatctl, ['serve', '--port', '0', '--data-dir', dataDir], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, RUST_LOG: 'error', ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve) => {
-    let origin;
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      const m = line.match(/^Context Chat is listening on (http:\/\/[^/ ]+)\//);
-      if (m) origin = m[1];
-      if (line === 'Ready.') resolve({ child, origin, dataDir });
-    });
-  });
+  const { child, origin } = await serve(chatctl, dataDir, { RUST_LOG: 'error', ...env });
+  return { child, origin, dataDir };
 }
 
 /** N + 10 context tokens for user-1 … in `room`, signed with the server's development key
  * (the /token route allows 10 a minute). */
 function tokens(dataDir) {
   const kid = fs.readFileSync(path.join(dataDir, 'dev-issuer.kid'), 'utf8').trim();
-  const out = require('child_process').execFileSync(chatctl, [
+  const out = execFileSync(chatctl, [
     'token', '--private-key', path.join(dataDir, 'dev-issuer-private.pem'), '--kid', kid,
     '--identity', 'user', '--context', 'room', '--count', String(N + 10),
   ]);
@@ -43,7 +33,7 @@ function tokens(dataDir) {
 }
 
 async function run(label, env) {
-  const { child, origin, dataDir } = await serve(env);
+  const { child, origin, dataDir } = await started(env);
   const minted = tokens(dataDir);
   const times = [];
   for (let i = 0; i < N + 10; i++) {

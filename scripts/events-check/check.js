@@ -4,14 +4,14 @@
 // timestamp is changed.
 //   node check.js path/to/chatctl
 'use strict';
-const { execFileSync, spawn } = require('child_process');
+const { execFileSync } = require('child_process');
 const crypto = require('crypto');
 const fs = require('fs');
 const http = require('http');
 const os = require('os');
 const path = require('path');
-const readline = require('readline');
 const { Webhook } = require('standardwebhooks');
+const { serve } = require('./serve');
 
 const chatctl = process.argv[2];
 if (!chatctl) {
@@ -30,26 +30,6 @@ const receiver = http.createServer((req, res) => {
     res.writeHead(204).end();
   });
 });
-
-function serve(dataDir, env) {
-  const child = spawn(chatctl, ['serve', '--port', '0', '--data-dir', dataDir], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, RUST_LOG: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let origin;
-    const timer = setTimeout(() => reject(new Error('chatctl serve did not say Ready. in 30 s')), 30000);
-    child.on('exit', (code) => reject(new Error(`chatctl serve exited with ${code}`)));
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      const m = line.match(/^Context Chat is listening on (http:\/\/[^/ ]+)\//);
-      if (m) origin = m[1];
-      if (line === 'Ready.') {
-        clearTimeout(timer);
-        resolve({ child, origin });
-      }
-    });
-  });
-}
 
 async function json(url, options) {
   const response = await fetch(url, options);
@@ -70,7 +50,7 @@ function verifies(headers, body) {
   await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${receiver.address().port}/events`;
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'events-check-'));
-  const { child, origin } = await serve(dataDir, {
+  const { child, origin } = await serve(chatctl, dataDir, {
     PLATFORM_EVENTS_URL: url,
     PLATFORM_EVENTS_SECRET: secret,
   });

@@ -87,6 +87,15 @@ pub struct PlatformService {
     store: Option<Arc<dyn Store>>,
 }
 
+/// The contexts whose rooms the identity is in at Twilio now; none without Twilio (local mode
+/// on fake credentials).
+async fn rooms_of(configured: &Configured, identity: &str) -> Result<Vec<String>> {
+    match configured.twilio_if_on() {
+        Some(twilio) => twilio.provisioner.contexts_of(identity).await,
+        None => Ok(Vec::new()),
+    }
+}
+
 /// What `eraseIdentity` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EraseResult {
@@ -153,10 +162,7 @@ impl PlatformService {
             .authorize(authorization, Scope::Read, "exportIdentity")
             .await?;
         check_identity(identity)?;
-        let memberships = match configured.twilio_if_on() {
-            Some(twilio) => twilio.provisioner.contexts_of(identity).await?,
-            None => Vec::new(),
-        };
+        let memberships = rooms_of(&configured, identity).await?;
         let found = personal_data::find(self.store()?, identity, memberships).await?;
         tracing::info!(identity, client = %caller.client, records = found.records.len(), "identity exported");
         serde_json::to_value(&found)
@@ -178,10 +184,7 @@ impl PlatformService {
         check_identity(identity)?;
         let pseudonyms = personal_data::Pseudonyms::new(configured.link_secret()?);
         let twilio = configured.twilio_if_on();
-        let memberships = match twilio {
-            Some(twilio) => twilio.provisioner.contexts_of(identity).await?,
-            None => Vec::new(),
-        };
+        let memberships = rooms_of(&configured, identity).await?;
         let store = self.store()?;
         let found = personal_data::find(store, identity, memberships.clone()).await?;
         let rooms: Vec<String> = found

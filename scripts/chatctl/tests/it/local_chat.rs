@@ -1004,6 +1004,34 @@ async fn export_holds_what_is_stored_and_erasure_leaves_only_hashed_audit_record
     );
     assert!(store_holds(&dir, "alex@example.org"));
 
+    // Only a platform client with chat:admin may erase; nobody without a platform token may
+    // read the export (a context token is not one): refused, and nothing changed.
+    let read_only = platform_refusal(
+        &server,
+        &dir,
+        &[
+            "--scope",
+            "chat:read",
+            "erase-identity",
+            "--identity",
+            "alex",
+        ],
+    );
+    assert!(read_only.contains("AccessDenied"), "{read_only}");
+    let export_query = "query($i: ID!) { exportIdentity(identity: $i) }";
+    for bearer in [None, Some(alex_token.as_str())] {
+        let (_, refused) = call(&server, export_query, json!({"i": "alex"}), bearer, None).await;
+        assert_eq!(
+            refused["errors"][0]["errorType"], "AccessDenied",
+            "{refused}"
+        );
+        assert!(refused["data"].is_null(), "{refused}");
+    }
+    assert_eq!(
+        platform_json(&server, &dir, &["export-identity", "--identity", "alex"]),
+        export
+    );
+
     // Erased, with the messages alex wrote (a second after the token was minted: a token of
     // the revocation's own second counts as newer).
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -1095,6 +1123,22 @@ async fn an_archived_room_is_exported_closed_and_opened_again_only_where_the_set
         ] {
             assert_eq!(who.says("depot", text).await, 201);
         }
+        let read_only = platform_refusal(
+            &server,
+            &dir,
+            &[
+                "--scope",
+                "chat:read",
+                "archive-context",
+                "--context",
+                "depot",
+            ],
+        );
+        assert!(read_only.contains("AccessDenied"), "{read_only}");
+        assert!(
+            sam.conversation("depot").await.is_object(),
+            "nothing closed"
+        );
         let archived = platform_json(&server, &dir, &["archive-context", "--context", "depot"]);
         assert_eq!(archived["messages"], 3, "{archived}");
         assert_eq!(archived["participants"], json!(["alex", "sam"]));
